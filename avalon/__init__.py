@@ -1,0 +1,29 @@
+"""Avalon: deep learning on a tape.
+
+A function runs once on tracers and every primitive call is recorded on a `Tape`; gradients,
+optimisation, compiled replay and pictures are transformations or readings of that tape. The API
+follows PyTorch (`avalon.cat`, `avalon.softmax`, `avalon.nn` …) and numpy code traces unchanged.
+
+>>> import numpy as np, avalon
+>>> W, x = np.random.randn(3, 2).astype(np.float32), np.ones((4, 3), np.float32)
+>>> loss, (gW, gx) = avalon.grad(lambda W, x: np.tanh(x @ W).sum(), W, x)
+"""
+import numpy as _np
+
+from . import backend, ops, rules, tree
+from .autodiff import GradcheckResult, clear_cache, grad, grad_tape, gradcheck, jit, value_and_grad
+from .compile import compile_tape
+from .errors import AvalonError, GradientError, ShapeError, UnsupportedConstruct
+from .rules import primitive, rule
+from .tape import Call, Const, Input, Location, Node, Tape
+from .torch_api import *  # noqa: F401,F403 - the torch-named functions are the public API
+from .torch_api import manual_seed
+from .tracing import Tracer, check, trace
+from .tree import Grads, register_container, register_holder
+
+float16, float32, float64 = _np.float16, _np.float32, _np.float64
+int8, int16, int32, int64, uint8 = _np.int8, _np.int16, _np.int32, _np.int64, _np.uint8
+bool_ = _np.bool_
+long, int, float, double, half = _np.int64, _np.int32, _np.float32, _np.float64, _np.float16
+
+__version__ = "0.1.0"

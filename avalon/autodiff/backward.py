@@ -1,0 +1,86 @@
+"""Reverse mode as a tape transform: walk the tape backwards, appending each rule's calls to it.
+
+Only nodes that both depend on a differentiated input and reach the output are visited; a node with
+no gradient arriving is skipped (a symbolic zero); several gradients into one node are summed with
+explicit `add` calls; a gradient of a broadcast operand is summed back to its shape.
+"""
+import numpy as np
+
+from ..errors import AvalonError, GradientError
+from ..ops import elementwise as ew
+from ..ops import reduce as rd
+from ..rules import vjp_of
+from ..tape import Call, Node
+from ..tracing.tracer import Tracer
+
+
+def _differentiable(node):
+    return np.issubdtype(node.dtype, np.inexact)
+
+
+def active_nodes(tape, output, wrt):
+    """Calls on a path from any of `wrt` to `output` carrying floating-point values."""
+    depends = set(wrt)
+    for n in tape.nodes:
+        if isinstance(n, Call) and _differentiable(n) and any(a in depends for a in n.inputs):
+            depends.add(n)
+    reaches = {output}
+    for n in reversed(tape.nodes):
+        if n in reaches and isinstance(n, Call):
+            reaches.update(n.inputs)
+    return depends & reaches
+
+
+def backward(trace, output, wrt, seed):
+    """Append the backward pass of `output` (a node) to `trace`'s tape; return gradient tracers
+    (one per node in `wrt`; None where no gradient reaches it). `seed` is the output's cotangent."""
+    tape = trace.tape
+    active = active_nodes(tape, output, wrt)
+    grads = {output: seed}
+    saved_phase, trace.phase = trace.phase, "backward"
+    try:
+        for node in reversed(list(tape.nodes)):
+            if node not in active or not isinstance(node, Call) or node not in grads:
+                continue
+            if not node.prim.differentiable:
+                continue
+            _apply_rule(trace, node, grads, active)
+    finally:
+        trace.phase, trace.origin = saved_phase, None
+    return [grads.get(w) for w in wrt]
+
+
+def _apply_rule(trace, node, grads, active):
+    vjp = vjp_of(node.prim, node)
+    trace.origin = node
+    args = [Tracer(a, trace) if isinstance(a, Node) else a for a in node.args]
+    results = vjp(grads[node], Tracer(node, trace), *args, **node.params)
+    if len(results) != len(node.args):
+        raise AvalonError(f"the rule of {node.prim.name} returned {len(results)} gradients for "
+                          f"{len(node.args)} arguments")
+    for arg, g in zip(node.args, results):
+        if g is None or not isinstance(arg, Node) or arg not in active:
+            continue
+        g = _fit(g, arg)
+        grads[arg] = grads[arg] + g if arg in grads else g
+
+
+def _fit(g, arg):
+    """Sum a gradient back over broadcast axes and give it the operand's dtype."""
+    if not isinstance(g, Tracer):
+        raise AvalonError(f"a rule returned {type(g).__name__} instead of a traced array")
+    if tuple(g.shape) != tuple(arg.shape):
+        g = rd.sum_to(g, shape=arg.shape)
+    if g.dtype != arg.dtype:
+        g = ew.astype(g, dtype=arg.dtype)
+    return g
+
+
+def default_seed(output, xp):
+    """The cotangent 1 of a scalar output; a non-scalar output needs an explicit seed."""
+    if output.shape not in ((), (1,)):
+        raise GradientError(
+            f"the function returned an array of shape {tuple(output.shape)}, not a scalar: "
+            "reduce it (e.g. `.sum()` or `.mean()`) or pass `seed=` (an array of that shape) "
+            "to get the vector-Jacobian product")
+    return xp.ones(output.shape, dtype=output.dtype)

@@ -1,0 +1,74 @@
+"""Where arrays live: the array module (numpy, cupy, or any array-API namespace) of a set of arrays.
+
+Primitives never import numpy for computation; they ask `namespace(*arrays)` for the module that owns
+their operands, so the same code runs on numpy, on cupy and on a strict array-API implementation.
+"""
+import numpy as np
+
+_FLOAT_DEFAULT = np.float32
+
+
+def namespace(*arrays):
+    """The array module of the first array among `arrays` (numpy for Python scalars)."""
+    for a in arrays:
+        if isinstance(a, np.ndarray) or isinstance(a, np.generic):
+            return np
+        if hasattr(a, "__array_namespace__"):
+            mod = type(a).__module__
+            if mod.startswith("cupy"):
+                import cupy
+
+                return cupy
+            return a.__array_namespace__()
+    return np
+
+
+def is_array(x):
+    """True for numpy arrays and scalars, cupy arrays and any array-API array (not Python scalars)."""
+    return isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "__array_namespace__") and not _is_tracer(x)
+
+
+def _is_tracer(x):
+    return getattr(type(x), "_avalon_tracer", False)
+
+
+def is_numpy_like(xp):
+    """numpy and cupy accept `out=`, `axis=` tuples everywhere and the wider numpy API."""
+    return xp is np or getattr(xp, "__name__", "") == "cupy"
+
+
+def default_float():
+    """The float dtype of creation functions (float32, as in PyTorch)."""
+    return _FLOAT_DEFAULT
+
+
+def device_of(x):
+    """'cpu' for numpy arrays, 'cuda:N' for cupy arrays."""
+    if type(x).__module__.startswith("cupy"):
+        return f"cuda:{x.device.id}"
+    return "cpu"
+
+
+def to_device(x, device):
+    """Move an array to 'cpu' (numpy) or 'cuda'/'cuda:N' (cupy)."""
+    device = str(device)
+    if device == "cpu":
+        if type(x).__module__.startswith("cupy"):
+            return x.get()
+        return np.asarray(x)
+    if device.startswith("cuda"):
+        import cupy
+
+        index = int(device.split(":")[1]) if ":" in device else 0
+        with cupy.cuda.Device(index):
+            return cupy.asarray(x)
+    from .errors import AvalonError
+
+    raise AvalonError(f"unknown device {device!r}: use 'cpu' or 'cuda[:N]'")
+
+
+def to_numpy(x):
+    """A numpy copy of any array (for printing, statistics and saving)."""
+    if type(x).__module__.startswith("cupy"):
+        return x.get()
+    return np.asarray(x)

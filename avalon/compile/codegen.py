@@ -1,0 +1,118 @@
+"""Code generation: a tape becomes plain Python source, one assignment per node, and is exec'd.
+
+Primitives that are one namespace function are called directly (`np.tanh`), so a replay costs one
+Python call per node. The source stays readable: `compiled.source` (or `tape.source()`) shows it.
+"""
+import numpy as np
+
+from ..backend import is_numpy_like, namespace
+from ..tape import Call, Const, Input, Node
+from . import passes
+
+
+class Compiled:
+    """A compiled tape: call it with the input arrays (in `tape.inputs` order) to get the outputs."""
+
+    def __init__(self, tape, fn, source):
+        self.tape = tape
+        self.fn = fn
+        self.source = source
+
+    def __call__(self, *inputs):
+        return self.fn(*inputs)
+
+    def __repr__(self):
+        return f"<Compiled {len(self.tape.calls)} calls>"
+
+
+def compile_tape(tape, *, dce=True, cse=True, fold=True, reuse=True, xp=None):
+    """Optimise `tape` with the chosen passes and generate its replay function."""
+    if fold:
+        tape = passes.constant_folding(tape)
+    if cse:
+        tape = passes.common_subexpressions(tape)
+    if dce:
+        tape = passes.dead_code(tape)
+    xp = xp or _namespace_of(tape)
+    plan = passes.buffer_plan(tape) if reuse and is_numpy_like(xp) else {}
+    source, env = _generate(tape, xp, plan)
+    code = compile(source, f"<avalon replay {id(tape):x}>", "exec")
+    exec(code, env)
+    return Compiled(tape, env["replay"], source)
+
+
+def _namespace_of(tape):
+    for n in tape.nodes:
+        if isinstance(n, (Input, Const)) and n.value is not None and hasattr(n.value, "shape"):
+            return namespace(n.value)
+    return np
+
+
+def _literal(value):
+    """Python source for a value when it round-trips through repr, else None."""
+    if isinstance(value, (bool, int, float, str, type(None))) or value is Ellipsis:
+        text = repr(value)
+    elif isinstance(value, (tuple, list)) and all(_literal(v) is not None for v in value):
+        items = [_literal(v) for v in value]
+        text = "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")" if isinstance(value, tuple) \
+            else "[" + ", ".join(items) + "]"
+    elif isinstance(value, slice):
+        parts = [_literal(v) for v in (value.start, value.stop, value.step)]
+        if any(p is None for p in parts):
+            return None
+        text = f"slice({', '.join(parts)})"
+    else:
+        return None
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return text
+
+
+class _Names:
+    def __init__(self):
+        self.env = {}
+        self._by_id = {}
+
+    def var(self, node):
+        if isinstance(node, Input):
+            return f"i{node.id}"
+        if isinstance(node, Const):
+            return self.constant(node.value, f"c{node.id}")
+        return f"v{node.id}"
+
+    def constant(self, value, hint):
+        key = id(value)
+        if key not in self._by_id:
+            name = hint if hint not in self.env else f"{hint}_{len(self.env)}"
+            self.env[name] = value
+            self._by_id[key] = name
+        return self._by_id[key]
+
+    def function(self, prim, xp):
+        fn = prim.specialize(xp)
+        name = prim.name if prim.name.isidentifier() else f"p{len(self.env)}"
+        if self.env.get(name, fn) is not fn:
+            name = f"{name}_{len(self.env)}"
+        self.env[name] = fn
+        return name
+
+
+def _generate(tape, xp, plan):
+    names = _Names()
+    params = ", ".join(names.var(n) for n in tape.inputs)
+    lines = [f"def replay({params}):"]
+    for n in tape.nodes:
+        if not isinstance(n, Call):
+            continue
+        fn = names.function(n.prim, xp)
+        args = [names.var(a) if isinstance(a, Node) else (_literal(a) or names.constant(a, "k"))
+                for a in n.args]
+        args += [f"{k}={_literal(v) or names.constant(v, 'k')}" for k, v in n.params.items()]
+        if n in plan:
+            args.append(f"out={names.var(plan[n])}")
+        note = "  ".join(x for x in (n.location.short if n.location else "", n.scope) if x)
+        comment = f"  # {note}" if note else ""
+        lines.append(f"    {names.var(n)} = {fn}({', '.join(args)}){comment}")
+    outs = ", ".join(names.var(o) for o in tape.outputs)
+    lines.append(f"    return ({outs}{',' if len(tape.outputs) == 1 else ''})")
+    return "\n".join(lines) + "\n", names.env

@@ -1,0 +1,5 @@
+"""Primitives, grouped by family. `PRIMITIVES` maps each name to its `Primitive`."""
+from . import elementwise, index, linalg, nn, random, reduce, shape
+from .primitive import PRIMITIVES, Primitive, primitive
+
+__all__ = ["PRIMITIVES", "Primitive", "primitive", "elementwise", "reduce", "shape", "index", "linalg", "nn", "random"]

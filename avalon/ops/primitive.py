@@ -1,0 +1,78 @@
+"""Primitives: the operations a tape is made of. One `Primitive` = a forward implementation + a rule.
+
+`prim(*arrays, **params)` runs the primitive: on plain arrays outside traced code it simply computes;
+inside traced code (any argument is a tracer, or a trace is active) it records a `Call` on the tape.
+Array operands are positional, static parameters are keywords.
+"""
+from ..backend import namespace
+
+PRIMITIVES = {}
+
+
+class Primitive:
+    """A named operation with a namespace-generic forward `impl` and, once registered, a `vjp` rule.
+
+    Flags tell the compiler what it may do: `random` (drawn afresh at every replay: never folded or
+    merged), `view` (may return a view of an argument: its buffer is never recycled), `out` (accepts
+    `out=`: buffer reuse may write into a dead buffer). `linear_in` lists operand positions that carry
+    no gradient (integer indices), so differentiation skips them.
+    """
+
+    def __init__(self, name, impl, *, xp_name=None, random=False, view=False, out=False,
+                 differentiable=True, doc=None):
+        self.name = name
+        self.impl = impl
+        self.xp_name = xp_name
+        self.random = random
+        self.view = view
+        self.out = out
+        self.differentiable = differentiable
+        self.vjp = None
+        self.__doc__ = doc or impl.__doc__
+        PRIMITIVES[name] = self
+
+    def __call__(self, *args, **params):
+        from ..tracing.context import bind
+
+        return bind(self, args, params)
+
+    def specialize(self, xp):
+        """The fastest callable for arrays of namespace `xp` (the namespace function itself when the
+        primitive is one), used by generated code."""
+        if self.xp_name is not None:
+            for name in self.xp_name:
+                fn = getattr(xp, name, None)
+                if fn is not None:
+                    return fn
+        return self.impl
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+
+def primitive(name, **flags):
+    """Decorator: make `impl` the forward of a new primitive called `name`."""
+
+    def make(impl):
+        return Primitive(name, impl, **flags)
+
+    return make
+
+
+def namespace_function(name, *xp_names, **flags):
+    """A primitive that is one namespace function (`np.tanh`, `cupy.tanh`, `xp.atan2` …).
+
+    `xp_names` are tried in order (array-API spelling first, then numpy's).
+    """
+    names = xp_names or (name,)
+
+    def impl(*args, **params):
+        xp = namespace(*args)
+        for attr in names:
+            fn = getattr(xp, attr, None)
+            if fn is not None:
+                return fn(*args, **params)
+        raise NotImplementedError(f"{name}: the array module {xp.__name__} has none of {names}")
+
+    impl.__name__ = name
+    return Primitive(name, impl, xp_name=names, **flags)

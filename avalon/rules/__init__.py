@@ -1,0 +1,5 @@
+"""Differentiation rules, one module per primitive family; `rule` and `primitive` register new ones."""
+from . import elementwise, linalg, nn, reduce, shape
+from .registry import primitive, rule, user_rule_for, vjp_of
+
+__all__ = ["rule", "primitive", "user_rule_for", "vjp_of", "elementwise", "reduce", "shape", "linalg", "nn"]

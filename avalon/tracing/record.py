@@ -1,0 +1,119 @@
+"""Running a function on tracers: `record` binds arguments, runs, and collects outputs and state.
+
+Arguments are flattened through `avalon.tree`; each array leaf becomes an `Input` node (named after
+the parameter, or by its dotted name inside a holder). Holders get tracers bound in place for the
+call and their arrays back afterwards. An array attribute that the call replaced (a running
+statistic) becomes a *state output*: the replay writes its new value back into the holder.
+"""
+import inspect
+from dataclasses import dataclass, field
+
+from .. import tree
+from ..backend import is_array
+from .context import Trace
+from .tracer import Tracer
+
+
+@dataclass
+class Recording:
+    """What one traced call produced: the tape and how to map arrays in and out of it."""
+
+    tape: object
+    trace: object
+    spec: object  # structure of (args, kwargs), static values included
+    leaves: list  # the argument arrays, in Input order
+    holders: list
+    result: object = None  # f's return value (tracers)
+    out_spec: object = None
+    out_nodes: list = field(default_factory=list)
+    state: list = field(default_factory=list)  # [(holder index, name, node)]
+
+
+def argument_names(f, args, kwargs):
+    """Parameter names for positional arguments (`x`, `W`, or `args[2]` for *args)."""
+    try:
+        params = list(inspect.signature(f).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    names = []
+    for i in range(len(args)):
+        if i < len(params) and params[i].kind in (params[i].POSITIONAL_ONLY, params[i].POSITIONAL_OR_KEYWORD):
+            names.append(params[i].name)
+        else:
+            star = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), "args")
+            names.append(f"{star}[{i - len(names) if names else i}]")
+    return names
+
+
+def record(f, args, kwargs=None, collect=False, then=None):
+    """Trace `f(*args, **kwargs)`. `then(recording)` runs inside the trace after f returns (grad uses it
+    to append the backward pass) and may return extra output nodes."""
+    kwargs = kwargs or {}
+    trace = Trace(collect)
+    names = argument_names(f, args, kwargs)
+    named = {n: a for n, a in zip(names, args)}
+    leaves, infos, holders, spec = tree.flatten((tuple(args), dict(kwargs)))
+    # Re-flatten per argument for readable names (`x`, `batch[0]`, `fc1.weight`).
+    infos = []
+    for name, value in list(named.items()) + list(kwargs.items()):
+        infos.extend(tree.flatten(value, name)[1])
+    recording = Recording(trace.tape, trace, spec, leaves, holders)
+    with trace.active():
+        tracers = [Tracer(trace.input(info.name, leaf, info.role), trace) for leaf, info in zip(leaves, infos)]
+        bound = {}
+        for obj in holders:
+            spec_h = tree.holder_of(obj)
+            for path, part in spec_h.named_parts(obj):
+                trace.scope_names[id(part)] = path
+        originals = [{n: a for n, a, _ in tree.holder_of(obj).named_arrays(obj)} for obj in holders]
+
+        def bind_holder(obj, values, roles):
+            tree.holder_of(obj).assign(obj, values)
+            bound[id(obj)] = values
+            return obj
+
+        try:
+            targs, tkwargs = tree.unflatten(spec, tracers, holders, bind_holder)
+            recording.result = f(*targs, **tkwargs)
+            recording.out_nodes, recording.out_spec = _outputs(trace, recording.result)
+            extra = then(recording) if then is not None else []
+            recording.state = _state_changes(trace, holders, bound)
+        finally:
+            for obj, values in zip(holders, originals):
+                tree.holder_of(obj).assign(obj, values)
+    trace.tape.outputs = recording.out_nodes + list(extra) + [node for _, _, node in recording.state]
+    return recording
+
+
+def _outputs(trace, result):
+    leaves, _, _, spec = tree.flatten(result)
+    nodes = [leaf._node if isinstance(leaf, Tracer) else trace.const(leaf) for leaf in leaves]
+    return nodes, spec
+
+
+def _state_changes(trace, holders, bound):
+    changes = []
+    for index, obj in enumerate(holders):
+        before = bound.get(id(obj), {})
+        for name, value, _ in tree.holder_of(obj).named_arrays(obj):
+            if value is before.get(name):
+                continue
+            if isinstance(value, Tracer):
+                changes.append((index, name, value._node))
+            elif is_array(value):
+                changes.append((index, name, trace.const(value)))
+    return changes
+
+
+def write_state(holders, state, values):
+    """Store new state values into their holders (in place when the array can take them)."""
+    for (index, name, _), value in zip(state, values):
+        obj = holders[index]
+        spec = tree.holder_of(obj)
+        current = dict((n, a) for n, a, _ in spec.named_arrays(obj)).get(name)
+        if current is not None and getattr(current, "shape", None) == value.shape and \
+                current.dtype == value.dtype and getattr(current, "flags", None) is not None \
+                and current.flags.writeable:
+            current[...] = value
+        else:
+            spec.assign(obj, {name: value})

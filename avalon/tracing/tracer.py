@@ -1,0 +1,264 @@
+"""Tracers: stand-ins for arrays while a function is traced.
+
+A tracer carries a tape node (whose value is the concrete array seen while tracing). Operators,
+numpy functions and ufuncs (through `__array_function__` / `__array_ufunc__`) and torch-style methods
+(`TorchMethods`) record primitive calls. What cannot be traced faithfully is refused here, at the
+user's line: iteration, bool/int/float, in-place writes, coercion to ndarray, functions without rules.
+"""
+import numpy as np
+
+from .. import numpy_api as npa
+from ..ops import elementwise as ew
+from ..tape import Input
+from .methods import TorchMethods
+
+_REGISTER_HINT = (
+    "give it a rule with one decorator:\n"
+    "        @avalon.rule({fn})\n"
+    "        def {short}_vjp(g, out, *args, **params):\n"
+    "            return (g * ...,)   # one gradient per array argument\n"
+    "      or rewrite the code with functions that have rules (see avalon.ops.PRIMITIVES)")
+
+
+class Tracer(TorchMethods):
+    """An array being traced: has `shape`, `dtype`, numpy operators and torch methods; no data access."""
+
+    __slots__ = ("_node", "_trace")
+    __array_priority__ = 1000
+    _avalon_tracer = True
+
+    def __init__(self, node, trace):
+        self._node = node
+        self._trace = trace
+
+    # what a tracer knows statically
+
+    @property
+    def shape(self):
+        return self._node.shape
+
+    @property
+    def dtype(self):
+        return self._node.dtype
+
+    @property
+    def ndim(self):
+        return len(self._node.shape)
+
+    @property
+    def T(self):
+        return npa.transpose(self)
+
+    @property
+    def mT(self):
+        return npa.swapaxes(self, -1, -2)
+
+    @property
+    def node(self):
+        """The tape node this tracer stands for."""
+        return self._node
+
+    def __repr__(self):
+        return f"Tracer({self._node.type_str}, {self._node.label})"
+
+    def __hash__(self):
+        return id(self)
+
+    def __len__(self):
+        # Shapes are static (a new shape retraces), so len is safe.
+        if not self.shape:
+            raise TypeError("len() of a 0-d traced array")
+        return self.shape[0]
+
+    # arithmetic
+
+    def __add__(self, o): return ew.add(self, o)
+    def __radd__(self, o): return ew.add(o, self)
+    def __sub__(self, o): return ew.subtract(self, o)
+    def __rsub__(self, o): return ew.subtract(o, self)
+    def __mul__(self, o): return ew.multiply(self, o)
+    def __rmul__(self, o): return ew.multiply(o, self)
+    def __truediv__(self, o): return ew.divide(self, o)
+    def __rtruediv__(self, o): return ew.divide(o, self)
+    def __floordiv__(self, o): return ew.floor_divide(self, o)
+    def __rfloordiv__(self, o): return ew.floor_divide(o, self)
+    def __mod__(self, o): return ew.remainder(self, o)
+    def __rmod__(self, o): return ew.remainder(o, self)
+    def __pow__(self, o): return ew.power(self, o)
+    def __rpow__(self, o): return ew.power(o, self)
+    def __matmul__(self, o): return npa.matmul(self, o)
+    def __rmatmul__(self, o): return npa.matmul(o, self)
+    def __neg__(self): return ew.negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return ew.absolute(self)
+    def __invert__(self): return ew.invert(self)
+    def __and__(self, o): return ew.bitwise_and(self, o)
+    def __rand__(self, o): return ew.bitwise_and(o, self)
+    def __or__(self, o): return ew.bitwise_or(self, o)
+    def __ror__(self, o): return ew.bitwise_or(o, self)
+    def __xor__(self, o): return ew.bitwise_xor(self, o)
+    def __rxor__(self, o): return ew.bitwise_xor(o, self)
+    def __eq__(self, o): return ew.equal(self, o)
+    def __ne__(self, o): return ew.not_equal(self, o)
+    def __lt__(self, o): return ew.less(self, o)
+    def __le__(self, o): return ew.less_equal(self, o)
+    def __gt__(self, o): return ew.greater(self, o)
+    def __ge__(self, o): return ew.greater_equal(self, o)
+
+    # in-place operators rebind the name to a new value; on inputs and parameters they are refused,
+    # since the caller's array would silently keep its old value
+
+    def _inplace(self, op, other, symbol):
+        if isinstance(self._node, Input):
+            return self._trace.refuse(
+                f"in-place update `{symbol}` of the traced input {self._node.name!r}",
+                "an input or parameter cannot be changed by traced code: the change would not reach "
+                "the caller's array and the gradient would be of a different function",
+                f"bind a new name: `y = x {symbol[:-1]} ...` and use y",
+                lambda: op(self, other))
+        return op(self, other)
+
+    def __iadd__(self, o): return self._inplace(ew.add, o, "+=")
+    def __isub__(self, o): return self._inplace(ew.subtract, o, "-=")
+    def __imul__(self, o): return self._inplace(ew.multiply, o, "*=")
+    def __itruediv__(self, o): return self._inplace(ew.divide, o, "/=")
+    def __ipow__(self, o): return self._inplace(ew.power, o, "**=")
+    def __imatmul__(self, o): return self._inplace(npa.matmul, o, "@=")
+
+    # indexing
+
+    def __getitem__(self, key):
+        for k in key if isinstance(key, tuple) else (key,):
+            if isinstance(k, Tracer) and k.dtype == bool:
+                return self._trace.refuse(
+                    "boolean-mask indexing with a traced mask",
+                    "the result's shape depends on the mask's values, which a recorded tape cannot follow",
+                    "keep the shape: `np.where(mask, x, 0)` (or `x.masked_fill(~mask, 0)`), then reduce",
+                    lambda: Tracer(self._trace.const(self._node.value[_value(key)]), self._trace))
+        return npa.getitem(self, key)
+
+    def __setitem__(self, key, value):
+        self._trace.refuse(
+            "in-place assignment `x[...] = v` to a traced array",
+            "writing into an array that other recorded operations already read changes their inputs "
+            "after the fact, so the tape (and its gradient) would not match what ran",
+            "build the new array functionally: `x = np.where(mask, v, x)`, `avalon.cat([...])`, or "
+            "`x.masked_fill(mask, v)`",
+            lambda: None)
+
+    def __delitem__(self, key):
+        self.__setitem__(key, None)
+
+    # data-dependent Python: refused
+
+    def __iter__(self):
+        return self._trace.refuse(
+            "Python iteration over a traced array",
+            "a Python loop over an array's rows unrolls into one recorded operation per row, fixed to "
+            "this length, and usually means element-wise Python code that should be one array operation",
+            "vectorise: write `A + 1` instead of `[a + 1 for a in A]`, `A.sum(0)` instead of "
+            "`sum(a for a in A)`; to split into pieces use `A.unbind(0)` or `np.split`",
+            lambda: iter([self[i] for i in range(len(self))]))
+
+    def _data_dependent(self, what, fallback):
+        return self._trace.refuse(
+            f"{what} of a traced value (data-dependent control flow)",
+            "the tape records one path through the code; the value decides the path, so a replay with "
+            "other data would silently follow the wrong branch and the gradient would be wrong",
+            "compute both branches and select with `np.where(cond, a, b)` or a mask; keep numbers as "
+            "arrays instead of converting them to Python",
+            fallback)
+
+    def __bool__(self):
+        return self._data_dependent("bool()", lambda: bool(self._node.value))
+
+    def __int__(self):
+        return self._data_dependent("int()", lambda: int(self._node.value))
+
+    def __float__(self):
+        return self._data_dependent("float()", lambda: float(self._node.value))
+
+    def __complex__(self):
+        return self._data_dependent("complex()", lambda: complex(self._node.value))
+
+    def __index__(self):
+        return self._data_dependent("use as an index or size", lambda: int(self._node.value))
+
+    def item(self):
+        return self._data_dependent(".item()", lambda: self._node.value.item())
+
+    def tolist(self):
+        return self._data_dependent(".tolist()", lambda: self._node.value.tolist())
+
+    def __array__(self, dtype=None, copy=None):
+        value = self._node.value
+        return self._trace.refuse(
+            "conversion of a traced array to a plain ndarray (np.asarray, np.array or code that calls them)",
+            "the plain array is a frozen copy of this trace's values: the tape would lose track of it, "
+            "so later replays would reuse stale numbers and no gradient would flow back through it",
+            "keep it a traced array: call numpy functions on it directly (np.tanh(x), x.sum()); if a "
+            "numpy function has no rule, register one with @avalon.rule",
+            lambda: np.asarray(value, dtype=dtype))
+
+    # numpy protocols
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if kwargs.get("out") is not None:
+            return self._trace.refuse(
+                f"np.{ufunc.__name__}(..., out=...) writing into an array",
+                "in-place writes into traced arrays change values other recorded operations already read",
+                f"use the returned value: `y = np.{ufunc.__name__}(...)`",
+                lambda: _concrete(ufunc, method, inputs, kwargs))
+        kwargs.pop("out", None)
+        dtype = kwargs.pop("dtype", None)
+        if method == "__call__" and ufunc in npa.UFUNCS and not kwargs:
+            result = npa.UFUNCS[ufunc](*inputs)
+            return ew.astype(result, dtype=np.dtype(dtype)) if dtype is not None else result
+        if method == "__call__" and not kwargs:
+            from ..rules import user_rule_for
+
+            primitive = user_rule_for(ufunc)
+            if primitive is not None:
+                return primitive(*inputs)
+        table = {"reduce": npa.UFUNC_REDUCE, "accumulate": npa.UFUNC_ACCUMULATE}.get(method, {})
+        if ufunc in table:
+            return table[ufunc](*inputs, **kwargs)
+        name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
+        return self._no_rule(name, f"np.{ufunc.__name__}", lambda: _concrete(ufunc, method, inputs, kwargs))
+
+    def __array_function__(self, func, types, args, kwargs):
+        handler = npa.HANDLED.get(func)
+        if handler is not None:
+            return handler(*args, **kwargs)
+        from ..rules import user_rule_for
+
+        primitive = user_rule_for(func)
+        if primitive is not None:
+            return primitive(*args, **kwargs)
+        name = f"{func.__module__.replace('numpy.', 'np.').replace('numpy', 'np')}.{func.__name__}"
+        return self._no_rule(name, name, lambda: func(*_value(args), **_value(kwargs)))
+
+    def _no_rule(self, name, ref, fallback):
+        short = ref.rsplit(".", 1)[-1]
+        return self._trace.refuse(
+            f"{name} has no differentiation rule",
+            "Avalon only differentiates functions it has a rule for, rather than guessing (a guess "
+            "could give a silently wrong gradient)",
+            _REGISTER_HINT.format(fn=ref, short=short),
+            fallback)
+
+
+def _value(x):
+    """The concrete values behind tracers in a nested structure (collecting mode goes on with them)."""
+    if isinstance(x, Tracer):
+        return x._node.value
+    if isinstance(x, (list, tuple)):
+        return type(x)(_value(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _value(v) for k, v in x.items()}
+    return x
+
+
+def _concrete(ufunc, method, inputs, kwargs):
+    kwargs = {k: v for k, v in kwargs.items() if k != "out"}
+    return getattr(ufunc, method)(*_value(inputs), **_value(kwargs))
