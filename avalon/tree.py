@@ -217,10 +217,24 @@ class Grads:
     """Gradients of a holder (a Module): `g.fc1.weight`, `g["fc1.weight"]`, and `for name, g in grads`.
 
     Only trainable arrays have gradients; the order is the holder's own (as `named_parameters`).
+    `grads.of(array)` finds the gradient of a parameter array itself (optimisers match by identity).
     """
 
-    def __init__(self, named):
+    def __init__(self, named, sources=None):
         object.__setattr__(self, "_named", dict(named))
+        object.__setattr__(self, "_sources", dict(sources or {}))
+
+    def of(self, array):
+        """The gradient of the parameter `array` (the very array object the holder had), or None."""
+        for name, source in self._sources.items():
+            if source is array:
+                return self._named.get(name)
+        return None
+
+    def __setitem__(self, name, value):
+        if name not in self._named:
+            raise KeyError(f"no gradient named {name!r}")
+        self._named[name] = value
 
     def __getitem__(self, name):
         return self._named[name]
@@ -234,7 +248,7 @@ class Grads:
         sub = {k[len(prefix):]: v for k, v in self._named.items() if k.startswith(prefix)}
         if not sub:
             raise AttributeError(f"no gradient named {attr!r}; names are {list(self._named)}")
-        return Grads(sub)
+        return Grads(sub, {k[len(prefix):]: v for k, v in self._sources.items() if k.startswith(prefix)})
 
     def __iter__(self):
         return iter(self._named.items())

@@ -22,7 +22,8 @@ def _differentiable(node):
 def _mirror(spec, per_leaf, holders):
     """Gradients arranged like the arguments (holders become `Grads` of their trainable arrays)."""
     def on_holder(obj, values, roles):
-        return tree.Grads({k: v for k, v in values.items() if roles[k] == "param"})
+        sources = {name: array for name, array, _ in tree.holder_of(obj).named_arrays(obj)}
+        return tree.Grads({k: v for k, v in values.items() if roles[k] == "param"}, sources)
 
     args, _ = tree.unflatten(spec, per_leaf, holders, on_holder)
     return tuple(args)
