@@ -69,6 +69,8 @@ def _compare(scalar, args, leaf, name, g, eps, atol, rtol, result):
         flat[i] = saved
         numeric = (up - down) / (2 * eps)
         err = abs(gflat[i] - numeric)
+        if np.isnan(err):  # a NaN compares False with everything: count it as the worst error
+            err = np.inf
         if err > atol + rtol * abs(numeric):
             result.ok = False
         if err >= result.max_abs_error:
