@@ -3,7 +3,7 @@ from ..backend import namespace
 from .primitive import primitive
 
 
-@primitive("matmul", out=True)
+@primitive("matmul", xp_name=("matmul",), out=True)
 def matmul(a, b):
     """Matrix product of the last two axes, broadcast over the leading ones (both operands ≥ 2-D)."""
     return namespace(a, b).matmul(a, b)
