@@ -33,10 +33,16 @@ def active_nodes(tape, output, wrt):
 
 def backward(trace, output, wrt, seed):
     """Append the backward pass of `output` (a node) to `trace`'s tape; return gradient tracers
-    (one per node in `wrt`; None where no gradient reaches it). `seed` is the output's cotangent."""
+    (one per node in `wrt`; None where no gradient reaches it). `seed` is the output's cotangent.
+
+    For readers of the tape (the workbench's stepper), `tape.meta` links the passes by node id
+    (ids survive tape copies): "rule_of" maps each backward node to the forward call whose rule
+    emitted it, "grads" each node to its gradient.
+    """
     tape = trace.tape
     active = active_nodes(tape, output, wrt)
     grads = {output: seed}
+    rule_of = tape.meta.setdefault("rule_of", {})
     saved_phase, trace.phase = trace.phase, "backward"
     try:
         for node in reversed(list(tape.nodes)):
@@ -44,9 +50,12 @@ def backward(trace, output, wrt, seed):
                 continue
             if not node.prim.differentiable:
                 continue
+            start = len(tape.nodes)
             _apply_rule(trace, node, grads, active)
+            rule_of.update((n.id, node.id) for n in tape.nodes[start:])
     finally:
         trace.phase, trace.origin = saved_phase, None
+    tape.meta.setdefault("grads", {}).update((n.id, g._node.id) for n, g in grads.items())
     return [grads.get(w) for w in wrt]
 
 
