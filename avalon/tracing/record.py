@@ -35,14 +35,9 @@ def argument_names(f, args, kwargs):
         params = list(inspect.signature(f).parameters.values())
     except (TypeError, ValueError):
         params = []
-    names = []
-    for i in range(len(args)):
-        if i < len(params) and params[i].kind in (params[i].POSITIONAL_ONLY, params[i].POSITIONAL_OR_KEYWORD):
-            names.append(params[i].name)
-        else:
-            star = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), "args")
-            names.append(f"{star}[{i - len(names) if names else i}]")
-    return names
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    star = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), "args")
+    return [positional[i] if i < len(positional) else f"{star}[{i - len(positional)}]" for i in range(len(args))]
 
 
 def record(f, args, kwargs=None, collect=False, then=None):
