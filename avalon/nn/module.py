@@ -1,0 +1,472 @@
+"""`Module` and `Parameter`: PyTorch's model-building blocks, holding plain arrays.
+
+A Module owns named parameters (trainable), buffers (state such as running statistics) and
+submodules, with PyTorch's dotted names (`layers.0.weight`) and `state_dict` keys. It is registered
+as a *holder* (`avalon.tree.register_holder`), so a model is an ordinary argument of
+`avalon.grad(loss_fn, model, x, y)`: its parameters are traced and its gradients come back as a
+`Grads` object (`grads[0].fc1.weight`). Calling a model on plain arrays (`model(x)`) traces its
+`forward` once and replays the compiled tape afterwards; the training flag and the plain attributes of
+every submodule are part of the cache key, so `model.eval()` traces again.
+
+>>> class MLP(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 2)
+...     def forward(self, x):
+...         return self.fc2(F.relu(self.fc1(x)))
+"""
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from .. import tree
+from ..autodiff import cache
+from ..backend import device_of, is_array, to_device
+from ..errors import AvalonError, ShapeError
+from ..tracing import current, scope, user_location
+from ..tracing.tracer import Tracer
+
+
+class Parameter:
+    """Marks an array as a trainable parameter when assigned to a Module attribute.
+
+    `self.weight = nn.Parameter(array)` registers `array` in `self._parameters`; `self.weight` then
+    returns the plain array itself (no wrapper type reaches user code). `requires_grad=False` keeps
+    it a parameter (in `parameters()` and the `state_dict`) that receives no gradient.
+    """
+
+    __slots__ = ("data", "requires_grad")
+
+    def __init__(self, data=None, requires_grad=True):
+        self.data = _as_array(np.empty(0, np.float32) if data is None else data)
+        self.requires_grad = requires_grad
+
+    def __repr__(self):
+        return f"Parameter({self.data!r})"
+
+
+def _as_array(value):
+    """numpy/cupy arrays stay as they are; torch tensors (anything with `.numpy`) become numpy."""
+    if is_array(value) or isinstance(value, Tracer):
+        return value
+    if hasattr(value, "numpy"):
+        return value.detach().cpu().numpy()
+    raise AvalonError(f"expected an array, got {type(value).__name__}")
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class Module:
+    """Base class of every layer and model (PyTorch's `nn.Module`): subclass it, call
+    `super().__init__()`, assign parameters, buffers and submodules as attributes, define `forward`."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_frozen", set())
+        self.training = True
+
+    # attributes
+
+    def __setattr__(self, name, value):
+        parameters = self.__dict__.get("_parameters")
+        if isinstance(value, (Parameter, Module)) and parameters is None:
+            raise AvalonError(f"cannot assign {name!r} before Module.__init__() ran: call "
+                              "`super().__init__()` first in your module's __init__")
+        if isinstance(value, Parameter):
+            self._forget(name)
+            self.register_parameter(name, value)
+        elif isinstance(value, Module):
+            self._forget(name)
+            self._modules[name] = value
+        elif parameters is not None and name in parameters:
+            self._parameters[name] = None if value is None else _as_array(value)
+        elif parameters is not None and name in self._buffers:
+            self._buffers[name] = None if value is None else _as_array(value)
+        elif parameters is not None and name in self._modules and value is None:
+            self._modules[name] = None
+        else:
+            if parameters is not None:
+                self._forget(name)
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name):
+        # Only called when ordinary lookup fails: parameters, buffers and submodules live in dicts.
+        for table in ("_parameters", "_buffers", "_modules"):
+            entries = self.__dict__.get(table)
+            if entries is not None and name in entries:
+                return entries[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for table in (self._parameters, self._buffers, self._modules):
+            if name in table:
+                del table[name]
+                return
+        object.__delattr__(self, name)
+
+    def _forget(self, name):
+        for table in (self._parameters, self._buffers, self._modules):
+            table.pop(name, None)
+        self._non_persistent.discard(name)
+        self._frozen.discard(name)
+        self.__dict__.pop(name, None)
+
+    def register_parameter(self, name, param):
+        """Add a parameter (a `Parameter`, an array, or None for an absent optional one like `bias`)."""
+        self._check_name(name)
+        self._frozen.discard(name)
+        if isinstance(param, Parameter):
+            if not param.requires_grad:
+                self._frozen.add(name)
+            param = param.data
+        self._parameters[name] = None if param is None else _as_array(param)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Add a buffer: state that is not trained (running statistics). Persistent buffers are saved
+        in the `state_dict`; all buffers are traced, and a forward that assigns a new value to one
+        (`self.running_mean = ...`) has it written back at every call."""
+        self._check_name(name)
+        self._buffers[name] = None if tensor is None else _as_array(tensor)
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+
+    def add_module(self, name, module):
+        """Add a submodule under `name` (what attribute assignment does)."""
+        if module is not None and not isinstance(module, Module):
+            raise AvalonError(f"{type(module).__name__} is not a Module")
+        self._check_name(name)
+        self._modules[name] = module
+
+    register_module = add_module
+
+    def _check_name(self, name):
+        if "_parameters" not in self.__dict__:
+            raise AvalonError("call `super().__init__()` before registering parameters, buffers or modules")
+        if not isinstance(name, str) or "." in name or name == "" or name in _INTERNAL:
+            raise AvalonError(f"invalid name {name!r}: a non-empty string without '.'")
+        self.__dict__.pop(name, None)
+
+    def get_submodule(self, target):
+        """The submodule at dotted path `target` ('' is the module itself)."""
+        module = self
+        for part in target.split(".") if target else []:
+            if part not in module._modules:
+                raise AvalonError(f"{type(module).__name__} has no submodule {part!r} (in {target!r})")
+            module = module._modules[part]
+        return module
+
+    # forward
+
+    def forward(self, *args, **kwargs):
+        """The computation; every subclass defines it."""
+        raise AvalonError(f"{type(self).__name__} has no forward(): define it in the subclass")
+
+    def __call__(self, *args, **kwargs):
+        if current() is not None:
+            with scope(self):
+                return self.forward(*args, **kwargs)
+        return cache.call(_run_module, (self,) + args, kwargs)
+
+    # traversal (PyTorch's order: pre-order over modules, own entries first, duplicates once)
+
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) for this module and every submodule, pre-order."""
+        memo = set() if memo is None else memo
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, module in self._modules.items():
+            if module is not None:
+                yield from module.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
+
+    def modules(self):
+        """This module and every submodule."""
+        for _, module in self.named_modules():
+            yield module
+
+    def named_children(self):
+        """(name, module) of the direct submodules."""
+        seen = set()
+        for name, module in self._modules.items():
+            if module is not None and id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
+
+    def children(self):
+        """The direct submodules."""
+        for _, module in self.named_children():
+            yield module
+
+    def _named_members(self, table, prefix, recurse):
+        seen = set()
+        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, value in getattr(module, table).items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
+
+    def named_parameters(self, prefix="", recurse=True):
+        """(dotted name, array) of every parameter; a parameter shared by two layers appears once."""
+        return self._named_members("_parameters", prefix, recurse)
+
+    def parameters(self, recurse=True):
+        """Every parameter array (what an optimiser is given)."""
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix="", recurse=True):
+        """(dotted name, array) of every buffer."""
+        return self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse=True):
+        """Every buffer array."""
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    # modes
+
+    def train(self, mode=True):
+        """Set training mode (dropout active, batch statistics) on this module and all submodules."""
+        if not isinstance(mode, bool):
+            raise AvalonError(f"train(mode) expects a bool, got {type(mode).__name__}")
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self):
+        """Set evaluation mode (the same as `train(False)`)."""
+        return self.train(False)
+
+    def apply(self, fn):
+        """Call `fn(module)` on every submodule (children first) and then on this module."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    def to(self, *args, **kwargs):
+        """Move every array to a device ('cpu', 'cuda', 'cuda:1') and/or cast floating ones to a
+        dtype: `model.to('cuda')`, `model.to(np.float64)`, `model.to(device, dtype)`."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, str) or type(a).__name__ == "device":
+                device = str(a)
+            else:
+                dtype = a
+
+        def convert(array):
+            if dtype is not None and np.issubdtype(array.dtype, np.floating):
+                array = array.astype(dtype)
+            return to_device(array, device) if device is not None else array
+
+        converted = {}  # shared (tied) arrays stay shared
+        for module in self.modules():
+            for table in (module._parameters, module._buffers):
+                for name, array in table.items():
+                    if array is not None:
+                        if id(array) not in converted:
+                            converted[id(array)] = convert(array)
+                        table[name] = converted[id(array)]
+        return self
+
+    def float(self):
+        """Cast floating parameters and buffers to float32."""
+        return self.to(np.float32)
+
+    def double(self):
+        """Cast floating parameters and buffers to float64."""
+        return self.to(np.float64)
+
+    def cpu(self):
+        """Move every array to the CPU (numpy)."""
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        """Move every array to the GPU (cupy)."""
+        return self.to("cuda" if device is None else f"cuda:{device}" if isinstance(device, int) else str(device))
+
+    # state dict
+
+    def _state_entries(self, prefix=""):
+        """(key, owner, table, name) for every saved array, in PyTorch's state_dict order."""
+        entries = []
+        for name, array in self._parameters.items():
+            if array is not None:
+                entries.append((prefix + name, self._parameters, name))
+        for name, array in self._buffers.items():
+            if array is not None and name not in self._non_persistent:
+                entries.append((prefix + name, self._buffers, name))
+        for name, module in self._modules.items():
+            if module is not None:
+                entries.extend(module._state_entries(prefix + name + "."))
+        return entries
+
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
+        """OrderedDict of dotted key → array (parameters and persistent buffers), PyTorch's keys.
+
+        The arrays are the module's own (not copies), as PyTorch's tensors share storage.
+        """
+        out = OrderedDict() if destination is None else destination
+        for key, table, name in self._state_entries(prefix):
+            out[key] = table[name]
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays (numpy, cupy or torch tensors) into this module's parameters and buffers.
+
+        Values are copied in place, cast to each array's dtype, so optimisers holding the arrays see
+        the new values. Everything is checked first: with a missing or unexpected key (when
+        `strict`) or a shape mismatch, an `AvalonError` names the keys and nothing is changed.
+        Returns `(missing_keys, unexpected_keys)`.
+        """
+        entries = {key: (table, name) for key, table, name in self._state_entries()}
+        missing = [k for k in entries if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in entries]
+        values, mismatched = {}, []
+        for key in entries:
+            if key in state_dict:
+                table, name = entries[key]
+                value = _as_array(state_dict[key])
+                if tuple(value.shape) != tuple(table[name].shape):
+                    mismatched.append(f"{key}: checkpoint has shape {tuple(value.shape)}, the model "
+                                      f"{tuple(table[name].shape)}")
+                values[key] = value
+        problems = [f"size mismatch for {m}" for m in mismatched]
+        if strict and missing:
+            problems.append(f"missing keys: {', '.join(missing)}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {', '.join(unexpected)}")
+        if problems:
+            raise AvalonError(f"cannot load the state_dict into {type(self).__name__} (nothing was "
+                              "changed):\n  " + "\n  ".join(problems) +
+                              "\n  fix: load a checkpoint of the same architecture, or pass strict=False "
+                              "to skip missing and unexpected keys")
+        for key, value in values.items():
+            table, name = entries[key]
+            _copy_into(table, name, value)
+        return IncompatibleKeys(missing, unexpected)
+
+    # printing
+
+    def extra_repr(self):
+        """The constructor arguments shown in the repr (`in_features=4, out_features=3, bias=True`)."""
+        return ""
+
+    def __repr__(self):
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        children = [f"({name}): " + _indent(repr(module), 2) for name, module in self._modules.items()]
+        if not children and len(lines) <= 1:
+            return f"{type(self).__name__}({extra})"
+        body = "\n  ".join(lines + children)
+        return f"{type(self).__name__}(\n  {body}\n)"
+
+    def layer_name(self):
+        """One-line description used in error messages: `Linear(in_features=4, out_features=3, bias=True)`."""
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _indent(text, spaces):
+    lines = text.split("\n")
+    return "\n".join(lines[:1] + [" " * spaces + line for line in lines[1:]])
+
+
+def _copy_into(table, name, value):
+    target = table[name]
+    value = to_device(value, device_of(target)).astype(target.dtype, copy=False)
+    writeable = isinstance(target, np.ndarray) and target.flags.writeable
+    if writeable or type(target).__module__.startswith("cupy"):
+        target[...] = value
+    else:
+        table[name] = value.copy()
+
+
+def shape_error(layer, expected, actual, why=""):
+    """A `ShapeError` naming the layer, the expected and actual input shape and the user's line.
+
+    `expected` is a readable pattern such as "(*, 4)" or "(N, 3, H, W)".
+    """
+    where = user_location(2)
+    message = f"{layer.layer_name()} expected input of shape {expected}, got {tuple(actual)}"
+    if why:
+        message += f": {why}"
+    if where is not None:
+        message += f"\n  at {where}\n      {where.code}"
+    return ShapeError(message)
+
+
+def _run_module(module, *args, **kwargs):
+    with scope(module):
+        return module.forward(*args, **kwargs)
+
+
+# The Module as a holder of named arrays (see avalon.tree).
+
+def _named_arrays(module):
+    frozen = {f"{prefix}.{name}" if prefix else name
+              for prefix, m in module.named_modules() for name in m._frozen}
+    arrays = [(name, array, "buffer" if name in frozen else "param") for name, array in module.named_parameters()]
+    arrays += [(name, array, "buffer") for name, array in module.named_buffers()]
+    return arrays
+
+
+def _locations(module):
+    """id(array) → every (table, name) holding it: shared (tied) weights are set together."""
+    where = {}
+    for _, m in module.named_modules():
+        for table in (m._parameters, m._buffers):
+            for name, array in table.items():
+                if array is not None:
+                    where.setdefault(id(array), []).append((table, name))
+    return where
+
+
+def _assign(module, values):
+    where, owners = _locations(module), {}
+    for dotted in values:
+        prefix, _, name = dotted.rpartition(".")
+        owner = module.get_submodule(prefix)
+        table = owner._parameters if name in owner._parameters else owner._buffers
+        owners[dotted] = (table, name, table[name])
+    for dotted, value in values.items():
+        table, name, old = owners[dotted]
+        for t, n in where.get(id(old), [(table, name)]):
+            t[n] = value
+
+
+_INTERNAL = {"_parameters", "_buffers", "_modules", "_non_persistent", "_frozen"}
+
+
+def _static_value(value):
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__,) + tuple(_static_value(v) for v in value)
+    if is_array(value):
+        # An unregistered array attribute is a constant of the traced code: another array retraces.
+        return ("array", id(value))
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return ("unhashable", type(value).__qualname__, id(value))
+
+
+def _static(module):
+    return tuple((name, type(m), tuple(sorted(m._non_persistent)),
+                  tuple((k, _static_value(v)) for k, v in vars(m).items() if k not in _INTERNAL))
+                 for name, m in module.named_modules())
+
+
+tree.register_holder(Module, named_arrays=_named_arrays, assign=_assign, static=_static,
+                     named_parts=lambda module: list(module.named_modules())[1:])

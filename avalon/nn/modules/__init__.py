@@ -1,0 +1,1 @@
+"""Layers, one file per family (linear, activation, container, conv …); `avalon.nn` re-exports them."""

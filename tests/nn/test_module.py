@@ -1,0 +1,273 @@
+"""Module and Parameter: registration, traversal, state_dict, cached calls, gradients, repr."""
+import numpy as np
+import pytest
+
+import avalon
+import avalon.nn as nn
+from avalon.tracing import record
+
+
+class Affine(nn.Module):
+    """A user-written layer: y = x @ weight.T + bias, with a running mean of its output."""
+
+    def __init__(self, n_in, n_out, bias=True):
+        super().__init__()
+        self.n_in, self.n_out = n_in, n_out
+        self.weight = nn.Parameter(np.random.randn(n_out, n_in).astype(np.float32))
+        self.bias = nn.Parameter(np.random.randn(n_out).astype(np.float32)) if bias else None
+        if not bias:
+            self.register_parameter("bias", None)
+        self.register_buffer("running", np.zeros(n_out, np.float32))
+        self.register_buffer("scratch", np.zeros(n_out, np.float32), persistent=False)
+
+    def forward(self, x):
+        y = x @ self.weight.T
+        if self.bias is not None:
+            y = y + self.bias
+        if self.training:
+            self.running = 0.5 * self.running + 0.5 * y.mean(0)
+        return y
+
+    def extra_repr(self):
+        return f"n_in={self.n_in}, n_out={self.n_out}"
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = Affine(4, 5)
+        self.fc2 = Affine(5, 3, bias=False)
+        self.scale = 2.0
+
+    def forward(self, x):
+        return self.fc2(np.tanh(self.fc1(x))) * self.scale
+
+
+def reference(net, x):
+    h = np.tanh(x @ net.fc1.weight.T + net.fc1.bias)
+    return (h @ net.fc2.weight.T) * net.scale
+
+
+def test_parameter_assignment_registers_the_plain_array():
+    w = np.ones((2, 3), np.float32)
+    m = nn.Module()
+    m.weight = nn.Parameter(w)
+    assert m.weight is w and type(m.weight) is np.ndarray
+    assert list(m.named_parameters()) == [("weight", w)]
+    replacement = np.zeros((2, 3), np.float32)
+    m.weight = replacement  # a plain array replaces the parameter, which stays registered
+    assert m._parameters["weight"] is replacement and "weight" not in vars(m)
+
+
+def test_assignment_before_init_is_explained():
+    class Bad(nn.Module):
+        def __init__(self):
+            self.w = nn.Parameter(np.ones(2))
+
+    with pytest.raises(avalon.AvalonError, match="super\\(\\).__init__\\(\\)"):
+        Bad()
+
+
+def test_traversal_names_and_order():
+    net = Net()
+    assert [n for n, _ in net.named_parameters()] == ["fc1.weight", "fc1.bias", "fc2.weight"]
+    assert [n for n, _ in net.named_buffers()] == ["fc1.running", "fc1.scratch", "fc2.running", "fc2.scratch"]
+    assert [n for n, _ in net.named_modules()] == ["", "fc1", "fc2"]
+    assert [n for n, _ in net.named_children()] == ["fc1", "fc2"]
+    assert list(net.children()) == [net.fc1, net.fc2]
+    assert len(list(net.parameters())) == 3 and len(list(net.buffers())) == 4
+    assert [n for n, _ in net.named_parameters(prefix="model", recurse=False)] == []
+    assert [n for n, _ in net.fc1.named_parameters(prefix="fc1")] == ["fc1.weight", "fc1.bias"]
+    assert net.get_submodule("fc2") is net.fc2
+
+
+def test_shared_parameter_is_listed_once_and_gets_the_summed_gradient():
+    tied = Net()
+    tied.fc1 = Affine(5, 5)
+    tied.fc2 = Affine(5, 5, bias=False)
+    tied.fc2.weight = tied.fc1.weight
+    assert [n for n, _ in tied.named_parameters()] == ["fc1.weight", "fc1.bias"]
+    assert list(tied.state_dict())[:3] == ["fc1.weight", "fc1.bias", "fc1.running"]
+    assert "fc2.weight" in tied.state_dict()
+    x = np.random.randn(3, 5)
+    tied.double()
+    assert tied.fc2.weight is tied.fc1.weight and tied.fc1.weight.dtype == np.float64
+    result = avalon.gradcheck(lambda m, x: m(x).sum(), tied, x)
+    assert result, str(result)
+
+
+def test_state_dict_keys_values_and_round_trip():
+    net, other = Net(), Net()
+    sd = net.state_dict()
+    assert list(sd) == ["fc1.weight", "fc1.bias", "fc1.running", "fc2.weight", "fc2.running"]
+    assert sd["fc1.weight"] is net.fc1.weight
+    held = other.fc1.weight
+    result = other.load_state_dict(sd)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert other.fc1.weight is held  # copied in place: optimisers keep valid references
+    for key, value in sd.items():
+        np.testing.assert_array_equal(other.state_dict()[key], value)
+
+
+def test_load_state_dict_casts_to_the_model_dtype():
+    net = Net()
+    sd = {k: v.astype(np.float64) for k, v in net.state_dict().items()}
+    other = Net()
+    other.load_state_dict(sd)
+    assert other.fc1.weight.dtype == np.float32
+    np.testing.assert_allclose(other.fc1.weight, net.fc1.weight)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda sd: sd.pop("fc1.bias"), "missing keys: fc1.bias"),
+    (lambda sd: sd.__setitem__("fc3.weight", np.ones(2)), "unexpected keys: fc3.weight"),
+    (lambda sd: sd.__setitem__("fc2.weight", np.ones((3, 4), np.float32)), "size mismatch for fc2.weight"),
+])
+def test_load_state_dict_errors_change_nothing(change, message):
+    source, target = Net(), Net()
+    sd = {k: v.copy() for k, v in source.state_dict().items()}
+    change(sd)
+    before = {k: v.copy() for k, v in target.state_dict().items()}
+    with pytest.raises(avalon.AvalonError, match=message) as info:
+        target.load_state_dict(sd)
+    assert "nothing was changed" in str(info.value)
+    for key, value in target.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+
+
+def test_load_state_dict_non_strict_reports_keys():
+    net = Net()
+    sd = dict(net.state_dict())
+    sd.pop("fc1.bias")
+    sd["extra"] = np.ones(1)
+    missing, unexpected = Net().load_state_dict(sd, strict=False)
+    assert missing == ["fc1.bias"] and unexpected == ["extra"]
+
+
+def test_load_torch_state_dict():
+    torch = pytest.importorskip("torch")
+    net = Net()
+    sd = {k: torch.from_numpy(v.copy() + 1) for k, v in net.state_dict().items()}
+    net.load_state_dict(sd)
+    np.testing.assert_array_equal(net.fc1.bias, sd["fc1.bias"].numpy())
+
+
+def test_call_on_arrays_traces_once_then_replays_and_updates_buffers():
+    avalon.clear_cache()
+    net = Net()
+    x = np.random.randn(2, 4).astype(np.float32)
+    calls = []
+    original = Affine.forward
+
+    def counting(self, x):
+        calls.append(1)
+        return original(self, x)
+
+    Affine.forward = counting
+    try:
+        first = net(x)
+        assert len(calls) == 2
+        second = net(x)
+        assert len(calls) == 2  # replayed, not traced
+        np.testing.assert_allclose(first, reference(net, x), rtol=1e-5)
+        np.testing.assert_array_equal(first, second)
+        # the running mean is state: every replay writes it back, in place
+        running = net.fc1.running
+        y1 = x @ net.fc1.weight.T + net.fc1.bias
+        np.testing.assert_allclose(running, 0.75 * y1.mean(0), rtol=1e-5)
+        net(x)
+        assert net.fc1.running is running
+        np.testing.assert_allclose(running, 0.875 * y1.mean(0), rtol=1e-5)
+        # eval mode is part of the cache key: it traces again and stops updating
+        net.eval()
+        net(x)
+        assert len(calls) == 4
+        np.testing.assert_allclose(running, 0.875 * y1.mean(0), rtol=1e-5)
+        # so is a plain attribute
+        net.scale = 3.0
+        np.testing.assert_allclose(net(x), reference(net, x), rtol=1e-5)
+        assert len(calls) == 6
+    finally:
+        Affine.forward = original
+
+
+def test_grad_of_a_model_mirrors_its_parameters():
+    net = Net()
+    x = np.random.randn(3, 4).astype(np.float32)
+    loss, grads = avalon.grad(lambda m, x: (m(x) ** 2).mean(), net, x)
+    g = grads[0]
+    assert list(g.keys()) == ["fc1.weight", "fc1.bias", "fc2.weight"]
+    assert g.fc1.weight.shape == (5, 4) and g["fc2.weight"].shape == (3, 5)
+    assert g.of(net.fc1.bias) is g.fc1.bias
+    assert grads[1].shape == x.shape
+    np.testing.assert_allclose(loss, (reference(net, x) ** 2).mean(), rtol=1e-5)
+
+
+def test_gradcheck_through_a_model():
+    net = Net().double()
+    x = np.random.randn(3, 4)
+    result = avalon.gradcheck(lambda m, x: (m(x) ** 2).sum(), net, x)
+    assert result, str(result)
+
+
+def test_frozen_parameter_gets_no_gradient_but_is_saved():
+    m = Affine(3, 2)
+    m.weight = nn.Parameter(m.weight, requires_grad=False)
+    _, grads = avalon.grad(lambda m, x: m(x).sum(), m, np.ones((1, 3), np.float32))
+    assert list(grads[0].keys()) == ["bias"]
+    assert "weight" in m.state_dict() and len(list(m.parameters())) == 2
+
+
+def test_module_scopes_and_parameter_names_on_the_tape():
+    net = Net()
+    tape = record(lambda m, x: m(x).sum(), (net, np.ones((1, 4), np.float32))).tape
+    names = [n.name for n in tape.inputs]
+    assert names[:3] == ["fc1.weight", "fc1.bias", "fc2.weight"]
+    scopes = {n.scope for n in tape.calls}
+    assert {"fc1", "fc2"} <= scopes
+
+
+def test_train_eval_apply_and_to():
+    net = Net()
+    assert net.eval() is net and not net.fc1.training
+    net.train()
+    assert all(m.training for m in net.modules())
+    seen = []
+    net.apply(lambda m: seen.append(type(m).__name__))
+    assert seen == ["Affine", "Affine", "Net"]
+    net.to(np.float64)
+    assert net.fc1.weight.dtype == np.float64 and net.fc1.running.dtype == np.float64
+    with pytest.raises(avalon.AvalonError):
+        net.train("yes")
+
+
+def test_repr_like_pytorch():
+    assert repr(Net()) == (
+        "Net(\n"
+        "  (fc1): Affine(n_in=4, n_out=5)\n"
+        "  (fc2): Affine(n_in=5, n_out=3)\n"
+        ")")
+    outer = nn.Module()
+    outer.inner = Net()
+    assert repr(outer) == (
+        "Module(\n"
+        "  (inner): Net(\n"
+        "    (fc1): Affine(n_in=4, n_out=5)\n"
+        "    (fc2): Affine(n_in=5, n_out=3)\n"
+        "  )\n"
+        ")")
+
+
+def test_shape_error_names_layer_shapes_and_user_line():
+    layer = Affine(4, 3)
+
+    def check(x):
+        if x.shape[-1] != layer.n_in:
+            raise nn.module.shape_error(layer, "(*, 4)", x.shape)
+
+    with pytest.raises(avalon.ShapeError) as info:
+        check(np.ones((2, 5)))  # the line the error must point at
+    message = str(info.value)
+    assert "Affine(n_in=4, n_out=3) expected input of shape (*, 4), got (2, 5)" in message
+    assert "test_module.py" in message and "check(np.ones((2, 5)))" not in message
+    assert "raise nn.module.shape_error" in message
