@@ -1,5 +1,6 @@
 """Rules of the elementwise primitives."""
 import math
+import numbers
 
 import numpy as np
 
@@ -34,7 +35,11 @@ def _divide(g, out, a, b):
 
 @rule(ew.power)
 def _power(g, out, a, b):
-    ga = g * b * a ** (b - 1) if _traced(a) else None
+    ga = None
+    if _traced(a) and not (isinstance(b, numbers.Number) and b == 0):  # a ** 0 is constant
+        ga = g * b * a ** (b - 1)
+        if not isinstance(b, numbers.Number):  # where b == 0, b * a**(b-1) is 0 * inf at a == 0: torch gives 0
+            ga = select(b != 0, ga)
     gb = None
     if _traced(b):
         # torch's convention: no gradient to the exponent where the base is 0
