@@ -4,3 +4,4 @@ from .primitive import PRIMITIVES, Primitive, primitive
 
 __all__ = ["PRIMITIVES", "Primitive", "primitive", "elementwise", "reduce", "shape", "index", "linalg", "nn", "random"]
 from . import loss  # noqa: E402,F401 - loss primitives (cross-entropy, sigmoid cross-entropy)
+from . import special  # noqa: E402,F401 - erf

@@ -4,3 +4,4 @@ from .registry import primitive, rule, user_rule_for, vjp_of
 
 __all__ = ["rule", "primitive", "user_rule_for", "vjp_of", "elementwise", "reduce", "shape", "linalg", "nn"]
 from . import loss  # noqa: E402,F401 - rules of the loss primitives
+from . import special  # noqa: E402,F401 - rule of erf
