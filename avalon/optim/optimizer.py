@@ -1,0 +1,428 @@
+"""`Optimizer`: parameter groups, per-parameter state, torch-layout state dicts, and an atomic `step(grads)`.
+
+Avalon's gradients are returned, not stored on the parameters, so `step` takes them as an argument:
+
+>>> loss, grads = avalon.grad(loss_fn, model, x, y)
+>>> opt.step(grads[0])          # a Grads (matched to parameters by identity)
+>>> opt.step([gW, gb])          # or arrays in parameter order, or a dict name -> array
+
+A step first matches and checks every gradient, then computes every new value, and only then writes
+them, in place, into the parameter arrays the model owns: a step that fails changes nothing.
+Subclasses implement `_update(param, grad, state, group) -> (new_param, new_state)` as a pure function.
+"""
+import copy
+
+import numpy as np
+
+from ..backend import is_array, namespace
+from ..errors import AvalonError
+from ..tracing import user_location
+from ..tree import Grads
+
+
+class OptimizerError(AvalonError, ValueError):
+    """An optimiser was built, stepped or loaded with something it cannot use."""
+
+    def __init__(self, what, why=None, fix=None):
+        lines = [what]
+        location = user_location()
+        if location is not None:
+            lines.append(f"  at {location}")
+            if location.code:
+                lines.append(f"      {location.code}")
+        if why:
+            lines.append(f"  why: {why}")
+        if fix:
+            lines.append(f"  fix: {fix}")
+        super().__init__("\n".join(lines))
+
+
+class ParamState:
+    """Per-parameter state, keyed by the parameter array itself (arrays are not hashable, so by identity).
+
+    >>> opt.state[model.fc.weight]["exp_avg"]
+    """
+
+    def __init__(self):
+        self._entries = {}  # id(param) -> (param, state dict)
+
+    def __getitem__(self, param):
+        return self._entries[id(param)][1]
+
+    def get(self, param, default=None):
+        entry = self._entries.get(id(param))
+        return default if entry is None else entry[1]
+
+    def __setitem__(self, param, state):
+        self._entries[id(param)] = (param, state)
+
+    def __contains__(self, param):
+        return id(param) in self._entries
+
+    def replace(self, entries):
+        """Swap in a whole new table {id(param): (param, state)} (loading a state dict)."""
+        self._entries = dict(entries)
+
+    def __len__(self):
+        return len(self._entries)
+
+    def __iter__(self):
+        return (param for param, _ in self._entries.values())
+
+    def items(self):
+        return list(self._entries.values())
+
+    def __repr__(self):
+        return f"ParamState({len(self)} parameters)"
+
+
+class _Required:
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _Required()
+
+# Keys a scheduler or the user may add to a group; every other option must be one of the defaults.
+_GROUP_EXTRAS = ("params", "param_names", "initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum")
+
+
+class Optimizer:
+    """Base class of the optimisers: `param_groups`, `state`, `defaults`, `step(grads)`, state dicts.
+
+    `params` is an iterable of arrays, of (name, array) pairs (`model.named_parameters()`), of
+    parameter-group dicts (`{"params": [...], "lr": 0.1}`, options per group), or a dict
+    name -> array. Names let `step` take a dict of gradients.
+
+    >>> opt = avalon.optim.SGD([{"params": model.fc1.parameters()},
+    ...                         {"params": model.fc2.parameters(), "lr": 1e-3}], lr=1e-2, momentum=0.9)
+    """
+
+    # The state keys this optimiser keeps per parameter (checked when loading a state dict).
+    _state_keys = ()
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = ParamState()
+        self.param_groups = []
+        if is_array(params):
+            raise OptimizerError(f"{type(self).__name__} was given one array as `params`",
+                                 "params is a collection of arrays", "wrap it in a list: [array]")
+        if isinstance(params, dict) and "params" not in params:
+            params = list(params.items())
+        groups = list(params)
+        if not groups:
+            raise OptimizerError(f"{type(self).__name__} got an empty parameter list",
+                                 fix="pass model.parameters() of a model that has parameters")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group):
+        """Add a group of parameters with its own options (missing options take the defaults).
+
+        >>> opt.add_param_group({"params": head.parameters(), "lr": 1e-4})
+        """
+        if not isinstance(param_group, dict):
+            raise OptimizerError(f"a parameter group must be a dict, got {type(param_group).__name__}",
+                                 fix='pass {"params": [arrays...], "lr": ...}')
+        group = dict(param_group)
+        params, names = _split_names(group.get("params"))
+        group["params"] = params
+        if names is not None:
+            group["param_names"] = names
+        for key, default in self.defaults.items():
+            if default is required and key not in group:
+                raise OptimizerError(f"parameter group has no value for the required option {key!r}")
+            group.setdefault(key, default)
+        unknown = sorted(k for k in group if k not in self.defaults and k not in _GROUP_EXTRAS)
+        if unknown:
+            raise OptimizerError(f"{type(self).__name__} has no option {', '.join(map(repr, unknown))}",
+                                 fix=f"options are {sorted(self.defaults)}")
+        self._validate(group)
+        ids = {id(p) for p in params}
+        if len(ids) != len(params):
+            raise OptimizerError("a parameter group lists the same array twice", fix="list each parameter once")
+        for other in self.param_groups:
+            if ids & {id(p) for p in other["params"]}:
+                raise OptimizerError("some parameters appear in more than one parameter group",
+                                     fix="put each parameter in exactly one group")
+            if ("param_names" in other) != ("param_names" in group):
+                raise OptimizerError("all parameter groups must be given with names or all without",
+                                     fix="use named_parameters() for every group, or parameters() for every group")
+        self.param_groups.append(group)
+
+    def _validate(self, group):
+        """Raise an OptimizerError when a group's options are out of range (subclasses check theirs)."""
+        _at_least(group, "lr")
+
+    # stepping
+
+    def step(self, grads):
+        """Update every parameter that has a gradient, in place.
+
+        `grads` is a `Grads` (from `avalon.grad`: matched to parameters by identity), a list or tuple
+        of arrays in parameter order (None skips a parameter), or a dict name -> array (the optimiser
+        must have been built from named parameters). Parameters without a gradient are left alone,
+        as in PyTorch. Bad gradients (wrong shape, not arrays) raise before anything changes.
+        """
+        work = self._match(grads)
+        updates = []
+        with np.errstate(all="ignore"):  # NaN and inf propagate silently, as in PyTorch
+            for group, param, grad in work:
+                xp = namespace(param)
+                grad = xp.asarray(grad, dtype=param.dtype)
+                if group.get("maximize", False):
+                    grad = -grad
+                new_param, new_state = self._update(param, grad, dict(self.state.get(param, {})), group)
+                updates.append((param, new_param, new_state))
+        for param, new_param, new_state in updates:
+            param[...] = new_param
+            self.state[param] = new_state
+
+    def _update(self, param, grad, state, group):
+        raise NotImplementedError
+
+    def _match(self, grads):
+        """[(group, param, grad)] for every parameter with a gradient, all checked."""
+        if isinstance(grads, Grads):
+            work = [(g, p, grads.of(p)) for g in self.param_groups for p in g["params"]]
+            work = [w for w in work if w[2] is not None]
+            if not work and len(grads):
+                raise OptimizerError(
+                    "none of the optimiser's parameters have a gradient in these Grads",
+                    "Grads match parameters by identity, and these gradients belong to other arrays",
+                    "pass the gradients of the model the optimiser was built from, and build the optimiser "
+                    "after anything that replaces the model's arrays (model.to(...))")
+        elif isinstance(grads, (list, tuple)):
+            work = self._match_sequence(grads)
+        elif isinstance(grads, dict):
+            work = self._match_names(grads)
+        else:
+            raise OptimizerError(f"step() cannot use gradients of type {type(grads).__name__}",
+                                 fix="pass grads[0] from `loss, grads = avalon.grad(loss_fn, model, x, y)`, "
+                                     "a list of arrays in parameter order, or a dict name -> array")
+        for _, param, grad in work:
+            self._check_grad(param, grad)
+        return work
+
+    def _match_sequence(self, grads):
+        pairs = [(g, p) for g in self.param_groups for p in g["params"]]
+        if any(isinstance(x, (Grads, list, tuple, dict)) for x in grads):
+            raise OptimizerError("step() was given a sequence of gradient containers",
+                                 "avalon.grad returns one gradient per argument of the loss function",
+                                 "pass the model's entry: opt.step(grads[0])")
+        if len(grads) != len(pairs):
+            raise OptimizerError(f"step() got {len(grads)} gradients for {len(pairs)} parameters",
+                                 fix="pass one gradient (or None) per parameter, in parameter order")
+        return [(g, p, x) for (g, p), x in zip(pairs, grads) if x is not None]
+
+    def _match_names(self, grads):
+        if any("param_names" not in g for g in self.param_groups):
+            raise OptimizerError("step() got a dict of gradients but the parameters have no names",
+                                 fix="build the optimiser from model.named_parameters() (or a dict name -> "
+                                     "array), or pass grads[0] from avalon.grad")
+        work, known = [], set()
+        for group in self.param_groups:
+            for name, param in zip(group["param_names"], group["params"]):
+                known.add(name)
+                if grads.get(name) is not None:
+                    work.append((group, param, grads[name]))
+        unknown = sorted(set(grads) - known)
+        if unknown:
+            raise OptimizerError(f"step() got gradients for unknown parameters {unknown}",
+                                 fix=f"names are {sorted(known)}")
+        return work
+
+    def _check_grad(self, param, grad):
+        name = self._name_of(param)
+        if not is_array(grad):
+            raise OptimizerError(f"the gradient of {name} is a {type(grad).__name__}, not an array",
+                                 "step() runs outside traced code, on computed gradients",
+                                 "pass the arrays avalon.grad returned")
+        if tuple(grad.shape) != tuple(param.shape):
+            raise OptimizerError(f"the gradient of {name} has shape {tuple(grad.shape)} but the parameter has "
+                                 f"shape {tuple(param.shape)}",
+                                 fix="pass gradients in the same order and of the same shapes as the parameters")
+        if not np.issubdtype(np.dtype(grad.dtype), np.inexact):
+            raise OptimizerError(f"the gradient of {name} has dtype {grad.dtype}, not a floating dtype")
+
+    def _name_of(self, param):
+        for i, group in enumerate(self.param_groups):
+            for j, p in enumerate(group["params"]):
+                if p is param:
+                    if "param_names" in group:
+                        return repr(group["param_names"][j])
+                    return f"parameter {j} of group {i} (shape {tuple(param.shape)})"
+        return "a parameter"
+
+    # state dicts
+
+    def state_dict(self):
+        """The optimiser's state in PyTorch's layout, as copies.
+
+        `{'state': {index: {'step': ..., 'exp_avg': array, ...}}, 'param_groups': [{options..., 'params':
+        [indices]}]}`; parameters are numbered in group order. Save it with `avalon.save`.
+        """
+        index, groups = {}, []
+        for group in self.param_groups:
+            packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            packed["params"] = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                packed["params"].append(index[id(p)])
+            groups.append(packed)
+        state = {index[id(p)]: {k: _copy_value(v) for k, v in s.items()} for p, s in self.state.items()
+                 if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore options and state saved by `state_dict` (also PyTorch's, with tensors converted).
+
+        Everything is checked first (number and sizes of groups, state shapes, option values): on a
+        mismatch an OptimizerError is raised and nothing changes.
+        """
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise OptimizerError("an optimiser state dict has exactly the keys 'state' and 'param_groups'",
+                                 fix="pass what optimizer.state_dict() returned")
+        saved_groups = state_dict["param_groups"]
+        if not isinstance(saved_groups, (list, tuple)) or len(saved_groups) != len(self.param_groups):
+            count = len(saved_groups) if isinstance(saved_groups, (list, tuple)) else "no"
+            raise OptimizerError(f"the state dict has {count} parameter groups, the optimiser "
+                                 f"{len(self.param_groups)}", fix="load it into an optimiser built the same way")
+        id_map, new_groups = {}, []
+        for i, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if not isinstance(saved, dict) or not isinstance(saved.get("params"), (list, tuple)):
+                raise OptimizerError(f"parameter group {i} of the state dict has no 'params' list")
+            if len(saved["params"]) != len(group["params"]):
+                raise OptimizerError(f"parameter group {i} has {len(saved['params'])} parameters in the state "
+                                     f"dict and {len(group['params'])} in the optimiser",
+                                     fix="load it into an optimiser over the same parameters")
+            id_map.update(zip(saved["params"], group["params"]))
+            new_group = {k: _option(_plain(v)) for k, v in saved.items() if k != "params"}
+            new_group["params"] = group["params"]
+            if "param_names" in group:
+                new_group.setdefault("param_names", group["param_names"])
+            for key, default in self.defaults.items():
+                new_group.setdefault(key, group.get(key, default))
+            for key in [k for k in new_group if k not in self.defaults and k not in _GROUP_EXTRAS]:
+                del new_group[key]  # PyTorch-only flags (foreach, fused, capturable, differentiable)
+            self._validate(new_group)
+            new_groups.append(new_group)
+        saved_state = state_dict["state"]
+        if not isinstance(saved_state, dict):
+            raise OptimizerError("the 'state' of an optimiser state dict must be a dict index -> state")
+        new_state = {}
+        for key, entry in saved_state.items():
+            param = id_map.get(key)
+            if param is None:
+                raise OptimizerError(f"the state dict has state for parameter {key!r}, which no group lists")
+            new_state[id(param)] = (param, self._load_entry(param, key, entry))
+        self.param_groups[:] = new_groups
+        self.state.replace(new_state)
+
+    def _load_entry(self, param, key, entry):
+        if not isinstance(entry, dict):
+            raise OptimizerError(f"the state of parameter {key} must be a dict")
+        unknown = sorted(set(entry) - set(self._state_keys))
+        if unknown:
+            raise OptimizerError(f"the state of parameter {key} has keys {unknown} that "
+                                 f"{type(self).__name__} does not keep",
+                                 "the state dict was saved by another kind of optimiser",
+                                 f"load it into the optimiser that saved it ({type(self).__name__} keeps "
+                                 f"{list(self._state_keys)})")
+        xp, out = namespace(param), {}
+        for name, value in entry.items():
+            value = _plain(value)
+            if is_array(value) and np.ndim(value) > 0:
+                if tuple(value.shape) != tuple(param.shape):
+                    raise OptimizerError(f"the state {name!r} of parameter {key} has shape {tuple(value.shape)}, "
+                                         f"the parameter {tuple(param.shape)}",
+                                         fix="load it into an optimiser over parameters of the same shapes")
+                value = xp.asarray(value, dtype=param.dtype).copy()
+            elif is_array(value):
+                value = value.item()
+            out[name] = value
+        return out
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k not in ("params", "param_names")):
+                lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _split_names(params):
+    """(arrays, names or None) from arrays, (name, array) pairs or one array."""
+    if params is None:
+        raise OptimizerError("a parameter group needs a 'params' entry")
+    if is_array(params):
+        params = [params]
+    elif isinstance(params, (set, frozenset)):
+        raise OptimizerError("parameters were given as a set, whose order changes between runs",
+                             fix="pass a list (model.parameters() is ordered)")
+    elif isinstance(params, dict):
+        params = list(params.items())
+    params = list(params)
+    named = [isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params]
+    if any(named) and not all(named):
+        raise OptimizerError("some parameters have names and some do not", fix="name all or none")
+    names = [p[0] for p in params] if params and all(named) else None
+    arrays = [p[1] for p in params] if names is not None else params
+    for p in arrays:
+        if not is_array(p):
+            hint = "pass model.parameters()" if hasattr(p, "parameters") else "pass arrays"
+            raise OptimizerError(f"optimisers update arrays, but one of the parameters is a {type(p).__name__}",
+                                 fix=hint)
+        if not np.issubdtype(np.dtype(p.dtype), np.inexact):
+            raise OptimizerError(f"a parameter has dtype {p.dtype}; only floating arrays can be optimised")
+    return arrays, names
+
+
+def _plain(value):
+    """Torch tensors (state dicts saved by PyTorch) become numpy arrays; everything else is copied."""
+    if hasattr(value, "detach") and hasattr(value, "numpy"):
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        return value.numpy()
+    return copy.deepcopy(value)
+
+
+def _option(value):
+    return value.item() if is_array(value) and np.ndim(value) == 0 else value
+
+
+def _copy_value(value):
+    return value.copy() if is_array(value) else copy.deepcopy(value)
+
+
+def _at_least(group, key, low=0.0):
+    if not group[key] >= low:
+        raise OptimizerError(f"invalid {key}: {group[key]} (must be >= {low})")
+
+
+def _betas(group):
+    betas = group["betas"]
+    if len(betas) != 2:
+        raise OptimizerError(f"betas must be a pair, got {betas!r}")
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise OptimizerError(f"invalid beta parameter at index {i}: {beta} (must be in [0, 1))")
+
+
+def lerp(start, end, weight):
+    """start + weight * (end - start), rounded as PyTorch's `lerp` rounds it (exact at both ends)."""
+    if weight < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1.0 - weight)
+
+
+def _stored(state, key, param, fill=0.0):
+    """The state array `key`, or an array of `fill` shaped like `param` before the first step."""
+    value = state.get(key)
+    return namespace(param).full_like(param, fill) if value is None else value

@@ -1,0 +1,39 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
+from .optimizer import Optimizer, OptimizerError, _at_least
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, PyTorch's update rule.
+
+    g <- g + weight_decay * p;  buf <- momentum * buf + (1 - dampening) * g  (buf = g at the first step);
+    g <- g + momentum * buf (nesterov) or buf;  p <- p - lr * g.
+
+    >>> opt = avalon.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    >>> loss, grads = avalon.grad(loss_fn, model, x, y); opt.step(grads[0])
+    """
+
+    _state_keys = ("momentum_buffer",)
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _validate(self, group):
+        for key in ("lr", "momentum", "weight_decay"):
+            _at_least(group, key)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise OptimizerError("Nesterov momentum requires a momentum and zero dampening",
+                                 fix="pass momentum > 0 and dampening=0, or nesterov=False")
+
+    def _update(self, param, grad, state, group):
+        momentum = group["momentum"]
+        if group["weight_decay"] != 0:
+            grad = grad + group["weight_decay"] * param
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            buf = grad.copy() if buf is None else buf * momentum + (1 - group["dampening"]) * grad
+            state["momentum_buffer"] = buf
+            grad = grad + momentum * buf if group["nesterov"] else buf
+        return param - group["lr"] * grad, state
