@@ -2,7 +2,7 @@
 
 Arguments are trees. Leaves are arrays (traced), or anything else (static: part of the cache key, so
 changing a Python scalar or flag retraces). Inner nodes are containers (tuple, list, dict, and any
-type given to `register_container`) or *holders*: mutable objects that declare named arrays, such as
+type given to `register_container`; named tuples too) or *holders*: mutable objects that declare named arrays, such as
 `nn.Module` or a user's own class given to `register_holder`. Holders are not rebuilt: tracing binds
 tracers into them in place and restores them afterwards.
 """
@@ -72,17 +72,25 @@ def holder_of(obj):
     return _lookup(_holders, type(obj))
 
 
-def is_static_leaf(x):
-    return not is_array(x) and _lookup(_containers, type(x)) is None and holder_of(x) is None and \
-        not isinstance(x, (tuple, list, dict))
+def static_key(x):
+    """A hashable key for a static value: equal keys mean traced code sees the same value.
 
-
-def _static_key(x):
+    The type is part of the key (1, 1.0 and True trace differently); containers are keyed by their
+    items, arrays by identity (they are constants of the traced code), unhashable values by repr.
+    """
+    if isinstance(x, (tuple, list)):
+        return (type(x),) + tuple(static_key(v) for v in x)
+    if isinstance(x, dict):
+        return (dict,) + tuple((k, static_key(v)) for k, v in x.items())
+    if is_array(x):
+        return ("array", id(x))
+    if isinstance(x, slice):  # unhashable before Python 3.12
+        return (slice, static_key(x.start), static_key(x.stop), static_key(x.step))
     try:
         hash(x)
-        return x
     except TypeError:
-        return ("unhashable", type(x).__qualname__)
+        return ("unhashable", type(x), repr(x))
+    return (type(x), x)
 
 
 def flatten(obj, name=""):
@@ -106,9 +114,9 @@ def _flatten(obj, name, leaves, infos, holders, role):
         leaves.append(obj)
         infos.append(Leaf(name, role))
         return ("leaf",)
-    if isinstance(obj, (tuple, list)) and type(obj) in (tuple, list):
+    if type(obj) in (tuple, list) or isinstance(obj, tuple) and hasattr(type(obj), "_fields"):
         kids = tuple(_flatten(x, _join(name, i), leaves, infos, holders, role) for i, x in enumerate(obj))
-        return (type(obj).__name__, kids)
+        return (type(obj).__name__, kids) if type(obj) in (tuple, list) else ("namedtuple", type(obj), kids)
     if isinstance(obj, dict) and type(obj) is dict:
         keys = tuple(obj)
         kids = tuple(_flatten(obj[k], f"{name}[{k!r}]" if name else str(k), leaves, infos, holders, role)
@@ -127,36 +135,56 @@ def _flatten(obj, name, leaves, infos, holders, role):
             leaves.append(array)
             infos.append(Leaf(key, array_role))
             names.append((key, array_role))
-        return ("holder", type(obj), tuple(names), _static_key(holder.static(obj)))
-    return ("static", _static_key(obj))
+        return ("holder", type(obj), tuple(names), static_key(holder.static(obj)))
+    return ("static", static_key(obj), _Static(obj))
 
 
-def unflatten(spec, leaves, holders, on_holder):
+def unflatten(spec, leaves, holders, on_holder, statics=True):
     """Rebuild a tree from `spec`, taking arrays from `leaves` and holder objects from `holders`.
 
     `on_holder(obj, {name: leaf}, roles)` decides what a holder becomes (bound in place, or a `Grads`).
+    Static values come back as they were, or as None with `statics=False` (a gradient tree).
     """
     leaves, holders = iter(leaves), iter(holders)
-    return _unflatten(spec, leaves, holders, on_holder)
+
+    def build(spec):
+        kind = spec[0]
+        if kind == "leaf":
+            return next(leaves)
+        if kind in ("tuple", "list"):
+            items = [build(s) for s in spec[1]]
+            return tuple(items) if kind == "tuple" else items
+        if kind == "namedtuple":
+            return spec[1](*(build(s) for s in spec[2]))
+        if kind == "dict":
+            return {k: build(s) for k, s in zip(spec[1], spec[2])}
+        if kind == "container":
+            return _containers[spec[1]].unflatten(spec[2], [build(s) for s in spec[3]])
+        if kind == "holder":
+            obj = next(holders)
+            values = {key: next(leaves) for key, _ in spec[2]}
+            return on_holder(obj, values, dict(spec[2]))
+        if kind == "static":
+            return spec[2].value if statics else None
+        return _fail(spec)
+
+    return build(spec)
 
 
-def _unflatten(spec, leaves, holders, on_holder):
-    kind = spec[0]
-    if kind == "leaf":
-        return next(leaves)
-    if kind in ("tuple", "list"):
-        items = [_unflatten(s, leaves, holders, on_holder) for s in spec[1]]
-        return tuple(items) if kind == "tuple" else items
-    if kind == "dict":
-        return {k: _unflatten(s, leaves, holders, on_holder) for k, s in zip(spec[1], spec[2])}
-    if kind == "container":
-        children = [_unflatten(s, leaves, holders, on_holder) for s in spec[3]]
-        return _containers[spec[1]].unflatten(spec[2], children)
-    if kind == "holder":
-        obj = next(holders)
-        values = {key: next(leaves) for key, _ in spec[2]}
-        return on_holder(obj, values, dict(spec[2]))
-    return None if kind == "static" else _fail(spec)
+class _Static:
+    """A static value riding in a spec so `unflatten` can give it back. Invisible to hashing and
+    equality: the `static_key` beside it is what keys the cache."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __hash__(self):
+        return 0
+
+    def __eq__(self, other):
+        return isinstance(other, _Static)
 
 
 def _fail(spec):
@@ -164,16 +192,11 @@ def _fail(spec):
 
 
 def _is_tracer(x):
-    # Imported lazily: tracing builds on this module.
-    from .tracing.tracer import Tracer
-
-    return isinstance(x, Tracer)
+    # Tracers are marked on their class (tracing builds on this module, so it cannot import Tracer).
+    return getattr(type(x), "_avalon_tracer", False)
 
 
 # The default holder: array attributes are trainable, nested holders give dotted names.
-
-_PLAIN = (int, float, complex, str, bool, type(None))
-
 
 def _attribute_arrays(obj, prefix=""):
     out = []
@@ -204,12 +227,13 @@ def _assign_attributes(obj, values):
 
 
 def _attribute_static(obj):
+    # Every attribute that is neither an array nor a holder is static: changing it retraces.
     items = []
     for key, value in vars(obj).items():
-        if isinstance(value, _PLAIN) or (isinstance(value, tuple) and all(isinstance(v, _PLAIN) for v in value)):
-            items.append((key, value))
-        elif holder_of(value) is not None:
+        if holder_of(value) is not None:
             items.append((key, _attribute_static(value)))
+        elif not (is_array(value) or _is_tracer(value)):
+            items.append((key, static_key(value)))
     return tuple(items)
 
 
@@ -269,5 +293,5 @@ class Grads:
         return self._named.items()
 
     def __repr__(self):
-        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self._named.items())
+        shapes = ", ".join(f"{k}: {None if v is None else tuple(v.shape)}" for k, v in self._named.items())
         return f"Grads({shapes})"

@@ -6,6 +6,7 @@ explicit `add` calls; a gradient of a broadcast operand is summed back to its sh
 """
 import numpy as np
 
+from ..backend import is_array
 from ..errors import AvalonError, GradientError
 from ..ops import elementwise as ew
 from ..ops import reduce as rd
@@ -70,19 +71,33 @@ def _apply_rule(trace, node, grads, active):
     for arg, g in zip(node.args, results):
         if g is None or not isinstance(arg, Node) or arg not in active:
             continue
-        g = _fit(g, arg)
+        g = _fit(trace, node, g, arg)
         grads[arg] = grads[arg] + g if arg in grads else g
 
 
-def _fit(g, arg):
+def _fit(trace, node, g, arg):
     """Sum a gradient back over broadcast axes and give it the operand's dtype."""
+    if is_array(g):  # a rule may compute a gradient that does not depend on traced values
+        g = Tracer(trace.const(g), trace)
     if not isinstance(g, Tracer):
-        raise AvalonError(f"a rule returned {type(g).__name__} instead of a traced array")
+        raise AvalonError(f"the rule of {node.prim.name} returned {type(g).__name__} instead of an array")
     if tuple(g.shape) != tuple(arg.shape):
+        if not _broadcasts_to(arg.shape, g.shape):
+            raise GradientError(
+                f"the rule of {node.prim.name} returned a gradient of shape {tuple(g.shape)} for an operand of "
+                f"shape {tuple(arg.shape)}" + (f" (at {node.location})" if node.location else "") +
+                ": a gradient has its operand's shape, or a shape the operand broadcasts to")
         g = rd.sum_to(g, shape=arg.shape)
     if g.dtype != arg.dtype:
         g = ew.astype(g, dtype=arg.dtype)
     return g
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return np.broadcast_shapes(tuple(shape), tuple(target)) == tuple(target)
+    except ValueError:
+        return False
 
 
 def default_seed(output, xp):

@@ -1,5 +1,7 @@
 """The compile cache: traced-and-compiled functions keyed by the function and its arguments'
-structure, static values, shapes and dtypes. A hit replays generated code without tracing."""
+structure, static values, shapes and dtypes. A hit replays generated code without tracing, so
+Python side effects in the function (a `print`) run only on the call that traces.
+"""
 from collections import OrderedDict
 
 from .. import tree
@@ -11,7 +13,38 @@ _entries = OrderedDict()
 
 def signature(leaves):
     """The part of a cache key that arrays contribute: type, shape and dtype of each."""
-    return tuple((type(a), tuple(a.shape), str(a.dtype)) for a in leaves)
+    return tuple((type(a), a.shape, a.dtype) for a in leaves)
+
+
+class _ByIdentity:
+    """An unhashable callable as a key part: equal only to itself, and kept alive by the key (so its
+    id cannot be reused by another function while the entry exists)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return isinstance(other, _ByIdentity) and other.obj is self.obj
+
+
+def _function_key(f):
+    try:
+        hash(f)
+        return f
+    except TypeError:
+        if hasattr(f, "__self__") and hasattr(f, "__func__"):  # a method of an unhashable object
+            return (_ByIdentity(f.__self__), f.__func__)
+        return _ByIdentity(f)
+
+
+def key_of(f, spec, leaves, *extra):
+    """The cache key of calling `f` on arguments flattened to `spec` and `leaves`."""
+    return (_function_key(f), spec, signature(leaves)) + extra
 
 
 def lookup(key):
@@ -32,28 +65,20 @@ def clear():
     _entries.clear()
 
 
-def key_of(f, spec, leaves, *extra):
-    try:
-        hash(f)
-    except TypeError:
-        f = id(f)
-    return (f, spec, signature(leaves)) + extra
-
-
-def take_values(recording, compiled):
-    """The outputs computed while tracing; the tapes then forget their values (the cache keeps only
-    what replay needs)."""
-    outputs = [n.value for n in recording.tape.outputs]
+def first_outputs(recording, compiled):
+    """The outputs computed while tracing, as fresh as a replay's; the tapes then forget their values
+    (the cache keeps only what replay needs)."""
+    outputs = compiled.fresh(n.value for n in recording.tape.outputs)
     recording.tape.drop_values()
     compiled.tape.drop_values()
     return outputs
 
 
-class CallEntry:
-    """A compiled forward call: outputs and state updates of `f`."""
+class _CallEntry:
+    """A compiled forward call: outputs, then state updates, of `f`."""
 
     def __init__(self, recording, compiled):
-        self.compiled = compiled
+        self.replay = compiled.fn
         self.out_spec = recording.out_spec
         self.n_out = len(recording.out_nodes)
         self.state = recording.state
@@ -65,24 +90,31 @@ def call(f, args, kwargs=None):
     Tracer arguments (a call inside traced code) simply run `f`, recording onto the outer tape.
     """
     kwargs = kwargs or {}
-    leaves, _, holders, spec = tree.flatten((tuple(args), dict(kwargs)))
+    leaves, _, holders, spec = tree.flatten((tuple(args), kwargs))
     if any(isinstance(a, Tracer) for a in leaves):
         return f(*args, **kwargs)
     key = key_of(f, spec, leaves, "call")
     entry = lookup(key)
     if entry is None:
         recording = record(f, args, kwargs)
-        entry = CallEntry(recording, recording.tape.compile())
+        compiled = recording.tape.compile()
+        entry = _CallEntry(recording, compiled)
         store(key, entry)
-        outputs = take_values(recording, entry.compiled)
+        outputs = first_outputs(recording, compiled)
     else:
-        outputs = entry.compiled(*leaves)
-    write_state(holders, entry.state, outputs[entry.n_out:])
+        outputs = entry.replay(*leaves)
+    if entry.state:
+        write_state(holders, entry.state, outputs[entry.n_out:])
     return tree.unflatten(entry.out_spec, outputs[:entry.n_out], [], None)
 
 
 def jit(f):
     """Decorator: calls of `f` on arrays trace once per signature, then replay compiled code.
+
+    The signature is the structure of the arguments, their static values (numbers, strings, flags,
+    a holder's non-array attributes) and the shapes and dtypes of their arrays; any change traces
+    again. Random draws are fresh at every call and holder state (running statistics) is updated, as
+    if the Python code ran again; other Python side effects happen only while tracing.
 
     >>> @avalon.jit
     ... def predict(W, x):

@@ -1,152 +1,42 @@
 """`grad`, `grad_tape` and `value_and_grad`: gradients of a function's scalar output.
 
-`loss, grads = avalon.grad(f, *args)` returns f's value and `grads`, a tuple mirroring `args`: an array
-gets an array of its shape and dtype, a holder (a Module) a `Grads` of its trainable arrays, lists,
-tuples and dicts the same containers, anything else None. Called on arrays, it goes through the
-compile cache; called inside traced code (grad of grad), it records onto the enclosing tape.
+Called on arrays, `grad` goes through the compile cache: the first call with a new signature traces
+`f`, appends the backward pass to the same tape (`backward`) and compiles the joint tape; later calls
+replay it. Called inside traced code (grad of grad), it records onto the enclosing tape instead.
 """
 import numpy as np
 
 from .. import tree
-from ..backend import namespace
+from ..backend import is_array, namespace
 from ..errors import GradientError
-from ..tracing import Tracer, record, write_state
+from ..ops import shape as sh
+from ..tracing import Tracer, current, record, write_state
 from . import cache
 from .backward import backward, default_seed
-
-
-def _differentiable(node):
-    return node.role != "buffer" and np.issubdtype(node.dtype, np.inexact)
-
-
-def _mirror(spec, per_leaf, holders):
-    """Gradients arranged like the arguments (holders become `Grads` of their trainable arrays)."""
-    def on_holder(obj, values, roles):
-        sources = {name: array for name, array, _ in tree.holder_of(obj).named_arrays(obj)}
-        return tree.Grads({k: v for k, v in values.items() if roles[k] == "param"}, sources)
-
-    args, _ = tree.unflatten(spec, per_leaf, holders, on_holder)
-    return tuple(args)
-
-
-def _single_output(recording):
-    if len(recording.out_nodes) != 1:
-        raise GradientError(f"grad needs a function returning one array, got {len(recording.out_nodes)} "
-                            "(return the loss alone; compute other values outside the differentiated function)")
-    return recording.out_nodes[0]
-
-
-class GradEntry:
-    """A compiled forward+backward pass: value, one gradient slot per leaf, state updates."""
-
-    def __init__(self, recording, compiled, slots):
-        self.compiled = compiled
-        self.slots = slots  # per leaf: output index, "zeros", or None
-        self.state = recording.state
-        self.n_grads = sum(isinstance(s, int) for s in slots)
-
-
-def _record_with_backward(f, args, seed):
-    slots = []
-
-    def then(recording):
-        trace = recording.trace
-        output = _single_output(recording)
-        xp = namespace(output.value)
-        seed_node = trace.input("seed", seed) if seed is not None else trace.const(default_seed(output, xp))
-        if seed is not None and tuple(seed.shape) != tuple(output.shape):
-            raise GradientError(f"seed has shape {tuple(seed.shape)} but the output has shape {tuple(output.shape)}")
-        inputs = recording.tape.inputs[:len(recording.leaves)]
-        wrt = [node for node in inputs if _differentiable(node)]
-        grads = backward(trace, output, wrt, Tracer(seed_node, trace))
-        by_node = dict(zip(wrt, grads))
-        extra = []
-        for node in inputs:
-            if not _differentiable(node):
-                slots.append(None)
-            elif by_node.get(node) is None:
-                slots.append("zeros")
-            else:
-                slots.append(1 + len(extra))
-                extra.append(by_node[node]._node)
-        return extra
-
-    recording = record(f, args, then=then)
-    return recording, slots
-
-
-def _grad_leaves(slots, outputs, leaves):
-    out = []
-    for slot, leaf in zip(slots, leaves):
-        if slot is None:
-            out.append(None)
-        elif slot == "zeros":
-            out.append(namespace(leaf).zeros(leaf.shape, dtype=leaf.dtype))
-        else:
-            out.append(outputs[slot])
-    return out
 
 
 def grad(f, *args, seed=None):
     """f's value and the gradient of that value with respect to every array in `args`.
 
-    >>> loss, (gW, gx) = avalon.grad(lambda W, x: np.tanh(x @ W).sum(), W, x)
-    >>> loss, grads = avalon.grad(loss_fn, model, x, y); opt.step(grads[0])
+    `grads` is a tuple mirroring `args`: a floating-point array gets an array of the same shape and
+    dtype; a holder (an `nn.Module`, or a class given to `avalon.register_holder`) gets a `Grads`
+    (`g.fc1.weight`, `g["fc1.weight"]`, `for name, array in g`) of its trainable arrays; lists,
+    tuples, dicts and named tuples get the same containers. Integer and boolean arrays get None
+    (they have no gradient), and so do non-array arguments (numbers, strings, flags).
 
-    A non-scalar output needs `seed` (the output's cotangent): the result is then a vector-Jacobian
-    product. The first call with a new signature traces and compiles; later calls replay.
+    >>> loss, (gW, gx) = avalon.grad(lambda W, x: np.tanh(x @ W).sum(), W, x)
+    >>> loss, (g, _, _) = avalon.grad(loss_fn, model, x, y); opt.step(g)
+
+    `f` must return one array. A non-scalar output needs `seed`, the output's cotangent (an array of
+    its shape): the result is then the vector-Jacobian product; without it, `GradientError`.
+
+    The first call with a new signature (structure and static values of `args`, shapes and dtypes of
+    their arrays) traces and compiles; later calls replay the compiled code, so Python side effects
+    in `f` happen only on the call that traces. Random draws are fresh at every call and holder state
+    (running statistics) is updated in place, as if `f` ran again. Gradients are fresh arrays.
     """
     value, per_leaf, holders, spec = grad_per_leaf(f, args, seed)
     return value, _mirror(spec, per_leaf, holders)
-
-
-def grad_per_leaf(f, args, seed=None):
-    """(value, one gradient or None per argument leaf, holders, spec): `grad` before arranging."""
-    leaves, _, holders, spec = tree.flatten((tuple(args), {}))
-    if any(isinstance(a, Tracer) for a in leaves) or isinstance(seed, Tracer):
-        value, per_leaf = _grad_in_trace(f, args, seed, leaves)
-        return value, per_leaf, holders, spec
-    key = cache.key_of(f, spec, leaves, "grad", None if seed is None else cache.signature([seed]))
-    entry = cache.lookup(key)
-    if entry is None:
-        recording, slots = _record_with_backward(f, args, seed)
-        entry = GradEntry(recording, recording.tape.compile(), slots)
-        cache.store(key, entry)
-        outputs = cache.take_values(recording, entry.compiled)
-    else:
-        outputs = entry.compiled(*leaves, *(() if seed is None else (seed,)))
-    write_state(holders, entry.state, outputs[1 + entry.n_grads:])
-    return outputs[0], _grad_leaves(entry.slots, outputs, leaves), holders, spec
-
-
-def _grad_in_trace(f, args, seed, leaves):
-    """grad inside traced code: f records onto the enclosing tape, and so does its backward pass."""
-    out = f(*args)
-    if not isinstance(out, Tracer):
-        return out, [None] * len(leaves)
-    trace = out._trace
-    xp = namespace(out._node.value)
-    seed = seed if seed is not None else default_seed(out._node, xp)
-    seed = seed if isinstance(seed, Tracer) else Tracer(trace.const(seed), trace)
-    wrt = [a._node for a in leaves if isinstance(a, Tracer) and np.issubdtype(a.dtype, np.inexact)]
-    grads = dict(zip(wrt, backward(trace, out._node, wrt, seed)))
-    per_leaf = []
-    for a in leaves:
-        if isinstance(a, Tracer) and a._node in grads:
-            g = grads[a._node]
-            per_leaf.append(g if g is not None else namespace(a._node.value).zeros(a.shape, dtype=a.dtype))
-        else:
-            per_leaf.append(None)
-    return out, per_leaf
-
-
-def grad_tape(f, *args, seed=None):
-    """The joint forward+backward tape of `grad(f, *args)` (dead code removed): print it, draw it,
-    compile it, or differentiate it again. Outputs: the value, then the gradients, then state."""
-    from ..compile import dead_code
-
-    recording, _ = _record_with_backward(f, args, seed)
-    return dead_code(recording.tape)
 
 
 def value_and_grad(f):
@@ -155,3 +45,179 @@ def value_and_grad(f):
         return grad(f, *args, seed=seed)
 
     return wrapped
+
+
+def grad_tape(f, *args, seed=None):
+    """The joint forward+backward tape of `grad(f, *args)`, dead code removed: print it, draw it,
+    compile it, or differentiate it again.
+
+    Inputs: the argument arrays (then the seed, if given). Outputs: the value, then the gradient of
+    each argument array that has one (in argument order), then new values of holder state.
+    """
+    from ..compile import dead_code
+
+    recording, _ = _record_with_backward(f, args, seed)
+    return dead_code(recording.tape)
+
+
+def grad_per_leaf(f, args, seed=None):
+    """(value, one gradient or None per argument leaf, holders, spec): `grad` before arranging."""
+    leaves, infos, holders, spec = tree.flatten((args, {}))
+    if current() is not None or isinstance(seed, Tracer) or any(isinstance(a, Tracer) for a in leaves):
+        value, per_leaf = _grad_in_trace(f, args, seed, leaves, infos, holders, spec)
+        return value, per_leaf, holders, spec
+    key = cache.key_of(f, spec, leaves, "grad", None if seed is None else cache.signature([seed]))
+    entry = cache.lookup(key)
+    if entry is None:
+        recording, slots = _record_with_backward(f, args, seed)
+        compiled = recording.tape.compile()
+        entry = _GradEntry(recording, compiled, slots)
+        cache.store(key, entry)
+        outputs = cache.first_outputs(recording, compiled)
+    else:
+        outputs = entry.replay(*leaves) if seed is None else entry.replay(*leaves, seed)
+    if entry.state:
+        write_state(holders, entry.state, outputs[entry.n_outputs:])
+    return outputs[0], entry.gradients(outputs, leaves), holders, spec
+
+
+class _GradEntry:
+    """A compiled forward+backward pass. Its outputs: the value, the gradients that exist, state.
+
+    `slots` says where each argument leaf's gradient is: an output position, "zeros" (differentiable,
+    but no gradient reaches it: a symbolic zero, materialised per call) or None (not differentiable).
+    """
+
+    def __init__(self, recording, compiled, slots):
+        self.replay = compiled.fn
+        self.slots = slots
+        self.state = recording.state
+        self.n_outputs = 1 + sum(isinstance(s, int) for s in slots)
+
+    def gradients(self, outputs, leaves):
+        out = []
+        for slot, leaf in zip(self.slots, leaves):
+            if slot is None:
+                out.append(None)
+            elif slot == "zeros":
+                out.append(namespace(leaf).zeros(leaf.shape, dtype=leaf.dtype))
+            else:
+                out.append(outputs[slot])
+        return out
+
+
+def _differentiable(dtype, role):
+    return role != "buffer" and np.issubdtype(dtype, np.inexact)
+
+
+def _scalar_output(recording):
+    if len(recording.out_nodes) != 1:
+        raise GradientError(f"grad needs a function returning one array, got {len(recording.out_nodes)} "
+                            "(return the loss alone; compute other values outside the differentiated function)")
+    return _check_output(recording.out_nodes[0])
+
+
+def _check_output(node):
+    if not np.issubdtype(node.dtype, np.inexact):
+        raise GradientError(f"the function returned an array of dtype {node.dtype}: only a floating-point "
+                            "output has a gradient (cast it, or return the floating-point loss)")
+    return node
+
+
+def _record_with_backward(f, args, seed):
+    """Trace f and append its backward pass; `slots` as in `_GradEntry`."""
+    slots = []
+
+    def then(recording):
+        trace = recording.trace
+        output = _scalar_output(recording)
+        if seed is not None and tuple(seed.shape) != tuple(output.shape):
+            raise GradientError(f"seed has shape {tuple(seed.shape)} but the output has shape {tuple(output.shape)}")
+        seed_node = trace.input("seed", seed) if seed is not None else \
+            trace.const(default_seed(output, namespace(output.value)))
+        inputs = recording.tape.inputs[:len(recording.leaves)]
+        wrt = [node for node in inputs if _differentiable(node.dtype, node.role)]
+        by_node = dict(zip(wrt, backward(trace, output, wrt, Tracer(seed_node, trace))))
+        extra = []
+        for node in inputs:
+            if node not in by_node:
+                slots.append(None)
+            elif by_node[node] is None:
+                slots.append("zeros")
+            else:
+                extra.append(by_node[node]._node)
+                slots.append(len(extra))
+        return extra
+
+    return record(f, args, then=then), slots
+
+
+def _grad_in_trace(f, args, seed, leaves, infos, holders, spec):
+    """grad inside traced code: f records onto the enclosing tape, and so does its backward pass.
+
+    Every argument array takes part: a tracer as it is, a plain array as a constant of the tape (so
+    grad of a function of captured arrays still has a gradient). An array passed twice gets its own
+    node per position, so each position gets its own partial derivative, as outside traced code.
+    """
+    trace = next((a._trace for a in (*leaves, seed) if isinstance(a, Tracer)), None) or current()
+    seen, tracers = set(), []
+    for a in leaves:
+        t = a if isinstance(a, Tracer) else Tracer(trace.const(a), trace)
+        if t._node in seen:
+            t = sh.reshape(t, shape=t.shape)  # a node of its own
+        seen.add(t._node)
+        tracers.append(t)
+    bound = {}
+
+    def bind(obj, values, roles):
+        tree.holder_of(obj).assign(obj, values)
+        bound[id(obj)] = values
+        return obj
+
+    originals = [{n: a for n, a, _ in tree.holder_of(h).named_arrays(h)} for h in holders]
+    try:
+        targs, _ = tree.unflatten(spec, tracers, holders, bind)
+        out = f(*targs)
+    finally:
+        _unbind(holders, originals, bound)
+    if is_array(out):  # does not depend on anything traced: all gradients are zero
+        out = Tracer(trace.const(out), trace)
+    if not isinstance(out, Tracer):
+        raise GradientError(f"grad needs a function returning one array, got {type(out).__name__}")
+    output = _check_output(out._node)
+    if seed is None:
+        seed = default_seed(output, namespace(output.value))
+    elif tuple(seed.shape) != tuple(output.shape):
+        raise GradientError(f"seed has shape {tuple(seed.shape)} but the output has shape {tuple(output.shape)}")
+    seed = seed if isinstance(seed, Tracer) else Tracer(trace.const(seed), trace)
+    wrt = [t._node for t, info in zip(tracers, infos) if _differentiable(t.dtype, info.role)]
+    by_node = dict(zip(wrt, backward(trace, output, wrt, seed)))
+    per_leaf = []
+    for t in tracers:
+        if t._node not in by_node:
+            per_leaf.append(None)
+        elif by_node[t._node] is None:
+            per_leaf.append(namespace(t._node.value).zeros(t.shape, dtype=t.dtype))
+        else:
+            per_leaf.append(by_node[t._node])
+    return out, per_leaf
+
+
+def _unbind(holders, originals, bound):
+    """Give holders their arrays back, except those f replaced (state updates stay, so an enclosing
+    trace sees them)."""
+    for h, values in zip(holders, originals):
+        mine = bound.get(id(h), {})
+        current_arrays = {n: a for n, a, _ in tree.holder_of(h).named_arrays(h)}
+        restore = {n: values[n] for n, a in current_arrays.items() if n in mine and a is mine[n]}
+        tree.holder_of(h).assign(h, restore)
+
+
+def _mirror(spec, per_leaf, holders):
+    """Gradients arranged like the arguments (holders become `Grads` of their trainable arrays)."""
+    def on_holder(obj, values, roles):
+        sources = {name: array for name, array, _ in tree.holder_of(obj).named_arrays(obj)}
+        return tree.Grads({k: v for k, v in values.items() if roles[k] == "param"}, sources)
+
+    args, _ = tree.unflatten(spec, per_leaf, holders, on_holder, statics=False)
+    return tuple(args)

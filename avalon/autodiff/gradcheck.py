@@ -11,18 +11,20 @@ from .grad import grad_per_leaf
 
 @dataclass
 class GradcheckResult:
-    """The worst disagreement found: where (argument path and index) and by how much."""
+    """Whether every element agreed within tolerance (truthy when so), the largest absolute error, and
+    the worst element relative to its tolerance: argument path, index, analytic and numeric values."""
 
     ok: bool
     max_abs_error: float
     worst: str
+    _worst_ratio: float = -1.0  # error / tolerance of the element named in `worst`
 
     def __bool__(self):
         return self.ok
 
     def __str__(self):
         verdict = "ok" if self.ok else "MISMATCH"
-        return f"gradcheck {verdict}: worst at {self.worst}, abs error {self.max_abs_error:.3g}"
+        return f"gradcheck {verdict}: worst at {self.worst}, max abs error {self.max_abs_error:.3g}"
 
 
 def gradcheck(f, *args, eps=1e-6, atol=1e-5, rtol=1e-4, seed=None):
@@ -30,14 +32,19 @@ def gradcheck(f, *args, eps=1e-6, atol=1e-5, rtol=1e-4, seed=None):
 
     Floating argument arrays are taken as float64 copies (holders get them for the check and their
     own arrays back afterwards). Returns a `GradcheckResult`, truthy when every element agrees within
-    `atol + rtol * |numeric|`, naming the worst element.
+    `atol + rtol * |numeric|`, naming the worst element (the one furthest outside, or nearest to, its
+    tolerance) with both values.
 
     >>> assert avalon.gradcheck(lambda x: np.tanh(x).sum(), np.random.randn(3))
+    >>> print(avalon.gradcheck(my_loss, W, x))
+    gradcheck ok: worst at W[1, 0] (analytic 0.25, numeric 0.25), max abs error 3e-10
     """
     leaves, _, holders, spec = tree.flatten(tuple(args))
     infos = [info for name, arg in zip(argument_names(f, args, {}), args) for info in tree.flatten(arg, name)[1]]
     originals = [{n: a for n, a, _ in tree.holder_of(h).named_arrays(h)} for h in holders]
-    wide = [a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a for a in leaves]
+    # C-ordered copies, so that a flat view of each can perturb it element by element
+    wide = [np.array(to_numpy(a), dtype=np.float64, order="C") if np.issubdtype(a.dtype, np.floating) else a
+            for a in leaves]
     try:
         args = tree.unflatten(spec, wide, holders, _assign)
         seed = None if seed is None else np.asarray(seed, dtype=np.float64)
@@ -71,11 +78,13 @@ def _compare(scalar, args, leaf, name, g, eps, atol, rtol, result):
         err = abs(gflat[i] - numeric)
         if np.isnan(err):  # a NaN compares False with everything: count it as the worst error
             err = np.inf
-        if err > atol + rtol * abs(numeric):
+        ratio = err / (atol + rtol * abs(numeric))
+        if ratio > 1:
             result.ok = False
-        if err >= result.max_abs_error:
+        result.max_abs_error = max(result.max_abs_error, float(err))
+        if ratio >= result._worst_ratio:
             index = [int(k) for k in np.unravel_index(i, leaf.shape)] if leaf.shape else []
-            result.max_abs_error = float(err)
+            result._worst_ratio = float(ratio)
             result.worst = f"{name}{index} (analytic {gflat[i]:.6g}, numeric {numeric:.6g})"
 
 

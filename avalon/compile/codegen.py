@@ -3,6 +3,8 @@
 Primitives that are one namespace function are called directly (`np.tanh`), so a replay costs one
 Python call per node. The source stays readable: `compiled.source` (or `tape.source()`) shows it.
 """
+import re
+
 import numpy as np
 
 from ..backend import is_numpy_like, namespace
@@ -11,22 +13,43 @@ from . import passes
 
 
 class Compiled:
-    """A compiled tape: call it with the input arrays (in `tape.inputs` order) to get the outputs."""
+    """A compiled tape: call it with the input arrays (in `tape.inputs` order) to get the outputs.
 
-    def __init__(self, tape, fn, source):
+    Every call returns fresh output arrays: an output that could share memory with an input, a
+    constant or another output is copied (`copied` lists those positions), so callers may change
+    what they get back without touching the cache or their arguments.
+    """
+
+    def __init__(self, tape, fn, source, copied, copy):
         self.tape = tape
         self.fn = fn
         self.source = source
+        self.copied = copied
+        self._copy = copy
 
     def __call__(self, *inputs):
         return self.fn(*inputs)
+
+    def fresh(self, outputs):
+        """`outputs` (e.g. the values seen while tracing) made as fresh as the replay's."""
+        outputs = list(outputs)
+        for i in self.copied:
+            outputs[i] = self._copy(outputs[i])
+        return outputs
 
     def __repr__(self):
         return f"<Compiled {len(self.tape.calls)} calls>"
 
 
 def compile_tape(tape, *, dce=True, cse=True, fold=True, reuse=True, xp=None):
-    """Optimise `tape` with the chosen passes and generate its replay function."""
+    """Optimise `tape` with the chosen passes and generate its replay function.
+
+    `dce` removes dead code, `cse` merges common subexpressions, `fold` evaluates calls on constants
+    once, `reuse` writes results into dead buffers of the same shape and dtype (numpy and cupy).
+
+    >>> compiled = avalon.trace(f, x).compile(cse=False)
+    >>> print(compiled.source); y, = compiled(x)
+    """
     if fold:
         tape = passes.constant_folding(tape)
     if cse:
@@ -35,10 +58,13 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, reuse=True, xp=None):
         tape = passes.dead_code(tape)
     xp = xp or _namespace_of(tape)
     plan = passes.buffer_plan(tape) if reuse and is_numpy_like(xp) else {}
-    source, env = _generate(tape, xp, plan)
+    copied = _shared_outputs(tape)
+    copy = _copier(xp)
+    source, env = _generate(tape, xp, plan, copied)
+    env["copy"] = copy
     code = compile(source, f"<avalon replay {id(tape):x}>", "exec")
     exec(code, env)
-    return Compiled(tape, env["replay"], source)
+    return Compiled(tape, env["replay"], source, copied, copy)
 
 
 def _namespace_of(tape):
@@ -46,6 +72,24 @@ def _namespace_of(tape):
         if isinstance(n, (Input, Const)) and n.value is not None and hasattr(n.value, "shape"):
             return namespace(n.value)
     return np
+
+
+def _copier(xp):
+    if is_numpy_like(xp):
+        return lambda a: a.copy()  # keeps numpy scalars scalars
+    return lambda a: xp.asarray(a, copy=True)
+
+
+def _shared_outputs(tape):
+    """Positions of outputs that may share memory with an input, a constant or an earlier output."""
+    roots = passes.memory_roots(tape)
+    claimed, copied = set(), []
+    for i, o in enumerate(tape.outputs):
+        mine = roots[o]
+        if claimed & mine or any(isinstance(r, (Input, Const)) for r in mine):
+            copied.append(i)
+        claimed |= mine
+    return tuple(copied)
 
 
 def _literal(value):
@@ -66,6 +110,11 @@ def _literal(value):
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return text
+
+
+# Generated names: i<id> inputs, v<id> results, c<id> constants, k… other values; primitives keep
+# their own names unless they would collide with these.
+_RESERVED = re.compile(r"^([ivck]\d*(_\d+)?|replay|copy)$")
 
 
 class _Names:
@@ -90,14 +139,14 @@ class _Names:
 
     def function(self, prim, xp):
         fn = prim.specialize(xp)
-        name = prim.name if prim.name.isidentifier() else f"p{len(self.env)}"
+        name = prim.name if prim.name.isidentifier() and not _RESERVED.match(prim.name) else f"p_{len(self.env)}"
         if self.env.get(name, fn) is not fn:
             name = f"{name}_{len(self.env)}"
         self.env[name] = fn
         return name
 
 
-def _generate(tape, xp, plan):
+def _generate(tape, xp, plan, copied):
     names = _Names()
     params = ", ".join(names.var(n) for n in tape.inputs)
     lines = [f"def replay({params}):"]
@@ -113,6 +162,7 @@ def _generate(tape, xp, plan):
         note = "  ".join(x for x in (n.location.short if n.location else "", n.scope) if x)
         comment = f"  # {note}" if note else ""
         lines.append(f"    {names.var(n)} = {fn}({', '.join(args)}){comment}")
-    outs = ", ".join(names.var(o) for o in tape.outputs)
-    lines.append(f"    return ({outs}{',' if len(tape.outputs) == 1 else ''})")
+    outs = [names.var(o) for o in tape.outputs]
+    outs = [f"copy({v})" if i in copied else v for i, v in enumerate(outs)]
+    lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     return "\n".join(lines) + "\n", names.env

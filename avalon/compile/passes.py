@@ -1,34 +1,51 @@
 """Tape-to-tape optimisation passes. Each takes a tape and returns a new one (its input is untouched),
 each can be switched off on its own (`tape.compile(cse=False)`), and none changes what the tape computes.
+
+`memory_roots` is the aliasing analysis that buffer reuse and code generation share: which arrays a
+node's value may share memory with.
 """
 import numpy as np
 
+from ..backend import is_array
 from ..tape import Call, Const, Input, Node
 
 
 def dead_code(tape):
-    """Remove calls and constants no output needs (inputs stay: they are the function's signature)."""
+    """Remove calls and constants no output needs.
+
+    Inputs stay (they are the function's signature), and so do random draws: each one advances the
+    generator, so dropping an unused draw would change every later one.
+    """
     live = set(tape.outputs)
     for n in reversed(tape.nodes):
-        if n in live and isinstance(n, Call):
+        if isinstance(n, Call) and (n in live or n.prim.random):
+            live.add(n)
             live.update(n.inputs)
     return tape.copy(drop={n for n in tape.nodes if n not in live and not isinstance(n, Input)})
 
 
-def _operand_key(value):
+def _key(value):
+    """A hashable stand-in for an operand or parameter: nodes by identity, arrays by identity, other
+    values by type and repr (so 1, 1.0 and True stay apart, as do slices, which are unhashable)."""
     if isinstance(value, Node):
         return ("node", value.id)
-    return ("literal", type(value).__name__, repr(value))
+    if is_array(value):
+        return ("array", id(value))
+    if isinstance(value, (tuple, list)):
+        return (type(value).__name__,) + tuple(_key(v) for v in value)
+    if isinstance(value, dict):
+        return ("dict",) + tuple((k, _key(v)) for k, v in sorted(value.items(), key=lambda kv: repr(kv[0])))
+    return (type(value).__qualname__, repr(value))
 
 
 def common_subexpressions(tape):
-    """Merge calls of the same primitive on the same operands and parameters (random draws excepted)."""
+    """Merge calls of the same primitive on the same operands and parameters (random draws excepted:
+    two draws are two different samples)."""
     seen, replace = {}, {}
     for n in tape.nodes:
         if not isinstance(n, Call) or n.prim.random:
             continue
-        args = tuple(_operand_key(replace.get(a, a)) for a in n.args)
-        key = (id(n.prim), args, repr(sorted(n.params.items())))
+        key = (id(n.prim), _key([replace.get(a, a) for a in n.args]), _key(n.params))
         if key in seen:
             replace[n] = seen[key]
         else:
@@ -37,7 +54,11 @@ def common_subexpressions(tape):
 
 
 def constant_folding(tape):
-    """Evaluate, once, the calls whose operands are all constants: they become constants."""
+    """Evaluate, once, the calls whose operands are all constants: they become constants.
+
+    Constants are arrays the traced code captured (globals, arrays built inside it): their values as
+    they are at compile time are what the compiled function uses.
+    """
     replace = {}
     for n in tape.nodes:
         if not isinstance(n, Call) or n.prim.random:
@@ -51,12 +72,41 @@ def constant_folding(tape):
     return tape.copy(replace=replace)
 
 
-def buffer_plan(tape):
-    """{call: earlier call}: calls that write their result into the earlier call's dead buffer (`out=`).
+def _aliased_operands(call):
+    """The operands whose memory a call's result may share."""
+    if call.prim.view:  # a view looks into its first operand
+        return [call.args[0]] if isinstance(call.args[0], Node) else []
+    if call.prim.out:  # ufunc-style primitives always write a new array (or the out= one)
+        return []
+    # Anything else might hand back an operand or a view of one (a user's primitive returning its
+    # argument, clip without bounds, einsum's pure transpositions): assume it does.
+    return call.inputs
 
-    A buffer is dead once the last user of its value, and of every view of it, has run. Only fresh
-    results of primitives are recycled (not views, inputs, constants or outputs), into calls that take
-    `out=` and produce exactly the same shape and dtype.
+
+def memory_roots(tape):
+    """node -> the set of nodes whose memory its value may share (itself included).
+
+    Inputs, constants and results of `out`-style primitives own their memory; a view, or the result of
+    a primitive not known to allocate, may also share its operands' memory.
+    """
+    roots = {}
+    for n in tape.nodes:
+        mine = {n}
+        if isinstance(n, Call):
+            for a in _aliased_operands(n):
+                mine |= roots[a]
+        roots[n] = mine
+    return roots
+
+
+def buffer_plan(tape):
+    """{call: earlier call}: calls that write their result into an earlier call's dead buffer (`out=`).
+
+    Memory belongs to its root (see `memory_roots`); a root is dead once the last user of every value
+    that may share it has run. Only the buffers of `out`-style primitives are recycled (never inputs,
+    constants, views, or anything an output may share), into calls that take `out=` and produce the
+    same shape and dtype. A buffer is freed after the call that last reads it, so no call ever writes
+    into one of its own operands.
     """
     order = {n: i for i, n in enumerate(tape.nodes)}
     end = len(tape.nodes)
@@ -67,18 +117,18 @@ def buffer_plan(tape):
                 last[a] = order[n]
     for o in tape.outputs:
         last[o] = end
-    # A view keeps the array it looks into alive (views alias their first operand).
-    for n in reversed(tape.nodes):
-        if isinstance(n, Call) and n.prim.view and isinstance(n.args[0], Node):
-            base = n.args[0]
-            last[base] = max(last[base], last[n])
+    roots = memory_roots(tape)
+    dies = {}
+    for n in tape.nodes:
+        for r in roots[n]:
+            dies[r] = max(dies.get(r, -1), last[n])
     releases = {}
     for n in tape.nodes:
-        if isinstance(n, Call) and not n.prim.view and n.shape and last[n] < end:
-            releases.setdefault(last[n], []).append(n)
+        if isinstance(n, Call) and n.prim.out and n.shape and dies[n] < end:
+            releases.setdefault(dies[n], []).append(n)
     free, plan = {}, {}
     for i, n in enumerate(tape.nodes):
-        if isinstance(n, Call) and n.prim.out and not n.prim.view and n.shape:
+        if isinstance(n, Call) and n.prim.out and n.shape:
             pool = free.get((n.shape, np.dtype(n.dtype)))
             if pool:
                 plan[n] = pool.pop()
