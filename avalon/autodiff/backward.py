@@ -20,10 +20,12 @@ def _differentiable(node):
 
 
 def active_nodes(tape, output, wrt):
-    """Calls on a path from any of `wrt` to `output` carrying floating-point values."""
+    """Calls on a path from any of `wrt` to `output` carrying floating-point values (a primitive that
+    is not differentiable, such as `stop_gradient` or `floor`, ends a path)."""
     depends = set(wrt)
     for n in tape.nodes:
-        if isinstance(n, Call) and _differentiable(n) and any(a in depends for a in n.inputs):
+        if isinstance(n, Call) and n.prim.differentiable and _differentiable(n) and \
+                any(a in depends for a in n.inputs):
             depends.add(n)
     reaches = {output}
     for n in reversed(tape.nodes):

@@ -155,18 +155,17 @@ def _record_with_backward(f, args, seed):
 def _grad_in_trace(f, args, seed, leaves, infos, holders, spec):
     """grad inside traced code: f records onto the enclosing tape, and so does its backward pass.
 
-    Every argument array takes part: a tracer as it is, a plain array as a constant of the tape (so
-    grad of a function of captured arrays still has a gradient). An array passed twice gets its own
-    node per position, so each position gets its own partial derivative, as outside traced code.
+    Every argument array takes part: a tracer, or a plain array as a constant of the tape (so grad
+    with respect to a captured array still has a gradient). Each floating-point argument is passed to
+    f as a node of its own (an identity reshape), so its gradient is the partial derivative for that
+    position alone, as outside traced code, even where f also uses the same array by another way
+    (passed twice, or captured).
     """
     trace = next((a._trace for a in (*leaves, seed) if isinstance(a, Tracer)), None) or current()
-    seen, tracers = set(), []
+    tracers = []
     for a in leaves:
         t = a if isinstance(a, Tracer) else Tracer(trace.const(a), trace)
-        if t._node in seen:
-            t = sh.reshape(t, shape=t.shape)  # a node of its own
-        seen.add(t._node)
-        tracers.append(t)
+        tracers.append(sh.reshape(t, shape=t.shape) if np.issubdtype(t.dtype, np.inexact) else t)
     bound = {}
 
     def bind(obj, values, roles):

@@ -19,7 +19,7 @@ def log_softmax(x, axis):
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
 
-@primitive("stop_gradient", view=True)
+@primitive("stop_gradient", view=True, differentiable=False)
 def stop_gradient(x):
     """`x` itself, with no gradient flowing back (torch's `detach`)."""
     return x
