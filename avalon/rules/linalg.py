@@ -1,8 +1,9 @@
 """Rules of matmul and einsum."""
+import string
+
 from .. import numpy_api as npa
-from ..errors import AvalonError
 from ..ops import linalg as la
-from .registry import rule
+from .registry import array_module, rule
 
 
 @rule(la.matmul)
@@ -16,15 +17,35 @@ def _einsum(g, out, *operands, subscripts):
     terms = inputs.split(",")
     grads = []
     for i, (term, x) in enumerate(zip(terms, operands)):
-        if len(set(term)) != len(term):
-            raise AvalonError(f"einsum {subscripts!r}: no rule for a repeated index within one operand")
         others = [t for j, t in enumerate(terms) if j != i]
-        available = set(output).union(*others) if others else set(output)
-        kept = "".join(c for c in term if c in available)
+        sizes = dict(zip(term, x.shape))
+        unique = "".join(dict.fromkeys(term))
+        available = set(output).union(*others)
+        kept = "".join(c for c in unique if c in available)
         spec = ",".join([output] + others) + "->" + kept
         gi = la.einsum(g, *[o for j, o in enumerate(operands) if j != i], subscripts=spec)
-        if kept != term:  # indices summed within this operand alone: broadcast back
-            shape = tuple(x.shape[term.index(c)] if c in kept else 1 for c in term)
-            gi = npa.broadcast_to(npa.reshape(gi, shape), x.shape)
+        if kept != unique:  # indices summed within this operand alone: broadcast back
+            shape = tuple(sizes[c] if c in kept else 1 for c in unique)
+            gi = npa.broadcast_to(npa.reshape(gi, shape), tuple(sizes[c] for c in unique))
+        if unique != term:
+            gi = _onto_diagonals(gi, unique, term, sizes)
         grads.append(gi)
     return tuple(grads)
+
+
+def _onto_diagonals(gi, unique, term, sizes):
+    """A gradient over `unique` placed on the diagonals of `term`, where an index repeats ('ii', 'iji'):
+    each repeat gets a fresh index tied to the first by an identity matrix."""
+    fresh = (c for c in string.ascii_letters if c not in term)
+    xp = array_module(gi)
+    target, ties, seen = [], [], set()
+    for c in term:
+        if c in seen:
+            d = next(fresh)
+            target.append(d)
+            ties.append(c + d)
+        else:
+            seen.add(c)
+            target.append(c)
+    eyes = [xp.eye(sizes[t[0]], dtype=gi.dtype) for t in ties]
+    return la.einsum(gi, *eyes, subscripts=",".join([unique] + ties) + "->" + "".join(target))

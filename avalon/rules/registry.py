@@ -5,6 +5,7 @@ A rule is `vjp(g, out, *args, **params) -> tuple` with one gradient (or None) pe
 tracers, so a rule's own operations are recorded on the tape (and can be differentiated again).
 The engine sums gradients back over broadcast axes, so rules may return broadcast shapes.
 """
+from ..backend import namespace
 from ..errors import AvalonError
 from ..ops.primitive import Primitive
 
@@ -70,3 +71,10 @@ def vjp_of(prim, node):
             + (f" (at {node.location})" if node.location else "")
             + f"; register one with @avalon.rule(...) for {prim.name}")
     return prim.vjp
+
+
+def array_module(x):
+    """The array module (numpy, cupy, an array-API namespace) of a traced value, so the constants a
+    rule creates live beside its operands."""
+    node = getattr(x, "_node", None)
+    return namespace(node.value if node is not None else x)
