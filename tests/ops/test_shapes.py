@@ -115,5 +115,5 @@ def test_a_reshaped_view_used_twice_accumulates(rng):
 
 def test_squeeze_of_a_non_unit_axis_is_an_error(rng):
     x = sample("real", (2, 3), rng)
-    with pytest.raises(avalon.AvalonError, match="axis 1 has size 3"):
+    with pytest.raises(avalon.AvalonError, match="squeeze: axis 1 has"):
         avalon.grad(lambda x: np.squeeze(x, axis=1).sum(), x)
