@@ -6,3 +6,9 @@ from . import functional
 from .module import Module, Parameter
 from .modules.loss import *  # noqa: E402,F401,F403
 from . import utils  # noqa: E402,F401
+from .modules.activation import *  # noqa: E402,F401,F403
+from .modules.container import *  # noqa: E402,F401,F403
+from .modules.dropout import *  # noqa: E402,F401,F403
+from .modules.linear import *  # noqa: E402,F401,F403
+from .modules.sparse import *  # noqa: E402,F401,F403
+from . import init  # noqa: E402,F401

@@ -90,7 +90,8 @@ class Module:
             self._modules[name] = None
         else:
             if parameters is not None:
-                self._forget(name)
+                for table in (parameters, self._buffers, self._modules):
+                    table.pop(name, None)
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name):
@@ -464,7 +465,7 @@ def _static_value(value):
 
 def _static(module):
     return tuple((name, type(m), tuple(sorted(m._non_persistent)),
-                  tuple((k, _static_value(v)) for k, v in vars(m).items() if k not in _INTERNAL))
+                  tuple(sorted((k, _static_value(v)) for k, v in vars(m).items() if k not in _INTERNAL)))
                  for name, m in module.named_modules())
 
 

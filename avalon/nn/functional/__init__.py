@@ -1,2 +1,7 @@
 """PyTorch's `torch.nn.functional` under the same names: `import avalon.nn.functional as F`."""
 from .loss import *  # noqa: E402,F401,F403
+from .activation import *  # noqa: E402,F401,F403
+from .distance import *  # noqa: E402,F401,F403
+from .dropout import *  # noqa: E402,F401,F403
+from .embedding import *  # noqa: E402,F401,F403
+from .linear import *  # noqa: E402,F401,F403

@@ -1,0 +1,42 @@
+"""Dropout layers: random zeroing in training mode, the identity in evaluation mode."""
+from ...errors import AvalonError
+from .. import functional as F
+from ..module import Module
+
+__all__ = ["Dropout", "Dropout1d", "Dropout2d"]
+
+
+class _DropoutNd(Module):
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise AvalonError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p, self.inplace = p, inplace
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout(_DropoutNd):
+    """Zeroes each element with probability `p` while training and scales the rest by 1/(1-p).
+
+    The mask is drawn with `avalon.rand`, so every call (and every cached replay) draws a new one.
+    `inplace` is accepted and ignored (the result is a new array).
+    """
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training)
+
+
+class Dropout1d(_DropoutNd):
+    """Zeroes whole channels of (N, C, L) or (C, L) inputs with probability `p` while training."""
+
+    def forward(self, input):
+        return F.dropout1d(input, self.p, self.training)
+
+
+class Dropout2d(_DropoutNd):
+    """Zeroes whole channels of (N, C, H, W) inputs with probability `p` while training."""
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training)
