@@ -5,19 +5,10 @@ class AvalonError(Exception):
     """Base class of the errors Avalon raises for problems a user can fix."""
 
 
-class UnsupportedConstruct(AvalonError):
-    """Traced code did something Avalon cannot differentiate correctly.
+class _Located:
+    """`filename`, `lineno` and `code` of an error's `location` (the user's line), when it has one."""
 
-    Carries the construct, the user's source location and code, why it is refused and a rewrite.
-    `avalon.check` collects these instead of raising the first.
-    """
-
-    def __init__(self, construct, why, fix, location=None):
-        self.construct = construct
-        self.why = why
-        self.fix = fix
-        self.location = location
-        super().__init__(self._message())
+    location = None
 
     @property
     def filename(self):
@@ -31,19 +22,50 @@ class UnsupportedConstruct(AvalonError):
     def code(self):
         return self.location.code if self.location else ""
 
+
+def _where(location):
+    if location is None:
+        return []
+    lines = [f"  at {location}"]
+    if location.code:
+        lines.append(f"      {location.code}")
+    return lines
+
+
+class UnsupportedConstruct(_Located, AvalonError):
+    """Traced code did something Avalon cannot differentiate correctly.
+
+    Carries the `construct`, the user's `location` (`filename`, `lineno`, `code`), `why` it is refused
+    and a rewrite (`fix`). `node` is the last node recorded before it (None at the very start), so the
+    workbench can mark the spot on the tape. `avalon.check` collects these instead of raising the first.
+    """
+
+    def __init__(self, construct, why, fix, location=None, node=None):
+        self.construct = construct
+        self.why = why
+        self.fix = fix
+        self.location = location
+        self.node = node
+        super().__init__(self._message())
+
     def _message(self):
-        lines = [self.construct]
-        if self.location is not None:
-            lines.append(f"  at {self.location}")
-            if self.location.code:
-                lines.append(f"      {self.location.code}")
-        lines.append(f"  why: {self.why}")
-        lines.append(f"  fix: {self.fix}")
+        lines = [self.construct, *_where(self.location), f"  why: {self.why}", f"  fix: {self.fix}"]
         return "\n".join(lines)
 
 
-class ShapeError(AvalonError, ValueError):
-    """A primitive was given operands whose shapes or dtypes it cannot combine."""
+class ShapeError(_Located, AvalonError, ValueError):
+    """A primitive was given operands whose shapes or dtypes it cannot combine.
+
+    When raised by a primitive, `primitive` names it, `shapes` lists the operands' shapes and
+    `location` is the user's line; `node` is the last node recorded before it, if any.
+    """
+
+    def __init__(self, message, primitive=None, shapes=(), location=None, node=None):
+        self.primitive = primitive
+        self.shapes = list(shapes)
+        self.location = location
+        self.node = node
+        super().__init__("\n".join([message, *_where(location)]))
 
 
 class GradientError(AvalonError):

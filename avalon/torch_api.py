@@ -3,20 +3,24 @@
 They work on plain arrays and on tracers alike, so `torch.cat([a, b], dim=1)` ports as
 `avalon.cat([a, b], dim=1)`. Creation functions return plain arrays (inside traced code those are
 constants of the tape), except the random ones, which are recorded so every replay draws afresh.
+This module has creation, joining, shapes, indexing and reductions; `avalon.torch_math` has the
+elementwise math, linear algebra and activations. Both are exported as `avalon.*`.
 """
 import builtins
+import numbers
 from collections import namedtuple
 
 import numpy as np
 
 from . import numpy_api as npa
 from .backend import default_float
-from .errors import AvalonError
+from .errors import ShapeError
 from .ops import elementwise as ew
-from .ops import nn as nn_ops
+from .ops import index as ix
 from .ops import random as rnd
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
+values_indices.__doc__ = "(values, indices) of torch's max(dim) / min(dim)."
 
 
 def _size(size):
@@ -43,6 +47,13 @@ def _dim(dim, keepdim, kw):
     return (tuple(dim) if isinstance(dim, list) else dim), keepdim
 
 
+def _length(input, dim):
+    """The length of axis `dim`, with torch's error for an axis the array does not have."""
+    if not -input.ndim <= dim < builtins.max(input.ndim, 1):
+        raise ShapeError(f"dim {dim} is out of range for an array of shape {tuple(input.shape)}")
+    return input.shape[dim]
+
+
 # creation
 
 def zeros(*size, dtype=None, device=None):
@@ -61,10 +72,10 @@ def empty(*size, dtype=None, device=None):
 
 
 def full(size, fill_value, dtype=None, device=None):
-    """An array filled with `fill_value` (float32 for a float value, int64 for an int, as torch)."""
+    """An array filled with `fill_value` (bool, int64 or float32 after the value's type, as torch)."""
     if dtype is None:
-        dtype = np.bool_ if isinstance(fill_value, bool) else np.int64 if isinstance(fill_value, int) \
-            else default_float()
+        dtype = np.bool_ if isinstance(fill_value, (bool, np.bool_)) else np.int64 \
+            if isinstance(fill_value, numbers.Integral) else default_float()
     return _xp(device).full(_size((size,)), fill_value, dtype=dtype)
 
 
@@ -73,7 +84,8 @@ def arange(start, end=None, step=1, dtype=None, device=None):
     if end is None:
         start, end = 0, start
     if dtype is None:
-        dtype = np.int64 if all(isinstance(v, int) for v in (start, end, step)) else default_float()
+        whole = builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step))
+        dtype = np.int64 if whole else default_float()
     return _xp(device).arange(start, end, step, dtype=dtype)
 
 
@@ -96,16 +108,24 @@ def tensor(data, dtype=None, device=None):
     return array if device is None or str(device) == "cpu" else _xp(device).asarray(array)
 
 
-def zeros_like(x, dtype=None):
-    return npa.zeros_like(x, dtype=dtype)
+def zeros_like(input, dtype=None):
+    """Zeros of `input`'s shape and dtype (a plain array, also for a traced `input`)."""
+    return npa.zeros_like(input, dtype=dtype)
 
 
-def ones_like(x, dtype=None):
-    return npa.ones_like(x, dtype=dtype)
+def ones_like(input, dtype=None):
+    """Ones of `input`'s shape and dtype (a plain array, also for a traced `input`)."""
+    return npa.ones_like(input, dtype=dtype)
 
 
-def full_like(x, fill_value, dtype=None):
-    return npa.full_like(x, fill_value, dtype=dtype)
+def empty_like(input, dtype=None):
+    """An uninitialised array of `input`'s shape and dtype."""
+    return npa.empty_like(input, dtype=dtype)
+
+
+def full_like(input, fill_value, dtype=None):
+    """`fill_value` in `input`'s shape and dtype."""
+    return npa.full_like(input, fill_value, dtype=dtype)
 
 
 # random (recorded inside traced code, so each replay draws afresh)
@@ -118,12 +138,12 @@ def _device_of(x):
 
 
 def rand(*size, dtype=None, device=None):
-    """Uniform samples in [0, 1)."""
+    """Uniform samples in [0, 1) (float32 unless `dtype` says otherwise)."""
     return rnd.uniform(shape=_size(size), dtype=np.dtype(dtype or default_float()), device=str(device or "cpu"))
 
 
 def randn(*size, dtype=None, device=None):
-    """Standard normal samples."""
+    """Standard normal samples (float32 unless `dtype` says otherwise)."""
     return rnd.normal(shape=_size(size), dtype=np.dtype(dtype or default_float()), device=str(device or "cpu"))
 
 
@@ -135,12 +155,14 @@ def randint(low, high=None, size=(), dtype=None, device=None):
                        device=str(device or "cpu"))
 
 
-def rand_like(x, dtype=None):
-    return rand(*x.shape, dtype=dtype or x.dtype, device=_device_of(x))
+def rand_like(input, dtype=None):
+    """Uniform samples in [0, 1) of `input`'s shape and dtype."""
+    return rand(*input.shape, dtype=dtype or input.dtype, device=_device_of(input))
 
 
-def randn_like(x, dtype=None):
-    return randn(*x.shape, dtype=dtype or x.dtype, device=_device_of(x))
+def randn_like(input, dtype=None):
+    """Standard normal samples of `input`'s shape and dtype."""
+    return randn(*input.shape, dtype=dtype or input.dtype, device=_device_of(input))
 
 
 def manual_seed(seed):
@@ -163,25 +185,34 @@ def stack(tensors, dim=0, **kw):
     return npa.stack(list(tensors), axis=kw.pop("axis", dim))
 
 
+def hstack(tensors):
+    """Join along the second dimension (the first for 1-D arrays)."""
+    return npa.hstack(list(tensors))
+
+
+def vstack(tensors):
+    """Join along the first dimension, 1-D arrays as rows."""
+    return npa.vstack(list(tensors))
+
+
 def split(tensor, split_size_or_sections, dim=0):
     """Pieces of `split_size` along `dim` (the last may be smaller), or of the listed sizes."""
-    n = tensor.shape[dim]
-    if isinstance(split_size_or_sections, int):
-        sizes = [split_size_or_sections] * (n // split_size_or_sections)
-        if n % split_size_or_sections:
-            sizes.append(n % split_size_or_sections)
+    n = _length(tensor, dim)
+    if isinstance(split_size_or_sections, numbers.Integral):
+        size = builtins.max(int(split_size_or_sections), 1)
+        sizes = [size] * (n // size) + ([n % size] if n % size else [])
     else:
         sizes = list(split_size_or_sections)
         if builtins.sum(sizes) != n:
-            raise AvalonError(f"split: sizes {sizes} do not add up to dimension {dim}'s length {n}")
+            raise ShapeError(f"split: sizes {sizes} do not add up to dimension {dim}'s length {n}")
     bounds = np.cumsum([0] + sizes).tolist()
     return tuple(npa.slice_axis(tensor, dim, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]))
 
 
 def chunk(input, chunks, dim=0):
-    """`chunks` pieces of equal size along `dim` (the last may be smaller)."""
-    n = input.shape[dim]
-    return split(input, -(-n // chunks), dim)
+    """At most `chunks` pieces of equal size along `dim` (the last may be smaller), as torch."""
+    n = _length(input, dim)
+    return split(input, builtins.max(-(-n // chunks), 1), dim)
 
 
 def unbind(input, dim=0):
@@ -192,6 +223,7 @@ def unbind(input, dim=0):
 # shapes
 
 def reshape(input, *shape):
+    """`input` with a new shape (one entry may be -1)."""
     return npa.reshape(input, _size(shape))
 
 
@@ -200,125 +232,183 @@ def flatten(input, start_dim=0, end_dim=-1):
     if input.ndim == 0:
         return npa.reshape(input, (1,))
     start, end = start_dim % input.ndim, end_dim % input.ndim
+    if start > end:
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                         f"(array of shape {tuple(input.shape)})")
     shape = tuple(input.shape[:start]) + (-1,) + tuple(input.shape[end + 1:])
     return npa.reshape(input, shape)
 
 
 def unflatten(input, dim, sizes):
-    """Split dimension `dim` into `sizes`."""
+    """Split dimension `dim` into `sizes` (one entry may be -1)."""
     dim = dim % input.ndim
     return npa.reshape(input, tuple(input.shape[:dim]) + tuple(sizes) + tuple(input.shape[dim + 1:]))
 
 
 def transpose(input, dim0, dim1):
+    """`input` with dimensions dim0 and dim1 swapped."""
     return npa.swapaxes(input, dim0, dim1)
 
 
+swapaxes = swapdims = transpose
+
+
+def t(input):
+    """The transpose of a matrix (a 0-D or 1-D array unchanged)."""
+    return npa.transpose(input) if input.ndim == 2 else input
+
+
 def permute(input, *dims):
+    """`input` with its dimensions in the order `dims`."""
     return npa.transpose(input, _size(dims))
 
 
+def movedim(input, source, destination):
+    """`input` with dimension(s) `source` moved to `destination`."""
+    return npa.moveaxis(input, source, destination)
+
+
+moveaxis = movedim
+
+
 def unsqueeze(input, dim):
+    """`input` with a new dimension of length 1 at `dim`."""
     return npa.expand_dims(input, dim)
 
 
 def squeeze(input, dim=None):
+    """`input` without its length-1 dimensions (only those of `dim`, when given; others are kept)."""
     if dim is not None:
-        dims = (dim,) if isinstance(dim, int) else tuple(dim)
+        dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
         dims = tuple(d for d in dims if input.shape[d] == 1)  # torch ignores non-1 dims
         return npa.squeeze(input, dims) if dims else input
     return npa.squeeze(input)
 
 
+def broadcast_to(input, size):
+    """`input` broadcast to `size` (a view, read-only)."""
+    return npa.broadcast_to(input, tuple(size))
+
+
+def broadcast_tensors(*tensors):
+    """The arrays broadcast to their common shape."""
+    return npa.broadcast_arrays(*tensors)
+
+
 def flip(input, dims):
-    return npa.flip(input, tuple(dims) if not isinstance(dims, int) else dims)
+    """`input` reversed along `dims`."""
+    return npa.flip(input, tuple(dims) if not isinstance(dims, numbers.Integral) else dims)
+
+
+def roll(input, shifts, dims=None):
+    """`input` rolled by `shifts` along `dims` (flattened, then restored, when dims is None)."""
+    return npa.roll(input, shifts, dims)
+
+
+def tile(input, dims):
+    """`input` repeated `dims[i]` times along dimension i."""
+    return npa.tile(input, dims)
 
 
 def tril(input, diagonal=0):
+    """The lower triangle of the last two dimensions (the rest zeroed)."""
     return npa.tril(input, diagonal)
 
 
 def triu(input, diagonal=0):
+    """The upper triangle of the last two dimensions (the rest zeroed)."""
     return npa.triu(input, diagonal)
 
 
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    """The diagonal of dimensions dim1 and dim2, as the last dimension."""
+    return npa.diagonal(input, offset, dim1, dim2)
+
+
 def repeat_interleave(input, repeats, dim=None):
+    """Each element repeated `repeats` times along `dim` (of the flattened input when None)."""
     return npa.repeat(input, repeats, dim)
 
 
 # indexing
 
 def gather(input, dim, index):
-    """out[i][j] = input[i][index[i][j]] along `dim` (the same as take_along_axis)."""
-    return npa.take_along_axis(input, index, dim)
+    """out[i][j] = input[i][index[i][j]] along `dim` (index no larger than input elsewhere)."""
+    if index.ndim != input.ndim:
+        raise ShapeError(f"gather: index has {index.ndim} dimensions, input {input.ndim}")
+    return npa.gather_along(input, index, dim, index.shape)
+
+
+def take_along_dim(input, indices, dim=None):
+    """`input` indexed by `indices` along `dim` (broadcasting elsewhere), as numpy's take_along_axis."""
+    return npa.take_along_axis(input, indices, dim)
 
 
 def index_select(input, dim, index):
+    """The entries `index` (a 1-D integer array) of `input` along `dim`."""
     return npa.take(input, index, axis=dim)
 
 
 def narrow(input, dim, start, length):
+    """`length` entries of `input` from `start` along `dim` (a negative start counts from the end)."""
+    n = _length(input, dim)
+    start = start + n if start < 0 else start
+    if not 0 <= start <= start + length <= n:
+        raise ShapeError(f"narrow: [{start}, {start + length}) is outside dimension {dim} of length {n}")
     return npa.slice_axis(input, dim, start, start + length)
 
 
+def _scatter_into(input, source, operands, key):
+    """input + source added at `key` (repeated indices accumulate): one differentiable scatter_add."""
+    return input + ix.scatter_add(source, *operands, key=key, shape=tuple(input.shape))
+
+
+def index_add(input, dim, index, source, alpha=1):
+    """`input` with `alpha * source` added at `index` along `dim` (repeats accumulate), out of place.
+
+    The functional form of `np.add.at(x, index, v)` and of torch's `index_add_`.
+    """
+    dim = dim % input.ndim
+    source = source if alpha == 1 else source * alpha
+    return _scatter_into(input, source, [index], (slice(None),) * dim + (ix.Slot(0),))
+
+
+def scatter_add(input, dim, index, src):
+    """`input` with `src[i][j]` added at `[index[i][j]][j]` (for dim=0), out of place, as torch."""
+    if tuple(src.shape) != tuple(index.shape):
+        src = src[tuple(slice(0, n) for n in index.shape)]
+    operands, key = npa.along_axis(input, index, dim, index.shape)
+    return _scatter_into(input, src, operands, key)
+
+
 def masked_fill(input, mask, value):
-    """`input` with `value` where `mask` is true."""
-    return ew.where(mask, np.asarray(value, dtype=input.dtype) if not hasattr(value, "shape") else value, input)
+    """`input` with `value` where `mask` is true (mask broadcasts)."""
+    if not hasattr(value, "shape"):
+        value = np.asarray(value, dtype=input.dtype)
+    return ew.where(mask, value, input)
 
 
 def where(condition, input, other):
+    """`input` where `condition` holds, else `other` (all broadcast)."""
     return ew.where(condition, input, other)
 
 
-# math
-
-def matmul(input, other):
-    return npa.matmul(input, other)
-
-
-def mm(input, mat2):
-    return npa.matmul(input, mat2)
-
-
-def bmm(input, mat2):
-    if input.ndim != 3 or mat2.ndim != 3:
-        raise AvalonError(f"bmm expects two 3-D arrays, got shapes {tuple(input.shape)} and {tuple(mat2.shape)}")
-    return npa.matmul(input, mat2)
-
-
-def einsum(equation, *operands):
-    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
-        operands = tuple(operands[0])
-    return npa.einsum(equation, *operands)
-
-
-def outer(input, vec2):
-    return npa.outer(input, vec2)
-
-
-def clamp(input, min=None, max=None):
-    """`input` limited to [min, max] (either may be None)."""
-    return ew.clip(input, min, max)
-
-
-clip = clamp
-
-
-def pow(input, exponent):
-    return ew.power(input, exponent)
-
+# reductions
 
 def sum(input, dim=None, keepdim=False, dtype=None, **kw):
+    """Sum over `dim` (all dimensions when None)."""
     dim, keepdim = _dim(dim, keepdim, kw)
     return npa.sum(input, axis=dim, keepdims=keepdim, dtype=dtype)
 
 
 def mean(input, dim=None, keepdim=False, dtype=None, **kw):
+    """Mean over `dim` (all dimensions when None)."""
     dim, keepdim = _dim(dim, keepdim, kw)
     return npa.mean(input, axis=dim, keepdims=keepdim, dtype=dtype)
 
 
 def prod(input, dim=None, keepdim=False, dtype=None, **kw):
+    """Product over `dim` (all dimensions when None)."""
     dim, keepdim = _dim(dim, keepdim, kw)
     return npa.prod(input, axis=dim, keepdims=keepdim, dtype=dtype)
 
@@ -345,23 +435,39 @@ def min(input, dim=None, keepdim=False, **kw):
 
 
 def amax(input, dim=None, keepdim=False, **kw):
+    """The largest values over `dim` (ties share the gradient)."""
     dim, keepdim = _dim(dim, keepdim, kw)
     return npa.max(input, axis=dim, keepdims=keepdim)
 
 
 def amin(input, dim=None, keepdim=False, **kw):
+    """The smallest values over `dim` (ties share the gradient)."""
     dim, keepdim = _dim(dim, keepdim, kw)
     return npa.min(input, axis=dim, keepdims=keepdim)
 
 
 def argmax(input, dim=None, keepdim=False, **kw):
+    """Index of the largest value along `dim` (of the flattened input when None)."""
     dim, keepdim = _dim(dim, keepdim, kw)
     return npa.argmax(input, axis=dim, keepdims=keepdim)
 
 
 def argmin(input, dim=None, keepdim=False, **kw):
+    """Index of the smallest value along `dim` (of the flattened input when None)."""
     dim, keepdim = _dim(dim, keepdim, kw)
     return npa.argmin(input, axis=dim, keepdims=keepdim)
+
+
+def all(input, dim=None, keepdim=False, **kw):
+    """Whether every element (along `dim`) is true."""
+    dim, keepdim = _dim(dim, keepdim, kw)
+    return npa.all(input, axis=dim, keepdims=keepdim)
+
+
+def any(input, dim=None, keepdim=False, **kw):
+    """Whether any element (along `dim`) is true."""
+    dim, keepdim = _dim(dim, keepdim, kw)
+    return npa.any(input, axis=dim, keepdims=keepdim)
 
 
 def _correction(unbiased, correction):
@@ -383,104 +489,44 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, **kw)
 
 
 def logsumexp(input, dim, keepdim=False):
+    """log(sum(exp(input))) over `dim`, computed stably."""
     return npa.logsumexp(input, axis=dim, keepdims=keepdim)
 
 
 def cumsum(input, dim, dtype=None):
+    """Running sums along `dim`."""
     return npa.cumsum(input, axis=dim, dtype=dtype)
 
 
 def cumprod(input, dim, dtype=None):
+    """Running products along `dim`."""
     return npa.cumprod(input, axis=dim, dtype=dtype)
 
 
-def norm(input, p="fro", dim=None, keepdim=False):
-    if p not in ("fro", 2, 2.0):
-        raise AvalonError(f"norm: p={p!r} has no rule; only the 2-norm")
-    return ew.sqrt(npa.sum(input * input, axis=dim, keepdims=keepdim))
-
-
-def softmax(input, dim, dtype=None):
-    """exp(x) / sum(exp(x)) along `dim` (one fused primitive)."""
-    input = npa._cast(input, dtype)
-    return nn_ops.softmax(input, axis=dim % input.ndim)
-
-
-def log_softmax(input, dim, dtype=None):
-    """x - logsumexp(x) along `dim` (one fused primitive)."""
-    input = npa._cast(input, dtype)
-    return nn_ops.log_softmax(input, axis=dim % input.ndim)
-
-
-def detach(input):
-    """`input` with no gradient flowing back through it."""
-    return nn_ops.stop_gradient(input)
-
-
-stop_gradient = detach
-
-
-def maximum(input, other):
-    return ew.maximum(input, other)
-
-
-def minimum(input, other):
-    return ew.minimum(input, other)
-
-
-def _unary(prim, name):
-    def fn(input):
-        return prim(input)
-
-    fn.__name__ = name
-    fn.__doc__ = f"Elementwise {name}."
-    return fn
-
-
-relu = _unary(ew.relu, "relu")
-sigmoid = _unary(ew.sigmoid, "sigmoid")
-tanh = _unary(ew.tanh, "tanh")
-exp = _unary(ew.exp, "exp")
-exp2 = _unary(ew.exp2, "exp2")
-log = _unary(ew.log, "log")
-log2 = _unary(ew.log2, "log2")
-log10 = _unary(ew.log10, "log10")
-log1p = _unary(ew.log1p, "log1p")
-expm1 = _unary(ew.expm1, "expm1")
-sqrt = _unary(ew.sqrt, "sqrt")
-rsqrt = _unary(lambda x: ew.reciprocal(ew.sqrt(x)), "rsqrt")
-square = _unary(ew.square, "square")
-reciprocal = _unary(ew.reciprocal, "reciprocal")
-abs = _unary(ew.absolute, "abs")
-neg = negative = _unary(ew.negative, "neg")
-sign = _unary(ew.sign, "sign")
-sin = _unary(ew.sin, "sin")
-cos = _unary(ew.cos, "cos")
-tan = _unary(ew.tan, "tan")
-asin = arcsin = _unary(ew.arcsin, "asin")
-acos = arccos = _unary(ew.arccos, "acos")
-atan = arctan = _unary(ew.arctan, "atan")
-sinh = _unary(ew.sinh, "sinh")
-cosh = _unary(ew.cosh, "cosh")
-floor = _unary(ew.floor, "floor")
-ceil = _unary(ew.ceil, "ceil")
-round = _unary(ew.rint, "round")
-isfinite = _unary(ew.isfinite, "isfinite")
-isnan = _unary(ew.isnan, "isnan")
-isinf = _unary(ew.isinf, "isinf")
-
-
-def atan2(input, other):
-    return ew.arctan2(input, other)
-
-
 def numel(input):
+    """The number of elements."""
     return int(np.prod(input.shape))
 
 
 def is_tensor(obj):
+    """True for arrays (numpy, cupy, array-API) and traced arrays."""
     from .backend import is_array
     from .tracing.tracer import Tracer
 
     return is_array(obj) or isinstance(obj, Tracer)
 
+
+from .torch_math import *  # noqa: E402,F401,F403 - elementwise math, linear algebra, activations
+from .torch_math import __all__ as _math_names  # noqa: E402
+
+__all__ = [
+    "values_indices", "zeros", "ones", "empty", "full", "arange", "linspace", "eye", "tensor",
+    "zeros_like", "ones_like", "empty_like", "full_like", "rand", "randn", "randint", "rand_like",
+    "randn_like", "manual_seed", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "split",
+    "chunk", "unbind", "reshape", "flatten", "unflatten", "transpose", "swapaxes", "swapdims", "t",
+    "permute", "movedim", "moveaxis", "unsqueeze", "squeeze", "broadcast_to", "broadcast_tensors",
+    "flip", "roll", "tile", "tril", "triu", "diagonal", "repeat_interleave", "gather", "take_along_dim",
+    "index_select", "narrow", "index_add", "scatter_add", "masked_fill", "where", "sum", "mean", "prod",
+    "max", "min", "amax", "amin", "argmax", "argmin", "all", "any", "var", "std", "logsumexp", "cumsum",
+    "cumprod", "numel", "is_tensor", *_math_names,
+]

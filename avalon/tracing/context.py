@@ -8,6 +8,9 @@ from .source import user_location
 
 _active = []
 
+# What numpy and cupy raise for operands a function cannot combine (AxisError is a ValueError).
+_OPERAND_ERRORS = (TypeError, ValueError, IndexError)
+
 
 def current():
     """The innermost active trace, or None outside traced code."""
@@ -29,25 +32,33 @@ class Trace:
         self.scopes = [""]
         self.scope_names = {}
         self.origin = None  # a forward node whose location backward calls inherit
+        self.live = False
         self._consts = {}
 
     @contextlib.contextmanager
     def active(self):
         _active.append(self)
+        self.live = True
         try:
             yield self
         finally:
             _active.pop()
+            self.live = self in _active
 
     @contextlib.contextmanager
     def scope(self, obj_or_name):
-        """Nodes recorded inside belong to the module scope `obj_or_name` (a holder or a dotted name)."""
+        """Nodes recorded inside belong to a module scope.
+
+        A holder (a Module) is named by its dotted path from the traced arguments (`encoder.layers.0`;
+        an argument holder itself is the root, ''); a holder built inside the traced code gets its
+        class name under the current scope. A string is a name under the current scope.
+        """
+        parent = self.scopes[-1]
         if isinstance(obj_or_name, str):
-            name = obj_or_name
+            name = f"{parent}.{obj_or_name}" if parent and obj_or_name else obj_or_name or parent
         else:
             name = self.scope_names.get(id(obj_or_name))
             if name is None:
-                parent = self.scopes[-1]
                 leaf = type(obj_or_name).__name__.lower()
                 name = f"{parent}.{leaf}" if parent else leaf
         self.scopes.append(name)
@@ -62,12 +73,21 @@ class Trace:
         return user_location(2)
 
     def _new(self, node):
-        node.scope = self.origin.scope if self.origin is not None else self.scopes[-1]
+        if self.origin is not None:
+            node.scope = self.origin.scope
+        elif not node.scope:
+            node.scope = self.scopes[-1]
         node.phase = self.phase
         return self.tape.append(node)
 
-    def input(self, name, value, role="data"):
-        node = Input(name, value.shape, value.dtype, role, value=value)
+    def last_node(self):
+        return self.tape.nodes[-1] if self.tape.nodes else None
+
+    def input(self, name, value, role="data", location=None):
+        """An `Input` node; a parameter or buffer belongs to the scope of the holder that owns it."""
+        node = Input(name, value.shape, value.dtype, role, value=value, location=location)
+        if role != "data" and "." in name:
+            node.scope = name.rsplit(".", 1)[0]
         return self._new(node)
 
     def const(self, value):
@@ -85,8 +105,7 @@ class Trace:
         for a in args:
             if isinstance(a, Tracer):
                 if a._trace is not self:
-                    raise AvalonError(f"{prim.name}: a tracer from another trace was used here; "
-                                      "do not keep tracers after the traced function returns")
+                    raise escaped_tracer(prim)
                 nodes.append(a._node)
                 values.append(a._node.value)
             elif is_array(a):
@@ -97,49 +116,72 @@ class Trace:
                 values.append(a)
         try:
             out = prim.impl(*values, **params)
-        except (AvalonError, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            raise self._operand_error(prim, values, params, exc) from None
+        except _OPERAND_ERRORS as exc:
+            raise operand_error(prim, values, params, exc, self.last_node()) from None
         if not is_array(out):
             out = namespace(*values).asarray(out)
         node = Call(prim, nodes, params, out.shape, out.dtype, value=out, location=self.location())
         return Tracer(self._new(node), self)
 
-    def _operand_error(self, prim, values, params, exc):
-        shapes = ", ".join(f"{v.dtype}{list(v.shape)}" if is_array(v) else repr(v) for v in values)
-        where = user_location(2)
-        detail = f" with {', '.join(f'{k}={v!r}' for k, v in params.items())}" if params else ""
-        return ShapeError(f"{prim.name} cannot combine operands ({shapes}){detail}: {exc}"
-                          + (f"\n  at {where}\n      {where.code}" if where else ""))
-
     def refuse(self, construct, why, fix, fallback):
         """Raise `UnsupportedConstruct` at the user's line, or in collecting mode note it and go on
         with `fallback()` (a concrete value)."""
-        problem = UnsupportedConstruct(construct, why, fix, user_location(2))
+        problem = UnsupportedConstruct(construct, why, fix, user_location(2), self.last_node())
         if not self.collect:
             raise problem
         self.problems.append(problem)
         return fallback()
 
 
+def operand_error(prim, values, params, exc, node=None):
+    """The `ShapeError` of a primitive that could not combine its operands: names the primitive, the
+    operands' dtypes and shapes, the static parameters and the user's line."""
+    shapes = [tuple(v.shape) for v in values if is_array(v)]
+    described = ", ".join(f"{v.dtype} {tuple(v.shape)}" if is_array(v) else repr(v) for v in values)
+    detail = f" with {', '.join(f'{k}={v!r}' for k, v in params.items())}" if params else ""
+    return ShapeError(f"{prim.name} cannot combine operands {described}{detail}: {exc}",
+                      prim.name, shapes, user_location(2), node)
+
+
+def escaped_tracer(prim):
+    return AvalonError(
+        f"{prim.name}: a traced array was used outside the traced function that made it (kept in a "
+        "global, an attribute or a closure); return arrays from traced code instead of storing them")
+
+
 def bind(prim, args, params):
     """Run `prim`: record it when a tracer is among `args` or a trace is active, else just compute."""
     from .tracer import Tracer
 
-    trace = None
     for a in args:
         if isinstance(a, Tracer):
-            trace = a._trace
-            break
-    else:
-        trace = current()
-        if trace is None:
-            return prim.impl(*args, **params)
-    return trace.record(prim, args, params)
+            if not a._trace.live:
+                raise escaped_tracer(prim)
+            return a._trace.record(prim, args, params)
+    trace = current()
+    if trace is not None:
+        return trace.record(prim, args, params)
+    try:
+        return prim.impl(*args, **params)
+    except _OPERAND_ERRORS as exc:
+        raise operand_error(prim, args, params, exc) from None
+
+
+def refuse(construct, why, fix, fallback):
+    """`Trace.refuse` on the active trace; outside traced code, raise `UnsupportedConstruct`."""
+    trace = current()
+    if trace is not None:
+        return trace.refuse(construct, why, fix, fallback)
+    raise UnsupportedConstruct(construct, why, fix, user_location(2))
 
 
 def scope(obj_or_name):
-    """Context manager: calls traced inside belong to a module scope (a no-op outside tracing)."""
+    """Context manager: calls traced inside belong to a module scope (a no-op outside tracing).
+
+    >>> class Block:
+    ...     def __call__(self, x):
+    ...         with avalon.tracing.scope(self):
+    ...             return np.tanh(x @ self.weight)
+    """
     trace = current()
     return trace.scope(obj_or_name) if trace is not None else contextlib.nullcontext()

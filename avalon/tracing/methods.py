@@ -1,17 +1,33 @@
 """torch.Tensor's methods on tracers, so PyTorch model code traces unchanged.
 
-Where torch and numpy disagree on a method, torch wins (numpy's meaning stays reachable through the
-numpy function): `size()` is a method (numpy: `np.size(x)`), `view(*shape)` reshapes (numpy's
-`view(dtype)` is not supported), `transpose(d0, d1)` swaps two axes (with no arguments it reverses them,
-as numpy), `repeat(*sizes)` tiles (numpy: `np.repeat`), `flatten(start_dim)` keeps leading axes,
-`max(dim)`/`min(dim)` return (values, indices), and `var()`/`std()` are unbiased by default
-(numpy: `np.var(x)`). The numpy spellings `axis=`/`keepdims=` are accepted wherever torch takes `dim=`.
+Where torch and numpy disagree on a method, torch wins; numpy's meaning stays reachable through the
+numpy function:
+
+- `transpose(d0, d1)` swaps two axes; with no arguments or a full permutation it is numpy's
+  (`np.transpose(x, axes)`).
+- `repeat(*sizes)` tiles the array (numpy's `x.repeat(n)` repeats elements: `np.repeat(x, n)`).
+- `flatten(start_dim=0, end_dim=-1)` merges a range of axes (numpy's `flatten(order)` is not taken).
+- `max(dim)` / `min(dim)` (also spelled `axis=`) return a (values, indices) pair; without `dim` the
+  largest value (numpy's `x.max(axis=0)`: `np.max(x, axis=0)` or `x.amax(0)`).
+- `var()` / `std()` are unbiased (correction=1) by default; numpy's `ddof=` is accepted
+  (`x.var(ddof=0)` is numpy's default).
+- `view(*shape)` reshapes; numpy's `view(dtype)` reinterprets memory and is refused.
+- `copy()` and `clone()` give a new array; `sum(dim, keepdim, dtype)` and the other reductions take
+  torch's positional order, so numpy's positional `x.sum(0, np.float64)` must name `dtype=`.
+- `round(decimals=0)`, `clip(min, max)`, `all(dim)`, `any(dim)`, `cumsum(dim)` and `cumprod(dim)` take
+  torch's names and numpy's (`a_min`, `a_max`, `axis`, `keepdims`).
+
+No collision: `x.size` is the element count (numpy's attribute) and, called, torch's `x.size()`
+(the shape) or `x.size(dim)`. The numpy spellings `axis=`/`keepdims=` are accepted wherever torch takes
+`dim=`/`keepdim=`.
 """
+import math
+import numbers
+
 import numpy as np
 
 from .. import numpy_api as npa
 from .. import torch_api as ta
-from ..errors import AvalonError
 from ..ops import elementwise as ew
 
 
@@ -21,13 +37,33 @@ def _shape_args(shape):
     return tuple(shape)
 
 
+class Size(int):
+    """`x.size`: the number of elements (numpy's attribute), and called, torch's `x.size()` (the
+    shape) or `x.size(dim)` (one axis's length)."""
+
+    def __new__(cls, shape):
+        size = super().__new__(cls, math.prod(shape))
+        size.shape = tuple(shape)
+        return size
+
+    def __call__(self, dim=None):
+        return self.shape if dim is None else self.shape[dim]
+
+
+# torch's in-place methods whose out-of-place forms are not methods here (the rest are `name_` of one)
+_INPLACE_ONLY = {"zero_", "fill_", "copy_", "uniform_", "normal_", "bernoulli_", "exponential_",
+                 "random_", "index_put_", "index_fill_", "index_copy_", "scatter_", "scatter_add_",
+                 "masked_scatter_", "put_", "set_", "resize_", "requires_grad_", "fill_diagonal_"}
+
+
 class TorchMethods:
     __slots__ = ()
 
     # shape
 
-    def size(self, dim=None):
-        return tuple(self.shape) if dim is None else self.shape[dim]
+    @property
+    def size(self):
+        return Size(self.shape)
 
     def dim(self):
         return self.ndim
@@ -36,8 +72,12 @@ class TorchMethods:
         return int(np.prod(self.shape))
 
     def view(self, *shape):
-        if len(shape) == 1 and not isinstance(shape[0], (int, tuple, list)):
-            raise AvalonError("view(dtype) reinterprets memory and cannot be traced; use .astype(dtype)")
+        if len(shape) == 1 and not isinstance(shape[0], (numbers.Integral, tuple, list)):
+            return self._trace.refuse(
+                f"view({shape[0]!r}): reinterpreting a traced array's memory as another dtype",
+                "the bits of one dtype read as another have no gradient",
+                "convert the values instead: `x.astype(dtype)` (or `x.to(dtype)`)",
+                lambda: self)
         return npa.reshape(self, _shape_args(shape))
 
     def reshape(self, *shape, **kw):
@@ -52,7 +92,7 @@ class TorchMethods:
         return npa.transpose(self, _shape_args(dims))
 
     def transpose(self, *dims):
-        if len(dims) == 2 and all(isinstance(d, int) for d in dims):
+        if len(dims) == 2 and all(isinstance(d, numbers.Integral) for d in dims):
             return npa.swapaxes(self, *dims)
         return npa.transpose(self, _shape_args(dims) if dims else None)
 
@@ -114,10 +154,10 @@ class TorchMethods:
         return self
 
     def clone(self):
-        return self
+        return npa.copy(self)
 
     def copy(self):
-        return self
+        return npa.copy(self)
 
     # dtype and device
 
@@ -145,10 +185,12 @@ class TorchMethods:
     def type_as(self, other):
         return self.astype(other.dtype)
 
-    def to(self, *args, **kw):
-        dtype = kw.get("dtype")
+    def to(self, *args, dtype=None, **kw):
+        """`x.to(dtype)`, `x.to(other)` (its dtype); device names ('cpu') leave the array alone."""
         for a in args:
-            if not isinstance(a, str):
+            if hasattr(a, "dtype") and hasattr(a, "shape"):
+                dtype = a.dtype
+            elif not isinstance(a, str):
                 dtype = a
         return self if dtype is None else self.astype(dtype)
 
@@ -184,11 +226,11 @@ class TorchMethods:
     def argmin(self, dim=None, keepdim=False, **kw):
         return ta.argmin(self, dim, keepdim, **kw)
 
-    def var(self, dim=None, unbiased=None, keepdim=False, **kw):
-        return ta.var(self, dim, unbiased, keepdim, **kw)
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, ddof=None, **kw):
+        return ta.var(self, dim, unbiased, keepdim, correction=ddof if correction is None else correction, **kw)
 
-    def std(self, dim=None, unbiased=None, keepdim=False, **kw):
-        return ta.std(self, dim, unbiased, keepdim, **kw)
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, ddof=None, **kw):
+        return ta.std(self, dim, unbiased, keepdim, correction=ddof if correction is None else correction, **kw)
 
     def logsumexp(self, dim, keepdim=False):
         return ta.logsumexp(self, dim, keepdim)
@@ -279,6 +321,12 @@ class TorchMethods:
     def index_select(self, dim, index):
         return ta.index_select(self, dim, index)
 
+    def index_add(self, dim, index, source, alpha=1):
+        return ta.index_add(self, dim, index, source, alpha=alpha)
+
+    def scatter_add(self, dim, index, src):
+        return ta.scatter_add(self, dim, index, src)
+
     def tril(self, diagonal=0):
         return ta.tril(self, diagonal)
 
@@ -307,12 +355,28 @@ class TorchMethods:
     def new_full(self, size, fill_value, dtype=None):
         return ta.full(size, fill_value, dtype=dtype or self.dtype)
 
+    def new_empty(self, *size, dtype=None):
+        return ta.empty(*size, dtype=dtype or self.dtype)
+
+    def is_floating_point(self):
+        return bool(np.issubdtype(self.dtype, np.floating))
+
+    def numpy(self):
+        return np.asarray(self)  # refused by Tracer.__array__, at the user's line
+
     def __getattr__(self, name):
-        if name.endswith("_") and not name.startswith("_"):
-            return self._trace.refuse(
+        # torch's in-place methods (`x.add_(1)`, `x.zero_()`) exist, so hasattr sees them; calling one
+        # is refused at the user's line.
+        stem = name[:-1]
+        if name in _INPLACE_ONLY or (name.endswith("_") and not name.startswith("_") and
+                                     callable(getattr(type(self), stem, None))):
+            return lambda *args, **kwargs: self._trace.refuse(
                 f"in-place method .{name}() on a traced array",
-                "in-place updates change values that other recorded operations already read",
-                f"use the out-of-place form: `x = x.{name[:-1]}(...)`",
-                lambda: (lambda *a, **k: self))
+                "in-place updates change values that other recorded operations already read, so the "
+                "tape (and its gradient) would not match what ran",
+                f"use the out-of-place form and bind the result: `x = x.{stem}(...)`" if stem.isidentifier()
+                and hasattr(type(self), stem) else
+                "build a new array instead (avalon.zeros_like, np.where, masked_fill, avalon.index_add)",
+                lambda: self)
         raise AttributeError(f"traced arrays have no attribute {name!r} (they follow numpy functions "
                              "and torch.Tensor methods; see avalon.tracing.methods)")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from .. import tree
 from ..backend import is_array
 from .context import Trace
+from .source import user_location
 from .tracer import Tracer
 
 
@@ -40,26 +41,29 @@ def argument_names(f, args, kwargs):
     return [positional[i] if i < len(positional) else f"{star}[{i - len(positional)}]" for i in range(len(args))]
 
 
-def record(f, args, kwargs=None, collect=False, then=None):
+def record(f, args, kwargs=None, collect=False, then=None, trace=None, names=None):
     """Trace `f(*args, **kwargs)`. `then(recording)` runs inside the trace after f returns (grad uses it
-    to append the backward pass) and may return extra output nodes."""
+    to append the backward pass) and may return extra output nodes. `trace` is the `Trace` to record
+    into (a new one by default; `check` passes its own so the tape survives an error); `names` name
+    the positional arguments (by default f's parameter names)."""
     kwargs = kwargs or {}
-    trace = Trace(collect)
-    names = argument_names(f, args, kwargs)
-    named = {n: a for n, a in zip(names, args)}
-    leaves, infos, holders, spec = tree.flatten((tuple(args), dict(kwargs)))
+    trace = trace or Trace(collect)
+    leaves, _, holders, spec = tree.flatten((tuple(args), dict(kwargs)))
     # Re-flatten per argument for readable names (`x`, `batch[0]`, `fc1.weight`).
     infos = []
-    for name, value in list(named.items()) + list(kwargs.items()):
+    for name, value in list(zip(names or argument_names(f, args, kwargs), args)) + list(kwargs.items()):
         infos.extend(tree.flatten(value, name)[1])
     recording = Recording(trace.tape, trace, spec, leaves, holders)
+    where = user_location(2)  # inputs arrive at the user's call
     with trace.active():
-        tracers = [Tracer(trace.input(info.name, leaf, info.role), trace) for leaf, info in zip(leaves, infos)]
+        tracers = [Tracer(trace.input(info.name, leaf, info.role, where), trace)
+                   for leaf, info in zip(leaves, infos)]
         bound = {}
         for obj in holders:
-            spec_h = tree.holder_of(obj)
-            for path, part in spec_h.named_parts(obj):
+            for path, part in tree.holder_of(obj).named_parts(obj):
                 trace.scope_names[id(part)] = path
+        for obj in holders:  # an argument holder is the root scope, as its arrays' names have no prefix
+            trace.scope_names.setdefault(id(obj), "")
         originals = [{n: a for n, a, _ in tree.holder_of(obj).named_arrays(obj)} for obj in holders]
 
         def bind_holder(obj, values, roles):

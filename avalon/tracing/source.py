@@ -1,30 +1,82 @@
-"""The user's line: the innermost stack frame outside Avalon (and outside numpy's dispatch)."""
+"""The user's line: the innermost stack frame that is the user's own code.
+
+Frames inside Avalon and numpy are never the user's. Frames of installed libraries (the standard
+library, site-packages) are skipped too, so a node recorded inside `einops.rearrange` or a
+`contextlib` wrapper points at the user's line that called it; only when the whole stack is library
+code does the innermost library frame count.
+"""
 import linecache
 import os
+import site
 import sys
+import sysconfig
 
 import numpy as np
 
 from ..tape import Location
 
 _AVALON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_SKIPPED = (_AVALON_DIR + os.sep, os.path.dirname(np.__file__) + os.sep)
+_INTERNAL = (_AVALON_DIR + os.sep, os.path.dirname(np.__file__) + os.sep)
+
+
+def _library_dirs():
+    paths = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths.update(getattr(site, "getsitepackages", lambda: [])())
+    paths.add(getattr(site, "getusersitepackages", lambda: "")())
+    return tuple(os.path.abspath(p) + os.sep for p in paths if p)
+
+
+_LIBRARIES = _library_dirs()
 
 
 def _is_internal(filename):
-    return filename.startswith(_SKIPPED) or filename.startswith("<__array_function__")
+    return filename.startswith(_INTERNAL) or filename.startswith("<__array_function__")
 
 
-def user_location(skip=1):
-    """`Location` of the innermost frame that is user code, or None when there is none."""
-    frame = sys._getframe(skip)
+def _is_library(filename):
+    return filename.startswith(_LIBRARIES) or filename.startswith("<frozen")
+
+
+def _location(frame):
+    filename = frame.f_code.co_filename
+    code = linecache.getline(filename, frame.f_lineno, frame.f_globals).strip()
+    return Location(filename, frame.f_lineno, frame.f_code.co_name, code)
+
+
+def _outside_avalon(skip):
+    """(frame, is_library) for each frame outside Avalon and numpy, innermost first."""
+    frame = sys._getframe(skip + 1)
     while frame is not None:
         filename = frame.f_code.co_filename
         if not _is_internal(filename):
-            code = linecache.getline(filename, frame.f_lineno, frame.f_globals).strip()
-            return Location(filename, frame.f_lineno, frame.f_code.co_name, code)
+            yield frame, _is_library(filename)
         frame = frame.f_back
-    return None
+
+
+def user_location(skip=1):
+    """`Location` of the innermost frame of user code, or None when there is none.
+
+    `skip` counts frames to pass over first: 1 starts at the caller of `user_location`.
+    """
+    innermost_library = None
+    for frame, library in _outside_avalon(skip):
+        if not library:
+            return _location(frame)
+        innermost_library = innermost_library or frame
+    return _location(innermost_library) if innermost_library is not None else None
+
+
+def library_call(skip=1):
+    """`module.function` of the installed-library function that the user's line called (and that led
+    to this point), or None when the user's code got here directly."""
+    called = None
+    for frame, library in _outside_avalon(skip):
+        if not library:
+            break
+        called = frame
+    if called is None:
+        return None
+    return f"{called.f_globals.get('__name__', '?')}.{getattr(called.f_code, 'co_qualname', called.f_code.co_name)}"
 
 
 def source_context(location, before=3, after=3):

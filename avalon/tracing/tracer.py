@@ -8,9 +8,12 @@ user's line: iteration, bool/int/float, in-place writes, coercion to ndarray, fu
 import numpy as np
 
 from .. import numpy_api as npa
+from .. import numpy_ufuncs
+from ..backend import device_of
 from ..ops import elementwise as ew
 from ..tape import Input
 from .methods import TorchMethods
+from .source import library_call
 
 _REGISTER_HINT = (
     "give it a rule with one decorator:\n"
@@ -21,7 +24,14 @@ _REGISTER_HINT = (
 
 
 class Tracer(TorchMethods):
-    """An array being traced: has `shape`, `dtype`, numpy operators and torch methods; no data access."""
+    """An array being traced: has `shape`, `dtype`, numpy operators and torch methods; no data access.
+
+    Shapes and dtypes are static (part of the compile cache's key: a new shape traces again), so what
+    depends only on them is plain Python: `x.shape`, `x.ndim`, `x.size`, `len(x)` (the first axis's
+    length) and Python control flow on those. What depends on the values is refused with
+    `avalon.UnsupportedConstruct`: `bool(x)`, `float(x)`, `if x > 0:`, `for row in x:`, in-place writes,
+    and converting to a plain ndarray.
+    """
 
     __slots__ = ("_node", "_trace")
     __array_priority__ = 1000
@@ -46,6 +56,11 @@ class Tracer(TorchMethods):
         return len(self._node.shape)
 
     @property
+    def device(self):
+        """'cpu' or 'cuda:N': where the traced values live."""
+        return device_of(self._node.value)
+
+    @property
     def T(self):
         return npa.transpose(self)
 
@@ -65,7 +80,7 @@ class Tracer(TorchMethods):
         return id(self)
 
     def __len__(self):
-        # Shapes are static (a new shape retraces), so len is safe.
+        # Shapes are static (a new shape retraces), so the length is not data-dependent.
         if not self.shape:
             raise TypeError("len() of a 0-d traced array")
         return self.shape[0]
@@ -91,6 +106,7 @@ class Tracer(TorchMethods):
     def __neg__(self): return ew.negative(self)
     def __pos__(self): return self
     def __abs__(self): return ew.absolute(self)
+    def __round__(self, ndigits=None): return npa.round(self, ndigits or 0)
     def __invert__(self): return ew.invert(self)
     def __and__(self, o): return ew.bitwise_and(self, o)
     def __rand__(self, o): return ew.bitwise_and(o, self)
@@ -105,16 +121,19 @@ class Tracer(TorchMethods):
     def __gt__(self, o): return ew.greater(self, o)
     def __ge__(self, o): return ew.greater_equal(self, o)
 
-    # in-place operators rebind the name to a new value; on inputs and parameters they are refused,
-    # since the caller's array would silently keep its old value
+    # In-place operators rebind the name to a new value. On inputs and parameters they are refused:
+    # numpy would change the caller's array, which a traced function cannot do.
 
     def _inplace(self, op, other, symbol):
         if isinstance(self._node, Input):
+            what = "parameter" if self._node.role == "param" else \
+                "buffer" if self._node.role == "buffer" else "input"
             return self._trace.refuse(
-                f"in-place update `{symbol}` of the traced input {self._node.name!r}",
-                "an input or parameter cannot be changed by traced code: the change would not reach "
-                "the caller's array and the gradient would be of a different function",
-                f"bind a new name: `y = x {symbol[:-1]} ...` and use y",
+                f"in-place update `{symbol}` of the traced {what} {self._node.name!r}",
+                f"an {what} cannot be changed by traced code: the change would not reach the caller's "
+                "array, and the gradient would be of a different function",
+                f"make a new array: write `x = x {symbol[:-1]} ...` instead of `x {symbol} ...` (for an "
+                f"attribute, `self.w = self.w {symbol[:-1]} ...`)",
                 lambda: op(self, other))
         return op(self, other)
 
@@ -122,8 +141,13 @@ class Tracer(TorchMethods):
     def __isub__(self, o): return self._inplace(ew.subtract, o, "-=")
     def __imul__(self, o): return self._inplace(ew.multiply, o, "*=")
     def __itruediv__(self, o): return self._inplace(ew.divide, o, "/=")
+    def __ifloordiv__(self, o): return self._inplace(ew.floor_divide, o, "//=")
+    def __imod__(self, o): return self._inplace(ew.remainder, o, "%=")
     def __ipow__(self, o): return self._inplace(ew.power, o, "**=")
     def __imatmul__(self, o): return self._inplace(npa.matmul, o, "@=")
+    def __iand__(self, o): return self._inplace(ew.bitwise_and, o, "&=")
+    def __ior__(self, o): return self._inplace(ew.bitwise_or, o, "|=")
+    def __ixor__(self, o): return self._inplace(ew.bitwise_xor, o, "^=")
 
     # indexing
 
@@ -142,8 +166,8 @@ class Tracer(TorchMethods):
             "in-place assignment `x[...] = v` to a traced array",
             "writing into an array that other recorded operations already read changes their inputs "
             "after the fact, so the tape (and its gradient) would not match what ran",
-            "build the new array functionally: `x = np.where(mask, v, x)`, `avalon.cat([...])`, or "
-            "`x.masked_fill(mask, v)`",
+            "build the new array functionally: `x = np.where(mask, v, x)`, `x.masked_fill(mask, v)` or "
+            "`avalon.cat([x[:i], v, x[i + 1:]])`",
             lambda: None)
 
     def __delitem__(self, key):
@@ -192,39 +216,47 @@ class Tracer(TorchMethods):
 
     def __array__(self, dtype=None, copy=None):
         value = self._node.value
+        called = library_call()
+        via = f"{called} converts its argument to a plain ndarray" if called else \
+            "np.asarray / np.array (or another conversion to a plain ndarray) of a traced array"
+        if called:
+            fix = (f"give {called} a rule, so it is one recorded call:\n"
+                   f"        @avalon.rule({called})\n"
+                   "        def vjp(g, out, *args, **params): ...\n"
+                   "      or compute the same thing with numpy functions on the traced array")
+        else:
+            fix = ("keep it a traced array: call numpy functions on it directly (np.tanh(x), x.sum()); to "
+                   "join traced arrays use np.stack / avalon.stack instead of np.array([...]); a numpy "
+                   "function that has no rule gets one with @avalon.rule(np.the_function)")
         return self._trace.refuse(
-            "conversion of a traced array to a plain ndarray (np.asarray, np.array or code that calls them)",
+            via,
             "the plain array is a frozen copy of this trace's values: the tape would lose track of it, "
             "so later replays would reuse stale numbers and no gradient would flow back through it",
-            "keep it a traced array: call numpy functions on it directly (np.tanh(x), x.sum()); if a "
-            "numpy function has no rule, register one with @avalon.rule",
-            lambda: np.asarray(value, dtype=dtype))
+            fix, lambda: np.asarray(value, dtype=dtype))
 
     # numpy protocols
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if kwargs.get("out") is not None:
+        name = numpy_ufuncs.name(ufunc)
+        if kwargs.get("out") is not None or method == "at":
+            call = f"{name}.at(x, ...)" if method == "at" else f"{name}(..., out=...)"
             return self._trace.refuse(
-                f"np.{ufunc.__name__}(..., out=...) writing into an array",
+                f"{call} writing into an array",
                 "in-place writes into traced arrays change values other recorded operations already read",
-                f"use the returned value: `y = np.{ufunc.__name__}(...)`",
+                f"use a returned value instead: `y = {name}(...)`" if method != "at" else
+                "add with a functional scatter: `x + np.bincount`-style sums, or a one-hot matrix product",
                 lambda: _concrete(ufunc, method, inputs, kwargs))
         kwargs.pop("out", None)
-        dtype = kwargs.pop("dtype", None)
-        if method == "__call__" and ufunc in npa.UFUNCS and not kwargs:
-            result = npa.UFUNCS[ufunc](*inputs)
-            return ew.astype(result, dtype=np.dtype(dtype)) if dtype is not None else result
-        if method == "__call__" and not kwargs:
-            from ..rules import user_rule_for
+        from ..rules import user_rule_for
 
-            primitive = user_rule_for(ufunc)
-            if primitive is not None:
-                return primitive(*inputs)
-        table = {"reduce": npa.UFUNC_REDUCE, "accumulate": npa.UFUNC_ACCUMULATE}.get(method, {})
-        if ufunc in table:
-            return table[ufunc](*inputs, **kwargs)
-        name = f"np.{ufunc.__name__}" + ("" if method == "__call__" else f".{method}")
-        return self._no_rule(name, f"np.{ufunc.__name__}", lambda: _concrete(ufunc, method, inputs, kwargs))
+        elementwise = numpy_ufuncs.UFUNCS.get(ufunc) or user_rule_for(ufunc)
+        result = numpy_ufuncs.apply(ufunc, method, inputs, kwargs, elementwise)
+        if isinstance(result, numpy_ufuncs.Unsupported):
+            return self._trace.refuse(*result, lambda: _concrete(ufunc, method, inputs, kwargs))
+        if result is None:
+            call = name + ("" if method == "__call__" else f".{method}")
+            return self._no_rule(call, name, lambda: _concrete(ufunc, method, inputs, kwargs))
+        return result
 
     def __array_function__(self, func, types, args, kwargs):
         handler = npa.HANDLED.get(func)
@@ -235,7 +267,8 @@ class Tracer(TorchMethods):
         primitive = user_rule_for(func)
         if primitive is not None:
             return primitive(*args, **kwargs)
-        name = f"{func.__module__.replace('numpy.', 'np.').replace('numpy', 'np')}.{func.__name__}"
+        module = func.__module__ or "numpy"
+        name = f"{'np' + module[5:] if module.startswith('numpy') else module}.{func.__name__}"
         return self._no_rule(name, name, lambda: func(*_value(args), **_value(kwargs)))
 
     def _no_rule(self, name, ref, fallback):
