@@ -5,3 +5,7 @@ from .primitive import PRIMITIVES, Primitive, primitive
 __all__ = ["PRIMITIVES", "Primitive", "primitive", "elementwise", "reduce", "shape", "index", "linalg", "nn", "random"]
 from . import loss  # noqa: E402,F401 - loss primitives (cross-entropy, sigmoid cross-entropy)
 from . import special  # noqa: E402,F401 - erf
+from . import conv  # noqa: E402,F401 - convolution primitives (conv, conv_transpose, conv_weight_grad, unfold, fold)
+from . import pool  # noqa: E402,F401 - pooling primitives (max, average)
+from . import norm  # noqa: E402,F401 - the fused normalisation primitive
+from . import vision  # noqa: E402,F401 - separable resampling (interpolation, adaptive pooling)

@@ -5,3 +5,7 @@ from .registry import primitive, rule, user_rule_for, vjp_of
 __all__ = ["rule", "primitive", "user_rule_for", "vjp_of", "elementwise", "reduce", "shape", "linalg", "nn"]
 from . import loss  # noqa: E402,F401 - rules of the loss primitives
 from . import special  # noqa: E402,F401 - rule of erf
+from . import conv  # noqa: E402,F401 - rules of the convolution primitives
+from . import pool  # noqa: E402,F401 - rules of the pooling primitives
+from . import norm  # noqa: E402,F401 - rule of the normalisation primitive
+from . import vision  # noqa: E402,F401 - rules of the resampling primitives

@@ -1,0 +1,143 @@
+"""Normalisation with torch.nn.functional's names and signatures: batch_norm, layer_norm, group_norm,
+instance_norm.
+
+All four are one fused `normalize` primitive (two passes over the input forward; a hand-written rule
+backward) fed with the input's mean and variance over the normalised axes, computed once.
+"""
+from ...errors import AvalonError
+from ...ops import elementwise as ew
+from ...ops import norm as nm
+from ...ops import reduce as rd
+from ...ops import shape as sh
+from .conv import input_error
+
+__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
+
+
+def moments(x, axes):
+    """(mean, biased variance) of x over `axes`, keeping the reduced axes."""
+    return rd.mean(x, axis=axes, keepdims=True), rd.var(x, axis=axes, keepdims=True)
+
+
+def _per_channel(v, ndim):
+    """A (C,) vector shaped to broadcast over (N, C, *spatial)."""
+    return None if v is None else sh.reshape(v, shape=(1, -1) + (1,) * (ndim - 2))
+
+
+def _check_vector(who, name, v, size):
+    if v is not None and tuple(v.shape) != (size,):
+        raise AvalonError(f"{who}: {name} must have shape ({size},), got {tuple(v.shape)}")
+
+
+def batch_statistics(who, input):
+    """The axes batch norm reduces over (all but the channel axis 1) and the number of values per
+    channel; at least two are needed in training, as torch."""
+    if input.ndim < 2:
+        raise input_error(who, "(N, C) or (N, C, *)", input.shape)
+    axes = (0,) + tuple(range(2, input.ndim))
+    count = 1
+    for a in axes:
+        count *= input.shape[a]
+    if count <= 1:
+        raise input_error(who, "(N, C, *) with more than one value per channel", input.shape,
+                          "batch statistics need at least two values per channel in training mode")
+    return axes, count
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch normalisation of (N, C, *) per channel: with the batch's statistics when `training`, else
+    with `running_mean` / `running_var`.
+
+    Unlike torch, this function never updates `running_mean` and `running_var` in place: traced code
+    cannot mutate arrays (a compiled replay would not repeat it). `nn.BatchNorm*` does the update by
+    assigning new buffers in its forward (`self.running_mean = ...`), which the tape records as state
+    and every replay writes back. `momentum` is accepted for signature compatibility only.
+    """
+    who = "batch_norm"
+    if input.ndim < 2:
+        raise input_error(who, "(N, C) or (N, C, *)", input.shape)
+    c = input.shape[1]
+    for name, v in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
+        _check_vector(who, name, v, c)
+    if training:
+        axes, _ = batch_statistics(who, input)
+        mean, var = moments(input, axes)
+        return nm.normalize(input, mean, var, _per_channel(weight, input.ndim), _per_channel(bias, input.ndim),
+                            eps=float(eps), axes=axes)
+    if running_mean is None or running_var is None:
+        raise AvalonError(f"{who}: running_mean and running_var are needed when training=False")
+    return normalize_with(input, running_mean, running_var, weight, bias, eps)
+
+
+def normalize_with(input, mean, var, weight, bias, eps):
+    """(x - mean) / sqrt(var + eps) * weight + bias with given per-channel statistics (evaluation mode):
+    folded into one per-channel scale and shift, so two passes over the input."""
+    scale = 1.0 / ew.sqrt(var + eps)
+    if weight is not None:
+        scale = scale * weight
+    shift = -mean * scale
+    if bias is not None:
+        shift = shift + bias
+    return input * _per_channel(scale, input.ndim) + _per_channel(shift, input.ndim)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalisation over the trailing dimensions `normalized_shape`, then an elementwise affine map."""
+    who = "layer_norm"
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
+        raise input_error(who, "(*, " + ", ".join(map(str, shape)) + ")", input.shape,
+                          "the trailing dimensions must equal normalized_shape")
+    for name, v in (("weight", weight), ("bias", bias)):
+        if v is not None and tuple(v.shape) != shape:
+            raise AvalonError(f"{who}: {name} must have shape {shape}, got {tuple(v.shape)}")
+    axes = tuple(range(input.ndim - k, input.ndim))
+    mean, var = moments(input, axes)
+    return nm.normalize(input, mean, var, weight, bias, eps=float(eps), axes=axes)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Normalisation of (N, C, *) over each group of C / num_groups channels (and all positions),
+    then a per-channel affine map."""
+    who = "group_norm"
+    if input.ndim < 2:
+        raise input_error(who, "(N, C, *)", input.shape)
+    n, c = input.shape[:2]
+    if c % num_groups:
+        raise input_error(who, f"(N, C, *) with C divisible by num_groups={num_groups}", input.shape)
+    _check_vector(who, "weight", weight, c)
+    _check_vector(who, "bias", bias, c)
+    spatial = tuple(input.shape[2:])
+    # (N, G, C/G, *spatial): the statistics reduce over every axis after G, the affine map is per channel
+    x = sh.reshape(input, shape=(n, num_groups, c // num_groups) + spatial)
+    axes = tuple(range(2, x.ndim))
+    mean, var = moments(x, axes)
+    grouped = (1, num_groups, c // num_groups) + (1,) * len(spatial)
+    w = None if weight is None else sh.reshape(weight, shape=grouped)
+    b = None if bias is None else sh.reshape(bias, shape=grouped)
+    y = nm.normalize(x, mean, var, w, b, eps=float(eps), axes=axes)
+    return sh.reshape(y, shape=tuple(input.shape))
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalisation of (N, C, *) per sample and channel over the spatial positions.
+
+    As with `batch_norm`, running statistics are never updated in place (see there); with
+    use_input_stats=False they normalise instead.
+    """
+    who = "instance_norm"
+    if input.ndim < 3:
+        raise input_error(who, "(N, C, *spatial)", input.shape)
+    c = input.shape[1]
+    for name, v in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
+        _check_vector(who, name, v, c)
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise AvalonError(f"{who}: running_mean and running_var are needed when use_input_stats=False")
+        return normalize_with(input, running_mean, running_var, weight, bias, eps)
+    axes = tuple(range(2, input.ndim))
+    mean, var = moments(input, axes)
+    return nm.normalize(input, mean, var, _per_channel(weight, input.ndim), _per_channel(bias, input.ndim),
+                        eps=float(eps), axes=axes)

@@ -1,0 +1,183 @@
+"""Convolution primitives for 1, 2 and 3 spatial dimensions (layout N, C, *spatial).
+
+Three primitives close under differentiation: `conv` (the forward), `conv_transpose` (its adjoint in
+the input, which is also the transposed convolution) and `conv_weight_grad` (its adjoint in the
+weight); each one's rule is written with the three, so gradients of gradients work. `unfold` and
+`fold` (im2col and col2im, torch's F.unfold / F.fold) are the same machinery without the weight.
+
+Padding is a (before, after) pair per spatial axis, so 'same' with an even kernel is representable.
+Speed: the padded input is viewed as windows through strides (no copy), the windows are copied once
+into a column matrix and one batched matrix product does the work (im2col); the adjoint multiplies
+first and scatters the columns back with one strided add per kernel offset (col2im).
+"""
+import itertools
+import math
+
+from ..backend import is_numpy_like, namespace
+from .primitive import primitive
+
+
+def out_size(size, kernel, stride, padding, dilation):
+    """Output length of a sliding window over `size` padded by the (before, after) pair `padding`."""
+    return (size + padding[0] + padding[1] - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pad_spatial(x, padding, value=0.0):
+    """`x` with (before, after) `padding` pairs on its trailing axes, filled with `value`."""
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    xp = namespace(x)
+    d = len(padding)
+    shape = tuple(x.shape[:-d]) + tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[-d:], padding))
+    out = xp.full(shape, value, dtype=x.dtype)
+    out[(...,) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[-d:], padding))] = x
+    return out
+
+
+def crop_spatial(x, padding):
+    """The inverse of `pad_spatial`: `x` without its (before, after) padding."""
+    if not any(lo or hi for lo, hi in padding):
+        return x
+    d = len(padding)
+    return x[(...,) + tuple(slice(lo, n - hi) for n, (lo, hi) in zip(x.shape[-d:], padding))]
+
+
+def window_slices(offset, stride, dilation, out):
+    """Slices picking, for kernel `offset`, the input element of every output position."""
+    return tuple(slice(a * dl, a * dl + (o - 1) * s + 1, s) for a, s, dl, o in zip(offset, stride, dilation, out))
+
+
+def _as_strided(xp):
+    return getattr(getattr(getattr(xp, "lib", None), "stride_tricks", None), "as_strided", None)
+
+
+def windows(x, kernel, stride, dilation, out):
+    """A view (…, *kernel, *out) of `x`'s trailing axes: [..., a, o] = x[..., o * stride + a * dilation].
+
+    Through strides where the array module has `as_strided` (numpy, cupy), else stacked slices.
+    """
+    xp = namespace(x)
+    d = len(kernel)
+    lead = tuple(x.shape[:-d])
+    as_strided = _as_strided(xp)
+    if as_strided is not None:
+        steps = x.strides[-d:]
+        strides = tuple(x.strides[:-d]) + tuple(s * dl for s, dl in zip(steps, dilation)) \
+            + tuple(s * st for s, st in zip(steps, stride))
+        return as_strided(x, shape=lead + tuple(kernel) + tuple(out), strides=strides)
+    pieces = [x[(...,) + window_slices(offset, stride, dilation, out)]
+              for offset in itertools.product(*map(range, kernel))]
+    return xp.reshape(xp.stack(pieces, axis=len(lead)), lead + tuple(kernel) + tuple(out))
+
+
+def col2im(cols, shape, kernel, stride, dilation, lead):
+    """The adjoint of `windows`: columns (*A, *kernel, *B, *out) summed into an array (*A, *B, *shape).
+
+    `lead` counts the A axes. Kernel axes come before the B axes so that each kernel offset's slice
+    is one contiguous block per A index (measured 1.6x faster to add than a strided slice).
+    """
+    xp = namespace(cols)
+    d = len(kernel)
+    out = tuple(cols.shape[-d:])
+    outer = tuple(cols.shape[:lead])
+    res = xp.zeros(outer + tuple(cols.shape[lead + d:-d]) + tuple(shape), dtype=cols.dtype)
+    everything = (slice(None),) * lead
+    in_place = is_numpy_like(xp)
+    for offset in itertools.product(*map(range, kernel)):
+        key = (...,) + window_slices(offset, stride, dilation, out)
+        if in_place:  # add into the view: `res[key] += v` would also copy the view back onto itself
+            target = res[key]
+            target += cols[everything + offset]
+        else:
+            res[key] = res[key] + cols[everything + offset]
+    return res
+
+
+def _columns(x, kernel, stride, padding, dilation, out, groups):
+    """im2col: the windows of padded `x` as a (N, groups, C/groups * prod(kernel), prod(out)) copy."""
+    xp = namespace(x)
+    win = windows(pad_spatial(x, padding), kernel, stride, dilation, out)
+    n, c = x.shape[:2]
+    # (N, C, *kernel, *out) -> (N, G, C/G * K, L): the reshape makes the one copy im2col needs
+    return xp.reshape(win, (n, groups, c // groups * math.prod(kernel), math.prod(out)))
+
+
+def _permute(xp, a, axes):
+    return xp.transpose(a, axes) if is_numpy_like(xp) else xp.permute_dims(a, axes)
+
+
+def _swap_last(xp, a):
+    return a.swapaxes(-1, -2) if hasattr(a, "swapaxes") else xp.matrix_transpose(a)
+
+
+def _padded(shape, padding):
+    return tuple(n + lo + hi for n, (lo, hi) in zip(shape, padding))
+
+
+@primitive("conv")
+def conv(x, w, stride, padding, dilation, groups):
+    """Cross-correlation of `x` (N, C, *S) with `w` (Co, C/groups, *K), no bias (torch's convNd).
+
+    `padding` holds a (before, after) zero-padding pair per spatial axis.
+    """
+    xp = namespace(x, w)
+    kernel = tuple(w.shape[2:])
+    out = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation))
+    cols = _columns(x, kernel, stride, padding, dilation, out, groups)
+    wmat = xp.reshape(w, (groups, w.shape[0] // groups, -1))
+    return xp.reshape(xp.matmul(wmat, cols), (x.shape[0], w.shape[0]) + out)
+
+
+@primitive("conv_transpose")
+def conv_transpose(g, w, shape, stride, padding, dilation, groups):
+    """The adjoint of `conv` in its input: `g` (N, Co, *out) back to an input of spatial `shape`.
+
+    With torch's arguments this is conv_transposeNd (weight (Cin, Cout/groups, *K) there is the
+    `w` of the convolution it transposes).
+    """
+    xp = namespace(g, w)
+    n, co = g.shape[:2]
+    kernel = tuple(w.shape[2:])
+    out = tuple(g.shape[2:])
+    cg = w.shape[1]
+    d = len(kernel)
+    # weight as (G, *kernel, Cg, Co/G) rows: the products come out kernel-offset major, as col2im wants
+    wk = xp.reshape(w, (groups, co // groups, cg) + kernel)
+    wk = xp.reshape(_permute(xp, wk, (0,) + tuple(range(3, 3 + d)) + (2, 1)), (groups, -1, co // groups))
+    gmat = xp.reshape(g, (n, groups, co // groups, math.prod(out)))
+    cols = xp.reshape(xp.matmul(wk, gmat), (n, groups) + kernel + (cg,) + out)
+    x = col2im(cols, _padded(shape, padding), kernel, stride, dilation, lead=2)
+    return crop_spatial(xp.reshape(x, (n, groups * cg) + tuple(x.shape[3:])), padding)
+
+
+@primitive("conv_weight_grad")
+def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
+    """The adjoint of `conv` in its weight: sum over batch and positions of `g` times `x`'s windows."""
+    xp = namespace(x, g)
+    n, c = x.shape[:2]
+    co = g.shape[1]
+    out = tuple(g.shape[2:])
+    cols = _columns(x, kernel, stride, padding, dilation, out, groups)
+    gmat = xp.reshape(g, (n, groups, co // groups, math.prod(out)))
+    # per-sample products then a sum: measured faster than one tensordot, which copies the columns again
+    gw = xp.sum(xp.matmul(gmat, _swap_last(xp, cols)), axis=0)
+    return xp.reshape(gw, (co, c // groups) + tuple(kernel))
+
+
+@primitive("unfold")
+def unfold(x, kernel, stride, padding, dilation):
+    """torch's F.unfold (im2col): the windows of `x` (N, C, *S) as (N, C * prod(kernel), L)."""
+    out = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation))
+    cols = _columns(x, kernel, stride, padding, dilation, out, 1)
+    return namespace(x).reshape(cols, (x.shape[0], cols.shape[2], cols.shape[3]))
+
+
+@primitive("fold")
+def fold(cols, shape, kernel, stride, padding, dilation):
+    """torch's F.fold (col2im): columns (N, C * prod(kernel), L) summed into (N, C, *shape)."""
+    xp = namespace(cols)
+    out = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(shape, kernel, stride, padding, dilation))
+    n = cols.shape[0]
+    c = cols.shape[1] // math.prod(kernel)
+    cols = xp.reshape(cols, (n, c) + tuple(kernel) + out)
+    return crop_spatial(col2im(cols, _padded(shape, padding), kernel, stride, dilation, lead=2), padding)
