@@ -12,3 +12,7 @@ from .modules.dropout import *  # noqa: E402,F401,F403
 from .modules.linear import *  # noqa: E402,F401,F403
 from .modules.sparse import *  # noqa: E402,F401,F403
 from . import init  # noqa: E402,F401
+from .modules.conv import *  # noqa: E402,F401,F403
+from .modules.pooling import *  # noqa: E402,F401,F403
+from .modules.normalization import *  # noqa: E402,F401,F403
+from .modules.vision import *  # noqa: E402,F401,F403
