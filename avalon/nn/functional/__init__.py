@@ -5,3 +5,7 @@ from .distance import *  # noqa: E402,F401,F403
 from .dropout import *  # noqa: E402,F401,F403
 from .embedding import *  # noqa: E402,F401,F403
 from .linear import *  # noqa: E402,F401,F403
+from .conv import *  # noqa: E402,F401,F403
+from .pooling import *  # noqa: E402,F401,F403
+from .normalization import *  # noqa: E402,F401,F403
+from .vision import *  # noqa: E402,F401,F403
