@@ -125,15 +125,17 @@ class Tracer(TorchMethods):
     # numpy would change the caller's array, which a traced function cannot do.
 
     def _inplace(self, op, other, symbol):
-        if isinstance(self._node, Input):
-            what = "parameter" if self._node.role == "param" else \
-                "buffer" if self._node.role == "buffer" else "input"
+        node = self._node
+        if isinstance(node, Input):
+            what = {"param": "a parameter", "buffer": "a buffer"}.get(node.role, "an input")
+            short = node.name.rsplit(".", 1)[-1]
+            rewrite = f"`x = x {symbol[:-1]} ...`" if node.role == "data" else \
+                f"`{short} = self.{short} {symbol[:-1]} ...` and use that"
             return self._trace.refuse(
-                f"in-place update `{symbol}` of the traced {what} {self._node.name!r}",
-                f"an {what} cannot be changed by traced code: the change would not reach the caller's "
+                f"in-place update `{symbol}` of the traced {what.split()[1]} {node.name!r}",
+                f"{what} cannot be changed by traced code: the change would not reach the caller's "
                 "array, and the gradient would be of a different function",
-                f"make a new array: write `x = x {symbol[:-1]} ...` instead of `x {symbol} ...` (for an "
-                f"attribute, `self.w = self.w {symbol[:-1]} ...`)",
+                f"make a new array: write {rewrite}",
                 lambda: op(self, other))
         return op(self, other)
 
@@ -244,7 +246,7 @@ class Tracer(TorchMethods):
                 f"{call} writing into an array",
                 "in-place writes into traced arrays change values other recorded operations already read",
                 f"use a returned value instead: `y = {name}(...)`" if method != "at" else
-                "add with a functional scatter: `x + np.bincount`-style sums, or a one-hot matrix product",
+                "add out of place: `x = avalon.index_add(x, 0, index, values)` (repeats accumulate)",
                 lambda: _concrete(ufunc, method, inputs, kwargs))
         kwargs.pop("out", None)
         from ..rules import user_rule_for
