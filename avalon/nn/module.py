@@ -179,14 +179,18 @@ class Module:
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         """(dotted name, module) for this module and every submodule, pre-order."""
         memo = set() if memo is None else memo
-        if remove_duplicate:
-            if id(self) in memo:
-                return
-            memo.add(id(self))
-        yield prefix, self
-        for name, module in self._modules.items():
-            if module is not None:
-                yield from module.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
+        found, stack = [], [(prefix, self)]
+        while stack:  # iterative: called on every model call, and deep models nest far
+            name, module = stack.pop()
+            if remove_duplicate:
+                if id(module) in memo:
+                    continue
+                memo.add(id(module))
+            found.append((name, module))
+            children = [(f"{name}.{key}" if name else key, child)
+                        for key, child in module._modules.items() if child is not None]
+            stack.extend(reversed(children))
+        return iter(found)
 
     def modules(self):
         """This module and every submodule."""
@@ -416,11 +420,18 @@ def _run_module(module, *args, **kwargs):
 # The Module as a holder of named arrays (see avalon.tree).
 
 def _named_arrays(module):
-    frozen = {f"{prefix}.{name}" if prefix else name
-              for prefix, m in module.named_modules() for name in m._frozen}
-    arrays = [(name, array, "buffer" if name in frozen else "param") for name, array in module.named_parameters()]
-    arrays += [(name, array, "buffer") for name, array in module.named_buffers()]
-    return arrays
+    params, buffers, seen_params, seen_buffers = [], [], set(), set()
+    for prefix, m in module.named_modules():
+        for name, array in m._parameters.items():
+            if array is not None and id(array) not in seen_params:
+                seen_params.add(id(array))
+                role = "buffer" if name in m._frozen else "param"
+                params.append((f"{prefix}.{name}" if prefix else name, array, role))
+        for name, array in m._buffers.items():
+            if array is not None and id(array) not in seen_buffers:
+                seen_buffers.add(id(array))
+                buffers.append((f"{prefix}.{name}" if prefix else name, array, "buffer"))
+    return params + buffers
 
 
 def _locations(module):
@@ -451,22 +462,40 @@ _INTERNAL = {"_parameters", "_buffers", "_modules", "_non_persistent", "_frozen"
 
 
 def _static_value(value):
+    # The type is part of the key: 1, 1.0 and True may trace differently.
     if isinstance(value, (tuple, list)):
-        return (type(value).__name__,) + tuple(_static_value(v) for v in value)
+        return (type(value),) + tuple(_static_value(v) for v in value)
     if is_array(value):
         # An unregistered array attribute is a constant of the traced code: another array retraces.
         return ("array", id(value))
     try:
         hash(value)
-        return value
+        return (type(value), value)
     except TypeError:
-        return ("unhashable", type(value).__qualname__, id(value))
+        return ("unhashable", type(value), id(value))
+
+
+class _Static:
+    """The static part of a module's cache key, hashed once (it is compared on every call)."""
+
+    __slots__ = ("items", "_hash")
+
+    def __init__(self, items):
+        self.items = items
+        self._hash = hash(items)
+
+    def __eq__(self, other):
+        return isinstance(other, _Static) and self._hash == other._hash and self.items == other.items
+
+    def __hash__(self):
+        return self._hash
 
 
 def _static(module):
-    return tuple((name, type(m), tuple(sorted(m._non_persistent)),
-                  tuple(sorted((k, _static_value(v)) for k, v in vars(m).items() if k not in _INTERNAL)))
-                 for name, m in module.named_modules())
+    # Attribute order is stable: assigning an existing attribute keeps its place in vars().
+    return _Static(tuple((name, type(m), tuple(sorted(m._non_persistent)),
+                          tuple((k, _static_value(v)) for k, v in vars(m).items() if k not in _INTERNAL))
+                         for name, m in module.named_modules()))
 
 
 tree.register_holder(Module, named_arrays=_named_arrays, assign=_assign, static=_static,
