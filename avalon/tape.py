@@ -245,6 +245,11 @@ class Tape:
         except (RuntimeError, OSError):
             return None
 
+    def _repr_html_(self):
+        # Jupyter prefers HTML: the same graph in a scrolling box, so a long tape stays on screen.
+        svg = self._repr_svg_()
+        return None if svg is None else f'<div style="max-height:600px;overflow:auto">{svg[svg.index("<svg"):]}</div>'
+
 
 def _clone(n, mapping):
     if isinstance(n, Input):

@@ -1,0 +1,372 @@
+"""The drawable graph of a tape: module scopes as boxes that open and close, repeated blocks rolled
+up, and the DOT text of what is visible now.
+
+A *unit* is one thing drawn: a node of the tape, a closed module (one box per pass: its forward part
+and its backward part), or a roll of identical sibling blocks (`layers.0` … `layers.11` as one box
+marked ×12). Open modules are drawn as clusters around their units. A big tape opens closed down to
+at most `max_nodes` units, widest scopes first.
+"""
+from avalon.tape import Call, Const, Input
+
+FILL = {"input": "#dbeafe", "param": "#e0e7ff", "buffer": "#ede9fe", "const": "#f3f4f6",
+        "forward": "#ffffff", "backward": "#fef3c7", "box_forward": "#eef2ff", "box_backward": "#fde68a"}
+
+
+def group_scope(node):
+    """The module a node is drawn in: its scope; a parameter or buffer goes with its module
+    (`layer1.0.conv1.weight` in `layer1.0.conv1`), so closing a module hides its weights too."""
+    if isinstance(node, Input) and node.role != "data" and "." in node.name:
+        return node.name.rsplit(".", 1)[0]
+    return node.scope or ""
+
+
+def dims(shape):
+    """`5×3` (or `scalar`): a shape as edges and tables print it."""
+    return "×".join(map(str, shape)) if shape else "scalar"
+
+
+def node_title(node):
+    """What a node is called in the graph and in lists: `W1`, `matmul`, `const`."""
+    if isinstance(node, Input):
+        return node.name
+    if isinstance(node, Const):
+        return "const"
+    return node.prim.name
+
+
+def _ancestors(scope):
+    parts = scope.split(".") if scope else []
+    return [".".join(parts[:i + 1]) for i in range(len(parts))]
+
+
+class Roll:
+    """Consecutive identical sibling blocks drawn as one box: `members` are their scopes."""
+
+    def __init__(self, parent, members):
+        self.parent = parent
+        self.members = members
+        first, last = members[0].rsplit(".", 1)[-1], members[-1].rsplit(".", 1)[-1]
+        stem = members[0].rsplit(".", 1)[0] if "." in members[0] else ""
+        self.key = f"{stem}[{first}-{last}]" if stem else f"[{first}-{last}]"
+        self.label = f"{members[0]} … {members[-1]}"
+
+
+class TapeGraph:
+    """Which units of a tape are visible, and their DOT text.
+
+    State: `expanded` (open scopes), `unrolled` (roll keys shown as separate blocks), `phase`
+    ('both' or 'forward'). `units()` lists what is drawn; `dot()` writes it with element ids
+    `{uid}_…` so styles and clicks can find them.
+    """
+
+    def __init__(self, tape, uid, max_nodes=150, roll=True):
+        self.tape = tape
+        self.uid = uid
+        self.max_nodes = max_nodes
+        self.roll = roll
+        self.nodes = list(tape.nodes)
+        self.by_id = {n.id: n for n in self.nodes}
+        self.consumers = tape.consumers()
+        self.has_backward = any(n.phase == "backward" for n in self.nodes)
+        self.phase = "both" if self.has_backward else "forward"
+        self.scope_of = {n.id: group_scope(n) for n in self.nodes}
+        self._build_tree()
+        self._find_rolls()
+        self.expanded, self.unrolled = set(), set()
+        self.open_to_budget()
+
+    # --- structure ------------------------------------------------------------------------------
+
+    def _build_tree(self):
+        self.children = {"": []}
+        self.direct = {"": []}
+        self.subtree = {"": []}
+        self.scope_index = {"": 0}
+        for n in self.nodes:
+            scope = self.scope_of[n.id]
+            parent = ""
+            for anc in _ancestors(scope):
+                if anc not in self.children:
+                    self.children[anc] = []
+                    self.direct[anc] = []
+                    self.subtree[anc] = []
+                    self.scope_index[anc] = len(self.scope_index)
+                    self.children[parent].append(anc)
+                self.subtree[anc].append(n)
+                parent = anc
+            self.direct[scope].append(n)
+        self.subtree[""] = self.nodes
+        self.parent_of = {s: (s.rsplit(".", 1)[0] if "." in s else "") for s in self.children if s}
+        self.ancestors = {s: _ancestors(s) for s in self.children}
+
+    def _signature(self, scope):
+        cut = len(scope)
+        return tuple((n.kind, node_title(n) if not isinstance(n, Input) else n.name[cut:], n.shape,
+                      str(n.dtype), n.phase, self.scope_of[n.id][cut:]) for n in self.subtree[scope])
+
+    def _find_rolls(self):
+        """Runs of ≥2 consecutive numbered siblings (`layers.3`, `layers.4` …) with identical contents."""
+        self.rolls, self.roll_of = {}, {}
+        for parent, kids in self.children.items():
+            run, last_sig, last_num = [], None, None
+            for kid in kids + [None]:
+                leaf = kid.rsplit(".", 1)[-1] if kid else ""
+                num = int(leaf) if leaf.isdigit() else None
+                sig = self._signature(kid) if num is not None else None
+                if num is not None and run and sig == last_sig and num == last_num + 1:
+                    run.append(kid)
+                else:
+                    if len(run) >= 2:
+                        roll = Roll(parent, run)
+                        self.rolls[roll.key] = roll
+                        for member in run:
+                            self.roll_of[member] = roll
+                    run = [kid] if num is not None else []
+                last_sig, last_num = sig, num
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def visible_node(self, node):
+        return self.phase == "both" or node.phase == "forward"
+
+    def _phases(self, scope):
+        """How many boxes a closed scope draws (one per pass present under the phase filter)."""
+        phases = {n.phase for n in self.subtree[scope] if self.visible_node(n)}
+        return len(phases)
+
+    def _rolled(self, scope):
+        roll = self.roll_of.get(scope) if self.roll else None
+        return roll if roll is not None and roll.key not in self.unrolled else None
+
+    def _cost_open(self, scope):
+        cost = sum(1 for n in self.direct[scope] if self.visible_node(n))
+        seen = set()
+        for kid in self.children[scope]:
+            roll = self._rolled(kid)
+            if roll is not None:
+                if roll.key not in seen:
+                    seen.add(roll.key)
+                    cost += self._phases(kid)
+            else:
+                cost += self._phases(kid)
+        return cost
+
+    def open_to_budget(self):
+        """Open scopes, widest first, while at most `max_nodes` units are visible. When everything
+        fits with every block shown, nothing is rolled up."""
+        self.expanded = set(self.children) - {""}
+        self.unrolled = set(self.rolls)
+        if len(self.units()) <= self.max_nodes:
+            return
+        self.expanded, self.unrolled = set(), set()
+        count = self._cost_open("")
+        queue = list(self.children[""])
+        while queue:
+            scope = queue.pop(0)
+            if self._rolled(scope) is not None or not self._phases(scope):
+                continue
+            new = count - self._phases(scope) + self._cost_open(scope)
+            if new <= self.max_nodes:
+                self.expanded.add(scope)
+                count = new
+                queue.extend(self.children[scope])
+
+    def expand(self, key):
+        """Open a scope (and the scopes around it) or unroll a roll of blocks."""
+        if key in self.rolls:
+            self.unrolled.add(key)
+            return
+        if key not in self.children:
+            raise KeyError(f"no module scope {key!r} on this tape; scopes are "
+                           f"{', '.join(sorted(s for s in self.children if s)[:12]) or '(none)'}")
+        for anc in self.ancestors[key]:
+            self.expanded.add(anc)
+            roll = self.roll_of.get(anc)
+            if roll is not None:
+                self.unrolled.add(roll.key)
+
+    def collapse(self, key):
+        """Close a scope, or roll its blocks back up (a member's roll, or the roll itself)."""
+        if key in self.rolls:
+            self.unrolled.discard(key)
+            return
+        if key not in self.children:
+            raise KeyError(f"no module scope {key!r} on this tape")
+        self.expanded.discard(key)
+
+    def reveal(self, node):
+        """Open whatever hides `node` (and show the backward pass if it is a backward node)."""
+        if node.phase == "backward":
+            self.phase = "both"
+        scope = self.scope_of[node.id]
+        if scope:
+            self.expand(scope)
+
+    # --- what is drawn --------------------------------------------------------------------------
+
+    def box_of(self, scope):
+        """The closed scope or roll that hides nodes of `scope`, as ('s', scope) / ('r', key), or None."""
+        for anc in self.ancestors.get(scope, ()):
+            roll = self._rolled(anc)
+            if roll is not None:
+                return ("r", roll.key)
+            if anc not in self.expanded:
+                return ("s", anc)
+        return None
+
+    def unit_of(self, node):
+        """The unit drawing `node`: ('n', id), or a box ('s'|'r', key, phase)."""
+        box = self.box_of(self.scope_of[node.id])
+        return ("n", node.id) if box is None else (box[0], box[1], node.phase)
+
+    def units(self):
+        """{unit: [nodes]} of everything visible, in tape order."""
+        out = {}
+        boxes = {}
+        for n in self.nodes:
+            if not self.visible_node(n):
+                continue
+            scope = self.scope_of[n.id]
+            if scope not in boxes:
+                boxes[scope] = self.box_of(scope)
+            box = boxes[scope]
+            unit = ("n", n.id) if box is None else (box[0], box[1], n.phase)
+            out.setdefault(unit, []).append(n)
+        return out
+
+    def dot_name(self, unit):
+        if unit[0] == "n":
+            return f"n{unit[1]}"
+        index = self.scope_index[unit[1]] if unit[0] == "s" else list(self.rolls).index(unit[1])
+        return f"{unit[0]}{index}{unit[2][0]}"
+
+    def element_id(self, unit):
+        """The SVG element id of a unit (`{uid}_n12`)."""
+        return f"{self.uid}_{self.dot_name(unit)}"
+
+    def cluster_id(self, scope):
+        return f"{self.uid}_c{self.scope_index[scope]}"
+
+    def target_of(self, element_id):
+        """What an SVG element id names: ('node', Node), ('scope', name) or ('roll', key)."""
+        name = element_id[len(self.uid) + 1:] if element_id.startswith(self.uid + "_") else element_id
+        kind, rest = name[:1], name[1:]
+        if kind == "n" and rest.isdigit():
+            return ("node", self.by_id[int(rest)])
+        if kind in "sc" and rest.rstrip("fb").isdigit():
+            index = int(rest.rstrip("fb"))
+            scope = next(s for s, i in self.scope_index.items() if i == index)
+            return ("scope", scope)
+        if kind == "r":
+            return ("roll", list(self.rolls)[int(rest.rstrip("fb"))])
+        raise KeyError(f"no graph element {element_id!r}")
+
+    def _output_names(self):
+        grads = self.tape.meta.get("grads", {})
+        grad_to = {}
+        for fwd, g in grads.items():
+            node = self.by_id.get(fwd)
+            if isinstance(node, Input):
+                grad_to.setdefault(g, node.name)
+        return grad_to
+
+    def dot(self, rankdir="TB"):
+        """DOT text of the visible units, laid out top to bottom."""
+        units = self.units()
+        lines = ["digraph tape {", f"  rankdir={rankdir}; newrank=true; nodesep=0.25; ranksep=0.35;",
+                 '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, '
+                 'height=0.3, margin="0.08,0.03"];',
+                 '  edge [fontname="Helvetica", fontsize=8, color="#6b7280", fontcolor="#4b5563", '
+                 'arrowsize=0.6];']
+        placed = {}
+        for unit, members in units.items():
+            placed.setdefault(self._cluster_of(unit, members[0]), []).append(unit)
+        self._write_cluster("", placed, units, lines, "  ")
+        edges = {}
+        for n in self.nodes:
+            if not isinstance(n, Call) or not self.visible_node(n):
+                continue
+            head = self.unit_of(n)
+            for a in n.inputs:
+                if not self.visible_node(a):
+                    continue
+                tail = self.unit_of(a)
+                if tail != head:
+                    edges.setdefault((tail, head), []).append(a.shape)
+        for (tail, head), shapes in edges.items():
+            label = dims(shapes[0]) + (f" (+{len(shapes) - 1})" if len(shapes) > 1 else "")
+            lines.append(f'  {self.dot_name(tail)} -> {self.dot_name(head)} [label="{label}"];')
+        names = self._output_names()
+        for i, o in enumerate(self.tape.outputs):
+            if not self.visible_node(o):
+                continue
+            text = f"∂/∂{names[o.id]}" if o.id in names and o.phase == "backward" else f"output {i}"
+            lines.append(f'  out{i} [id="{self.uid}_o{i}", label="{_esc(text)}", shape=oval, '
+                         'fillcolor="#dcfce7", class="output"];')
+            lines.append(f"  {self.dot_name(self.unit_of(o))} -> out{i};")
+        lines.append("}")
+        return "\n".join(lines)
+
+    def _cluster_of(self, unit, first):
+        """The open scope whose cluster a unit sits in."""
+        if unit[0] == "n":
+            scope = self.scope_of[first.id]
+        elif unit[0] == "s":
+            scope = self.parent_of.get(unit[1], "")
+        else:
+            scope = self.rolls[unit[1]].parent
+        return scope
+
+    def _write_cluster(self, scope, placed, units, lines, indent):
+        if scope:
+            lines.append(f'{indent}subgraph cluster_{self.scope_index[scope]} {{')
+            lines.append(f'{indent}  id="{self.cluster_id(scope)}"; label="{_esc(scope)}"; '
+                         'style="rounded,dashed"; color="#9ca3af"; fontname="Helvetica"; fontsize=9; '
+                         'labeljust=l;')
+            indent += "  "
+        for unit in placed.get(scope, ()):
+            lines.append(f"{indent}{self._unit_line(unit, units[unit])}")
+        for kid in self.children.get(scope, ()):
+            if kid in self.expanded and self._has_content(kid, placed):
+                self._write_cluster(kid, placed, units, lines, indent)
+        if scope:
+            lines.append(indent[:-2] + "}")
+
+    def _has_content(self, scope, placed):
+        if placed.get(scope):
+            return True
+        return any(kid in self.expanded and self._has_content(kid, placed) for kid in self.children[scope])
+
+    def _unit_line(self, unit, members):
+        name, eid = self.dot_name(unit), self.element_id(unit)
+        if unit[0] == "n":
+            n = members[0]
+            if isinstance(n, Input):
+                fill, cls = FILL["param" if n.role == "param" else "buffer" if n.role == "buffer" else "input"], "input"
+            elif isinstance(n, Const):
+                fill, cls = FILL["const"], "const"
+            else:
+                fill, cls = FILL[n.phase], "call"
+            return (f'{name} [id="{eid}", label="{_esc(node_title(n))}\\n{_esc(n.type_str)}", '
+                    f'fillcolor="{fill}", class="{cls} {n.phase}"];')
+        phase = unit[2]
+        mark = " ∇" if phase == "backward" else ""
+        if unit[0] == "r":
+            roll = self.rolls[unit[1]]
+            label = f"{roll.label}{mark}\\n×{len(roll.members)}  ({len(members)} nodes)"
+            shape = "box3d"
+        else:
+            label = f"{unit[1]}{mark}\\n{len(members)} nodes"
+            shape = "box"
+        return (f'{name} [id="{eid}", label="{_esc_label(label)}", shape={shape}, peripheries=2, '
+                f'style="filled,bold", fillcolor="{FILL["box_" + phase]}", class="box {phase}"];')
+
+
+def _esc(text):
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _esc_label(text):
+    # labels keep their \n line breaks; only quotes need escaping
+    return text.replace('"', '\\"')
+

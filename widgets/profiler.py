@@ -1,0 +1,207 @@
+"""Profiler: per-node median times of the compiled forward+backward pass, as a sortable table, bar
+charts by primitive and by module, a time overlay on the graph, and a Chrome trace export."""
+import html
+import io
+
+import ipywidgets as w
+
+from avalon.profile import COLUMNS, profile_tape
+
+from . import render
+from .page import body, fragment
+from .pane import SELECTED, GraphPane
+from .stats import fmt
+from .view import Canvas, View, button, tape_of
+
+_HEAD = {"op": "op", "module": "module", "shapes": "shapes", "median_s": "median", "share": "share",
+         "flops": "FLOPs", "gflops": "GFLOP/s"}
+
+
+def _seconds(s):
+    return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.3f} ms"
+
+
+def _rate(gflops):
+    return f"{gflops:.2f}" if gflops else ""
+
+
+def bar_chart_svg(groups, title, limit=15):
+    """A horizontal matplotlib bar chart of [{name, median_s}] as inline SVG text."""
+    from matplotlib.figure import Figure
+
+    top = groups[:limit][::-1]
+    fig = Figure(figsize=(5.2, 0.3 * len(top) + 0.9))
+    ax = fig.add_subplot()
+    ax.barh([g["name"][-28:] for g in top], [g["median_s"] * 1e3 for g in top], color="#6366f1")
+    ax.set_xlabel("median time (ms)")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+class Profiler(View):
+    """Times every node of the compiled forward and backward pass of `f(*args)` (median over
+    `repeat` runs) on top of `avalon.profile`.
+
+    >>> prof = Profiler(loss_fn, model, x, y, repeat=5)
+    >>> prof.rows[0]; prof.sort("gflops"); prof.by_module(); prof.to_chrome_trace("trace.json")
+    """
+
+    kind = "profiler"
+    title = "Avalon profile"
+
+    def __init__(self, f_or_tape, *args, repeat=5, warmup=1, max_rows=300, max_nodes=150, selection=None):
+        super().__init__(selection=selection)
+        tape = tape_of(f_or_tape, args)
+        self.tape = tape
+        self.profile = profile_tape(tape, repeat=repeat, warmup=warmup)
+        self.max_rows = max_rows
+        self.sort_key, self.descending = "median_s", True
+        self._selected = None
+        self.pane = GraphPane(tape, max_nodes=max_nodes)
+        self.pane.times = self.profile.times()
+        self.pane.overlay = "time"
+        self.table = Canvas()
+        self.table.add_class("avalon-profile-table")
+        self.table.observe(self._on_event, names="event")
+        self.sort_menu = w.Dropdown(options=[(v, k) for k, v in _HEAD.items()], value="median_s",
+                                    description="sort by", layout=w.Layout(width="200px"))
+        self.sort_menu.observe(lambda c: self.sort(c["new"], self.descending), names="value")
+        self.order = w.ToggleButtons(options=[("descending", True), ("ascending", False)], value=True,
+                                     style={"button_width": "auto"})
+        self.order.observe(lambda c: self.sort(self.sort_key, c["new"]), names="value")
+        self.trace_path = w.Text(value="avalon-trace.json", description="trace file",
+                                 layout=w.Layout(width="300px"))
+        save = button("save Chrome trace", "write a trace that Perfetto opens",
+                      lambda: self.to_chrome_trace(self.trace_path.value))
+        self.charts = w.HTML(self._charts_html())
+        tools = w.HBox([self.sort_menu, self.order, self.trace_path, save], layout=w.Layout(flex_flow="row wrap"))
+        self.children = [tools, self.status, self.table, self.charts, self.canvas]
+        self.selection.observe(self._follow, names="label")
+        self._draw()
+
+    # --- data -----------------------------------------------------------------------------------
+
+    @property
+    def rows(self):
+        """One dict per timed node (op, module, shapes, median_s, share, flops, gflops, id, phase …),
+        in the table's current order."""
+        return self.profile.sorted(self.sort_key, self.descending)
+
+    def sort(self, key, descending=True):
+        """Order the table by a column: op, module, shapes, median_s, share, flops or gflops."""
+        if key not in COLUMNS:
+            raise KeyError(f"no column {key!r}; columns are {', '.join(COLUMNS)}")
+        self.sort_key, self.descending = key, descending
+        if self.sort_menu.value != key:
+            self.sort_menu.value = key
+        if self.order.value != descending:
+            self.order.value = descending
+        self._draw()
+        return self.rows
+
+    def by_op(self):
+        """Time per primitive, largest first."""
+        return self.profile.by_op()
+
+    def by_module(self, depth=None):
+        """Time per module scope, largest first (`depth=1`: top-level modules)."""
+        return self.profile.by_module(depth)
+
+    def to_chrome_trace(self, path):
+        """Write the Chrome trace JSON (open it in Perfetto); returns the path."""
+        self.profile.to_chrome_trace(path)
+        self.status.value = f"wrote {html.escape(str(path))} ({len(self.profile.rows)} events)"
+        return path
+
+    @property
+    def svg(self):
+        """The graph with the time overlay, as shown now."""
+        return self.pane.svg({self._selected: SELECTED} if self._selected is not None else {})
+
+    def select(self, target):
+        """Select a node (label, name, op…): its row is marked and its panel shown under the graph."""
+        kind, node = self.pane.resolve(target)
+        if kind != "node":
+            raise KeyError(f"{target!r} is a module, not a node")
+        self._selected = node
+        self.selection.label = node.label
+        self._draw()
+        return node
+
+    @property
+    def selected(self):
+        return self._selected
+
+    def _follow(self, change):
+        if change["new"] and (self._selected is None or self._selected.label != change["new"]):
+            try:
+                self.select(change["new"])
+            except KeyError:
+                pass
+
+    def handle(self, action, target):
+        if action == "sort":
+            self.sort(target, not self.descending if target == self.sort_key else True)
+        elif action in ("select", "toggle"):
+            kind, what = self.pane.resolve(target)
+            if kind == "node":
+                self.select(what)
+            elif action == "toggle":
+                if kind == "scope" and what in self.pane.graph.expanded:
+                    self.pane.graph.collapse(what)
+                else:
+                    self.pane.graph.expand(what)
+                self._draw()
+
+    # --- drawing --------------------------------------------------------------------------------
+
+    def table_html(self, rows=None, live=True):
+        rows = self.rows if rows is None else rows
+        arrow = "▼" if self.descending else "▲"
+        head = "".join(
+            f'<th data-sort="{k}" data-av-action="sort" data-av-target="{k}">{v}'
+            f'{" " + arrow if live and k == self.sort_key else ""}</th>' for k, v in _HEAD.items())
+        lines = []
+        for row in rows[:self.max_rows]:
+            sel = ' class="avalon-selected"' if self._selected is not None and row["id"] == self._selected.id else ""
+            cells = [f'<td>{html.escape(row["op"])}</td>', f'<td>{html.escape(row["module"])}</td>',
+                     f'<td>{html.escape(row["shapes"])}</td>',
+                     f'<td class="num" data-value="{row["median_s"]}">{_seconds(row["median_s"])}</td>',
+                     f'<td class="num" data-value="{row["share"]}">{row["share"]:.1%}</td>',
+                     f'<td class="num" data-value="{row["flops"] or ""}">{fmt(row["flops"]) if row["flops"] else ""}</td>',
+                     f'<td class="num" data-value="{row["gflops"] or ""}">{_rate(row["gflops"])}</td>']
+            lines.append(f'<tr{sel} data-av-action="select" data-av-target="{row["label"]}" '
+                         f'data-phase="{row["phase"]}">{"".join(cells)}</tr>')
+        more = (f'<p class="avalon-muted">… {len(rows) - self.max_rows} more rows (sort to see others)</p>'
+                if len(rows) > self.max_rows else "")
+        p = self.profile
+        summary = (f'<p class="avalon-status">{len(p.rows)} calls, total {_seconds(p.total_s)} (sum of node medians); '
+                   f'compiled replay {_seconds(p.compiled_s)}; median of {p.repeat} runs</p>')
+        return (summary + f'<div style="max-height:320px;overflow:auto"><table class="avalon-table">'
+                f"<thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table></div>{more}")
+
+    def _charts_html(self):
+        return (f'<div class="avalon-charts">{bar_chart_svg(self.by_op(), "time by primitive")}'
+                f'{bar_chart_svg(self.by_module(), "time by module")}</div>')
+
+    def _draw(self):
+        self.table.main = self.table_html()
+        try:
+            legend = self.pane.overlay_rules()[1]
+            self.canvas.main = legend + self.svg
+        except render.GraphvizNotFound:
+            self.canvas.main = render.missing_dot_html()
+        self.canvas.side = self.pane.panel(("node", self._selected)) if self._selected is not None else ""
+
+    def fragment(self):
+        panels, ids = self.pane.static_panels()
+        labels = {eid: label for label, eid in ids.items()}
+        legend = self.pane.overlay_rules()[1]
+        main = (self.table_html(self.profile.sorted("median_s"), live=False) + self._charts_html()
+                + legend + body(self.pane.svg(), ""))
+        return fragment(self.kind, main, {"panels": panels, "ids": ids, "labels": labels})

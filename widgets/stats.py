@@ -1,0 +1,95 @@
+"""Value statistics and small histograms: what the side panels show about one array."""
+import html
+import math
+
+import numpy as np
+
+
+def to_numpy(value):
+    """A host numpy array of `value` (cupy arrays are copied back), or None when there is none."""
+    if value is None:
+        return None
+    get = getattr(value, "get", None)
+    if callable(get) and not isinstance(value, np.ndarray):
+        value = get()
+    return np.asarray(value)
+
+
+def stats(value):
+    """{count, nan, inf, min, max, mean, std, norm} of an array (statistics over its finite
+    entries); None when the value was not kept or is not numeric."""
+    a = to_numpy(value)
+    if a is None or a.dtype.kind not in "biufc":
+        return None
+    if a.dtype.kind == "c":
+        a = np.abs(a)
+    flat = a.astype(np.float64, copy=False).ravel()
+    finite_mask = np.isfinite(flat)
+    finite = flat[finite_mask]
+    out = {"count": int(flat.size), "nan": int(np.isnan(flat).sum()),
+           "inf": int(np.isinf(flat).sum()), "shape": tuple(a.shape), "dtype": str(a.dtype)}
+    if finite.size:
+        out.update(min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()),
+                   std=float(finite.std()), norm=float(np.sqrt(np.square(finite).sum())))
+    else:
+        out.update(min=None, max=None, mean=None, std=None, norm=None)
+    out["finite"] = out["nan"] == 0 and out["inf"] == 0
+    if not out["finite"]:
+        out["norm"] = math.inf if out["nan"] == 0 else math.nan
+    return out
+
+
+def fmt(x):
+    """A number in at most ~8 characters (`1.23e-05`, `0.5`, `12`)."""
+    if x is None:
+        return "–"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e4:
+        return f"{x:.4g}"
+    return f"{x:.2e}"
+
+
+def histogram_svg(value, bins=24, width=220, height=56):
+    """A small SVG bar histogram of the finite entries of `value` ('' when there is nothing)."""
+    a = to_numpy(value)
+    if a is None or a.dtype.kind not in "biuf" or a.size == 0:
+        return ""
+    flat = a.astype(np.float64, copy=False).ravel()
+    flat = flat[np.isfinite(flat)]
+    if flat.size == 0:
+        return ""
+    lo, hi = float(flat.min()), float(flat.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, _ = np.histogram(flat, bins=bins, range=(lo, hi))
+    top = counts.max()
+    bar_w = width / bins
+    plot_h = height - 12
+    bars = []
+    for i, c in enumerate(counts):
+        h = plot_h * c / top if top else 0
+        bars.append(f'<rect x="{i * bar_w:.1f}" y="{plot_h - h:.1f}" width="{max(bar_w - 1, 1):.1f}" '
+                    f'height="{h:.1f}"><title>{int(c)}</title></rect>')
+    return (f'<svg class="avalon-hist" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'xmlns="http://www.w3.org/2000/svg"><g fill="#6366f1">{"".join(bars)}</g>'
+            f'<text x="0" y="{height - 1}" font-size="9">{html.escape(fmt(lo))}</text>'
+            f'<text x="{width}" y="{height - 1}" font-size="9" text-anchor="end">{html.escape(fmt(hi))}</text>'
+            "</svg>")
+
+
+def stats_table(s):
+    """An HTML table of `stats(value)`."""
+    if s is None:
+        return '<p class="avalon-muted">no value kept</p>'
+    cells = [("min", s["min"]), ("max", s["max"]), ("mean", s["mean"]), ("std", s["std"]),
+             ("norm", s["norm"]), ("NaN", s["nan"]), ("Inf", s["inf"]), ("count", s["count"])]
+    row = "".join(f"<th>{k}</th>" for k, _ in cells)
+    vals = "".join(
+        f'<td class="{"avalon-bad" if k in ("NaN", "Inf") and v else ""}">{html.escape(fmt(v))}</td>'
+        for k, v in cells)
+    return f'<table class="avalon-stats"><tr>{row}</tr><tr>{vals}</tr></table>'
