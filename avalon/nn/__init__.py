@@ -16,3 +16,6 @@ from .modules.conv import *  # noqa: E402,F401,F403
 from .modules.pooling import *  # noqa: E402,F401,F403
 from .modules.normalization import *  # noqa: E402,F401,F403
 from .modules.vision import *  # noqa: E402,F401,F403
+from .modules.rnn import *  # noqa: E402,F401,F403
+from .modules.attention import *  # noqa: E402,F401,F403
+from .modules.transformer import *  # noqa: E402,F401,F403

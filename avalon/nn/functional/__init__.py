@@ -9,3 +9,4 @@ from .conv import *  # noqa: E402,F401,F403
 from .pooling import *  # noqa: E402,F401,F403
 from .normalization import *  # noqa: E402,F401,F403
 from .vision import *  # noqa: E402,F401,F403
+from .attention import *  # noqa: E402,F401,F403
