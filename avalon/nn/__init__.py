@@ -19,3 +19,4 @@ from .modules.vision import *  # noqa: E402,F401,F403
 from .modules.rnn import *  # noqa: E402,F401,F403
 from .modules.attention import *  # noqa: E402,F401,F403
 from .modules.transformer import *  # noqa: E402,F401,F403
+from .modules.distance import *  # noqa: E402,F401,F403

@@ -15,7 +15,8 @@ LAYERS = [
     ("Tanh", (), {}), ("Hardtanh", (-0.5, 2.0), {}), ("Hardsigmoid", (), {}), ("Hardswish", (), {}),
     ("Softplus", (), {"beta": 2.0, "threshold": 3.0}), ("Softplus", (), {}), ("Softsign", (), {}),
     ("Softmax", (), {"dim": 1}), ("LogSoftmax", (), {"dim": -1}), ("Softmin", (), {"dim": 0}),
-    ("LogSigmoid", (), {}), ("PReLU", (), {}), ("PReLU", (3,), {"init": 0.1}),
+    ("LogSigmoid", (), {}), ("PReLU", (), {}), ("PReLU", (3,), {"init": 0.1}), ("Threshold", (0.5, -2.0), {}),
+    ("GLU", (), {"dim": 0}), ("Hardshrink", (), {}), ("Softshrink", (0.7,), {}), ("Tanhshrink", (), {}),
 ]
 
 
@@ -41,14 +42,15 @@ def test_layer_matches_torch(name, args, kwargs):
     ("sigmoid", {}), ("tanh", {}), ("hardtanh", {"min_val": -2.0, "max_val": 0.5}), ("hardsigmoid", {}),
     ("hardswish", {}), ("softplus", {"beta": 0.5, "threshold": 2.0}), ("softsign", {}),
     ("softmax", {"dim": 0}), ("log_softmax", {"dim": 2}), ("softmax", {}), ("log_softmax", {}),
-    ("softmin", {"dim": 1}), ("logsigmoid", {}),
+    ("softmin", {"dim": 1}), ("logsigmoid", {}), ("threshold", {"threshold": 1.0, "value": 3.0}),
+    ("glu", {"dim": 0}), ("hardshrink", {"lambd": 1.0}), ("softshrink", {}), ("tanhshrink", {}),
 ])
 def test_function_matches_torch(name, kwargs):
     torch = pytest.importorskip("torch")
     x = _input()
     t = torch.from_numpy(x).requires_grad_(True)
-    w = np.random.default_rng(2).standard_normal(x.shape).astype(np.float32)
     expected = getattr(torch.nn.functional, name)(t, **kwargs)
+    w = np.random.default_rng(2).standard_normal(tuple(expected.shape)).astype(np.float32)
     (expected * torch.from_numpy(w)).sum().backward()
     value, (g,) = avalon.grad(lambda x: (getattr(F, name)(x, **kwargs) * w).sum(), x)
     np.testing.assert_allclose(getattr(F, name)(x, **kwargs), expected.detach().numpy(), rtol=1e-5, atol=1e-6)
@@ -59,7 +61,8 @@ def test_function_matches_torch(name, kwargs):
     F.relu, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, lambda x: F.gelu(x, approximate="tanh"),
     F.silu, F.mish, F.sigmoid, F.tanh, F.hardtanh, F.hardsigmoid, F.hardswish, F.softplus, F.softsign,
     lambda x: F.softmax(x, 1), lambda x: F.log_softmax(x, 0), F.logsigmoid,
-    lambda x: F.prelu(x, np.array([0.1, 0.2, 0.3])),
+    lambda x: F.prelu(x, np.array([0.1, 0.2, 0.3])), lambda x: F.threshold(x, 0.1, 5.0), lambda x: F.glu(x, 0),
+    lambda x: F.hardshrink(x, 0.1), lambda x: F.softshrink(x, 0.1), F.tanhshrink,
 ])
 def test_gradcheck_float64(fn):
     x = np.random.default_rng(3).uniform(0.2, 2.5, (2, 3, 2)) * np.array([1, -1])
@@ -99,6 +102,8 @@ def test_bad_arguments_are_explained():
         F.gelu(np.ones(2), approximate="fast")
     with pytest.raises(avalon.AvalonError, match="min_val"):
         F.hardtanh(np.ones(2), 1.0, -1.0)
+    with pytest.raises(avalon.AvalonError, match="even"):
+        F.glu(np.ones((2, 3)))
 
 
 def test_inplace_is_accepted_and_returns_a_new_array():

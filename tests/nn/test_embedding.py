@@ -1,4 +1,4 @@
-"""Embedding (padding_idx), F.embedding, F.one_hot, F.normalize: PyTorch parity and errors."""
+"""Embedding (padding_idx), F.embedding, F.one_hot: PyTorch parity and errors."""
 import numpy as np
 import pytest
 from nnparity import check_layer
@@ -65,24 +65,3 @@ def test_one_hot_matches_torch():
         avalon.jit(lambda x: F.one_hot(x))(x)
     with pytest.raises(avalon.AvalonError, match="class values"):
         F.one_hot(x, 3)
-
-
-@pytest.mark.parametrize("p, dim", [(2.0, 1), (1.0, 0), (3.0, -1)])
-def test_normalize_matches_torch_including_zero_vectors(p, dim):
-    torch = pytest.importorskip("torch")
-    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
-    x[1] = 0
-    x[:, 2] = 0
-    w = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
-    t = torch.from_numpy(x).requires_grad_(True)
-    expected = torch.nn.functional.normalize(t, p=p, dim=dim)
-    (expected * torch.from_numpy(w)).sum().backward()
-    _, (g,) = avalon.grad(lambda x: (F.normalize(x, p=p, dim=dim) * w).sum(), x)
-    np.testing.assert_allclose(F.normalize(x, p=p, dim=dim), expected.detach().numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-4, atol=1e-4)
-
-
-def test_normalize_gradcheck():
-    x = np.random.default_rng(2).standard_normal((3, 4))
-    assert avalon.gradcheck(lambda x: (F.normalize(x) * np.arange(12.0).reshape(3, 4)).sum(), x)
-    assert avalon.gradcheck(lambda x: (F.normalize(x, p=3.0, dim=0) ** 2 * x).sum(), x)

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from ... import torch_api as ta
 from ...errors import AvalonError
 from ...ops import elementwise as ew
 from ...ops import nn as nn_ops
@@ -19,7 +20,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 __all__ = ["relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "sigmoid", "tanh",
            "hardtanh", "hardsigmoid", "hardswish", "softplus", "softsign", "softmax", "log_softmax", "prelu",
-           "logsigmoid", "softmin"]
+           "logsigmoid", "softmin", "threshold", "glu", "hardshrink", "softshrink", "tanhshrink"]
 
 
 def _nonpositive(x):
@@ -166,3 +167,33 @@ def prelu(input, weight):
         if input.ndim >= 2:
             weight = weight.reshape((count,) + (1,) * (input.ndim - 2))
     return ew.where(input > 0, input, input * weight)
+
+
+def threshold(input, threshold, value, inplace=False):
+    """x where x > threshold, else `value`."""
+    return ew.where(input > threshold, input, np.asarray(value, input.dtype))
+
+
+def glu(input, dim=-1):
+    """a·sigmoid(b), with a and b the two halves of `input` along `dim` (gated linear unit)."""
+    if input.shape[dim] % 2:
+        raise AvalonError(f"glu: dimension {dim} of the input (shape {tuple(input.shape)}) must have even "
+                          "length, to be split in halves")
+    a, b = ta.chunk(input, 2, dim)
+    return a * ew.sigmoid(b)
+
+
+def hardshrink(input, lambd=0.5):
+    """x where |x| > lambd, else 0."""
+    return ew.where(ew.absolute(input) > lambd, input, np.asarray(0, input.dtype))
+
+
+def softshrink(input, lambd=0.5):
+    """x - lambd above lambd, x + lambd below -lambd, 0 in between."""
+    shrunk = ew.where(input > lambd, input - lambd, input + lambd)
+    return ew.where(ew.absolute(input) > lambd, shrunk, np.asarray(0, input.dtype))
+
+
+def tanhshrink(input):
+    """x - tanh(x)."""
+    return input - ew.tanh(input)

@@ -1,8 +1,9 @@
-"""Vector norms along a dimension: `normalize`."""
+"""Vector norms along a dimension: `normalize`, `cosine_similarity`."""
 from ... import torch_api as ta
 from ...ops import elementwise as ew
+from ...ops import nn as nn_ops
 
-__all__ = ["normalize"]
+__all__ = ["normalize", "cosine_similarity"]
 
 
 def _safe_norm(input, p, dim):
@@ -23,3 +24,16 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     if out is not None:
         raise TypeError("normalize(out=...) is not supported: use the returned array")
     return input / ew.maximum(_safe_norm(input, p, dim), eps)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """x1·x2 / (‖x1‖·‖x2‖) along `dim` (inputs broadcast), each norm at least `eps`.
+
+    As in PyTorch, the floor at `eps` is invisible to the gradient (it flows as if through the norm).
+    """
+    def unit(x):
+        norm = _safe_norm(x, 2, dim)
+        floored = norm + nn_ops.stop_gradient(ew.maximum(norm, eps) - norm)
+        return x / floored
+
+    return ta.sum(unit(x1) * unit(x2), dim)

@@ -7,7 +7,7 @@ from ..module import Module, Parameter
 
 __all__ = ["ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh",
            "Hardtanh", "Hardsigmoid", "Hardswish", "Softplus", "Softsign", "Softmax", "Softmin", "LogSoftmax",
-           "LogSigmoid", "PReLU"]
+           "LogSigmoid", "PReLU", "Threshold", "GLU", "Hardshrink", "Softshrink", "Tanhshrink"]
 
 
 def _inplace(module):
@@ -169,6 +169,61 @@ class LogSigmoid(_Parameterless):
     """log(sigmoid(x))."""
 
     function = staticmethod(F.logsigmoid)
+
+
+class Tanhshrink(_Parameterless):
+    """x - tanh(x)."""
+
+    function = staticmethod(F.tanhshrink)
+
+
+class Threshold(Module):
+    """x where x > threshold, else `value`."""
+
+    def __init__(self, threshold, value, inplace=False):
+        super().__init__()
+        self.threshold, self.value, self.inplace = threshold, value, inplace
+
+    def forward(self, input):
+        return F.threshold(input, self.threshold, self.value)
+
+    def extra_repr(self):
+        return f"threshold={self.threshold}, value={self.value}" + (", inplace=True" if self.inplace else "")
+
+
+class GLU(Module):
+    """a·sigmoid(b) for the two halves a, b of the input along `dim`."""
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        return F.glu(input, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class Hardshrink(Module):
+    """x where |x| > lambd, else 0."""
+
+    def __init__(self, lambd=0.5):
+        super().__init__()
+        self.lambd = lambd
+
+    def forward(self, input):
+        return F.hardshrink(input, self.lambd)
+
+    def extra_repr(self):
+        return f"{self.lambd}"
+
+
+class Softshrink(Hardshrink):
+    """x shrunk towards 0 by lambd (0 within ±lambd)."""
+
+    def forward(self, input):
+        return F.softshrink(input, self.lambd)
 
 
 class Softplus(Module):
