@@ -170,14 +170,15 @@ class BackwardStepper(View):
         return self.flags
 
     def goto(self, where):
-        """Go to a step: its index, or a forward node (Node, `%7`, name, op) whose rule it is."""
+        """Go to a step: its index, a forward node (Node, `%7`, name, op) whose rule it is, or a
+        module scope (its first node differentiated)."""
         if isinstance(where, int) and not isinstance(where, bool):
             if not 0 <= where < len(self.steps):
                 raise IndexError(f"step {where} out of range 0..{len(self.steps) - 1}")
             index = where
         else:
-            kind, node = self.pane.resolve(where)
-            index = self._step_of(node) if kind == "node" else None
+            kind, what = self.pane.resolve(where)
+            index = self._step_of(what) if kind == "node" else self._first_in(what)
             if index is None:
                 raise KeyError(f"{where!r} is not differentiated in this backward pass (no rule ran for it)")
         if index != self.position or not self.canvas.main:
@@ -185,6 +186,16 @@ class BackwardStepper(View):
             self._draw()
             self.selection.label = self.current.label
         return self.current
+
+    def _first_in(self, scope):
+        """The first step differentiating a node of a module scope (or roll of blocks)."""
+        g = self.pane.graph
+        scopes = g.rolls[scope].members if scope in g.rolls else [scope]
+        for s in self.steps:
+            own = g.scope_of[s.forward.id]
+            if any(own == sc or own.startswith(sc + ".") for sc in scopes):
+                return s.index
+        return None
 
     def _step_of(self, node):
         for s in self.steps:

@@ -1,0 +1,108 @@
+"""The timing engine (avalon.profile) and the Profiler view."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+import avalon
+from avalon.profile import flops, profile, profile_tape
+from avalon.widgets import Profiler
+
+from models import mse
+
+
+def test_every_compiled_call_is_timed_and_shares_sum_to_one(small):
+    f, W1, W2, x = small
+    prof = profile(f, W1, W2, x, repeat=3)
+    compiled = avalon.grad_tape(f, W1, W2, x).compile()
+    assert len(prof.rows) == len(compiled.tape.calls)
+    assert math.isclose(sum(r["share"] for r in prof.rows), 1.0)
+    assert all(r["median_s"] > 0 for r in prof.rows)
+    assert {r["phase"] for r in prof.rows} == {"forward", "backward"}
+    assert math.isclose(sum(g["median_s"] for g in prof.by_op()), prof.total_s)
+    assert prof.compiled_s > 0
+    assert "matmul" in str(prof)
+
+
+def test_matmul_flops_and_rate(small):
+    f, W1, W2, x = small
+    prof = profile(f, W1, W2, x, repeat=2)
+    row = next(r for r in prof.rows if r["op"] == "matmul" and r["shapes"] == "5×3, 3×4 → 5×4")
+    assert row["flops"] == 2 * 5 * 4 * 3
+    assert math.isclose(row["gflops"], row["flops"] / row["median_s"] / 1e9)
+    assert all(r["flops"] is None for r in prof.rows if r["op"] not in ("matmul", "einsum"))
+
+
+def test_einsum_and_conv_flops():
+    A, B = np.ones((2, 3)), np.ones((3, 4))
+    tape = avalon.trace(lambda a, b: np.einsum("ij,jk->ik", a, b), A, B)
+    assert flops(tape.calls[-1]) == 2 * 2 * 3 * 4
+    nn = pytest.importorskip("avalon.nn")
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    x = np.ones((2, 3, 6, 6), np.float32)
+    tape = avalon.grad_tape(lambda m, x: m(x).sum(), conv, x)
+    by_name = {n.prim.name: n for n in tape.calls if "conv" in n.prim.name}
+    forward = 2 * (2 * 8 * 6 * 6) * (3 * 3 * 3)
+    assert flops(by_name["conv"]) == forward
+    assert flops(by_name["conv_weight_grad"]) == forward  # each adjoint costs what the forward does
+
+
+def test_modules_and_chrome_trace(tmp_path, net):
+    model, x, y = net
+    prof = profile(mse, model, x, y, repeat=2)
+    modules = {g["name"] for g in prof.by_module()}
+    assert "head" in modules and "encoder.layers.0.fc" in modules
+    top = {g["name"] for g in prof.by_module(depth=1)}
+    assert top == {"encoder", "head", "(top level)"}
+    path = tmp_path / "trace.json"
+    prof.to_chrome_trace(path)
+    trace = json.loads(path.read_text())
+    events = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    assert len(events) == len(prof.rows)
+    assert all(e["dur"] >= 0 and "ts" in e and e["pid"] == 1 for e in events)
+    assert math.isclose(events[0]["dur"], round(prof.rows[0]["median_s"] * 1e6, 3))
+    assert {e["tid"] for e in events} == {1, 2}
+
+
+def test_profile_tape_needs_values(small):
+    f, W1, W2, x = small
+    tape = avalon.grad_tape(f, W1, W2, x)
+    tape.drop_values()
+    with pytest.raises(ValueError, match="inputs="):
+        profile_tape(tape)
+    prof = profile_tape(tape, inputs=[W1, W2, x], repeat=1)
+    assert prof.rows
+
+
+def test_profiler_view_sorts_selects_and_exports(tmp_path, net):
+    model, x, y = net
+    view = Profiler(mse, model, x, y, repeat=2)
+    times = [r["median_s"] for r in view.rows]
+    assert times == sorted(times, reverse=True)
+    view.sort("op", descending=False)
+    ops = [r["op"] for r in view.rows]
+    assert ops == sorted(ops)
+    view.canvas  # the graph with the time overlay
+    assert "time" in view.canvas.main and "fill:" in view.svg
+    # clicking a header sorts, clicking a row selects
+    view.table.event = {"action": "sort", "target": "gflops", "stamp": 1}
+    rates = [r["gflops"] for r in view.rows if r["gflops"] is not None]
+    assert rates == sorted(rates, reverse=True) and view.rows[-1]["gflops"] is None
+    label = view.rows[0]["label"]
+    view.table.event = {"action": "select", "target": label, "stamp": 2}
+    assert view.selected.label == label and 'class="avalon-selected"' in view.table.main
+    assert view.table.main.count("<tr ") == len(view.rows)
+    path = view.to_chrome_trace(tmp_path / "t.json")
+    assert json.loads(path.read_text())["traceEvents"]
+    page = view.to_html()
+    assert page.count("<svg") >= 3  # two bar charts and the graph
+    assert "<script src" not in page and "data-sort" in page
+    assert len(view.by_op()) == len({r["op"] for r in view.rows})
+
+
+def test_bad_sort_column(small):
+    f, W1, W2, x = small
+    view = Profiler(f, W1, W2, x, repeat=1)
+    with pytest.raises(KeyError, match="columns are"):
+        view.sort("speed")

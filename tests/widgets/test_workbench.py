@@ -1,0 +1,29 @@
+"""Workbench: four views on one model, one selection."""
+from avalon.widgets import Workbench
+
+from models import mse
+
+
+def test_selecting_in_one_view_moves_the_others(net):
+    model, x, y = net
+    wb = Workbench(mse, model, x, y, repeat=1)
+    assert [wb.get_title(i) for i in range(4)] == ["tape", "backward", "profile", "check"]
+    node = next(n for n in wb.tape.calls if n.prim.name == "tanh")
+    wb.select(node.label)
+    assert wb.tape_view.selected is node
+    assert wb.stepper.current is node
+    assert wb.profiler.selected.label == node.label
+    wb.stepper.step()
+    assert wb.tape_view.selected is wb.stepper.current
+    # a click in the profiler table reaches the graph view too
+    label = wb.profiler.rows[0]["label"]
+    wb.profiler.table.event = {"action": "select", "target": label, "stamp": 1}
+    assert wb.tape_view.selected.label == label
+
+
+def test_workbench_static_html_holds_all_views(net):
+    model, x, y = net
+    page = Workbench(mse, model, x, y, repeat=1).to_html()
+    for kind in ("tapeview", "stepper", "profiler", "checkview"):
+        assert f'class="avalon-static avalon-{kind}"' in page
+    assert "<script src" not in page
