@@ -417,7 +417,13 @@ def _extreme(reduce, arg, input, dim, keepdim, kw):
     dim, keepdim = _dim(dim, keepdim, kw)
     if dim is None:
         return reduce(input)
-    return values_indices(reduce(input, axis=dim, keepdims=keepdim), arg(input, axis=dim, keepdims=keepdim))
+    # The values are read at the indices, so their gradient goes to that one element, as torch's
+    # (a whole-array max shares it between ties, as torch's does too).
+    indices = arg(input, axis=dim, keepdims=True)
+    values = npa.take_along_axis(input, indices, dim)
+    if not keepdim:
+        values, indices = npa.squeeze(values, dim), npa.squeeze(indices, dim)
+    return values_indices(values, indices)
 
 
 def max(input, dim=None, keepdim=False, **kw):

@@ -43,11 +43,11 @@ class Size(int):
 
     def __new__(cls, shape):
         size = super().__new__(cls, math.prod(shape))
-        size.shape = tuple(shape)
+        size._dims = tuple(shape)
         return size
 
     def __call__(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+        return self._dims if dim is None else self._dims[dim]
 
 
 # torch's in-place methods whose out-of-place forms are not methods here (the rest are `name_` of one)
@@ -188,7 +188,7 @@ class TorchMethods:
     def to(self, *args, dtype=None, **kw):
         """`x.to(dtype)`, `x.to(other)` (its dtype); device names ('cpu') leave the array alone."""
         for a in args:
-            if hasattr(a, "dtype") and hasattr(a, "shape"):
+            if hasattr(a, "dtype") and hasattr(a, "shape") and not isinstance(a, type):
                 dtype = a.dtype
             elif not isinstance(a, str):
                 dtype = a
