@@ -102,6 +102,9 @@ class Module:
                 return entries[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
+
     def __delattr__(self, name):
         for table in (self._parameters, self._buffers, self._modules):
             if name in table:

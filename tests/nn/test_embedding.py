@@ -42,6 +42,13 @@ def test_from_pretrained_and_freeze():
     np.testing.assert_array_equal(grads[0].weight[1], 2)
 
 
+def test_traced_indices_into_an_untraced_table():
+    layer = nn.Embedding(5, 2)
+    lookup = avalon.jit(lambda i: layer(i) * 2)  # the layer is a constant of the traced function
+    np.testing.assert_allclose(lookup(INDICES), layer.weight[INDICES] * 2)
+    np.testing.assert_allclose(lookup(INDICES[::-1].copy()), layer.weight[INDICES[::-1]] * 2)
+
+
 def test_embedding_errors():
     with pytest.raises(avalon.AvalonError, match="integer indices"):
         nn.Embedding(3, 2)(np.array([0.0, 1.0]))

@@ -79,6 +79,7 @@ def test_traversal_names_and_order():
     assert [n for n, _ in net.named_parameters(prefix="model", recurse=False)] == []
     assert [n for n, _ in net.fc1.named_parameters(prefix="fc1")] == ["fc1.weight", "fc1.bias"]
     assert net.get_submodule("fc2") is net.fc2
+    assert {"fc1", "fc2", "forward"} <= set(dir(net)) and {"weight", "running"} <= set(dir(net.fc1))
 
 
 def test_shared_parameter_is_listed_once_and_gets_the_summed_gradient():

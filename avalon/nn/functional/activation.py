@@ -38,8 +38,8 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     if min_val > max_val:
         raise AvalonError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
     inside = ew.logical_and(input > min_val, input < max_val)
-    low, high = np.asarray(min_val, input.dtype), np.asarray(max_val, input.dtype)
-    return ew.where(inside, input, ew.where(input <= min_val, low, high))
+    # the clipped values carry no gradient, so the bounds themselves get none (as PyTorch)
+    return ew.where(inside, input, nn_ops.stop_gradient(ew.clip(input, min_val, max_val)))
 
 
 def relu6(input, inplace=False):
@@ -171,7 +171,7 @@ def prelu(input, weight):
 
 def threshold(input, threshold, value, inplace=False):
     """x where x > threshold, else `value`."""
-    return ew.where(input > threshold, input, np.asarray(value, input.dtype))
+    return ew.where(input > threshold, input, float(value))
 
 
 def glu(input, dim=-1):
@@ -185,13 +185,13 @@ def glu(input, dim=-1):
 
 def hardshrink(input, lambd=0.5):
     """x where |x| > lambd, else 0."""
-    return ew.where(ew.absolute(input) > lambd, input, np.asarray(0, input.dtype))
+    return ew.where(ew.absolute(input) > lambd, input, 0.0)
 
 
 def softshrink(input, lambd=0.5):
     """x - lambd above lambd, x + lambd below -lambd, 0 in between."""
     shrunk = ew.where(input > lambd, input - lambd, input + lambd)
-    return ew.where(ew.absolute(input) > lambd, shrunk, np.asarray(0, input.dtype))
+    return ew.where(ew.absolute(input) > lambd, shrunk, 0.0)
 
 
 def tanhshrink(input):

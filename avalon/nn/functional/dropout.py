@@ -1,7 +1,5 @@
 """Dropout: random zeroing with a mask drawn by `avalon.rand` (a recorded random primitive), so
 every replay of a cached model draws a fresh mask, exactly as running the code again would."""
-import numpy as np
-
 from ... import torch_api as ta
 from ...errors import AvalonError
 from ...ops import elementwise as ew
@@ -17,8 +15,7 @@ def _check(p):
 def _masked(input, p, mask_shape):
     keep = ta.rand(*mask_shape, dtype=input.dtype, device=ta._device_of(input)) >= p
     # kept elements are scaled by 1/(1-p) so the expected value is unchanged
-    scale = ew.where(keep, np.asarray(1.0 / (1.0 - p), input.dtype), np.asarray(0.0, input.dtype))
-    return input * scale
+    return input * (ew.astype(keep, dtype=input.dtype) * (1.0 / (1.0 - p)))
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -28,7 +25,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        return input * np.asarray(0.0, input.dtype)
+        return input * 0.0
     return _masked(input, p, tuple(input.shape))
 
 
@@ -40,7 +37,7 @@ def _feature_dropout(input, p, training, allowed, channel_dims, name):
     if not training or p == 0.0:
         return input
     if p == 1.0:
-        return input * np.asarray(0.0, input.dtype)
+        return input * 0.0
     return _masked(input, p, tuple(input.shape[:channel_dims]) + (1,) * (input.ndim - channel_dims))
 
 

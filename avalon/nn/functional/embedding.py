@@ -1,8 +1,8 @@
 """Index lookups: `embedding` (rows of a weight matrix) and `one_hot`."""
 import numpy as np
 
+from ... import numpy_api as npa
 from ... import torch_api as ta
-from ...backend import namespace
 from ...errors import AvalonError
 from ...ops import elementwise as ew
 from ...ops import nn as nn_ops
@@ -29,7 +29,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if max_norm is not None or scale_grad_by_freq:
         raise AvalonError("embedding: max_norm and scale_grad_by_freq are not supported; renormalise the "
                           "weight explicitly (e.g. after the optimiser step) or scale the gradient yourself")
-    out = weight[input]
+    out = npa.take(weight, input, axis=0)  # records when either the weight or the indices are traced
     if padding_idx is None:
         return out
     if padding_idx < 0:
@@ -55,5 +55,5 @@ def one_hot(tensor, num_classes=-1):
     elif num_classes == -1:
         raise AvalonError("one_hot: num_classes=-1 needs the values, which traced code cannot read; pass "
                           "num_classes explicitly")
-    classes = namespace(tensor._node.value if isinstance(tensor, Tracer) else tensor).arange(num_classes)
+    classes = ta.arange(num_classes, device=ta._device_of(tensor))
     return ew.astype(ew.equal(ta.unsqueeze(tensor, -1), classes), dtype=np.dtype(np.int64))
