@@ -22,22 +22,22 @@ def _slice(x, axis, start, stop):
     return ix.getitem(x, key=(slice(None),) * axis + (slice(start, stop),))
 
 
-def _pad_axis(x, axis, before, after, mode):
+def _pad_axis(who, x, axis, before, after, mode):
     n = x.shape[axis]
     if mode == "reflect":
         if before >= n or after >= n:
-            raise input_error("pad", f"a dimension {axis} longer than the reflect padding ({before}, {after})",
+            raise input_error(who, f"a dimension {axis} longer than the reflect padding ({before}, {after})",
                               x.shape, "reflect padding must be smaller than the padded dimension")
         left = sh.flip(_slice(x, axis, 1, before + 1), axis=(axis,)) if before else None
         right = sh.flip(_slice(x, axis, n - 1 - after, n - 1), axis=(axis,)) if after else None
     elif mode == "replicate":
         if n == 0:
-            raise input_error("pad", f"a non-empty dimension {axis}", x.shape, "replicate padding repeats the edge")
+            raise input_error(who, f"a non-empty dimension {axis}", x.shape, "replicate padding repeats the edge")
         left = sh.repeat(_slice(x, axis, 0, 1), repeats=before, axis=axis) if before else None
         right = sh.repeat(_slice(x, axis, n - 1, n), repeats=after, axis=axis) if after else None
     else:  # circular
         if before > n or after > n:
-            raise input_error("pad", f"a dimension {axis} at least as long as the circular padding ({before}, {after})",
+            raise input_error(who, f"a dimension {axis} at least as long as the circular padding ({before}, {after})",
                               x.shape, "circular padding wraps around once at most")
         left = _slice(x, axis, n - before, n) if before else None
         right = _slice(x, axis, 0, after) if after else None
@@ -49,14 +49,19 @@ def pad(input, pad, mode="constant", value=None):
     """Pad `input`: `pad` lists (before, after) pairs starting from the LAST dimension, as torch
     (`(1, 1, 2, 0)` pads W by 1 on both sides and H by 2 on top). Modes: 'constant' (negative widths
     crop), 'reflect', 'replicate', 'circular'."""
+    return padded("pad", input, pad, mode, value)
+
+
+def padded(who, input, pad, mode="constant", value=None):
+    """`pad`, naming `who` (a layer or function) in errors."""
     pad = tuple(pad)
     if len(pad) % 2 or len(pad) // 2 > input.ndim or not all(isinstance(p, int) for p in pad):
-        raise AvalonError(f"pad: expected an even number of ints, at most two per dimension of the "
+        raise AvalonError(f"{who}: expected an even number of ints, at most two per dimension of the "
                           f"{input.ndim}-d input, got {pad!r}")
     if mode not in ("constant", "reflect", "replicate", "circular"):
-        raise AvalonError(f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+        raise AvalonError(f"{who}: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
     if mode != "constant" and value not in (None, 0, 0.0):
-        raise AvalonError(f"pad: value is only used with mode='constant' (got mode={mode!r}, value={value!r})")
+        raise AvalonError(f"{who}: value is only used with mode='constant' (got mode={mode!r}, value={value!r})")
     pairs = {input.ndim - 1 - i: (pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)}
     if mode == "constant":
         crop = tuple(slice(max(-lo, 0), n - max(-hi, 0)) if a in pairs and (lo < 0 or hi < 0) else slice(None)
@@ -67,10 +72,10 @@ def pad(input, pad, mode="constant", value=None):
             return x
         return sh.pad(x, widths=widths, value=0.0 if value is None else value)
     if any(p < 0 for p in pad):
-        raise AvalonError(f"pad: negative padding {pad!r} only works with mode='constant'")
+        raise AvalonError(f"{who}: negative padding {pad!r} only works with mode='constant'")
     x = input
     for axis in sorted(pairs, reverse=True):
-        x = _pad_axis(x, axis, *pairs[axis], mode)
+        x = _pad_axis(who, x, axis, *pairs[axis], mode)
     return x
 
 
@@ -85,9 +90,14 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     The default align_corners=False maps output pixel centres to input coordinates
     (i + 0.5) / scale - 0.5; align_corners=True maps the corner pixels onto each other.
     """
-    who = "interpolate"
+    return resize("interpolate", input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias)
+
+
+def resize(who, input, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
+           antialias=False):
+    """`interpolate`, naming `who` (a layer or function) in errors."""
     if mode not in _MODES:
-        raise AvalonError(f"interpolate: mode {mode!r} is not supported; use one of {', '.join(_MODES)}")
+        raise AvalonError(f"{who}: mode {mode!r} is not supported; use one of {', '.join(_MODES)}")
     d = input.ndim - 2
     if d < 1:
         raise input_error(who, "(N, C, *spatial) with at least one spatial dimension", input.shape)
@@ -95,13 +105,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise input_error(who, f"a {_MODES[mode] + 2}-d input for mode={mode!r}", input.shape)
     linear = mode in ("linear", "bilinear", "trilinear")
     if align_corners is not None and not linear:
-        raise AvalonError("interpolate: align_corners can only be set with the interpolating modes "
+        raise AvalonError(f"{who}: align_corners can only be set with the interpolating modes "
                           "linear | bilinear | trilinear")
     if antialias:
-        raise AvalonError("interpolate: antialias=True is not supported")
+        raise AvalonError(f"{who}: antialias=True is not supported")
     spatial = tuple(input.shape[2:])
     if (size is None) == (scale_factor is None):
-        raise AvalonError("interpolate: give exactly one of size and scale_factor")
+        raise AvalonError(f"{who}: give exactly one of size and scale_factor")
     if size is not None:
         sizes = ntuple(size, d, "size", who)
         scales = (None,) * d
@@ -109,11 +119,11 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         factors = (float(scale_factor),) * d if isinstance(scale_factor, (int, float)) else \
             tuple(float(s) for s in scale_factor)
         if len(factors) != d:
-            raise AvalonError(f"interpolate: scale_factor must be a number or {d} numbers, got {scale_factor!r}")
+            raise AvalonError(f"{who}: scale_factor must be a number or {d} numbers, got {scale_factor!r}")
         sizes = tuple(int(math.floor(n * s)) for n, s in zip(spatial, factors))
         scales = (None,) * d if recompute_scale_factor else factors
     if any(o <= 0 for o in sizes):
-        raise AvalonError(f"interpolate: the output size {sizes} must be positive")
+        raise AvalonError(f"{who}: the output size {sizes} must be positive")
     if mode == "area":
         return adaptive_avg_pooling(d, who, input, sizes)
     if linear:
@@ -140,9 +150,14 @@ def upsample_bilinear(input, size=None, scale_factor=None):
 
 def pixel_shuffle(input, upscale_factor):
     """(*, C·r², H, W) → (*, C, H·r, W·r): sub-pixel rearrangement (r = upscale_factor)."""
+    return shuffle("pixel_shuffle", input, upscale_factor)
+
+
+def shuffle(who, input, upscale_factor):
+    """`pixel_shuffle`, naming `who` in errors."""
     r = upscale_factor
     if input.ndim < 3 or input.shape[-3] % (r * r):
-        raise input_error("pixel_shuffle", f"(*, C·{r * r}, H, W)", input.shape,
+        raise input_error(who, f"(*, C·{r * r}, H, W)", input.shape,
                           f"the channel dimension must be divisible by upscale_factor² = {r * r}")
     lead, (c, h, w) = tuple(input.shape[:-3]), input.shape[-3:]
     k = len(lead)
@@ -153,9 +168,14 @@ def pixel_shuffle(input, upscale_factor):
 
 def pixel_unshuffle(input, downscale_factor):
     """(*, C, H·r, W·r) → (*, C·r², H, W): the inverse of `pixel_shuffle`."""
+    return unshuffle("pixel_unshuffle", input, downscale_factor)
+
+
+def unshuffle(who, input, downscale_factor):
+    """`pixel_unshuffle`, naming `who` in errors."""
     r = downscale_factor
     if input.ndim < 3 or input.shape[-1] % r or input.shape[-2] % r:
-        raise input_error("pixel_unshuffle", f"(*, C, H·{r}, W·{r})", input.shape,
+        raise input_error(who, f"(*, C, H·{r}, W·{r})", input.shape,
                           f"height and width must be divisible by downscale_factor = {r}")
     lead, (c, h, w) = tuple(input.shape[:-3]), input.shape[-3:]
     k = len(lead)
@@ -171,7 +191,11 @@ def _window_args(who, kernel_size, dilation, padding, stride):
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """im2col: the sliding windows of (N, C, H, W) as columns (N, C·kH·kW, L) (unbatched (C, H, W) too)."""
-    who = "unfold"
+    return unfolding("unfold", input, kernel_size, dilation, padding, stride)
+
+
+def unfolding(who, input, kernel_size, dilation=1, padding=0, stride=1):
+    """`unfold`, naming `who` in errors."""
     if input.ndim not in (3, 4):
         raise input_error(who, "(N, C, H, W) or (C, H, W)", input.shape)
     kernel, stride, pads, dilation = _window_args(who, kernel_size, dilation, padding, stride)
@@ -185,7 +209,11 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """col2im: columns (N, C·kH·kW, L) summed back into (N, C, *output_size), overlaps adding up."""
-    who = "fold"
+    return folding("fold", input, output_size, kernel_size, dilation, padding, stride)
+
+
+def folding(who, input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """`fold`, naming `who` in errors."""
     kernel, stride, pads, dilation = _window_args(who, kernel_size, dilation, padding, stride)
     shape = ntuple(output_size, 2, "output_size", who)
     blocks = math.prod(cv.out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(shape, kernel, stride, pads, dilation))

@@ -30,8 +30,8 @@ class Upsample(Module):
     def forward(self, input):
         if input.ndim < 3:
             raise input_error(self.layer_name(), "(N, C, *spatial)", input.shape)
-        return Fv.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
-                              recompute_scale_factor=self.recompute_scale_factor)
+        return Fv.resize(self.layer_name(), input, self.size, self.scale_factor, self.mode, self.align_corners,
+                         self.recompute_scale_factor)
 
     def extra_repr(self):
         info = f"scale_factor={self.scale_factor!r}" if self.scale_factor is not None else f"size={self.size!r}"
@@ -60,7 +60,7 @@ class PixelShuffle(Module):
         self.upscale_factor = upscale_factor
 
     def forward(self, input):
-        return Fv.pixel_shuffle(input, self.upscale_factor)
+        return Fv.shuffle(self.layer_name(), input, self.upscale_factor)
 
     def extra_repr(self):
         return f"upscale_factor={self.upscale_factor}"
@@ -74,7 +74,7 @@ class PixelUnshuffle(Module):
         self.downscale_factor = downscale_factor
 
     def forward(self, input):
-        return Fv.pixel_unshuffle(input, self.downscale_factor)
+        return Fv.unshuffle(self.layer_name(), input, self.downscale_factor)
 
     def extra_repr(self):
         return f"downscale_factor={self.downscale_factor}"
@@ -88,7 +88,7 @@ class Unfold(Module):
         self.kernel_size, self.dilation, self.padding, self.stride = kernel_size, dilation, padding, stride
 
     def forward(self, input):
-        return Fv.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+        return Fv.unfolding(self.layer_name(), input, self.kernel_size, self.dilation, self.padding, self.stride)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding}, "
@@ -104,7 +104,8 @@ class Fold(Module):
         self.kernel_size, self.dilation, self.padding, self.stride = kernel_size, dilation, padding, stride
 
     def forward(self, input):
-        return Fv.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding, self.stride)
+        return Fv.folding(self.layer_name(), input, self.output_size, self.kernel_size, self.dilation, self.padding,
+                          self.stride)
 
     def extra_repr(self):
         return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, dilation={self.dilation}, "
@@ -123,7 +124,7 @@ class _PadNd(Module):
 
     def forward(self, input):
         value = self.value if self.mode == "constant" else None
-        return Fv.pad(input, self.padding, self.mode, value)
+        return Fv.padded(self.layer_name(), input, self.padding, self.mode, value)
 
     def extra_repr(self):
         if type(self).__name__.startswith("Constant"):
