@@ -77,11 +77,9 @@ class Module:
             raise AvalonError(f"cannot assign {name!r} before Module.__init__() ran: call "
                               "`super().__init__()` first in your module's __init__")
         if isinstance(value, Parameter):
-            self._forget(name)
             self.register_parameter(name, value)
         elif isinstance(value, Module):
-            self._forget(name)
-            self._modules[name] = value
+            self.add_module(name, value)
         elif parameters is not None and name in parameters:
             self._parameters[name] = None if value is None else _as_array(value)
         elif parameters is not None and name in self._buffers:
@@ -112,17 +110,22 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def _forget(self, name):
-        for table in (self._parameters, self._buffers, self._modules):
-            table.pop(name, None)
+    def _claim(self, name, table):
+        """Make `name` belong to `table` alone (keeping its place there when it is already in it)."""
+        if "_parameters" not in self.__dict__:
+            raise AvalonError("call `super().__init__()` before registering parameters, buffers or modules")
+        if not isinstance(name, str) or "." in name or name == "" or name in _INTERNAL:
+            raise AvalonError(f"invalid name {name!r}: a non-empty string without '.'")
+        for other in (self._parameters, self._buffers, self._modules):
+            if other is not table:
+                other.pop(name, None)
         self._non_persistent.discard(name)
         self._frozen.discard(name)
         self.__dict__.pop(name, None)
 
     def register_parameter(self, name, param):
         """Add a parameter (a `Parameter`, an array, or None for an absent optional one like `bias`)."""
-        self._check_name(name)
-        self._frozen.discard(name)
+        self._claim(name, self._parameters)
         if isinstance(param, Parameter):
             if not param.requires_grad:
                 self._frozen.add(name)
@@ -133,28 +136,19 @@ class Module:
         """Add a buffer: state that is not trained (running statistics). Persistent buffers are saved
         in the `state_dict`; all buffers are traced, and a forward that assigns a new value to one
         (`self.running_mean = ...`) has it written back at every call."""
-        self._check_name(name)
+        self._claim(name, self._buffers)
         self._buffers[name] = None if tensor is None else _as_array(tensor)
-        if persistent:
-            self._non_persistent.discard(name)
-        else:
+        if not persistent:
             self._non_persistent.add(name)
 
     def add_module(self, name, module):
         """Add a submodule under `name` (what attribute assignment does)."""
         if module is not None and not isinstance(module, Module):
             raise AvalonError(f"{type(module).__name__} is not a Module")
-        self._check_name(name)
+        self._claim(name, self._modules)
         self._modules[name] = module
 
     register_module = add_module
-
-    def _check_name(self, name):
-        if "_parameters" not in self.__dict__:
-            raise AvalonError("call `super().__init__()` before registering parameters, buffers or modules")
-        if not isinstance(name, str) or "." in name or name == "" or name in _INTERNAL:
-            raise AvalonError(f"invalid name {name!r}: a non-empty string without '.'")
-        self.__dict__.pop(name, None)
 
     def get_submodule(self, target):
         """The submodule at dotted path `target` ('' is the module itself)."""

@@ -59,6 +59,19 @@ def test_parameter_assignment_registers_the_plain_array():
     assert m._parameters["weight"] is replacement and "weight" not in vars(m)
 
 
+def test_reregistering_keeps_order_and_moves_names_between_kinds():
+    m = Affine(2, 3)
+    m.register_parameter("weight", nn.Parameter(np.zeros((3, 2), np.float32)))
+    assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
+    m.register_buffer("bias", np.zeros(3, np.float32))
+    assert [n for n, _ in m.named_parameters()] == ["weight"]
+    assert [n for n, _ in m.named_buffers()] == ["running", "scratch", "bias"]
+    m.bias = nn.Parameter(np.ones(3, np.float32))
+    assert "bias" not in dict(m.named_buffers()) and (m.bias == 1).all()
+    with pytest.raises(avalon.AvalonError, match="invalid name"):
+        m.register_buffer("a.b", np.zeros(1))
+
+
 def test_assignment_before_init_is_explained():
     class Bad(nn.Module):
         def __init__(self):
