@@ -37,6 +37,15 @@ def is_numpy_like(xp):
     return xp is np or getattr(xp, "__name__", "") == "cupy"
 
 
+def is_inexact(dtype):
+    """True for floating-point and complex dtypes, numpy's and cupy's as well as an array-API library's
+    (whose dtype objects numpy cannot interpret; their names are numpy's)."""
+    try:
+        return np.issubdtype(dtype, np.inexact)
+    except TypeError:
+        return np.issubdtype(np.dtype(str(dtype).rsplit(".", 1)[-1]), np.inexact)
+
+
 def default_float():
     """The float dtype of creation functions (float32, as in PyTorch)."""
     return _FLOAT_DEFAULT

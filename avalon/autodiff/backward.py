@@ -6,7 +6,7 @@ explicit `add` calls; a gradient of a broadcast operand is summed back to its sh
 """
 import numpy as np
 
-from ..backend import is_array
+from ..backend import is_array, is_inexact
 from ..errors import AvalonError, GradientError
 from ..ops import elementwise as ew
 from ..ops import reduce as rd
@@ -16,7 +16,7 @@ from ..tracing.tracer import Tracer
 
 
 def _differentiable(node):
-    return np.issubdtype(node.dtype, np.inexact)
+    return is_inexact(node.dtype)
 
 
 def active_nodes(tape, output, wrt):

@@ -4,10 +4,8 @@ Called on arrays, `grad` goes through the compile cache: the first call with a n
 `f`, appends the backward pass to the same tape (`backward`) and compiles the joint tape; later calls
 replay it. Called inside traced code (grad of grad), it records onto the enclosing tape instead.
 """
-import numpy as np
-
 from .. import tree
-from ..backend import is_array, namespace
+from ..backend import is_array, is_inexact, namespace
 from ..errors import GradientError
 from ..ops import shape as sh
 from ..tracing import Tracer, current, record, write_state
@@ -107,7 +105,7 @@ class _GradEntry:
 
 
 def _differentiable(dtype, role):
-    return role != "buffer" and np.issubdtype(dtype, np.inexact)
+    return role != "buffer" and is_inexact(dtype)
 
 
 def _scalar_output(recording):
@@ -118,7 +116,7 @@ def _scalar_output(recording):
 
 
 def _check_output(node):
-    if not np.issubdtype(node.dtype, np.inexact):
+    if not is_inexact(node.dtype):
         raise GradientError(f"the function returned an array of dtype {node.dtype}: only a floating-point "
                             "output has a gradient (cast it, or return the floating-point loss)")
     return node
@@ -165,7 +163,7 @@ def _grad_in_trace(f, args, seed, leaves, infos, holders, spec):
     tracers = []
     for a in leaves:
         t = a if isinstance(a, Tracer) else Tracer(trace.const(a), trace)
-        tracers.append(sh.reshape(t, shape=t.shape) if np.issubdtype(t.dtype, np.inexact) else t)
+        tracers.append(sh.reshape(t, shape=t.shape) if is_inexact(t.dtype) else t)
     bound = {}
 
     def bind(obj, values, roles):
