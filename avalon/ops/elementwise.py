@@ -23,7 +23,6 @@ arctan2 = namespace_function("arctan2", "atan2", "arctan2", **_ufunc)
 
 # one-argument functions
 exp = namespace_function("exp", **_ufunc)
-exp2 = namespace_function("exp2", **_ufunc)
 log = namespace_function("log", **_ufunc)
 log2 = namespace_function("log2", **_ufunc)
 log10 = namespace_function("log10", **_ufunc)
@@ -72,6 +71,13 @@ bitwise_xor = namespace_function("bitwise_xor", **_flat)
 invert = namespace_function("invert", "bitwise_invert", "invert", **_flat)
 
 where = namespace_function("where")
+
+
+@primitive("exp2", xp_name=("exp2",), out=True)
+def exp2(x):
+    """2 ** x (the array API has no exp2; there it is pow(2, x))."""
+    xp = namespace(x)
+    return xp.exp2(x) if hasattr(xp, "exp2") else xp.pow(2.0, x)
 
 
 @primitive("clip")

@@ -12,4 +12,30 @@ def matmul(a, b):
 @primitive("einsum")
 def einsum(*operands, subscripts):
     """Einstein summation with explicit output subscripts (`"ij,jk->ik"`)."""
-    return namespace(*operands).einsum(subscripts, *operands, optimize=len(operands) > 2)
+    xp = namespace(*operands)
+    if hasattr(xp, "einsum"):
+        return xp.einsum(subscripts, *operands, optimize=len(operands) > 2)
+    return _einsum_by_broadcasting(xp, operands, subscripts)
+
+
+def _einsum_by_broadcasting(xp, operands, subscripts):
+    """einsum where the namespace has none (the array API): each operand is laid out over all the
+    indices (size 1 where it lacks one), the operands are multiplied, and the indices the output
+    lacks are summed out."""
+    inputs, output = subscripts.split("->")
+    terms = inputs.split(",")
+    letters = "".join(dict.fromkeys(inputs.replace(",", "")))
+    product = None
+    for term, x in zip(terms, operands):
+        if len(set(term)) != len(term):
+            raise NotImplementedError(f"einsum {subscripts!r}: an index repeated within one operand (a "
+                                      f"diagonal) needs a namespace with einsum; {xp.__name__} has none")
+        ordered = sorted(term, key=letters.index)
+        x = xp.permute_dims(x, tuple(term.index(c) for c in ordered))
+        x = xp.reshape(x, tuple(x.shape[ordered.index(c)] if c in term else 1 for c in letters))
+        product = x if product is None else product * x
+    summed = tuple(i for i, c in enumerate(letters) if c not in output)
+    if summed:
+        product = xp.sum(product, axis=summed)
+    remaining = [c for c in letters if c in output]
+    return xp.permute_dims(product, tuple(remaining.index(c) for c in output))

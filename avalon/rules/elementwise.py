@@ -2,14 +2,13 @@
 import math
 import numbers
 
-import numpy as np
-
+from ..backend import is_inexact
 from ..ops import elementwise as ew
-from .registry import rule
+from .registry import array_module, rule
 
 
 def _zero(g):
-    return np.zeros((), dtype=g.dtype)
+    return array_module(g).zeros((), dtype=g.dtype)
 
 
 def select(cond, g):
@@ -43,7 +42,7 @@ def _power(g, out, a, b):
     gb = None
     if _traced(b):
         # torch's convention: no gradient to the exponent where the base is 0
-        safe = ew.where(a == 0, np.ones((), dtype=out.dtype), a)
+        safe = ew.where(a == 0, array_module(out).ones((), dtype=out.dtype), a)
         gb = select(a != 0, g * out * ew.log(safe))
     return ga, gb
 
@@ -116,4 +115,4 @@ def _clip(g, out, x, lo, hi):
 
 @rule(ew.astype)
 def _astype(g, out, x, dtype):
-    return (ew.astype(g, dtype=x.dtype) if np.issubdtype(x.dtype, np.inexact) else None),
+    return (ew.astype(g, dtype=x.dtype) if is_inexact(x.dtype) else None),

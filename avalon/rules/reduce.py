@@ -5,7 +5,7 @@ from .. import numpy_api as npa
 from ..ops import elementwise as ew
 from ..ops import reduce as rd
 from ..ops import shape as sh
-from .registry import rule
+from .registry import array_module, rule
 
 
 def expand_like(g, x, axis, keepdims):
@@ -27,7 +27,8 @@ rule(rd.sum_to)(lambda g, out, x, shape: (npa.broadcast_to(g, x.shape),))
 
 
 def _zero_one(x):
-    return np.zeros((), dtype=x.dtype), np.ones((), dtype=x.dtype)
+    xp = array_module(x)
+    return xp.zeros((), dtype=x.dtype), xp.ones((), dtype=x.dtype)
 
 
 @rule(rd.prod)
