@@ -51,7 +51,8 @@ CSS = """
 .avalon-static .avalon-controls button { margin-right: 4px; }
 """
 
-# The live widget (anywidget): draws `main` and `side`, and reports clicks as `event`.
+# The live widget (anywidget): draws `main` and `side`, keeps the element `focus` in view, and
+# reports clicks as `event`.
 ESM = """
 function render({ model, el }) {
   el.classList.add("avalon-canvas");
@@ -63,15 +64,26 @@ function render({ model, el }) {
   side.className = "avalon-panel";
   body.append(main, side);
   el.append(body);
+  const focus = () => {
+    const id = model.get("focus");
+    const target = id ? main.querySelector("#" + CSS.escape(id)) : null;
+    if (!target) return;
+    const box = target.getBoundingClientRect(), view = main.getBoundingClientRect();
+    if (box.top >= view.top && box.bottom <= view.bottom && box.left >= view.left && box.right <= view.right) return;
+    main.scrollTop += box.top - view.top - main.clientHeight / 2 + box.height / 2;
+    main.scrollLeft += box.left - view.left - main.clientWidth / 2 + box.width / 2;
+  };
   const draw = () => {
     main.innerHTML = model.get("main");
     main.style.display = model.get("main") ? "" : "none";
+    focus();
   };
   const drawSide = () => { side.innerHTML = model.get("side"); };
   draw();
   drawSide();
   model.on("change:main", draw);
   model.on("change:side", drawSide);
+  model.on("change:focus", focus);
   const send = (action, target) => {
     model.set("event", { action, target, stamp: Date.now() + Math.random() });
     model.save_changes();

@@ -330,6 +330,7 @@ class BackwardStepper(View):
         except render.GraphvizNotFound:
             self.canvas.main = render.missing_dot_html()
         self.canvas.side = self.panel(s)
+        self.canvas.focus = self.pane.element_of(s.forward) or ""
         self.status.value = (f"step {self.position + 1} / {len(self.steps)}: differentiating "
                              f"{s.forward.label} {node_title(s.forward)}")
         flags = self.flags

@@ -205,6 +205,7 @@ class TapeView(View):
         legend = self.pane.overlay_rules()[1]
         self.canvas.main = legend + self.svg
         self.canvas.side = self.pane.panel(self._target) if self._target else ""
+        self.canvas.focus = (self.pane.element_of(self._target[1]) or "") if self._target else ""
 
     def show_exports(self):
         """Download links for the SVG and DOT shown now (data URLs: no server involved)."""

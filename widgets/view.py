@@ -13,13 +13,15 @@ from .page import CSS, ESM, document
 
 
 class Canvas(anywidget.AnyWidget):
-    """The graph (`main`) and side panel (`side`) as HTML; clicks come back as `event`
+    """The graph (`main`) and side panel (`side`) as HTML, `focus` (an element id) kept in view;
+    clicks come back as `event`
     ({action: 'select' | 'toggle' | 'expand' | 'collapse', target: element id or label})."""
 
     _esm = ESM
     _css = CSS
     main = traitlets.Unicode("").tag(sync=True)
     side = traitlets.Unicode("").tag(sync=True)
+    focus = traitlets.Unicode("").tag(sync=True)  # an element id scrolled into view
     event = traitlets.Dict({}).tag(sync=True)
 
 
