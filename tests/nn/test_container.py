@@ -124,3 +124,34 @@ def test_parameter_list_returns_plain_arrays_and_repr():
     params.append(np.ones(1, np.float32))
     assert [n for n, _ in params.named_parameters()] == ["0", "1", "2"]
     assert repr(params).startswith("ParameterList(\n    (0): Parameter containing: [float32 of size 3x4]")
+
+
+def test_parameter_dict_matches_torch():
+    torch = pytest.importorskip("torch")
+
+    def build(nn, ones):
+        class Scaled(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3, 2)
+                self.gains = nn.ParameterDict({"pre": nn.Parameter(ones(3)), "post": nn.Parameter(ones(2))})
+
+            def forward(self, x):
+                return self.fc(x * self.gains["pre"]) * self.gains["post"]
+
+        return Scaled()
+
+    model, torch_model = build(nn, lambda n: np.ones(n, np.float32)), build(torch.nn, torch.ones)
+    with torch.no_grad():
+        for p in torch_model.gains.values():
+            p.uniform_(0.5, 1.5)
+    assert list(model.state_dict()) == list(torch_model.state_dict()) == [
+        "fc.weight", "fc.bias", "gains.pre", "gains.post"]
+    check_layer(model, torch_model, _x(4, 3))
+    gains = model.gains
+    gains["extra"] = np.zeros(1, np.float32)
+    assert list(gains) == ["pre", "post", "extra"] and "extra" in gains and len(gains) == 3
+    assert type(gains["pre"]) is np.ndarray
+    del gains["extra"]
+    assert repr(gains) == ("ParameterDict(\n    (pre): Parameter containing: [float32 of size 3]\n"
+                           "    (post): Parameter containing: [float32 of size 2]\n)")

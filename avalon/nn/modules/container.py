@@ -4,7 +4,7 @@ from collections import OrderedDict
 from ...errors import AvalonError
 from ..module import Module, Parameter, _as_array
 
-__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList"]
+__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
 def _index(length, idx, what):
@@ -254,9 +254,65 @@ class ParameterList(Module):
         raise AvalonError("ParameterList has no forward(): use its parameters in your module's forward")
 
     def __repr__(self):
-        lines = [f"    ({name}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
-                 for name, p in self._parameters.items()]
-        return "ParameterList(\n" + "\n".join(lines) + "\n)" if lines else "ParameterList()"
+        return _parameters_repr(self)
+
+
+class ParameterDict(Module):
+    """A dict of named parameters, saved under their names (lookups return the plain arrays)."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key):
+        return self._parameters[key]
+
+    def __setitem__(self, key, value):
+        self.register_parameter(key, _as_parameter(value))
+
+    def __delitem__(self, key):
+        del self._parameters[key]
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def keys(self):
+        """The names."""
+        return self._parameters.keys()
+
+    def values(self):
+        """The parameter arrays."""
+        return self._parameters.values()
+
+    def items(self):
+        """(name, array) pairs."""
+        return self._parameters.items()
+
+    def update(self, parameters):
+        """Add the (name, parameter) pairs of a mapping or an iterable of pairs."""
+        for key, value in (parameters.items() if hasattr(parameters, "items") else parameters):
+            self[key] = value
+
+    def forward(self, *args, **kwargs):
+        raise AvalonError("ParameterDict has no forward(): look parameters up by name in your module's forward")
+
+    def __repr__(self):
+        return _parameters_repr(self)
+
+
+def _parameters_repr(container):
+    # PyTorch indents these entries by four spaces
+    lines = [f"    ({name}): Parameter containing: [{p.dtype} of size {'x'.join(map(str, p.shape))}]"
+             for name, p in container._parameters.items()]
+    name = type(container).__name__
+    return f"{name}(\n" + "\n".join(lines) + "\n)" if lines else f"{name}()"
 
 
 def _as_parameter(value):
