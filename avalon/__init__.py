@@ -27,3 +27,4 @@ bool_ = _np.bool_
 long, int, float, double, half = _np.int64, _np.int32, _np.float32, _np.float64, _np.float16
 
 __version__ = "0.1.0"
+from .io import load, save  # noqa: E402 - checkpoints: avalon.save(model, path), avalon.load(path)

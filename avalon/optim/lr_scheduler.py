@@ -178,6 +178,10 @@ class MultiStepLR(LRScheduler):
             return _lrs(self.optimizer)
         return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in _lrs(self.optimizer)]
 
+    def load_state_dict(self, state_dict):
+        super().load_state_dict(state_dict)
+        self.milestones = Counter(self.milestones)  # a checkpoint gives it back as a plain dict
+
     def _closed_form_lr(self):
         milestones = sorted(self.milestones.elements())
         return [base * self.gamma ** bisect_right(milestones, self.last_epoch) for base in self.base_lrs]

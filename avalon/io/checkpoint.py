@@ -1,0 +1,214 @@
+"""`avalon.save` and `avalon.load`: checkpoints as safetensors files, with JSON metadata, never pickle.
+
+>>> avalon.save(model, "mlp.safetensors")                 # its state_dict, plus class names
+>>> model.load_state_dict(avalon.load("mlp.safetensors"))
+>>> avalon.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 3}, "ckpt.safetensors")
+
+Arrays are the file's tensors (named by their dotted path, so a plain state dict keeps PyTorch's
+keys and the file opens in any safetensors reader). Everything else the object holds (its nesting of
+dicts, lists and tuples, numbers, strings, None) and a description (format version, avalon version,
+dtypes, module class names) go in the header's `__metadata__` as JSON. A file is written to a
+temporary file in the same folder and renamed over the target: a crash or a failed save never leaves
+a half-written checkpoint, and the old one stays intact.
+"""
+import contextlib
+import json
+import os
+import tempfile
+
+from ..backend import is_array, to_numpy
+from .safetensors_format import CheckpointError, CorruptCheckpointError, code_of, encode, read, read_header
+
+__all__ = ["save", "load", "read_metadata", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_KEY = "avalon"
+
+
+def save(obj, path, metadata=None):
+    """Write `obj` to `path` (a .safetensors file) atomically.
+
+    `obj` is a Module or an optimiser (its `state_dict()` is saved, with class names), a state dict
+    name -> array, or any nesting of dicts (string or int keys), lists and tuples holding arrays,
+    numbers, strings and None (e.g. model and optimiser state together). `metadata`: an optional
+    JSON-serialisable dict stored with it (`read_metadata(path)["metadata"]`).
+    """
+    from .. import __version__
+
+    info = {"format_version": FORMAT_VERSION, "avalon_version": __version__}
+    if callable(getattr(obj, "state_dict", None)):
+        info["class"] = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        if callable(getattr(obj, "named_modules", None)):
+            info["modules"] = {name: type(m).__name__ for name, m in obj.named_modules()}
+        obj = obj.state_dict()
+    tensors = {}
+    info["tree"] = _encode(obj, "", tensors)
+    info["dtypes"] = {name: str(array.dtype) for name, array in tensors.items()}
+    if metadata is not None:
+        info["metadata"] = metadata
+    try:
+        text = json.dumps(info)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"cannot save: the metadata is not JSON-serialisable ({e})") from None
+    header, arrays = encode(tensors, {_KEY: text})
+    _write_atomically(path, header, arrays)
+
+
+def load(path):
+    """What `save` wrote: a state dict (dict name -> numpy array), or the saved nesting of values.
+
+    A safetensors file written by another tool loads as its dict name -> array. A truncated or
+    corrupt file raises `CorruptCheckpointError` (nothing is returned, nothing changes).
+
+    >>> model.load_state_dict(avalon.load("mlp.safetensors"))
+    """
+    tensors, metadata = read(path)
+    info = _info(metadata, path)
+    if info is None:
+        return tensors
+    for name, dtype in info.get("dtypes", {}).items():
+        if name not in tensors or str(tensors[name].dtype) != dtype:
+            raise CorruptCheckpointError(f"{path}: tensor {name!r} should be {dtype} but the file holds "
+                                         f"{tensors[name].dtype if name in tensors else 'nothing'}; nothing "
+                                         "was loaded")
+    used = set()
+    value = _decode(info.get("tree"), tensors, used, path)
+    if used != set(tensors):
+        raise CorruptCheckpointError(f"{path}: tensors {sorted(set(tensors) - used)} are not part of the saved "
+                                     "value; nothing was loaded")
+    return value
+
+
+def read_metadata(path):
+    """The description stored with a checkpoint, without reading its arrays.
+
+    {'format_version', 'avalon_version', 'dtypes', and 'class', 'modules' for a saved Module, 'metadata'
+    for what was passed to save}; {} for a safetensors file written by another tool.
+    """
+    header = read_header(path)
+    info = _info(header.get("__metadata__") or {}, path)
+    if info is None:
+        return {}
+    info.pop("tree", None)
+    return info
+
+
+def _info(metadata, path):
+    text = metadata.get(_KEY)
+    if text is None:
+        return None
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CorruptCheckpointError(f"{path}: its avalon metadata is not valid JSON ({e}); nothing was loaded") \
+            from None
+    if not isinstance(info, dict):
+        raise CorruptCheckpointError(f"{path}: its avalon metadata is not a JSON object; nothing was loaded")
+    version = info.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written in checkpoint format {version!r} by avalon "
+                              f"{info.get('avalon_version')}; this avalon reads format {FORMAT_VERSION} and older: "
+                              "upgrade avalon to load it")
+    return info
+
+
+# The saved value, as JSON: {"tensor": name}, {"value": x}, {"dict": [[key, node], ...]}, {"list": [...]},
+# {"tuple": [...]}. Dict entries are pairs so that int keys (optimiser state) stay ints.
+
+def _join(path, key):
+    return f"{path}.{key}" if path else str(key)
+
+
+def _encode(value, path, tensors):
+    if is_array(value) or _is_torch_tensor(value):
+        array = _to_numpy(value, path)
+        name = path or "tensor"
+        if name in tensors:
+            raise CheckpointError(f"cannot save: two arrays would both be stored under the name {name!r} (a key "
+                                  "containing '.' collides with a nested key); rename one")
+        tensors[name] = array
+        return {"tensor": name}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"value": value}
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                raise CheckpointError(f"cannot save the key {key!r} at {path or 'the top level'}: dict keys must "
+                                      "be strings or ints")
+            items.append([key, _encode(item, _join(path, key), tensors)])
+        return {"dict": items}
+    if isinstance(value, (list, tuple)):
+        kind = "tuple" if isinstance(value, tuple) else "list"
+        return {kind: [_encode(item, _join(path, i), tensors) for i, item in enumerate(value)]}
+    raise CheckpointError(f"cannot save a {type(value).__name__} at {path or 'the top level'}: checkpoints hold "
+                          "arrays, numbers, strings, None, and dicts, lists and tuples of them (no pickle); save "
+                          "its state_dict() or convert it")
+
+
+def _decode(node, tensors, used, path):
+    if not (isinstance(node, dict) and len(node) == 1):
+        raise CorruptCheckpointError(f"{path}: its saved structure is damaged ({str(node)[:60]}); nothing was loaded")
+    (kind, body), = node.items()
+    if kind == "tensor":
+        if body not in tensors:
+            raise CorruptCheckpointError(f"{path}: tensor {body!r} is missing; nothing was loaded")
+        used.add(body)
+        return tensors[body]
+    if kind == "value":
+        return body
+    if kind == "dict" and isinstance(body, list) and all(isinstance(p, list) and len(p) == 2 for p in body):
+        return {key: _decode(item, tensors, used, path) for key, item in body}
+    if kind in ("list", "tuple") and isinstance(body, list):
+        items = [_decode(item, tensors, used, path) for item in body]
+        return tuple(items) if kind == "tuple" else items
+    raise CorruptCheckpointError(f"{path}: unknown entry {kind!r} in its saved structure; nothing was loaded")
+
+
+def _is_torch_tensor(value):
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy")
+
+
+def _to_numpy(value, path):
+    if _is_torch_tensor(value):
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        value = value.numpy()
+    array = to_numpy(value)
+    if code_of(array.dtype) is None:
+        raise CheckpointError(f"cannot save {path or 'the array'}: dtype {array.dtype} has no safetensors "
+                              "equivalent (use bool, integers or float16/32/64)")
+    return array
+
+
+def _write_atomically(path, header, arrays):
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CheckpointError(f"cannot save to {path}: the folder {folder} does not exist")
+    mode = _mode_for(path)
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header)
+            for array in arrays:
+                if array.size:
+                    f.write(memoryview(array.reshape(-1)).cast("B"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _mode_for(path):
+    """Keep an existing file's permissions; a new file gets the usual ones (0o666 less the umask)."""
+    if os.path.exists(path):
+        return os.stat(path).st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
