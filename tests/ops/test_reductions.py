@@ -4,6 +4,7 @@ import pytest
 from opcheck import check_fd, check_torch, sample
 
 import avalon
+from avalon.ops import reduce as rd
 
 
 def over(reduce_last, axis, keepdims):
@@ -64,6 +65,16 @@ def test_reduction_finite_differences(name, fn, torch_last, domain, axis, keepdi
 @pytest.mark.parametrize("name, fn, torch_last, domain", REDUCTIONS, ids=_ids(REDUCTIONS))
 def test_reduction_matches_torch(name, fn, torch_last, domain, axis, keepdims, rng):
     check_torch(lambda x: fn(x, axis, keepdims), over(torch_last, axis, keepdims), sample(domain, (3, 2, 4), rng))
+
+
+@pytest.mark.parametrize("name, fn, torch_last, domain", REDUCTIONS, ids=_ids(REDUCTIONS))
+def test_reduction_second_derivatives(name, fn, torch_last, domain, rng):
+    weights = sample("real", (2,), rng)
+
+    def gradient(x):
+        return avalon.grad(lambda y: (fn(y, (0, 2), False) ** 2 * weights).sum(), x)[1][0]
+
+    check_fd(gradient, sample(domain, (3, 2, 4), rng))
 
 
 def test_empty_axis_tuple_reduces_nothing(rng):
@@ -190,3 +201,16 @@ def test_mean_gradient_of_float32_stays_float32(rng):
     value, (g,) = avalon.grad(lambda x: np.mean(x, axis=0).sum(), x)
     assert value.dtype == np.float32 and g.dtype == np.float32
     np.testing.assert_allclose(g, np.full_like(x, 1 / 5), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(3, 1), (4,), (1, 4), (), (1, 1, 1), (2, 3, 4), (2, 1, 4)], ids=str)
+def test_sum_to_is_the_adjoint_of_broadcasting(shape, rng):
+    x = sample("real", (2, 3, 4), rng)
+    fn = lambda x: rd.sum_to(x, shape=shape)  # noqa: E731
+    check_fd(fn, x)
+    if len(shape) == x.ndim:  # torch's sum_to_size keeps the number of dimensions
+        check_torch(fn, lambda t: t.sum_to_size(shape) * 1.0, x)
+    else:
+        np.testing.assert_allclose(avalon.jit(fn)(x), np.sum(x, axis=tuple(range(x.ndim - len(shape)))).sum(
+            axis=tuple(i for i, n in enumerate(shape) if n == 1), keepdims=True).reshape(shape))
+    check_fd(lambda x: np.broadcast_to(x, (2, 3, 4)) * np.arange(24.0).reshape(2, 3, 4), fn(x))
