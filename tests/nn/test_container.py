@@ -146,12 +146,14 @@ def test_parameter_dict_matches_torch():
         for p in torch_model.gains.values():
             p.uniform_(0.5, 1.5)
     assert list(model.state_dict()) == list(torch_model.state_dict()) == [
-        "fc.weight", "fc.bias", "gains.pre", "gains.post"]
+        "fc.weight", "fc.bias", "gains.post", "gains.pre"]  # a plain dict is sorted
     check_layer(model, torch_model, _x(4, 3))
     gains = model.gains
     gains["extra"] = np.zeros(1, np.float32)
-    assert list(gains) == ["pre", "post", "extra"] and "extra" in gains and len(gains) == 3
+    assert list(gains) == ["post", "pre", "extra"] and "extra" in gains and len(gains) == 3
     assert type(gains["pre"]) is np.ndarray
     del gains["extra"]
-    assert repr(gains) == ("ParameterDict(\n    (pre): Parameter containing: [float32 of size 3]\n"
-                           "    (post): Parameter containing: [float32 of size 2]\n)")
+    assert repr(gains) == ("ParameterDict(\n    (post): Parameter containing: [float32 of size 2]\n"
+                           "    (pre): Parameter containing: [float32 of size 3]\n)")
+    ordered = nn.ParameterDict(OrderedDict([("z", np.ones(1, np.float32)), ("a", np.ones(1, np.float32))]))
+    assert list(ordered) == ["z", "a"]

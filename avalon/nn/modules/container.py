@@ -296,8 +296,15 @@ class ParameterDict(Module):
         return self._parameters.items()
 
     def update(self, parameters):
-        """Add the (name, parameter) pairs of a mapping or an iterable of pairs."""
-        for key, value in (parameters.items() if hasattr(parameters, "items") else parameters):
+        """Add the (name, parameter) pairs of a mapping or an iterable of pairs. A plain dict is added
+        in sorted key order, as PyTorch does; an OrderedDict or ParameterDict keeps its order."""
+        if isinstance(parameters, (OrderedDict, ParameterDict)):
+            pairs = parameters.items()
+        elif hasattr(parameters, "items"):
+            pairs = sorted(parameters.items())
+        else:
+            pairs = parameters
+        for key, value in pairs:
             self[key] = value
 
     def forward(self, *args, **kwargs):
