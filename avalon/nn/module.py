@@ -318,7 +318,8 @@ class Module:
     def state_dict(self, destination=None, prefix="", keep_vars=False):
         """OrderedDict of dotted key → array (parameters and persistent buffers), PyTorch's keys.
 
-        The arrays are the module's own (not copies), as PyTorch's tensors share storage.
+        The arrays are the module's own (not copies), as PyTorch's tensors share storage; `keep_vars`
+        is accepted for source compatibility and changes nothing.
         """
         out = OrderedDict() if destination is None else destination
         for key, table, name in self._state_entries(prefix):
