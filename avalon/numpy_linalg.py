@@ -31,8 +31,8 @@ def matmul(a, b):
 @implements(np.dot)
 def dot(a, b, out=None):
     _no_out("dot", out)
-    if a.ndim == 0 or b.ndim == 0:
-        return a * b
+    if npa.ndim(a) == 0 or npa.ndim(b) == 0:  # a Python number counts as a float64 array, as numpy
+        return (a if hasattr(a, "shape") else np.asarray(a)) * (b if hasattr(b, "shape") else np.asarray(b))
     if b.ndim <= 2:
         return matmul(a, b)
     return tensordot(a, b, axes=([a.ndim - 1], [b.ndim - 2]))
