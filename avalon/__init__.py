@@ -28,3 +28,4 @@ long, int, float, double, half = _np.int64, _np.int32, _np.float32, _np.float64,
 
 __version__ = "0.1.0"
 from .io import load, save  # noqa: E402 - checkpoints: avalon.save(model, path), avalon.load(path)
+from .train import History, fit  # noqa: E402 - the training loop: avalon.fit(...) -> History

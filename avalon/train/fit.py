@@ -1,0 +1,126 @@
+"""`fit` and `evaluate`: the ordinary training loop, written once, recording a `History`.
+
+`fit` adds nothing a user could not write: its docstring shows the loop it runs, to copy and change.
+"""
+import math
+
+from ..autodiff import grad
+from ..errors import AvalonError
+from ..optim.lr_scheduler import ReduceLROnPlateau
+from .history import History
+
+__all__ = ["fit", "evaluate"]
+
+
+def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metrics=None, scheduler=None,
+        progress=True):
+    """Train `model` for `epochs` passes over `train_loader`; return a `History`.
+
+    - `loss_fn(model, x, y) -> scalar loss` is what `avalon.grad` differentiates, e.g.
+      `lambda m, x, y: F.cross_entropy(m(x), y)`.
+    - Loaders yield `(x, y)` batches (a `DataLoader` over a `TensorDataset(x, y)`).
+    - `metrics`: dict name -> `fn(output, target) -> float`, computed on `val_loader` from `model(x)` in
+      eval mode and averaged over samples; recorded as `val_<name>`.
+    - `scheduler` steps once per epoch (a `ReduceLROnPlateau` with the validation loss, or the training
+      loss without `val_loader`); step per-batch schedules such as OneCycleLR in your own loop.
+    - `progress`: a tqdm bar per epoch (tqdm.auto, so notebooks get the widget); none if tqdm is missing.
+
+    The loop it runs:
+
+        history = History()
+        for epoch in range(epochs):
+            model.train()
+            for x, y in train_loader:
+                loss, grads = avalon.grad(loss_fn, model, x, y)
+                optimizer.step(grads[0])
+                history.log_step(loss=float(loss), lr=optimizer.param_groups[0]["lr"])
+            results = evaluate(model, loss_fn, val_loader, metrics)       # in eval mode
+            history.log_epoch(loss=<mean training loss>, **{"val_" + k: v for k, v in results.items()})
+            scheduler.step()                                              # or .step(val_loss)
+
+    >>> history = avalon.fit(model, lambda m, x, y: F.mse_loss(m(x), y), loader, opt, epochs=10)
+    >>> history["loss"][-1] < history["loss"][0]
+    """
+    metrics = dict(metrics or {})
+    if metrics and val_loader is None:
+        raise AvalonError("fit computes metrics on the validation data, but no val_loader was given; pass "
+                          "val_loader=... (it may be a loader over the training data)")
+    history = History()
+    for epoch in range(epochs):
+        model.train()
+        lr = optimizer.param_groups[0]["lr"]
+        total, count = 0.0, 0
+        bar = _progress(train_loader, f"epoch {epoch + 1}/{epochs}", progress)
+        for batch in bar:
+            x, y = _split(batch)
+            loss, grads = grad(loss_fn, model, x, y)
+            optimizer.step(grads[0])
+            value, n = float(loss), _count(x)
+            total, count = total + value * n, count + n
+            history.log_step(loss=value, lr=lr)
+            if bar is not train_loader:
+                bar.set_postfix(loss=f"{value:.4g}")
+        results = {"loss": total / count if count else math.nan, "lr": lr}
+        if val_loader is not None:
+            results.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, val_loader, metrics).items()})
+        history.log_epoch(**results)
+        if bar is not train_loader:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in results.items() if k != "lr"})
+            bar.close()
+        if scheduler is not None:
+            if isinstance(scheduler, ReduceLROnPlateau):
+                scheduler.step(results.get("val_loss", results["loss"]))
+            else:
+                scheduler.step()
+    return history
+
+
+def evaluate(model, loss_fn, loader, metrics=None):
+    """Mean loss (and metrics) over `loader` in eval mode: {'loss': ..., name: ...}, averaged per sample.
+
+    The model's training flag is restored afterwards.
+
+    >>> evaluate(model, loss_fn, val_loader, {"accuracy": lambda out, y: float((out.argmax(1) == y).mean())})
+    """
+    metrics = dict(metrics or {})
+    was_training = model.training
+    model.eval()
+    try:
+        sums, count = dict.fromkeys(["loss", *metrics], 0.0), 0
+        for batch in loader:
+            x, y = _split(batch)
+            n = _count(x)
+            sums["loss"] += float(loss_fn(model, x, y)) * n
+            if metrics:
+                output = model(x)
+                for name, fn in metrics.items():
+                    sums[name] += float(fn(output, y)) * n
+            count += n
+    finally:
+        model.train(was_training)
+    return {name: value / count if count else math.nan for name, value in sums.items()}
+
+
+def _split(batch):
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise AvalonError(f"fit and evaluate expect (x, y) batches, got a {type(batch).__name__}"
+                      f"{f' of {len(batch)}' if isinstance(batch, (tuple, list)) else ''}: make the dataset return "
+                      "(input, target) pairs, or write the loop yourself (see fit's docstring)")
+
+
+def _count(x):
+    shape = getattr(x, "shape", None)
+    if shape:
+        return int(shape[0])
+    return len(x) if hasattr(x, "__len__") else 1
+
+
+def _progress(loader, description, enabled):
+    if not enabled:
+        return loader
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return loader
+    return tqdm(loader, desc=description, total=len(loader) if hasattr(loader, "__len__") else None, leave=True)
