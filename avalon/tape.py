@@ -301,12 +301,13 @@ def _dot(tape, rankdir):
             indent = "    "
         for n in nodes:
             if isinstance(n, Input):
-                text, color = f"{n.name}\\n{n.type_str}", fill["input"]
+                text, color = (n.name, n.type_str), fill["input"]
             elif isinstance(n, Const):
-                text, color = f"const\\n{n.type_str}", fill["const"]
+                text, color = ("const", n.type_str), fill["const"]
             else:
-                text, color = f"{n.prim.name}\\n{n.type_str}", fill[n.phase]
-            lines.append(f'{indent}n{n.id} [label="{_dot_escape(text)}", fillcolor="{color}", tooltip="{n.label}"];')
+                text, color = (n.prim.name, n.type_str), fill[n.phase]
+            label = "\\n".join(map(_dot_escape, text))  # DOT's line break, not an escaped backslash
+            lines.append(f'{indent}n{n.id} [label="{label}", fillcolor="{color}", tooltip="{n.label}"];')
         if scope:
             lines.append("  }")
     for n in tape.nodes:

@@ -218,7 +218,9 @@ def test_to_dot_is_graphviz_text(model):
         pytest.skip("Graphviz's dot is not installed")
     done = subprocess.run(["dot", "-Tsvg"], input=dot.encode(), capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
-    assert b"<svg" in done.stdout
+    svg = done.stdout.decode()
+    # a node's label is two lines of text (name, then type), not one line with a literal "\n"
+    assert ">head.weight</text>" in svg and ">f32[4,1]</text>" in svg and "\\n" not in svg
 
 
 def test_shape_error_names_primitive_shapes_and_users_line():
