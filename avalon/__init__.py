@@ -26,6 +26,9 @@ int8, int16, int32, int64, uint8 = _np.int8, _np.int16, _np.int32, _np.int64, _n
 bool_ = _np.bool_
 long, int, float, double, half = _np.int64, _np.int32, _np.float32, _np.float64, _np.float16
 
-__version__ = "0.1.0"
+from . import data, nn, optim  # noqa: E402 - the subpackages users reach as avalon.nn etc.
 from .io import load, save  # noqa: E402 - checkpoints: avalon.save(model, path), avalon.load(path)
+from .ops.special import erf  # noqa: E402 - torch.erf (exact GELU in ported code)
 from .train import History, fit  # noqa: E402 - the training loop: avalon.fit(...) -> History
+
+__version__ = "0.1.0"
