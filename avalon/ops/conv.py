@@ -87,9 +87,9 @@ def col2im(cols, shape, kernel, stride, dilation, lead):
         key = (...,) + window_slices(offset, stride, dilation, out)
         if in_place:  # add into the view: `res[key] += v` would also copy the view back onto itself
             target = res[key]
-            target += cols[everything + offset]
+            target += cols[everything + offset + (...,)]
         else:
-            res[key] = res[key] + cols[everything + offset]
+            res[key] = res[key] + cols[everything + offset + (...,)]
     return res
 
 

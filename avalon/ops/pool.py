@@ -39,8 +39,10 @@ def _offsets(kernel):
     return itertools.product(*map(range, kernel))
 
 
-def _lowest(dtype):
-    return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+def _lowest(xp, dtype):
+    """What padding holds for max pooling: -inf, or the smallest integer."""
+    floating = np.issubdtype(dtype, np.floating) if is_numpy_like(xp) else xp.isdtype(dtype, "real floating")
+    return -np.inf if floating else xp.iinfo(dtype).min
 
 
 @primitive("max_pool")
@@ -48,7 +50,7 @@ def max_pool(x, kernel, stride, padding, dilation):
     """The maximum of each window of `x`'s trailing axes (padding never wins; NaN propagates)."""
     xp = namespace(x)
     out = _out(x, kernel, stride, padding, dilation)
-    xpad = pad_spatial(x, padding, _lowest(x.dtype))
+    xpad = pad_spatial(x, padding, _lowest(xp, x.dtype))
     res = None
     for offset in _offsets(kernel):
         v = xpad[(...,) + window_slices(offset, stride, dilation, out)]
@@ -66,7 +68,7 @@ def argmax_offsets(x, kernel, stride, padding, dilation):
     or the last NaN, exactly as torch's CPU kernels choose."""
     xp = namespace(x)
     out = _out(x, kernel, stride, padding, dilation)
-    xpad = pad_spatial(x, padding, _lowest(x.dtype))
+    xpad = pad_spatial(x, padding, _lowest(xp, x.dtype))
     best = index = None
     for k, offset in enumerate(_offsets(kernel)):
         v = xpad[(...,) + window_slices(offset, stride, dilation, out)]
@@ -123,7 +125,7 @@ def _inverse_divisor(xp, dtype, shape, out, kernel, stride, padding, count_inclu
             start, end = np.maximum(start, 0), np.minimum(end, n)
         count = (end - start).reshape((o,) + (1,) * (len(out) - axis - 1))
         inverse = inverse / count
-    return xp.asarray(inverse.astype(dtype))
+    return xp.asarray(inverse, dtype=dtype)
 
 
 @primitive("avg_pool")

@@ -20,8 +20,10 @@ from ..backend import namespace
 from .primitive import primitive
 
 
-def _float(dtype):
-    return np.dtype(dtype) if np.issubdtype(dtype, np.floating) else np.dtype(np.float32)
+def _float(dtype_name):
+    # array-API dtypes print as 'module.float32': the numpy dtype of the same name
+    dtype = np.dtype(dtype_name.rsplit(".", 1)[-1])
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float32)
 
 
 def _scale_value(scale, n, o, dtype):

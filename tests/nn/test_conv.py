@@ -234,3 +234,35 @@ def test_a_small_cnn_trains_the_same_as_torch():
     np.testing.assert_allclose(loss, t_loss.item(), rtol=1e-5)
     for name, p in torch_model.named_parameters():
         np.testing.assert_allclose(grads[0][name], p.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_primitives_run_on_a_strict_array_api_namespace():
+    xp = pytest.importorskip("array_api_strict")
+    from avalon.ops import norm as nm
+    from avalon.ops import pool as pl
+    from avalon.ops import vision as vs
+
+    x, w = _x(2, 4, 6, 5), _x(6, 2, 3, 3, seed=1)
+    g = cv.conv(x, w, **P2)
+    windows = dict(kernel=(3, 2), stride=(2, 1), padding=((1, 1), (0, 1)), dilation=(1, 1))
+    averaging = dict(kernel=(3, 2), stride=(2, 1), padding=((1, 1), (0, 1)), count_include_pad=False,
+                     divisor_override=None)
+    cases = [
+        (cv.conv, (x, w), P2),
+        (cv.conv_transpose, (g, w), dict(shape=(6, 5), **P2)),
+        (cv.conv_weight_grad, (x, g), dict(kernel=(3, 3), **P2)),
+        (cv.unfold, (x,), windows),
+        (pl.max_pool, (x,), windows),
+        (cv.fold, (cv.unfold(x, **windows),), dict(shape=(6, 5), **windows)),
+        (pl.max_pool_scatter, (pl.max_pool(x, **windows), x), windows),
+        (pl.max_pool_gather, (x, x), windows),
+        (pl.avg_pool, (x,), averaging),
+        (pl.avg_pool_transpose, (pl.avg_pool(x, **averaging),), dict(shape=(6, 5), **averaging)),
+        (vs.resample, (x,), dict(maps=(("linear", 6, 9, False, None), ("nearest", 5, 7, None, False)))),
+        (nm.normalize, (x, x.mean((2, 3), keepdims=True), x.var((2, 3), keepdims=True), None, None),
+         dict(eps=1e-5, axes=(2, 3))),
+    ]
+    for prim, args, params in cases:
+        strict = prim(*[xp.asarray(a) if a is not None else None for a in args], **params)
+        assert type(strict).__module__.startswith("array_api_strict"), prim.name
+        np.testing.assert_allclose(np.asarray(strict), prim(*args, **params), rtol=1e-6, atol=1e-6, err_msg=prim.name)

@@ -1,0 +1,80 @@
+"""conv2d forward + backward (input, weight and bias gradients): `avalon.grad` (cached replay) against
+PyTorch eager on the CPU, for a few layer shapes typical of small CNNs, in one process.
+
+Run: `python bench/conv.py [threads]` (prints median milliseconds per step and the ratio avalon / torch;
+both libraries get the same number of BLAS threads, 2 by default).
+"""
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(THREADS)
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import avalon  # noqa: E402
+import avalon.nn.functional as F  # noqa: E402
+
+ROUNDS, REPEATS = 5, 10
+
+# (name, N, C_in, H=W, C_out, kernel, stride, padding, groups)
+CASES = [
+    ("LeNet conv1", 64, 1, 28, 6, 5, 1, 0, 1),
+    ("CIFAR stem", 32, 3, 32, 32, 3, 1, 1, 1),
+    ("ResNet 3x3", 32, 64, 16, 64, 3, 1, 1, 1),
+    ("ResNet down", 32, 64, 16, 128, 3, 2, 1, 1),
+    ("1x1 proj", 32, 128, 8, 256, 1, 1, 0, 1),
+    ("depthwise", 32, 64, 16, 64, 3, 1, 1, 64),
+]
+
+
+def median_ms(fn):
+    fn()  # warm-up: traces and compiles on the avalon side
+    rounds = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        for _ in range(REPEATS):
+            fn()
+        rounds.append((time.perf_counter() - start) / REPEATS)
+    return 1e3 * statistics.median(rounds)
+
+
+def main():
+    import torch
+
+    torch.set_num_threads(THREADS)
+    rng = np.random.default_rng(0)
+    print(f"conv2d forward+backward, median ms per step ({THREADS} threads)")
+    print(f"{'case':<14}{'shape':<34}{'avalon':>9}{'torch':>9}{'ratio':>8}")
+    ratios = []
+    for name, n, cin, hw, cout, k, s, p, g in CASES:
+        x = rng.standard_normal((n, cin, hw, hw)).astype(np.float32)
+        w = (rng.standard_normal((cout, cin // g, k, k)) * 0.1).astype(np.float32)
+        b = np.zeros(cout, np.float32)
+        seed = rng.standard_normal(F.conv2d(x, w, b, s, p, 1, g).shape).astype(np.float32)
+
+        def ours():
+            return avalon.grad(lambda x, w, b: (F.conv2d(x, w, b, s, p, 1, g) * seed).sum(), x, w, b)
+
+        tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        tseed = torch.tensor(seed)
+
+        def theirs():
+            for t in (tx, tw, tb):
+                t.grad = None
+            (torch.nn.functional.conv2d(tx, tw, tb, s, p, 1, g) * tseed).sum().backward()
+
+        a, t = median_ms(ours), median_ms(theirs)
+        ratios.append(a / t)
+        shape = f"{n}x{cin}x{hw}x{hw} -> {cout}, k{k} s{s} g{g}"
+        print(f"{name:<14}{shape:<34}{a:>9.2f}{t:>9.2f}{a / t:>8.2f}")
+    print(f"geometric mean ratio avalon / torch: {np.exp(np.mean(np.log(ratios))):.2f}")
+
+
+if __name__ == "__main__":
+    main()
