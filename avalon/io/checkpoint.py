@@ -62,6 +62,7 @@ def load(path):
 
     >>> model.load_state_dict(avalon.load("mlp.safetensors"))
     """
+    _refuse_pickles(path)
     tensors, metadata = read(path)
     info = _info(metadata, path)
     if info is None:
@@ -77,6 +78,18 @@ def load(path):
         raise CorruptCheckpointError(f"{path}: tensors {sorted(set(tensors) - used)} are not part of the saved "
                                      "value; nothing was loaded")
     return value
+
+
+def _refuse_pickles(path):
+    """PyTorch's .pt files are zip archives (or bare pickles): point at the function that reads them."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(4)
+    except OSError:
+        return  # read() reports it
+    if start == b"PK\x03\x04" or start[:1] == b"\x80":
+        raise CheckpointError(f"{path} is a PyTorch (pickle) checkpoint, not a safetensors file: read it with "
+                              "avalon.io.load_torch_state_dict(path), which never runs pickled code")
 
 
 def read_metadata(path):

@@ -133,7 +133,7 @@ def _damaged(path, good):
         "overlapping tensors": (with_header(shift), "bytes for shape"),
         "negative shape": (with_header(bad_shape), "invalid shape"),
         "unknown dtype": (with_header(bad_dtype), "cannot read"),
-        "not safetensors": (b"PK\x03\x04" + os.urandom(200), "claims|truncated|fewer"),
+        "not safetensors": (b"{}" + os.urandom(200), "claims|truncated|fewer"),
     }
 
 
@@ -211,6 +211,14 @@ def test_what_can_and_cannot_be_saved(path, value, message):
     with pytest.raises(CheckpointError, match=message):
         avalon.save(value, path)
     assert not path.exists()
+
+
+def test_a_pytorch_file_points_at_load_torch_state_dict(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(2)}, path)
+    with pytest.raises(CheckpointError, match="load_torch_state_dict"):
+        avalon.load(path)
 
 
 def test_missing_files_and_folders(tmp_path):
