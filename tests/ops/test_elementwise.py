@@ -169,6 +169,39 @@ def test_masks_from_comparisons_carry_gradients(name, fn, torch_fn, rng):
     check_torch(lambda a, b: a * fn(a, b) + b * fn(b, a), lambda a, b: a * fn(a, b) + b * fn(b, a), a, b)
 
 
+LOGICAL = [
+    ("logical_and", np.logical_and, lambda a, b: a.logical_and(b)),
+    ("logical_or", np.logical_or, lambda a, b: a.logical_or(b)),
+    ("logical_xor", np.logical_xor, lambda a, b: a.logical_xor(b)),
+    ("logical_not", lambda a, b: np.logical_not(a), lambda a, b: a.logical_not()),
+    ("&", lambda a, b: a & b, lambda a, b: a & b),
+    ("|", lambda a, b: a | b, lambda a, b: a | b),
+    ("^", lambda a, b: a ^ b, lambda a, b: a ^ b),
+    ("~", lambda a, b: ~a, lambda a, b: ~a),
+]
+
+
+@pytest.mark.parametrize("name, fn, torch_fn", LOGICAL, ids=_ids(LOGICAL))
+def test_logical_ops_on_booleans_match_torch(name, fn, torch_fn, rng):
+    check_torch(fn, torch_fn, rng.random((3, 4)) > 0.5, rng.random((1, 4)) > 0.5)
+
+
+@pytest.mark.parametrize("name, fn, torch_fn", LOGICAL[4:], ids=_ids(LOGICAL[4:]))
+def test_bitwise_ops_on_integers_match_torch(name, fn, torch_fn, rng):
+    check_torch(fn, torch_fn, rng.integers(-8, 8, (3, 4)), rng.integers(-8, 8, (1, 4)))
+
+
+def test_masks_combined_with_logical_ops_select_gradients(rng):
+    x = sample("away", (3, 4), rng)
+
+    def fn(x):
+        inside = np.logical_and(x > -1, ~(x > 1))
+        return np.where(inside | (x < -1.5), x * x, x * 3.0)
+
+    check_fd(fn, x)
+    check_torch(fn, lambda t: torch().where(((t > -1) & ~(t > 1)) | (t < -1.5), t * t, t * 3.0), x)
+
+
 def test_isfinite_matches_torch():
     x = np.array([1.0, np.inf, -np.inf, np.nan, 0.0, -2.5])
     check_torch(np.isfinite, lambda t: t.isfinite(), x)
@@ -234,6 +267,13 @@ CLIP_CASES = [
     ("upper only", lambda x: np.clip(x, None, 0.7), lambda t: t.clamp(max=0.7)),
     ("avalon.clamp", lambda x: avalon.clamp(x, min=-0.5, max=0.7), lambda t: t.clamp(-0.5, 0.7)),
 ]
+
+
+def test_clip_at_its_bounds_matches_torch():
+    x = np.array([[-0.5, 0.7, 0.0, -0.6, 0.8]])  # exactly at each bound, inside, below, above
+    check_torch(lambda x: np.clip(x, -0.5, 0.7), lambda t: t.clamp(-0.5, 0.7), x)
+    lo, hi = np.full((1, 5), -0.5), np.full((1, 5), 0.7)
+    check_torch(np.clip, lambda x, lo, hi: x.clamp(lo, hi), x, lo, hi)
 
 
 @pytest.mark.parametrize("name, fn, torch_fn", CLIP_CASES, ids=_ids(CLIP_CASES))

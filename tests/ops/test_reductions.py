@@ -123,6 +123,15 @@ def test_arg_reductions_select_values_that_carry_gradients(rng):
     check_torch(fn, lambda t: t.gather(1, t.argmax(1, keepdim=True)) * 2.0, x)
 
 
+@pytest.mark.parametrize("keepdims", [False, True], ids=["", "keepdims"])
+@pytest.mark.parametrize("axis", [None, 0, -1], ids=str)
+@pytest.mark.parametrize("name, fn, torch_fn", [("any", np.any, lambda t: t.any(-1)),
+                                                ("all", np.all, lambda t: t.all(-1))])
+def test_boolean_reductions_match_torch(name, fn, torch_fn, axis, keepdims, rng):
+    x = rng.random((3, 2, 4)) > 0.3
+    check_torch(lambda x: fn(x, axis=axis, keepdims=keepdims), over(torch_fn, axis, keepdims), x)
+
+
 SCANS = [
     ("cumsum", np.cumsum, lambda t, d: t.cumsum(d)),
     ("cumprod", np.cumprod, lambda t, d: t.cumprod(d)),
