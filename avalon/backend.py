@@ -24,8 +24,10 @@ def namespace(*arrays):
 
 
 def is_array(x):
-    """True for numpy arrays and scalars, cupy arrays and any array-API array (not Python scalars)."""
-    return isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "__array_namespace__") and not _is_tracer(x)
+    """True for numpy arrays and scalars, cupy arrays and any array-API array (not Python scalars, and
+    not scalar types such as `np.float32`, whose class carries `__array_namespace__` too)."""
+    return isinstance(x, (np.ndarray, np.generic)) or hasattr(x, "__array_namespace__") and \
+        not isinstance(x, type) and not _is_tracer(x)
 
 
 def _is_tracer(x):

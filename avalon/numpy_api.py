@@ -10,7 +10,7 @@ import operator
 
 import numpy as np
 
-from .backend import namespace
+from .backend import is_array, namespace
 from .errors import ShapeError
 from .ops import elementwise as ew
 from .ops import index as ix
@@ -162,6 +162,11 @@ def ndim(a):
     return len(getattr(a, "shape", ()))
 
 
+@implements(np.result_type)
+def result_type(*arrays_and_dtypes):
+    return np.result_type(*(np.dtype(a.dtype) if arraylike(a) else a for a in arrays_and_dtypes))
+
+
 @implements(np.size)
 def size(a, axis=None):
     return int(np.prod(a.shape)) if axis is None else a.shape[axis]
@@ -262,13 +267,15 @@ def broadcast_arrays(*args, subok=False):
 
 
 @implements(np.atleast_1d)
-def atleast_1d(a):
-    return reshape(a, (1,)) if a.ndim == 0 else a
+def atleast_1d(*arys):
+    out = tuple(reshape(a, (1,)) if a.ndim == 0 else a for a in arys)
+    return out[0] if len(out) == 1 else out
 
 
 @implements(np.atleast_2d)
-def atleast_2d(a):
-    return reshape(a, (1,) * (2 - a.ndim) + tuple(a.shape)) if a.ndim < 2 else a
+def atleast_2d(*arys):
+    out = tuple(reshape(a, (1,) * (2 - a.ndim) + tuple(a.shape)) if a.ndim < 2 else a for a in arys)
+    return out[0] if len(out) == 1 else out
 
 
 @implements(np.concatenate)
@@ -434,7 +441,7 @@ def getitem(a, key):
 
 @implements(np.take)
 def take(a, indices, axis=None, out=None, mode=None):
-    _no_out("take", out)
+    _no_out("take", out, **({} if mode in (None, "raise") else {"mode": mode}))
     if axis is None:
         a, axis = ravel(a), 0
     key = (slice(None),) * (axis % a.ndim) + (ix.Slot(0),)
@@ -519,9 +526,12 @@ def astype(x, dtype, /, *, copy=True, device=None):
 @implements(np.round, np.around)
 def round(a, decimals=0, out=None):
     _no_out("round", out)
-    if decimals:
+    if decimals > 0:
         scale = 10.0 ** decimals
         return ew.rint(a * scale) / scale
+    if decimals < 0:  # as numpy: divide by the power of ten, so e.g. 10 ** 1 stays exact
+        scale = 10.0 ** -decimals
+        return ew.rint(a / scale) * scale
     return ew.rint(a)
 
 
@@ -554,6 +564,11 @@ def _like_shape(a, shape):
 def _concrete(a):
     node = getattr(a, "_node", None)
     return node.value if node is not None else a
+
+
+def arraylike(x):
+    """An array or a tracer (not a dtype, a scalar type or a number)."""
+    return is_array(x) or getattr(type(x), "_avalon_tracer", False)
 
 
 def _value_namespace(a):

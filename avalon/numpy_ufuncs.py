@@ -52,7 +52,9 @@ UFUNCS = {
     np.logical_or: ew.logical_or, np.logical_xor: ew.logical_xor, np.logical_not: ew.logical_not,
     np.isfinite: ew.isfinite, np.isnan: ew.isnan, np.isinf: ew.isinf, np.bitwise_and: ew.bitwise_and,
     np.bitwise_or: ew.bitwise_or, np.bitwise_xor: ew.bitwise_xor, np.invert: ew.invert,
-    np.matmul: lambda a, b: npa.matmul(a, b),
+    np.matmul: lambda a, b: npa.matmul(a, b), np.vecdot: lambda a, b: npa.sum(a * b, axis=-1),
+    np.matvec: lambda m, v: npa.matmul(m, npa.expand_dims(v, -1))[..., 0],
+    np.vecmat: lambda v, m: npa.matmul(npa.expand_dims(v, -2), m)[..., 0, :],
 }
 UFUNCS[np.degrees], UFUNCS[np.radians] = UFUNCS[np.rad2deg], UFUNCS[np.deg2rad]
 

@@ -1,25 +1,24 @@
 """torch.Tensor's methods on tracers, so PyTorch model code traces unchanged.
 
 Where torch and numpy disagree on a method, torch wins; numpy's meaning stays reachable through the
-numpy function:
+numpy function. The collisions:
 
-- `transpose(d0, d1)` swaps two axes; with no arguments or a full permutation it is numpy's
-  (`np.transpose(x, axes)`).
-- `repeat(*sizes)` tiles the array (numpy's `x.repeat(n)` repeats elements: `np.repeat(x, n)`).
+- `transpose(d0, d1)` swaps two axes; with no arguments or a full permutation it is numpy's.
+- `repeat(*sizes)` tiles the array (numpy's `x.repeat(n)` repeats each element: `np.repeat(x, n)`).
 - `flatten(start_dim=0, end_dim=-1)` merges a range of axes (numpy's `flatten(order)` is not taken).
+- `view(*shape)` reshapes (numpy's `view(dtype)` reinterprets memory and is refused).
 - `max(dim)` / `min(dim)` (also spelled `axis=`) return a (values, indices) pair; without `dim` the
-  largest value (numpy's `x.max(axis=0)`: `np.max(x, axis=0)` or `x.amax(0)`).
-- `var()` / `std()` are unbiased (correction=1) by default; numpy's `ddof=` is accepted
-  (`x.var(ddof=0)` is numpy's default).
-- `view(*shape)` reshapes; numpy's `view(dtype)` reinterprets memory and is refused.
-- `copy()` and `clone()` give a new array; `sum(dim, keepdim, dtype)` and the other reductions take
-  torch's positional order, so numpy's positional `x.sum(0, np.float64)` must name `dtype=`.
-- `round(decimals=0)`, `clip(min, max)`, `all(dim)`, `any(dim)`, `cumsum(dim)` and `cumprod(dim)` take
-  torch's names and numpy's (`a_min`, `a_max`, `axis`, `keepdims`).
+  largest value (numpy's `x.max(axis=0)` is `np.max(x, axis=0)` or `x.amax(0)`).
+- `var()` / `std()` are unbiased (correction=1) by default (numpy's: `x.var(ddof=0)`).
+- Positional arguments follow torch's order: `sum(dim, keepdim, dtype)`, `mean`, `prod`,
+  `max(dim, keepdim)`, `var(dim, unbiased, keepdim)`; numpy's positional `x.sum(0, np.float64)` or
+  `x.std(0, None, None, 1)` must name its keywords.
 
-No collision: `x.size` is the element count (numpy's attribute) and, called, torch's `x.size()`
-(the shape) or `x.size(dim)`. The numpy spellings `axis=`/`keepdims=` are accepted wherever torch takes
-`dim=`/`keepdim=`.
+Both spellings work where they do not collide: numpy's `axis=` / `keepdims=` / `ddof=` / `a_min=`
+beside torch's `dim=` / `keepdim=` / `correction=` / `min=`; `astype` and `to`; `copy` and `clone`;
+`T`, `mT`, `swapaxes`, `ravel`. `x.size` is the element count (numpy's attribute) and, called, torch's
+`x.size()` (the shape) or `x.size(dim)`. In-place methods (`add_`, `zero_` …) exist but are refused
+when called (`avalon.UnsupportedConstruct`).
 """
 import math
 import numbers
@@ -188,7 +187,7 @@ class TorchMethods:
     def to(self, *args, dtype=None, **kw):
         """`x.to(dtype)`, `x.to(other)` (its dtype); device names ('cpu') leave the array alone."""
         for a in args:
-            if hasattr(a, "dtype") and hasattr(a, "shape") and not isinstance(a, type):
+            if npa.arraylike(a):
                 dtype = a.dtype
             elif not isinstance(a, str):
                 dtype = a

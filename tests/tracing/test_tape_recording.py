@@ -169,6 +169,12 @@ def test_arrays_inside_lists_tuples_and_dicts_are_named_inputs():
     np.testing.assert_array_equal(tape.outputs[0].value, (a * b + c + a + c) * 2.0)
 
 
+def test_static_arguments_are_not_inputs():
+    tape = avalon.trace(lambda x, dtype, n, name: (x.astype(dtype) * n), np.ones(2, np.float32), np.float64, 3, "s")
+    assert [n.name for n in tape.inputs] == ["x"]
+    assert tape.outputs[0].dtype == np.float64 and tape.outputs[0].value.tolist() == [3.0, 3.0]
+
+
 def test_captured_arrays_are_consts_and_python_numbers_stay_literals():
     W = np.eye(3, dtype=np.float32)
     tape = avalon.trace(lambda x: (x @ W) * 3.0, np.ones((2, 3), np.float32))
