@@ -179,7 +179,8 @@ class Optimizer:
                 updates.append((param, new_param, new_state))
         for param, new_param, new_state in updates:
             param[...] = new_param
-            self.state[param] = new_state
+            if new_state:  # stateless updates (SGD without momentum) keep no entry, as in PyTorch
+                self.state[param] = new_state
 
     def _update(self, param, grad, state, group):
         raise NotImplementedError

@@ -140,9 +140,9 @@ def test_state_dict_from_torch_resumes_on_the_same_trajectory(name):
         np.testing.assert_allclose(a, t.detach().numpy(), rtol=1e-11, atol=1e-13)
 
 
-@pytest.mark.parametrize("name", sorted(GROUP_OPTIONS))
-def test_state_dict_layout_matches_torch(name):
-    options = GROUP_OPTIONS[name][1]
+@pytest.mark.parametrize("name,options", [(n, o[1]) for n, o in sorted(GROUP_OPTIONS.items())] +
+                         [("SGD", dict(lr=0.1))], ids=lambda v: v if isinstance(v, str) else "")
+def test_state_dict_layout_matches_torch(name, options):
     params, grads = _problem(4)
     theirs = [torch.tensor(p) for p in params]
     ours = [p.copy() for p in params]
