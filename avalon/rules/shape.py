@@ -8,7 +8,8 @@ from ..ops import shape as sh
 from .registry import rule
 
 rule(sh.reshape)(lambda g, out, x, shape: (sh.reshape(g, shape=x.shape),))
-rule(sh.transpose)(lambda g, out, x, axes: (sh.transpose(g, axes=tuple(np.argsort(axes).tolist())),))
+rule(sh.transpose)(lambda g, out, x, axes:
+                   (sh.transpose(g, axes=tuple(np.argsort([a % x.ndim for a in axes]).tolist())),))
 rule(sh.broadcast_to)(lambda g, out, x, shape: (rd.sum_to(g, shape=x.shape),))
 rule(sh.flip)(lambda g, out, x, axis: (sh.flip(g, axis=axis),))
 
@@ -34,6 +35,7 @@ def _tile(g, out, x, reps):
 
 @rule(sh.repeat)
 def _repeat(g, out, x, repeats, axis):
+    axis = axis % x.ndim
     split = tuple(x.shape[:axis]) + (x.shape[axis], repeats) + tuple(x.shape[axis + 1:])
     return (rd.sum(sh.reshape(g, shape=split), axis=axis + 1),)
 

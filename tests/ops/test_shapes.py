@@ -5,6 +5,7 @@ import pytest
 from opcheck import check_fd, check_torch, sample
 
 import avalon
+from avalon.ops import shape as sh
 
 
 def torch():
@@ -117,3 +118,20 @@ def test_squeeze_of_a_non_unit_axis_is_an_error(rng):
     x = sample("real", (2, 3), rng)
     with pytest.raises(avalon.AvalonError, match="squeeze: axis 1 has"):
         avalon.grad(lambda x: np.squeeze(x, axis=1).sum(), x)
+
+
+# The primitives themselves, called with negative axes (as library code such as nn.functional may)
+PRIMITIVE_CASES = [
+    ("transpose", lambda x: sh.transpose(x, axes=(-1, 0, 1)), lambda t: t.permute(-1, 0, 1)),
+    ("repeat", lambda x: sh.repeat(x, repeats=2, axis=-1), lambda t: t.repeat_interleave(2, -1)),
+    ("repeat -2", lambda x: sh.repeat(x, repeats=3, axis=-2), lambda t: t.repeat_interleave(3, -2)),
+    ("flip", lambda x: sh.flip(x, axis=(-1, -3)), lambda t: t.flip((-1, -3))),
+    ("concatenate", lambda x: sh.concatenate(x, x[..., :1], axis=-1), lambda t: torch().cat([t, t[..., :1]], -1)),
+]
+
+
+@pytest.mark.parametrize("name, fn, torch_fn", PRIMITIVE_CASES, ids=_ids(PRIMITIVE_CASES))
+def test_primitives_with_negative_axes(name, fn, torch_fn, rng):
+    x = sample("real", (2, 3, 4), rng)
+    check_fd(fn, x)
+    check_torch(fn, torch_fn, x)
