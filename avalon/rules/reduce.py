@@ -73,6 +73,8 @@ def _reverse_cumsum(g, axis):
 
 
 rule(rd.cumsum)(lambda g, out, x, axis: (_reverse_cumsum(g, axis),))
+
+
 @rule(rd.cumprod)
 def _cumprod(g, out, x, axis):
     # d out_k / d x_i = prod_{j<=k, j!=i} x_j (k >= i). Before a slice's first zero x_i != 0, so this
