@@ -449,6 +449,7 @@ class SequentialLR(LRScheduler):
         self._last_lr = self._schedulers[bisect_right(self._milestones, 0)].get_last_lr()
 
     def step(self):
+        """Step the scheduler whose turn it is (the next one starts from its epoch 0 at its milestone)."""
         self.last_epoch += 1
         index = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[index]
@@ -531,6 +532,7 @@ class ReduceLROnPlateau(LRScheduler):
 
     @property
     def in_cooldown(self):
+        """True while reductions are paused after the last one (`cooldown` epochs)."""
         return self.cooldown_counter > 0
 
     def _reduce_lr(self):

@@ -50,6 +50,7 @@ class ParamState:
         return self._entries[id(param)][1]
 
     def get(self, param, default=None):
+        """The state of `param`, or `default` before its first step."""
         entry = self._entries.get(id(param))
         return default if entry is None else entry[1]
 
@@ -70,6 +71,7 @@ class ParamState:
         return (param for param, _ in self._entries.values())
 
     def items(self):
+        """[(parameter array, state dict)] for every parameter that has state."""
         return list(self._entries.values())
 
     def __repr__(self):
