@@ -27,6 +27,8 @@ def _x(*shape, seed=0, dtype=np.float32, scale=1.0, shift=0.0):
     (lambda nn: nn.LayerNorm((3, 5), eps=1e-3), (2, 3, 5)),
     (lambda nn: nn.LayerNorm(5, elementwise_affine=False), (4, 5)),
     (lambda nn: nn.LayerNorm(5, bias=False), (4, 5)),
+    (lambda nn: nn.RMSNorm(5), (2, 3, 5)),
+    (lambda nn: nn.RMSNorm((3, 5), eps=1e-3, elementwise_affine=False), (2, 3, 5)),
     (lambda nn: nn.GroupNorm(2, 6), (2, 6, 3, 4)),
     (lambda nn: nn.GroupNorm(3, 3, affine=False), (2, 3, 5)),
     (lambda nn: nn.InstanceNorm1d(3, affine=True), (2, 3, 6)),
@@ -103,6 +105,8 @@ def test_functional_forms_match_torch():
         np.testing.assert_allclose(F.batch_norm(x, rm, rv, w, b, training=training, eps=1e-3),
                                    TF.batch_norm(*t, training=training, eps=1e-3).numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(F.layer_norm(x, (3, 5)), TF.layer_norm(t[0], (3, 5)).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(F.rms_norm(x, (5,), b[:1].repeat(5)), TF.rms_norm(t[0], (5,), t[4][:1].repeat(5)).numpy(),
+                               rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(F.group_norm(x, 3, w, b), TF.group_norm(t[0], 3, t[3], t[4]).numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(F.instance_norm(x, weight=w, bias=b), TF.instance_norm(t[0], weight=t[3], bias=t[4]).numpy(),
                                rtol=1e-5, atol=1e-5)

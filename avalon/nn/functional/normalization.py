@@ -4,6 +4,8 @@ instance_norm.
 All four are one fused `normalize` primitive (two passes over the input forward; a hand-written rule
 backward) fed with the input's mean and variance over the normalised axes, computed once.
 """
+import numpy as np
+
 from ...errors import AvalonError
 from ...ops import elementwise as ew
 from ...ops import norm as nm
@@ -11,7 +13,7 @@ from ...ops import reduce as rd
 from ...ops import shape as sh
 from .conv import input_error
 
-__all__ = ["batch_norm", "layer_norm", "group_norm", "instance_norm"]
+__all__ = ["batch_norm", "layer_norm", "rms_norm", "group_norm", "instance_norm"]
 
 
 def moments(x, axes):
@@ -81,20 +83,33 @@ def normalize_with(input, mean, var, weight, bias, eps):
     return input * _per_channel(scale, input.ndim) + _per_channel(shift, input.ndim)
 
 
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
-    """Normalisation over the trailing dimensions `normalized_shape`, then an elementwise affine map."""
-    who = "layer_norm"
+def trailing_axes(who, input, normalized_shape, **affine):
+    """The axes of `normalized_shape` at the end of `input` (checked, with the affine arrays' shapes)."""
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(shape)
-    if k == 0 or tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
+    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
         raise input_error(who, "(*, " + ", ".join(map(str, shape)) + ")", input.shape,
                           "the trailing dimensions must equal normalized_shape")
-    for name, v in (("weight", weight), ("bias", bias)):
+    for name, v in affine.items():
         if v is not None and tuple(v.shape) != shape:
             raise AvalonError(f"{who}: {name} must have shape {shape}, got {tuple(v.shape)}")
-    axes = tuple(range(input.ndim - k, input.ndim))
+    return tuple(range(input.ndim - k, input.ndim))
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalisation over the trailing dimensions `normalized_shape`, then an elementwise affine map."""
+    axes = trailing_axes("layer_norm", input, normalized_shape, weight=weight, bias=bias)
     mean, var = moments(input, axes)
     return nm.normalize(input, mean, var, weight, bias, eps=float(eps), axes=axes)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x²) + eps) over the trailing dimensions `normalized_shape`, times `weight`;
+    eps None is the machine epsilon of the input's dtype, as torch."""
+    axes = trailing_axes("rms_norm", input, normalized_shape, weight=weight)
+    eps = float(np.finfo(input.dtype).eps) if eps is None else float(eps)
+    y = input * (1.0 / ew.sqrt(rd.mean(input * input, axis=axes, keepdims=True) + eps))
+    return y if weight is None else y * weight
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):

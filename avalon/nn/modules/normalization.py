@@ -15,7 +15,7 @@ from ..functional import normalization as Fn
 from ..functional.conv import input_error
 from ..module import Module, Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm1d",
            "InstanceNorm2d", "InstanceNorm3d"]
 
 
@@ -232,15 +232,41 @@ class LayerNorm(Module):
         _reset_affine(self)
 
     def forward(self, input):
-        k = len(self.normalized_shape)
-        if input.ndim < k or tuple(input.shape[input.ndim - k:]) != self.normalized_shape:
-            raise input_error(self.layer_name(), "(*, " + ", ".join(map(str, self.normalized_shape)) + ")",
-                              input.shape, "the trailing dimensions must equal normalized_shape")
+        Fn.trailing_axes(self.layer_name(), input, self.normalized_shape)
         return Fn.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
                 f"bias={self.bias is not None}")
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalisation over the trailing `normalized_shape` dimensions, times a weight
+    (initially 1); eps None means the input dtype's machine epsilon."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        super().__init__()
+        self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(np.ones(self.normalized_shape, dtype=np.dtype(dtype or np.float32)))
+        else:
+            self.register_parameter("weight", None)
+        if device is not None:
+            self.to(device)
+
+    def reset_parameters(self):
+        """Weight 1."""
+        if self.weight is not None:
+            self.weight[...] = 1
+
+    def forward(self, input):
+        Fn.trailing_axes(self.layer_name(), input, self.normalized_shape)
+        return Fn.rms_norm(input, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class GroupNorm(Module):
