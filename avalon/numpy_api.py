@@ -21,9 +21,13 @@ HANDLED = {}
 
 
 def implements(*numpy_functions):
+    """Decorator: `fn` is what `numpy_functions` run on tracers (its docstring defaults to naming them)."""
     def register(fn):
         for f in numpy_functions:
             HANDLED[f] = fn
+        if not fn.__doc__:
+            names = " / ".join(f"np{f.__module__[5:]}.{f.__name__}" for f in numpy_functions)
+            fn.__doc__ = f"{names} on arrays and tracers, with numpy's signature and meaning."
         return fn
 
     return register
@@ -435,6 +439,7 @@ def index_key(a, key):
 
 
 def getitem(a, key):
+    """a[key] with numpy's basic and advanced indexing (index arrays become operands of the call)."""
     static, arrays = index_key(a, key)
     return ix.getitem(a, *arrays, key=static)
 

@@ -16,7 +16,7 @@ def _record(f, args, kwargs, **options):
     parameters are inputs of the tape, as when the model is passed to `grad`."""
     if tree.holder_of(f) is None:
         return record(f, args, kwargs, **options)
-    names = ["self", *argument_names(f, args, kwargs)]
+    names = ["self", *argument_names(getattr(f, "forward", f), args, kwargs)]  # a Module's forward(x)
     return record(_call, (f, *args), kwargs, names=names, **options)
 
 

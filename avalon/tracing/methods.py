@@ -56,6 +56,9 @@ _INPLACE_ONLY = {"zero_", "fill_", "copy_", "uniform_", "normal_", "bernoulli_",
 
 
 class TorchMethods:
+    """torch.Tensor's methods for `Tracer`: each has torch's name, signature and meaning (see the
+    module docstring for where numpy's spellings are accepted too, and where the two collide)."""
+
     __slots__ = ()
 
     # shape

@@ -157,6 +157,25 @@ def test_every_node_records_shape_dtype_value_and_the_users_line(model):
     np.testing.assert_array_equal(first.value, X @ model.encoder.layers[0].attn.weight)
 
 
+def test_an_nn_module_traces_with_parameter_names_and_scopes():
+    nn = avalon.nn
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(3, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc2(avalon.relu(self.fc1(x))).sum()  # mlp
+
+    tape = avalon.trace(MLP(), np.ones((5, 3), np.float32))
+    assert [(n.name, n.role, n.scope) for n in tape.inputs] == [
+        ("fc1.weight", "param", "fc1"), ("fc1.bias", "param", "fc1"), ("fc2.weight", "param", "fc2"),
+        ("fc2.bias", "param", "fc2"), ("x", "data", "")]
+    assert [n.scope for n in tape.calls if n.prim.name == "matmul"] == ["fc1", "fc2"]
+    assert {n.location.lineno for n in tape.calls} == {line_of("mlp")}
+
+
 def test_arrays_inside_lists_tuples_and_dicts_are_named_inputs():
     a, b, c = (np.full((2,), v, np.float32) for v in (1.0, 2.0, 3.0))
 
