@@ -76,9 +76,9 @@ def _compare(scalar, args, leaf, name, g, eps, atol, rtol, result):
         flat[i] = saved
         numeric = (up - down) / (2 * eps)
         err = abs(gflat[i] - numeric)
-        if np.isnan(err):  # a NaN compares False with everything: count it as the worst error
-            err = np.inf
         ratio = err / (atol + rtol * abs(numeric))
+        if np.isnan(ratio):  # a NaN (analytic or numeric) compares False with everything: the worst error
+            err = ratio = np.inf
         if ratio > 1:
             result.ok = False
         result.max_abs_error = max(result.max_abs_error, float(err))
