@@ -151,12 +151,13 @@ class TapeGraph:
                 cost += self._phases(kid)
         return cost
 
-    def open_to_budget(self):
-        """Open scopes, widest first, while at most `max_nodes` units are visible. When everything
-        fits with every block shown, nothing is rolled up."""
+    def open_to_budget(self, budget=None):
+        """Open scopes, widest first, while at most `budget` (default `max_nodes`) units are visible.
+        When everything fits with every block shown, nothing is rolled up."""
+        budget = self.max_nodes if budget is None else budget
         self.expanded = set(self.children) - {""}
         self.unrolled = set(self.rolls)
-        if len(self.units()) <= self.max_nodes:
+        if len(self.units()) <= budget:
             return
         self.expanded, self.unrolled = set(), set()
         count = self._cost_open("")
@@ -166,7 +167,7 @@ class TapeGraph:
             if self._rolled(scope) is not None or not self._phases(scope):
                 continue
             new = count - self._phases(scope) + self._cost_open(scope)
-            if new <= self.max_nodes:
+            if new <= budget:
                 self.expanded.add(scope)
                 count = new
                 queue.extend(self.children[scope])
@@ -293,9 +294,12 @@ class TapeGraph:
                 tail = self.unit_of(a)
                 if tail != head:
                     edges.setdefault((tail, head), []).append(a.shape)
+        # an edge label is a node to `dot`'s ranking and costs most of the layout time of a big
+        # graph; external labels (xlabel) are placed after the layout instead
+        attr = "label" if len(units) <= 60 else "xlabel"
         for (tail, head), shapes in edges.items():
             label = dims(shapes[0]) + (f" (+{len(shapes) - 1})" if len(shapes) > 1 else "")
-            lines.append(f'  {self.dot_name(tail)} -> {self.dot_name(head)} [label="{label}"];')
+            lines.append(f'  {self.dot_name(tail)} -> {self.dot_name(head)} [{attr}="{label}"];')
         names = self._output_names()
         for i, o in enumerate(self.tape.outputs):
             if not self.visible_node(o):

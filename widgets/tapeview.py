@@ -20,8 +20,10 @@ class TapeView(View):
     kind = "tapeview"
     title = "Avalon tape"
 
-    def __init__(self, f_or_tape, *args, max_nodes=150, roll=True, profile=None, selection=None):
+    def __init__(self, f_or_tape, *args, max_nodes=150, max_layout=400, roll=True, profile=None,
+                 selection=None):
         super().__init__(selection=selection)
+        self.max_layout = max_layout
         self.pane = GraphPane(tape_of(f_or_tape, args), max_nodes=max_nodes, roll=roll)
         self.tape = self.pane.tape
         self.profile = profile
@@ -135,10 +137,14 @@ class TapeView(View):
         self.refresh()
 
     def expand_all(self):
+        """Open every module, as far as `max_layout` units: Graphviz takes seconds per few hundred
+        nodes and minutes for a thousand, so past that the widest modules stay closed."""
         g = self.pane.graph
-        g.expanded = set(g.children) - {""}
-        g.unrolled = set(g.rolls)
+        g.open_to_budget(self.max_layout)
         self.refresh()
+        if len(g.units()) < sum(g.visible_node(n) for n in g.nodes):
+            self.status.value += (f" (opened as far as {self.max_layout} units: open single modules, or "
+                                  "show the forward pass only, to see more)")
 
     def collapse_all(self):
         """Close modules back to the opening view (at most `max_nodes` units)."""
