@@ -8,6 +8,8 @@ tracers into them in place and restores them afterwards.
 """
 from dataclasses import dataclass
 
+import numpy as np
+
 from .backend import is_array
 from .errors import AvalonError
 
@@ -46,6 +48,7 @@ def register_container(cls, flatten, unflatten):
     >>> register_container(Pair, lambda p: ((p.a, p.b), None), lambda aux, ch: Pair(*ch))
     """
     _containers[cls] = _Container(flatten, unflatten)
+    _kinds.clear()
 
 
 def register_holder(cls, named_arrays=None, assign=None, static=None, named_parts=None):
@@ -58,6 +61,7 @@ def register_holder(cls, named_arrays=None, assign=None, static=None, named_part
     """
     _holders[cls] = _Holder(named_arrays or _attribute_arrays, assign or _assign_attributes,
                             static or _attribute_static, named_parts or _attribute_parts)
+    _kinds.clear()
     return cls
 
 
@@ -70,6 +74,31 @@ def _lookup(table, cls):
 
 def holder_of(obj):
     return _lookup(_holders, type(obj))
+
+
+_kinds = {}  # type -> how `flatten` treats its instances; cleared whenever a type is registered
+
+
+def _kind(cls):
+    kind = _kinds.get(cls)
+    if kind is None:
+        if issubclass(cls, (np.ndarray, np.generic)) or hasattr(cls, "__array_namespace__") or \
+                getattr(cls, "_avalon_tracer", False):
+            kind = "leaf"
+        elif cls is tuple or cls is list:
+            kind = "sequence"
+        elif issubclass(cls, tuple) and hasattr(cls, "_fields"):
+            kind = "namedtuple"
+        elif cls is dict:
+            kind = "dict"
+        elif _lookup(_containers, cls) is not None:
+            kind = "container"
+        elif _lookup(_holders, cls) is not None:
+            kind = "holder"
+        else:
+            kind = "static"
+        _kinds[cls] = kind
+    return kind
 
 
 def static_key(x):
@@ -93,13 +122,15 @@ def static_key(x):
     return (type(x), x)
 
 
-def flatten(obj, name=""):
+def flatten(obj, name="", names=True):
     """(leaves, leaf_info, holders, spec): arrays in order, their `Leaf`s, holder objects, structure.
 
     `spec` is hashable and includes every static value: it is the structural part of a cache key.
+    With `names=False` (the cache's hot path) no `Leaf`s are made and `leaf_info` is None.
     """
-    leaves, infos, holders = [], [], []
-    spec = _flatten(obj, name, leaves, infos, holders, role="data")
+    leaves, holders = [], []
+    infos = [] if names else None
+    spec = _flatten(obj, name, leaves, infos, holders)
     return leaves, infos, holders, spec
 
 
@@ -109,31 +140,38 @@ def _join(prefix, key):
     return f"{prefix}.{key}" if prefix else str(key)
 
 
-def _flatten(obj, name, leaves, infos, holders, role):
-    if is_array(obj) or _is_tracer(obj):
+_LEAF = ("leaf",)
+
+
+def _flatten(obj, name, leaves, infos, holders):
+    kind = _kinds.get(type(obj)) or _kind(type(obj))
+    if kind == "leaf":
         leaves.append(obj)
-        infos.append(Leaf(name, role))
-        return ("leaf",)
-    if type(obj) in (tuple, list) or isinstance(obj, tuple) and hasattr(type(obj), "_fields"):
-        kids = tuple(_flatten(x, _join(name, i), leaves, infos, holders, role) for i, x in enumerate(obj))
-        return (type(obj).__name__, kids) if type(obj) in (tuple, list) else ("namedtuple", type(obj), kids)
-    if isinstance(obj, dict) and type(obj) is dict:
+        if infos is not None:
+            infos.append(Leaf(name))
+        return _LEAF
+    if kind in ("sequence", "namedtuple", "container"):
+        children, aux = (obj, None) if kind != "container" else _lookup(_containers, type(obj)).flatten(obj)
+        if infos is None:
+            kids = tuple([_flatten(x, "", leaves, None, holders) for x in children])
+        else:
+            kids = tuple([_flatten(x, _join(name, i), leaves, infos, holders) for i, x in enumerate(children)])
+        if kind == "sequence":
+            return (type(obj).__name__, kids)
+        return ("namedtuple", type(obj), kids) if kind == "namedtuple" else ("container", type(obj), aux, kids)
+    if kind == "dict":
         keys = tuple(obj)
-        kids = tuple(_flatten(obj[k], f"{name}[{k!r}]" if name else str(k), leaves, infos, holders, role)
-                     for k in keys)
+        kids = tuple([_flatten(obj[k], (f"{name}[{k!r}]" if name else str(k)) if infos is not None else "",
+                               leaves, infos, holders) for k in keys])
         return ("dict", keys, kids)
-    container = _lookup(_containers, type(obj))
-    if container is not None:
-        children, aux = container.flatten(obj)
-        kids = tuple(_flatten(x, _join(name, i), leaves, infos, holders, role) for i, x in enumerate(children))
-        return ("container", type(obj), aux, kids)
-    holder = holder_of(obj)
-    if holder is not None:
+    if kind == "holder":
+        holder = holder_of(obj)
         holders.append(obj)
         names = []
         for key, array, array_role in holder.named_arrays(obj):
             leaves.append(array)
-            infos.append(Leaf(key, array_role))
+            if infos is not None:
+                infos.append(Leaf(key, array_role))
             names.append((key, array_role))
         return ("holder", type(obj), tuple(names), static_key(holder.static(obj)))
     return ("static", static_key(obj), _Static(obj))

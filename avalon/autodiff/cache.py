@@ -5,7 +5,7 @@ Python side effects in the function (a `print`) run only on the call that traces
 from collections import OrderedDict
 
 from .. import tree
-from ..tracing import Tracer, record, write_state
+from ..tracing import Tracer, current, record, write_state
 
 _MAX_ENTRIES = 512
 _entries = OrderedDict()
@@ -87,11 +87,13 @@ class _CallEntry:
 def call(f, args, kwargs=None):
     """`f(*args, **kwargs)` through the cache: trace and compile on a miss, replay on a hit.
 
-    Tracer arguments (a call inside traced code) simply run `f`, recording onto the outer tape.
+    Inside traced code (a trace is active, or an argument is a tracer) it simply runs `f`, which
+    records onto the enclosing tape: its random draws and state updates then happen at every replay
+    of the enclosing function, instead of once, frozen, while it was traced.
     """
     kwargs = kwargs or {}
-    leaves, _, holders, spec = tree.flatten((tuple(args), kwargs))
-    if any(isinstance(a, Tracer) for a in leaves):
+    leaves, _, holders, spec = tree.flatten((tuple(args), kwargs), names=False)
+    if current() is not None or any(isinstance(a, Tracer) for a in leaves):
         return f(*args, **kwargs)
     key = key_of(f, spec, leaves, "call")
     entry = lookup(key)

@@ -60,9 +60,9 @@ def grad_tape(f, *args, seed=None):
 
 def grad_per_leaf(f, args, seed=None):
     """(value, one gradient or None per argument leaf, holders, spec): `grad` before arranging."""
-    leaves, infos, holders, spec = tree.flatten((args, {}))
+    leaves, _, holders, spec = tree.flatten((args, {}), names=False)
     if current() is not None or isinstance(seed, Tracer) or any(isinstance(a, Tracer) for a in leaves):
-        value, per_leaf = _grad_in_trace(f, args, seed, leaves, infos, holders, spec)
+        value, per_leaf = _grad_in_trace(f, args, seed)
         return value, per_leaf, holders, spec
     key = cache.key_of(f, spec, leaves, "grad", None if seed is None else cache.signature([seed]))
     entry = cache.lookup(key)
@@ -150,7 +150,7 @@ def _record_with_backward(f, args, seed):
     return record(f, args, then=then), slots
 
 
-def _grad_in_trace(f, args, seed, leaves, infos, holders, spec):
+def _grad_in_trace(f, args, seed):
     """grad inside traced code: f records onto the enclosing tape, and so does its backward pass.
 
     Every argument array takes part: a tracer, or a plain array as a constant of the tape (so grad
@@ -159,6 +159,7 @@ def _grad_in_trace(f, args, seed, leaves, infos, holders, spec):
     position alone, as outside traced code, even where f also uses the same array by another way
     (passed twice, or captured).
     """
+    leaves, infos, holders, spec = tree.flatten((args, {}))
     trace = next((a._trace for a in (*leaves, seed) if isinstance(a, Tracer)), None) or current()
     tracers = []
     for a in leaves:

@@ -135,3 +135,16 @@ def test_state_and_dropout_together_in_float32(rng):
         np.testing.assert_allclose(gx, np.where(keep, np.float32(0.5), 0), rtol=1e-6)
         assert g.weight.dtype == np.float32 and gx.dtype == np.float32 and layer.mean.dtype == np.float32
         np.testing.assert_allclose(layer.mean, reference, rtol=1e-6)
+
+
+def test_a_jitted_function_called_inside_traced_code_draws_at_every_replay():
+    noise = avalon.jit(lambda shape_source: avalon.rand(*shape_source.shape))
+    zeros = np.zeros(5)
+    loss = lambda x: (x * noise(zeros)).sum()  # noqa: E731 - called on a plain array, inside a trace
+    x = np.ones(5)
+    draws = [avalon.grad(loss, x)[1][0] for _ in range(3)]
+    assert not np.array_equal(draws[1], draws[2])
+    avalon.manual_seed(11)
+    replayed = avalon.grad(loss, x)[1][0]
+    avalon.manual_seed(11)
+    np.testing.assert_array_equal(replayed, avalon.rand(5).astype(np.float64))
