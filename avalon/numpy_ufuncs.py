@@ -72,11 +72,12 @@ Unsupported = namedtuple("Unsupported", ["construct", "why", "fix"])
 
 
 def name(ufunc):
-    """How the user reaches the ufunc: `np.tanh`, or `module.name` for another library's ufunc."""
+    """How the user reaches the ufunc: `np.tanh`, or `scipy.special.erf` for another library's."""
     if getattr(np, ufunc.__name__, None) is ufunc:
         return f"np.{ufunc.__name__}"
-    module = getattr(ufunc, "__module__", None)
-    return f"{module}.{ufunc.__name__}" if module else ufunc.__name__
+    from .tracing.source import public_name
+
+    return public_name(ufunc)
 
 
 def _bad_keyword(ufunc, method, kwargs):

@@ -4,7 +4,7 @@ import contextlib
 from ..backend import is_array, namespace
 from ..errors import AvalonError, ShapeError, UnsupportedConstruct
 from ..tape import Call, Const, Input, Tape
-from .source import user_location
+from .source import library_call, user_location
 
 _active = []
 
@@ -125,7 +125,21 @@ class Trace:
 
     def refuse(self, construct, why, fix, fallback):
         """Raise `UnsupportedConstruct` at the user's line, or in collecting mode note it and go on
-        with `fallback()` (a concrete value)."""
+        with `fallback()` (a concrete value).
+
+        When it happens inside a library function the user's line called (scipy, sklearn …), the
+        user cannot rewrite that code: the fix is then to make the function one recorded call.
+        """
+        called = library_call(2)
+        if called is not None:
+            short = called.rsplit(".", 1)[-1]
+            construct = f"{construct}, inside {called}"
+            fix = (f"make {called} one recorded call with a rule, and call that in traced code:\n"
+                   f"        {short} = avalon.primitive({called})\n"
+                   f"        @avalon.rule({called})\n"
+                   f"        def {short}_vjp(g, out, *args, **params):\n"
+                   "            return (g * ...,)   # one gradient per array argument\n"
+                   "      or compute the same thing with numpy functions on the traced arrays")
         problem = UnsupportedConstruct(construct, why, fix, user_location(2), self.last_node())
         if not self.collect:
             raise problem

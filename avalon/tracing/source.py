@@ -67,8 +67,8 @@ def user_location(skip=1):
 
 
 def library_call(skip=1):
-    """`module.function` of the installed-library function that the user's line called (and that led
-    to this point), or None when the user's code got here directly."""
+    """The public name (`scipy.linalg.expm`) of the installed-library function that the user's line
+    called (and that led to this point), or None when the user's code got here directly."""
     called = None
     for frame, library in _outside_avalon(skip):
         if not library:
@@ -76,7 +76,28 @@ def library_call(skip=1):
         called = frame
     if called is None:
         return None
-    return f"{called.f_globals.get('__name__', '?')}.{getattr(called.f_code, 'co_qualname', called.f_code.co_name)}"
+    code = called.f_code
+    function = called.f_globals.get(code.co_name)
+    if getattr(function, "__code__", None) is code:
+        return public_name(function)
+    return f"{called.f_globals.get('__name__', '?')}.{getattr(code, 'co_qualname', code.co_name)}"
+
+
+def public_name(obj):
+    """How user code reaches a function or ufunc: `np.tanh`, `np.linalg.inv`, `scipy.special.erf`
+    (the shortest public module path among the loaded modules that export it), else its own name."""
+    name = obj.__name__
+    found = []
+    for module_name, module in list(sys.modules.items()):
+        if module is None or any(part.startswith("_") for part in module_name.split(".")):
+            continue
+        if getattr(module, name, None) is obj:
+            found.append(module_name)
+    if not found:
+        module = getattr(obj, "__module__", None)
+        return f"{module}.{name}" if module else name
+    best = min(found, key=lambda m: (m.count("."), len(m)))
+    return ("np" + best[5:] if best.split(".")[0] == "numpy" else best) + f".{name}"
 
 
 def source_context(location, before=3, after=3):

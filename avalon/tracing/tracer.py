@@ -13,7 +13,7 @@ from ..backend import device_of
 from ..ops import elementwise as ew
 from ..tape import Input
 from .methods import TorchMethods
-from .source import library_call
+from .source import public_name
 
 _REGISTER_HINT = (
     "give it a rule with one decorator:\n"
@@ -218,23 +218,14 @@ class Tracer(TorchMethods):
 
     def __array__(self, dtype=None, copy=None):
         value = self._node.value
-        called = library_call()
-        via = f"{called} converts its argument to a plain ndarray" if called else \
-            "np.asarray / np.array (or another conversion to a plain ndarray) of a traced array"
-        if called:
-            fix = (f"give {called} a rule, so it is one recorded call:\n"
-                   f"        @avalon.rule({called})\n"
-                   "        def vjp(g, out, *args, **params): ...\n"
-                   "      or compute the same thing with numpy functions on the traced array")
-        else:
-            fix = ("keep it a traced array: call numpy functions on it directly (np.tanh(x), x.sum()); to "
-                   "join traced arrays use np.stack / avalon.stack instead of np.array([...]); a numpy "
-                   "function that has no rule gets one with @avalon.rule(np.the_function)")
         return self._trace.refuse(
-            via,
+            "np.asarray / np.array (or another conversion to a plain ndarray) of a traced array",
             "the plain array is a frozen copy of this trace's values: the tape would lose track of it, "
             "so later replays would reuse stale numbers and no gradient would flow back through it",
-            fix, lambda: np.asarray(value, dtype=dtype))
+            "keep it a traced array: call numpy functions on it directly (np.tanh(x), x.sum()); to "
+            "join traced arrays use np.stack / avalon.stack instead of np.array([...]); a numpy "
+            "function that has no rule gets one with @avalon.rule(np.the_function)",
+            lambda: np.asarray(value, dtype=dtype))
 
     # numpy protocols
 
@@ -269,8 +260,7 @@ class Tracer(TorchMethods):
         primitive = user_rule_for(func)
         if primitive is not None:
             return primitive(*args, **kwargs)
-        module = func.__module__ or "numpy"
-        name = f"{'np' + module[5:] if module.startswith('numpy') else module}.{func.__name__}"
+        name = public_name(func)
         return self._no_rule(name, name, lambda: func(*_value(args), **_value(kwargs)))
 
     def _no_rule(self, name, ref, fallback):
@@ -287,6 +277,8 @@ def _value(x):
     """The concrete values behind tracers in a nested structure (collecting mode goes on with them)."""
     if isinstance(x, Tracer):
         return x._node.value
+    if isinstance(x, tuple) and hasattr(type(x), "_fields"):
+        return type(x)(*(_value(v) for v in x))
     if isinstance(x, (list, tuple)):
         return type(x)(_value(v) for v in x)
     if isinstance(x, dict):

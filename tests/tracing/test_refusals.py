@@ -254,11 +254,14 @@ def test_check_reports_the_error_that_stopped_tracing_last():
 
 @pytest.fixture
 def user_rules():
-    """Forget the rules a test registers for numpy functions, so other tests still see them refused."""
-    before = dict(registry._user_primitives)
+    """Forget the rules a test registers for numpy functions, so other tests still see them refused
+    (and a user primitive named like a built-in one, `erf`, does not stay in its place)."""
+    users, primitives = dict(registry._user_primitives), dict(PRIMITIVES)
     yield
-    for fn in set(registry._user_primitives) - set(before):
-        PRIMITIVES.pop(registry._user_primitives.pop(fn).name, None)
+    registry._user_primitives.clear()
+    registry._user_primitives.update(users)
+    PRIMITIVES.clear()
+    PRIMITIVES.update(primitives)
 
 
 def test_a_rule_makes_a_numpy_function_traceable_and_differentiable(user_rules):
@@ -289,3 +292,45 @@ def test_a_rule_makes_a_ufunc_traceable_and_differentiable(user_rules):
 
     assert avalon.gradcheck(f, x)
     np.testing.assert_allclose(avalon.grad(f, x)[1][0], np.abs(x) ** (-2 / 3) / 3)
+
+
+def test_another_librarys_ufunc_is_named_and_takes_a_rule(user_rules):
+    special = pytest.importorskip("scipy.special")
+    f = lambda x: special.erf(x).sum()  # noqa: E731
+    x = np.array([-1.0, 0.2, 0.7])
+    with pytest.raises(avalon.UnsupportedConstruct, match=r"@avalon\.rule\(scipy\.special\.erf\)"):
+        avalon.trace(f, x)
+
+    @avalon.rule(special.erf)
+    def erf_vjp(g, out, x):
+        return (g * (2 / np.sqrt(np.pi)) * np.exp(-x * x),)
+
+    assert avalon.gradcheck(f, x)
+
+
+def inside_a_library(x):
+    from scipy.special import logsumexp
+
+    return logsumexp(x)  # library-call
+
+
+def test_a_refusal_inside_a_library_points_at_the_users_call_and_wraps_the_function(user_rules):
+    special = pytest.importorskip("scipy.special")
+    x = np.array([0.5, -1.0, 2.0])
+    with pytest.raises(avalon.UnsupportedConstruct) as info:
+        avalon.trace(inside_a_library, x)
+    error = info.value
+    assert (error.filename, error.lineno) == (HERE, line_of("library-call"))
+    assert error.construct.endswith(", inside scipy.special.logsumexp")
+    assert "logsumexp = avalon.primitive(scipy.special.logsumexp)" in error.fix
+    assert "@avalon.rule(scipy.special.logsumexp)" in error.fix
+
+    # following the fix: the wrapped function is one recorded call, differentiable with the rule
+    logsumexp = avalon.primitive(special.logsumexp)
+
+    @avalon.rule(special.logsumexp)
+    def logsumexp_vjp(g, out, x):
+        return (g * np.exp(x - out),)
+
+    assert [n.prim.name for n in avalon.trace(logsumexp, x).calls] == ["logsumexp"]
+    assert avalon.gradcheck(lambda x: logsumexp(x * 2), x)
