@@ -108,8 +108,10 @@ class Call(Node):
 class Tape:
     """The recorded program: `nodes` in execution order, `inputs`, and `outputs`.
 
-    `state` maps output positions to the holder arrays they update (batch-norm running statistics):
-    see `avalon.tracing`. `print(tape)` lists one node per line.
+    New values of holder state (batch-norm running statistics) are ordinary outputs, last; which
+    holder array each one updates is kept beside the tape (see `avalon.tracing.record`). `meta` holds
+    what transforms note about the tape (the backward pass: which rule emitted each node).
+    `print(tape)` lists one node per line; `tape.compile()` and `tape.interpret(*inputs)` run it.
     """
 
     def __init__(self):
@@ -214,7 +216,11 @@ class Tape:
         return compile_tape(self, **options)
 
     def interpret(self, *inputs):
-        """Evaluate node by node with each primitive's reference implementation (no compilation)."""
+        """Evaluate node by node with each primitive's reference implementation (no compilation):
+        the meaning of the tape, which every compiled form of it must reproduce."""
+        if len(inputs) != len(self.inputs):
+            names = ", ".join(n.name for n in self.inputs)
+            raise TypeError(f"this tape takes {len(self.inputs)} inputs ({names}), got {len(inputs)}")
         env = dict(zip(self.inputs, inputs))
         for n in self.nodes:
             if isinstance(n, Const):

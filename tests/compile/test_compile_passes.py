@@ -1,5 +1,6 @@
 """Each pass does its job, and can be switched off on its own."""
 import numpy as np
+import pytest
 
 import avalon
 from avalon.compile import buffer_plan, common_subexpressions, constant_folding, dead_code
@@ -202,3 +203,9 @@ def test_primitive_names_that_clash_with_generated_names_are_renamed(rng):
     tape = avalon.trace(lambda x: clash2(clash(np.tanh(x))), x)
     out, = tape.compile()(x)
     np.testing.assert_allclose(out, (np.tanh(x) + 1) * 2)
+
+
+def test_interpret_checks_the_number_of_inputs(rng):
+    tape = avalon.trace(lambda x, y: x + y, rng.standard_normal(2), rng.standard_normal(2))
+    with pytest.raises(TypeError, match=r"takes 2 inputs \(x, y\), got 1"):
+        tape.interpret(np.ones(2))
