@@ -3,7 +3,7 @@ that colour nodes by a number, highlights, node lookup and search, and side pane
 draws through one of these; it holds no widgets, so it is what tests and scripts can drive too."""
 import math
 
-from avalon.tape import Call, Input, Node
+from avalon.tape import Node
 
 from . import render
 from .graph import TapeGraph, node_title
@@ -226,12 +226,3 @@ class GraphPane:
             ids[node.label] = self.graph.element_id(unit)
         return panels, ids
 
-
-def inputs_and_params(tape):
-    """(data inputs, parameters and buffers) of a tape, for summaries."""
-    data = [n for n in tape.inputs if isinstance(n, Input) and n.role == "data"]
-    return data, [n for n in tape.inputs if n not in data]
-
-
-def calls(tape):
-    return [n for n in tape.nodes if isinstance(n, Call)]

@@ -62,14 +62,6 @@ class Profile:
                 "location": n.location.short if n.location else "",
             })
 
-    def time_of(self, node_id):
-        """The median seconds of the node with this id, or None when it was not timed (an input,
-        a constant, or a call the compiler removed)."""
-        for row in self.rows:
-            if row["id"] == node_id:
-                return row["median_s"]
-        return None
-
     def times(self):
         """{node id: median seconds} for every timed call."""
         return {row["id"]: row["median_s"] for row in self.rows}
