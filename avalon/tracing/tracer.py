@@ -210,6 +210,17 @@ class Tracer(TorchMethods):
     def __index__(self):
         return self._data_dependent("use as an index or size", lambda: int(self._node.value))
 
+    def __format__(self, spec):
+        if not spec:
+            return repr(self)
+        return self._trace.refuse(
+            f"format(x, {spec!r}) of a traced value",
+            "the text is made once, while tracing; a compiled replay runs no Python code, so it would "
+            "never show other numbers (and a value turned into text has no gradient)",
+            "return the value from the traced function and format it outside, or look at it in the "
+            "workbench",
+            lambda: format(self._node.value, spec))
+
     def item(self):
         return self._data_dependent(".item()", lambda: self._node.value.item())
 

@@ -61,6 +61,11 @@ def item(x):
     return x * x.sum().item()  # item
 
 
+def formatted(x):
+    print(f"loss {x.sum():.3f}")  # format
+    return x
+
+
 def setitem(x):
     y = x * 2
     y[0] = 1.0  # setitem
@@ -151,6 +156,7 @@ CASES = [
     (to_float, "float", "float() of a traced value (data-dependent control flow)", DATA_DEPENDENT[1]),
     (to_int, "int", "int() of a traced value", DATA_DEPENDENT[1]),
     (item, "item", ".item() of a traced value", DATA_DEPENDENT[1]),
+    (formatted, "format", "format(x, '.3f') of a traced value", "format it outside"),
     (setitem, "setitem", "in-place assignment `x[...] = v`", "np.where(mask, v, x)"),
     (iadd_input, "iadd", "in-place update `+=` of the traced input 'x'", "`x = x + ...`"),
     (Scaled(), "param-iadd", "in-place update `+=` of the traced parameter 'w'", "`w = self.w + ...`"),
