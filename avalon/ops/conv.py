@@ -94,12 +94,33 @@ def col2im(cols, shape, kernel, stride, dilation, lead):
 
 
 def _columns(x, kernel, stride, padding, dilation, out, groups):
-    """im2col: the windows of padded `x` as a (N, groups, C/groups * prod(kernel), prod(out)) copy."""
+    """im2col: the windows of padded `x` as a (groups, C/groups * prod(kernel), N * prod(out)) copy.
+
+    Batch and positions share the last axis so that each group is one large matrix product (measured
+    up to 15x faster than per-sample products when the spatial size is small).
+    """
     xp = namespace(x)
     win = windows(pad_spatial(x, padding), kernel, stride, dilation, out)
     n, c = x.shape[:2]
-    # (N, C, *kernel, *out) -> (N, G, C/G * K, L): the reshape makes the one copy im2col needs
-    return xp.reshape(win, (n, groups, c // groups * math.prod(kernel), math.prod(out)))
+    d = len(kernel)
+    win = xp.reshape(win, (n, groups, c // groups) + tuple(kernel) + tuple(out))
+    # (N, G, Cg, *kernel, *out) -> (G, Cg, *kernel, N, *out): the reshape makes the one copy im2col needs
+    win = _permute(xp, win, (1, 2) + tuple(range(3, 3 + d)) + (0,) + tuple(range(3 + d, 3 + 2 * d)))
+    return xp.reshape(win, (groups, c // groups * math.prod(kernel), n * math.prod(out)))
+
+
+def _to_batch_major(xp, y, n, out):
+    """(G, Co/G, N * prod(out)) -> (N, Co, *out)."""
+    groups, cg = y.shape[:2]
+    y = _permute(xp, xp.reshape(y, (groups, cg, n, math.prod(out))), (2, 0, 1, 3))
+    return xp.reshape(y, (n, groups * cg) + tuple(out))
+
+
+def _to_group_major(xp, g, groups):
+    """(N, Co, *out) -> (G, Co/G, N * prod(out)): the layout `_columns` multiplies with."""
+    n, co = g.shape[:2]
+    g = _permute(xp, xp.reshape(g, (n, groups, co // groups, -1)), (1, 2, 0, 3))
+    return xp.reshape(g, (groups, co // groups, -1))
 
 
 def _permute(xp, a, axes):
@@ -125,7 +146,7 @@ def conv(x, w, stride, padding, dilation, groups):
     out = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation))
     cols = _columns(x, kernel, stride, padding, dilation, out, groups)
     wmat = xp.reshape(w, (groups, w.shape[0] // groups, -1))
-    return xp.reshape(xp.matmul(wmat, cols), (x.shape[0], w.shape[0]) + out)
+    return _to_batch_major(xp, xp.matmul(wmat, cols), x.shape[0], out)
 
 
 @primitive("conv_transpose")
@@ -144,32 +165,30 @@ def conv_transpose(g, w, shape, stride, padding, dilation, groups):
     # weight as (G, *kernel, Cg, Co/G) rows: the products come out kernel-offset major, as col2im wants
     wk = xp.reshape(w, (groups, co // groups, cg) + kernel)
     wk = xp.reshape(_permute(xp, wk, (0,) + tuple(range(3, 3 + d)) + (2, 1)), (groups, -1, co // groups))
-    gmat = xp.reshape(g, (n, groups, co // groups, math.prod(out)))
-    cols = xp.reshape(xp.matmul(wk, gmat), (n, groups) + kernel + (cg,) + out)
-    x = col2im(cols, _padded(shape, padding), kernel, stride, dilation, lead=2)
-    return crop_spatial(xp.reshape(x, (n, groups * cg) + tuple(x.shape[3:])), padding)
+    cols = xp.reshape(xp.matmul(wk, _to_group_major(xp, g, groups)), (groups,) + kernel + (cg, n) + out)
+    x = crop_spatial(col2im(cols, _padded(shape, padding), kernel, stride, dilation, lead=1), padding)
+    # (G, Cg, N, *shape) -> (N, G * Cg, *shape)
+    x = _permute(xp, x, (2, 0, 1) + tuple(range(3, 3 + d)))
+    return xp.reshape(x, (n, groups * cg) + tuple(shape))
 
 
 @primitive("conv_weight_grad")
 def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     """The adjoint of `conv` in its weight: sum over batch and positions of `g` times `x`'s windows."""
     xp = namespace(x, g)
-    n, c = x.shape[:2]
-    co = g.shape[1]
-    out = tuple(g.shape[2:])
-    cols = _columns(x, kernel, stride, padding, dilation, out, groups)
-    gmat = xp.reshape(g, (n, groups, co // groups, math.prod(out)))
-    # per-sample products then a sum: measured faster than one tensordot, which copies the columns again
-    gw = xp.sum(xp.matmul(gmat, _swap_last(xp, cols)), axis=0)
-    return xp.reshape(gw, (co, c // groups) + tuple(kernel))
+    c = x.shape[1]
+    cols = _columns(x, kernel, stride, padding, dilation, tuple(g.shape[2:]), groups)
+    gw = xp.matmul(_to_group_major(xp, g, groups), _swap_last(xp, cols))
+    return xp.reshape(gw, (g.shape[1], c // groups) + tuple(kernel))
 
 
 @primitive("unfold")
 def unfold(x, kernel, stride, padding, dilation):
     """torch's F.unfold (im2col): the windows of `x` (N, C, *S) as (N, C * prod(kernel), L)."""
+    xp = namespace(x)
     out = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation))
-    cols = _columns(x, kernel, stride, padding, dilation, out, 1)
-    return namespace(x).reshape(cols, (x.shape[0], cols.shape[2], cols.shape[3]))
+    win = windows(pad_spatial(x, padding), kernel, stride, dilation, out)
+    return xp.reshape(win, (x.shape[0], x.shape[1] * math.prod(kernel), math.prod(out)))
 
 
 @primitive("fold")
