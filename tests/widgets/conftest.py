@@ -15,7 +15,7 @@ if shutil.which("dot") is None:
 
 @pytest.fixture
 def net():
-    from models import net_and_data
+    from workbench_models import net_and_data
 
     return net_and_data()
 
@@ -25,7 +25,7 @@ def small():
     """(two_layer, W1, W2, x) in float64."""
     import numpy as np
 
-    from models import two_layer
+    from workbench_models import two_layer
 
     rng = np.random.default_rng(1)
     return two_layer, rng.standard_normal((3, 4)), rng.standard_normal((4, 2)), rng.standard_normal((5, 3))

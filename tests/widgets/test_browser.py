@@ -53,7 +53,7 @@ def lab():
     work = home / "work"
     work.mkdir()
     shutil.copy(HERE / "workbench_demo.ipynb", work)
-    shutil.copy(HERE / "models.py", work)
+    shutil.copy(HERE / "workbench_models.py", work)
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
@@ -96,7 +96,7 @@ def lab():
 def _expected_node_count():
     """What the first view should draw: the same TapeView built here, counted in its SVG."""
     sys.path.insert(0, str(HERE))
-    from models import mse, net_and_data
+    from workbench_models import mse, net_and_data
 
     from avalon.widgets import TapeView
 

@@ -6,7 +6,7 @@ import numpy as np
 from avalon.widgets import CheckView
 from avalon.widgets.checkview import FAILURE
 
-from models import marked_lines, three_problems, two_layer
+from workbench_models import marked_lines, three_problems, two_layer
 
 
 def test_three_constructs_at_their_lines_with_why_and_fix():

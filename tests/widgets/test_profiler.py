@@ -9,7 +9,7 @@ import avalon
 from avalon.profile import flops, profile, profile_tape
 from avalon.widgets import Profiler
 
-from models import mse
+from workbench_models import mse
 
 
 def test_every_compiled_call_is_timed_and_shares_sum_to_one(small):

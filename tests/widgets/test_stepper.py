@@ -9,7 +9,7 @@ import avalon
 from avalon.widgets import BackwardStepper
 from avalon.widgets.stepper import ARRIVING, FORWARD, LEAVING
 
-from models import marked_lines, mse, with_nan
+from workbench_models import marked_lines, mse, with_nan
 
 
 def test_steps_run_backwards_over_the_forward_calls(small):

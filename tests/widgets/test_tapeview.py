@@ -10,7 +10,7 @@ from avalon.widgets import GraphvizNotFound, TapeView
 from avalon.widgets import render
 from avalon.widgets.stats import fmt
 
-from models import mse, with_nan
+from workbench_models import mse, with_nan
 
 
 def drawn_ids(svg):
@@ -59,7 +59,7 @@ def test_modules_collapse_into_boxes_and_expand_back(net):
 
 
 def test_big_tape_opens_collapsed_and_rolls_identical_blocks(net):
-    from models import net_and_data
+    from workbench_models import net_and_data
 
     model, x, y = net_and_data(depth=6)
     view = TapeView(mse, model, x, y, max_nodes=30)

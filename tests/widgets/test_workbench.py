@@ -1,7 +1,7 @@
 """Workbench: four views on one model, one selection."""
 from avalon.widgets import Workbench
 
-from models import mse
+from workbench_models import mse
 
 
 def test_selecting_in_one_view_moves_the_others(net):
