@@ -56,16 +56,24 @@ class UnsupportedConstruct(_Located, AvalonError):
 class ShapeError(_Located, AvalonError, ValueError):
     """A primitive was given operands whose shapes or dtypes it cannot combine.
 
-    When raised by a primitive, `primitive` names it, `shapes` lists the operands' shapes and
-    `location` is the user's line; `node` is the last node recorded before it, if any.
+    The message says what (`construct`), where (`location`: the user's line), `why` and the `fix`.
+    When raised by a primitive, `primitive` names it and `shapes` lists the operands' shapes; `node`
+    is the last node recorded before it, if any (as for `UnsupportedConstruct`, so `avalon.check` can
+    list it beside them).
     """
 
-    def __init__(self, message, primitive=None, shapes=(), location=None, node=None):
+    def __init__(self, message, primitive=None, shapes=(), location=None, node=None, why="", fix=""):
+        self.construct = message
         self.primitive = primitive
         self.shapes = list(shapes)
         self.location = location
         self.node = node
-        super().__init__("\n".join([message, *_where(location)]))
+        self.why = why
+        self.fix = fix
+        lines = [message, *_where(location)]
+        lines += [f"  why: {why}"] if why else []
+        lines += [f"  fix: {fix}"] if fix else []
+        super().__init__("\n".join(lines))
 
 
 class GradientError(AvalonError):

@@ -1,6 +1,6 @@
 """Tracing: run user code on tracers and record a tape; refuse what cannot be traced faithfully."""
 from .. import tree
-from ..errors import AvalonError
+from ..errors import ShapeError
 from .context import Trace, bind, current, scope
 from .record import Recording, argument_names, record, write_state
 from .source import source_context, user_location
@@ -34,8 +34,9 @@ def trace(f, *args, **kwargs):
 
 
 class Problems(list):
-    """What `avalon.check` found: a list of `UnsupportedConstruct` (and a final `ShapeError` or other
-    `AvalonError` that stopped the trace, if any), in the order the code ran into them.
+    """What `avalon.check` found: a list of `UnsupportedConstruct` (and, last, the `ShapeError` that
+    stopped the trace, if one did), in the order the code ran into them. Each has `construct`, `why`,
+    `fix`, `location` (`filename`, `lineno`, `code`) and `node`.
 
     `tape` is the tape recorded on the way (partial when tracing stopped early); each problem's
     `node` is the last node recorded before it, so a drawing of the tape can mark the spot.
@@ -64,8 +65,8 @@ def check(f, *args, **kwargs):
     problems = recording_trace.problems
     try:
         _record(f, args, kwargs, trace=recording_trace)
-    except AvalonError as error:  # a problem that cannot be stepped over ends the trace
-        if getattr(error, "node", None) is None:
+    except ShapeError as error:  # an error that cannot be stepped over ends the trace
+        if error.node is None:
             error.node = recording_trace.last_node()
         problems.append(error)
     found = Problems(problems, recording_trace.tape)

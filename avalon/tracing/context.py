@@ -153,8 +153,10 @@ def operand_error(prim, values, params, exc, node=None):
     shapes = [tuple(v.shape) for v in values if is_array(v)]
     described = ", ".join(f"{v.dtype} {tuple(v.shape)}" if is_array(v) else repr(v) for v in values)
     detail = f" with {', '.join(f'{k}={v!r}' for k, v in params.items())}" if params else ""
-    return ShapeError(f"{prim.name} cannot combine operands {described}{detail}: {exc}",
-                      prim.name, shapes, user_location(2), node)
+    return ShapeError(f"{prim.name} cannot combine operands {described}{detail}", prim.name, shapes,
+                      user_location(2), node, why=str(exc),
+                      fix="make the operands agree at this line (print their .shape and .dtype, or the "
+                          "tape, to see where each came from)")
 
 
 def escaped_tracer(prim):

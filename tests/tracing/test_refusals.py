@@ -256,6 +256,9 @@ def test_check_reports_the_error_that_stopped_tracing_last():
     assert [type(p) for p in problems] == [avalon.UnsupportedConstruct, avalon.ShapeError]
     assert [p.lineno for p in problems] == [line_of("before-error"), line_of("shape-error")]
     assert problems[1].node is problems.tape.nodes[-1]
+    shape_error = problems[1]  # what, why and fix, like the refusals beside it
+    assert shape_error.construct.startswith("matmul cannot combine operands float32 (2, 3), float32 (5, 5)")
+    assert "mismatch" in shape_error.why and "shape" in shape_error.fix
 
 
 @pytest.fixture
