@@ -7,7 +7,7 @@ explicit `add` calls; a gradient of a broadcast operand is summed back to its sh
 import numpy as np
 
 from ..backend import is_array, is_inexact
-from ..errors import AvalonError, GradientError
+from ..errors import GradientError
 from ..ops import elementwise as ew
 from ..ops import reduce as rd
 from ..rules import vjp_of
@@ -46,30 +46,29 @@ def backward(trace, output, wrt, seed):
     active = active_nodes(tape, output, wrt)
     grads = {output: seed}
     rule_of = tape.meta.setdefault("rule_of", {})
-    saved_phase, trace.phase = trace.phase, "backward"
+    saved = trace.phase, trace.origin
+    trace.phase = "backward"
     try:
         for node in reversed(list(tape.nodes)):
-            if node not in active or not isinstance(node, Call) or node not in grads:
-                continue
-            if not node.prim.differentiable:
-                continue
-            start = len(tape.nodes)
-            _apply_rule(trace, node, grads, active)
-            rule_of.update((n.id, node.id) for n in tape.nodes[start:])
+            if isinstance(node, Call) and node in active and node in grads:
+                start = len(tape.nodes)
+                _apply_rule(trace, node, grads, active)
+                rule_of.update((n.id, node.id) for n in tape.nodes[start:])
     finally:
-        trace.phase, trace.origin = saved_phase, None
+        trace.phase, trace.origin = saved
     tape.meta.setdefault("grads", {}).update((n.id, g._node.id) for n, g in grads.items())
     return [grads.get(w) for w in wrt]
 
 
 def _apply_rule(trace, node, grads, active):
+    """Run `node`'s rule on its incoming gradient; add what it returns into its operands' gradients."""
     vjp = vjp_of(node.prim, node)
     trace.origin = node
     args = [Tracer(a, trace) if isinstance(a, Node) else a for a in node.args]
     results = vjp(grads[node], Tracer(node, trace), *args, **node.params)
     if len(results) != len(node.args):
-        raise AvalonError(f"the rule of {node.prim.name} returned {len(results)} gradients for "
-                          f"{len(node.args)} arguments")
+        raise GradientError(f"the rule of {node.prim.name} returned {len(results)} gradients for "
+                            f"{len(node.args)} arguments: return a tuple with one gradient (or None) per argument")
     for arg, g in zip(node.args, results):
         if g is None or not isinstance(arg, Node) or arg not in active:
             continue
@@ -82,7 +81,7 @@ def _fit(trace, node, g, arg):
     if is_array(g):  # a rule may compute a gradient that does not depend on traced values
         g = Tracer(trace.const(g), trace)
     if not isinstance(g, Tracer):
-        raise AvalonError(f"the rule of {node.prim.name} returned {type(g).__name__} instead of an array")
+        raise GradientError(f"the rule of {node.prim.name} returned {type(g).__name__} instead of an array")
     if tuple(g.shape) != tuple(arg.shape):
         if not _broadcasts_to(arg.shape, g.shape):
             raise GradientError(

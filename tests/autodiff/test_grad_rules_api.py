@@ -142,3 +142,16 @@ def test_rule_returning_a_wrong_shape_is_a_clear_error(rng):
 def test_the_decorators_document_themselves():
     assert "@avalon.rule(" in avalon.rule.__doc__ and ">>>" in avalon.rule.__doc__
     assert "@avalon.primitive" in avalon.primitive.__doc__
+
+
+def test_rule_returning_the_wrong_number_of_gradients_is_a_clear_error(rng):
+    @avalon.primitive
+    def scaled(x, y):
+        return x * y
+
+    @avalon.rule(scaled)
+    def scaled_vjp(g, out, x, y):
+        return (g * y,)
+
+    with pytest.raises(avalon.GradientError, match="rule of scaled returned 1 gradients for 2 arguments"):
+        avalon.grad(lambda x, y: scaled(x, y).sum(), rng.standard_normal(3), rng.standard_normal(3))
