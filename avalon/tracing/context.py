@@ -68,6 +68,7 @@ class Trace:
             self.scopes.pop()
 
     def location(self):
+        """Where a node recorded now comes from: the user's line (a backward node: its forward's)."""
         if self.origin is not None:
             return self.origin.location
         return user_location(2)
@@ -81,6 +82,7 @@ class Trace:
         return self.tape.append(node)
 
     def last_node(self):
+        """The node recorded last (None on an empty tape)."""
         return self.tape.nodes[-1] if self.tape.nodes else None
 
     def input(self, name, value, role="data", location=None):
@@ -91,6 +93,7 @@ class Trace:
         return self._new(node)
 
     def const(self, value):
+        """The `Const` node of a plain array used by traced code (one per array object)."""
         node = self._consts.get(id(value))
         if node is None or node.value is not value:
             node = self._new(Const(getattr(value, "shape", ()), value.dtype, value=value,
@@ -99,6 +102,7 @@ class Trace:
         return node
 
     def record(self, prim, args, params):
+        """Run `prim` on the values behind `args` and append its `Call`; a tracer of the result."""
         from .tracer import Tracer
 
         nodes, values = [], []
