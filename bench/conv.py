@@ -2,7 +2,8 @@
 PyTorch eager on the CPU, for a few layer shapes typical of small CNNs, in one process.
 
 Run: `python bench/conv.py [threads]` (prints median milliseconds per step and the ratio avalon / torch;
-both libraries get the same number of BLAS threads, 2 by default).
+both libraries get the same number of BLAS threads, 1 by default). Rounds of the two alternate, so a
+busy machine slows both alike.
 """
 import os
 import statistics
@@ -10,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(THREADS)
 
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import avalon  # noqa: E402
 import avalon.nn.functional as F  # noqa: E402
 
-ROUNDS, REPEATS = 5, 10
+ROUNDS, REPEATS = 7, 5
 
 # (name, N, C_in, H=W, C_out, kernel, stride, padding, groups)
 CASES = [
@@ -33,15 +34,18 @@ CASES = [
 ]
 
 
-def median_ms(fn):
-    fn()  # warm-up: traces and compiles on the avalon side
-    rounds = []
+def median_ms(*fns):
+    """Median milliseconds per call of each function, their rounds interleaved."""
+    for fn in fns:
+        fn()  # warm-up: traces and compiles on the avalon side
+    rounds = [[] for _ in fns]
     for _ in range(ROUNDS):
-        start = time.perf_counter()
-        for _ in range(REPEATS):
-            fn()
-        rounds.append((time.perf_counter() - start) / REPEATS)
-    return 1e3 * statistics.median(rounds)
+        for fn, samples in zip(fns, rounds):
+            start = time.perf_counter()
+            for _ in range(REPEATS):
+                fn()
+            samples.append((time.perf_counter() - start) / REPEATS)
+    return [1e3 * statistics.median(samples) for samples in rounds]
 
 
 def main():
@@ -69,7 +73,7 @@ def main():
                 t.grad = None
             (torch.nn.functional.conv2d(tx, tw, tb, s, p, 1, g) * tseed).sum().backward()
 
-        a, t = median_ms(ours), median_ms(theirs)
+        a, t = median_ms(ours, theirs)
         ratios.append(a / t)
         shape = f"{n}x{cin}x{hw}x{hw} -> {cout}, k{k} s{s} g{g}"
         print(f"{name:<14}{shape:<34}{a:>9.2f}{t:>9.2f}{a / t:>8.2f}")

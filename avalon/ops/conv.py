@@ -162,6 +162,16 @@ def conv_transpose(g, w, shape, stride, padding, dilation, groups):
     out = tuple(g.shape[2:])
     cg = w.shape[1]
     d = len(kernel)
+    full = tuple(dl * (k - 1) for k, dl in zip(kernel, dilation))
+    if all(s == 1 for s in stride) and all(lo <= f and hi <= f for (lo, hi), f in zip(padding, full)) \
+            and co // groups <= 2 * cg:
+        # unit stride: a convolution with the flipped, transposed kernel, whose im2col copies the Co/G
+        # channels of g: 1.3-2.5x faster than col2im unless Co/G is much larger than Cg (measured)
+        wt = _permute(xp, xp.reshape(w, (groups, co // groups, cg) + kernel), (0, 2, 1) + tuple(range(3, 3 + d)))
+        wt = xp.flip(xp.reshape(wt, (groups * cg, co // groups) + kernel), axis=tuple(range(2, 2 + d)))
+        # rows past the last window (output_padding) get zeros: more padding after
+        pads = tuple((f - lo, n - o + lo) for n, o, (lo, hi), f in zip(shape, out, padding, full))
+        return conv.impl(g, wt, stride, pads, dilation, groups)
     # weight as (G, *kernel, Cg, Co/G) rows: the products come out kernel-offset major, as col2im wants
     wk = xp.reshape(w, (groups, co // groups, cg) + kernel)
     wk = xp.reshape(_permute(xp, wk, (0,) + tuple(range(3, 3 + d)) + (2, 1)), (groups, -1, co // groups))

@@ -98,12 +98,18 @@ def test_unbatched_and_biasless_inputs_match_torch():
 P2 = dict(stride=(2, 1), padding=((1, 0), (1, 1)), dilation=(1, 2), groups=2)
 
 
-def test_primitives_pass_gradcheck():
+# unit stride with asymmetric padding: conv_transpose runs as a convolution with the flipped kernel
+P1 = dict(stride=(1, 1), padding=((1, 0), (2, 1)), dilation=(1, 2), groups=2)
+
+
+@pytest.mark.parametrize("params,out", [(P2, (2, 6)), (P1, (4, 7))], ids=["strided", "unit-stride"])
+def test_primitives_pass_gradcheck(params, out):
     x, w = _x(2, 4, 5, 6, dtype=np.float64), _x(6, 2, 3, 2, seed=1, dtype=np.float64)
-    g = _x(2, 6, 2, 6, seed=2, dtype=np.float64)
-    assert avalon.gradcheck(lambda x, w: (cv.conv(x, w, **P2) ** 2).sum(), x, w)
-    assert avalon.gradcheck(lambda g, w: (cv.conv_transpose(g, w, shape=(5, 6), **P2) ** 2).sum(), g, w)
-    assert avalon.gradcheck(lambda x, g: (cv.conv_weight_grad(x, g, kernel=(3, 2), **P2) ** 2).sum(), x, g)
+    g = _x(2, 6, *out, seed=2, dtype=np.float64)
+    assert cv.conv(x, w, **params).shape == g.shape
+    assert avalon.gradcheck(lambda x, w: (cv.conv(x, w, **params) ** 2).sum(), x, w)
+    assert avalon.gradcheck(lambda g, w: (cv.conv_transpose(g, w, shape=(5, 6), **params) ** 2).sum(), g, w)
+    assert avalon.gradcheck(lambda x, g: (cv.conv_weight_grad(x, g, kernel=(3, 2), **params) ** 2).sum(), x, g)
 
 
 def test_unfold_and_fold_primitives_pass_gradcheck():
