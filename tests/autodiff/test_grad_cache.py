@@ -14,9 +14,9 @@ def counted(body):
     """body(*args) wrapped so that each trace (and only a trace) bumps `.calls.traces`."""
     calls = Counter()
 
-    def f(*args):
+    def f(*args, **kwargs):
         calls.traces += 1  # a Python side effect: runs only while tracing
-        return body(*args)
+        return body(*args, **kwargs)
 
     f.calls = calls
     return f
@@ -186,4 +186,14 @@ def test_an_error_while_tracing_caches_nothing(rng):
     for _ in range(2):
         with pytest.raises(avalon.GradientError):
             avalon.grad(f, x)
+    assert f.calls.traces == 2
+
+
+def test_jit_with_array_keyword_arguments(rng):
+    f = counted(lambda x, *, bias, scale=1.0: np.tanh(x + bias) * scale)
+    jitted = avalon.jit(f)
+    x, b = rng.standard_normal(3), rng.standard_normal(3)
+    np.testing.assert_allclose(jitted(x, bias=b), np.tanh(x + b))
+    np.testing.assert_allclose(jitted(x, bias=2 * b), np.tanh(x + 2 * b))
+    np.testing.assert_allclose(jitted(x, bias=b, scale=3.0), 3 * np.tanh(x + b))
     assert f.calls.traces == 2
