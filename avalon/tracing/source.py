@@ -15,8 +15,8 @@ import numpy as np
 
 from ..tape import Location
 
-_AVALON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_INTERNAL = (_AVALON_DIR + os.sep, os.path.dirname(np.__file__) + os.sep)
+_AVALON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_NUMPY_DIR = os.path.dirname(np.__file__) + os.sep
 
 
 def _library_dirs():
@@ -29,12 +29,13 @@ def _library_dirs():
 _LIBRARIES = _library_dirs()
 
 
-def _is_internal(filename):
-    return filename.startswith(_INTERNAL) or filename.startswith("<__array_function__")
-
-
-def _is_library(filename):
-    return filename.startswith(_LIBRARIES) or filename.startswith("<frozen")
+def _kind(filename):
+    """'avalon', 'library' (numpy, the standard library, site-packages) or 'user'."""
+    if filename.startswith(_AVALON_DIR):
+        return "avalon"
+    if filename.startswith((_NUMPY_DIR, "<__array_function__", "<frozen")) or filename.startswith(_LIBRARIES):
+        return "library"
+    return "user"
 
 
 def _location(frame):
@@ -44,12 +45,12 @@ def _location(frame):
 
 
 def _outside_avalon(skip):
-    """(frame, is_library) for each frame outside Avalon and numpy, innermost first."""
+    """(frame, is_library) for each frame outside Avalon, innermost first."""
     frame = sys._getframe(skip + 1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not _is_internal(filename):
-            yield frame, _is_library(filename)
+        kind = _kind(frame.f_code.co_filename)
+        if kind != "avalon":
+            yield frame, kind == "library"
         frame = frame.f_back
 
 
@@ -62,13 +63,15 @@ def user_location(skip=1):
     for frame, library in _outside_avalon(skip):
         if not library:
             return _location(frame)
-        innermost_library = innermost_library or frame
+        if innermost_library is None and not frame.f_code.co_filename.startswith(_NUMPY_DIR):
+            innermost_library = frame
     return _location(innermost_library) if innermost_library is not None else None
 
 
 def library_call(skip=1):
-    """The public name (`scipy.linalg.expm`) of the installed-library function that the user's line
-    called (and that led to this point), or None when the user's code got here directly."""
+    """The public name (`scipy.linalg.expm`, `np.testing.assert_allclose`) of the library function
+    that the user's line called (and that led to this point), or None when the user's code got here
+    directly (numpy's C functions and its dispatch to tracers leave no frame)."""
     called = None
     for frame, library in _outside_avalon(skip):
         if not library:

@@ -121,6 +121,11 @@ def array_of_tracers(x):
     return np.array([x, x]).sum()  # array-of-tracers
 
 
+def numpy_python_function(x):
+    np.testing.assert_array_less(x, 10.0)  # numpy-python
+    return x
+
+
 def mask_index(x):
     return x[x > 0].sum()  # mask-index
 
@@ -171,6 +176,8 @@ CASES = [
     (asarray, "asarray", "np.asarray / np.array", "@avalon.rule(np.the_function)"),
     (array, "array", "np.asarray / np.array", "call numpy functions on it directly"),
     (array_of_tracers, "array-of-tracers", "np.asarray / np.array", "np.stack / avalon.stack"),
+    (numpy_python_function, "numpy-python", "inside np.testing.assert_array_less",
+     "@avalon.rule(np.testing.assert_array_less)"),
     (mask_index, "mask-index", "boolean-mask indexing with a traced mask", "np.where(mask, x, 0)"),
     (where_one_argument, "where-1", "np.where(condition) with one argument", "np.where(condition, x, y)"),
     (ufunc_where, "ufunc-where", "np.exp(..., where=...) in traced code", "np.where(mask, f(x), other)"),
