@@ -221,3 +221,10 @@ def test_logaddexp_is_stable_for_large_and_infinite_values():
     with np.errstate(divide="ignore"):  # log(0) = -inf where both are -inf
         ours, _ = traced(np.logaddexp, a, b)
     np.testing.assert_allclose(ours, np.logaddexp(a, b))
+
+
+def test_every_handled_numpy_function_has_a_case():
+    from avalon.numpy_api import HANDLED
+
+    words = {word for case in FUNCTIONS for word in case[0].replace("linalg.", "").split("-")}
+    assert {f.__name__ for f in HANDLED} <= words

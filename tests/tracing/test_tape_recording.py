@@ -142,6 +142,14 @@ def test_holder_arrays_become_named_inputs_with_roles_and_scopes(model, how):
     np.testing.assert_allclose(tape.outputs[0].value, _numpy_forward(model, X), rtol=1e-5)
 
 
+def test_numpy_code_traces_unchanged():
+    rng = np.random.default_rng(3)
+    x, W, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2)
+    tape = avalon.trace(lambda x, W, b: np.tanh(x @ W + b).sum(), x, W, b)
+    assert [n.prim.name for n in tape.calls] == ["matmul", "add", "tanh", "sum"]
+    assert tape.outputs[0].value == np.tanh(x @ W + b).sum()
+
+
 def test_every_node_records_shape_dtype_value_and_the_users_line(model):
     tape = avalon.trace(model, X)  # trace-call
     for node in tape.nodes:
