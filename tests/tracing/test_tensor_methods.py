@@ -50,6 +50,7 @@ SAME = [
     ("expand", lambda r: r.expand(2, -1, 4), "R"),
     ("expand-new-axis", lambda v: v.expand(3, 4), "V"),
     ("expand_as", lambda r, a: r.expand_as(a), "R", "A"),
+    ("broadcast_to", lambda r: r.broadcast_to((2, 2, 3, 4)), "R"),
     ("repeat", lambda m: m.repeat(2, 1), "M"),
     ("repeat-new-axis", lambda v: v.repeat(2, 1, 2), "V"),
     ("repeat_interleave", lambda m: m.repeat_interleave(2, dim=1), "M"),
@@ -268,6 +269,13 @@ def test_method_gradient_matches_torch(fn, names):
     for ours, theirs in zip(grads, expected):
         if theirs is not None:
             np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_every_method_has_a_case():
+    from avalon.tracing.methods import TorchMethods
+
+    covered = {word for case in SAME + DIFFERENT + CREATION + GRADIENTS for word in case[0].split("-")}
+    assert {name for name in vars(TorchMethods) if not name.startswith("_")} <= covered
 
 
 def test_collisions_are_documented():

@@ -15,6 +15,7 @@ FUNCTIONS = [
     ("cat", lambda m, a, b: m.cat([a, b], dim=1), "A A2", G),
     ("cat-negative", lambda m, a, b: m.cat((a, b), -1), "A A2", G),
     ("concat", lambda m, a, b: m.concat([a, b]), "A A2", G),
+    ("concatenate", lambda m, a, b: m.concatenate([a, b], 2), "A A2", G),
     ("stack", lambda m, a, b: m.stack([a, b], dim=-2), "A A2", G),
     ("hstack", lambda m, a, b: m.hstack([a, b]), "M M", G),
     ("vstack", lambda m, v, w: m.vstack([v, w]), "V W", G),
@@ -34,6 +35,7 @@ FUNCTIONS = [
     ("permute", lambda m, a: m.permute(a, (2, 0, 1)), "A", G),
     ("movedim", lambda m, a: m.movedim(a, 0, -1), "A", G),
     ("movedim-many", lambda m, a: m.movedim(a, (0, 1), (2, 0)), "A", G),
+    ("moveaxis", lambda m, a: m.moveaxis(a, -1, 0), "A", G),
     ("unsqueeze", lambda m, a: m.unsqueeze(a, -2), "A", G),
     ("squeeze", lambda m, r: m.squeeze(r), "R", G),
     ("squeeze-dim", lambda m, r: m.squeeze(r, -1), "R", G),
@@ -114,6 +116,11 @@ FUNCTIONS = [
     ("acos", lambda m, u: m.acos(u), "U", G),
     ("atan", lambda m, a: m.atan(a), "A", G),
     ("arcsin", lambda m, u: m.arcsin(u), "U", G),
+    ("arccos", lambda m, u: m.arccos(u), "U", G),
+    ("arctan", lambda m, a: m.arctan(a), "A", G),
+    ("arcsinh", lambda m, a: m.arcsinh(a), "A", G),
+    ("arccosh", lambda m, p: m.arccosh(p + 1), "P", G),
+    ("arctanh", lambda m, u: m.arctanh(u), "U", G),
     ("sinh", lambda m, a: m.sinh(a), "A", G),
     ("cosh", lambda m, a: m.cosh(a), "A", G),
     ("asinh", lambda m, a: m.asinh(a), "A", G),
@@ -284,6 +291,20 @@ def test_seeded_draws_repeat():
     a = avalon.randn(4)
     avalon.manual_seed(3)
     np.testing.assert_array_equal(a, avalon.randn(4))
+
+
+def test_every_function_has_a_case():
+    covered = {word for case in FUNCTIONS + CREATION for word in case[0].split("-")}
+    covered |= {"rand", "randn", "randint", "empty", "empty_like", "rand_like", "randn_like", "manual_seed",
+                "values_indices", "is_tensor", "stop_gradient"}  # tested below
+    assert set(torch_api.__all__) <= covered
+
+
+def test_is_tensor_and_stop_gradient():
+    assert avalon.is_tensor(DATA["A"]) and not avalon.is_tensor([1.0]) and not avalon.is_tensor(2.0)
+    assert traced(lambda a: avalon.is_tensor(a), DATA["A"])[0] is True
+    _, (g,) = avalon.grad(lambda a: (avalon.stop_gradient(a) * a).sum(), DATA["A"])
+    np.testing.assert_allclose(g, DATA["A"])
 
 
 def test_names_follow_torch_and_have_docstrings():
