@@ -39,7 +39,7 @@ def _refuse(construct, why, fix, fallback=lambda: None):
     return refuse(construct, why, fix, fallback)
 
 
-def _no_out(name, out=None, where=True, **unused):
+def _refuse_keywords(name, out=None, where=True, **unused):
     """Refuse what traced code cannot do: write into `out=`, mask with `where=`, or any keyword in
     `unused` that numpy would act on (rather than silently ignoring it)."""
     if out is not None:
@@ -71,7 +71,7 @@ def _cast(x, dtype):
 
 def _reducer(prim, name):
     def reduce(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
-        _no_out(name, out, **kw)
+        _refuse_keywords(name, out, **kw)
         return prim(_cast(a, dtype), axis=_axes(axis, a.ndim), keepdims=keepdims)
 
     reduce.__name__ = name
@@ -85,44 +85,44 @@ prod = implements(np.prod)(_reducer(rd.prod, "prod"))
 
 @implements(np.max, np.amax)
 def max(a, axis=None, out=None, keepdims=False, **kw):
-    _no_out("max", out, **kw)
+    _refuse_keywords("max", out, **kw)
     return rd.max(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
 
 
 @implements(np.min, np.amin)
 def min(a, axis=None, out=None, keepdims=False, **kw):
-    _no_out("min", out, **kw)
+    _refuse_keywords("min", out, **kw)
     return rd.min(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
 
 
 @implements(np.any)
 def any(a, axis=None, out=None, keepdims=False, **kw):
-    _no_out("any", out, **kw)
+    _refuse_keywords("any", out, **kw)
     return rd.any(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
 
 
 @implements(np.all)
 def all(a, axis=None, out=None, keepdims=False, **kw):
-    _no_out("all", out, **kw)
+    _refuse_keywords("all", out, **kw)
     return rd.all(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
 
 
 @implements(np.argmax)
 def argmax(a, axis=None, out=None, keepdims=False):
-    _no_out("argmax", out)
+    _refuse_keywords("argmax", out)
     return rd.argmax(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
 
 
 @implements(np.argmin)
 def argmin(a, axis=None, out=None, keepdims=False):
-    _no_out("argmin", out)
+    _refuse_keywords("argmin", out)
     return rd.argmin(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
 
 
 @implements(np.var)
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
     ddof = kw.pop("correction", ddof)
-    _no_out("var", out, **kw)
+    _refuse_keywords("var", out, **kw)
     return rd.var(_cast(a, dtype), axis=_axes(axis, a.ndim), keepdims=keepdims, ddof=ddof)
 
 
@@ -133,7 +133,7 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
 
 @implements(np.cumsum)
 def cumsum(a, axis=None, dtype=None, out=None):
-    _no_out("cumsum", out)
+    _refuse_keywords("cumsum", out)
     a = _cast(a, dtype)
     if axis is None:
         a, axis = ravel(a), 0
@@ -142,7 +142,7 @@ def cumsum(a, axis=None, dtype=None, out=None):
 
 @implements(np.cumprod)
 def cumprod(a, axis=None, dtype=None, out=None):
-    _no_out("cumprod", out)
+    _refuse_keywords("cumprod", out)
     a = _cast(a, dtype)
     if axis is None:
         a, axis = ravel(a), 0
@@ -284,7 +284,7 @@ def atleast_2d(*arys):
 
 @implements(np.concatenate)
 def concatenate(arrays, axis=0, out=None, dtype=None):
-    _no_out("concatenate", out)
+    _refuse_keywords("concatenate", out)
     arrays = [_cast(a, dtype) for a in arrays]
     if axis is None:
         arrays, axis = [ravel(a) for a in arrays], 0
@@ -293,7 +293,7 @@ def concatenate(arrays, axis=0, out=None, dtype=None):
 
 @implements(np.stack)
 def stack(arrays, axis=0, out=None, dtype=None):
-    _no_out("stack", out)
+    _refuse_keywords("stack", out)
     arrays = list(arrays)
     axis = axis % (arrays[0].ndim + 1)
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
@@ -346,7 +346,7 @@ def roll(a, shift, axis=None):
 
 @implements(np.diff)
 def diff(a, n=1, axis=-1, **kw):
-    _no_out("diff", None, **kw)
+    _refuse_keywords("diff", None, **kw)
     for _ in range(n):
         a = slice_axis(a, axis, 1, None) - slice_axis(a, axis, 0, -1)
     return a
@@ -365,7 +365,7 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
 
 @implements(np.trace)
 def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
-    _no_out("trace", out)
+    _refuse_keywords("trace", out)
     return sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)
 
 
@@ -446,7 +446,7 @@ def getitem(a, key):
 
 @implements(np.take)
 def take(a, indices, axis=None, out=None, mode=None):
-    _no_out("take", out, **({} if mode in (None, "raise") else {"mode": mode}))
+    _refuse_keywords("take", out, **({} if mode in (None, "raise") else {"mode": mode}))
     if axis is None:
         a, axis = ravel(a), 0
     key = (slice(None),) * (axis % a.ndim) + (ix.Slot(0),)
@@ -497,7 +497,7 @@ def where(condition, x=None, y=None):
 
 @implements(np.clip)
 def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None, **kw):
-    _no_out("clip", out, **kw)
+    _refuse_keywords("clip", out, **kw)
     return ew.clip(a, a_min if min is None else min, a_max if max is None else max)
 
 
@@ -530,7 +530,7 @@ def astype(x, dtype, /, *, copy=True, device=None):
 
 @implements(np.round, np.around)
 def round(a, decimals=0, out=None):
-    _no_out("round", out)
+    _refuse_keywords("round", out)
     if decimals > 0:
         scale = 10.0 ** decimals
         return ew.rint(a * scale) / scale

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import numpy_api as npa
 from .errors import ShapeError
-from .numpy_api import _no_out, _refuse, implements
+from .numpy_api import _refuse_keywords, _refuse, implements
 from .ops import elementwise as ew
 from .ops import linalg as la
 
@@ -30,7 +30,7 @@ def matmul(a, b):
 
 @implements(np.dot)
 def dot(a, b, out=None):
-    _no_out("dot", out)
+    _refuse_keywords("dot", out)
     if npa.ndim(a) == 0 or npa.ndim(b) == 0:  # a Python number counts as a float64 array, as numpy
         return (a if hasattr(a, "shape") else np.asarray(a)) * (b if hasattr(b, "shape") else np.asarray(b))
     if b.ndim <= 2:
@@ -50,7 +50,7 @@ def inner(a, b):
 
 @implements(np.outer)
 def outer(a, b, out=None):
-    _no_out("outer", out)
+    _refuse_keywords("outer", out)
     return npa.reshape(a, (-1, 1)) * npa.reshape(b, (1, -1))
 
 
@@ -72,7 +72,7 @@ def tensordot(a, b, axes=2):
 
 @implements(np.einsum)
 def einsum(subscripts, *operands, out=None, optimize=False, **kw):
-    _no_out("einsum", out, **kw)
+    _refuse_keywords("einsum", out, **kw)
     if not isinstance(subscripts, str):
         return _refuse("np.einsum with sublists (einsum(a, [0, 1], b, [1, 2])) in traced code",
                        "Avalon's einsum takes the subscripts as a string", "write them as a string: 'ij,jk->ik'")
