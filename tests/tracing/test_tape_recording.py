@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import avalon
-from avalon.tape import Call, Const, Input
+from avalon.tape import Const, Input
 from avalon.tracing import Tracer, scope
 
 HERE = __file__
