@@ -6,6 +6,7 @@ import pytest
 import avalon
 import avalon.nn as nn
 import avalon.nn.functional as F
+from avalon.ops import attention as A
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -120,11 +121,26 @@ def test_sdpa_dropout_statistics():
     np.testing.assert_allclose(F.scaled_dot_product_attention(q, k, v), 1.0, rtol=1e-5)
 
 
-def test_sdpa_is_a_few_fused_calls():
+def test_sdpa_is_one_fused_attention_call():
     q, k, v = QKV
-    tape = avalon.trace(lambda q, k, v: F.scaled_dot_product_attention(q, k, v), q, k, v)
-    assert [n.prim.name for n in tape.calls if n.prim.name in ("matmul", "softmax")] == ["matmul", "softmax", "matmul"]
-    assert len(tape.calls) <= 6
+    mask = np.random.default_rng(4).random((4, 6)) > 0.3
+    for kwargs in [{}, dict(attn_mask=mask), dict(is_causal=True)]:
+        tape = avalon.trace(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kwargs), q, k, v)
+        assert [n.prim.name for n in tape.calls] == ["attention"]
+    # the backward recomputes the weights once, with no separate matmul/softmax forward pieces
+    grad_calls = [n.prim.name for n in avalon.grad_tape(lambda q, k, v: F.scaled_dot_product_attention(q, k, v).sum(),
+                                                        q, k, v).calls]
+    assert grad_calls.count("attention") == 1 and grad_calls.count("attention_weights") == 1
+    assert "softmax" not in grad_calls and grad_calls.count("matmul") == 4
+
+
+def test_sdpa_dropout_keeps_a_recorded_draw_that_replays_afresh():
+    q, k, v = QKV
+    f = lambda q, k, v: (F.scaled_dot_product_attention(q, k, v, dropout_p=0.5) ** 2).sum()  # noqa: E731
+    names = [n.prim.name for n in avalon.trace(f, q, k, v).calls]
+    assert "attention_weights" in names and "uniform" in names and "attention" not in names
+    (first, (gq1, _, _)), (second, (gq2, _, _)) = avalon.grad(f, q, k, v), avalon.grad(f, q, k, v)
+    assert first != second and not np.allclose(gq1, gq2)
 
 
 def test_sdpa_shape_errors_point_at_the_call():
@@ -209,7 +225,12 @@ def test_mha_self_attention_uses_one_projection_and_matches_torch():
     ours = nn.MultiheadAttention(E, H, batch_first=True)
     x = _seeded(BATCH_FIRST[0], 1)
     tape = avalon.trace(lambda m, x: m(x, x, x)[0].sum(), ours, x)
-    assert sum(n.prim.name == "matmul" for n in tape.calls) == 4  # packed q/k/v, scores, values, out_proj
+    # packed q/k/v, weights·values, out_proj; the weights themselves are one fused call
+    assert sum(n.prim.name == "matmul" for n in tape.calls) == 3
+    assert sum(n.prim.name == "attention_weights" for n in tape.calls) == 1
+    tape = avalon.trace(lambda m, x: m(x, x, x, need_weights=False)[0].sum(), ours, x)
+    assert sum(n.prim.name == "matmul" for n in tape.calls) == 2
+    assert sum(n.prim.name == "attention" for n in tape.calls) == 1
 
 
 @pytest.mark.parametrize("options", [dict(bias=False), dict(kdim=3, vdim=6), dict(add_bias_kv=True),
@@ -306,3 +327,161 @@ def test_mha_wrong_shapes_name_the_layer_and_line():
         attn(x, x, x, key_padding_mask=np.zeros((3, 4), bool))
     with pytest.raises(avalon.AvalonError, match="divisible"):
         nn.MultiheadAttention(10, 3)
+
+
+def test_mha_fully_masked_query_gives_zeros_on_both_paths():
+    """A query with every key masked: PyTorch's need_weights=False path (scaled_dot_product_attention)
+    gives that query zero attention; its need_weights=True path gives NaN (pytorch/pytorch#41508,
+    #160064). Ours gives the zeros on both paths, as documented on MultiheadAttention."""
+    torch = _torch()
+    ours, theirs = _mha_pair(embed_dim=E, num_heads=H, batch_first=True)
+    x = _seeded((2, 3, E), 30)
+    padding = np.zeros((2, 3), bool)
+    padding[1] = True  # the second sequence has no keys at all
+    attn_mask = np.zeros((3, 3), bool)
+    attn_mask[1] = True  # and query 1 of every sequence none either
+    cot = _seeded((2, 3, E), 31)
+    tx = torch.tensor(x, requires_grad=True)
+    t_out = theirs(tx, tx, tx, key_padding_mask=torch.tensor(padding), attn_mask=torch.tensor(attn_mask),
+                   need_weights=False)[0]
+    (t_out * torch.tensor(cot)).sum().backward()
+    for need_weights in (True, False):
+        call = dict(key_padding_mask=padding, attn_mask=attn_mask, need_weights=need_weights)
+        out, weights = ours(x, x, x, **call)
+        np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(out[1], np.broadcast_to(theirs.out_proj.bias.detach().numpy(), (3, E)), rtol=1e-6)
+        if need_weights:
+            assert np.all(weights[1] == 0) and np.all(weights[:, 1] == 0) and np.all(np.isfinite(weights))
+        _, (grads, gx) = avalon.grad(lambda m, x: (m(x, x, x, **call)[0] * cot).sum(), ours, x)
+        for name, p in theirs.named_parameters():
+            np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=name)
+        np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
+# the fused primitives (avalon.ops.attention) themselves
+
+def _torch_reference(torch, q, k, v, mask, causal, scale):
+    """PyTorch's scaled_dot_product_attention with our (mask, causal) pair as its one attn_mask."""
+    tmask = None if mask is None else mask
+    if causal:
+        allowed = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
+        if tmask is None:
+            tmask = allowed
+        elif tmask.dtype == torch.bool:
+            tmask = tmask & allowed
+        else:
+            tmask = tmask.masked_fill(~allowed, -np.inf)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=tmask, scale=scale)
+
+
+def _masks_for(case):
+    rng = np.random.default_rng(11)
+    if case in ("plain", "causal"):
+        return None
+    if case == "bool":
+        mask = rng.random((4, 6)) > 0.4
+        mask[:, 0], mask[2] = True, False  # every row attends somewhere except row 2
+        return mask
+    if case == "bool_broadcast":
+        return rng.random((2, 1, 4, 6)) > 0.3
+    mask = _seeded((2, 3, 4, 6), 12)
+    mask[0, 1, 3] = -np.inf  # one fully masked row
+    return mask
+
+
+PRIMITIVE_CASES = ["plain", "causal", "bool", "bool_broadcast", "float", "float_causal"]
+
+
+@pytest.mark.parametrize("case", PRIMITIVE_CASES)
+def test_attention_primitive_matches_torch(case):
+    """Values and dq, dk, dv (and the float mask's gradient) against PyTorch, fully masked rows included."""
+    torch = _torch()
+    q, k, v = QKV
+    mask, causal, scale = _masks_for(case), "causal" in case, 0.37
+    masks = () if mask is None else (mask,)
+    float_mask = mask is not None and mask.dtype != bool
+    _compare_function(lambda q, k, v, *m: A.attention(q, k, v, *m, scale=scale, causal=causal),
+                      lambda q, k, v, *m: _torch_reference(torch, q, k, v, m[0] if m else None, causal, scale),
+                      [q, k, v, *masks], [0, 1, 2, 3] if float_mask else [0, 1, 2])
+    if mask is not None and case != "bool_broadcast":
+        out = A.attention(q, k, v, *masks, scale=scale, causal=causal)
+        dead = (mask == -np.inf).all(-1) if float_mask else ~mask.any(-1)
+        assert dead.any() and np.all(out[np.broadcast_to(dead, out.shape[:-1])] == 0)
+
+
+def test_attention_weights_match_torch_softmax():
+    torch = _torch()
+    q, k, _ = QKV
+    mask = _seeded((4, 6), 13)
+    _compare_function(lambda q, k, m: A.attention_weights(q, k, m, scale=0.5, causal=True),
+                      lambda q, k, m: torch.softmax((q @ k.transpose(-1, -2)) * 0.5 + m.masked_fill(
+                          ~torch.ones(4, 6, dtype=torch.bool).tril(), -np.inf), dim=-1),
+                      [q, k, mask], [0, 1, 2])
+    dead = np.ones((4, 6), bool)
+    dead[1] = False
+    weights = A.attention_weights(q, k, dead, scale=0.5)
+    assert np.all(weights[:, :, 1] == 0)
+    np.testing.assert_allclose(weights.sum(-1)[:, :, [0, 2, 3]], 1, rtol=1e-6)
+
+
+def _tiny(dtype=np.float64):
+    rng = np.random.default_rng(21)
+    q, k, v = (rng.standard_normal(s).astype(dtype) for s in [(1, 2, 3, 4), (1, 2, 5, 4), (1, 2, 5, 3)])
+    bool_mask = rng.random((3, 5)) > 0.4
+    bool_mask[:, 1], bool_mask[2] = True, False
+    float_mask = rng.standard_normal((2, 3, 5))
+    float_mask[1, 0] = -np.inf
+    return q, k, v, bool_mask, float_mask
+
+
+@pytest.mark.parametrize("case", ["plain", "bool", "float_causal"])
+def test_attention_rules_pass_gradcheck(case):
+    q, k, v, bool_mask, float_mask = _tiny()
+    masks = {"plain": (), "bool": (bool_mask,), "float_causal": (float_mask,)}[case]
+    causal = case == "float_causal"
+    c = np.random.default_rng(22).standard_normal((1, 2, 3, 3))
+    assert avalon.gradcheck(lambda q, k, v, *m: (A.attention(q, k, v, *m, scale=0.6, causal=causal) * c).sum(),
+                            q, k, v, *masks)
+    w = np.random.default_rng(23).standard_normal((1, 2, 3, 5))
+    assert avalon.gradcheck(lambda q, k, *m: (A.attention_weights(q, k, *m, scale=0.6, causal=causal) * w).sum(),
+                            q, k, *masks)
+
+
+@pytest.mark.parametrize("case", ["plain", "bool", "float_causal"])
+def test_attention_second_derivatives_pass_gradcheck(case):
+    """Grad of grad: the rules are primitives (attention_weights, attention_scores_grad, matmul) whose
+    own rules hold, so the gradient's gradient matches finite differences of the gradient."""
+    q, k, v, bool_mask, float_mask = _tiny()
+    masks = {"plain": (), "bool": (bool_mask,), "float_causal": (float_mask,)}[case]
+    causal = case == "float_causal"
+    c = np.random.default_rng(24).standard_normal((1, 2, 3, 3))
+
+    def gradient_norm(q, k, v, *m):
+        _, grads = avalon.grad(lambda q, k, v, *m: (A.attention(q, k, v, *m, scale=0.6, causal=causal) * c).sum(),
+                               q, k, v, *m)
+        return sum((g * g).sum() for g in grads if g is not None)
+
+    assert avalon.gradcheck(gradient_norm, q, k, v, *masks)
+
+
+def test_attention_scores_grad_rule_passes_gradcheck():
+    rng = np.random.default_rng(25)
+    dp = rng.standard_normal((2, 3, 4))
+    p = np.exp(rng.standard_normal((2, 3, 4)))
+    h = rng.standard_normal((2, 3, 4))
+    assert avalon.gradcheck(lambda dp, p: (A.attention_scores_grad(dp, p) * h).sum(), dp, p)
+    assert avalon.gradcheck(lambda dp, p: (avalon.grad(lambda dp, p: (A.attention_scores_grad(dp, p) ** 2).sum(),
+                                                       dp, p)[1][1] * h).sum(), dp, p)
+
+
+def test_attention_primitive_on_a_strict_array_api_backend():
+    xps = pytest.importorskip("array_api_strict")
+    q, k, v, bool_mask, float_mask = _tiny()
+    for masks, causal in [((), True), ((bool_mask,), False), ((float_mask,), False)]:
+        expected = A.attention(q, k, v, *masks, scale=0.6, causal=causal)
+        strict = [xps.asarray(a) for a in (q, k, v, *masks)]
+        np.testing.assert_allclose(np.from_dlpack(A.attention(*strict, scale=0.6, causal=causal)), expected,
+                                   rtol=1e-12, atol=1e-12)
+        loss = lambda q, k, v, *m: A.attention(q, k, v, *m, scale=0.6, causal=causal).sum()  # noqa: E731
+        for ours, reference in zip(avalon.grad(loss, *strict)[1][:3], avalon.grad(loss, q, k, v, *masks)[1][:3]):
+            np.testing.assert_allclose(np.from_dlpack(ours), reference, rtol=1e-12, atol=1e-12)

@@ -1,8 +1,9 @@
 """Attention with PyTorch's semantics: `scaled_dot_product_attention` and `multi_head_attention_forward`.
 
-Both are written with the fused primitives (batched matmul, softmax), so the tape holds a handful of
-calls per attention. Masked scores are -inf before the softmax; a row whose keys are all masked gives
-zero weights (and zero gradient) instead of NaN, as PyTorch's scaled_dot_product_attention does.
+Both run on the fused attention primitives (avalon/ops/attention.py): without dropout and without
+the weights being asked for, one `attention` call per attention, whose rule recomputes the weights
+in the backward pass. A row whose keys are all masked gives zero weights, a zero output and zero
+gradient instead of NaN, as PyTorch's scaled_dot_product_attention does.
 
 >>> out = F.scaled_dot_product_attention(q, k, v, is_causal=True)    # q: (N, H, L, E)
 """
@@ -12,8 +13,8 @@ import numpy as np
 
 from ... import numpy_api as npa
 from ...errors import AvalonError, ShapeError
+from ...ops import attention as A
 from ...ops import elementwise as ew
-from ...ops import nn as nn_ops
 from ...ops import reduce as rd
 from ...tracing import user_location
 from .dropout import dropout
@@ -38,29 +39,20 @@ def _neg_inf(dtype):
     return np.asarray(-np.inf, dtype=dtype)
 
 
-def _attend(q, k, v, mask, dropout_p, scale):
-    """softmax(q·kᵀ·scale masked by `mask`)·v and the weights. `mask` is None, boolean (True = may
-    attend) or float (added to the scores); all arrays broadcast over the leading dimensions."""
-    scores = npa.matmul(q * np.asarray(scale, dtype=q.dtype), npa.swapaxes(k, -1, -2))
-    if mask is None:
-        weights = nn_ops.softmax(scores, axis=scores.ndim - 1)
-    else:
-        if _is_bool(mask):
-            scores = ew.where(mask, scores, _neg_inf(scores.dtype))
-        else:
-            scores = scores + mask
-        # rows with every key masked: softmax of all -inf is 0/0; they attend to nothing instead
-        dead = rd.all(ew.equal(scores, _neg_inf(scores.dtype)), axis=scores.ndim - 1, keepdims=True)
-        zero = np.zeros((), dtype=scores.dtype)
-        weights = nn_ops.softmax(ew.where(dead, zero, scores), axis=scores.ndim - 1)
-        weights = ew.where(dead, zero, weights)
+def _attend(q, k, v, mask, dropout_p, scale, causal=False, need_weights=False):
+    """(softmax(q·kᵀ·scale masked by `mask`)·v, the weights or None). `mask` is None, boolean (True =
+    may attend) or float (added to the scores); all arrays broadcast over the leading dimensions."""
+    masks = () if mask is None else (mask,)
+    if dropout_p == 0.0 and not need_weights:
+        return A.attention(q, k, v, *masks, scale=scale, causal=causal), None
+    # The weights have to exist as an array here (they are returned, or dropped out), so the fused
+    # weights primitive and one matmul do the work, and the backward pass reuses them instead of
+    # recomputing. Dropout stays outside the primitives: its mask is drawn by the recorded
+    # avalon.rand, so every replay of a compiled tape draws afresh.
+    weights = A.attention_weights(q, k, *masks, scale=scale, causal=causal)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True)
     return npa.matmul(weights, v), weights
-
-
-def _causal_mask(length, source_length):
-    return np.tril(np.ones((length, source_length), dtype=bool))
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
@@ -72,6 +64,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     masks keys after each query (no attn_mask then). `scale` defaults to 1/sqrt(E). Dropout with
     probability `dropout_p` is applied to the weights whenever dropout_p > 0 (pass 0 in eval mode).
     `enable_gqa` lets key/value have fewer heads (dimension -3) than query, shared by groups.
+    A query whose keys are all masked gets a zero output (and zero gradients), as in PyTorch.
+
+    Without dropout this is one fused `attention` primitive on the tape; with dropout it is the fused
+    weights (`attention_weights`), the dropout and one matmul.
     """
     fn = "scaled_dot_product_attention"
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
@@ -89,15 +85,12 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                             f"value heads, got {kv_heads} and {value.shape[-3]}")
         key = npa.repeat(key, heads // kv_heads, axis=key.ndim - 3)
         value = npa.repeat(value, heads // kv_heads, axis=value.ndim - 3)
-    length, source_length = query.shape[-2], key.shape[-2]
-    if is_causal:
-        if attn_mask is not None:
-            raise _fail(fn, "give either attn_mask or is_causal=True, not both", AvalonError)
-        attn_mask = _causal_mask(length, source_length)
-    elif attn_mask is not None:
-        _check_broadcast(fn, "attn_mask", attn_mask.shape, query.shape[:-2] + (length, source_length))
+    if is_causal and attn_mask is not None:
+        raise _fail(fn, "give either attn_mask or is_causal=True, not both", AvalonError)
+    if attn_mask is not None:
+        _check_broadcast(fn, "attn_mask", attn_mask.shape, query.shape[:-2] + (query.shape[-2], key.shape[-2]))
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    return _attend(query, key, value, attn_mask, dropout_p, scale)[0]
+    return _attend(query, key, value, attn_mask, dropout_p, scale, causal=is_causal)[0]
 
 
 def _check_broadcast(fn, name, shape, target):
@@ -181,7 +174,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         padding = npa.reshape(_as_bias(key_padding_mask, q.dtype), (n, 1, 1, key_padding_mask.shape[-1]))
         mask = padding if mask is None else mask + padding
     q, k, v = (_heads(a, num_heads) for a in (q, k, v))
-    out, weights = _attend(q, k, v, mask, dropout_p if training else 0.0, 1.0 / math.sqrt(embed // num_heads))
+    out, weights = _attend(q, k, v, mask, dropout_p if training else 0.0, 1.0 / math.sqrt(embed // num_heads),
+                           need_weights=need_weights)
     out = npa.reshape(npa.transpose(out, (0, 2, 1, 3)), (n, length, embed))
     out = linear(out, out_proj_weight, out_proj_bias)
     if not batched:

@@ -24,6 +24,16 @@ class MultiheadAttention(Module):
     (N, L, E) with `batch_first`, or unbatched (L, E). In both masks True (or -inf) means "may not
     attend": key_padding_mask is (N, S), attn_mask (L, S) or (N·num_heads, L, S). The weights are
     averaged over the heads unless average_attn_weights=False.
+
+    With need_weights=False (and no dropout in training) the attention is one fused `attention`
+    primitive; with need_weights=True the weights come from one fused `attention_weights` call and
+    are multiplied with the values, so returning them costs no extra work.
+
+    A query whose keys are all masked attends to nothing: zero weights, an output of out_proj's bias
+    alone and zero gradients through the attention. This is what PyTorch's need_weights=False path
+    (scaled_dot_product_attention) gives in training; its need_weights=True path and its no-grad
+    inference fast path give NaN there instead (a known PyTorch bug, pytorch/pytorch#41508 and
+    #160064), which we do not reproduce.
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,

@@ -1,0 +1,111 @@
+"""Scaled dot-product attention as fused primitives (their rules are in avalon/rules/attention.py).
+
+`attention(q, k, v, *mask)` is softmax(q·kᵀ·scale + mask)·v in one call: the (…, L, S) weights live
+only inside it, and its rule recomputes them once (as flash attention does) instead of keeping them
+alive between the forward and the backward pass. `attention_weights` is that softmax alone, for the
+callers that must see the weights (multi-head attention's `need_weights`, dropout on the weights),
+and `attention_scores_grad` carries a gradient from the weights back to the scores.
+
+Masks follow `F.scaled_dot_product_attention`: an optional trailing operand, boolean (True = may
+attend) or float (added to the scores), broadcast against the scores; `causal` masks the keys after
+each query (top-left aligned, as PyTorch's `is_causal`). A query whose keys are all masked gets zero
+weights, hence a zero output and zero gradients, as PyTorch's scaled_dot_product_attention gives.
+"""
+import numpy as np
+
+from ..backend import is_numpy_like, namespace
+from .primitive import primitive
+
+
+_NEG_INF = float("-inf")
+
+
+def _is_bool(xp, dtype):
+    return dtype == getattr(xp, "bool", getattr(xp, "bool_", bool))
+
+
+def _swap(xp, x):
+    """x with its last two axes exchanged (a view)."""
+    return xp.swapaxes(x, -1, -2) if is_numpy_like(xp) else xp.matrix_transpose(x)
+
+
+def _masked_scores(xp, q, k, mask, scale, causal):
+    """q·kᵀ·scale with masked entries at -inf (or the float mask added): a fresh array, so numpy
+    may finish it in place."""
+    scores = xp.matmul(q * scale, _swap(xp, k))
+    numpy = is_numpy_like(xp)
+    if causal:
+        length, source_length = scores.shape[-2:]
+        rows = xp.reshape(xp.arange(length), (length, 1))
+        above = xp.arange(source_length) > rows  # keys after the query
+        if numpy:
+            xp.copyto(scores, _NEG_INF, where=above)
+        else:
+            scores = xp.where(above, xp.asarray(_NEG_INF, dtype=scores.dtype), scores)
+    if mask:
+        mask = mask[0]
+        in_place = numpy and np.broadcast_shapes(tuple(mask.shape), tuple(scores.shape)) == tuple(scores.shape)
+        if _is_bool(xp, mask.dtype):
+            if in_place:
+                xp.copyto(scores, _NEG_INF, where=~mask)
+            else:
+                scores = xp.where(mask, scores, xp.asarray(_NEG_INF, dtype=scores.dtype))
+        elif in_place and xp.result_type(scores, mask) == scores.dtype:
+            scores += mask
+        else:
+            scores = scores + mask
+    return scores
+
+
+def _softmax_rows(xp, scores):
+    """softmax over the last axis, with zeros (not 0/0) in rows where every score is -inf; numpy
+    overwrites `scores` with the result."""
+    top = xp.max(scores, axis=-1, keepdims=True)
+    if is_numpy_like(xp):
+        top[top == _NEG_INF] = 0  # a fully masked row: exp(-inf - 0) = 0 everywhere
+        scores -= top
+        e = xp.exp(scores, out=scores)
+        total = xp.sum(e, axis=-1, keepdims=True)
+        total[total == 0] = 1
+        e /= total
+        return e
+    zero = xp.zeros((), dtype=scores.dtype)
+    e = xp.exp(scores - xp.where(top == _NEG_INF, zero, top))
+    total = xp.sum(e, axis=-1, keepdims=True)
+    return e / xp.where(total == 0, xp.ones((), dtype=total.dtype), total)
+
+
+@primitive("attention_weights")
+def attention_weights(q, k, *mask, scale, causal=False):
+    """softmax(q·kᵀ·scale + mask) over the keys: q (…, L, E), k (…, S, E) → weights (…, L, S).
+
+    `mask` is nothing, or one boolean (True = may attend) or float (added) array broadcasting to
+    (…, L, S); `causal` also masks every key after its query. Fully masked rows get zero weights.
+    """
+    xp = namespace(q, k)
+    return _softmax_rows(xp, _masked_scores(xp, q, k, mask, scale, causal))
+
+
+@primitive("attention")
+def attention(q, k, v, *mask, scale, causal=False):
+    """softmax(q·kᵀ·scale + mask)·v: q (…, L, E), k (…, S, E), v (…, S, Ev) → (…, L, Ev), leading
+    dimensions broadcast. Masks as in `attention_weights`; a fully masked query gives zeros.
+
+    >>> out = attention(q, k, v, scale=1 / math.sqrt(q.shape[-1]), causal=True)
+    """
+    xp = namespace(q, k, v)
+    return xp.matmul(attention_weights.impl(q, k, *mask, scale=scale, causal=causal), v)
+
+
+@primitive("attention_scores_grad")
+def attention_scores_grad(dp, p):
+    """The gradient of the scores from the gradient `dp` of the softmax weights `p` (over the last
+    axis): p·(dp - Σ dp·p). Rows of zero weights (fully masked) get zero."""
+    xp = namespace(dp, p)
+    ds = dp * p
+    row = xp.sum(ds, axis=-1, keepdims=True)
+    if is_numpy_like(xp):
+        xp.subtract(dp, row, out=ds)
+        ds *= p
+        return ds
+    return (dp - row) * p
