@@ -272,3 +272,40 @@ def test_primitives_run_on_a_strict_array_api_namespace():
         strict = prim(*[xp.asarray(a) if a is not None else None for a in args], **params)
         assert type(strict).__module__.startswith("array_api_strict"), prim.name
         np.testing.assert_allclose(np.asarray(strict), prim(*args, **params), rtol=1e-6, atol=1e-6, err_msg=prim.name)
+
+
+def test_a_residual_block_with_batch_norm_matches_torch_in_training_and_eval():
+    torch = pytest.importorskip("torch")
+
+    def build(nn):
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv1, self.bn1 = nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(4)
+                self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
+                self.down = nn.Sequential(nn.Conv2d(3, 4, 1, stride=2, bias=False), nn.BatchNorm2d(4))
+
+            def forward(self, x):
+                y = nn.functional.relu(self.bn1(self.conv1(x)))
+                return nn.functional.relu(self.bn2(self.conv2(y)) + self.down(x))
+
+        return Block()
+
+    torch.manual_seed(0)
+    torch_block, block = build(torch.nn), build(nn)
+    block.load_state_dict(torch_block.state_dict())
+    for step in range(2):
+        x = _x(4, 3, 6, 6, seed=step)
+        loss, grads = avalon.grad(lambda m, x: (m(x) ** 2).mean(), block, x)
+        torch_block.zero_grad()
+        t_loss = (torch_block(torch.tensor(x)) ** 2).mean()
+        t_loss.backward()
+        np.testing.assert_allclose(loss, t_loss.item(), rtol=1e-5)
+        for name, p in torch_block.named_parameters():
+            np.testing.assert_allclose(grads[0][name], p.grad.numpy(), rtol=1e-4, atol=1e-6, err_msg=name)
+    for name, value in torch_block.state_dict().items():
+        np.testing.assert_allclose(block.state_dict()[name], value.numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+    block.eval()
+    torch_block.eval()
+    x = _x(2, 3, 6, 6, seed=5)
+    np.testing.assert_allclose(block(x), torch_block(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
