@@ -54,8 +54,9 @@ def register_container(cls, flatten, unflatten):
 def register_holder(cls, named_arrays=None, assign=None, static=None, named_parts=None):
     """Let instances of `cls` (mutable objects that own arrays) be arguments of traced functions.
 
-    By default the arrays are the instance's array attributes (trainable), nested holders give dotted
-    names, and the other plain attributes (numbers, strings, flags) are static. `named_parts` lists
+    By default the arrays are the instance's array attributes (trainable); nested holders, and lists,
+    tuples and dicts of arrays or holders, give dotted names (`fc1.weight`, `layers.0.bias`); every
+    other attribute (numbers, strings, flags) is static: changing it retraces. `named_parts` lists
     nested holders by dotted name (they become scopes on the tape). `grad` returns a `Grads` for a
     holder, reachable by the same attribute paths. Usable as a class decorator.
     """
@@ -234,49 +235,96 @@ def _is_tracer(x):
     return getattr(type(x), "_avalon_tracer", False)
 
 
-# The default holder: array attributes are trainable, nested holders give dotted names.
+# The default holder: array attributes are trainable; nested holders, and lists, tuples and str-keyed
+# dicts of arrays or holders, give dotted names (`fc1.weight`, `layers.0.bias`, as torch); every other
+# attribute is static. A nested holder of another kind (an nn.Module) names and assigns its own arrays.
 
-def _attribute_arrays(obj, prefix=""):
-    out = []
+def _walk(value, name):
+    """(kind, dotted name, value) for `value` and what it holds: 'array', 'holder' or 'static'."""
+    if is_array(value) or _is_tracer(value):
+        yield "array", name, value
+    elif holder_of(value) is not None:
+        yield "holder", name, value
+    elif type(value) in (list, tuple) or type(value) is dict and all(isinstance(k, str) for k in value):
+        yield "static", name, (type(value), len(value))
+        for key, item in (value.items() if type(value) is dict else enumerate(value)):
+            yield from _walk(item, f"{name}.{key}")
+    else:
+        yield "static", name, value
+
+
+def _walk_attributes(obj):
     for key, value in vars(obj).items():
-        if is_array(value) or _is_tracer(value):
-            out.append((prefix + key, value, "param"))
-        elif holder_of(value) is not None:
-            out.extend(_attribute_arrays(value, prefix + key + "."))
+        yield from _walk(value, key)
+
+
+def _attribute_arrays(obj):
+    out = []
+    for kind, name, value in _walk_attributes(obj):
+        if kind == "array":
+            out.append((name, value, "param"))
+        elif kind == "holder":
+            out.extend((f"{name}.{key}", array, role) for key, array, role in holder_of(value).named_arrays(value))
     return out
 
 
-def _attribute_parts(obj, prefix=""):
+def _attribute_parts(obj):
     out = []
-    for key, value in vars(obj).items():
-        if holder_of(value) is not None:
-            out.append((prefix + key, value))
-            out.extend(_attribute_parts(value, prefix + key + "."))
+    for kind, name, value in _walk_attributes(obj):
+        if kind == "holder":
+            out.append((name, value))
+            out.extend((f"{name}.{key}", part) for key, part in holder_of(value).named_parts(value))
     return out
+
+
+def _attribute_static(obj):
+    # Changing any of these retraces.
+    items = []
+    for kind, name, value in _walk_attributes(obj):
+        if kind == "static":
+            items.append((name, static_key(value)))
+        elif kind == "holder":
+            items.append((name, type(value), static_key(holder_of(value).static(value))))
+    return tuple(items)
 
 
 def _assign_attributes(obj, values):
     for dotted, value in values.items():
-        *path, last = dotted.split(".")
-        target = obj
-        for part in path:
-            target = getattr(target, part)
-        setattr(target, last, value)
+        _set_member(obj, dotted.split("."), value)
 
 
-def _attribute_static(obj):
-    # Every attribute that is neither an array nor a holder is static: changing it retraces.
-    items = []
-    for key, value in vars(obj).items():
-        if holder_of(value) is not None:
-            items.append((key, _attribute_static(value)))
-        elif not (is_array(value) or _is_tracer(value)):
-            items.append((key, static_key(value)))
-    return tuple(items)
+def _set_member(target, parts, value):
+    """Set the member named by `parts` below `target` (an object, list, tuple or dict); return the
+    target, rebuilt when it is a tuple. A nested holder of another kind assigns its own arrays."""
+    head, rest = parts[0], parts[1:]
+    if type(target) in (list, tuple):
+        key = int(head)
+        child = target[key]
+    elif type(target) is dict:
+        key = head
+        child = target[key]
+    else:
+        key = head
+        child = getattr(target, head)
+    if not rest:
+        new = value
+    elif holder_of(child) is not None and holder_of(child).assign is not _assign_attributes:
+        holder_of(child).assign(child, {".".join(rest): value})
+        new = child
+    else:
+        new = _set_member(child, rest, value)
+    if type(target) is tuple:
+        return tuple(new if i == key else item for i, item in enumerate(target))
+    if type(target) in (list, dict):
+        target[key] = new
+    else:
+        setattr(target, key, new)
+    return target
 
 
 class Grads:
-    """Gradients of a holder (a Module): `g.fc1.weight`, `g["fc1.weight"]`, and `for name, g in grads`.
+    """Gradients of a holder (a Module): `g.fc1.weight`, `g["fc1.weight"]`, `g.layers[0].bias`, and
+    `for name, g in grads`.
 
     Only trainable arrays have gradients; the order is the holder's own (as `named_parameters`).
     `grads.of(array)` finds the gradient of a parameter array itself (optimisers match by identity).
@@ -299,6 +347,8 @@ class Grads:
         self._named[name] = value
 
     def __getitem__(self, name):
+        if isinstance(name, int):  # `g.layers[0]`: the gradients under `layers.0`
+            return getattr(self, str(name))
         return self._named[name]
 
     def __getattr__(self, attr):

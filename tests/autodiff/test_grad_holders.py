@@ -87,3 +87,59 @@ def test_parity_with_torch(rng):
     ((h @ params["fc2.weight"].T + params["fc2.bias"]) ** 2).mean().backward()
     for name, t in params.items():
         np.testing.assert_allclose(g[name], t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@avalon.register_holder
+class Stack:
+    """Layers in a list, a pair in a tuple, a table in a dict."""
+
+    def __init__(self, rng):
+        self.layers = [Linear(rng, 3, 3), Linear(rng, 3, 3)]
+        self.pair = (rng.standard_normal(3), rng.standard_normal(3))
+        self.table = {"gain": rng.standard_normal(3)}
+        self.widths = [3, 3]
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = np.tanh(layer(x))
+        return (x * self.pair[0] + self.pair[1]) * self.table["gain"]
+
+
+def test_lists_tuples_and_dicts_of_arrays_and_holders(rng):
+    model, x = Stack(rng), rng.standard_normal((2, 3))
+    loss = lambda model, x: model(x).sum()  # noqa: E731
+    pair, first_weight = model.pair, model.layers[0].weight
+    for _ in range(2):
+        _, (g, _) = avalon.grad(loss, model, x)
+        assert [name for name, _ in g] == ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias",
+                                           "pair.0", "pair.1", "table.gain"]
+        assert g.layers[1].bias.shape == (3,) and g["pair.0"].shape == (3,)
+        # given back after tracing (a tuple is rebuilt, holding the same arrays)
+        assert model.pair[0] is pair[0] and model.pair[1] is pair[1] and model.layers[0].weight is first_weight
+    assert avalon.gradcheck(loss, model, x)
+    traces = []
+    counted = lambda model, x: traces.append(1) or loss(model, x)  # noqa: E731
+    avalon.grad(counted, model, x)
+    model.widths.append(4)  # a static list changed in place
+    avalon.grad(counted, model, x)
+    model.layers.append(Linear(rng, 3, 3))  # one more layer: new arrays, a new structure
+    _, (g, _) = avalon.grad(counted, model, x)
+    assert len(traces) == 3 and "layers.2.weight" in g
+
+
+def test_a_module_inside_a_user_holder_names_its_own_arrays(rng):
+    nn = avalon.nn
+
+    @avalon.register_holder
+    class Wrapper:
+        def __init__(self):
+            self.encoder = nn.Linear(3, 2)
+            self.scale = rng.standard_normal(2)
+
+    w, x = Wrapper(), rng.standard_normal((4, 3)).astype(np.float32)
+    loss = lambda w, x: (w.encoder(x) * w.scale).sum()  # noqa: E731
+    weight = w.encoder.weight
+    _, (g, _) = avalon.grad(loss, w, x)
+    assert [name for name, _ in g] == ["encoder.weight", "encoder.bias", "scale"]
+    assert w.encoder.weight is weight
+    np.testing.assert_allclose(g.encoder.bias, np.broadcast_to(w.scale, (4, 2)).sum(0), rtol=1e-6)
