@@ -34,6 +34,8 @@ def _x(*shape, seed=0, dtype=np.float32, scale=1.0, shift=0.0):
     (lambda nn: nn.InstanceNorm1d(3, affine=True), (2, 3, 6)),
     (lambda nn: nn.InstanceNorm2d(3), (2, 3, 4, 5)),
     (lambda nn: nn.InstanceNorm2d(3, affine=True, track_running_stats=True), (3, 4, 5)),
+    (lambda nn: nn.LocalResponseNorm(3, alpha=0.1, beta=0.6, k=2.0), (2, 5, 4, 3)),
+    (lambda nn: nn.LocalResponseNorm(2), (2, 4, 5)),
 ], ids=lambda v: "" if callable(v) else str(v))
 @pytest.mark.parametrize("train", [True, False])
 def test_layers_match_torch(make, shape, train):

@@ -9,11 +9,12 @@ import numpy as np
 from ...errors import AvalonError
 from ...ops import elementwise as ew
 from ...ops import norm as nm
+from ...ops import pool as pl
 from ...ops import reduce as rd
 from ...ops import shape as sh
 from .conv import input_error
 
-__all__ = ["batch_norm", "layer_norm", "rms_norm", "group_norm", "instance_norm"]
+__all__ = ["batch_norm", "layer_norm", "rms_norm", "group_norm", "instance_norm", "local_response_norm"]
 
 
 def moments(x, axes):
@@ -156,3 +157,16 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     mean, var = moments(input, axes)
     return nm.normalize(input, mean, var, _per_channel(weight, input.ndim), _per_channel(bias, input.ndim),
                         eps=float(eps), axes=axes)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """x / (k + alpha · mean of x² over `size` neighbouring channels)^beta (AlexNet's normalisation);
+    the channel window is zero-padded by size//2 before and (size-1)//2 after and always divides by size."""
+    if input.ndim < 3:
+        raise input_error("local_response_norm", "(N, C, *spatial)", input.shape)
+    d = input.ndim - 2
+    # an average pool over the channel axis and (with a window of 1) the spatial axes behind it
+    window = pl.avg_pool(input * input, kernel=(size,) + (1,) * d, stride=(1,) * (d + 1),
+                         padding=((size // 2, (size - 1) // 2),) + ((0, 0),) * d, count_include_pad=True,
+                         divisor_override=None)
+    return input / (window * alpha + k) ** beta
