@@ -81,12 +81,16 @@ def class_distribution(target, *weight, num_classes, axis=1, ignore_index=-100, 
 @primitive("cross_entropy_backward")
 def cross_entropy_backward(g, x, target, *weight, axis=1, ignore_index=-100, label_smoothing=0.0):
     """The gradient of `cross_entropy` with respect to `x`: g·(softmax(x)·Σ_c t[c] - t), where t is
-    `class_distribution(target)`."""
+    `class_distribution(target)`, and exactly 0 for ignored samples whatever `g` holds there.
+
+    An ignored sample's loss is a constant 0, so its gradient is 0 even when `g` is not finite: a
+    'mean' over no counted targets is 0/0 = NaN with g = 1/0 (PyTorch's value and gradient: NaN, 0)."""
     xp = namespace(x)
     dist = class_distribution.impl(target, *weight, num_classes=x.shape[axis], axis=axis,
                                    ignore_index=ignore_index, label_smoothing=label_smoothing, dtype=x.dtype)
     p = nn.softmax.impl(x, axis)
     total = xp.sum(dist, axis=axis, keepdims=True)
+    g = xp.where(target != ignore_index, g, xp.zeros((), dtype=g.dtype))
     return xp.expand_dims(g, axis=axis) * (p * total - dist)
 
 

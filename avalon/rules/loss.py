@@ -4,7 +4,7 @@ from ..ops import elementwise as ew
 from ..ops import loss as L
 from ..ops import nn
 from ..ops import reduce as rd
-from .registry import rule
+from .registry import array_module, rule
 
 
 @rule(L.cross_entropy)
@@ -22,6 +22,8 @@ def _cross_entropy_backward(h, out, g, x, target, *weight, axis=1, ignore_index=
     s = rd.sum(t, axis=axis, keepdims=True)
     p = nn.softmax(x, axis=axis)
     gg = rd.sum(h * (p * s - t), axis=axis)
+    # ignored samples: out is the constant 0 there, whatever g holds (it may be 1/0 from a 'mean')
+    g = ew.where(ew.not_equal(target, ignore_index), g, array_module(g).zeros((), dtype=g.dtype))
     u = h * npa.expand_dims(g, axis) * s
     gx = p * (u - rd.sum(u * p, axis=axis, keepdims=True))
     return (gg, gx, None) + (None,) * len(weight)

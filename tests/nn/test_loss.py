@@ -158,6 +158,35 @@ def test_cross_entropy_all_ignored_gives_nan_like_torch(rng):
     assert F.cross_entropy(x, np.full(3, -100), reduction="sum") == 0
 
 
+@pytest.mark.parametrize("opts", [dict(), dict(weight=True), dict(label_smoothing=0.1),
+                                  dict(weight=True, label_smoothing=0.2), dict(zero_weights=True)])
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("shape", [(3, 4), (2, 4, 3)])
+def test_mean_over_no_counted_target_matches_torch_value_and_gradient(shape, name, opts, rng):
+    """'mean' with every target ignored: value 0/0 = NaN, gradient 0 (not NaN), as PyTorch. With
+    targets counted but all class weights zero, PyTorch's gradient is NaN (at the targets, for
+    nll_loss): that agrees too."""
+    torch = pytest.importorskip("torch")
+    if name == "nll_loss" and "label_smoothing" in opts:
+        pytest.skip("nll_loss has no label smoothing")
+    x = randn(rng, *shape)
+    if opts.get("zero_weights"):
+        target, kw = rng.integers(0, 4, shape[:1] + shape[2:]), dict(weight=np.zeros(4, np.float32))
+    else:
+        target, kw = np.full(shape[:1] + shape[2:], -100), _ce_args(opts, rng, 4)
+    ours, theirs = getattr(F, name), getattr(torch.nn.functional, name)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value, (gx,) = avalon.grad(lambda x: ours(x, target, **kw), x)
+    tx = torch.tensor(x, requires_grad=True)
+    expected = theirs(tx, torch.tensor(target), **_torch_opts(kw))
+    expected.backward()
+    assert np.isnan(value) and np.isnan(expected.item())
+    np.testing.assert_array_equal(np.isnan(gx), np.isnan(tx.grad.numpy()))
+    np.testing.assert_allclose(gx, tx.grad.numpy(), rtol=RTOL, atol=ATOL)
+    if not opts.get("zero_weights"):
+        assert np.all(gx == 0)
+
+
 def test_cross_entropy_is_one_call_on_the_tape(rng):
     x, t = randn(rng, 4, 5), rng.integers(0, 5, 4)
     tape = avalon.trace(lambda x: F.cross_entropy(x, t, reduction="none"), x)
@@ -358,6 +387,22 @@ def test_cross_entropy_grad_of_grad(rng):
         return (gx * gx).sum() + (gx * x).sum()
 
     assert avalon.gradcheck(gradient_norm, x, rng.standard_normal(3))
+
+
+def test_cross_entropy_backward_ignores_any_gradient_at_ignored_targets(rng):
+    """An ignored sample's loss is the constant 0, so neither the gradient nor its own gradient
+    (grad of grad) may pick up the 1/0 a 'mean' over no counted targets sends back there."""
+    x, t = rng.standard_normal((3, 4)), np.array([1, -100, 2])
+    g = np.array([0.5, np.inf, -1.0])
+    gx = L.cross_entropy_backward(g, x, t, axis=1, ignore_index=-100)
+    assert np.all(gx[1] == 0) and np.all(np.isfinite(gx))
+    np.testing.assert_allclose(gx[[0, 2]], L.cross_entropy_backward(g[[0, 2]], x[[0, 2]], t[[0, 2]]), rtol=1e-12)
+    h = rng.standard_normal((3, 4))
+    _, (ggx, gg) = avalon.grad(lambda x, g: (L.cross_entropy_backward(g, x, t, axis=1) * h).sum(), x, g)
+    assert np.all(np.isfinite(ggx)) and gg[1] == 0
+    finite = np.where(np.isfinite(g), g, 0.0)
+    _, (expected, _) = avalon.grad(lambda x, g: (L.cross_entropy_backward(g, x, t, axis=1) * h).sum(), x, finite)
+    np.testing.assert_allclose(ggx, expected, rtol=1e-12)
 
 
 def test_soft_cross_entropy_gradcheck_and_grad_of_grad(rng):

@@ -204,10 +204,13 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     _check_index_target(fn, input, target)
     if weight is not None:
         weight = nn_ops.stop_gradient(weight)
-    safe = ew.where(ew.not_equal(target, ignore_index), target, np.zeros((), dtype=target.dtype))
+    counted = ew.not_equal(target, ignore_index)
+    safe = ew.where(counted, target, np.zeros((), dtype=target.dtype))
     picked = npa.squeeze(npa.take_along_axis(input, npa.expand_dims(safe, 1), 1), 1)
     per_sample = _target_weights(target, weight, ignore_index, input.dtype)
-    loss = -picked * per_sample
+    # selected, not multiplied by 0: an ignored sample gets gradient 0 even when a 'mean' over no
+    # counted targets sends 1/0 back (PyTorch's value NaN, gradient 0)
+    loss = ew.where(counted, -picked * per_sample, _zero(input))
     if reduction == "mean":
         return rd.sum(loss) / rd.sum(per_sample)
     return _reduce(loss if batched else npa.squeeze(loss, 0), reduction)
