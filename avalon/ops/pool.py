@@ -108,8 +108,9 @@ def max_pool_gather(v, x, kernel, stride, padding, dilation):
     index = argmax_offsets(x, kernel, stride, padding, dilation)
     vpad = pad_spatial(v, padding)
     res = xp.zeros(index.shape, dtype=v.dtype)
+    out = index.shape[-len(kernel):]
     for k, offset in enumerate(_offsets(kernel)):
-        res = xp.where(index == k, vpad[(...,) + window_slices(offset, stride, dilation, index.shape[-len(kernel):])], res)
+        res = xp.where(index == k, vpad[(...,) + window_slices(offset, stride, dilation, out)], res)
     return res
 
 

@@ -72,7 +72,8 @@ AVG_CASES = [  # (dims, kernel, stride, padding, ceil_mode, count_include_pad, d
 ]
 
 
-@pytest.mark.parametrize("case", AVG_CASES, ids=lambda c: f"{c[0]}d-k{c[1]}-s{c[2]}-p{c[3]}-ceil{c[4]}-inc{c[5]}-div{c[6]}")
+@pytest.mark.parametrize("case", AVG_CASES,
+                         ids=lambda c: f"{c[0]}d-k{c[1]}-s{c[2]}-p{c[3]}-ceil{c[4]}-inc{c[5]}-div{c[6]}")
 def test_avg_pool_matches_torch(case):
     torch = pytest.importorskip("torch")
     d, k, s, p, ceil, include, div, spatial = case
@@ -98,7 +99,8 @@ def test_adaptive_pools_match_torch(size, out):
 def test_unbatched_input_matches_torch():
     torch = pytest.importorskip("torch")
     x = _x(3, 6, 5)
-    _parity(lambda x: F.max_pool2d(x, 2, ceil_mode=True), lambda x: torch.nn.functional.max_pool2d(x, 2, ceil_mode=True), x)
+    _parity(lambda x: F.max_pool2d(x, 2, ceil_mode=True),
+            lambda x: torch.nn.functional.max_pool2d(x, 2, ceil_mode=True), x)
     _parity(lambda x: F.avg_pool2d(x, 3, 1, 1), lambda x: torch.nn.functional.avg_pool2d(x, 3, 1, 1), x)
 
 
@@ -134,7 +136,8 @@ def test_gradient_of_max_pool_gradient_passes_gradcheck():
 
 def test_average_and_resampling_primitives_pass_gradcheck():
     x = _x(2, 2, 6, 5, dtype=np.float64)
-    params = dict(kernel=(3, 2), stride=(2, 2), padding=((1, 2), (1, 1)), count_include_pad=False, divisor_override=None)
+    params = dict(kernel=(3, 2), stride=(2, 2), padding=((1, 2), (1, 1)), count_include_pad=False,
+                  divisor_override=None)
     out = pl.avg_pool(x, **params)
     assert avalon.gradcheck(lambda x: (pl.avg_pool(x, **params) ** 2).sum(), x)
     assert avalon.gradcheck(lambda g: (pl.avg_pool_transpose(g, shape=(6, 5), **params) ** 2).sum(),

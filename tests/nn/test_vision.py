@@ -99,18 +99,17 @@ def test_pixel_shuffle_and_unshuffle_match_torch():
     _parity(lambda x: F.pixel_shuffle(x, 3), lambda x: torch.nn.functional.pixel_shuffle(x, 3), _x(9, 2, 2), exact=True)
 
 
-@pytest.mark.parametrize("kernel,dilation,padding,stride", [(2, 1, 0, 1), ((2, 3), (2, 1), (1, 0), (1, 2)), (3, 1, 1, 2)])
+@pytest.mark.parametrize("kernel,dilation,padding,stride",
+                         [(2, 1, 0, 1), ((2, 3), (2, 1), (1, 0), (1, 2)), (3, 1, 1, 2)])
 def test_unfold_and_fold_match_torch(kernel, dilation, padding, stride):
     torch = pytest.importorskip("torch")
     TF = torch.nn.functional
     x = _x(2, 3, 6, 7)
-    _parity(lambda x: F.unfold(x, kernel, dilation, padding, stride), lambda x: TF.unfold(x, kernel, dilation, padding, stride),
-            x)
-    cols = TF.unfold(torch.tensor(x), kernel, dilation, padding, stride).numpy()
-    _parity(lambda c: F.fold(c, (6, 7), kernel, dilation, padding, stride),
-            lambda c: TF.fold(c, (6, 7), kernel, dilation, padding, stride), cols)
-    _parity(lambda x: F.unfold(x, kernel, dilation, padding, stride), lambda x: TF.unfold(x, kernel, dilation, padding, stride),
-            x[0])
+    args = (kernel, dilation, padding, stride)
+    _parity(lambda x: F.unfold(x, *args), lambda x: TF.unfold(x, *args), x)
+    cols = TF.unfold(torch.tensor(x), *args).numpy()
+    _parity(lambda c: F.fold(c, (6, 7), *args), lambda c: TF.fold(c, (6, 7), *args), cols)
+    _parity(lambda x: F.unfold(x, *args), lambda x: TF.unfold(x, *args), x[0])
 
 
 @pytest.mark.parametrize("make,shape", [
@@ -143,7 +142,8 @@ def test_wrong_shapes_raise_shape_errors_at_the_users_line():
         line = sys._getframe().f_lineno + 1
         layer(_x(1, 6, 3, 3))
     message = str(info.value)
-    assert "PixelShuffle(upscale_factor=2)" in message and "(*, C·4, H, W)" in message and "got (1, 6, 3, 3)" in message
+    assert "PixelShuffle(upscale_factor=2)" in message and "(*, C·4, H, W)" in message
+    assert "got (1, 6, 3, 3)" in message
     assert f"test_vision.py:{line}" in message and "layer(_x(1, 6, 3, 3))" in message
     with pytest.raises(avalon.ShapeError, match=r"ReflectionPad2d\(\(3, 3, 3, 3\)\).*smaller than the padded"):
         nn.ReflectionPad2d(3)(_x(1, 1, 3, 5))
