@@ -192,9 +192,12 @@ def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     return xp.reshape(gw, (g.shape[1], c // groups) + tuple(kernel))
 
 
-@primitive("unfold")
+@primitive("unfold", view=True)
 def unfold(x, kernel, stride, padding, dilation):
-    """torch's F.unfold (im2col): the windows of `x` (N, C, *S) as (N, C * prod(kernel), L)."""
+    """torch's F.unfold (im2col): the windows of `x` (N, C, *S) as (N, C * prod(kernel), L).
+
+    A view of `x` when the windows tile it exactly (1x1 kernel, unit stride, no padding), else a copy.
+    """
     xp = namespace(x)
     out = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation))
     win = windows(pad_spatial(x, padding), kernel, stride, dilation, out)

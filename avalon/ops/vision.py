@@ -99,6 +99,7 @@ def _on(xp, a):
 
 def _apply(x, maps, transpose):
     xp = namespace(x)
+    source = x
     first = x.ndim - len(maps)
     for axis in range(x.ndim - 1, first - 1, -1):
         m = axis_matrix(maps[axis - first], str(x.dtype))
@@ -112,7 +113,12 @@ def _apply(x, maps, transpose):
             x = xp.take(x, _on(xp, index), axis=axis)
             continue
         x = _along(xp, x, axis, _on(xp, m))
-    return x
+    # a primitive's result must not alias its operand (the compiler may recycle the result's buffer)
+    return _copy(xp, x) if x is source else x
+
+
+def _copy(xp, x):
+    return x.copy() if hasattr(x, "copy") else xp.asarray(x, copy=True)
 
 
 @primitive("resample")

@@ -160,3 +160,11 @@ def test_invalid_arguments_are_refused():
         F.interpolate(_x(1, 1, 3, 3))
     with pytest.raises(avalon.AvalonError, match="only works with mode='constant'"):
         F.pad(_x(1, 1, 3, 3), (-1, 1), mode="reflect")
+
+
+def test_an_identity_resize_returns_a_new_array():
+    x = _x(1, 2, 3, 3)
+    y = F.interpolate(x, size=(3, 3))
+    np.testing.assert_array_equal(y, x)
+    y[...] = 0  # as in torch, writing into the result leaves the input alone
+    assert not np.shares_memory(x, y) and np.abs(x).sum() > 0
