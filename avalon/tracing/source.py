@@ -10,6 +10,7 @@ import os
 import site
 import sys
 import sysconfig
+import warnings
 
 import numpy as np
 
@@ -87,20 +88,25 @@ def library_call(skip=1):
 
 
 def public_name(obj):
-    """How user code reaches a function or ufunc: `np.tanh`, `np.linalg.inv`, `scipy.special.erf`
-    (the shortest public module path among the loaded modules that export it), else its own name."""
+    """How user code reaches a function or ufunc: `np.tanh`, `np.linalg.inv`, `scipy.special.erf`:
+    its own module when that exports it, else the shortest public module path among the loaded
+    modules that do, else its bare name."""
     name = obj.__name__
-    found = []
-    for module_name, module in list(sys.modules.items()):
-        if module is None or any(part.startswith("_") for part in module_name.split(".")):
-            continue
-        if getattr(module, name, None) is obj:
-            found.append(module_name)
+    own = getattr(obj, "__module__", None)
+    found = [own] if _public(own) and getattr(sys.modules.get(own), name, None) is obj else []
     if not found:
-        module = getattr(obj, "__module__", None)
-        return f"{module}.{name}" if module else name
+        with warnings.catch_warnings():  # deprecated alias modules (numpy.core …) warn on access
+            warnings.simplefilter("ignore")
+            found = [module_name for module_name, module in list(sys.modules.items())
+                     if _public(module_name) and getattr(module, name, None) is obj]
+    if not found:
+        return f"{own}.{name}" if own else name
     best = min(found, key=lambda m: (m.count("."), len(m)))
     return ("np" + best[5:] if best.split(".")[0] == "numpy" else best) + f".{name}"
+
+
+def _public(module_name):
+    return bool(module_name) and not any(part.startswith("_") for part in module_name.split("."))
 
 
 def source_context(location, before=3, after=3):
