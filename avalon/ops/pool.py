@@ -67,18 +67,26 @@ def argmax_offsets(x, kernel, stride, padding, dilation):
     """Per window, the number (row-major) of the kernel offset holding its maximum: the first maximum,
     or the last NaN, exactly as torch's CPU kernels choose."""
     xp = namespace(x)
-    out = _out(x, kernel, stride, padding, dilation)
+    best = max_pool.impl(x, kernel, stride, padding, dilation)
+    out = tuple(best.shape[-len(kernel):])
     xpad = pad_spatial(x, padding, _lowest(xp, x.dtype))
-    best = index = None
-    for k, offset in enumerate(_offsets(kernel)):
-        v = xpad[(...,) + window_slices(offset, stride, dilation, out)]
-        if best is None:
-            best, index = v, xp.zeros(v.shape, dtype=xp.int32)
-            continue
-        better = (v > best) | xp.isnan(v)
-        best = xp.where(better, v, best)
-        index = xp.where(better, xp.asarray(k, dtype=xp.int32), index)
+    views = [xpad[(...,) + window_slices(offset, stride, dilation, out)] for offset in _offsets(kernel)]
+    index = xp.zeros(best.shape, dtype=xp.int32)
+    # backwards, so that the first offset equal to the maximum is the one left standing
+    for k in range(len(views) - 1, -1, -1):
+        index = _set_where(xp, index, views[k] == best, k)
+    nan = xp.isnan(best)
+    if xp.any(nan):  # a NaN maximum: torch keeps the last NaN of the window
+        for k in range(1, len(views)):
+            index = _set_where(xp, index, xp.isnan(views[k]), k)
     return index
+
+
+def _set_where(xp, index, mask, k):
+    if is_numpy_like(xp):
+        xp.copyto(index, k, where=mask, casting="unsafe")
+        return index
+    return xp.where(mask, xp.asarray(k, dtype=index.dtype), index)
 
 
 @primitive("max_pool_scatter")

@@ -104,11 +104,17 @@ def test_unbatched_input_matches_torch():
     _parity(lambda x: F.avg_pool2d(x, 3, 1, 1), lambda x: torch.nn.functional.avg_pool2d(x, 3, 1, 1), x)
 
 
-def test_nan_propagates_through_max_pool():
+def test_nan_propagates_through_max_pool_and_its_gradient_goes_where_torch_sends_it():
+    torch = pytest.importorskip("torch")
     x = _x(1, 1, 4, 4)
     x[0, 0, 1, 2] = np.nan
     out = F.max_pool2d(x, 2)
     assert np.isnan(out[0, 0, 0, 1]) and np.isfinite(out).sum() == 3
+    x[0, 0, 0, 0] = x[0, 0, 1, 1] = np.nan  # two NaNs in one window: torch picks the last
+    t = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(t, 2).sum().backward()
+    _, (g,) = avalon.grad(lambda x: F.max_pool2d(x, 2).sum(), x)
+    np.testing.assert_array_equal(g, t.grad.numpy())
 
 
 WINDOWS = dict(kernel=(3, 2), stride=(2, 1), padding=((1, 1), (0, 1)), dilation=(1, 2))
