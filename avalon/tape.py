@@ -5,7 +5,6 @@ outside the traced code) or a `Call` (a primitive applied to earlier nodes). Nod
 by object, not position, so passes can insert and delete freely. This module imports nothing else from
 Avalon: primitives are only required to have a `name`.
 """
-import itertools
 from dataclasses import dataclass
 
 
@@ -26,9 +25,6 @@ class Location:
         return f"{self.filename}:{self.lineno} in {self.function}"
 
 
-_ids = itertools.count()
-
-
 class Node:
     """One value of the tape: its shape, dtype, the value seen while tracing, and where it came from."""
 
@@ -36,7 +32,7 @@ class Node:
     kind = "node"
 
     def __init__(self, shape, dtype, value=None, location=None, scope="", phase="forward"):
-        self.id = next(_ids)
+        self.id = None  # numbered by the tape it joins: %0, %1, … in the order they were recorded
         self.shape = tuple(shape)
         self.dtype = dtype
         self.value = value
@@ -119,8 +115,12 @@ class Tape:
         self.inputs = []
         self.outputs = []
         self.meta = {}
+        self._next_id = 0
 
     def append(self, node):
+        if node.id is None:
+            node.id = self._next_id
+        self._next_id = max(self._next_id, node.id + 1)
         self.nodes.append(node)
         if isinstance(node, Input):
             self.inputs.append(node)
