@@ -74,6 +74,40 @@ def first_outputs(recording, compiled):
     return outputs
 
 
+class Captures:
+    """The holders a cached function used without receiving them (a model in a closure): their
+    arrays are inputs of the replay, read afresh at every call, so in-place optimiser steps and state
+    updates are seen. A holder whose static values or array shapes changed makes the entry stale."""
+
+    def __init__(self, recording):
+        self.objects = [c.obj for c in recording.captured]
+        self._guards = [(c.obj, tuple(c.tracers), c.static, signature(c.originals[n] for n in c.tracers))
+                        for c in recording.captured]
+
+    def arrays(self):
+        """The holders' current arrays in input order, or None when the entry no longer fits them."""
+        values = []
+        for obj, names, static, sig in self._guards:
+            holder = tree.holder_of(obj)
+            if holder.static(obj) != static:
+                return None
+            current = {name: array for name, array, _ in holder.named_arrays(obj)}
+            arrays = [current.get(name) for name in names]
+            if any(a is None for a in arrays) or signature(arrays) != sig:
+                return None
+            values.extend(arrays)
+        return values
+
+
+def fetch(key):
+    """(entry, captured arrays) for `key`, or (None, None) when it must be traced (again)."""
+    entry = lookup(key)
+    if entry is None:
+        return None, None
+    captured = entry.captures.arrays()
+    return (entry, captured) if captured is not None else (None, None)
+
+
 class _CallEntry:
     """A compiled forward call: outputs, then state updates, of `f`."""
 
@@ -82,6 +116,7 @@ class _CallEntry:
         self.out_spec = recording.out_spec
         self.n_out = len(recording.out_nodes)
         self.state = recording.state
+        self.captures = Captures(recording)
 
 
 def call(f, args, kwargs=None):
@@ -96,7 +131,7 @@ def call(f, args, kwargs=None):
     if current() is not None or any(isinstance(a, Tracer) for a in leaves):
         return f(*args, **kwargs)
     key = key_of(f, spec, leaves, "call")
-    entry = lookup(key)
+    entry, captured = fetch(key)
     if entry is None:
         recording = record(f, args, kwargs)
         compiled = recording.tape.compile()
@@ -104,9 +139,9 @@ def call(f, args, kwargs=None):
         store(key, entry)
         outputs = first_outputs(recording, compiled)
     else:
-        outputs = entry.replay(*leaves)
+        outputs = entry.replay(*leaves, *captured)
     if entry.state:
-        write_state(holders, entry.state, outputs[entry.n_out:])
+        write_state(holders + entry.captures.objects, entry.state, outputs[entry.n_out:])
     return tree.unflatten(entry.out_spec, outputs[:entry.n_out], [], None)
 
 

@@ -65,7 +65,7 @@ def grad_per_leaf(f, args, seed=None):
         value, per_leaf = _grad_in_trace(f, args, seed)
         return value, per_leaf, holders, spec
     key = cache.key_of(f, spec, leaves, "grad", None if seed is None else cache.signature([seed]))
-    entry = cache.lookup(key)
+    entry, captured = cache.fetch(key)
     if entry is None:
         recording, slots = _record_with_backward(f, args, seed)
         compiled = recording.tape.compile()
@@ -73,9 +73,9 @@ def grad_per_leaf(f, args, seed=None):
         cache.store(key, entry)
         outputs = cache.first_outputs(recording, compiled)
     else:
-        outputs = entry.replay(*leaves) if seed is None else entry.replay(*leaves, seed)
+        outputs = entry.replay(*leaves, *captured) if seed is None else entry.replay(*leaves, *captured, seed)
     if entry.state:
-        write_state(holders, entry.state, outputs[entry.n_outputs:])
+        write_state(holders + entry.captures.objects, entry.state, outputs[entry.n_outputs:])
     return outputs[0], entry.gradients(outputs, leaves), holders, spec
 
 
@@ -90,6 +90,7 @@ class _GradEntry:
         self.replay = compiled.fn
         self.slots = slots
         self.state = recording.state
+        self.captures = cache.Captures(recording)
         self.n_outputs = 1 + sum(isinstance(s, int) for s in slots)
 
     def gradients(self, outputs, leaves):

@@ -33,6 +33,7 @@ class Trace:
         self.scope_names = {}
         self.origin = None  # a forward node whose location backward calls inherit
         self.live = False
+        self.captured = []  # Captured holders, bound by `adopt`
         self._consts = {}
 
     @contextlib.contextmanager
@@ -54,6 +55,8 @@ class Trace:
         class name under the current scope. A string is a name under the current scope.
         """
         parent = self.scopes[-1]
+        if not isinstance(obj_or_name, str) and id(obj_or_name) not in self.scope_names:
+            self.adopt(obj_or_name)
         if isinstance(obj_or_name, str):
             name = f"{parent}.{obj_or_name}" if parent and obj_or_name else obj_or_name or parent
         else:
@@ -66,6 +69,28 @@ class Trace:
             yield
         finally:
             self.scopes.pop()
+
+    def adopt(self, obj):
+        """Bind a holder the traced code uses without receiving it as an argument (a model in a
+        closure). Its arrays become inputs that every replay reads afresh from the object, so an
+        optimiser's in-place step and its state updates reach the replay instead of freezing as
+        constants; they get no gradient (pass the holder as an argument for that)."""
+        from .. import tree
+        from .tracer import Tracer
+
+        holder = tree.holder_of(obj)
+        if holder is None:
+            return
+        arrays = holder.named_arrays(obj)
+        self.scope_names[id(obj)] = ""
+        for path, part in holder.named_parts(obj):
+            self.scope_names.setdefault(id(part), path)
+        if any(isinstance(a, Tracer) for _, a, _ in arrays):
+            return  # already bound (by an enclosing grad's arguments)
+        where = user_location(2)
+        tracers = {name: Tracer(self.input(name, array, role, where), self) for name, array, role in arrays}
+        self.captured.append(Captured(obj, {n: a for n, a, _ in arrays}, tracers, holder.static(obj)))
+        holder.assign(obj, tracers)
 
     def location(self):
         """Where a node recorded now comes from: the user's line (a backward node: its forward's)."""
@@ -149,6 +174,17 @@ class Trace:
             raise problem
         self.problems.append(problem)
         return fallback()
+
+
+class Captured:
+    """A holder bound by `Trace.adopt`: its own arrays (restored after tracing), the tracers bound
+    in their place, and its static key when traced (a replay checks it is unchanged)."""
+
+    def __init__(self, obj, originals, tracers, static):
+        self.obj = obj
+        self.originals = originals
+        self.tracers = tracers
+        self.static = static
 
 
 def operand_error(prim, values, params, exc, node=None):

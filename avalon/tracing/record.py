@@ -27,7 +27,13 @@ class Recording:
     result: object = None  # f's return value (tracers)
     out_spec: object = None
     out_nodes: list = field(default_factory=list)
-    state: list = field(default_factory=list)  # [(holder index, name, node)]
+    state: list = field(default_factory=list)  # [(holder index, name, node)]; captured holders after arguments'
+    captured: list = field(default_factory=list)  # holders the code used without receiving them
+
+    @property
+    def all_holders(self):
+        """Argument holders, then captured ones: what `state` indexes."""
+        return self.holders + [c.obj for c in self.captured]
 
 
 def argument_names(f, args, kwargs):
@@ -76,10 +82,15 @@ def record(f, args, kwargs=None, collect=False, then=None, trace=None, names=Non
             recording.result = f(*targs, **tkwargs)
             recording.out_nodes, recording.out_spec = _outputs(trace, recording.result)
             extra = then(recording) if then is not None else []
-            recording.state = _state_changes(trace, holders, bound)
+            recording.captured = list(trace.captured)
+            for c in recording.captured:
+                bound[id(c.obj)] = c.tracers
+            recording.state = _state_changes(trace, recording.all_holders, bound)
         finally:
             for obj, values in zip(holders, originals):
                 tree.holder_of(obj).assign(obj, values)
+            for c in trace.captured:
+                tree.holder_of(c.obj).assign(c.obj, c.originals)
     trace.tape.outputs = recording.out_nodes + list(extra) + [node for _, _, node in recording.state]
     return recording
 
