@@ -183,12 +183,7 @@ class Tape:
 
     def line(self, node):
         """One listing line: `%7 = matmul(%3, %5)  f32[128,512]  model.py:14  fc1`."""
-        if isinstance(node, Input):
-            head = f"{node.label} = {node.describe()}"
-        elif isinstance(node, Const):
-            head = f"{node.label} = const"
-        else:
-            head = f"{node.label} = {node.describe()}"
+        head = f"{node.label} = {node.describe()}"
         where = node.location.short if node.location else ""
         tail = "  ".join(x for x in (node.type_str, where, node.scope) if x)
         mark = "  [backward]" if node.phase == "backward" else ""
@@ -293,7 +288,7 @@ def _dot_escape(s):
 
 def _dot(tape, rankdir):
     fill = {"input": "#dbeafe", "const": "#f3f4f6", "forward": "#ffffff", "backward": "#fde68a"}
-    lines = [f"digraph tape {{", f"  rankdir={rankdir};",
+    lines = ["digraph tape {", f"  rankdir={rankdir};",
              '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
              '  edge [fontname="Helvetica", fontsize=8, color="#6b7280"];']
     by_scope = {}
