@@ -17,6 +17,8 @@ import numpy as np
 from ..tape import Location
 
 _AVALON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# avalon.widgets lives in the top-level widgets/ folder in a source checkout: it is Avalon too.
+_WIDGETS_DIR = os.path.join(os.path.dirname(os.path.dirname(_AVALON_DIR)), "widgets") + os.sep
 _NUMPY_DIR = os.path.dirname(np.__file__) + os.sep
 
 
@@ -32,7 +34,7 @@ _LIBRARIES = _library_dirs()
 
 def _kind(filename):
     """'avalon', 'library' (numpy, the standard library, site-packages) or 'user'."""
-    if filename.startswith(_AVALON_DIR):
+    if filename.startswith((_AVALON_DIR, _WIDGETS_DIR)):
         return "avalon"
     if filename.startswith((_NUMPY_DIR, "<__array_function__", "<frozen")) or filename.startswith(_LIBRARIES):
         return "library"
