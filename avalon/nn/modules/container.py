@@ -2,7 +2,7 @@
 from collections import OrderedDict
 
 from ...errors import AvalonError
-from ..module import Module, Parameter, _as_array
+from ..module import Module, Parameter, _as_array, _indent
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
@@ -13,7 +13,59 @@ def _index(length, idx, what):
     return idx % length
 
 
-class Sequential(Module):
+class _Numbered(Module):
+    """Entries named by their position ('0', '1', …) in one of the Module's own tables, so that they
+    get PyTorch's state_dict keys; Sequential, ModuleList and ParameterList differ only in the table
+    (`_store`) and in how an entry is added (`_put`)."""
+
+    _store = "_modules"
+
+    def _entries(self):
+        return self.__dict__[self._store]
+
+    def _put(self, name, module):
+        self.add_module(name, module)
+
+    def __len__(self):
+        return len(self._entries())
+
+    def __iter__(self):
+        return iter(self._entries().values())
+
+    def append(self, value):
+        """Add `value` (a module; for ParameterList a `Parameter` or an array) at the end, named by its position."""
+        self._put(str(len(self)), value)
+        return self
+
+    def extend(self, values):
+        """Append each of `values`."""
+        for value in values:
+            self.append(value)
+        return self
+
+    def _renumber(self, values):
+        self._entries().clear()
+        for value in values:
+            self.append(value)
+
+
+class _Listed(_Numbered):
+    """List indexing for ModuleList and ParameterList: a slice is a new container of the same entries."""
+
+    def __getitem__(self, idx):
+        values = list(self._entries().values())
+        if isinstance(idx, slice):
+            return type(self)(values[idx])
+        return values[_index(len(values), idx, self._kind)]
+
+    def __setitem__(self, idx, value):
+        self._put(str(_index(len(self), idx, self._kind)), value)
+
+    def __iadd__(self, values):
+        return self.extend(values)
+
+
+class Sequential(_Numbered):
     """Modules applied one after another: `Sequential(a, b, c)(x) == c(b(a(x)))`.
 
     Built from modules (named '0', '1', …) or from an OrderedDict of names to modules. Supports
@@ -26,14 +78,15 @@ class Sequential(Module):
             for name, module in args[0].items():
                 self.add_module(name, module)
         else:
-            for i, module in enumerate(args):
-                self.add_module(str(i), module)
+            self.extend(args)
 
     def forward(self, input):
         for module in self._modules.values():
             input = module(input)
         return input
 
+    # Entries keep their names (an OrderedDict's, or positions left with gaps by `del`), so unlike
+    # ModuleList a slice keeps the names and assignment replaces the entry under its own name.
     def __getitem__(self, idx):
         items = list(self._modules.items())
         if isinstance(idx, slice):
@@ -49,82 +102,31 @@ class Sequential(Module):
         for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(len(keys), idx, "Sequential")]]):
             del self._modules[key]
 
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        """Add `module` at the end (named by its position)."""
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules):
-        """Append each of `modules`."""
-        for module in modules:
-            self.append(module)
-        return self
-
     def insert(self, index, module):
         """Insert `module` before position `index` (later modules are renumbered)."""
         modules = list(self._modules.values())
         modules.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(modules):
-            self.add_module(str(i), m)
+        self._renumber(modules)
         return self
 
 
-class ModuleList(Module):
+class ModuleList(_Listed):
     """A list of modules whose parameters belong to the parent (`layers.0.weight`, `layers.1.weight`).
 
     It has no forward: iterate over it in the parent's forward.
     """
+
+    _kind = "ModuleList"
 
     def __init__(self, modules=None):
         super().__init__()
         if modules is not None:
             self.extend(modules)
 
-    def __getitem__(self, idx):
-        modules = list(self._modules.values())
-        if isinstance(idx, slice):
-            return type(self)(modules[idx])
-        return modules[_index(len(modules), idx, "ModuleList")]
-
-    def __setitem__(self, idx, module):
-        self.add_module(str(_index(len(self), idx, "ModuleList")), module)
-
     def __delitem__(self, idx):
         modules = list(self._modules.values())
-        del modules[idx if isinstance(idx, slice) else _index(len(modules), idx, "ModuleList")]
+        del modules[idx if isinstance(idx, slice) else _index(len(modules), idx, self._kind)]
         self._renumber(modules)
-
-    def _renumber(self, modules):
-        self._modules.clear()
-        for i, module in enumerate(modules):
-            self.add_module(str(i), module)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __iadd__(self, modules):
-        return self.extend(modules)
-
-    def append(self, module):
-        """Add `module` at the end."""
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules):
-        """Append each of `modules`."""
-        for module in modules:
-            self.append(module)
-        return self
 
     def insert(self, index, module):
         """Insert `module` before position `index`."""
@@ -145,7 +147,7 @@ class ModuleList(Module):
             end = start
             while end + 1 < len(entries) and entries[end + 1][1] == entries[start][1]:
                 end += 1
-            text = _indent(entries[start][1])
+            text = _indent(entries[start][1], 2)
             if end > start:
                 lines.append(f"({entries[start][0]}-{entries[end][0]}): {end - start + 1} x {text}")
             else:
@@ -154,11 +156,44 @@ class ModuleList(Module):
         return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
 
 
-def _indent(text):
-    return text.replace("\n", "\n  ")
+class _Named(Module):
+    """The mapping side of ModuleDict and ParameterDict: a view of one of the Module's own tables
+    (`_store`), so that the names are the state_dict keys."""
+
+    _store = "_modules"
+
+    def _entries(self):
+        return self.__dict__[self._store]
+
+    def __getitem__(self, key):
+        return self._entries()[key]
+
+    def __delitem__(self, key):
+        del self._entries()[key]
+
+    def __len__(self):
+        return len(self._entries())
+
+    def __iter__(self):
+        return iter(self._entries())
+
+    def __contains__(self, key):
+        return key in self._entries()
+
+    def keys(self):
+        """The names."""
+        return self._entries().keys()
+
+    def values(self):
+        """The modules, or the parameter arrays."""
+        return self._entries().values()
+
+    def items(self):
+        """(name, value) pairs."""
+        return self._entries().items()
 
 
-class ModuleDict(Module):
+class ModuleDict(_Named):
     """A dict of named modules whose parameters belong to the parent (`heads.cls.weight`)."""
 
     def __init__(self, modules=None):
@@ -166,35 +201,8 @@ class ModuleDict(Module):
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key):
-        return self._modules[key]
-
     def __setitem__(self, key, module):
         self.add_module(key, module)
-
-    def __delitem__(self, key):
-        del self._modules[key]
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules)
-
-    def __contains__(self, key):
-        return key in self._modules
-
-    def keys(self):
-        """The names."""
-        return self._modules.keys()
-
-    def values(self):
-        """The modules."""
-        return self._modules.values()
-
-    def items(self):
-        """(name, module) pairs."""
-        return self._modules.items()
 
     def update(self, modules):
         """Add the (name, module) pairs of a mapping or an iterable of pairs."""
@@ -213,42 +221,19 @@ class ModuleDict(Module):
         raise AvalonError("ModuleDict has no forward(): look modules up by name in your module's forward")
 
 
-class ParameterList(Module):
+class ParameterList(_Listed):
     """A list of parameters, saved under the keys '0', '1', … (indexing returns the plain arrays)."""
+
+    _store = "_parameters"
+    _kind = "ParameterList"
 
     def __init__(self, values=None):
         super().__init__()
         if values is not None:
             self.extend(values)
 
-    def __getitem__(self, idx):
-        values = list(self._parameters.values())
-        if isinstance(idx, slice):
-            return type(self)(values[idx])
-        return values[_index(len(values), idx, "ParameterList")]
-
-    def __setitem__(self, idx, value):
-        self.register_parameter(str(_index(len(self), idx, "ParameterList")), _as_parameter(value))
-
-    def __len__(self):
-        return len(self._parameters)
-
-    def __iter__(self):
-        return iter(self._parameters.values())
-
-    def __iadd__(self, values):
-        return self.extend(values)
-
-    def append(self, value):
-        """Add a parameter (a `Parameter` or an array) at the end."""
-        self.register_parameter(str(len(self)), _as_parameter(value))
-        return self
-
-    def extend(self, values):
-        """Append each of `values`."""
-        for value in values:
-            self.append(value)
-        return self
+    def _put(self, name, value):
+        self.register_parameter(name, _as_parameter(value))
 
     def forward(self, *args, **kwargs):
         raise AvalonError("ParameterList has no forward(): use its parameters in your module's forward")
@@ -257,43 +242,18 @@ class ParameterList(Module):
         return _parameters_repr(self)
 
 
-class ParameterDict(Module):
+class ParameterDict(_Named):
     """A dict of named parameters, saved under their names (lookups return the plain arrays)."""
+
+    _store = "_parameters"
 
     def __init__(self, parameters=None):
         super().__init__()
         if parameters is not None:
             self.update(parameters)
 
-    def __getitem__(self, key):
-        return self._parameters[key]
-
     def __setitem__(self, key, value):
         self.register_parameter(key, _as_parameter(value))
-
-    def __delitem__(self, key):
-        del self._parameters[key]
-
-    def __len__(self):
-        return len(self._parameters)
-
-    def __iter__(self):
-        return iter(self._parameters)
-
-    def __contains__(self, key):
-        return key in self._parameters
-
-    def keys(self):
-        """The names."""
-        return self._parameters.keys()
-
-    def values(self):
-        """The parameter arrays."""
-        return self._parameters.values()
-
-    def items(self):
-        """(name, array) pairs."""
-        return self._parameters.items()
 
     def update(self, parameters):
         """Add the (name, parameter) pairs of a mapping or an iterable of pairs. A plain dict is added
