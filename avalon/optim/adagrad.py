@@ -1,6 +1,6 @@
 """Adagrad: per-coordinate learning rates from the running sum of squared gradients."""
 from ..backend import namespace
-from .optimizer import Optimizer, _at_least, _stored
+from .optimizer import Optimizer, _stored, _weight_decay
 
 
 class Adagrad(Optimizer):
@@ -13,6 +13,7 @@ class Adagrad(Optimizer):
     """
 
     _state_keys = ("step", "sum")
+    _nonnegative = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
                  maximize=False):
@@ -28,15 +29,10 @@ class Adagrad(Optimizer):
             self.state[param] = {"step": 0.0,
                                  "sum": namespace(param).full_like(param, group["initial_accumulator_value"])}
 
-    def _validate(self, group):
-        for key in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            _at_least(group, key)
-
     def _update(self, param, grad, state, group):
         xp = namespace(param)
         step = state.get("step", 0.0) + 1
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * param
+        param, grad = _weight_decay(param, grad, group)
         clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
         total = _stored(state, "sum", param, group["initial_accumulator_value"]) + grad * grad
         std = xp.sqrt(total) + group["eps"]

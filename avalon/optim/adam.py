@@ -1,6 +1,6 @@
 """Adam and AdamW (Adam with decoupled weight decay), with AMSGrad."""
 from ..backend import namespace
-from .optimizer import Optimizer, _stored, _at_least, _betas, lerp
+from .optimizer import Optimizer, _adam_moments, _stored, _weight_decay
 
 
 class Adam(Optimizer):
@@ -13,6 +13,7 @@ class Adam(Optimizer):
     """
 
     _state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _nonnegative = ("lr", "eps", "weight_decay")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  maximize=False, decoupled_weight_decay=False):
@@ -20,22 +21,12 @@ class Adam(Optimizer):
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
-    def _validate(self, group):
-        for key in ("lr", "eps", "weight_decay"):
-            _at_least(group, key)
-        _betas(group)
-
     def _update(self, param, grad, state, group):
         xp = namespace(param)
-        lr, (beta1, beta2), eps, decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         step = state.get("step", 0.0) + 1
-        if decay != 0:
-            if group["decoupled_weight_decay"]:
-                param = param * (1 - lr * decay)
-            else:
-                grad = grad + decay * param
-        exp_avg = lerp(_stored(state, "exp_avg", param), grad, 1 - beta1)
-        exp_avg_sq = _stored(state, "exp_avg_sq", param) * beta2 + (1 - beta2) * grad * grad
+        param, grad = _weight_decay(param, grad, group)
+        exp_avg, exp_avg_sq = _adam_moments(state, param, grad, group["betas"])
         step_size = lr / (1 - beta1 ** step)
         correction2_sqrt = (1 - beta2 ** step) ** 0.5
         new_state = {"step": step, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}

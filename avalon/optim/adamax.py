@@ -1,6 +1,6 @@
 """Adamax: Adam with the infinity norm in place of the second moment."""
 from ..backend import namespace
-from .optimizer import Optimizer, _stored, _at_least, _betas, lerp
+from .optimizer import Optimizer, _stored, _weight_decay, lerp
 
 
 class Adamax(Optimizer):
@@ -12,22 +12,17 @@ class Adamax(Optimizer):
     """
 
     _state_keys = ("step", "exp_avg", "exp_inf")
+    _nonnegative = ("lr", "eps", "weight_decay")
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *, maximize=False):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _validate(self, group):
-        for key in ("lr", "eps", "weight_decay"):
-            _at_least(group, key)
-        _betas(group)
-
     def _update(self, param, grad, state, group):
         xp = namespace(param)
         beta1, beta2 = group["betas"]
         step = state.get("step", 0.0) + 1
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * param
+        param, grad = _weight_decay(param, grad, group)
         exp_avg = lerp(_stored(state, "exp_avg", param), grad, 1 - beta1)
         exp_inf = xp.maximum(_stored(state, "exp_inf", param) * beta2, xp.abs(grad) + group["eps"])
         clr = group["lr"] / (1 - beta1 ** step)

@@ -1,6 +1,6 @@
 """NAdam: Adam with Nesterov momentum and a momentum-decay schedule."""
 from ..backend import namespace
-from .optimizer import Optimizer, _stored, _at_least, _betas, lerp
+from .optimizer import Optimizer, _adam_moments, _weight_decay
 
 
 class NAdam(Optimizer):
@@ -13,6 +13,7 @@ class NAdam(Optimizer):
     """
 
     _state_keys = ("step", "mu_product", "exp_avg", "exp_avg_sq")
+    _nonnegative = ("lr", "eps", "weight_decay", "momentum_decay")
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, maximize=False):
@@ -21,25 +22,15 @@ class NAdam(Optimizer):
                         maximize=maximize)
         super().__init__(params, defaults)
 
-    def _validate(self, group):
-        for key in ("lr", "eps", "weight_decay", "momentum_decay"):
-            _at_least(group, key)
-        _betas(group)
-
     def _update(self, param, grad, state, group):
         xp = namespace(param)
-        lr, (beta1, beta2), decay = group["lr"], group["betas"], group["weight_decay"]
+        lr, (beta1, beta2) = group["lr"], group["betas"]
         step = state.get("step", 0.0) + 1
-        if decay != 0:
-            if group["decoupled_weight_decay"]:
-                param = param * (1 - lr * decay)
-            else:
-                grad = grad + decay * param
+        param, grad = _weight_decay(param, grad, group)
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * group["momentum_decay"]))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * group["momentum_decay"]))
         mu_product = state.get("mu_product", 1.0) * mu
-        exp_avg = lerp(_stored(state, "exp_avg", param), grad, 1 - beta1)
-        exp_avg_sq = _stored(state, "exp_avg_sq", param) * beta2 + (1 - beta2) * grad * grad
+        exp_avg, exp_avg_sq = _adam_moments(state, param, grad, group["betas"])
         denom = xp.sqrt(exp_avg_sq / (1 - beta2 ** step)) + group["eps"]
         param = param + (-lr * (1.0 - mu) / (1.0 - mu_product)) * (grad / denom)
         param = param + (-lr * mu_next / (1.0 - mu_product * mu_next)) * (exp_avg / denom)

@@ -102,6 +102,8 @@ class Optimizer:
 
     # The state keys this optimiser keeps per parameter (checked when loading a state dict).
     _state_keys = ()
+    # The options that must be >= 0, checked in this order whenever a group is added or loaded.
+    _nonnegative = ("lr",)
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -156,8 +158,13 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _validate(self, group):
-        """Raise an OptimizerError when a group's options are out of range (subclasses check theirs)."""
-        _at_least(group, "lr")
+        """Raise an OptimizerError when a group's options are out of range: the `_nonnegative` ones and,
+        where the optimiser has them, `betas` (subclasses with other constraints extend this)."""
+        for key in self._nonnegative:
+            if not group[key] >= 0.0:
+                raise OptimizerError(f"invalid {key}: {group[key]} (must be >= 0.0)")
+        if "betas" in self.defaults:
+            _betas(group)
 
     # stepping
 
@@ -404,11 +411,6 @@ def _copy_value(value):
     return value.copy() if is_array(value) else copy.deepcopy(value)
 
 
-def _at_least(group, key, low=0.0):
-    if not group[key] >= low:
-        raise OptimizerError(f"invalid {key}: {group[key]} (must be >= {low})")
-
-
 def _betas(group):
     betas = group["betas"]
     if len(betas) != 2:
@@ -429,3 +431,23 @@ def _stored(state, key, param, fill=0.0):
     """The state array `key`, or an array of `fill` shaped like `param` before the first step."""
     value = state.get(key)
     return namespace(param).full_like(param, fill) if value is None else value
+
+
+def _weight_decay(param, grad, group):
+    """(param, grad) with the group's weight decay applied: decoupled decay (AdamW's, where the optimiser
+    offers `decoupled_weight_decay`) shrinks the parameter; L2 decay adds `weight_decay * param` to the
+    gradient."""
+    decay = group["weight_decay"]
+    if decay == 0:
+        return param, grad
+    if group.get("decoupled_weight_decay", False):
+        return param * (1 - group["lr"] * decay), grad
+    return param, grad + decay * param
+
+
+def _adam_moments(state, param, grad, betas):
+    """Adam's running averages of the gradient and of its square: (exp_avg, exp_avg_sq)."""
+    beta1, beta2 = betas
+    exp_avg = lerp(_stored(state, "exp_avg", param), grad, 1 - beta1)
+    exp_avg_sq = _stored(state, "exp_avg_sq", param) * beta2 + (1 - beta2) * grad * grad
+    return exp_avg, exp_avg_sq

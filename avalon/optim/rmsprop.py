@@ -1,6 +1,6 @@
 """RMSprop, plain or centred, with momentum."""
 from ..backend import namespace
-from .optimizer import Optimizer, _stored, _at_least, lerp
+from .optimizer import Optimizer, _stored, _weight_decay, lerp
 
 
 class RMSprop(Optimizer):
@@ -13,6 +13,7 @@ class RMSprop(Optimizer):
     """
 
     _state_keys = ("step", "square_avg", "momentum_buffer", "grad_avg")
+    _nonnegative = ("lr", "eps", "momentum", "weight_decay", "alpha")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *,
                  maximize=False):
@@ -20,15 +21,10 @@ class RMSprop(Optimizer):
                         centered=centered, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _validate(self, group):
-        for key in ("lr", "eps", "momentum", "weight_decay", "alpha"):
-            _at_least(group, key)
-
     def _update(self, param, grad, state, group):
         xp = namespace(param)
         alpha, momentum = group["alpha"], group["momentum"]
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * param
+        param, grad = _weight_decay(param, grad, group)
         square_avg = _stored(state, "square_avg", param) * alpha + (1 - alpha) * grad * grad
         new_state = {"step": state.get("step", 0.0) + 1, "square_avg": square_avg}
         if group["centered"]:

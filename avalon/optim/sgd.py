@@ -1,5 +1,5 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
-from .optimizer import Optimizer, OptimizerError, _at_least
+from .optimizer import Optimizer, OptimizerError, _weight_decay
 
 
 class SGD(Optimizer):
@@ -13,6 +13,7 @@ class SGD(Optimizer):
     """
 
     _state_keys = ("momentum_buffer",)
+    _nonnegative = ("lr", "momentum", "weight_decay")
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False):
@@ -21,16 +22,14 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _validate(self, group):
-        for key in ("lr", "momentum", "weight_decay"):
-            _at_least(group, key)
+        super()._validate(group)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise OptimizerError("Nesterov momentum requires a momentum and zero dampening",
                                  fix="pass momentum > 0 and dampening=0, or nesterov=False")
 
     def _update(self, param, grad, state, group):
         momentum = group["momentum"]
-        if group["weight_decay"] != 0:
-            grad = grad + group["weight_decay"] * param
+        param, grad = _weight_decay(param, grad, group)
         if momentum != 0:
             buf = state.get("momentum_buffer")
             buf = grad.copy() if buf is None else buf * momentum + (1 - group["dampening"]) * grad
