@@ -440,40 +440,24 @@ def min(input, dim=None, keepdim=False, **kw):
     return _extreme(npa.min, npa.argmin, input, dim, keepdim, kw)
 
 
-def amax(input, dim=None, keepdim=False, **kw):
-    """The largest values over `dim` (ties share the gradient)."""
-    dim, keepdim = _dim(dim, keepdim, kw)
-    return npa.max(input, axis=dim, keepdims=keepdim)
+def _reduction(reduce, name, doc):
+    def fn(input, dim=None, keepdim=False, **kw):
+        dim, keepdim = _dim(dim, keepdim, kw)
+        return reduce(input, axis=dim, keepdims=keepdim)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
 
 
-def amin(input, dim=None, keepdim=False, **kw):
-    """The smallest values over `dim` (ties share the gradient)."""
-    dim, keepdim = _dim(dim, keepdim, kw)
-    return npa.min(input, axis=dim, keepdims=keepdim)
-
-
-def argmax(input, dim=None, keepdim=False, **kw):
-    """Index of the largest value along `dim` (of the flattened input when None)."""
-    dim, keepdim = _dim(dim, keepdim, kw)
-    return npa.argmax(input, axis=dim, keepdims=keepdim)
-
-
-def argmin(input, dim=None, keepdim=False, **kw):
-    """Index of the smallest value along `dim` (of the flattened input when None)."""
-    dim, keepdim = _dim(dim, keepdim, kw)
-    return npa.argmin(input, axis=dim, keepdims=keepdim)
-
-
-def all(input, dim=None, keepdim=False, **kw):
-    """Whether every element (along `dim`) is true."""
-    dim, keepdim = _dim(dim, keepdim, kw)
-    return npa.all(input, axis=dim, keepdims=keepdim)
-
-
-def any(input, dim=None, keepdim=False, **kw):
-    """Whether any element (along `dim`) is true."""
-    dim, keepdim = _dim(dim, keepdim, kw)
-    return npa.any(input, axis=dim, keepdims=keepdim)
+amax = _reduction(npa.max, "amax", "The largest values over `dim` (ties share the gradient).")
+amin = _reduction(npa.min, "amin", "The smallest values over `dim` (ties share the gradient).")
+argmax = _reduction(npa.argmax, "argmax",
+                    "Index of the largest value along `dim` (of the flattened input when None).")
+argmin = _reduction(npa.argmin, "argmin",
+                    "Index of the smallest value along `dim` (of the flattened input when None).")
+all = _reduction(npa.all, "all", "Whether every element (along `dim`) is true.")
+any = _reduction(npa.any, "any", "Whether any element (along `dim`) is true.")
 
 
 def _correction(unbiased, correction):
