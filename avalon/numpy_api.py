@@ -70,41 +70,32 @@ def _cast(x, dtype):
 # reductions
 
 def _reducer(prim, name):
+    """sum, mean, prod: numpy's signature takes a `dtype` to compute in."""
     def reduce(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
         _refuse_keywords(name, out, **kw)
         return prim(_cast(a, dtype), axis=_axes(axis, a.ndim), keepdims=keepdims)
 
-    reduce.__name__ = name
+    reduce.__name__ = reduce.__qualname__ = name
+    return reduce
+
+
+def _selecting_reducer(prim, name):
+    """max, min, any, all: the result is one of the input's values (or a bool), so there is no `dtype`."""
+    def reduce(a, axis=None, out=None, keepdims=False, **kw):
+        _refuse_keywords(name, out, **kw)
+        return prim(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
+
+    reduce.__name__ = reduce.__qualname__ = name
     return reduce
 
 
 sum = implements(np.sum)(_reducer(rd.sum, "sum"))
 mean = implements(np.mean)(_reducer(rd.mean, "mean"))
 prod = implements(np.prod)(_reducer(rd.prod, "prod"))
-
-
-@implements(np.max, np.amax)
-def max(a, axis=None, out=None, keepdims=False, **kw):
-    _refuse_keywords("max", out, **kw)
-    return rd.max(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
-
-
-@implements(np.min, np.amin)
-def min(a, axis=None, out=None, keepdims=False, **kw):
-    _refuse_keywords("min", out, **kw)
-    return rd.min(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
-
-
-@implements(np.any)
-def any(a, axis=None, out=None, keepdims=False, **kw):
-    _refuse_keywords("any", out, **kw)
-    return rd.any(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
-
-
-@implements(np.all)
-def all(a, axis=None, out=None, keepdims=False, **kw):
-    _refuse_keywords("all", out, **kw)
-    return rd.all(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
+max = implements(np.max, np.amax)(_selecting_reducer(rd.max, "max"))
+min = implements(np.min, np.amin)(_selecting_reducer(rd.min, "min"))
+any = implements(np.any)(_selecting_reducer(rd.any, "any"))
+all = implements(np.all)(_selecting_reducer(rd.all, "all"))
 
 
 @implements(np.argmax)
@@ -131,22 +122,21 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
     return ew.sqrt(var(a, axis, dtype, out, ddof, keepdims, **kw))
 
 
-@implements(np.cumsum)
-def cumsum(a, axis=None, dtype=None, out=None):
-    _refuse_keywords("cumsum", out)
-    a = _cast(a, dtype)
-    if axis is None:
-        a, axis = ravel(a), 0
-    return rd.cumsum(a, axis=axis % a.ndim)
+def _accumulator(prim, name):
+    """cumsum, cumprod: with no `axis`, numpy accumulates over the flattened array."""
+    def accumulate(a, axis=None, dtype=None, out=None):
+        _refuse_keywords(name, out)
+        a = _cast(a, dtype)
+        if axis is None:
+            a, axis = ravel(a), 0
+        return prim(a, axis=axis % a.ndim)
+
+    accumulate.__name__ = accumulate.__qualname__ = name
+    return accumulate
 
 
-@implements(np.cumprod)
-def cumprod(a, axis=None, dtype=None, out=None):
-    _refuse_keywords("cumprod", out)
-    a = _cast(a, dtype)
-    if axis is None:
-        a, axis = ravel(a), 0
-    return rd.cumprod(a, axis=axis % a.ndim)
+cumsum = implements(np.cumsum)(_accumulator(rd.cumsum, "cumsum"))
+cumprod = implements(np.cumprod)(_accumulator(rd.cumprod, "cumprod"))
 
 
 def logsumexp(a, axis=None, keepdims=False):
