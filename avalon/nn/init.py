@@ -137,6 +137,16 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     return uniform_(tensor, -bound, bound)
 
 
+def _default_weight_and_bias_(weight, bias):
+    """PyTorch's default initialisation of Linear and the convolutions: kaiming_uniform_(a=√5) for the
+    weight, which is U(±1/√fan_in), and the same U(±1/√fan_in) for the bias (when there is one)."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)
+
+
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     """He normal: N(0, std²) with std = gain / √fan."""
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))

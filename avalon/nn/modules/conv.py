@@ -1,7 +1,5 @@
 """Convolution layers with PyTorch's constructors, defaults, initialisation and state_dict keys:
 Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d."""
-import math
-
 import numpy as np
 
 from ...errors import AvalonError
@@ -62,12 +60,7 @@ class _ConvNd(Module):
 
     def reset_parameters(self):
         """PyTorch's default initialisation: kaiming_uniform_(a=√5) for the weight, U(±1/√fan_in) for the bias."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        init._default_weight_and_bias_(self.weight, self.bias)
 
     def extra_repr(self):
         d = self.dims

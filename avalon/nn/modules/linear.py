@@ -35,8 +35,9 @@ class Linear(Module):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(_empty((out_features, in_features), dtype))
-        self.bias = Parameter(_empty((out_features,), dtype)) if bias else None
-        if not bias:
+        if bias:
+            self.bias = Parameter(_empty((out_features,), dtype))
+        else:
             self.register_parameter("bias", None)
         self.reset_parameters()
         if device is not None:
@@ -44,11 +45,7 @@ class Linear(Module):
 
     def reset_parameters(self):
         """Draw new weights (PyTorch's default initialisation)."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_features
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init._default_weight_and_bias_(self.weight, self.bias)
 
     def forward(self, input):
         if input.ndim == 0 or input.shape[-1] != self.in_features:
@@ -67,8 +64,9 @@ class Bilinear(Module):
         super().__init__()
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
         self.weight = Parameter(_empty((out_features, in1_features, in2_features), dtype))
-        self.bias = Parameter(_empty((out_features,), dtype)) if bias else None
-        if not bias:
+        if bias:
+            self.bias = Parameter(_empty((out_features,), dtype))
+        else:
             self.register_parameter("bias", None)
         self.reset_parameters()
         if device is not None:
