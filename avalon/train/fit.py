@@ -4,7 +4,7 @@
 """
 import math
 
-from ..autodiff import grad
+from ..autodiff import call, grad
 from ..errors import AvalonError
 from ..optim.lr_scheduler import ReduceLROnPlateau
 from .history import History
@@ -90,7 +90,9 @@ def evaluate(model, loss_fn, loader, metrics=None):
         for batch in loader:
             x, y = _split(batch)
             n = _count(x)
-            sums["loss"] += float(loss_fn(model, x, y)) * n
+            # Through the compile cache, as in training: the loss is traced (so torch-style methods such
+            # as `.pow()` work on its values) and replayed on later batches.
+            sums["loss"] += float(call(loss_fn, (model, x, y))) * n
             if metrics:
                 output = model(x)
                 for name, fn in metrics.items():

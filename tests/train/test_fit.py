@@ -126,3 +126,15 @@ def test_plot_draws_the_recorded_values(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(avalon.AvalonError, match="pip install matplotlib"):
         history.plot()
+
+
+def test_evaluate_runs_a_loss_written_with_tensor_methods():
+    # A ported loss uses torch-style methods (`.pow()`, `.mean(dim)`), which plain numpy outputs lack.
+    avalon.manual_seed(0)
+    model = nn.Linear(3, 1)
+    x = np.random.default_rng(0).standard_normal((16, 3)).astype(np.float32)
+    y = x.sum(1, keepdims=True)
+    loader = DataLoader(TensorDataset(x, y), batch_size=8)
+    loss_fn = lambda m, x, y: (m(x) - y).pow(2).mean(dim=0).sum()  # noqa: E731
+    expected = float(((x @ model.weight.T + model.bias - y) ** 2).mean())
+    assert evaluate(model, loss_fn, loader)["loss"] == pytest.approx(expected, rel=1e-5)
