@@ -27,9 +27,16 @@ def _per_channel(v, ndim):
     return None if v is None else sh.reshape(v, shape=(1, -1) + (1,) * (ndim - 2))
 
 
-def _check_vector(who, name, v, size):
-    if v is not None and tuple(v.shape) != (size,):
-        raise AvalonError(f"{who}: {name} must have shape ({size},), got {tuple(v.shape)}")
+def normalize_per_channel(input, mean, var, weight, bias, eps, axes):
+    """The fused `normalize` of (N, C, *) by its own moments over `axes`, with (C,) weight and bias."""
+    return nm.normalize(input, mean, var, _per_channel(weight, input.ndim), _per_channel(bias, input.ndim),
+                        eps=float(eps), axes=axes)
+
+
+def _check_vectors(who, size, **vectors):
+    for name, v in vectors.items():
+        if v is not None and tuple(v.shape) != (size,):
+            raise AvalonError(f"{who}: {name} must have shape ({size},), got {tuple(v.shape)}")
 
 
 def batch_statistics(who, input):
@@ -59,14 +66,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     who = "batch_norm"
     if input.ndim < 2:
         raise input_error(who, "(N, C) or (N, C, *)", input.shape)
-    c = input.shape[1]
-    for name, v in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
-        _check_vector(who, name, v, c)
+    _check_vectors(who, input.shape[1], weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
     if training:
         axes, _ = batch_statistics(who, input)
         mean, var = moments(input, axes)
-        return nm.normalize(input, mean, var, _per_channel(weight, input.ndim), _per_channel(bias, input.ndim),
-                            eps=float(eps), axes=axes)
+        return normalize_per_channel(input, mean, var, weight, bias, eps, axes)
     if running_mean is None or running_var is None:
         raise AvalonError(f"{who}: running_mean and running_var are needed when training=False")
     return normalize_with(input, running_mean, running_var, weight, bias, eps)
@@ -122,8 +126,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     n, c = input.shape[:2]
     if c % num_groups:
         raise input_error(who, f"(N, C, *) with C divisible by num_groups={num_groups}", input.shape)
-    _check_vector(who, "weight", weight, c)
-    _check_vector(who, "bias", bias, c)
+    _check_vectors(who, c, weight=weight, bias=bias)
     spatial = tuple(input.shape[2:])
     # (N, G, C/G, *spatial): the statistics reduce over every axis after G, the affine map is per channel
     x = sh.reshape(input, shape=(n, num_groups, c // num_groups) + spatial)
@@ -146,17 +149,14 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     who = "instance_norm"
     if input.ndim < 3:
         raise input_error(who, "(N, C, *spatial)", input.shape)
-    c = input.shape[1]
-    for name, v in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
-        _check_vector(who, name, v, c)
+    _check_vectors(who, input.shape[1], weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise AvalonError(f"{who}: running_mean and running_var are needed when use_input_stats=False")
         return normalize_with(input, running_mean, running_var, weight, bias, eps)
     axes = tuple(range(2, input.ndim))
     mean, var = moments(input, axes)
-    return nm.normalize(input, mean, var, _per_channel(weight, input.ndim), _per_channel(bias, input.ndim),
-                        eps=float(eps), axes=axes)
+    return normalize_per_channel(input, mean, var, weight, bias, eps, axes)
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):

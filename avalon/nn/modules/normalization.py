@@ -9,7 +9,6 @@ import numpy as np
 
 from ...errors import AvalonError
 from ...ops import elementwise as ew
-from ...ops import norm as nm
 from ...ops import shape as sh
 from ..functional import normalization as Fn
 from ..functional.conv import input_error
@@ -109,9 +108,7 @@ class _BatchNorm(_NormBase):
         mean, var = Fn.moments(input, axes)
         if self.training and self.track_running_stats:
             self._update(mean, var, count)
-        weight = None if self.weight is None else sh.reshape(self.weight, shape=(1, -1) + (1,) * (input.ndim - 2))
-        bias = None if self.bias is None else sh.reshape(self.bias, shape=(1, -1) + (1,) * (input.ndim - 2))
-        return nm.normalize(input, mean, var, weight, bias, eps=float(self.eps), axes=axes)
+        return Fn.normalize_per_channel(input, mean, var, self.weight, self.bias, self.eps, axes)
 
     def _update(self, mean, var, count):
         # torch: the running variance takes the unbiased batch variance; momentum None is a cumulative mean
@@ -175,10 +172,7 @@ class _InstanceNorm(_NormBase):
                 self.running_mean = _blend(self.running_mean, sh.reshape(mean, shape=(n, c)).mean(0), self.momentum)
                 unbiased = sh.reshape(var, shape=(n, c)).mean(0) * (count / (count - 1))
                 self.running_var = _blend(self.running_var, unbiased, self.momentum)
-            per_channel = (1, -1) + (1,) * d
-            weight = None if self.weight is None else sh.reshape(self.weight, shape=per_channel)
-            bias = None if self.bias is None else sh.reshape(self.bias, shape=per_channel)
-            y = nm.normalize(x, mean, var, weight, bias, eps=float(self.eps), axes=axes)
+            y = Fn.normalize_per_channel(x, mean, var, self.weight, self.bias, self.eps, axes)
         else:
             y = Fn.normalize_with(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps)
         return sh.reshape(y, shape=tuple(input.shape)) if unbatched else y
