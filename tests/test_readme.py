@@ -21,9 +21,11 @@ def test_readme_examples_run(tmp_path):
     # A fresh interpreter, as a reader would have: the examples register rules globally.
     script = tmp_path / "readme_examples.py"
     script.write_text("\n".join(python_blocks()))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)  # the examples write files
     assert done.returncode == 0, done.stderr
     assert "matmul" in done.stdout and "data-dependent control flow" in done.stdout
+    assert "(16, 4)" in done.stdout  # the port example's gradient of fc1.weight
 
 
 @pytest.mark.parametrize("command", ["bash scripts/test.sh", "bash scripts/workbench.sh"])
