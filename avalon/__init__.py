@@ -32,4 +32,3 @@ from .ops.special import erf  # noqa: E402 - torch.erf (exact GELU in ported cod
 from .train import History, fit  # noqa: E402 - the training loop: avalon.fit(...) -> History
 
 __version__ = "0.1.0"
-from . import data, optim  # noqa: E402,F401 - avalon.optim.SGD, avalon.data.DataLoader after `import avalon`
