@@ -22,9 +22,10 @@ import numpy as np
 from .. import tree
 from ..autodiff import cache
 from ..backend import device_of, is_array, to_device
-from ..errors import AvalonError, ShapeError
-from ..tracing import current, scope, user_location
+from ..errors import AvalonError
+from ..tracing import current, scope
 from ..tracing.tracer import Tracer
+from .errors import input_error
 
 
 class Parameter:
@@ -401,13 +402,7 @@ def shape_error(layer, expected, actual, why=""):
 
     `expected` is a readable pattern such as "(*, 4)" or "(N, 3, H, W)".
     """
-    where = user_location(2)
-    message = f"{layer.layer_name()} expected input of shape {expected}, got {tuple(actual)}"
-    if why:
-        message += f": {why}"
-    if where is not None:
-        message += f"\n  at {where}\n      {where.code}"
-    return ShapeError(message)
+    return input_error(layer.layer_name(), expected, actual, why)
 
 
 def _run_module(module, *args, **kwargs):

@@ -12,23 +12,15 @@ import math
 import numpy as np
 
 from ... import numpy_api as npa
-from ...errors import AvalonError, ShapeError
+from ...errors import AvalonError
 from ...ops import attention as A
 from ...ops import elementwise as ew
 from ...ops import reduce as rd
-from ...tracing import user_location
+from ..errors import fail
 from .dropout import dropout
 from .linear import linear
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
-
-
-def _fail(fn, message, kind=ShapeError):
-    where = user_location(2)
-    text = f"{fn}: {message}"
-    if where is not None:
-        text += f"\n  at {where}\n      {where.code}"
-    return kind(text)
 
 
 def _is_bool(mask):
@@ -71,22 +63,22 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     """
     fn = "scaled_dot_product_attention"
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
-        raise _fail(fn, "query, key and value need at least two dimensions (…, sequence, features), got "
+        raise fail(fn, "query, key and value need at least two dimensions (…, sequence, features), got "
                         f"shapes {tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
-        raise _fail(fn, f"query (…, L, E), key (…, S, E) and value (…, S, Ev) do not fit: got shapes "
+        raise fail(fn, f"query (…, L, E), key (…, S, E) and value (…, S, Ev) do not fit: got shapes "
                         f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
     if not 0.0 <= dropout_p <= 1.0:
-        raise _fail(fn, f"dropout_p must lie in [0, 1], got {dropout_p}", AvalonError)
+        raise fail(fn, f"dropout_p must lie in [0, 1], got {dropout_p}", AvalonError)
     if enable_gqa and key.ndim >= 3 and key.shape[-3] != query.shape[-3]:
         heads, kv_heads = query.shape[-3], key.shape[-3]
         if heads % kv_heads or value.shape[-3] != kv_heads:
-            raise _fail(fn, f"with enable_gqa the query's {heads} heads must be a multiple of the key and "
+            raise fail(fn, f"with enable_gqa the query's {heads} heads must be a multiple of the key and "
                             f"value heads, got {kv_heads} and {value.shape[-3]}")
         key = npa.repeat(key, heads // kv_heads, axis=key.ndim - 3)
         value = npa.repeat(value, heads // kv_heads, axis=value.ndim - 3)
     if is_causal and attn_mask is not None:
-        raise _fail(fn, "give either attn_mask or is_causal=True, not both", AvalonError)
+        raise fail(fn, "give either attn_mask or is_causal=True, not both", AvalonError)
     if attn_mask is not None:
         _check_broadcast(fn, "attn_mask", attn_mask.shape, query.shape[:-2] + (query.shape[-2], key.shape[-2]))
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
@@ -97,7 +89,7 @@ def _check_broadcast(fn, name, shape, target):
     try:
         np.broadcast_shapes(tuple(shape), tuple(target))
     except ValueError:
-        raise _fail(fn, f"{name} of shape {tuple(shape)} does not broadcast to the scores' shape "
+        raise fail(fn, f"{name} of shape {tuple(shape)} does not broadcast to the scores' shape "
                         f"{tuple(target)}") from None
 
 
@@ -129,14 +121,14 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     `nn.MultiheadAttention`: True (or -inf) = may NOT attend. Returns (output, weights or None)."""
     fn = "multi_head_attention_forward"
     if static_k is not None or static_v is not None:
-        raise _fail(fn, "static_k / static_v are not supported: pass the keys and values as key and value",
+        raise fail(fn, "static_k / static_v are not supported: pass the keys and values as key and value",
                     AvalonError)
     if is_causal and attn_mask is None:
-        raise _fail(fn, "is_causal needs attn_mask as well (it is only a hint): pass "
+        raise fail(fn, "is_causal needs attn_mask as well (it is only a hint): pass "
                         "attn_mask=nn.Transformer.generate_square_subsequent_mask(L)", AvalonError)
     batched = query.ndim == 3
     if query.ndim not in (2, 3) or key.ndim != query.ndim or value.ndim != query.ndim:
-        raise _fail(fn, f"query, key and value must all be 3-D (batched) or 2-D (unbatched), got shapes "
+        raise fail(fn, f"query, key and value must all be 3-D (batched) or 2-D (unbatched), got shapes "
                         f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
     if not batched:
         query, key, value = (npa.expand_dims(a, 0) for a in (query, key, value))
@@ -147,17 +139,17 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     n, length, embed = query.shape
     source_length = key.shape[1]
     if embed != embed_dim_to_check:
-        raise _fail(fn, f"query has {embed} features, the layer expects embed_dim={embed_dim_to_check}")
+        raise fail(fn, f"query has {embed} features, the layer expects embed_dim={embed_dim_to_check}")
     if key.shape[:2] != value.shape[:2] or key.shape[0] != n:
-        raise _fail(fn, f"query, key and value do not fit: shapes (batch first) {tuple(query.shape)}, "
+        raise fail(fn, f"query, key and value do not fit: shapes (batch first) {tuple(query.shape)}, "
                         f"{tuple(key.shape)} and {tuple(value.shape)}")
     if embed % num_heads:
-        raise _fail(fn, f"embed_dim {embed} is not divisible by num_heads {num_heads}", AvalonError)
+        raise fail(fn, f"embed_dim {embed} is not divisible by num_heads {num_heads}", AvalonError)
     q, k, v = _project(query, key, value, in_proj_weight, in_proj_bias, use_separate_proj_weight,
                        q_proj_weight, k_proj_weight, v_proj_weight)
     attn_mask = _check_attn_mask(fn, attn_mask, n, num_heads, length, source_length)
     if key_padding_mask is not None and tuple(key_padding_mask.shape) != (n, source_length):
-        raise _fail(fn, f"key_padding_mask of shape {tuple(key_padding_mask.shape)} must have shape "
+        raise fail(fn, f"key_padding_mask of shape {tuple(key_padding_mask.shape)} must have shape "
                         f"(batch, source length) = {(n, source_length)}")
     if bias_k is not None and bias_v is not None:
         k = npa.concatenate([k, npa.broadcast_to(npa.reshape(bias_k, (1, 1, embed)), (n, 1, embed))], axis=1)
@@ -209,5 +201,5 @@ def _check_attn_mask(fn, attn_mask, n, num_heads, length, source_length):
         return attn_mask
     if attn_mask.ndim == 3 and tuple(attn_mask.shape) == (n * num_heads, length, source_length):
         return npa.reshape(attn_mask, (n, num_heads, length, source_length))
-    raise _fail(fn, f"attn_mask of shape {tuple(attn_mask.shape)} must be (L, S) = {(length, source_length)} "
+    raise fail(fn, f"attn_mask of shape {tuple(attn_mask.shape)} must be (L, S) = {(length, source_length)} "
                     f"or (N·num_heads, L, S) = {(n * num_heads, length, source_length)}")

@@ -9,7 +9,7 @@ unbatched (C, *spatial).
 from ...errors import AvalonError, ShapeError
 from ...ops import conv as cv
 from ...ops import shape as sh
-from ...tracing import user_location
+from ..errors import input_error
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
@@ -22,18 +22,6 @@ def ntuple(value, n, name, who):
     if len(value) != n or not all(isinstance(v, int) for v in value):
         raise AvalonError(f"{who}: {name} must be an int or {n} ints, got {value!r}")
     return value
-
-
-def input_error(who, expected, actual, why=""):
-    """A `ShapeError` naming the layer or function `who`, the expected and the actual input shape and
-    the user's line (the message format of `avalon.nn.module.shape_error`)."""
-    where = user_location(2)
-    message = f"{who} expected input of shape {expected}, got {tuple(actual)}"
-    if why:
-        message += f": {why}"
-    if where is not None:
-        message += f"\n  at {where}\n      {where.code}"
-    return ShapeError(message)
 
 
 def spatial_pattern(d):

@@ -12,26 +12,18 @@ import warnings
 import numpy as np
 
 from ... import numpy_api as npa
-from ...errors import AvalonError, ShapeError
+from ...errors import AvalonError
 from ...ops import elementwise as ew
 from ...ops import loss as L
 from ...ops import nn as nn_ops
 from ...ops import reduce as rd
-from ...tracing import user_location
+from ..errors import fail
 
 __all__ = ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "cosine_embedding_loss",
            "margin_ranking_loss", "triplet_margin_loss", "pairwise_distance"]
 
 _REDUCTIONS = ("mean", "sum", "none")
-
-
-def _fail(fn, message, kind=ShapeError):
-    where = user_location(2)
-    text = f"{fn}: {message}"
-    if where is not None:
-        text += f"\n  at {where}\n      {where.code}"
-    return kind(text)
 
 
 def _reduction(fn, size_average, reduce, reduction, allowed=_REDUCTIONS):
@@ -41,7 +33,7 @@ def _reduction(fn, size_average, reduce, reduction, allowed=_REDUCTIONS):
         reduce = True if reduce is None else reduce
         return "mean" if size_average and reduce else "sum" if reduce else "none"
     if reduction not in allowed:
-        raise _fail(fn, f"reduction={reduction!r} is not one of {', '.join(map(repr, allowed))}", AvalonError)
+        raise fail(fn, f"reduction={reduction!r} is not one of {', '.join(map(repr, allowed))}", AvalonError)
     return reduction
 
 
@@ -66,7 +58,7 @@ def _same_size(fn, input, target):
 def _weighted(fn, loss, weight, input, reduction, mean_by_weight):
     """PyTorch's elementwise `weight` for mse/l1/huber: same size as `input`."""
     if tuple(weight.shape) != tuple(input.shape):
-        raise _fail(fn, f"weight of shape {tuple(weight.shape)} must have the input's shape {tuple(input.shape)}")
+        raise fail(fn, f"weight of shape {tuple(weight.shape)} must have the input's shape {tuple(input.shape)}")
     loss = loss * weight
     if reduction == "mean" and mean_by_weight:
         return rd.sum(loss) / rd.sum(weight)
@@ -98,7 +90,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     """0.5·d²/beta where |d| < beta, else |d| - 0.5·beta (d = input - target); beta=0 is the L1 loss."""
     reduction = _reduction("smooth_l1_loss", size_average, reduce, reduction)
     if beta < 0:
-        raise _fail("smooth_l1_loss", f"beta must be non-negative, got {beta}", AvalonError)
+        raise fail("smooth_l1_loss", f"beta must be non-negative, got {beta}", AvalonError)
     _same_size("smooth_l1_loss", input, target)
     d = ew.absolute(input - target)
     if beta == 0:
@@ -110,7 +102,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """0.5·d² where |d| < delta, else delta·(|d| - 0.5·delta) (d = input - target)."""
     reduction = _reduction("huber_loss", None, None, reduction)
     if delta <= 0:
-        raise _fail("huber_loss", f"delta must be positive, got {delta}", AvalonError)
+        raise fail("huber_loss", f"delta must be positive, got {delta}", AvalonError)
     _same_size("huber_loss", input, target)
     d = ew.absolute(input - target)
     loss = ew.where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta)
@@ -122,7 +114,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
 def _class_layout(fn, input, target):
     """(input, target, batched) with a batch axis: (C,) input and a 0-d target become (1, C) and (1,)."""
     if input.ndim == 0:
-        raise _fail(fn, "input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...), got ()")
+        raise fail(fn, "input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...), got ()")
     if input.ndim == 1:
         return npa.expand_dims(input, 0), npa.expand_dims(target, 0), False
     return input, target, True
@@ -130,17 +122,17 @@ def _class_layout(fn, input, target):
 
 def _check_index_target(fn, input, target):
     if not np.issubdtype(target.dtype, np.integer):
-        raise _fail(fn, f"class-index targets must be an integer array (int64), got {target.dtype}", AvalonError)
+        raise fail(fn, f"class-index targets must be an integer array (int64), got {target.dtype}", AvalonError)
     expected = (input.shape[0],) + tuple(input.shape[2:])
     if tuple(target.shape) != expected:
-        raise _fail(fn, f"target of shape {tuple(target.shape)} does not fit input of shape "
+        raise fail(fn, f"target of shape {tuple(target.shape)} does not fit input of shape "
                         f"{tuple(input.shape)}: expected {expected} (the input's shape without the class "
                         "dimension 1)")
 
 
 def _check_class_weight(fn, weight, num_classes):
     if weight is not None and tuple(weight.shape) != (num_classes,):
-        raise _fail(fn, f"weight must have one entry per class, shape ({num_classes},), got {tuple(weight.shape)}")
+        raise fail(fn, f"weight must have one entry per class, shape ({num_classes},), got {tuple(weight.shape)}")
 
 
 def _target_weights(target, weight, ignore_index, dtype):
@@ -165,7 +157,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     fn = "cross_entropy"
     reduction = _reduction(fn, size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
-        raise _fail(fn, f"label_smoothing must lie in [0, 1], got {label_smoothing}", AvalonError)
+        raise fail(fn, f"label_smoothing must lie in [0, 1], got {label_smoothing}", AvalonError)
     input, target, batched = _class_layout(fn, input, target)
     num_classes = input.shape[1]
     _check_class_weight(fn, weight, num_classes)
@@ -173,10 +165,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         weight = nn_ops.stop_gradient(weight)
     if np.issubdtype(target.dtype, np.floating):
         if ignore_index != -100:
-            raise _fail(fn, "ignore_index is not supported for class-probability (floating point) targets",
+            raise fail(fn, "ignore_index is not supported for class-probability (floating point) targets",
                         AvalonError)
         if tuple(target.shape) != tuple(input.shape):
-            raise _fail(fn, f"a floating point target is taken as class probabilities and must have the "
+            raise fail(fn, f"a floating point target is taken as class probabilities and must have the "
                             f"input's shape {tuple(input.shape)}, got {tuple(target.shape)}; class indices "
                             "must be an integer array (int64) of the input's shape without dimension 1")
         if label_smoothing:
@@ -218,7 +210,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
 def _same_shape(fn, input, target):
     if tuple(target.shape) != tuple(input.shape):
-        raise _fail(fn, f"target of shape {tuple(target.shape)} must have the input's shape {tuple(input.shape)}")
+        raise fail(fn, f"target of shape {tuple(target.shape)} must have the input's shape {tuple(input.shape)}")
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -271,10 +263,10 @@ def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, r
     fn = "cosine_embedding_loss"
     reduction = _reduction(fn, size_average, reduce, reduction)
     if input1.ndim not in (1, 2) or tuple(input1.shape) != tuple(input2.shape):
-        raise _fail(fn, f"inputs must be two (N, D) or (D,) arrays of one shape, got {tuple(input1.shape)} "
+        raise fail(fn, f"inputs must be two (N, D) or (D,) arrays of one shape, got {tuple(input1.shape)} "
                         f"and {tuple(input2.shape)}")
     if tuple(target.shape) != tuple(input1.shape[:-1]):
-        raise _fail(fn, f"target of shape {tuple(target.shape)} must have shape {tuple(input1.shape[:-1])}")
+        raise fail(fn, f"target of shape {tuple(target.shape)} must have shape {tuple(input1.shape[:-1])}")
     axis = input1.ndim - 1
     eps = 1e-12  # PyTorch's guard against zero vectors
     dot = rd.sum(input1 * input2, axis=axis)
@@ -290,7 +282,7 @@ def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, red
     fn = "margin_ranking_loss"
     reduction = _reduction(fn, size_average, reduce, reduction)
     if not input1.ndim == input2.ndim == target.ndim:
-        raise _fail(fn, f"input1, input2 and target must have the same number of dimensions, got shapes "
+        raise fail(fn, f"input1, input2 and target must have the same number of dimensions, got shapes "
                         f"{tuple(input1.shape)}, {tuple(input2.shape)} and {tuple(target.shape)}")
     return _reduce(ew.clip(-target * (input1 - input2) + margin, 0.0, None), reduction)
 
@@ -312,9 +304,9 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
     fn = "triplet_margin_loss"
     reduction = _reduction(fn, size_average, reduce, reduction)
     if margin <= 0:
-        raise _fail(fn, f"margin must be greater than 0, got {margin}", AvalonError)
+        raise fail(fn, f"margin must be greater than 0, got {margin}", AvalonError)
     if not anchor.ndim == positive.ndim == negative.ndim or anchor.ndim not in (1, 2):
-        raise _fail(fn, f"anchor, positive and negative must all be (N, D) or all (D,), got shapes "
+        raise fail(fn, f"anchor, positive and negative must all be (N, D) or all (D,), got shapes "
                         f"{tuple(anchor.shape)}, {tuple(positive.shape)} and {tuple(negative.shape)}")
     d_pos = pairwise_distance(anchor, positive, p, eps)
     d_neg = pairwise_distance(anchor, negative, p, eps)

@@ -12,7 +12,7 @@ from ...ops import norm as nm
 from ...ops import pool as pl
 from ...ops import reduce as rd
 from ...ops import shape as sh
-from .conv import input_error
+from ..errors import input_error
 
 __all__ = ["batch_norm", "layer_norm", "rms_norm", "group_norm", "instance_norm", "local_response_norm"]
 

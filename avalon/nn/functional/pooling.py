@@ -10,7 +10,8 @@ from ...ops import index as ix
 from ...ops import pool as pl
 from ...ops import vision as vs
 from ...ops.index import Slot
-from .conv import input_error, ntuple, spatial_pattern
+from ..errors import input_error
+from .conv import ntuple, spatial_pattern
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",

@@ -11,7 +11,8 @@ from ...ops import conv as cv
 from ...ops import index as ix
 from ...ops import shape as sh
 from ...ops import vision as vs
-from .conv import input_error, ntuple
+from ..errors import input_error
+from .conv import ntuple
 from .pooling import adaptive_avg_pooling
 
 __all__ = ["pad", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",

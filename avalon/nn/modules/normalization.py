@@ -10,8 +10,8 @@ import numpy as np
 from ...errors import AvalonError
 from ...ops import elementwise as ew
 from ...ops import shape as sh
+from ..errors import input_error
 from ..functional import normalization as Fn
-from ..functional.conv import input_error
 from ..module import Module, Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "RMSNorm", "GroupNorm", "InstanceNorm1d",

@@ -1,8 +1,8 @@
 """Resizing, rearranging and padding layers with PyTorch's constructors and reprs: Upsample,
 UpsamplingNearest2d, UpsamplingBilinear2d, PixelShuffle, PixelUnshuffle, Unfold, Fold, and the
 padding layers (ZeroPad, ConstantPad, ReflectionPad, ReplicationPad, CircularPad; 1d and 2d)."""
+from ..errors import input_error
 from ..functional import vision as Fv
-from ..functional.conv import input_error
 from ..module import Module
 
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle", "Unfold",
