@@ -15,7 +15,7 @@ import copy
 import numpy as np
 
 from ..backend import is_array, namespace
-from ..errors import AvalonError
+from ..errors import AvalonError, _where
 from ..tracing import user_location
 from ..tree import Grads
 
@@ -24,12 +24,7 @@ class OptimizerError(AvalonError, ValueError):
     """An optimiser was built, stepped or loaded with something it cannot use."""
 
     def __init__(self, what, why=None, fix=None):
-        lines = [what]
-        location = user_location()
-        if location is not None:
-            lines.append(f"  at {location}")
-            if location.code:
-                lines.append(f"      {location.code}")
+        lines = [what, *_where(user_location())]
         if why:
             lines.append(f"  why: {why}")
         if fix:
