@@ -32,6 +32,11 @@ def _per_group(name, optimizer, value):
     return [value] * len(optimizer.param_groups)
 
 
+def _cosine(base, eta_min, t, period):
+    """Half a cosine from `base` (t = 0) down to `eta_min` (t = period)."""
+    return eta_min + (base - eta_min) * (1 + math.cos(math.pi * t / period)) / 2
+
+
 def _check_optimizer(optimizer):
     if not isinstance(optimizer, Optimizer):
         raise OptimizerError(f"{type(optimizer).__name__} is not an avalon Optimizer",
@@ -90,6 +95,9 @@ class LRScheduler:
             self.last_epoch = epoch
             closed_form = getattr(self, "_closed_form_lr", None)
             values = closed_form() if closed_form is not None else self.get_lr()
+        self._set_lrs(values)
+
+    def _set_lrs(self, values):
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = _lrs(self.optimizer)
@@ -119,7 +127,6 @@ class LambdaLR(LRScheduler):
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         _check_optimizer(optimizer)
-        self.optimizer = optimizer
         self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
@@ -254,8 +261,7 @@ class CosineAnnealingLR(LRScheduler):
         if self._is_initial:
             return _lrs(self.optimizer)
         if self._step_count == 1 and self.last_epoch > 0:
-            return [self.eta_min + (base - self.eta_min) * (1 + math.cos(self.last_epoch * math.pi / self.T_max)) / 2
-                    for base in self.base_lrs]
+            return self._closed_form_lr()
         if (self.last_epoch - 1 - self.T_max) % (2 * self.T_max) == 0:
             return [group["lr"] + (base - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
                     for base, group in zip(self.base_lrs, groups)]
@@ -264,8 +270,7 @@ class CosineAnnealingLR(LRScheduler):
         return [ratio * (group["lr"] - self.eta_min) + self.eta_min for group in groups]
 
     def _closed_form_lr(self):
-        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-                for base in self.base_lrs]
+        return [_cosine(base, self.eta_min, self.last_epoch, self.T_max) for base in self.base_lrs]
 
 
 class CosineAnnealingWarmRestarts(LRScheduler):
@@ -292,8 +297,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
-        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
-                for base in self.base_lrs]
+        return [_cosine(base, self.eta_min, self.T_cur, self.T_i) for base in self.base_lrs]
 
     def step(self, epoch=None):
         """Advance one epoch, or jump to `epoch` (a float: a fraction of an epoch is allowed)."""
@@ -318,9 +322,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             self.T_i = self.T_0
             self.T_cur = epoch
         self.last_epoch = math.floor(epoch)
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            group["lr"] = lr
-        self._last_lr = _lrs(self.optimizer)
+        self._set_lrs(self.get_lr())
 
 
 class OneCycleLR(LRScheduler):
@@ -338,7 +340,6 @@ class OneCycleLR(LRScheduler):
                  anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
                  div_factor=25.0, final_div_factor=1e4, three_phase=False, last_epoch=-1):
         _check_optimizer(optimizer)
-        self.optimizer = optimizer
         if total_steps is not None:
             if not isinstance(total_steps, int) or total_steps <= 0:
                 raise OptimizerError(f"total_steps must be a positive integer, got {total_steps!r}")
