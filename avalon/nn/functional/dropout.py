@@ -12,7 +12,13 @@ def _check(p):
         raise AvalonError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
-def _masked(input, p, mask_shape):
+def _masked(input, p, training, mask_shape):
+    """`input` times a random keep-mask of `mask_shape` (broadcast over the rest), or `input` itself
+    when not `training` or p = 0."""
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
     keep = ta.rand(*mask_shape, dtype=input.dtype, device=ta._device_of(input)) >= p
     # kept elements are scaled by 1/(1-p) so the expected value is unchanged
     return input * (ew.astype(keep, dtype=input.dtype) * (1.0 / (1.0 - p)))
@@ -22,11 +28,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability `p` and scale the rest by 1/(1-p) (identity when not
     `training` or p = 0)."""
     _check(p)
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return input * 0.0
-    return _masked(input, p, tuple(input.shape))
+    return _masked(input, p, training, tuple(input.shape))
 
 
 def _feature_dropout(input, p, training, allowed, channel_dims, name):
@@ -34,11 +36,7 @@ def _feature_dropout(input, p, training, allowed, channel_dims, name):
     if input.ndim not in allowed:
         raise AvalonError(f"{name}: expected a {' or '.join(f'{n}-D' for n in allowed)} input, got shape "
                           f"{tuple(input.shape)}")
-    if not training or p == 0.0:
-        return input
-    if p == 1.0:
-        return input * 0.0
-    return _masked(input, p, tuple(input.shape[:channel_dims]) + (1,) * (input.ndim - channel_dims))
+    return _masked(input, p, training, tuple(input.shape[:channel_dims]) + (1,) * (input.ndim - channel_dims))
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
