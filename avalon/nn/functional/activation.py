@@ -7,8 +7,7 @@ into NaN. `inplace=` is accepted for source compatibility; the result is always 
 """
 import math
 
-import numpy as np
-
+from ... import numpy_api as npa
 from ... import torch_api as ta
 from ...errors import AvalonError
 from ...ops import elementwise as ew
@@ -131,27 +130,25 @@ def _softmax_dim(ndim):
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def _cast(input, dtype):
-    return input if dtype is None or np.dtype(dtype) == input.dtype else ew.astype(input, dtype=np.dtype(dtype))
+def _along_dim(primitive, input, dim, dtype):
+    input = npa._cast(input, dtype)
+    dim = _softmax_dim(input.ndim) if dim is None else dim
+    return primitive(input, axis=dim % max(input.ndim, 1))
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     """exp(x) / sum(exp(x)) along `dim` (one fused primitive); `dtype` casts the input first."""
-    input = _cast(input, dtype)
-    dim = _softmax_dim(input.ndim) if dim is None else dim
-    return nn_ops.softmax(input, axis=dim % max(input.ndim, 1))
+    return _along_dim(nn_ops.softmax, input, dim, dtype)
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
     """softmax(-x) along `dim`."""
-    return softmax(-_cast(input, dtype), dim)
+    return softmax(-npa._cast(input, dtype), dim)
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """x - logsumexp(x) along `dim` (one fused primitive); `dtype` casts the input first."""
-    input = _cast(input, dtype)
-    dim = _softmax_dim(input.ndim) if dim is None else dim
-    return nn_ops.log_softmax(input, axis=dim % max(input.ndim, 1))
+    return _along_dim(nn_ops.log_softmax, input, dim, dtype)
 
 
 def prelu(input, weight):
