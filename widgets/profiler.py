@@ -17,6 +17,10 @@ _HEAD = {"op": "op", "module": "module", "shapes": "shapes", "median_s": "median
          "flops": "FLOPs", "gflops": "GFLOP/s"}
 
 
+_SUMMARY_NOTE = ("Both time the same compiled code; each node's median drops its slow runs, so on a busy "
+                 "machine the sum over the nodes is the smaller")
+
+
 def _seconds(s):
     return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.3f} ms"
 
@@ -180,8 +184,9 @@ class Profiler(View):
         more = (f'<p class="avalon-muted">… {len(rows) - self.max_rows} more rows (sort to see others)</p>'
                 if len(rows) > self.max_rows else "")
         p = self.profile
-        summary = (f'<p class="avalon-status">{len(p.rows)} calls, total {_seconds(p.total_s)} (sum of node medians); '
-                   f'compiled replay {_seconds(p.compiled_s)}; median of {p.repeat} runs</p>')
+        summary = (f'<p class="avalon-status" title="{_SUMMARY_NOTE}">{len(p.rows)} calls: '
+                   f'{_seconds(p.total_s)} summed over the nodes, {_seconds(p.compiled_s)} for the whole '
+                   f'compiled call (medians of {p.repeat} runs)</p>')
         return (summary + f'<div style="max-height:320px;overflow:auto"><table class="avalon-table">'
                 f"<thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table></div>{more}")
 

@@ -1,11 +1,19 @@
-"""Timing every node of a compiled tape: each primitive runs on its real inputs, in tape order, over
-several runs, and the median per node is kept (one slow run — a page fault, a garbage collection —
-does not move a median).
+"""Timing every node of a compiled tape: the generated replay itself runs, with a clock read after
+each of its lines, over several runs, and the median per node is kept (one slow run — a garbage
+collection, another process — does not move a median).
 
-Nodes are timed one call at a time with the same function the generated code calls
-(`prim.specialize(xp)`), so the numbers are those of the compiled replay minus its buffer reuse. The
-whole compiled function is timed as well (`Profile.compiled_s`) to show what the per-node sum leaves out.
+Timing the replay's own lines, rather than calling each primitive again on its own, keeps what the
+replay pays: its buffer reuse (`out=`), the Python dispatch of each line, and the memory each result
+gets. That last one matters: a replay that allocates its intermediates afresh on every call may get
+memory straight from the operating system, zeroed page by page on first touch, which for large
+arrays costs as much as the arithmetic. A primitive timed again and again on memory it has just
+freed skips that, and such per-node times once summed to half of the replay's.
+
+The plain compiled function is timed too (`Profile.compiled_s`): it should match the sum of the
+node medians (`Profile.total_s`) within the noise, and it is the number to quote for a whole step.
 """
+import ast
+import gc
 import json
 import statistics
 import time
@@ -17,11 +25,15 @@ from .flops import flops as count_flops
 COLUMNS = ("op", "module", "shapes", "median_s", "share", "flops", "gflops")
 
 
+def _needs_sync(xp):
+    cuda = getattr(xp, "cuda", None)
+    return cuda is not None and hasattr(cuda, "Device")
+
+
 def _synchronize(xp):
     """Wait for queued device work (cupy), so a timer measures the kernel and not its launch."""
-    cuda = getattr(xp, "cuda", None)
-    if cuda is not None and hasattr(cuda, "Device"):
-        cuda.Device().synchronize()
+    if _needs_sync(xp):
+        xp.cuda.Device().synchronize()
 
 
 def _dims(shape):
@@ -40,6 +52,10 @@ class Profile:
     `rows` holds one dict per call in tape order (op, module, shapes, median_s, share, flops,
     gflops, plus id, phase, dtype, location); `by_op()` and `by_module()` total them;
     `to_chrome_trace(path)` writes a trace that Perfetto and chrome://tracing open.
+
+    `total_s` is the sum of the node medians; `compiled_s` the median time of a whole call of the
+    compiled function. Both time the same code, so they differ only by noise: a median per node
+    drops each node's slowest runs, so on a busy machine `total_s` is the smaller.
     """
 
     def __init__(self, tape, times, compiled_s, repeat):
@@ -134,7 +150,7 @@ class Profile:
             lines.append(f"{row['op']:<18}{row['module'][:23]:<24}{_seconds(row['median_s']):>12}"
                          f"{row['share']:>8.1%}{rate:>10}  {row['shapes']}")
         lines.append(f"total {_seconds(self.total_s)} over {len(self.rows)} calls "
-                     f"(compiled replay {_seconds(self.compiled_s)}), median of {self.repeat} runs")
+                     f"(whole compiled call {_seconds(self.compiled_s)}), medians of {self.repeat} runs")
         return "\n".join(lines)
 
     def __repr__(self):
@@ -149,12 +165,38 @@ def _seconds(s):
     return f"{s * 1e6:.1f} µs"
 
 
+def _clocked(compiled, xp):
+    """The compiled replay with `marks[k] = clock()` after its k-th line (marks[0] on entry):
+    (function, marks, the Call node of each line)."""
+    lines = {f"v{n.id}": n for n in compiled.tape.calls}  # codegen names a call's result v<id>
+    tree = ast.parse(compiled.source)
+    replay = tree.body[0]
+    sync = "_sync(); " if _needs_sync(xp) else ""
+
+    def mark(k):
+        return ast.parse(f"{sync}_marks[{k}] = _clock()").body
+
+    body, order = mark(0), []
+    for stmt in replay.body:
+        body.append(stmt)
+        if isinstance(stmt, ast.Assign) and getattr(stmt.targets[0], "id", None) in lines:
+            order.append(lines[stmt.targets[0].id])
+            body += mark(len(order))
+    replay.body = body
+    marks = [0.0] * (len(order) + 1)
+    scope = dict(compiled.fn.__globals__, _marks=marks, _clock=time.perf_counter,
+                 _sync=lambda: _synchronize(xp))
+    exec(compile(ast.fix_missing_locations(tree), "<avalon profiled replay>", "exec"), scope)
+    return scope["replay"], marks, order
+
+
 def profile_tape(tape, inputs=None, repeat=5, warmup=1, optimize=True):
     """Time every call of `tape` compiled (median of `repeat` runs after `warmup` runs).
 
     `inputs` are the input arrays in `tape.inputs` order; by default the values seen while tracing.
-    With `optimize` the tape is first optimised as `tape.compile()` does (folding, merging, dead
-    code), so the profile is of the code that actually runs.
+    With `optimize` the tape is compiled as `tape.compile()` does it (folding, merging, dead code,
+    buffer reuse), so the profile is of the code that actually runs; without, no pass changes it.
+    The garbage collector is paused while timing, as `timeit` does.
     """
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
@@ -164,32 +206,30 @@ def profile_tape(tape, inputs=None, repeat=5, warmup=1, optimize=True):
             raise ValueError(f"the tape has no values for inputs {', '.join(missing)} (dropped after "
                              "compiling): pass `inputs=` (arrays in tape.inputs order)")
         inputs = [n.value for n in tape.inputs]
-    compiled = tape.compile(reuse=False) if optimize else tape.compile(dce=False, cse=False, fold=False,
-                                                                        reuse=False)
-    timed = compiled.tape
-    xp = namespace(*inputs) if inputs else namespace(*(n.value for n in timed.nodes if isinstance(n, Const)))
-    calls = [n for n in timed.nodes if isinstance(n, Call)]
-    fns = {n: n.prim.specialize(xp) for n in calls}
-    env = dict(zip(timed.inputs, inputs))
-    env.update((n, n.value) for n in timed.nodes if isinstance(n, Const))
-    times = {n: [] for n in calls}
+    xp = namespace(*inputs) if inputs else namespace(*(n.value for n in tape.nodes if isinstance(n, Const)))
+    options = {} if optimize else {"dce": False, "cse": False, "fold": False, "reuse": False}
+    compiled = tape.compile(xp=xp, **options)
+    clocked, marks, order = _clocked(compiled, xp)
+    times = {n: [] for n in order}
+    whole = []
     clock = time.perf_counter
-    for run in range(warmup + repeat):
-        for n in calls:
-            args = [env[a] if isinstance(a, Node) else a for a in n.args]
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        # clocked and plain replays take turns, so a burst of load elsewhere slows both alike
+        for run in range(warmup + repeat):
+            clocked(*inputs)
             start = clock()
-            env[n] = fns[n](*args, **n.params)
+            compiled(*inputs)
             _synchronize(xp)
             if run >= warmup:
-                times[n].append(clock() - start)
-    whole = []
-    for run in range(warmup + repeat):
-        start = clock()
-        compiled(*inputs)
-        _synchronize(xp)
-        if run >= warmup:
-            whole.append(clock() - start)
-    return Profile(timed, times, statistics.median(whole), repeat)
+                whole.append(clock() - start)
+                for k, n in enumerate(order):
+                    times[n].append(marks[k + 1] - marks[k])
+    finally:
+        if collecting:
+            gc.enable()
+    return Profile(compiled.tape, times, statistics.median(whole), repeat)
 
 
 def profile(f, *args, repeat=5, warmup=1, backward=True):

@@ -106,3 +106,34 @@ def test_bad_sort_column(small):
     view = Profiler(f, W1, W2, x, repeat=1)
     with pytest.raises(KeyError, match="columns are"):
         view.sort("speed")
+
+
+@pytest.fixture
+def costly():
+    """A primitive `costly(x)` that costs 1 tick of a fake clock when it allocates its result and
+    0.25 when the compiled replay hands it a dead buffer (`out=`), as memory from the operating
+    system costs more than memory reused; and the fake clock, read by the profiler."""
+    from avalon.ops.primitive import PRIMITIVES, Primitive
+
+    clock = {"t": 0.0}
+
+    def impl(x, out=None):
+        clock["t"] += 1.0 if out is None else 0.25
+        return np.multiply(x, 2.0, out=out)
+
+    prim = Primitive("test_profiler_costly", impl, out=True)
+    yield prim, clock
+    del PRIMITIVES[prim.name]
+
+
+def test_node_times_are_what_the_compiled_replay_pays(costly, monkeypatch):
+    prim, clock = costly
+    x = np.ones((4, 3))
+    tape = avalon.trace(lambda x: prim(prim(prim(x))).sum(), x)
+    compiled = tape.compile()
+    assert "out=" in compiled.source  # the third call writes into the first one's dead buffer
+    monkeypatch.setattr("time.perf_counter", lambda: clock["t"])
+    prof = profile_tape(tape, repeat=3)
+    times = [r["median_s"] for r in prof.rows if r["op"] == prim.name]
+    assert times == [1.0, 1.0, 0.25]
+    assert prof.total_s == prof.compiled_s == 2.25
