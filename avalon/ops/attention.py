@@ -37,7 +37,7 @@ def _masked_scores(xp, q, k, mask, scale, causal):
     if causal:
         length, source_length = scores.shape[-2:]
         rows = xp.reshape(xp.arange(length), (length, 1))
-        above = xp.arange(source_length) > rows  # keys after the query
+        above = xp.arange(source_length) > rows  # causal: no query may see a later key
         if numpy:
             xp.copyto(scores, _NEG_INF, where=above)
         else:

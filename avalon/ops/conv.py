@@ -177,7 +177,7 @@ def conv_transpose(g, w, shape, stride, padding, dilation, groups):
     wk = xp.reshape(_permute(xp, wk, (0,) + tuple(range(3, 3 + d)) + (2, 1)), (groups, -1, co // groups))
     cols = xp.reshape(xp.matmul(wk, _to_group_major(xp, g, groups)), (groups,) + kernel + (cg, n) + out)
     x = crop_spatial(col2im(cols, _padded(shape, padding), kernel, stride, dilation, lead=1), padding)
-    # (G, Cg, N, *shape) -> (N, G * Cg, *shape)
+    # (G, Cg, N, *shape) -> (N, G * Cg, *shape): back to the input layout, each group's channels in turn
     x = _permute(xp, x, (2, 0, 1) + tuple(range(3, 3 + d)))
     return xp.reshape(x, (n, groups * cg) + tuple(shape))
 
