@@ -14,17 +14,30 @@ def _inplace(module):
     return "inplace=True" if module.inplace else ""
 
 
-class ReLU(Module):
-    """max(x, 0)."""
+class _Parameterless(Module):
+    """An activation without options: `forward` applies the class's `function`."""
+
+    function = None
+
+    def forward(self, input):
+        return type(self).function(input)
+
+
+class _InplaceOnly(_Parameterless):
+    """An activation whose only option is PyTorch's `inplace` (accepted and shown in the repr; the result
+    is always a new array)."""
 
     def __init__(self, inplace=False):
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, input):
-        return F.relu(input)
-
     extra_repr = _inplace
+
+
+class ReLU(_InplaceOnly):
+    """max(x, 0)."""
+
+    function = staticmethod(F.relu)
 
 
 class Hardtanh(Module):
@@ -85,17 +98,10 @@ class CELU(ELU):
         return F.celu(input, self.alpha)
 
 
-class SELU(Module):
+class SELU(_InplaceOnly):
     """Scaled ELU with the self-normalising constants."""
 
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input):
-        return F.selu(input)
-
-    extra_repr = _inplace
+    function = staticmethod(F.selu)
 
 
 class GELU(Module):
@@ -115,36 +121,25 @@ class GELU(Module):
 class SiLU(ReLU):
     """x·sigmoid(x)."""
 
-    def forward(self, input):
-        return F.silu(input)
+    function = staticmethod(F.silu)
 
 
 class Mish(ReLU):
     """x·tanh(softplus(x))."""
 
-    def forward(self, input):
-        return F.mish(input)
+    function = staticmethod(F.mish)
 
 
 class Hardsigmoid(ReLU):
     """relu6(x + 3) / 6."""
 
-    def forward(self, input):
-        return F.hardsigmoid(input)
+    function = staticmethod(F.hardsigmoid)
 
 
 class Hardswish(ReLU):
     """x·relu6(x + 3) / 6."""
 
-    def forward(self, input):
-        return F.hardswish(input)
-
-
-class _Parameterless(Module):
-    function = None
-
-    def forward(self, input):
-        return type(self).function(input)
+    function = staticmethod(F.hardswish)
 
 
 class Sigmoid(_Parameterless):
