@@ -102,6 +102,22 @@ def _kind(cls):
     return kind
 
 
+class ByIdentity:
+    """A key part equal only to the very same object, which it keeps alive (so its id cannot be
+    reused by another object while the key exists)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __hash__(self):
+        return id(self.obj)
+
+    def __eq__(self, other):
+        return isinstance(other, ByIdentity) and other.obj is self.obj
+
+
 def static_key(x):
     """A hashable key for a static value: equal keys mean traced code sees the same value.
 
@@ -113,7 +129,7 @@ def static_key(x):
     if isinstance(x, dict):
         return (dict,) + tuple((k, static_key(v)) for k, v in x.items())
     if is_array(x):
-        return ("array", id(x))
+        return ("array", ByIdentity(x))
     if isinstance(x, slice):  # unhashable before Python 3.12
         return (slice, static_key(x.start), static_key(x.stop), static_key(x.step))
     try:

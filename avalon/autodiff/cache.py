@@ -16,30 +16,14 @@ def signature(leaves):
     return tuple((type(a), a.shape, a.dtype) for a in leaves)
 
 
-class _ByIdentity:
-    """An unhashable callable as a key part: equal only to itself, and kept alive by the key (so its
-    id cannot be reused by another function while the entry exists)."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj):
-        self.obj = obj
-
-    def __hash__(self):
-        return id(self.obj)
-
-    def __eq__(self, other):
-        return isinstance(other, _ByIdentity) and other.obj is self.obj
-
-
 def _function_key(f):
     try:
         hash(f)
         return f
     except TypeError:
         if hasattr(f, "__self__") and hasattr(f, "__func__"):  # a method of an unhashable object
-            return (_ByIdentity(f.__self__), f.__func__)
-        return _ByIdentity(f)
+            return (tree.ByIdentity(f.__self__), f.__func__)
+        return tree.ByIdentity(f)
 
 
 def key_of(f, spec, leaves, *extra):

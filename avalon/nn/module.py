@@ -454,20 +454,6 @@ def _assign(module, values):
 _INTERNAL = {"_parameters", "_buffers", "_modules", "_non_persistent", "_frozen"}
 
 
-def _static_value(value):
-    # The type is part of the key: 1, 1.0 and True may trace differently.
-    if isinstance(value, (tuple, list)):
-        return (type(value),) + tuple(_static_value(v) for v in value)
-    if is_array(value):
-        # An unregistered array attribute is a constant of the traced code: another array retraces.
-        return ("array", id(value))
-    try:
-        hash(value)
-        return (type(value), value)
-    except TypeError:
-        return ("unhashable", type(value), id(value))
-
-
 class _Static:
     """The static part of a module's cache key, hashed once (it is compared on every call)."""
 
@@ -487,7 +473,7 @@ class _Static:
 def _static(module):
     # Attribute order is stable: assigning an existing attribute keeps its place in vars().
     return _Static(tuple((name, type(m), tuple(sorted(m._non_persistent)),
-                          tuple((k, _static_value(v)) for k, v in vars(m).items() if k not in _INTERNAL))
+                          tuple((k, tree.static_key(v)) for k, v in vars(m).items() if k not in _INTERNAL))
                          for name, m in module.named_modules()))
 
 
