@@ -1,4 +1,6 @@
 """Activation layers and functions: PyTorch parity (values and gradients), finite differences, kinks."""
+import inspect
+
 import numpy as np
 import pytest
 from nnparity import check_layer
@@ -33,6 +35,31 @@ def test_layer_matches_torch(name, args, kwargs):
     torch_layer = getattr(torch.nn, name)(*args, **kwargs)
     assert repr(layer) == repr(torch_layer)
     check_layer(layer, torch_layer, _input())
+
+
+ACTIVATIONS = nn.modules.activation.__all__
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_class_hierarchy_and_constructor_match_torch(name):
+    torch = pytest.importorskip("torch")
+    ours, theirs = getattr(nn, name), getattr(torch.nn, name)
+    assert [c.__name__ for c in ours.__mro__] == [c.__name__ for c in theirs.__mro__]
+    expected = [(p.name, p.default) for p in inspect.signature(theirs).parameters.values()
+                if p.kind is p.POSITIONAL_OR_KEYWORD]
+    got = [(p.name, p.default) for p in inspect.signature(ours).parameters.values()]
+    # torch's Hardtanh also takes the deprecated aliases min_value/max_value after the options it documents
+    assert got == expected[:len(got)] and len(got) >= len(expected) - 2 * (name == "Hardtanh")
+
+
+def test_replacing_every_relu_leaves_the_other_activations_alone():
+    model = nn.Sequential(nn.ReLU(), nn.SiLU(), nn.Mish(), nn.Hardsigmoid(), nn.Hardswish(), nn.SELU(), nn.ReLU6(),
+                          nn.CELU(), nn.Softmin(1), nn.LogSoftmax(1), nn.Softshrink())
+    relus = [i for i, layer in enumerate(model) if isinstance(layer, nn.ReLU)]
+    assert relus == [0]
+    assert not isinstance(nn.CELU(), nn.ELU) and not isinstance(nn.Softshrink(), nn.Hardshrink)
+    assert not any(isinstance(layer, nn.Softmax) for layer in (nn.Softmin(1), nn.LogSoftmax(1)))
+    assert isinstance(nn.ReLU6(), nn.Hardtanh)  # as in PyTorch
 
 
 @pytest.mark.filterwarnings("ignore:Implicit dimension choice")

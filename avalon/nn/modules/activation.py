@@ -10,34 +10,61 @@ __all__ = ["ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", 
            "LogSigmoid", "PReLU", "Threshold", "GLU", "Hardshrink", "Softshrink", "Tanhshrink"]
 
 
+# Every class below is a direct subclass of Module (ReLU6 of Hardtanh), as in PyTorch, so
+# `isinstance(layer, nn.ReLU)` picks out exactly the ReLUs; layers with the same options share their
+# methods through these functions rather than through a common base class.
+
+def _applying(function, *options):
+    """The `forward` of a layer that is `function(input, *options)`, each option read from the layer."""
+
+    def forward(self, input):
+        return function(input, *(getattr(self, name) for name in options))
+
+    return forward
+
+
+def _inplace_only(self, inplace=False):
+    """`__init__` of a layer whose only option is PyTorch's `inplace` (accepted and shown in the repr;
+    the result is always a new array)."""
+    Module.__init__(self)
+    self.inplace = inplace
+
+
 def _inplace(module):
     return "inplace=True" if module.inplace else ""
 
 
-class _Parameterless(Module):
-    """An activation without options: `forward` applies the class's `function`."""
-
-    function = None
-
-    def forward(self, input):
-        return type(self).function(input)
+def _alpha_and_inplace(self, alpha=1.0, inplace=False):
+    """`__init__` of ELU and CELU."""
+    Module.__init__(self)
+    self.alpha, self.inplace = alpha, inplace
 
 
-class _InplaceOnly(_Parameterless):
-    """An activation whose only option is PyTorch's `inplace` (accepted and shown in the repr; the result
-    is always a new array)."""
-
-    def __init__(self, inplace=False):
-        super().__init__()
-        self.inplace = inplace
-
-    extra_repr = _inplace
+def _alpha_repr(module):
+    return f"alpha={module.alpha}" + (", inplace=True" if module.inplace else "")
 
 
-class ReLU(_InplaceOnly):
+def _lambd(self, lambd=0.5):
+    """`__init__` of Hardshrink and Softshrink."""
+    Module.__init__(self)
+    self.lambd = lambd
+
+
+def _dim(self, dim=None):
+    """`__init__` of Softmax, Softmin and LogSoftmax."""
+    Module.__init__(self)
+    self.dim = dim
+
+
+def _dim_repr(module):
+    return f"dim={module.dim}"
+
+
+class ReLU(Module):
     """max(x, 0)."""
 
-    function = staticmethod(F.relu)
+    __init__, extra_repr = _inplace_only, _inplace
+    forward = _applying(F.relu)
 
 
 class Hardtanh(Module):
@@ -80,28 +107,22 @@ class LeakyReLU(Module):
 class ELU(Module):
     """x for x > 0, alpha·(exp(x) - 1) otherwise."""
 
-    def __init__(self, alpha=1.0, inplace=False):
-        super().__init__()
-        self.alpha, self.inplace = alpha, inplace
-
-    def forward(self, input):
-        return F.elu(input, self.alpha)
-
-    def extra_repr(self):
-        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+    __init__, extra_repr = _alpha_and_inplace, _alpha_repr
+    forward = _applying(F.elu, "alpha")
 
 
-class CELU(ELU):
+class CELU(Module):
     """x for x > 0, alpha·(exp(x / alpha) - 1) otherwise."""
 
-    def forward(self, input):
-        return F.celu(input, self.alpha)
+    __init__, extra_repr = _alpha_and_inplace, _alpha_repr
+    forward = _applying(F.celu, "alpha")
 
 
-class SELU(_InplaceOnly):
+class SELU(Module):
     """Scaled ELU with the self-normalising constants."""
 
-    function = staticmethod(F.selu)
+    __init__, extra_repr = _inplace_only, _inplace
+    forward = _applying(F.selu)
 
 
 class GELU(Module):
@@ -118,58 +139,62 @@ class GELU(Module):
         return f"approximate={self.approximate!r}"
 
 
-class SiLU(ReLU):
+class SiLU(Module):
     """x·sigmoid(x)."""
 
-    function = staticmethod(F.silu)
+    __init__, extra_repr = _inplace_only, _inplace
+    forward = _applying(F.silu)
 
 
-class Mish(ReLU):
+class Mish(Module):
     """x·tanh(softplus(x))."""
 
-    function = staticmethod(F.mish)
+    __init__, extra_repr = _inplace_only, _inplace
+    forward = _applying(F.mish)
 
 
-class Hardsigmoid(ReLU):
+class Hardsigmoid(Module):
     """relu6(x + 3) / 6."""
 
-    function = staticmethod(F.hardsigmoid)
+    __init__, extra_repr = _inplace_only, _inplace
+    forward = _applying(F.hardsigmoid)
 
 
-class Hardswish(ReLU):
+class Hardswish(Module):
     """x·relu6(x + 3) / 6."""
 
-    function = staticmethod(F.hardswish)
+    __init__, extra_repr = _inplace_only, _inplace
+    forward = _applying(F.hardswish)
 
 
-class Sigmoid(_Parameterless):
+class Sigmoid(Module):
     """1 / (1 + exp(-x))."""
 
-    function = staticmethod(F.sigmoid)
+    forward = _applying(F.sigmoid)
 
 
-class Tanh(_Parameterless):
+class Tanh(Module):
     """Hyperbolic tangent."""
 
-    function = staticmethod(F.tanh)
+    forward = _applying(F.tanh)
 
 
-class Softsign(_Parameterless):
+class Softsign(Module):
     """x / (1 + |x|)."""
 
-    function = staticmethod(F.softsign)
+    forward = _applying(F.softsign)
 
 
-class LogSigmoid(_Parameterless):
+class LogSigmoid(Module):
     """log(sigmoid(x))."""
 
-    function = staticmethod(F.logsigmoid)
+    forward = _applying(F.logsigmoid)
 
 
-class Tanhshrink(_Parameterless):
+class Tanhshrink(Module):
     """x - tanh(x)."""
 
-    function = staticmethod(F.tanhshrink)
+    forward = _applying(F.tanhshrink)
 
 
 class Threshold(Module):
@@ -203,22 +228,18 @@ class GLU(Module):
 class Hardshrink(Module):
     """x where |x| > lambd, else 0."""
 
-    def __init__(self, lambd=0.5):
-        super().__init__()
-        self.lambd = lambd
-
-    def forward(self, input):
-        return F.hardshrink(input, self.lambd)
+    __init__ = _lambd
+    forward = _applying(F.hardshrink, "lambd")
 
     def extra_repr(self):
         return f"{self.lambd}"
 
 
-class Softshrink(Hardshrink):
+class Softshrink(Module):
     """x shrunk towards 0 by lambd (0 within ±lambd)."""
 
-    def forward(self, input):
-        return F.softshrink(input, self.lambd)
+    __init__, extra_repr = _lambd, Hardshrink.extra_repr
+    forward = _applying(F.softshrink, "lambd")
 
 
 class Softplus(Module):
@@ -238,29 +259,22 @@ class Softplus(Module):
 class Softmax(Module):
     """exp(x) / sum(exp(x)) along `dim`."""
 
-    def __init__(self, dim=None):
-        super().__init__()
-        self.dim = dim
-
-    def forward(self, input):
-        return F.softmax(input, self.dim)
-
-    def extra_repr(self):
-        return f"dim={self.dim}"
+    __init__, extra_repr = _dim, _dim_repr
+    forward = _applying(F.softmax, "dim")
 
 
-class Softmin(Softmax):
+class Softmin(Module):
     """softmax(-x) along `dim`."""
 
-    def forward(self, input):
-        return F.softmin(input, self.dim)
+    __init__, extra_repr = _dim, _dim_repr
+    forward = _applying(F.softmin, "dim")
 
 
-class LogSoftmax(Softmax):
+class LogSoftmax(Module):
     """log(softmax(x)) along `dim`, computed stably."""
 
-    def forward(self, input):
-        return F.log_softmax(input, self.dim)
+    __init__, extra_repr = _dim, _dim_repr
+    forward = _applying(F.log_softmax, "dim")
 
 
 class PReLU(Module):
