@@ -127,7 +127,12 @@ class TapeGraph:
     # --- state ----------------------------------------------------------------------------------
 
     def visible_node(self, node):
-        return self.phase == "both" or node.phase == "forward"
+        if self.phase == "both":
+            return True
+        if isinstance(node, Const) and self.consumers.get(node):
+            # a constant only the backward pass reads (the seed 1.0 of the loss) would float unconnected
+            return any(user.phase == "forward" for user in self.consumers[node])
+        return node.phase == "forward"
 
     def _phases(self, scope):
         """How many boxes a closed scope draws (one per pass present under the phase filter)."""

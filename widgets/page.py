@@ -20,16 +20,20 @@ CSS = """
 .avalon-panel h4 { font-size: 12px; margin: 8px 0 2px; color: #374151; }
 .avalon-panel ul { margin: 2px 0; padding-left: 18px; }
 .avalon-facts th { text-align: left; padding-right: 8px; color: #6b7280; font-weight: normal; vertical-align: top; }
-.avalon-stats { border-collapse: collapse; font-size: 11px; }
-.avalon-stats th, .avalon-stats td { border: 1px solid #e5e7eb; padding: 1px 4px; text-align: right; }
+.avalon-stats { border-collapse: collapse; font-size: 11px; width: 100%; max-width: 420px; table-layout: fixed; }
+.avalon-stats th, .avalon-stats td { border: 1px solid #e5e7eb; padding: 1px 4px; text-align: right; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis; font-variant-numeric: tabular-nums; }
+.avalon-stats th { color: #6b7280; font-weight: normal; background: #f3f4f6; }
 .avalon-bad { color: #b91c1c; font-weight: bold; }
 .avalon-badge { font-size: 10px; border-radius: 8px; padding: 1px 6px; background: #e5e7eb; font-weight: normal; }
 .avalon-badge.avalon-backward { background: #fde68a; }
 .avalon-badge.avalon-forward { background: #e0e7ff; }
 .avalon-badge.avalon-bad { background: #fee2e2; }
 .avalon-muted { color: #6b7280; }
-.avalon-source { font-size: 11px; background: #f3f4f6; padding: 4px; margin: 2px 0; overflow-x: auto; }
-.avalon-source .avalon-hot { background: #fde68a; display: inline-block; min-width: 100%; }
+.avalon-view pre.avalon-source, .avalon-static pre.avalon-source { font-size: 11px; line-height: 1.35; background: #f3f4f6;
+  padding: 4px; margin: 2px 0; white-space: pre-wrap; word-break: normal; overflow-wrap: anywhere; }
+.avalon-source > span { display: inline-block; width: 100%; box-sizing: border-box; padding-left: 5ch; text-indent: -5ch; }
+.avalon-source .avalon-hot { background: #fde68a; }
 .avalon-lineno { color: #9ca3af; }
 .avalon-where { font-size: 11px; color: #4b5563; }
 .avalon-link { color: #1d4ed8; text-decoration: none; cursor: pointer; }

@@ -6,6 +6,7 @@ click on them into the same action (select a node, open a module).
 """
 import html
 import linecache
+import re
 from collections import Counter
 
 from avalon.tape import Call, Const, Input, Node
@@ -25,6 +26,11 @@ def link(node, text=None):
             f"{esc(text)}</a>")
 
 
+def _code(text):
+    # a narrow panel wraps long lines: after an opening bracket or a comma, not inside a name
+    return re.sub(r"([(\[{,])", r"\1<wbr>", esc(text))
+
+
 def source_html(location, before=3, after=3, mark=True):
     """The user's source around `location`, its line highlighted ('' when the file cannot be read)."""
     if location is None:
@@ -35,10 +41,10 @@ def source_html(location, before=3, after=3, mark=True):
         if not text and lineno > location.lineno:
             break
         cls = ' class="avalon-hot"' if mark and lineno == location.lineno else ""
-        lines.append(f'<span{cls}><span class="avalon-lineno">{lineno:>4}</span> {esc(text.rstrip())}</span>')
+        lines.append(f'<span{cls}><span class="avalon-lineno">{lineno:>4}</span> {_code(text.rstrip())}</span>')
     if not lines and location.code:
         lines.append(f'<span class="avalon-hot"><span class="avalon-lineno">{location.lineno:>4}</span> '
-                     f"{esc(location.code)}</span>")
+                     f"{_code(location.code)}</span>")
     head = f'<div class="avalon-where">{esc(location.filename)}:{location.lineno} in {esc(location.function)}</div>'
     return head + '<pre class="avalon-source">' + "\n".join(lines) + "</pre>"
 

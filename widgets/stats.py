@@ -40,18 +40,23 @@ def stats(value):
 
 
 def fmt(x):
-    """A number in at most ~8 characters (`1.23e-05`, `0.5`, `12`)."""
+    """A number in 4 significant digits and at most 11 characters: `0.007499`, `22.63`, `2.81e-4`,
+    `-1.5e12` (a compact exponent: no `+`, no leading zeros); integers below 10⁹ in full."""
     if x is None:
         return "–"
-    if isinstance(x, (int, np.integer)):
+    if isinstance(x, (int, np.integer)) and abs(x) < 10**9:
         return str(int(x))
+    x = float(x)
     if not math.isfinite(x):
         return str(x)
     if x == 0:
         return "0"
+    x = float(f"{x:.3e}")  # rounded first, so 9999.7 is 1e4, not 1e+04 from the fixed branch
     if 1e-3 <= abs(x) < 1e4:
         return f"{x:.4g}"
-    return f"{x:.2e}"
+    mantissa, exponent = f"{x:.3e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def histogram_svg(value, bins=24, width=220, height=56):
@@ -82,14 +87,21 @@ def histogram_svg(value, bins=24, width=220, height=56):
             "</svg>")
 
 
+STATS_ROWS = (("min", "max", "mean", "std"), ("norm", "NaN", "Inf", "count"))
+
+
 def stats_table(s):
-    """An HTML table of `stats(value)`."""
+    """An HTML table of `stats(value)`: two bands of four columns (label over value), so it fits a
+    side panel."""
     if s is None:
         return '<p class="avalon-muted">no value kept</p>'
-    cells = [("min", s["min"]), ("max", s["max"]), ("mean", s["mean"]), ("std", s["std"]),
-             ("norm", s["norm"]), ("NaN", s["nan"]), ("Inf", s["inf"]), ("count", s["count"])]
-    row = "".join(f"<th>{k}</th>" for k, _ in cells)
-    vals = "".join(
-        f'<td class="{"avalon-bad" if k in ("NaN", "Inf") and v else ""}">{html.escape(fmt(v))}</td>'
-        for k, v in cells)
-    return f'<table class="avalon-stats"><tr>{row}</tr><tr>{vals}</tr></table>'
+    values = {"min": s["min"], "max": s["max"], "mean": s["mean"], "std": s["std"], "norm": s["norm"],
+              "NaN": s["nan"], "Inf": s["inf"], "count": s["count"]}
+    bands = []
+    for keys in STATS_ROWS:
+        head = "".join(f"<th>{k}</th>" for k in keys)
+        cells = "".join(
+            f'<td class="{"avalon-bad" if k in ("NaN", "Inf") and values[k] else ""}">{html.escape(fmt(values[k]))}</td>'
+            for k in keys)
+        bands.append(f"<tr>{head}</tr><tr>{cells}</tr>")
+    return f'<table class="avalon-stats">{"".join(bands)}</table>'

@@ -104,6 +104,26 @@ def _expected_node_count():
     return TapeView(mse, model, x, y).svg.count('class="node')
 
 
+# What sticks out of a side panel: statistics tables and source listings wider than the panel, or
+# table cells whose text does not fit them.
+_OVERFLOW_JS = """(panel) => {
+  const edge = panel.getBoundingClientRect().right - parseFloat(getComputedStyle(panel).paddingRight);
+  const out = [];
+  if (panel.scrollWidth > panel.clientWidth) out.push("the panel scrolls sideways");
+  for (const el of panel.querySelectorAll("table.avalon-stats, pre.avalon-source")) {
+    const right = el.getBoundingClientRect().right;
+    if (right > edge + 0.5 || el.scrollWidth > el.clientWidth) out.push(el.className + " ends at " + right + " > " + edge);
+  }
+  for (const cell of panel.querySelectorAll("table.avalon-stats th, table.avalon-stats td"))
+    if (cell.scrollWidth > cell.clientWidth) out.push("clipped cell " + cell.textContent);
+  return out;
+}"""
+
+
+def _overflowing(panel):
+    return panel.evaluate(_OVERFLOW_JS)
+
+
 def test_workbench_views_in_jupyterlab(lab):
     from playwright.sync_api import expect, sync_playwright
 
@@ -129,6 +149,7 @@ def test_workbench_views_in_jupyterlab(lab):
             expect(panel).to_contain_text("primitive", timeout=15_000)
             expect(panel).to_contain_text("producers")
             expect(panel.locator("svg.avalon-hist")).to_have_count(2)  # value and gradient histograms
+            assert _overflowing(panel) == []
             tape_view.screenshot(path=str(ARTIFACTS / "tapeview.png"))
 
             # BackwardStepper: the next button moves the highlight
