@@ -1,24 +1,37 @@
 """The errors of nn's layers and functions, each pointing at the user's line."""
 from ..errors import ShapeError
-from ..tracing import user_location
+from ..tracing import current, user_location
 
 
-def _with_user_line(message):
-    where = user_location()
-    if where is not None:
-        message += f"\n  at {where}\n      {where.code}"
-    return message
+def _last_node():
+    """The node recorded last in the active trace (where `avalon.check` and the workbench mark the
+    error on the tape), or None outside traced code."""
+    trace = current()
+    return trace.last_node() if trace is not None else None
 
 
 def input_error(who, expected, actual, why=""):
     """A `ShapeError` naming the layer or function `who`, the expected input shape (a readable pattern
-    such as "(*, 4)" or "(N, 3, H, W)"), the actual one and the user's line."""
-    message = f"{who} expected input of shape {expected}, got {tuple(actual)}"
-    if why:
-        message += f": {why}"
-    return ShapeError(_with_user_line(message))
+    such as "(*, 4)" or "(N, 3, H, W)"), the actual one, `why` it does not fit and the user's line.
+
+    Its fields are those of a primitive's shape error: `primitive` (here the layer or function),
+    `shapes`, `location` (`filename`, `lineno`, `code`), `node`, `why` and `fix`, so `avalon.check`
+    and the workbench place it as they place any other.
+    """
+    actual = tuple(actual)
+    return ShapeError(f"{who} expected input of shape {expected}, got {actual}", who, [actual],
+                      user_location(), _last_node(), why=why,
+                      fix=f"pass an input of shape {expected} (print the input's .shape at this line, "
+                          f"or the tape, to see where it came from)")
 
 
 def fail(who, message, kind=ShapeError):
-    """A `kind` error reading "who: message", with the user's line."""
-    return kind(_with_user_line(f"{who}: {message}"))
+    """A `kind` error reading "who: message", with the user's line (a `ShapeError` carries it as its
+    `location`, with `primitive` set to `who`)."""
+    where = user_location()
+    if kind is ShapeError:
+        return ShapeError(f"{who}: {message}", who, location=where, node=_last_node())
+    text = f"{who}: {message}"
+    if where is not None:
+        text += f"\n  at {where}\n      {where.code}"
+    return kind(text)
