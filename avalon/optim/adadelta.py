@@ -1,6 +1,7 @@
 """Adadelta: unit-corrected steps from running averages of squared gradients and squared updates."""
 from ..backend import namespace
-from .optimizer import Optimizer, OptimizerError, _stored, _weight_decay
+from ._inplace import buffer, decay_squares_
+from .optimizer import Optimizer, OptimizerError
 
 
 class Adadelta(Optimizer):
@@ -13,6 +14,7 @@ class Adadelta(Optimizer):
     """
 
     _state_keys = ("step", "square_avg", "acc_delta")
+    _temporaries = 2
     _nonnegative = ("lr", "eps", "weight_decay")
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, *, maximize=False):
@@ -24,13 +26,15 @@ class Adadelta(Optimizer):
         if not 0.0 <= group["rho"] <= 1.0:
             raise OptimizerError(f"invalid rho: {group['rho']} (must be in [0, 1])")
 
-    def _update(self, param, grad, state, group):
-        xp = namespace(param)
+    def _update(self, param, grad, state, group, temps):
+        xp, (temp, delta) = namespace(param), temps
         rho, eps = group["rho"], group["eps"]
-        param, grad = _weight_decay(param, grad, group)
-        square_avg = _stored(state, "square_avg", param) * rho + (1 - rho) * grad * grad
-        acc_delta = _stored(state, "acc_delta", param)
-        delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * grad
-        acc_delta = acc_delta * rho + (1 - rho) * delta * delta
-        new_state = {"step": state.get("step", 0.0) + 1, "square_avg": square_avg, "acc_delta": acc_delta}
-        return param - group["lr"] * delta, new_state
+        state["step"] = state.get("step", 0.0) + 1
+        square_avg, acc_delta = buffer(state, "square_avg", param), buffer(state, "acc_delta", param)
+        decay_squares_(square_avg, grad, rho, temp)
+        xp.sqrt(xp.add(acc_delta, eps, out=delta), out=delta)
+        std = xp.sqrt(xp.add(square_avg, eps, out=temp), out=temp)
+        delta /= std
+        delta *= grad
+        decay_squares_(acc_delta, delta, rho, temp)
+        param -= xp.multiply(delta, group["lr"], out=temp)

@@ -1,6 +1,7 @@
 """Adagrad: per-coordinate learning rates from the running sum of squared gradients."""
 from ..backend import namespace
-from .optimizer import Optimizer, _stored, _weight_decay
+from ._inplace import buffer
+from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -29,11 +30,14 @@ class Adagrad(Optimizer):
             self.state[param] = {"step": 0.0,
                                  "sum": namespace(param).full_like(param, group["initial_accumulator_value"])}
 
-    def _update(self, param, grad, state, group):
-        xp = namespace(param)
-        step = state.get("step", 0.0) + 1
-        param, grad = _weight_decay(param, grad, group)
+    def _update(self, param, grad, state, group, temps):
+        xp, (temp,) = namespace(param), temps
+        step = state["step"] = state.get("step", 0.0) + 1
         clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
-        total = _stored(state, "sum", param, group["initial_accumulator_value"]) + grad * grad
-        std = xp.sqrt(total) + group["eps"]
-        return param - clr * (grad / std), {"step": step, "sum": total}
+        total = buffer(state, "sum", param, group["initial_accumulator_value"])
+        total += xp.multiply(grad, grad, out=temp)
+        std = xp.sqrt(total, out=temp)
+        std += group["eps"]
+        update = xp.divide(grad, std, out=temp)
+        update *= clr
+        param -= update

@@ -1,6 +1,7 @@
 """Adam and AdamW (Adam with decoupled weight decay), with AMSGrad."""
 from ..backend import namespace
-from .optimizer import Optimizer, _adam_moments, _stored, _weight_decay
+from ._inplace import adam_moments_, buffer
+from .optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -21,20 +22,20 @@ class Adam(Optimizer):
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
-    def _update(self, param, grad, state, group):
-        xp = namespace(param)
+    def _update(self, param, grad, state, group, temps):
+        xp, (temp,) = namespace(param), temps
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        step = state.get("step", 0.0) + 1
-        param, grad = _weight_decay(param, grad, group)
-        exp_avg, exp_avg_sq = _adam_moments(state, param, grad, group["betas"])
-        step_size = lr / (1 - beta1 ** step)
-        correction2_sqrt = (1 - beta2 ** step) ** 0.5
-        new_state = {"step": step, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+        step = state["step"] = state.get("step", 0.0) + 1
+        exp_avg, exp_avg_sq = adam_moments_(state, param, grad, group["betas"], temp)
         if group["amsgrad"]:
-            exp_avg_sq = xp.maximum(_stored(state, "max_exp_avg_sq", param), exp_avg_sq)
-            new_state["max_exp_avg_sq"] = exp_avg_sq
-        denom = xp.sqrt(exp_avg_sq) / correction2_sqrt + eps
-        return param - step_size * (exp_avg / denom), new_state
+            max_exp_avg_sq = buffer(state, "max_exp_avg_sq", param)
+            exp_avg_sq = xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        denom = xp.sqrt(exp_avg_sq, out=temp)
+        denom /= (1 - beta2 ** step) ** 0.5
+        denom += eps
+        update = xp.divide(exp_avg, denom, out=temp)
+        update *= lr / (1 - beta1 ** step)
+        param -= update
 
 
 class AdamW(Adam):

@@ -1,6 +1,7 @@
 """Adamax: Adam with the infinity norm in place of the second moment."""
 from ..backend import namespace
-from .optimizer import Optimizer, _stored, _weight_decay, lerp
+from ._inplace import buffer, lerp_
+from .optimizer import Optimizer
 
 
 class Adamax(Optimizer):
@@ -18,12 +19,16 @@ class Adamax(Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _update(self, param, grad, state, group):
-        xp = namespace(param)
+    def _update(self, param, grad, state, group, temps):
+        xp, (temp,) = namespace(param), temps
         beta1, beta2 = group["betas"]
-        step = state.get("step", 0.0) + 1
-        param, grad = _weight_decay(param, grad, group)
-        exp_avg = lerp(_stored(state, "exp_avg", param), grad, 1 - beta1)
-        exp_inf = xp.maximum(_stored(state, "exp_inf", param) * beta2, xp.abs(grad) + group["eps"])
-        clr = group["lr"] / (1 - beta1 ** step)
-        return param - clr * (exp_avg / exp_inf), {"step": step, "exp_avg": exp_avg, "exp_inf": exp_inf}
+        step = state["step"] = state.get("step", 0.0) + 1
+        exp_avg, exp_inf = buffer(state, "exp_avg", param), buffer(state, "exp_inf", param)
+        lerp_(exp_avg, grad, 1 - beta1, temp)
+        exp_inf *= beta2
+        norm = xp.abs(grad, out=temp)
+        norm += group["eps"]
+        xp.maximum(exp_inf, norm, out=exp_inf)
+        update = xp.divide(exp_avg, exp_inf, out=temp)
+        update *= group["lr"] / (1 - beta1 ** step)
+        param -= update

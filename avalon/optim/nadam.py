@@ -1,6 +1,7 @@
 """NAdam: Adam with Nesterov momentum and a momentum-decay schedule."""
 from ..backend import namespace
-from .optimizer import Optimizer, _adam_moments, _weight_decay
+from ._inplace import adam_moments_
+from .optimizer import Optimizer
 
 
 class NAdam(Optimizer):
@@ -13,6 +14,7 @@ class NAdam(Optimizer):
     """
 
     _state_keys = ("step", "mu_product", "exp_avg", "exp_avg_sq")
+    _temporaries = 2
     _nonnegative = ("lr", "eps", "weight_decay", "momentum_decay")
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
@@ -22,16 +24,19 @@ class NAdam(Optimizer):
                         maximize=maximize)
         super().__init__(params, defaults)
 
-    def _update(self, param, grad, state, group):
-        xp = namespace(param)
+    def _update(self, param, grad, state, group, temps):
+        xp, (temp, denom) = namespace(param), temps
         lr, (beta1, beta2) = group["lr"], group["betas"]
-        step = state.get("step", 0.0) + 1
-        param, grad = _weight_decay(param, grad, group)
+        step = state["step"] = state.get("step", 0.0) + 1
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * group["momentum_decay"]))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * group["momentum_decay"]))
-        mu_product = state.get("mu_product", 1.0) * mu
-        exp_avg, exp_avg_sq = _adam_moments(state, param, grad, group["betas"])
-        denom = xp.sqrt(exp_avg_sq / (1 - beta2 ** step)) + group["eps"]
-        param = param + (-lr * (1.0 - mu) / (1.0 - mu_product)) * (grad / denom)
-        param = param + (-lr * mu_next / (1.0 - mu_product * mu_next)) * (exp_avg / denom)
-        return param, {"step": step, "mu_product": mu_product, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+        mu_product = state["mu_product"] = state.get("mu_product", 1.0) * mu
+        exp_avg, exp_avg_sq = adam_moments_(state, param, grad, group["betas"], temp)
+        xp.sqrt(xp.divide(exp_avg_sq, 1 - beta2 ** step, out=denom), out=denom)
+        denom += group["eps"]
+        update = xp.divide(grad, denom, out=temp)
+        update *= -lr * (1.0 - mu) / (1.0 - mu_product)
+        param += update
+        update = xp.divide(exp_avg, denom, out=temp)
+        update *= -lr * mu_next / (1.0 - mu_product * mu_next)
+        param += update

@@ -6,18 +6,22 @@ Avalon's gradients are returned, not stored on the parameters, so `step` takes t
 >>> opt.step(grads[0])          # a Grads (matched to parameters by identity)
 >>> opt.step([gW, gb])          # or arrays in parameter order, or a dict name -> array
 
-A step first matches and checks every gradient, then computes every new value, and only then writes
-them, in place, into the parameter arrays the model owns: a step that fails changes nothing.
-Subclasses implement `_update(param, grad, state, group) -> (new_param, new_state)` as a pure function.
+A step first matches and checks every gradient (and converts it to its parameter's dtype); only then
+does it update the parameter arrays the model owns, and the optimiser's state, in place: a step that
+fails changes nothing. Subclasses implement `_update(param, grad, state, group, temps)`, which writes
+into `param` and the arrays of `state` with numpy's `out=` and in-place operators, using the scratch
+arrays `temps` for intermediate values, so that a step allocates nothing after the first. In-place
+updates need `out=`: optimisers take numpy and cupy arrays.
 """
 import copy
 
 import numpy as np
 
-from ..backend import is_array, namespace
+from ..backend import is_array, is_numpy_like, namespace
 from ..errors import AvalonError, _where
 from ..tracing import user_location
 from ..tree import Grads
+from ._inplace import Scratch, effective_grad, own_grad, root
 
 
 class OptimizerError(AvalonError, ValueError):
@@ -99,10 +103,13 @@ class Optimizer:
     _state_keys = ()
     # The options that must be >= 0, checked in this order whenever a group is added or loaded.
     _nonnegative = ("lr",)
+    # How many scratch arrays shaped like a parameter `_update` needs.
+    _temporaries = 1
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.state = ParamState()
+        self._scratch = Scratch()
         self.param_groups = []
         if is_array(params):
             raise OptimizerError(f"{type(self).__name__} was given one array as `params`",
@@ -172,21 +179,19 @@ class Optimizer:
         as in PyTorch. Bad gradients (wrong shape, not arrays) raise before anything changes.
         """
         work = self._match(grads)
-        updates = []
+        roots = {id(root(param)) for _, param, _ in work}
+        work = [(group, param, own_grad(param, grad, roots)) for group, param, grad in work]
         with np.errstate(all="ignore"):  # NaN and inf propagate silently, as in PyTorch
             for group, param, grad in work:
-                xp = namespace(param)
-                grad = xp.asarray(grad, dtype=param.dtype)
-                if group.get("maximize", False):
-                    grad = -grad
-                new_param, new_state = self._update(param, grad, dict(self.state.get(param, {})), group)
-                updates.append((param, new_param, new_state))
-        for param, new_param, new_state in updates:
-            param[...] = new_param
-            if new_state:  # stateless updates (SGD without momentum) keep no entry, as in PyTorch
-                self.state[param] = new_state
+                state = self.state.get(param, {})
+                grad_space, *temps = self._scratch.take(param, 1 + self._temporaries)
+                self._update(param, effective_grad(param, grad, group, grad_space), state, group, temps)
+                if state:  # stateless updates (SGD without momentum) keep no entry, as in PyTorch
+                    self.state[param] = state
 
-    def _update(self, param, grad, state, group):
+    def _update(self, param, grad, state, group, temps):
+        """Update `param` and the arrays of `state` in place from `grad` (read only), using the scratch
+        arrays `temps` (`_temporaries` of them, shaped like `param`) for intermediate values."""
         raise NotImplementedError
 
     def _match(self, grads):
@@ -241,17 +246,17 @@ class Optimizer:
         return work
 
     def _check_grad(self, param, grad):
-        name = self._name_of(param)
         if not is_array(grad):
-            raise OptimizerError(f"the gradient of {name} is a {type(grad).__name__}, not an array",
-                                 "step() runs outside traced code, on computed gradients",
+            raise OptimizerError(f"the gradient of {self._name_of(param)} is a {type(grad).__name__}, "
+                                 "not an array", "step() runs outside traced code, on computed gradients",
                                  "pass the arrays avalon.grad returned")
         if tuple(grad.shape) != tuple(param.shape):
-            raise OptimizerError(f"the gradient of {name} has shape {tuple(grad.shape)} but the parameter has "
-                                 f"shape {tuple(param.shape)}",
+            raise OptimizerError(f"the gradient of {self._name_of(param)} has shape {tuple(grad.shape)} but the "
+                                 f"parameter has shape {tuple(param.shape)}",
                                  fix="pass gradients in the same order and of the same shapes as the parameters")
         if not np.issubdtype(np.dtype(grad.dtype), np.inexact):
-            raise OptimizerError(f"the gradient of {name} has dtype {grad.dtype}, not a floating dtype")
+            raise OptimizerError(f"the gradient of {self._name_of(param)} has dtype {grad.dtype}, "
+                                 "not a floating dtype")
 
     def _name_of(self, param):
         for i, group in enumerate(self.param_groups):
@@ -348,6 +353,9 @@ class Optimizer:
                 value = xp.asarray(value, dtype=param.dtype).copy()
             elif is_array(value):
                 value = value.item()
+            if value is not None and not is_array(value) and not isinstance(value, (int, float)):
+                raise OptimizerError(f"the state {name!r} of parameter {key} is a {type(value).__name__}, "
+                                     "not a number or an array", fix="pass what optimizer.state_dict() returned")
             out[name] = value
         return out
 
@@ -383,6 +391,10 @@ def _split_names(params):
             hint = "pass model.parameters()" if hasattr(p, "parameters") else "pass arrays"
             raise OptimizerError(f"optimisers update arrays, but one of the parameters is a {type(p).__name__}",
                                  fix=hint)
+        if not is_numpy_like(namespace(p)):
+            raise OptimizerError(f"a parameter is a {type(p).__module__}.{type(p).__name__}; optimisers update "
+                                 "numpy and cupy arrays", "steps are written in place with numpy's `out=`",
+                                 "optimise numpy (or cupy) arrays")
         if not np.issubdtype(np.dtype(p.dtype), np.inexact):
             raise OptimizerError(f"a parameter has dtype {p.dtype}; only floating arrays can be optimised")
     return arrays, names
@@ -413,36 +425,3 @@ def _betas(group):
     for i, beta in enumerate(betas):
         if not 0.0 <= beta < 1.0:
             raise OptimizerError(f"invalid beta parameter at index {i}: {beta} (must be in [0, 1))")
-
-
-def lerp(start, end, weight):
-    """start + weight * (end - start), rounded as PyTorch's `lerp` rounds it (exact at both ends)."""
-    if weight < 0.5:
-        return start + weight * (end - start)
-    return end - (end - start) * (1.0 - weight)
-
-
-def _stored(state, key, param, fill=0.0):
-    """The state array `key`, or an array of `fill` shaped like `param` before the first step."""
-    value = state.get(key)
-    return namespace(param).full_like(param, fill) if value is None else value
-
-
-def _weight_decay(param, grad, group):
-    """(param, grad) with the group's weight decay applied: decoupled decay (AdamW's, where the optimiser
-    offers `decoupled_weight_decay`) shrinks the parameter; L2 decay adds `weight_decay * param` to the
-    gradient."""
-    decay = group["weight_decay"]
-    if decay == 0:
-        return param, grad
-    if group.get("decoupled_weight_decay", False):
-        return param * (1 - group["lr"] * decay), grad
-    return param, grad + decay * param
-
-
-def _adam_moments(state, param, grad, betas):
-    """Adam's running averages of the gradient and of its square: (exp_avg, exp_avg_sq)."""
-    beta1, beta2 = betas
-    exp_avg = lerp(_stored(state, "exp_avg", param), grad, 1 - beta1)
-    exp_avg_sq = _stored(state, "exp_avg_sq", param) * beta2 + (1 - beta2) * grad * grad
-    return exp_avg, exp_avg_sq

@@ -1,6 +1,7 @@
 """RAdam: Adam whose adaptive step is switched on once the variance estimate is reliable."""
 from ..backend import namespace
-from .optimizer import Optimizer, _adam_moments, _weight_decay
+from ._inplace import adam_moments_
+from .optimizer import Optimizer
 
 
 class RAdam(Optimizer):
@@ -14,6 +15,7 @@ class RAdam(Optimizer):
     """
 
     _state_keys = ("step", "exp_avg", "exp_avg_sq")
+    _temporaries = 2
     _nonnegative = ("lr", "eps", "weight_decay")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
@@ -22,19 +24,20 @@ class RAdam(Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _update(self, param, grad, state, group):
-        xp = namespace(param)
+    def _update(self, param, grad, state, group, temps):
+        xp, (temp, adaptive) = namespace(param), temps
         lr, (beta1, beta2) = group["lr"], group["betas"]
-        step = state.get("step", 0.0) + 1
-        param, grad = _weight_decay(param, grad, group)
-        exp_avg, exp_avg_sq = _adam_moments(state, param, grad, group["betas"])
-        new_state = {"step": step, "exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+        step = state["step"] = state.get("step", 0.0) + 1
+        exp_avg, exp_avg_sq = adam_moments_(state, param, grad, group["betas"], temp)
         correction1, correction2 = 1 - beta1 ** step, 1 - beta2 ** step
-        corrected = exp_avg / correction1
+        update = xp.divide(exp_avg, correction1, out=temp)  # the bias-corrected first moment
+        update *= lr
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * step * (beta2 ** step) / correction2
         if rho_t > 5.0:
             rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-            adaptive = correction2 ** 0.5 / (xp.sqrt(exp_avg_sq) + group["eps"])
-            return param - corrected * lr * adaptive * rect, new_state
-        return param - corrected * lr, new_state
+            xp.sqrt(exp_avg_sq, out=adaptive)
+            adaptive += group["eps"]
+            update *= xp.divide(correction2 ** 0.5, adaptive, out=adaptive)
+            update *= rect
+        param -= update

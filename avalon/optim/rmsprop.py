@@ -1,6 +1,7 @@
 """RMSprop, plain or centred, with momentum."""
 from ..backend import namespace
-from .optimizer import Optimizer, _stored, _weight_decay, lerp
+from ._inplace import buffer, decay_squares_, lerp_
+from .optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -21,21 +22,26 @@ class RMSprop(Optimizer):
                         centered=centered, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _update(self, param, grad, state, group):
-        xp = namespace(param)
+    def _update(self, param, grad, state, group, temps):
+        xp, (temp,) = namespace(param), temps
         alpha, momentum = group["alpha"], group["momentum"]
-        param, grad = _weight_decay(param, grad, group)
-        square_avg = _stored(state, "square_avg", param) * alpha + (1 - alpha) * grad * grad
-        new_state = {"step": state.get("step", 0.0) + 1, "square_avg": square_avg}
+        state["step"] = state.get("step", 0.0) + 1
+        square_avg = buffer(state, "square_avg", param)
+        decay_squares_(square_avg, grad, alpha, temp)
         if group["centered"]:
-            grad_avg = lerp(_stored(state, "grad_avg", param), grad, 1 - alpha)
-            new_state["grad_avg"] = grad_avg
-            avg = xp.sqrt(square_avg - grad_avg * grad_avg)
+            grad_avg = buffer(state, "grad_avg", param)
+            lerp_(grad_avg, grad, 1 - alpha, temp)
+            avg = xp.multiply(grad_avg, grad_avg, out=temp)
+            xp.sqrt(xp.subtract(square_avg, avg, out=avg), out=avg)
         else:
-            avg = xp.sqrt(square_avg)
-        avg = avg + group["eps"]
+            avg = xp.sqrt(square_avg, out=temp)
+        avg += group["eps"]
+        update = xp.divide(grad, avg, out=temp)
         if momentum > 0:
-            buf = _stored(state, "momentum_buffer", param) * momentum + grad / avg
-            new_state["momentum_buffer"] = buf
-            return param - group["lr"] * buf, new_state
-        return param - group["lr"] * (grad / avg), new_state
+            buf = buffer(state, "momentum_buffer", param)
+            buf *= momentum
+            buf += update
+            update = xp.multiply(buf, group["lr"], out=temp)
+        else:
+            update *= group["lr"]
+        param -= update

@@ -1,5 +1,6 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
-from .optimizer import Optimizer, OptimizerError, _weight_decay
+from ..backend import namespace
+from .optimizer import Optimizer, OptimizerError
 
 
 class SGD(Optimizer):
@@ -27,12 +28,20 @@ class SGD(Optimizer):
             raise OptimizerError("Nesterov momentum requires a momentum and zero dampening",
                                  fix="pass momentum > 0 and dampening=0, or nesterov=False")
 
-    def _update(self, param, grad, state, group):
-        momentum = group["momentum"]
-        param, grad = _weight_decay(param, grad, group)
+    def _update(self, param, grad, state, group, temps):
+        xp, (temp,) = namespace(param), temps
+        momentum, dampening = group["momentum"], group["dampening"]
+        direction = grad
         if momentum != 0:
             buf = state.get("momentum_buffer")
-            buf = grad.copy() if buf is None else buf * momentum + (1 - group["dampening"]) * grad
-            state["momentum_buffer"] = buf
-            grad = grad + momentum * buf if group["nesterov"] else buf
-        return param - group["lr"] * grad, state
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.copy()
+            else:
+                buf *= momentum
+                buf += grad if dampening == 0 else xp.multiply(grad, 1 - dampening, out=temp)  # 1.0 * g is g
+            if group["nesterov"]:
+                direction = xp.multiply(buf, momentum, out=temp)
+                direction += grad
+            else:
+                direction = buf
+        param -= xp.multiply(direction, group["lr"], out=temp)

@@ -1,0 +1,98 @@
+"""In-place arithmetic shared by the optimisers' update rules, and the scratch memory they write through.
+
+Each operation of a formula is one ufunc with `out=` (or an in-place operator), taken in the order that
+PyTorch's formula evaluates it, so an in-place rule rounds exactly like the same formula written with
+temporaries: the allocations go, no bit of the result changes. Arrays must accept `out=` (numpy, cupy).
+"""
+from ..backend import device_of, is_array, namespace
+
+
+class Scratch:
+    """Scratch arrays for in-place updates, carved from one flat buffer per array type, dtype and device:
+    every parameter's update reuses the same memory, which stays in cache and is allocated once (it grows
+    to the largest parameter times the number of arrays asked for)."""
+
+    def __init__(self):
+        self._flat = {}
+
+    def take(self, param, count):
+        """`count` distinct C-ordered arrays shaped like `param`, with undefined contents."""
+        key, size = (type(param), param.dtype, device_of(param)), param.size
+        flat = self._flat.get(key)
+        if flat is None or flat.size < count * size:
+            flat = self._flat[key] = namespace(param).empty_like(param, shape=(count * size,))
+        return [flat[i * size:(i + 1) * size].reshape(param.shape) for i in range(count)]
+
+
+def root(array):
+    """The array that owns the memory of `array` (itself, or the base of a view)."""
+    while getattr(array, "base", None) is not None and is_array(array.base):
+        array = array.base
+    return array
+
+
+def own_grad(param, grad, roots):
+    """`grad` in the parameter's dtype, copied if it shares memory with a parameter of this step (`roots`):
+    updates write into parameters while later gradients are still to be read."""
+    grad = namespace(param).asarray(grad, dtype=param.dtype)
+    return grad.copy() if id(root(grad)) in roots else grad
+
+
+def effective_grad(param, grad, group, space):
+    """The gradient an update rule sees: negated under `maximize`, plus `weight_decay * param` under L2
+    decay, in the parameter's memory layout. That is `grad` itself where nothing changes it (it is then
+    only read), else it is written into `space`. Decoupled weight decay (AdamW's, where the optimiser offers
+    `decoupled_weight_decay`) instead shrinks the parameter here, in place, before the update."""
+    xp, decay, maximize = namespace(param), group["weight_decay"], group["maximize"]
+    if decay != 0 and group.get("decoupled_weight_decay", False):
+        param *= 1 - group["lr"] * decay
+    elif decay != 0:
+        xp.multiply(param, decay, out=space)
+        # decay * p - g is exactly (-g) + decay * p: IEEE negation and addition round alike
+        (xp.subtract if maximize else xp.add)(space, grad, out=space)
+        return space
+    if maximize:
+        return xp.negative(grad, out=space)
+    if grad.strides != param.strides:  # (Linear's weight gradient is a transposed view) one strided copy
+        # costs less than making every pass of the update a strided one
+        space[...] = grad
+        return space
+    return grad
+
+
+def lerp_(start, end, weight, temp):
+    """start <- start + weight * (end - start) in place, rounded as PyTorch's `lerp` rounds it (exact at both
+    ends); `temp` is scratch."""
+    xp = namespace(start)
+    xp.subtract(end, start, out=temp)
+    if weight < 0.5:
+        temp *= weight
+        start += temp
+    else:
+        temp *= 1.0 - weight
+        xp.subtract(end, temp, out=start)
+
+
+def buffer(state, key, param, fill=0.0):
+    """The state array `key`, created as an array of `fill` shaped like `param` at the first step."""
+    value = state.get(key)
+    if value is None:
+        value = state[key] = namespace(param).full_like(param, fill)
+    return value
+
+
+def decay_squares_(average, grad, beta, temp):
+    """average <- beta * average + (1 - beta) * grad * grad in place (PyTorch's mul_ then addcmul_)."""
+    average *= beta
+    namespace(grad).multiply(grad, 1 - beta, out=temp)
+    temp *= grad
+    average += temp
+
+
+def adam_moments_(state, param, grad, betas, temp):
+    """Adam's running averages of the gradient and of its square, updated in place: (exp_avg, exp_avg_sq)."""
+    beta1, beta2 = betas
+    exp_avg, exp_avg_sq = buffer(state, "exp_avg", param), buffer(state, "exp_avg_sq", param)
+    lerp_(exp_avg, grad, 1 - beta1, temp)
+    decay_squares_(exp_avg_sq, grad, beta2, temp)
+    return exp_avg, exp_avg_sq
