@@ -131,14 +131,21 @@ class CheckView(View):
         except render.GraphvizNotFound:
             self.canvas.main = render.missing_dot_html()
         self.canvas.side = self.pane.panel(("node", self._selected)) if self._selected is not None else ""
+        self.canvas.focus = self._focus() or ""
         self.status.value = (f"partial tape: {len(self.tape.nodes)} nodes recorded; nodes nearest the "
                              "failures are ringed in red" if self.problems else "")
+
+    def _focus(self):
+        """The element the graph keeps in view: the selected node's, else the first failure's."""
+        failures = [n for n in self.nodes if n is not None]
+        node = self._selected or (failures[0] if failures else None)
+        return self.pane.element_of(node) if node is not None else None
 
     def fragment(self):
         main = self.report_html()
         data = None
         if self.pane is not None:
             panels, ids = self.pane.static_panels()
-            data = {"panels": panels, "ids": ids, "labels": {e: lab for lab, e in ids.items()}}
+            data = {"panels": panels, "ids": ids, "labels": {e: lab for lab, e in ids.items()}, "focus": self._focus()}
             main += body(self.pane.svg(self.marks()), "")
         return fragment(self.kind, main, data)

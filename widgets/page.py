@@ -19,11 +19,20 @@ CSS = """
 .avalon-panel h3 { font-size: 14px; margin: 2px 0 6px; }
 .avalon-panel h4 { font-size: 12px; margin: 8px 0 2px; color: #374151; }
 .avalon-panel ul { margin: 2px 0; padding-left: 18px; }
-.avalon-facts th { text-align: left; padding-right: 8px; color: #6b7280; font-weight: normal; vertical-align: top; }
-.avalon-stats { border-collapse: collapse; font-size: 11px; width: 100%; max-width: 420px; table-layout: fixed; }
-.avalon-stats th, .avalon-stats td { border: 1px solid #e5e7eb; padding: 1px 4px; text-align: right; white-space: nowrap;
-  overflow: hidden; text-overflow: ellipsis; font-variant-numeric: tabular-nums; }
-.avalon-stats th { color: #6b7280; font-weight: normal; background: #f3f4f6; }
+/* Tables are styled under the views' own roots: JupyterLab and nbconvert style every table in an
+   output (right-aligned, striped, padded) with selectors as specific as a class and two elements. */
+:is(.avalon-static, .avalon-view) table.avalon-facts { margin: 0; border-collapse: collapse; }
+:is(.avalon-static, .avalon-view) table.avalon-facts tr { background: none; }
+:is(.avalon-static, .avalon-view) table.avalon-facts :is(th, td) { text-align: left; padding: 1px 10px 1px 0;
+  vertical-align: top; white-space: normal; overflow-wrap: anywhere; border: none; }
+:is(.avalon-static, .avalon-view) table.avalon-facts th { color: #6b7280; font-weight: normal; }
+:is(.avalon-static, .avalon-view) table.avalon-stats { border-collapse: collapse; font-size: 11px; width: 100%;
+  max-width: 420px; table-layout: fixed; margin: 0; }
+:is(.avalon-static, .avalon-view) table.avalon-stats tr { background: none; }
+:is(.avalon-static, .avalon-view) table.avalon-stats :is(th, td) { border: 1px solid #e5e7eb; padding: 1px 4px;
+  text-align: right; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; font-variant-numeric: tabular-nums;
+  line-height: 1.4; }
+:is(.avalon-static, .avalon-view) table.avalon-stats th { color: #6b7280; font-weight: normal; background: #f3f4f6; }
 .avalon-bad { color: #b91c1c; font-weight: bold; }
 .avalon-badge { font-size: 10px; border-radius: 8px; padding: 1px 6px; background: #e5e7eb; font-weight: normal; }
 .avalon-badge.avalon-backward { background: #fde68a; }
@@ -36,7 +45,7 @@ CSS = """
 .avalon-source .avalon-hot { background: #fde68a; }
 .avalon-lineno { color: #9ca3af; }
 .avalon-where { font-size: 11px; color: #4b5563; }
-.avalon-link { color: #1d4ed8; text-decoration: none; cursor: pointer; }
+:is(.avalon-static, .avalon-view) a.avalon-link { color: #1d4ed8; text-decoration: none; cursor: pointer; }
 .avalon-button { border: 1px solid #93c5fd; border-radius: 3px; padding: 0 4px; }
 .avalon-legend { font-size: 11px; margin: 4px 0; }
 .avalon-ramp span { display: inline-block; width: 12px; height: 10px; }
@@ -44,20 +53,38 @@ CSS = """
 .avalon-error { border: 1px solid #fca5a5; background: #fef2f2; padding: 8px; border-radius: 4px; font-size: 13px; }
 .avalon-flag { border-left: 3px solid #f59e0b; padding: 2px 6px; margin: 4px 0; background: #fffbeb; }
 .avalon-flag.avalon-nonfinite { border-color: #dc2626; background: #fef2f2; }
-.avalon-table { border-collapse: collapse; font-size: 12px; width: 100%; }
-.avalon-table th { cursor: pointer; background: #f3f4f6; position: sticky; top: 0; }
-.avalon-table th, .avalon-table td { border-bottom: 1px solid #e5e7eb; padding: 2px 6px; text-align: left; }
-.avalon-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.avalon-table tr.avalon-selected td { background: #dbeafe; }
+:is(.avalon-static, .avalon-view) table.avalon-table { border-collapse: collapse; font-size: 12px; width: 100%; margin: 0; }
+:is(.avalon-static, .avalon-view) table.avalon-table tr { background: none; }
+:is(.avalon-static, .avalon-view) table.avalon-table :is(th, td) { border: none; border-bottom: 1px solid #e5e7eb;
+  padding: 2px 6px; text-align: left; vertical-align: top; white-space: nowrap; line-height: 1.4; }
+:is(.avalon-static, .avalon-view) table.avalon-table th { cursor: pointer; background: #f3f4f6; position: sticky; top: 0;
+  font-weight: bold; }
+:is(.avalon-static, .avalon-view) table.avalon-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
+:is(.avalon-static, .avalon-view) table.avalon-table tr.avalon-selected td { background: #dbeafe; }
 .avalon-problem { border: 1px solid #fcd34d; border-radius: 4px; padding: 6px 8px; margin: 6px 0; background: #fffbeb; }
 .avalon-problem h4 { margin: 0 0 4px; font-size: 13px; }
-.avalon-charts img, .avalon-charts svg { max-width: 48%; height: auto; }
+.avalon-charts { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 8px; }
+.avalon-charts svg { max-width: 48%; height: auto; }
 .avalon-static .avalon-controls button { margin-right: 4px; }
+"""
+
+# Scrolls a graph so that one of its elements is in view; shared by the live widget and the static copy.
+REVEAL_JS = """
+function reveal(container, id) {
+  // false when there is nothing to show or the container is not laid out (a hidden tab, not yet attached)
+  const target = id && container ? container.querySelector("#" + CSS.escape(id)) : null;
+  if (!target || !container.clientHeight) return false;
+  const box = target.getBoundingClientRect(), view = container.getBoundingClientRect();
+  if (box.top >= view.top && box.bottom <= view.bottom && box.left >= view.left && box.right <= view.right) return true;
+  container.scrollTop += box.top - view.top - container.clientHeight / 2 + box.height / 2;
+  container.scrollLeft += box.left - view.left - container.clientWidth / 2 + box.width / 2;
+  return true;
+}
 """
 
 # The live widget (anywidget): draws `main` and `side`, keeps the element `focus` in view, and
 # reports clicks as `event`.
-ESM = """
+ESM = REVEAL_JS + """
 function render({ model, el }) {
   el.classList.add("avalon-canvas");
   const body = document.createElement("div");
@@ -68,15 +95,10 @@ function render({ model, el }) {
   side.className = "avalon-panel";
   body.append(main, side);
   el.append(body);
-  const focus = () => {
-    const id = model.get("focus");
-    const target = id ? main.querySelector("#" + CSS.escape(id)) : null;
-    if (!target) return;
-    const box = target.getBoundingClientRect(), view = main.getBoundingClientRect();
-    if (box.top >= view.top && box.bottom <= view.bottom && box.left >= view.left && box.right <= view.right) return;
-    main.scrollTop += box.top - view.top - main.clientHeight / 2 + box.height / 2;
-    main.scrollLeft += box.left - view.left - main.clientWidth / 2 + box.width / 2;
-  };
+  const focus = () => reveal(main, model.get("focus"));
+  // the first drawing happens before the element is on the page, and a Workbench tab is not laid
+  // out until it is opened: scroll to the focus once the graph gets its size
+  new ResizeObserver(focus).observe(main);
   const draw = () => {
     main.innerHTML = model.get("main");
     main.style.display = model.get("main") ? "" : "none";
@@ -108,9 +130,10 @@ export default { render };
 
 # The static page's behaviour, reading the fragment's JSON data block.
 STATIC_JS = """
-(function (root) {
+(function (root) {""" + REVEAL_JS + """
   const data = JSON.parse(root.querySelector("script.avalon-data").textContent);
   const panel = root.querySelector(".avalon-panel");
+  const graph = root.querySelector(".avalon-graph");
   const dynamic = root.querySelector("style.avalon-dynamic");
   const ring = (eid) => eid ? "#" + eid + " > path, #" + eid + " > polygon, #" + eid +
     " > ellipse {stroke: #2563eb; stroke-width: 3px}" : "";
@@ -118,6 +141,7 @@ STATIC_JS = """
     if (!data.panels || !(label in data.panels)) return;
     panel.innerHTML = data.panels[label];
     dynamic.textContent = ring(data.ids[label]);
+    reveal(graph, data.ids[label]);
   }
   let pos = data.position || 0;
   function show(k) {
@@ -125,9 +149,11 @@ STATIC_JS = """
     pos = Math.max(0, Math.min(data.steps.length - 1, k));
     dynamic.textContent = data.steps[pos].css;
     panel.innerHTML = data.steps[pos].panel;
+    reveal(graph, data.steps[pos].focus);
     const where = root.querySelector(".avalon-pos");
     if (where) where.textContent = "step " + (pos + 1) + " / " + data.steps.length;
   }
+  reveal(graph, data.focus);
   function sortBy(th) {
     const table = th.closest("table");
     const col = Array.from(th.parentNode.children).indexOf(th);

@@ -3,6 +3,7 @@ that colour nodes by a number, highlights, node lookup and search, and side pane
 draws through one of these; it holds no widgets, so it is what tests and scripts can drive too."""
 import math
 
+from avalon.profile import seconds_text
 from avalon.tape import Node
 
 from . import render
@@ -195,9 +196,8 @@ class GraphPane:
             else:
                 color = render.ramp((math.log10(x) - lo) / (hi - lo) if hi > lo else 1.0)
             rules[self.graph.element_id(unit)] = f"fill: {color}"
-        unit_name = " s" if self.overlay == "time" else ""
-        legend = render.legend_html(self.overlay, fmt(min(finite)) + unit_name, fmt(max(finite)) + unit_name,
-                                    "(log scale)")
+        text = seconds_text if self.overlay == "time" else fmt
+        legend = render.legend_html(self.overlay, text(min(finite)), text(max(finite)), "(log scale)")
         return rules, legend
 
     # --- panels ---------------------------------------------------------------------------------

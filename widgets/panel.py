@@ -96,17 +96,24 @@ def node_panel(tape, node, consumers, grad=None):
     if node.location is not None:
         parts.append('<div class="avalon-block"><h4>source</h4>' + source_html(node.location) + "</div>")
     if isinstance(node, Call):
-        producers = "".join(f"<li>{link(a)} <span class='avalon-muted'>{esc(a.type_str)}</span></li>"
-                            for a in node.inputs)
+        producers, _ = _node_items(node.inputs)
         parts.append(f'<div class="avalon-block"><h4>producers</h4><ul>{producers or "<li>–</li>"}</ul></div>')
-    users = consumers.get(node, [])
-    shown = "".join(f"<li>{link(c)} <span class='avalon-muted'>{esc(c.type_str)}</span></li>" for c in users[:20])
-    more = f"<li>… {len(users) - 20} more</li>" if len(users) > 20 else ""
+    shown, users = _node_items(consumers.get(node, []), limit=20)
     outs = [i for i, o in enumerate(tape.outputs) if o is node]
     out_note = f"<li>output {', '.join(map(str, outs))} of the tape</li>" if outs else ""
-    parts.append(f'<div class="avalon-block"><h4>consumers</h4><ul>{shown}{more}{out_note}'
+    parts.append(f'<div class="avalon-block"><h4>consumers</h4><ul>{shown}{out_note}'
                  f'{"" if users or outs else "<li>–</li>"}</ul></div>')
     return f'<div class="avalon-node-panel" data-node="{esc(node.label)}">{"".join(parts)}</div>'
+
+
+def _node_items(nodes, limit=None):
+    """`<li>` links to `nodes`, each once (`multiply(h, h)` reads h twice: one line, "×2"), and how
+    many distinct nodes there are."""
+    uses = Counter(nodes)
+    items = [f"<li>{link(n)} <span class='avalon-muted'>{esc(n.type_str)}"
+             f"{f' (×{uses[n]})' if uses[n] > 1 else ''}</span></li>" for n in uses]
+    more = [f"<li>… {len(items) - limit} more</li>"] if limit is not None and len(items) > limit else []
+    return "".join(items[:limit] + more), len(uses)
 
 
 def box_panel(title, members, key, action="expand"):

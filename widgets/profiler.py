@@ -5,12 +5,11 @@ import io
 
 import ipywidgets as w
 
-from avalon.profile import COLUMNS, profile_tape
+from avalon.profile import COLUMNS, profile_tape, seconds_text
 
 from . import render
 from .page import body, fragment
 from .pane import SELECTED, GraphPane
-from .stats import fmt
 from .view import Canvas, View, button, tape_of
 
 _HEAD = {"op": "op", "module": "module", "shapes": "shapes", "median_s": "median", "share": "share",
@@ -21,8 +20,12 @@ _SUMMARY_NOTE = ("Both time the same compiled code; each node's median drops its
                  "machine the sum over the nodes is the smaller")
 
 
-def _seconds(s):
-    return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.3f} ms"
+def _count(n):
+    """An operation count with an SI prefix: `16.78 M`, `655.4 k`, `120`."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= scale:
+            return f"{n / scale:.4g} {prefix}"
+    return str(n)
 
 
 def _rate(gflops):
@@ -34,10 +37,11 @@ def bar_chart_svg(groups, title, limit=15):
     from matplotlib.figure import Figure
 
     top = groups[:limit][::-1]
+    scale, unit = (1e3, "ms") if max((g["median_s"] for g in top), default=0) >= 1e-3 else (1e6, "µs")
     fig = Figure(figsize=(5.2, 0.3 * len(top) + 0.9))
     ax = fig.add_subplot()
-    ax.barh([g["name"][-28:] for g in top], [g["median_s"] * 1e3 for g in top], color="#6366f1")
-    ax.set_xlabel("median time (ms)")
+    ax.barh([g["name"][-28:] for g in top], [g["median_s"] * scale for g in top], color="#6366f1")
+    ax.set_xlabel(f"median time ({unit})")
     ax.set_title(title, fontsize=10)
     ax.tick_params(labelsize=8)
     fig.tight_layout()
@@ -175,9 +179,9 @@ class Profiler(View):
             sel = ' class="avalon-selected"' if self._selected is not None and row["id"] == self._selected.id else ""
             cells = [f'<td>{html.escape(row["op"])}</td>', f'<td>{html.escape(row["module"])}</td>',
                      f'<td>{html.escape(row["shapes"])}</td>',
-                     f'<td class="num" data-value="{row["median_s"]}">{_seconds(row["median_s"])}</td>',
+                     f'<td class="num" data-value="{row["median_s"]}">{seconds_text(row["median_s"])}</td>',
                      f'<td class="num" data-value="{row["share"]}">{row["share"]:.1%}</td>',
-                     f'<td class="num" data-value="{row["flops"] or ""}">{fmt(row["flops"]) if row["flops"] else ""}</td>',
+                     f'<td class="num" data-value="{row["flops"] or ""}">{_count(row["flops"]) if row["flops"] else ""}</td>',
                      f'<td class="num" data-value="{row["gflops"] or ""}">{_rate(row["gflops"])}</td>']
             lines.append(f'<tr{sel} data-av-action="select" data-av-target="{row["label"]}" '
                          f'data-phase="{row["phase"]}">{"".join(cells)}</tr>')
@@ -185,7 +189,7 @@ class Profiler(View):
                 if len(rows) > self.max_rows else "")
         p = self.profile
         summary = (f'<p class="avalon-status" title="{_SUMMARY_NOTE}">{len(p.rows)} calls: '
-                   f'{_seconds(p.total_s)} summed over the nodes, {_seconds(p.compiled_s)} for the whole '
+                   f'{seconds_text(p.total_s)} summed over the nodes, {seconds_text(p.compiled_s)} for the whole '
                    f'compiled call (medians of {p.repeat} runs)</p>')
         return (summary + f'<div style="max-height:320px;overflow:auto"><table class="avalon-table">'
                 f"<thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table></div>{more}")
@@ -202,6 +206,14 @@ class Profiler(View):
         except render.GraphvizNotFound:
             self.canvas.main = render.missing_dot_html()
         self.canvas.side = self.pane.panel(("node", self._selected)) if self._selected is not None else ""
+        self.canvas.focus = self._focus() or ""
+
+    def _focus(self):
+        """The element the graph keeps in view: the selected node's, else the slowest node's."""
+        node = self._selected
+        if node is None and self.profile.rows:
+            node = self.pane.graph.by_id.get(self.profile.sorted()[0]["id"])
+        return self.pane.element_of(node) if node is not None else None
 
     def fragment(self):
         panels, ids = self.pane.static_panels()
@@ -209,4 +221,4 @@ class Profiler(View):
         legend = self.pane.overlay_rules()[1]
         main = (self.table_html(self.profile.sorted("median_s"), live=False) + self._charts_html()
                 + legend + body(self.pane.svg(), ""))
-        return fragment(self.kind, main, {"panels": panels, "ids": ids, "labels": labels})
+        return fragment(self.kind, main, {"panels": panels, "ids": ids, "labels": labels, "focus": self._focus()})

@@ -114,15 +114,16 @@ class BackwardStepper(View):
         self._opened = set(self.pane.graph.expanded)
         self.vanishing, self.exploding = vanishing, exploding
         self.position = 0
-        last = len(self.steps) - 1
-        self.slider = w.IntSlider(value=0, min=0, max=last, description="step", continuous_update=False,
+        # the slider counts steps from 1, as the status line and the panel do
+        count = len(self.steps)
+        self.slider = w.IntSlider(value=1, min=1, max=count, description="step", continuous_update=False,
                                   layout=w.Layout(width="320px"))
-        self.player = w.Play(value=0, min=0, max=last, interval=600, description="play")
+        self.player = w.Play(value=1, min=1, max=count, interval=600, description="play")
         w.jslink((self.player, "value"), (self.slider, "value"))
-        self.slider.observe(lambda c: self.goto(c["new"]), names="value")
+        self.slider.observe(lambda c: self.goto(c["new"] - 1), names="value")
         self.jump_box = w.Text(placeholder="jump to node (%7, op, name)", continuous_update=False,
                                layout=w.Layout(width="220px"))
-        self.jump_box.observe(lambda c: c["new"] and self.goto(c["new"]), names="value")
+        self.jump_box.observe(lambda c: self._jump(c["new"]), names="value")
         self.low = w.FloatText(value=vanishing, description="vanishing <", layout=w.Layout(width="180px"))
         self.high = w.FloatText(value=exploding, description="exploding >", layout=w.Layout(width="180px"))
         self.low.observe(lambda c: self.set_thresholds(vanishing=c["new"]), names="value")
@@ -186,6 +187,15 @@ class BackwardStepper(View):
             self._draw()
             self.selection.label = self.current.label
         return self.current
+
+    def _jump(self, text):
+        # a typing slip must say so where the user looks, not raise into the kernel's log
+        if not text.strip():
+            return
+        try:
+            self.goto(text.strip())
+        except KeyError as exc:
+            self.status.value = f'<span class="avalon-bad">{html.escape(exc.args[0])}</span>'
 
     def _first_in(self, scope):
         """The first step differentiating a node of a module scope (or roll of blocks)."""
@@ -323,8 +333,8 @@ class BackwardStepper(View):
     def _draw(self):
         s = self.step_now
         self._reveal(s)
-        if self.slider.value != self.position:
-            self.slider.value = self.position
+        if self.slider.value != self.position + 1:
+            self.slider.value = self.position + 1
         try:
             self.canvas.main = self.svg
         except render.GraphvizNotFound:
@@ -333,10 +343,18 @@ class BackwardStepper(View):
         self.canvas.focus = self.pane.element_of(s.forward) or ""
         self.status.value = (f"step {self.position + 1} / {len(self.steps)}: differentiating "
                              f"{s.forward.label} {node_title(s.forward)}")
+        self.flag_list.value = self.flags_html()
+
+    def flags_html(self):
+        """The list of flagged gradients, under the graph."""
         flags = self.flags
+        if not flags:
+            return (f'<p class="avalon-status">No gradient flagged: every one is finite, with a norm between '
+                    f"{fmt(self.vanishing)} and {fmt(self.exploding)}.</p>")
         items = "".join(f"<li>step {f['step'] + 1}: {html.escape(f['message'])}</li>" for f in flags[:50])
-        self.flag_list.value = (f'<div class="avalon-flags"><b>{len(flags)} flagged gradient'
-                                f'{"s" if len(flags) != 1 else ""}</b><ul>{items}</ul></div>')
+        more = f"<li>… {len(flags) - 50} more</li>" if len(flags) > 50 else ""
+        return (f'<div class="avalon-flags"><b>{len(flags)} flagged gradient{"s" if len(flags) != 1 else ""}</b>'
+                f"<ul>{items}{more}</ul></div>")
 
     def handle(self, action, target):
         if action == "step":
@@ -353,15 +371,13 @@ class BackwardStepper(View):
         """Static copy: the graph and up to `limit` pre-rendered steps around the current one."""
         lo = max(0, min(self.position - limit // 2, len(self.steps) - limit))
         chosen = self.steps[lo:lo + limit]
-        steps = [{"css": render.css_text(self.pane.rules(self.marks(s))), "panel": self.panel(s)}
-                 for s in chosen]
+        steps = [{"css": render.css_text(self.pane.rules(self.marks(s))), "panel": self.panel(s),
+                  "focus": self.pane.element_of(s.forward)} for s in chosen]
         controls = ('<div class="avalon-controls">'
                     + "".join(f'<button data-av-step="{k}">{k}</button>' for k in ("first", "prev", "next", "last"))
                     + f' <span class="avalon-pos">step {self.position - lo + 1} / {len(chosen)}</span></div>')
-        flags = self.flags
-        flag_html = "".join(f"<li>{html.escape(f['message'])}</li>" for f in flags[:50])
-        main = controls + body(self.pane.svg(), steps[self.position - lo]["panel"])
-        main += f'<div class="avalon-flags"><b>{len(flags)} flagged</b><ul>{flag_html}</ul></div>'
-        return fragment(self.kind, main, {"steps": steps, "position": self.position - lo},
-                        steps[self.position - lo]["css"])
+        main = controls + body(self.pane.svg(), steps[self.position - lo]["panel"]) + self.flags_html()
+        here = steps[self.position - lo]
+        return fragment(self.kind, main, {"steps": steps, "position": self.position - lo, "focus": here["focus"]},
+                        here["css"])
 

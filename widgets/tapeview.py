@@ -48,7 +48,7 @@ class TapeView(View):
                         button("close all", "close modules down to a readable size", self.collapse_all),
                         button("export", "SVG and DOT download links", self.show_exports)],
                        layout=w.Layout(flex_flow="row wrap"))
-        self.children = [tools, self.status, self.canvas, self.exports]
+        self.children = [tools, self.status, self.exports, self.canvas]
         self.selection.observe(self._follow, names="label")
         self.refresh()
 
@@ -117,7 +117,9 @@ class TapeView(View):
         return self._matches
 
     def next_match(self):
+        """Select the next match of the last search (they cycle)."""
         if not self._matches:
+            self.status.value = "type a search first (a name, an op, a module or a %id, then Enter)"
             return None
         self._match_at = (self._match_at + 1) % len(self._matches)
         self.select(self._matches[self._match_at])
@@ -243,9 +245,7 @@ class TapeView(View):
         labels = {eid: label for label, eid in ids.items()}
         current = self.pane.panel(self._target) if self._target else ""
         legend = self.pane.overlay_rules()[1]
-        css = ""
-        if self._target is not None:
-            eid = self.pane.element_of(self._target[1])
-            css = render.css_text({eid: SELECTED}) if eid else ""
+        eid = self.pane.element_of(self._target[1]) if self._target is not None else None
+        css = render.css_text({eid: SELECTED}) if eid else ""
         return fragment(self.kind, legend + body(self.pane.svg(), current),
-                        {"panels": panels, "ids": ids, "labels": labels}, css)
+                        {"panels": panels, "ids": ids, "labels": labels, "focus": eid}, css)

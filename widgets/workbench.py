@@ -47,13 +47,17 @@ class Workbench(w.Tab):
     def selected(self):
         return self.tape_view.selected
 
+    def fragment(self):
+        """The static copy: every view, one after another, each under its tab's name."""
+        return "".join(f'<h3 class="avalon-view-title">{self.get_title(i)}</h3>{v.fragment()}'
+                       for i, v in enumerate(self.views))
+
     def to_html(self):
         """All views, one after another, in one self-contained HTML document."""
-        parts = [f"<h2>{v.title}</h2>{v.fragment()}" for v in self.views]
-        return document("Avalon workbench", "".join(parts))
+        return document("Avalon workbench", self.fragment())
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs)
         data = bundle[0] if isinstance(bundle, tuple) else bundle
-        data["text/html"] = "".join(v.fragment() for v in self.views)
+        data["text/html"] = self.fragment()
         return bundle

@@ -5,7 +5,7 @@
 >>> prof.by_op(); prof.by_module(depth=1)
 >>> prof.to_chrome_trace("trace.json")   # open in Perfetto
 """
-from .engine import COLUMNS, Profile, profile, profile_tape, shapes_text
+from .engine import COLUMNS, Profile, profile, profile_tape, seconds_text, shapes_text
 from .flops import flops
 
-__all__ = ["Profile", "profile", "profile_tape", "flops", "shapes_text", "COLUMNS"]
+__all__ = ["Profile", "profile", "profile_tape", "flops", "shapes_text", "seconds_text", "COLUMNS"]

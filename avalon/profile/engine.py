@@ -147,17 +147,18 @@ class Profile:
         lines = [f"{'op':<18}{'module':<24}{'median':>12}{'share':>8}{'GFLOP/s':>10}  shapes"]
         for row in self.sorted():
             rate = f"{row['gflops']:.2f}" if row["gflops"] is not None else ""
-            lines.append(f"{row['op']:<18}{row['module'][:23]:<24}{_seconds(row['median_s']):>12}"
+            lines.append(f"{row['op']:<18}{row['module'][:23]:<24}{seconds_text(row['median_s']):>12}"
                          f"{row['share']:>8.1%}{rate:>10}  {row['shapes']}")
-        lines.append(f"total {_seconds(self.total_s)} over {len(self.rows)} calls "
-                     f"(whole compiled call {_seconds(self.compiled_s)}), medians of {self.repeat} runs")
+        lines.append(f"total {seconds_text(self.total_s)} over {len(self.rows)} calls "
+                     f"(whole compiled call {seconds_text(self.compiled_s)}), medians of {self.repeat} runs")
         return "\n".join(lines)
 
     def __repr__(self):
-        return f"<Profile {len(self.rows)} calls, total {_seconds(self.total_s)}>"
+        return f"<Profile {len(self.rows)} calls, total {seconds_text(self.total_s)}>"
 
 
-def _seconds(s):
+def seconds_text(s):
+    """A duration in the unit that suits it: `1.250 s`, `2.226 ms`, `365.9 µs`."""
     if s >= 1:
         return f"{s:.3f} s"
     if s >= 1e-3:
@@ -252,4 +253,4 @@ def profile(f, *args, repeat=5, warmup=1, backward=True):
     return profile_tape(tape, repeat=repeat, warmup=warmup)
 
 
-__all__ = ["Profile", "profile", "profile_tape", "shapes_text", "COLUMNS"]
+__all__ = ["Profile", "profile", "profile_tape", "shapes_text", "seconds_text", "COLUMNS"]

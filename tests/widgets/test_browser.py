@@ -15,26 +15,20 @@ from pathlib import Path
 
 import pytest
 
+from browser import LINK_COLOUR, launch, missing_browser, overflowing, ringed_in_view
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 ARTIFACTS = ROOT / "artifacts" / "browser"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _missing():
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"{CHROMIUM} is not installed (apt-get install chromium; never a downloaded browser)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright (the Python package) is not installed"
-    if shutil.which("jupyter", path=os.path.dirname(sys.executable)) is None:
-        return "jupyter lab is not installed in this environment"
-    return None
+    reason = missing_browser()
+    if reason is None and shutil.which("jupyter", path=os.path.dirname(sys.executable)) is None:
+        reason = "jupyter lab is not installed in this environment"
+    return reason
 
 
 def _free_port():
@@ -104,33 +98,13 @@ def _expected_node_count():
     return TapeView(mse, model, x, y).svg.count('class="node')
 
 
-# What sticks out of a side panel: statistics tables and source listings wider than the panel, or
-# table cells whose text does not fit them.
-_OVERFLOW_JS = """(panel) => {
-  const edge = panel.getBoundingClientRect().right - parseFloat(getComputedStyle(panel).paddingRight);
-  const out = [];
-  if (panel.scrollWidth > panel.clientWidth) out.push("the panel scrolls sideways");
-  for (const el of panel.querySelectorAll("table.avalon-stats, pre.avalon-source")) {
-    const right = el.getBoundingClientRect().right;
-    if (right > edge + 0.5 || el.scrollWidth > el.clientWidth) out.push(el.className + " ends at " + right + " > " + edge);
-  }
-  for (const cell of panel.querySelectorAll("table.avalon-stats th, table.avalon-stats td"))
-    if (cell.scrollWidth > cell.clientWidth) out.push("clipped cell " + cell.textContent);
-  return out;
-}"""
-
-
-def _overflowing(panel):
-    return panel.evaluate(_OVERFLOW_JS)
-
-
 def test_workbench_views_in_jupyterlab(lab):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     expected_nodes = _expected_node_count()
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{lab}/lab/tree/workbench_demo.ipynb")
@@ -149,19 +123,28 @@ def test_workbench_views_in_jupyterlab(lab):
             expect(panel).to_contain_text("primitive", timeout=15_000)
             expect(panel).to_contain_text("producers")
             expect(panel.locator("svg.avalon-hist")).to_have_count(2)  # value and gradient histograms
-            assert _overflowing(panel) == []
+            assert overflowing(panel) == []
             tape_view.screenshot(path=str(ARTIFACTS / "tapeview.png"))
+
+            # links in the panel look like links (JupyterLab unsets the colour of every <a>)
+            link_colour = panel.locator("a.avalon-link").first.evaluate("(a) => getComputedStyle(a).color")
+            assert link_colour == LINK_COLOUR
 
             # BackwardStepper: the next button moves the highlight
             stepper = page.locator(".avalon-stepper").first
             stepper.scroll_into_view_if_needed()
             side = stepper.locator(".avalon-panel .avalon-step-panel")
             expect(side).to_have_attribute("data-step", "0", timeout=60_000)
+            # the graph opened scrolled to the node differentiated (drawn before it was on the page)
+            graph = stepper.locator(".avalon-graph").first
+            assert graph.evaluate("(g) => g.scrollHeight > g.clientHeight")  # too tall to show whole
+            assert ringed_in_view(graph) is True
             highlight = stepper.locator(".avalon-graph svg style").first
             before = highlight.inner_html()
             stepper.locator(".avalon-next button, button.avalon-next").first.click()
             expect(side).to_have_attribute("data-step", "1", timeout=15_000)
             assert highlight.inner_html() != before
+            assert ringed_in_view(graph) is True
             stepper.screenshot(path=str(ARTIFACTS / "stepper.png"))
 
             # Profiler: one table row per timed node

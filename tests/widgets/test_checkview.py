@@ -33,6 +33,7 @@ def test_the_partial_tape_marks_the_nodes_nearest_the_failures():
     for node in view.nodes:
         assert f"#{view.pane.element_of(node)} > path" in svg
     assert FAILURE in svg
+    assert view.canvas.focus == view.pane.element_of(view.nodes[0])  # the graph opens at the first failure
     # the first problem (bool of `h.sum() > 0`) is nearest the comparison recorded on that line
     assert view.nodes[0].prim.name == "greater"
     view.report.event = {"action": "select", "target": view.nodes[1].label, "stamp": 1}

@@ -1,6 +1,7 @@
 """The timing engine (avalon.profile) and the Profiler view."""
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -83,8 +84,12 @@ def test_profiler_view_sorts_selects_and_exports(tmp_path, net):
     view.sort("op", descending=False)
     ops = [r["op"] for r in view.rows]
     assert ops == sorted(ops)
-    view.canvas  # the graph with the time overlay
+    # the graph with the time overlay, its legend in µs or ms, kept scrolled to the slowest node
     assert "time" in view.canvas.main and "fill:" in view.svg
+    legend = re.search(r'<div class="avalon-legend">(.*?)</div>', view.canvas.main).group(1)
+    assert re.search(r"\d (µs|ms)", legend) and "e-" not in legend
+    slowest = view.pane.graph.by_id[view.profile.sorted()[0]["id"]]
+    assert view.canvas.focus == view.pane.element_of(slowest) != ""
     # clicking a header sorts, clicking a row selects
     view.table.event = {"action": "sort", "target": "gflops", "stamp": 1}
     rates = [r["gflops"] for r in view.rows if r["gflops"] is not None]
@@ -98,7 +103,16 @@ def test_profiler_view_sorts_selects_and_exports(tmp_path, net):
     page = view.to_html()
     assert page.count("<svg") >= 3  # two bar charts and the graph
     assert "<script src" not in page and "data-sort" in page
+    assert '"focus": "%s"' % view.canvas.focus in page  # the static copy scrolls to it too
     assert len(view.by_op()) == len({r["op"] for r in view.rows})
+
+
+def test_flops_read_with_an_si_prefix():
+    rng = np.random.default_rng(0)
+    W, x = rng.standard_normal((30, 40)), rng.standard_normal((20, 30))
+    view = Profiler(lambda W, x: (x @ W).sum(), W, x, repeat=1)
+    flops_cells = re.findall(r'<td class="num" data-value="(\d+)">([^<]*)</td>', view.table.main)
+    assert ("48000", "48 k") in flops_cells  # 2 · 20 · 40 · 30
 
 
 def test_bad_sort_column(small):

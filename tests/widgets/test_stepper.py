@@ -46,11 +46,23 @@ def test_gradients_leaving_a_matmul_are_the_true_gradients(small):
 def test_next_button_and_slider_move_the_step(small):
     f, W1, W2, x = small
     st = BackwardStepper(f, W1, W2, x)
+    assert st.slider.value == 1 and "step 1 / " in st.status.value  # the slider counts as the status does
     st.next_button.click()
-    assert st.position == 1 and st.slider.value == 1
-    st.slider.value = 3
+    assert st.position == 1 and st.slider.value == 2
+    st.slider.value = 4
     assert st.position == 3
     assert "step 4 / " in st.status.value
+    assert st.slider.max == len(st.steps)
+
+
+def test_jump_box_goes_to_a_node_or_says_why_not(small):
+    f, W1, W2, x = small
+    st = BackwardStepper(f, W1, W2, x)
+    st.jump_box.value = "tanh"
+    assert st.current.prim.name == "tanh"
+    st.jump_box.value = "x"  # an input: no rule ran for it; the status says so instead of raising
+    assert st.current.prim.name == "tanh"
+    assert "not differentiated" in st.status.value and "avalon-bad" in st.status.value
 
 
 def test_goto_first_nonfinite_names_the_op_and_line():
@@ -79,8 +91,10 @@ def test_thresholds_flag_vanishing_and_exploding(net):
     model, x, y = net
     st = BackwardStepper(mse, model, x, y)
     assert st.flags == []
+    assert "No gradient flagged" in st.flag_list.value and "1e-7" in st.flag_list.value
     st.set_thresholds(exploding=1e-30)
     assert st.flags and {f["kind"] for f in st.flags} == {"exploding"}
+    assert f"{len(st.flags)} flagged gradients" in st.flag_list.value
     st.set_thresholds(vanishing=1e30, exploding=1e31)
     kinds = {f["kind"] for f in st.flags}
     assert kinds == {"vanishing"}
@@ -106,4 +120,7 @@ def test_static_html_holds_every_step(small):
                                 page, re.S).group(1).replace("<\\/", "</"))
     assert len(data["steps"]) == len(st.steps)
     assert all(step["css"] and "step" in step["panel"] for step in data["steps"])
+    # each step scrolls the graph to the node it differentiates
+    assert [step["focus"] for step in data["steps"]] == [st.pane.element_of(s.forward) for s in st.steps]
+    assert data["focus"] == data["steps"][st.position]["focus"]
     assert "<script src" not in page

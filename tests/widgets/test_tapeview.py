@@ -113,8 +113,21 @@ def test_select_by_op_shows_primitive_source_producers_and_consumers(small):
     assert "producers" in side and "consumers" in side
     producer = node.inputs[0]
     assert f'data-av-target="{producer.label}"' in side
+    # tanh's rule multiplies its output by itself: that call is listed once among the consumers, "×2"
+    square = next(n for n in view.tape.calls if len(n.inputs) == 2 and n.inputs[0] is n.inputs[1] is node)
+    consumers = view.canvas.side.split("<h4>consumers</h4>")[1]
+    assert consumers.count(f'data-av-target="{square.label}"') == 1 and "(×2)" in consumers
     assert all(k in side for k in ("min", "max", "mean", "std", "NaN", "Inf"))
     assert "<svg class=\"avalon-hist\"" in side
+
+
+def test_next_match_without_a_search_says_what_to_do(small):
+    f, W1, W2, x = small
+    view = TapeView(f, W1, W2, x)
+    assert view.next_match() is None and "type a search first" in view.status.value
+    view.search_box.value = "matmul"
+    first = view.selected
+    assert view.next_match() is not first and view.selected.prim.name == "matmul"
 
 
 def test_a_click_in_the_graph_selects_in_python(small):
@@ -203,6 +216,7 @@ def test_to_html_is_one_self_contained_document(small):
     assert "<svg" in page and "avalon-data" in page
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "<script src" not in page and "<link" not in page
+    assert '"focus": "%s"' % view.pane.element_of(view.selected) in page  # scrolled to the selection
     bundle = view._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert "application/vnd.jupyter.widget-view+json" in data and "<svg" in data["text/html"]

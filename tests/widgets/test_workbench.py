@@ -1,4 +1,6 @@
 """Workbench: four views on one model, one selection."""
+import re
+
 from avalon.widgets import Workbench
 
 from workbench_models import mse
@@ -27,3 +29,8 @@ def test_workbench_static_html_holds_all_views(net):
     for kind in ("tapeview", "stepper", "profiler", "checkview"):
         assert f'class="avalon-static avalon-{kind}"' in page
     assert "<script src" not in page
+    # the notebook's static copy (what an exported notebook shows) names each view as its tab does
+    bench = Workbench(mse, model, x, y, repeat=1)
+    bundle = bench._repr_mimebundle_()
+    static = (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]
+    assert re.findall(r'<h3 class="avalon-view-title">(\w+)</h3>', static) == ["tape", "backward", "profile", "check"]
