@@ -117,8 +117,9 @@ class CheckView(View):
         kind, what = self.pane.resolve(target)
         if kind == "node":
             self.select(what)
-        elif action == "toggle":
-            self.pane.graph.expand(what)
+        elif action == "select":  # a module box: what it holds, and a link that opens it
+            self.canvas.side = self.pane.panel((kind, what))
+        elif self.pane.open_or_close(action, kind, what):
             self._draw()
 
     def _draw(self):

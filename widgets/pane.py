@@ -85,6 +85,19 @@ class GraphPane:
                            "or parameter name, a primitive (matmul) or a module scope (encoder.layers.0)")
         return ("node", found[0])
 
+    def open_or_close(self, action, kind, what):
+        """Apply a click on a box or its panel's link to a resolved scope or roll: 'expand' opens
+        it, 'collapse' closes it, 'toggle' (a double click) does whichever fits. Returns whether
+        the picture changed."""
+        g = self.graph
+        if action == "collapse" or (action == "toggle" and kind == "scope" and what in g.expanded):
+            g.collapse(what)
+        elif action in ("expand", "toggle"):
+            g.expand(what)
+        else:
+            return False
+        return True
+
     # --- drawing --------------------------------------------------------------------------------
 
     def dot(self):

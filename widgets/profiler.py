@@ -155,16 +155,14 @@ class Profiler(View):
     def handle(self, action, target):
         if action == "sort":
             self.sort(target, not self.descending if target == self.sort_key else True)
-        elif action in ("select", "toggle"):
-            kind, what = self.pane.resolve(target)
-            if kind == "node":
-                self.select(what)
-            elif action == "toggle":
-                if kind == "scope" and what in self.pane.graph.expanded:
-                    self.pane.graph.collapse(what)
-                else:
-                    self.pane.graph.expand(what)
-                self._draw()
+            return
+        kind, what = self.pane.resolve(target)
+        if kind == "node":
+            self.select(what)
+        elif action == "select":  # a module box: what it holds, and a link that opens it
+            self.canvas.side = self.pane.panel((kind, what))
+        elif self.pane.open_or_close(action, kind, what):
+            self._draw()
 
     # --- drawing --------------------------------------------------------------------------------
 

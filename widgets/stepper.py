@@ -360,10 +360,9 @@ class BackwardStepper(View):
         if action == "step":
             self.goto(int(target))
             return
-        kind, node = self.pane.resolve(target)
-        if kind != "node":
-            return
-        index = self._step_of(node)
+        kind, what = self.pane.resolve(target)
+        # a node goes to the step that differentiates it, a module box to its first step (which opens it)
+        index = self._step_of(what) if kind == "node" else self._first_in(what)
         if index is not None:
             self.goto(index)
 

@@ -39,7 +39,9 @@ def tape_of(f_or_tape, args):
             raise TypeError("pass either a tape or a function and its arguments, not both")
         return f_or_tape
     if not callable(f_or_tape):
-        raise TypeError(f"expected a function (and its arguments) or a Tape, got {type(f_or_tape).__name__}")
+        raise TypeError(f"expected a function and its arguments, or a Tape; got a {type(f_or_tape).__name__}. "
+                        "Pass the function itself, as in TapeView(loss_fn, model, x, y), not the value "
+                        "of a call to it")
     try:
         return grad_tape(f_or_tape, *args)
     except GradientError:

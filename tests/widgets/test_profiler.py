@@ -151,3 +151,14 @@ def test_node_times_are_what_the_compiled_replay_pays(costly, monkeypatch):
     times = [r["median_s"] for r in prof.rows if r["op"] == prim.name]
     assert times == [1.0, 1.0, 0.25]
     assert prof.total_s == prof.compiled_s == 2.25
+
+
+def test_a_click_on_a_module_box_shows_it_and_its_link_opens_it(net):
+    model, x, y = net
+    view = Profiler(mse, model, x, y, repeat=1, max_nodes=12)  # small budget: modules start closed
+    closed = next(s for s in view.pane.graph.children if s and s not in view.pane.graph.expanded)
+    box = view.pane.element_of(closed)
+    view.canvas.event = {"action": "select", "target": box, "stamp": 1}
+    assert f'data-av-action="expand" data-av-target="{closed}"' in view.canvas.side
+    view.canvas.event = {"action": "expand", "target": closed, "stamp": 2}
+    assert closed in view.pane.graph.expanded

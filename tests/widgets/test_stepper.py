@@ -124,3 +124,14 @@ def test_static_html_holds_every_step(small):
     assert [step["focus"] for step in data["steps"]] == [st.pane.element_of(s.forward) for s in st.steps]
     assert data["focus"] == data["steps"][st.position]["focus"]
     assert "<script src" not in page
+
+
+def test_a_click_on_a_module_box_goes_to_its_first_step(net):
+    model, x, y = net
+    st = BackwardStepper(mse, model, x, y, max_nodes=12)  # small budget: the encoder starts closed
+    g = st.pane.graph
+    assert "encoder" not in g.expanded and st.position == 0
+    st.canvas.event = {"action": "select", "target": st.pane.element_of("encoder"), "stamp": 1}
+    # backward runs from the last block: the encoder's first step is in its last layer, now opened
+    assert g.scope_of[st.current.id].startswith("encoder.layers.2")
+    assert "encoder" in g.expanded

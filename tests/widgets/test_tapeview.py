@@ -121,6 +121,12 @@ def test_select_by_op_shows_primitive_source_producers_and_consumers(small):
     assert "<svg class=\"avalon-hist\"" in side
 
 
+def test_a_value_instead_of_a_function_says_to_pass_the_function(small):
+    f, W1, W2, x = small
+    with pytest.raises(TypeError, match=r"got a float.*Pass the function itself"):
+        TapeView(f(W1, W2, x))
+
+
 def test_next_match_without_a_search_says_what_to_do(small):
     f, W1, W2, x = small
     view = TapeView(f, W1, W2, x)
