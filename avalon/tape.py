@@ -161,21 +161,18 @@ class Tape:
     def copy(self, replace=None, drop=()):
         """A structural copy with new node objects (passes transform copies, never the original).
 
-        `replace` maps nodes to their replacements: an earlier node of this tape (merging), or a new
-        node that takes the replaced node's place (folding). Nodes in `drop` are left out; nothing
-        kept may use them.
+        `replace` maps nodes to their replacements: an earlier node of this tape (merging), or a node
+        a pass made (folding, rewriting), which takes the replaced node's place after any new nodes
+        among its own operands. Nodes in `drop` are left out; nothing kept may use them.
         """
         replace = replace or {}
         new = Tape()
         new.meta = dict(self.meta)
+        new._next_id = self._next_id  # nodes a pass made are numbered after every node copied
         mapping = {}
         for n in self.nodes:
             if n in replace:
-                r = replace[n]
-                if r not in mapping:
-                    new.append(r)
-                    mapping[r] = r
-                mapping[n] = mapping[r]
+                mapping[n] = _place(replace[n], new, mapping)
             elif n not in drop:
                 mapping[n] = new.append(_clone(n, mapping))
         new.outputs = [mapping[o] for o in self.outputs]
@@ -250,6 +247,16 @@ class Tape:
         # Jupyter prefers HTML: the same graph in a scrolling box, so a long tape stays on screen.
         svg = self._repr_svg_()
         return None if svg is None else f'<div style="max-height:600px;overflow:auto">{svg[svg.index("<svg"):]}</div>'
+
+
+def _place(node, tape, mapping):
+    """`node` on `tape`: found when already there (mapped), else added after its own new operands."""
+    if node not in mapping:
+        if isinstance(node, Call):
+            for a in node.inputs:
+                _place(a, tape, mapping)
+        mapping[node] = tape.append(_clone(node, mapping))
+    return mapping[node]
 
 
 def _clone(n, mapping):

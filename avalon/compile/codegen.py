@@ -41,11 +41,12 @@ class Compiled:
         return f"<Compiled {len(self.tape.calls)} calls>"
 
 
-def compile_tape(tape, *, dce=True, cse=True, fold=True, reuse=True, xp=None):
+def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, reuse=True, xp=None):
     """Optimise `tape` with the chosen passes and generate its replay function.
 
     `dce` removes dead code, `cse` merges common subexpressions, `fold` evaluates calls on constants
-    once, `reuse` writes results into dead buffers of the same shape and dtype (numpy and cupy).
+    once, `layout` computes transposed matrix products row-major (`matmul_layout`), `reuse` writes
+    results into dead buffers of the same shape and dtype (numpy and cupy).
 
     >>> compiled = avalon.trace(f, x).compile(cse=False)
     >>> print(compiled.source); y, = compiled(x)
@@ -54,6 +55,8 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, reuse=True, xp=None):
         tape = passes.constant_folding(tape)
     if cse:
         tape = passes.common_subexpressions(tape)
+    if layout:
+        tape = passes.matmul_layout(tape)
     if dce:
         tape = passes.dead_code(tape)
     xp = xp or _namespace_of(tape)

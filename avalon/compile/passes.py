@@ -7,6 +7,7 @@ node's value may share memory with.
 import numpy as np
 
 from ..backend import is_array
+from ..ops import linalg, shape
 from ..tape import Call, Const, Input, Node
 
 
@@ -69,6 +70,44 @@ def constant_folding(tape):
             const = Const(getattr(value, "shape", ()), value.dtype, value=value)
             const.location, const.scope, const.phase = n.location, n.scope, n.phase
             replace[n] = const
+    return tape.copy(replace=replace)
+
+
+def _swaps_last_two(node):
+    if not (isinstance(node, Call) and node.prim is shape.transpose):
+        return False
+    n = len(node.shape)
+    return node.params["axes"] == tuple(range(n - 2)) + (n - 1, n - 2)
+
+
+def _swapped(node):
+    """`node` with its last two axes swapped: the operand of a swap itself, or a new transpose."""
+    if _swaps_last_two(node):
+        return node.args[0]
+    n = len(node.shape)
+    axes = tuple(range(n - 2)) + (n - 1, n - 2)
+    return _like(node, Call(shape.transpose, [node], {"axes": axes}, node.shape[:-2] + node.shape[:-3:-1],
+                            node.dtype))
+
+
+def _like(old, new):
+    new.location, new.scope, new.phase = old.location, old.scope, old.phase
+    return new
+
+
+def matmul_layout(tape):
+    """transpose(matmul(a, b)) → matmul(bᵀ, aᵀ): the same numbers, computed straight into a row-major
+    array. A transposed product is a strided view, slow for everything that reads it: the weight
+    gradient of `x @ W.T` (every Linear layer's) is one, and an optimiser's step goes over it."""
+    users = tape.consumers()
+    outputs = set(tape.outputs)
+    replace = {}
+    for n in tape.nodes:
+        product = n.args[0] if _swaps_last_two(n) else None
+        if isinstance(product, Call) and product.prim is linalg.matmul and users[product] == [n] \
+                and product not in outputs:
+            a, b = product.args
+            replace[n] = _like(n, Call(linalg.matmul, [_swapped(b), _swapped(a)], {}, n.shape, n.dtype))
     return tape.copy(replace=replace)
 
 
