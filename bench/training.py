@@ -56,7 +56,7 @@ def avalon_stepper(build, x, y, state):
         return F.cross_entropy(model(x), y)
 
     def step():
-        loss, grads = avalon.grad(loss_fn, model, x, y)
+        loss, grads = avalon.grad(loss_fn, model, x, y, argnums=0)
         opt.step(grads[0])
         return loss
 

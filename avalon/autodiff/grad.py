@@ -13,7 +13,7 @@ from . import cache
 from .backward import backward, default_seed
 
 
-def grad(f, *args, seed=None):
+def grad(f, *args, seed=None, argnums=None):
     """f's value and the gradient of that value with respect to every array in `args`.
 
     `grads` is a tuple mirroring `args`: a floating-point array gets an array of the same shape and
@@ -32,20 +32,51 @@ def grad(f, *args, seed=None):
     their arrays) traces and compiles; later calls replay the compiled code, so Python side effects
     in `f` happen only on the call that traces. Random draws are fresh at every call and holder state
     (running statistics) is updated in place, as if `f` ran again. Gradients are fresh arrays.
+
+    `argnums` (an index or a tuple of them, as in JAX) limits differentiation to those arguments; the
+    others get None. A training step needs only the model's gradient, and skipping the input's
+    saves its backward pass (a first convolution's input gradient is costly):
+
+    >>> loss, (g, _, _) = avalon.grad(loss_fn, model, x, y, argnums=0)
     """
-    value, per_leaf, holders, spec = grad_per_leaf(f, args, seed)
-    return value, _mirror(spec, per_leaf, holders)
+    value, per_leaf, holders, spec = grad_per_leaf(f, args, seed, argnums)
+    grads = _mirror(spec, per_leaf, holders)
+    if argnums is not None:
+        chosen = _chosen(argnums, len(args))
+        grads = tuple(g if i in chosen else None for i, g in enumerate(grads))
+    return value, grads
 
 
-def value_and_grad(f):
+def value_and_grad(f, argnums=None):
     """`f` → a function returning `(value, grads)`, like `grad(f, *args)` (JAX's spelling)."""
     def wrapped(*args, seed=None):
-        return grad(f, *args, seed=seed)
+        return grad(f, *args, seed=seed, argnums=argnums)
 
     return wrapped
 
 
-def grad_tape(f, *args, seed=None):
+def _chosen(argnums, n_args):
+    """The argument positions `argnums` names, as a set of non-negative indices."""
+    positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for i in positions:
+        if not isinstance(i, int) or not -n_args <= i < n_args:
+            raise GradientError(f"argnums={argnums!r} names no argument of the {n_args} given: use indices "
+                                f"from 0 to {n_args - 1} (or negative ones from the end)")
+    return {i % n_args for i in positions}
+
+
+def _leaf_mask(args, argnums):
+    """Per argument leaf: is it differentiated (None: every leaf is)."""
+    if argnums is None:
+        return None
+    chosen = _chosen(argnums, len(args))
+    mask = []
+    for i, arg in enumerate(args):
+        mask += [i in chosen] * len(tree.flatten(arg, names=False)[0])
+    return mask
+
+
+def grad_tape(f, *args, seed=None, argnums=None):
     """The joint forward+backward tape of `grad(f, *args)`, dead code removed: print it, draw it,
     compile it, or differentiate it again.
 
@@ -54,20 +85,22 @@ def grad_tape(f, *args, seed=None):
     """
     from ..compile import dead_code
 
-    recording, _ = _record_with_backward(f, args, seed)
+    recording, _ = _record_with_backward(f, args, seed, _leaf_mask(args, argnums))
     return dead_code(recording.tape)
 
 
-def grad_per_leaf(f, args, seed=None):
+def grad_per_leaf(f, args, seed=None, argnums=None):
     """(value, one gradient or None per argument leaf, holders, spec): `grad` before arranging."""
     leaves, _, holders, spec = tree.flatten((args, {}), names=False)
+    mask = _leaf_mask(args, argnums)
     if current() is not None or isinstance(seed, Tracer) or any(isinstance(a, Tracer) for a in leaves):
-        value, per_leaf = _grad_in_trace(f, args, seed)
+        value, per_leaf = _grad_in_trace(f, args, seed, mask)
         return value, per_leaf, holders, spec
-    key = cache.key_of(f, spec, leaves, "grad", None if seed is None else cache.signature([seed]))
+    key = cache.key_of(f, spec, leaves, "grad", None if seed is None else cache.signature([seed]),
+                       None if mask is None else tuple(mask))
     entry, captured = cache.fetch(key)
     if entry is None:
-        recording, slots = _record_with_backward(f, args, seed)
+        recording, slots = _record_with_backward(f, args, seed, mask)
         compiled = recording.tape.compile()
         entry = _GradEntry(recording, compiled, slots)
         cache.store(key, entry)
@@ -123,8 +156,9 @@ def _check_output(node):
     return node
 
 
-def _record_with_backward(f, args, seed):
-    """Trace f and append its backward pass; `slots` as in `_GradEntry`."""
+def _record_with_backward(f, args, seed, mask=None):
+    """Trace f and append its backward pass (for the leaves `mask` picks; all when None); `slots` as
+    in `_GradEntry`."""
     slots = []
 
     def then(recording):
@@ -135,7 +169,8 @@ def _record_with_backward(f, args, seed):
         seed_node = trace.input("seed", seed) if seed is not None else \
             trace.const(default_seed(output, namespace(output.value)))
         inputs = recording.tape.inputs[:len(recording.leaves)]
-        wrt = [node for node in inputs if _differentiable(node.dtype, node.role)]
+        wanted = mask or [True] * len(inputs)
+        wrt = [node for node, w in zip(inputs, wanted) if w and _differentiable(node.dtype, node.role)]
         by_node = dict(zip(wrt, backward(trace, output, wrt, Tracer(seed_node, trace))))
         extra = []
         for node in inputs:
@@ -151,7 +186,7 @@ def _record_with_backward(f, args, seed):
     return record(f, args, then=then), slots
 
 
-def _grad_in_trace(f, args, seed):
+def _grad_in_trace(f, args, seed, mask=None):
     """grad inside traced code: f records onto the enclosing tape, and so does its backward pass.
 
     Every argument array takes part: a tracer, or a plain array as a constant of the tape (so grad
@@ -189,7 +224,8 @@ def _grad_in_trace(f, args, seed):
     elif tuple(seed.shape) != tuple(output.shape):
         raise GradientError(f"seed has shape {tuple(seed.shape)} but the output has shape {tuple(output.shape)}")
     seed = seed if isinstance(seed, Tracer) else Tracer(trace.const(seed), trace)
-    wrt = [t._node for t, info in zip(tracers, infos) if _differentiable(t.dtype, info.role)]
+    wanted = mask or [True] * len(tracers)
+    wrt = [t._node for t, info, w in zip(tracers, infos, wanted) if w and _differentiable(t.dtype, info.role)]
     by_node = dict(zip(wrt, backward(trace, output, wrt, seed)))
     per_leaf = []
     for t in tracers:

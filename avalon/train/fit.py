@@ -31,7 +31,7 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
         for epoch in range(epochs):
             model.train()
             for x, y in train_loader:
-                loss, grads = avalon.grad(loss_fn, model, x, y)
+                loss, grads = avalon.grad(loss_fn, model, x, y, argnums=0)
                 optimizer.step(grads[0])
                 history.log_step(loss=float(loss), lr=optimizer.param_groups[0]["lr"])
             results = evaluate(model, loss_fn, val_loader, metrics)       # in eval mode
@@ -53,7 +53,7 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
         bar = _progress(train_loader, f"epoch {epoch + 1}/{epochs}", progress)
         for batch in bar:
             x, y = _split(batch)
-            loss, grads = grad(loss_fn, model, x, y)
+            loss, grads = grad(loss_fn, model, x, y, argnums=0)  # the model's gradient alone
             optimizer.step(grads[0])
             value, n = float(loss), _count(x)
             total, count = total + value * n, count + n

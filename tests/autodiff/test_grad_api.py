@@ -152,3 +152,21 @@ def test_parity_with_torch(rng):
     for g, t in zip(grads, (tW, tb, tx)):
         assert g.dtype == np.float32
         np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_argnums_differentiates_only_the_chosen_arguments():
+    rng = np.random.default_rng(0)
+    W, x = rng.standard_normal((3, 2)), rng.standard_normal((4, 3))
+    f = lambda W, x: np.tanh(x @ W).sum()  # noqa: E731
+    value, (gW, gx) = avalon.grad(f, W, x, argnums=0)
+    full_value, (full_gW, _) = avalon.grad(f, W, x)
+    assert gx is None and value == full_value
+    np.testing.assert_allclose(gW, full_gW)
+    tape = avalon.grad_tape(f, W, x, argnums=0)
+    assert len(tape.outputs) == 2  # the value and gW: no backward pass towards x
+    assert avalon.grad(f, W, x, argnums=(-1,))[1][0] is None
+
+
+def test_argnums_out_of_range_says_which_indices_exist():
+    with pytest.raises(avalon.GradientError, match="from 0 to 1"):
+        avalon.grad(lambda a, b: (a * b).sum(), np.ones(2), np.ones(2), argnums=2)
