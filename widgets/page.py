@@ -21,7 +21,7 @@ CSS = """
 .avalon-panel ul { margin: 2px 0; padding-left: 18px; }
 /* Tables are styled under the views' own roots: JupyterLab and nbconvert style every table in an
    output (right-aligned, striped, padded) with selectors as specific as a class and two elements. */
-:is(.avalon-static, .avalon-view) table.avalon-facts { margin: 0; border-collapse: collapse; }
+:is(.avalon-static, .avalon-view) table.avalon-facts { margin: 0; border-collapse: collapse; table-layout: auto; }
 :is(.avalon-static, .avalon-view) table.avalon-facts tr { background: none; }
 :is(.avalon-static, .avalon-view) table.avalon-facts :is(th, td) { text-align: left; padding: 1px 10px 1px 0;
   vertical-align: top; white-space: normal; overflow-wrap: anywhere; border: none; }
@@ -53,13 +53,14 @@ CSS = """
 .avalon-error { border: 1px solid #fca5a5; background: #fef2f2; padding: 8px; border-radius: 4px; font-size: 13px; }
 .avalon-flag { border-left: 3px solid #f59e0b; padding: 2px 6px; margin: 4px 0; background: #fffbeb; }
 .avalon-flag.avalon-nonfinite { border-color: #dc2626; background: #fef2f2; }
-:is(.avalon-static, .avalon-view) table.avalon-table { border-collapse: collapse; font-size: 12px; width: 100%; margin: 0; }
+:is(.avalon-static, .avalon-view) table.avalon-table { border-collapse: collapse; font-size: 12px; width: 100%; margin: 0;
+  table-layout: auto; }
 :is(.avalon-static, .avalon-view) table.avalon-table tr { background: none; }
 :is(.avalon-static, .avalon-view) table.avalon-table :is(th, td) { border: none; border-bottom: 1px solid #e5e7eb;
   padding: 2px 6px; text-align: left; vertical-align: top; white-space: nowrap; line-height: 1.4; }
 :is(.avalon-static, .avalon-view) table.avalon-table th { cursor: pointer; background: #f3f4f6; position: sticky; top: 0;
   font-weight: bold; }
-:is(.avalon-static, .avalon-view) table.avalon-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
+:is(.avalon-static, .avalon-view) table.avalon-table .num { text-align: right; font-variant-numeric: tabular-nums; }
 :is(.avalon-static, .avalon-view) table.avalon-table tr.avalon-selected td { background: #dbeafe; }
 .avalon-problem { border: 1px solid #fcd34d; border-radius: 4px; padding: 6px 8px; margin: 6px 0; background: #fffbeb; }
 .avalon-problem h4 { margin: 0 0 4px; font-size: 13px; }

@@ -16,6 +16,7 @@ _HEAD = {"op": "op", "module": "module", "shapes": "shapes", "median_s": "median
          "flops": "FLOPs", "gflops": "GFLOP/s"}
 
 
+_NUMERIC = {k: ' class="num"' for k in ("median_s", "share", "flops", "gflops")}
 _SUMMARY_NOTE = ("Both time the same compiled code; each node's median drops its slow runs, so on a busy "
                  "machine the sum over the nodes is the smaller")
 
@@ -170,7 +171,7 @@ class Profiler(View):
         rows = self.rows if rows is None else rows
         arrow = "▼" if self.descending else "▲"
         head = "".join(
-            f'<th data-sort="{k}" data-av-action="sort" data-av-target="{k}">{v}'
+            f'<th{_NUMERIC.get(k, "")} data-sort="{k}" data-av-action="sort" data-av-target="{k}">{v}'
             f'{" " + arrow if live and k == self.sort_key else ""}</th>' for k, v in _HEAD.items())
         lines = []
         for row in rows[:self.max_rows]:

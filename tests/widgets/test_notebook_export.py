@@ -65,6 +65,10 @@ def test_exported_views_read_well_in_a_browser(tmp_path):
             assert op_cell.evaluate("(td) => getComputedStyle(td).textAlign") == "left"
             assert len({rows.nth(i).evaluate("(tr) => getComputedStyle(tr).backgroundColor")
                         for i in range(4)}) == 1  # no stripes
+            # columns as wide as their text (nbconvert fixes table layouts: long shapes overlapped the times)
+            table = page.locator(".avalon-static.avalon-profiler table.avalon-table")
+            assert table.evaluate("(t) => getComputedStyle(t).tableLayout") == "auto"
+            assert table.evaluate("(t) => [...t.querySelectorAll('td')].filter((c) => c.scrollWidth > c.clientWidth).length") == 0
 
             stepper = page.locator(".avalon-static.avalon-stepper").first
             graph = stepper.locator(".avalon-graph")
