@@ -210,8 +210,10 @@ class Profiler(View):
     def _focus(self):
         """The element the graph keeps in view: the selected node's, else the slowest node's."""
         node = self._selected
-        if node is None and self.profile.rows:
-            node = self.pane.graph.by_id.get(self.profile.sorted()[0]["id"])
+        if node is None:
+            # compiler passes may add nodes the recorded tape does not draw: the slowest one drawn
+            by_id = self.pane.graph.by_id
+            node = next((by_id[r["id"]] for r in self.profile.sorted() if r["id"] in by_id), None)
         return self.pane.element_of(node) if node is not None else None
 
     def fragment(self):

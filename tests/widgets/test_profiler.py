@@ -26,6 +26,14 @@ def test_every_compiled_call_is_timed_and_shares_sum_to_one(small):
     assert "matmul" in str(prof)
 
 
+def test_without_optimize_every_recorded_call_is_timed(small):
+    f, W1, W2, x = small
+    tape = avalon.grad_tape(f, W1, W2, x)
+    assert len(tape.compile().tape.calls) != len(tape.calls)  # the passes do change this tape
+    prof = profile_tape(tape, repeat=1, optimize=False)
+    assert [r["id"] for r in prof.rows] == [n.id for n in tape.calls]
+
+
 def test_matmul_flops_and_rate(small):
     f, W1, W2, x = small
     prof = profile(f, W1, W2, x, repeat=2)
