@@ -56,7 +56,7 @@ y = rng.integers(0, 3, 32)
 bench = Workbench(loss_fn, model, x, y)
 bench.tape_view.show_phase("forward")
 bench.tape_view.set_overlay("grad norm")
-bench.select("normalize")
+bench.select("matmul")
 bench
 '''
 
