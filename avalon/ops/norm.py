@@ -1,37 +1,130 @@
-"""The fused normalisation primitive behind batch, layer, group and instance norm.
+"""The fused normalisation primitives behind batch, layer, group and instance norm.
 
-`normalize(x, mean, var, weight, bias)` is (x - mean) / sqrt(var + eps) * weight + bias where `mean`
-and `var` are x's own (biased) moments over `axes`, computed by the caller (once: batch norm also
-needs them for its running statistics). Its rule differentiates through those moments, so they are
-operands for speed only and receive no gradient of their own; passing anything other than x's
-moments gives wrong gradients.
+A normalisation over `axes` is recorded as three steps, each of which keeps what the next needs:
+
+    mean = mean(x)                       (keepdims over axes)
+    c    = center(x, mean)               x - mean
+    var  = mean of c·c                   (an einsum: one pass, no temporary)
+    y    = normalize(c, var, w, b)       c / sqrt(var + eps) · w + b
+
+The backward pass then reuses `c` instead of recomputing it, and splits as the forward does: the
+rule of `normalize` returns the gradient through `c` *and through var* (`normalize_grad`: var is
+c's mean square, so it is an operand for speed only and gets no gradient of its own), and the rule
+of `center` removes the gradient's mean (the path through `mean`, likewise an operand for speed).
+So both contracts must hold: `mean` is x's own mean and `var` c's own mean square over `axes`.
+
+Speed: each primitive allocates one array and works in place on it; the small per-statistic factors
+(1/σ, folded with the weight where it is constant along the axes) are computed once.
 """
 import math
 
 import numpy as np
 
 from ..backend import is_numpy_like, namespace
+from . import linalg as la
+from . import shape as sh
 from .primitive import primitive
 
 
-@primitive("normalize")
-def normalize(x, mean, var, weight, bias, eps, axes):
-    """x normalised by its moments `mean`, `var` (keepdims over `axes`), then scaled and shifted by
-    `weight` and `bias` (broadcastable to x, or None)."""
-    xp = namespace(x)
+def _constant_along(v, axes, ndim):
+    """True when `v` (None, or broadcast against an ndim array from the right) has length 1 on every
+    axis in `axes`: a per-statistic weight (batch and instance norm) rather than a per-element one."""
+    if v is None:
+        return True
+    lead = ndim - v.ndim
+    return all(a < lead or v.shape[a - lead] == 1 for a in axes)
+
+
+def count(shape, axes):
+    """How many values each statistic summarises."""
+    return math.prod(shape[a] for a in axes)
+
+
+def _letters(ndim):
+    return "abcdefghijklmnopqrstuvwxyz"[:ndim]
+
+
+def mean_over(x, axes):
+    """x's mean over `axes` (keepdims), recorded as one einsum: numpy's einsum sums along an axis
+    two to three times faster than its mean (measured), the pairwise summation being what it skips."""
+    letters = _letters(x.ndim)
+    kept = "".join(letters[i] for i in range(x.ndim) if i not in axes)
+    total = la.einsum(x, subscripts=f"{letters}->{kept}")
+    return sh.reshape(total, shape=tuple(1 if i in axes else n for i, n in enumerate(x.shape))) \
+        * (1.0 / count(x.shape, axes))
+
+
+def _sum_of_product(a, b, axes):
+    """Σ a·b over `axes` (keepdims), for two arrays of one shape: an einsum where the array module
+    has one (one pass, no temporary), else a product and a sum."""
+    xp = namespace(a, b)
+    if not hasattr(xp, "einsum"):
+        return xp.sum(a * b, axis=axes, keepdims=True)
+    letters = _letters(a.ndim)
+    kept = "".join(letters[i] for i in range(a.ndim) if i not in axes)
+    total = xp.einsum(f"{letters},{letters}->{kept}", a, b)
+    return xp.reshape(total, tuple(1 if i in axes else n for i, n in enumerate(a.shape)))
+
+
+@primitive("center", out=True)
+def center(x, mean, axes, out=None):
+    """x - mean, where `mean` is x's own mean over `axes` (keepdims). Its rule takes the mean out of
+    the gradient (the path through `mean`), so `mean` itself gets none."""
+    return x - mean if out is None else namespace(x).subtract(x, mean, out=out)
+
+
+@primitive("normalize", out=True)
+def normalize(c, var, weight, bias, eps, axes, out=None):
+    """The centred `c` divided by sqrt(var + eps), then scaled by `weight` and shifted by `bias` (each
+    broadcastable to c, or None); `var` is c's mean square over `axes` (keepdims)."""
+    xp = namespace(c)
     inv_std = 1.0 / xp.sqrt(var + eps)
     shapes = [inv_std.shape] + [v.shape for v in (weight, bias) if v is not None]
-    if math.prod(np.broadcast_shapes(*shapes)) < math.prod(x.shape):
-        # statistics and affine map fold into one small scale and shift (batch and group norm): two passes
+    if math.prod(np.broadcast_shapes(*shapes)) < math.prod(c.shape):
+        # σ⁻¹ and the weight fold into one small scale (batch, group and instance norm): two passes
         scale = inv_std if weight is None else inv_std * weight
-        shift = -mean * scale if bias is None else bias - mean * scale
-        return _apply(xp, x * scale, shift, None)
-    # the affine map runs along the normalised axes (layer norm): a folded scale would be as large as x
-    y = x - mean
-    y = _apply(xp, y, None, inv_std)
+        y = _product(xp, c, scale, out)
+        return y if bias is None else _apply(xp, y, bias, None)
+    # the weight runs along the normalised axes (layer norm): a folded scale would be as large as c
+    y = _product(xp, c, inv_std, out)
     if weight is not None:
         y = _apply(xp, y, None, weight)
     return y if bias is None else _apply(xp, y, bias, None)
+
+
+@primitive("normalize_grad", out=True)
+def normalize_grad(g, c, var, weight, eps, axes, out=None):
+    """The gradient of `normalize` in its centred input `c`, through c and through var:
+    σ⁻¹·(gy - c·σ⁻²·mean(gy·c)) with gy = g·weight and σ⁻¹ = 1/sqrt(var + eps).
+
+    (The mean of this gradient is removed by `center`'s rule.)
+    """
+    xp = namespace(g, c)
+    inv_std = 1.0 / xp.sqrt(var + eps)
+    n = 1.0 / count(c.shape, axes)
+    if _constant_along(weight, axes, c.ndim):
+        # batch and instance norm: the weight is a per-statistic factor and joins σ⁻¹ at the end
+        factor = inv_std if weight is None else inv_std * weight
+        out = _product(xp, c, -(inv_std * inv_std * n) * _sum_of_product(g, c, axes), out)
+        out = _apply(xp, out, g, None)
+        return _apply(xp, out, None, factor)
+    scale = inv_std * weight
+    if math.prod(scale.shape) < math.prod(c.shape):
+        # group norm: σ⁻¹·weight is small (constant along the positions); sum g·c along those first
+        constant = tuple(a for a in axes if scale.shape[a] == 1)
+        m = xp.sum(_sum_of_product(g, c, constant) * weight, axis=axes, keepdims=True) * n
+        out = _product(xp, c, -(inv_std * inv_std * inv_std) * m, out)
+        return _apply(xp, out, g * scale, None)
+    # layer norm: the weight runs along the normalised axes, so g·weight is as large as c
+    gy = g * weight
+    out = _product(xp, c, -(inv_std * inv_std * n) * _sum_of_product(gy, c, axes), out)
+    out = _apply(xp, out, gy, None)
+    return _apply(xp, out, None, inv_std)
+
+
+def _product(xp, a, b, out):
+    """a * b, into `out` when the compiled replay hands one over (a dead buffer of the result's shape)."""
+    return a * b if out is None else xp.multiply(a, b, out=out)
 
 
 def _apply(xp, y, add, multiply):

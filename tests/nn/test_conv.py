@@ -265,8 +265,13 @@ def test_primitives_run_on_a_strict_array_api_namespace():
         (pl.avg_pool, (x,), averaging),
         (pl.avg_pool_transpose, (pl.avg_pool(x, **averaging),), dict(shape=(6, 5), **averaging)),
         (vs.resample, (x,), dict(maps=(("linear", 6, 9, False, None), ("nearest", 5, 7, None, False)))),
-        (nm.normalize, (x, x.mean((2, 3), keepdims=True), x.var((2, 3), keepdims=True), None, None),
+        (nm.center, (x, x.mean((2, 3), keepdims=True)), dict(axes=(2, 3))),
+        (nm.normalize, (x - x.mean((2, 3), keepdims=True), x.var((2, 3), keepdims=True), x[:1, :, :1, :1], None),
          dict(eps=1e-5, axes=(2, 3))),
+        (nm.normalize_grad, (x[::-1], x - x.mean((2, 3), keepdims=True), x.var((2, 3), keepdims=True), None),
+         dict(eps=1e-5, axes=(2, 3))),
+        (nm.normalize_grad, (x[::-1], x - x.mean((1, 3), keepdims=True), x.var((1, 3), keepdims=True), x[:1, :, :1]),
+         dict(eps=1e-5, axes=(1, 3))),
     ]
     for prim, args, params in cases:
         strict = prim(*[xp.asarray(a) if a is not None else None for a in args], **params)

@@ -166,3 +166,60 @@ def test_wrong_shapes_raise_shape_errors_at_the_users_line():
         nn.GroupNorm(2, 4)(_x(2, 6, 3))
     with pytest.raises(avalon.ShapeError, match="more than one value per channel"):
         nn.BatchNorm1d(3)(_x(1, 3))
+
+
+@pytest.mark.parametrize("weight_shape, axes", [
+    (None, (0, 2)),            # batch norm without affine: no weight
+    ((1, 3, 1), (0, 2)),       # batch norm: one weight per statistic (folded into σ⁻¹)
+    ((1, 1, 4), (2,)),         # layer norm: the weight runs along the normalised axis
+    ((1, 3, 1), (1, 2)),       # group norm: per channel, constant along the positions only
+])
+def test_normalize_grad_rule_passes_gradcheck_in_every_operand(weight_shape, axes):
+    from avalon.ops import norm as nm
+
+    # arbitrary operands (c need not be centred, nor var its mean square): the rule's partial
+    # derivatives hold everywhere
+    g, c, h = _x(2, 3, 4, dtype=np.float64), _x(2, 3, 4, seed=1, dtype=np.float64), _x(2, 3, 4, seed=2, dtype=np.float64)
+    var = np.abs(_x(*[1 if i in axes else n for i, n in enumerate(c.shape)], seed=3, dtype=np.float64)) + 0.2
+    args = (g, c, var) if weight_shape is None else (g, c, var, _x(*weight_shape, seed=4, dtype=np.float64))
+
+    def f(g, c, var, weight=None):
+        return (nm.normalize_grad(g, c, var, weight, eps=1e-3, axes=axes) * h).sum()
+
+    assert avalon.gradcheck(f, *args)
+
+
+def test_center_rule_passes_gradcheck():
+    from avalon.ops import norm as nm
+
+    x, h = _x(3, 4, 5, dtype=np.float64, shift=2.0), _x(3, 4, 5, seed=1, dtype=np.float64)
+    for axes in [(2,), (0, 2), (1, 2)]:
+        assert avalon.gradcheck(lambda x: (nm.center(x, nm.mean_over(x, axes), axes=axes) ** 2 * h).sum(), x)
+
+
+@pytest.mark.parametrize("norm", [
+    lambda x, w, b: F.layer_norm(x, (2,), w[:2], b[:2]),
+    lambda x, w, b: F.layer_norm(x, (3, 2)),
+    lambda x, w, b: F.group_norm(x, 1, w, b),
+    lambda x, w, b: F.instance_norm(x, weight=w, bias=b),
+], ids=["layer_norm", "layer_norm without affine", "group_norm", "instance_norm"])
+def test_gradient_of_layer_group_and_instance_norm_gradients_passes_gradcheck(norm):
+    x, w, b = _x(4, 3, 2, dtype=np.float64, scale=2.0), _x(3, seed=1, dtype=np.float64), _x(3, seed=2, dtype=np.float64)
+    c = _x(4, 3, 2, seed=3, dtype=np.float64)
+
+    def penalty(x, w, b):
+        _, grads = avalon.grad(lambda x, w, b: (norm(x, w, b) ** 3 * c).sum(), x, w, b)
+        return sum((g ** 2).sum() for g in grads if g is not None)
+
+    assert avalon.gradcheck(penalty, x, w, b)
+
+
+def test_large_offsets_keep_float32_gradients_close_to_torch():
+    # the variance and the gradients work on the centred input, so an offset 100x the spread costs no
+    # more than the float32 rounding of the input itself (~1e-5 of the spread, in torch as here)
+    torch = pytest.importorskip("torch")
+    for make, shape in [(lambda nn: nn.LayerNorm(16), (8, 16)), (lambda nn: nn.BatchNorm1d(4), (16, 4, 8)),
+                        (lambda nn: nn.GroupNorm(2, 4), (4, 4, 8))]:
+        torch.manual_seed(0)
+        layer, torch_layer = make(nn), make(torch.nn)
+        check_layer(layer, torch_layer, _x(*shape, scale=1.0, shift=100.0), rtol=1e-3, atol=1e-4)

@@ -1,13 +1,15 @@
 """Normalisation with torch.nn.functional's names and signatures: batch_norm, layer_norm, group_norm,
 instance_norm.
 
-All four are one fused `normalize` primitive (two passes over the input forward; a hand-written rule
-backward) fed with the input's mean and variance over the normalised axes, computed once.
+All four record the same steps (see avalon/ops/norm.py): the input's mean over the normalised axes,
+the centred input, its mean square (the biased variance) and one fused `normalize`; the backward pass
+reuses the centred input.
 """
 import numpy as np
 
 from ...errors import AvalonError
 from ...ops import elementwise as ew
+from ...ops import linalg as la
 from ...ops import norm as nm
 from ...ops import pool as pl
 from ...ops import reduce as rd
@@ -18,8 +20,15 @@ __all__ = ["batch_norm", "layer_norm", "rms_norm", "group_norm", "instance_norm"
 
 
 def moments(x, axes):
-    """(mean, biased variance) of x over `axes`, keeping the reduced axes."""
-    return rd.mean(x, axis=axes, keepdims=True), rd.var(x, axis=axes, keepdims=True)
+    """(mean, x - mean, biased variance) of x over `axes`, keeping the reduced axes: the centred x
+    is what `normalize` takes, and its mean square is the variance (one einsum pass)."""
+    mean = nm.mean_over(x, axes)
+    centred = nm.center(x, mean, axes=axes)
+    letters = "abcdefghijklmnopqrstuvwxyz"[:x.ndim]
+    kept = "".join(letters[i] for i in range(x.ndim) if i not in axes)
+    total = la.einsum(centred, centred, subscripts=f"{letters},{letters}->{kept}")
+    var = sh.reshape(total, shape=tuple(mean.shape)) * (1.0 / nm.count(x.shape, axes))
+    return mean, centred, var
 
 
 def _per_channel(v, ndim):
@@ -27,9 +36,10 @@ def _per_channel(v, ndim):
     return None if v is None else sh.reshape(v, shape=(1, -1) + (1,) * (ndim - 2))
 
 
-def normalize_per_channel(input, mean, var, weight, bias, eps, axes):
-    """The fused `normalize` of (N, C, *) by its own moments over `axes`, with (C,) weight and bias."""
-    return nm.normalize(input, mean, var, _per_channel(weight, input.ndim), _per_channel(bias, input.ndim),
+def normalize_per_channel(centred, var, weight, bias, eps, axes):
+    """The fused `normalize` of a centred (N, C, *) input by its variance over `axes`, with (C,)
+    weight and bias."""
+    return nm.normalize(centred, var, _per_channel(weight, centred.ndim), _per_channel(bias, centred.ndim),
                         eps=float(eps), axes=axes)
 
 
@@ -69,8 +79,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     _check_vectors(who, input.shape[1], weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
     if training:
         axes, _ = batch_statistics(who, input)
-        mean, var = moments(input, axes)
-        return normalize_per_channel(input, mean, var, weight, bias, eps, axes)
+        _, centred, var = moments(input, axes)
+        return normalize_per_channel(centred, var, weight, bias, eps, axes)
     if running_mean is None or running_var is None:
         raise AvalonError(f"{who}: running_mean and running_var are needed when training=False")
     return normalize_with(input, running_mean, running_var, weight, bias, eps)
@@ -104,8 +114,8 @@ def trailing_axes(who, input, normalized_shape, **affine):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalisation over the trailing dimensions `normalized_shape`, then an elementwise affine map."""
     axes = trailing_axes("layer_norm", input, normalized_shape, weight=weight, bias=bias)
-    mean, var = moments(input, axes)
-    return nm.normalize(input, mean, var, weight, bias, eps=float(eps), axes=axes)
+    _, centred, var = moments(input, axes)
+    return nm.normalize(centred, var, weight, bias, eps=float(eps), axes=axes)
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
@@ -131,11 +141,11 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     # (N, G, C/G, *spatial): the statistics reduce over every axis after G, the affine map is per channel
     x = sh.reshape(input, shape=(n, num_groups, c // num_groups) + spatial)
     axes = tuple(range(2, x.ndim))
-    mean, var = moments(x, axes)
+    _, centred, var = moments(x, axes)
     grouped = (1, num_groups, c // num_groups) + (1,) * len(spatial)
     w = None if weight is None else sh.reshape(weight, shape=grouped)
     b = None if bias is None else sh.reshape(bias, shape=grouped)
-    y = nm.normalize(x, mean, var, w, b, eps=float(eps), axes=axes)
+    y = nm.normalize(centred, var, w, b, eps=float(eps), axes=axes)
     return sh.reshape(y, shape=tuple(input.shape))
 
 
@@ -155,8 +165,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
             raise AvalonError(f"{who}: running_mean and running_var are needed when use_input_stats=False")
         return normalize_with(input, running_mean, running_var, weight, bias, eps)
     axes = tuple(range(2, input.ndim))
-    mean, var = moments(input, axes)
-    return normalize_per_channel(input, mean, var, weight, bias, eps, axes)
+    _, centred, var = moments(input, axes)
+    return normalize_per_channel(centred, var, weight, bias, eps, axes)
 
 
 def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):

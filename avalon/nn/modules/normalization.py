@@ -105,10 +105,10 @@ class _BatchNorm(_NormBase):
         if not use_batch:
             return Fn.normalize_with(input, self.running_mean, self.running_var, self.weight, self.bias, self.eps)
         axes, count = Fn.batch_statistics(self.layer_name(), input)
-        mean, var = Fn.moments(input, axes)
+        mean, centred, var = Fn.moments(input, axes)
         if self.training and self.track_running_stats:
             self._update(mean, var, count)
-        return Fn.normalize_per_channel(input, mean, var, self.weight, self.bias, self.eps, axes)
+        return Fn.normalize_per_channel(centred, var, self.weight, self.bias, self.eps, axes)
 
     def _update(self, mean, var, count):
         # torch: the running variance takes the unbiased batch variance; momentum None is a cumulative mean
@@ -161,7 +161,7 @@ class _InstanceNorm(_NormBase):
         use_input_stats = self.training or not self.track_running_stats
         if use_input_stats:
             axes = tuple(range(2, x.ndim))
-            mean, var = Fn.moments(x, axes)
+            mean, centred, var = Fn.moments(x, axes)
             if self.track_running_stats and self.momentum is not None:
                 count = int(np.prod(x.shape[2:]))
                 if count <= 1:
@@ -172,7 +172,7 @@ class _InstanceNorm(_NormBase):
                 self.running_mean = _blend(self.running_mean, sh.reshape(mean, shape=(n, c)).mean(0), self.momentum)
                 unbiased = sh.reshape(var, shape=(n, c)).mean(0) * (count / (count - 1))
                 self.running_var = _blend(self.running_var, unbiased, self.momentum)
-            y = Fn.normalize_per_channel(x, mean, var, self.weight, self.bias, self.eps, axes)
+            y = Fn.normalize_per_channel(centred, var, self.weight, self.bias, self.eps, axes)
         else:
             y = Fn.normalize_with(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps)
         return sh.reshape(y, shape=tuple(input.shape)) if unbatched else y
