@@ -86,6 +86,56 @@ def test_conv_transpose_matches_torch(case):
             lambda x, w, b: theirs(x, w, b, stride=s, padding=p, output_padding=op, groups=g, dilation=dl), x, w, b)
 
 
+DEPTHWISE_CASES = [  # (dims, channels, multiplier, kernel, stride, padding, dilation, spatial)
+    (1, 3, 1, 3, 1, 1, 1, (40,)),                 # several blocks along the last axis, one cropped
+    (1, 2, 3, 4, 3, 2, 2, (19,)),
+    (2, 4, 1, 3, 1, 1, 1, (6, 7)),                # MobileNet's 3x3
+    (2, 3, 2, (3, 2), (2, 3), (1, 0), (1, 2), (8, 35)),
+    (2, 2, 1, 5, 2, "valid", 1, (9, 33)),
+    (2, 3, 1, 3, 1, "same", 2, (5, 18)),
+    (3, 2, 2, (2, 3, 3), (1, 2, 1), 1, (2, 1, 3), (4, 5, 20)),
+]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=lambda c: f"{c[0]}d-c{c[1]}x{c[2]}-k{c[3]}-s{c[4]}-p{c[5]}")
+@pytest.mark.parametrize("chunk_bytes", [cv.CHUNK_BYTES, 1], ids=["one-chunk", "a-chunk-per-channel"])
+def test_depthwise_convolution_matches_torch(case, chunk_bytes, monkeypatch):
+    # one input channel per group: the channel-major banded-matrix path of conv, conv_transpose and
+    # conv_weight_grad, with the channels done all at once or one at a time
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(cv, "CHUNK_BYTES", chunk_bytes)
+    d, c, m, k, s, p, dl, spatial = case
+    kernel = (k,) * d if isinstance(k, int) else k
+    x, w, b = _x(2, c, *spatial), _x(c * m, 1, *kernel, seed=1), _x(c * m, seed=2)
+    ours, theirs = getattr(F, f"conv{d}d"), getattr(torch.nn.functional, f"conv{d}d")
+    _parity(lambda x, w, b: ours(x, w, b, stride=s, padding=p, dilation=dl, groups=c),
+            lambda x, w, b: theirs(x, w, b, stride=s, padding=p, dilation=dl, groups=c), x, w, b)
+    if p != "same":  # the transposed layer with one channel per group (its weight: (C, 1, *K))
+        y = _x(2, c, *cv.conv(x[:, :c], w[:c], stride=(s,) * d if isinstance(s, int) else s,
+                               padding=((p, p),) * d if isinstance(p, int) else ((0, 0),) * d,
+                               dilation=(dl,) * d if isinstance(dl, int) else dl, groups=c).shape[2:], seed=3)
+        ours, theirs = getattr(F, f"conv_transpose{d}d"), getattr(torch.nn.functional, f"conv_transpose{d}d")
+        p = 0 if p == "valid" else p
+        _parity(lambda y, w: ours(y, w, stride=s, padding=p, dilation=dl, groups=c),
+                lambda y, w: theirs(y, w, stride=s, padding=p, dilation=dl, groups=c), y, w[:c])
+
+
+@pytest.mark.parametrize("params", [
+    dict(stride=(2, 1), padding=((1, 0), (2, 1)), dilation=(1, 2), groups=3),
+    dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=3),
+], ids=["strided", "unit-stride"])
+def test_depthwise_primitives_pass_gradcheck(params):
+    x, w = _x(2, 3, 4, 18, dtype=np.float64), _x(6, 1, 3, 2, seed=1, dtype=np.float64)  # two filters a channel
+    out = cv.conv(x, w, **params)
+    g = _x(*out.shape, seed=2, dtype=np.float64)
+    assert avalon.gradcheck(lambda x, w: (cv.conv(x, w, **params) ** 2).sum(), x, w)
+    assert avalon.gradcheck(lambda g, w: (cv.conv_transpose(g, w, shape=(4, 18), **params) ** 2).sum(), g, w)
+    assert avalon.gradcheck(lambda x, g: (cv.conv_weight_grad(x, g, kernel=(3, 2), **params) ** 2).sum(), x, g)
+    one = dict(params, groups=3)  # one filter a channel: the unit-stride adjoint is itself a depthwise conv
+    assert avalon.gradcheck(lambda g, w: (cv.conv_transpose(g, w, shape=(4, 18), **one) ** 2).sum(),
+                            g[:, :3], w[:3])
+
+
 def test_unbatched_and_biasless_inputs_match_torch():
     torch = pytest.importorskip("torch")
     x, w = _x(3, 6, 5), _x(4, 3, 3, 3, seed=1)
