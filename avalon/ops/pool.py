@@ -2,7 +2,8 @@
 
 Max pooling is three primitives closed under differentiation: `max_pool`, `max_pool_scatter` (its
 gradient: each window's cotangent goes to the window's maximum, as torch) and `max_pool_gather` (the
-adjoint of the scatter: each window picks the value at its maximum). Average pooling is `avg_pool`
+adjoint of the scatter: each window picks the value at its maximum); the last two take the pooled
+maxima as an operand, so they find each window's maximum with comparisons alone. Average pooling is `avg_pool`
 and its adjoint `avg_pool_transpose`. Windows are walked one kernel offset at a time with strided
 slices, so each step is one vectorised operation over the whole output.
 
@@ -63,62 +64,88 @@ def max_pool(x, kernel, stride, padding, dilation):
     return res
 
 
-def argmax_offsets(x, kernel, stride, padding, dilation):
-    """Per window, the number (row-major) of the kernel offset holding its maximum: the first maximum,
-    or the last NaN, exactly as torch's CPU kernels choose."""
-    xp = namespace(x)
-    best = max_pool.impl(x, kernel, stride, padding, dilation)
-    out = tuple(best.shape[-len(kernel):])
+def _first_maxima(xp, x, y, kernel, stride, padding, dilation):
+    """For each kernel offset in row-major order, the mask of the windows whose maximum torch's CPU
+    kernels take from that offset: the first position equal to the window's maximum `y`, or the last
+    NaN of a window holding one. Exactly one mask is true per window; only boolean work on the output."""
+    out = tuple(y.shape[-len(kernel):])
     xpad = pad_spatial(x, padding, _lowest(xp, x.dtype))
     views = [xpad[(...,) + window_slices(offset, stride, dilation, out)] for offset in _offsets(kernel)]
-    index = xp.zeros(best.shape, dtype=xp.int32)
-    # backwards, so that the first offset equal to the maximum is the one left standing
-    for k in range(len(views) - 1, -1, -1):
-        index = _set_where(xp, index, views[k] == best, k)
-    nan = xp.isnan(best)
-    if xp.any(nan):  # a NaN maximum: torch keeps the last NaN of the window
-        for k in range(1, len(views)):
-            index = _set_where(xp, index, xp.isnan(views[k]), k)
-    return index
+    masks, taken = [], None
+    for v in views:
+        equal = v == y  # never true in a NaN window (NaN != NaN)
+        masks.append(equal if taken is None else equal & ~taken)
+        taken = equal if taken is None else taken | equal
+    if _floating(xp, y.dtype):
+        nan = xp.isnan(y)
+        if xp.any(nan):
+            later = None
+            for k in range(len(views) - 1, -1, -1):
+                here = xp.isnan(views[k])
+                last = here if later is None else here & ~later
+                later = here if later is None else later | here
+                masks[k] = xp.where(nan, last, masks[k])
+    return masks
 
 
-def _set_where(xp, index, mask, k):
-    if is_numpy_like(xp):
-        xp.copyto(index, k, where=mask, casting="unsafe")
-        return index
-    return xp.where(mask, xp.asarray(k, dtype=index.dtype), index)
+def _floating(xp, dtype):
+    return np.issubdtype(dtype, np.floating) if is_numpy_like(xp) else xp.isdtype(dtype, "real floating")
 
 
-@primitive("max_pool_scatter")
-def max_pool_scatter(g, x, kernel, stride, padding, dilation):
-    """The gradient of `max_pool` at `x`: each window's `g` added at the window's maximum."""
+@primitive("max_pool_scatter", out=True)
+def max_pool_scatter(g, x, y, kernel, stride, padding, dilation, out=None):
+    """The gradient of `max_pool` at `x` (whose windows' maxima are `y`): each window's `g` added at
+    the window's maximum. `y` is an operand for speed only (it takes no gradient)."""
     xp = namespace(g, x)
-    index = argmax_offsets(x, kernel, stride, padding, dilation)
     d = len(kernel)
+    masks = _first_maxima(xp, x, y, kernel, stride, padding, dilation)
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[-d:], padding))
-    res = xp.zeros(tuple(x.shape[:-d]) + padded, dtype=g.dtype)
+    spans = [dl * (k - 1) + 1 for k, dl in zip(kernel, dilation)]
+    separate = all(s >= span for s, span in zip(stride, spans))  # no position in two windows
+    tiled = separate and all(s == span and o * s == n for s, span, o, n in zip(stride, spans, g.shape[-d:], padded))
+    cropped = any(lo or hi for lo, hi in padding)
+    numpy_like = is_numpy_like(xp)
+    if out is not None and not cropped:
+        res = out
+        if not tiled:
+            res[...] = 0
+    else:  # windows that tile the input write every position: nothing to clear first
+        res = (xp.empty if tiled and numpy_like else xp.zeros)(tuple(x.shape[:-d]) + padded, dtype=g.dtype)
     zero = xp.zeros((), dtype=g.dtype)
-    for k, offset in enumerate(_offsets(kernel)):
+    # g·mask is 3x faster than where(mask, g, 0) (measured) and the same unless g holds inf or NaN
+    multiply = numpy_like and bool(xp.all(xp.isfinite(g)))
+    for mask, offset in zip(masks, _offsets(kernel)):
         key = (...,) + window_slices(offset, stride, dilation, g.shape[-d:])
-        contribution = xp.where(index == k, g, zero)
-        if is_numpy_like(xp):
-            target = res[key]
-            target += contribution
+        if not numpy_like:
+            res[key] = res[key] + xp.where(mask, g, zero)
+        elif separate and multiply:
+            xp.multiply(g, mask, out=res[key])
+        elif separate:
+            res[key] = xp.where(mask, g, zero)
         else:
-            res[key] = res[key] + contribution
+            target = res[key]
+            target += g * mask if multiply else xp.where(mask, g, zero)
+    if out is not None and cropped:
+        out[...] = crop_spatial(res, padding)
+        return out
     return crop_spatial(res, padding)
 
 
-@primitive("max_pool_gather")
-def max_pool_gather(v, x, kernel, stride, padding, dilation):
-    """`v` (shaped like `x`) read at each window's maximum of `x`: the adjoint of `max_pool_scatter`."""
+@primitive("max_pool_gather", out=True)
+def max_pool_gather(v, x, y, kernel, stride, padding, dilation, out=None):
+    """`v` (shaped like `x`) read at each window's maximum of `x` (the maxima being `y`): the adjoint
+    of `max_pool_scatter`."""
     xp = namespace(v, x)
-    index = argmax_offsets(x, kernel, stride, padding, dilation)
+    masks = _first_maxima(xp, x, y, kernel, stride, padding, dilation)
     vpad = pad_spatial(v, padding)
-    res = xp.zeros(index.shape, dtype=v.dtype)
-    out = index.shape[-len(kernel):]
-    for k, offset in enumerate(_offsets(kernel)):
-        res = xp.where(index == k, vpad[(...,) + window_slices(offset, stride, dilation, out)], res)
+    res = None
+    for mask, offset in zip(masks, _offsets(kernel)):
+        picked = xp.where(mask, vpad[(...,) + window_slices(offset, stride, dilation, y.shape[-len(kernel):])],
+                          xp.zeros((), dtype=v.dtype))
+        res = picked if res is None else _accumulate(xp, res, picked)
+    if out is not None:
+        out[...] = res
+        return out
     return res
 
 

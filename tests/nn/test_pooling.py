@@ -125,9 +125,9 @@ def test_max_pool_primitives_pass_gradcheck():
     out = pl.max_pool(x, **WINDOWS)
     v = _x(*x.shape, seed=1, dtype=np.float64)
     assert avalon.gradcheck(lambda x: (pl.max_pool(x, **WINDOWS) ** 2).sum(), x)
-    assert avalon.gradcheck(lambda g: (pl.max_pool_scatter(g, x, **WINDOWS) ** 2).sum(), _x(*out.shape, seed=2,
+    assert avalon.gradcheck(lambda g: (pl.max_pool_scatter(g, x, out, **WINDOWS) ** 2).sum(), _x(*out.shape, seed=2,
                                                                                           dtype=np.float64))
-    assert avalon.gradcheck(lambda v: (pl.max_pool_gather(v, x, **WINDOWS) ** 2).sum(), v)
+    assert avalon.gradcheck(lambda v: (pl.max_pool_gather(v, x, out, **WINDOWS) ** 2).sum(), v)
 
 
 def test_gradient_of_max_pool_gradient_passes_gradcheck():
@@ -189,3 +189,17 @@ def test_invalid_arguments_are_refused():
         F.max_pool2d(_x(1, 1, 6, 6), 2, padding=2)
     with pytest.raises(avalon.AvalonError, match="return_indices"):
         F.max_pool2d(_x(1, 1, 6, 6), 2, return_indices=True)
+
+
+@pytest.mark.parametrize("args", [(2,), (3, 2, 1)], ids=["tiling windows", "overlapping windows"])
+def test_infinite_gradients_reach_only_each_windows_maximum(args):
+    # the scatter multiplies g by each offset's mask while g is finite; inf·0 would be NaN, so an
+    # infinite g goes the slower exact way: positions that are no window's maximum still get 0
+    torch = pytest.importorskip("torch")
+    x = np.abs(_x(1, 2, 6, 6)) + 0.1  # positive: the loss is +inf, not inf - inf
+    w = np.ones(F.max_pool2d(x, *args).shape, np.float32)
+    w[0, 0, 1, 1] = w[0, 1, 0, 2] = np.inf
+    t = torch.tensor(x, requires_grad=True)
+    (torch.nn.functional.max_pool2d(t, *args) * torch.tensor(w)).sum().backward()
+    _, (g,) = avalon.grad(lambda x: (F.max_pool2d(x, *args) * w).sum(), x)
+    np.testing.assert_array_equal(g, t.grad.numpy())
