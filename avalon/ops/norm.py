@@ -1,6 +1,6 @@
 """The fused normalisation primitives behind batch, layer, group and instance norm.
 
-A normalisation over `axes` is recorded as three steps, each of which keeps what the next needs:
+A normalisation over `axes` is recorded as four steps, each keeping what the next needs:
 
     mean = mean(x)                       (keepdims over axes)
     c    = center(x, mean)               x - mean
