@@ -5,23 +5,12 @@ Run: `python bench/conv.py [threads]` (prints median milliseconds per step and t
 both libraries get the same number of BLAS threads, 1 by default). Rounds of the two alternate, so a
 busy machine slows both alike.
 """
-import os
-import statistics
-import sys
-import time
-from pathlib import Path
-
-THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(THREADS)
+from harness import THREADS, median_ms  # noqa: I001 - sets the thread count before numpy loads
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import avalon  # noqa: E402
 import avalon.nn.functional as F  # noqa: E402
-
-ROUNDS, REPEATS = 7, 5
 
 # (name, N, C_in, H=W, C_out, kernel, stride, padding, groups)
 CASES = [
@@ -34,20 +23,6 @@ CASES = [
     ("depthwise s2", 32, 64, 16, 64, 3, 2, 1, 64),
     ("depthwise 56", 8, 32, 56, 32, 3, 1, 1, 32),
 ]
-
-
-def median_ms(*fns):
-    """Median milliseconds per call of each function, their rounds interleaved."""
-    for fn in fns:
-        fn()  # warm-up: traces and compiles on the avalon side
-    rounds = [[] for _ in fns]
-    for _ in range(ROUNDS):
-        for fn, samples in zip(fns, rounds):
-            start = time.perf_counter()
-            for _ in range(REPEATS):
-                fn()
-            samples.append((time.perf_counter() - start) / REPEATS)
-    return [1e3 * statistics.median(samples) for samples in rounds]
 
 
 def main():

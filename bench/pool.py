@@ -6,23 +6,12 @@ Run: `python bench/pool.py [threads]` (prints median milliseconds per step and t
 both libraries get the same number of BLAS/intra-op threads, 1 by default). Rounds of the two alternate,
 so a busy machine slows both alike.
 """
-import os
-import statistics
-import sys
-import time
-from pathlib import Path
-
-THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(THREADS)
+from harness import THREADS, median_ms  # noqa: I001 - sets the thread count before numpy loads
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import avalon  # noqa: E402
 import avalon.nn.functional as F  # noqa: E402
-
-ROUNDS, REPEATS = 7, 5
 
 # (name, function name, arguments, input shape)
 CASES = [
@@ -32,20 +21,6 @@ CASES = [
     ("avg 2x2", "avg_pool2d", (2,), (32, 64, 32, 32)),
     ("avg 3x3 s2 p1", "avg_pool2d", (3, 2, 1), (32, 64, 32, 32)),
 ]
-
-
-def median_ms(*fns):
-    """Median milliseconds per call of each function, their rounds interleaved."""
-    for fn in fns:
-        fn()  # warm-up: traces and compiles on the avalon side
-    rounds = [[] for _ in fns]
-    for _ in range(ROUNDS):
-        for fn, samples in zip(fns, rounds):
-            start = time.perf_counter()
-            for _ in range(REPEATS):
-                fn()
-            samples.append((time.perf_counter() - start) / REPEATS)
-    return [1e3 * statistics.median(samples) for samples in rounds]
 
 
 def main():
