@@ -6,41 +6,17 @@ working directory is notebooks/, as in JupyterLab and `scripts/workbench.sh`. Th
 are committed without outputs or widget state is checked in tests/tutorials/test_tutorials.py.
 """
 import pathlib
-import time
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
+from notebook_runner import execute, printed  # noqa: E402
 
 NOTEBOOKS = pathlib.Path(__file__).resolve().parents[2] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 CELL_TIMEOUT = 120  # seconds; the slowest cell takes a few seconds on two busy cores
 WHOLE_NOTEBOOK = 60  # seconds; each notebook takes 2-15 s alone on two cores
-
-
-def execute(path):
-    """Run the notebook in a fresh python3 kernel with notebooks/ as working directory."""
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT,
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
-    start = time.perf_counter()
-    client.execute()
-    return nb, time.perf_counter() - start
-
-
-def printed(nb):
-    return "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
-                   for out in cell.outputs)
-
-
-@pytest.fixture
-def kernel_env(monkeypatch):
-    """One BLAS thread per kernel: the suite runs two workers on two cores, and threaded BLAS on
-    small matrices with every core busy is many times slower than one thread."""
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.setenv(name, "1")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 
 
 def test_the_four_notebooks_are_there():
@@ -69,7 +45,7 @@ def test_notebook_runs(path, kernel_env, tmp_path):
     pytest.importorskip("nbconvert")
     from avalon.widgets.export import notebook_to_html
 
-    nb, seconds = execute(path)
+    nb, seconds = execute(path, CELL_TIMEOUT)
     assert "all checks passed" in printed(nb)
     assert seconds < WHOLE_NOTEBOOK, f"{path.name} took {seconds:.0f} s"
     page = notebook_to_html(nb, tmp_path / "page.html")

@@ -7,12 +7,12 @@ must still run them (only the side-by-side cells skip, saying so).
 """
 import os
 import pathlib
-import time
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
+from notebook_runner import execute, outputs, printed  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TUTORIALS = ROOT / "tutorials"
@@ -21,34 +21,6 @@ COMMITTED_NOTEBOOKS = sorted([*TUTORIAL_NOTEBOOKS, *(ROOT / "notebooks").glob("*
 
 CELL_TIMEOUT = 300  # seconds; a whole tutorial takes well under a minute on two cores
 SKIP_MESSAGE = "torch is not installed: skipping the side-by-side check"
-
-
-def execute(path):
-    """Run the notebook at `path` in a fresh python3 kernel, with tutorials/ as working directory."""
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT,
-                                     resources={"metadata": {"path": str(TUTORIALS)}})
-    start = time.perf_counter()
-    client.execute()
-    return nb, time.perf_counter() - start
-
-
-def outputs(nb):
-    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
-
-
-def printed(nb):
-    return "".join(out.get("text", "") for out in outputs(nb))
-
-
-@pytest.fixture
-def kernel_env(monkeypatch):
-    """One BLAS thread per kernel: the suite runs two workers on two cores, and multi-threaded BLAS on
-    small matrices with every core busy is many times slower than one thread."""
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.setenv(name, "1")
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    return monkeypatch
 
 
 def test_there_are_seven_tutorials():
@@ -62,7 +34,7 @@ def test_there_are_seven_tutorials():
 @pytest.mark.parametrize("path", TUTORIAL_NOTEBOOKS, ids=lambda p: p.stem)
 def test_tutorial_runs(path, kernel_env):
     pytest.importorskip("ipykernel")
-    nb, seconds = execute(path)
+    nb, seconds = execute(path, CELL_TIMEOUT)
     text = printed(nb)
     assert "all checks passed" in text
     assert any("image/png" in out.get("data", {}) for out in outputs(nb)), "no figure was drawn"
@@ -82,7 +54,7 @@ def test_tutorial_runs_without_torch(path, kernel_env, tmp_path):
     pytest.importorskip("ipykernel")
     (tmp_path / "torch.py").write_text("raise ImportError('torch is hidden for this test')\n")
     kernel_env.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
-    nb, _ = execute(path)
+    nb, _ = execute(path, CELL_TIMEOUT)
     text = printed(nb)
     assert SKIP_MESSAGE in text
     assert "all checks passed" in text
