@@ -50,10 +50,7 @@ class _ConvNd(Module):
         shape = (in_channels, out_channels // groups) if self.transposed else (out_channels, in_channels // groups)
         dtype = np.dtype(dtype or np.float32)
         self.weight = Parameter(np.empty(shape + self.kernel_size, dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty((out_channels,), dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        self.register_parameter("bias", Parameter(np.empty((out_channels,), dtype=dtype)) if bias else None)
         self.reset_parameters()
         if device is not None:
             self.to(device)
