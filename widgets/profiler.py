@@ -71,7 +71,9 @@ class Profiler(View):
         self.max_rows = max_rows
         self.sort_key, self.descending = "median_s", True
         self._selected = None
-        self.pane = GraphPane(tape, max_nodes=max_nodes)
+        # The graph of the code that ran (the compiled tape): passes add nodes the recorded tape lacks
+        # (matmul_layout's products), and every timed row must be a node one can select.
+        self.pane = GraphPane(self.profile.tape, max_nodes=max_nodes)
         self.pane.times = self.profile.times()
         self.pane.overlay = "time"
         self.table = Canvas()

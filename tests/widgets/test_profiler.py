@@ -170,3 +170,15 @@ def test_a_click_on_a_module_box_shows_it_and_its_link_opens_it(net):
     assert f'data-av-action="expand" data-av-target="{closed}"' in view.canvas.side
     view.canvas.event = {"action": "expand", "target": closed, "stamp": 2}
     assert closed in view.pane.graph.expanded
+
+
+def test_every_row_can_be_selected_including_nodes_the_passes_made(net):
+    # The compiled tape has nodes the recorded one lacks (matmul_layout's row-major products): the
+    # profiler draws the code that ran, so a click on any row finds its node.
+    model, x, y = net
+    view = Profiler(mse, model, x, y, repeat=1)
+    recorded = {n.id for n in view.tape.nodes}
+    assert any(r["id"] not in recorded for r in view.rows)
+    for stamp, row in enumerate(view.rows, start=1):
+        view.table.event = {"action": "select", "target": row["label"], "stamp": stamp}
+        assert view.selected is not None and view.selected.label == row["label"]
