@@ -8,27 +8,16 @@ and the figures measure that contention rather than attention.
 Run: `python bench/attention.py [threads]` (one process; prints medians and the ratio avalon / torch).
 """
 import statistics
-import sys
-import time
-from pathlib import Path
 
-import numpy as np
+from harness import THREADS, time_calls  # noqa: I001 - sets the thread count before numpy loads
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np  # noqa: E402
+
 import avalon  # noqa: E402
 import avalon.nn.functional as F  # noqa: E402
 
 SHAPES = [(8, 8, 128, 64), (2, 4, 512, 64)]  # (batch, heads, tokens, head size)
 REPEATS, ROUNDS = 10, 5
-
-
-def time_calls(fn, repeats):
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def runners(torch, shape, causal):
@@ -64,19 +53,16 @@ def measure(fns):
 
 def main():
     import torch
-    from threadpoolctl import threadpool_limits
 
-    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-    torch.set_num_threads(threads)
-    print(f"scaled_dot_product_attention forward+backward, float32, {threads} thread(s), "
+    torch.set_num_threads(THREADS)  # harness set the BLAS threads to the same number
+    print(f"scaled_dot_product_attention forward+backward, float32, {THREADS} thread(s), "
           f"median of {REPEATS * ROUNDS} runs")
     print(f"{'shape (N, H, L, E)':>20} {'mask':>7} {'avalon ms':>10} {'torch ms':>9} {'avalon/torch':>13}")
-    with threadpool_limits(limits=threads):
-        for shape in SHAPES:
-            for causal in (False, True):
-                medians = measure(runners(torch, shape, causal))
-                print(f"{str(shape):>20} {'causal' if causal else 'none':>7} {medians['avalon'] * 1e3:>10.2f} "
-                      f"{medians['torch'] * 1e3:>9.2f} {medians['avalon'] / medians['torch']:>13.2f}")
+    for shape in SHAPES:
+        for causal in (False, True):
+            medians = measure(runners(torch, shape, causal))
+            print(f"{str(shape):>20} {'causal' if causal else 'none':>7} {medians['avalon'] * 1e3:>10.2f} "
+                  f"{medians['torch'] * 1e3:>9.2f} {medians['avalon'] / medians['torch']:>13.2f}")
 
 
 if __name__ == "__main__":

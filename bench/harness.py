@@ -1,4 +1,4 @@
-"""What the layer benchmarks share: the thread count (set before numpy loads, for both libraries) and
+"""What the benchmarks share: the thread count (set before numpy loads, for both libraries) and
 interleaved timing with medians.
 
 Imported first by a benchmark script (`python bench/conv.py [threads]`), before numpy and torch.
@@ -31,3 +31,13 @@ def median_ms(*fns):
                 fn()
             samples.append((time.perf_counter() - start) / REPEATS)
     return [1e3 * statistics.median(samples) for samples in rounds]
+
+
+def time_calls(fn, repeats):
+    """Seconds taken by each of `repeats` calls of `fn`."""
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples

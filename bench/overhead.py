@@ -4,13 +4,11 @@ forward + backward, on a 200-op elementwise chain of tiny arrays, where the cost
 Run: `python bench/overhead.py` (one process; prints a table and the ratio; target ≤ 0.5).
 """
 import statistics
-import sys
-import time
-from pathlib import Path
 
-import numpy as np
+from harness import time_calls  # noqa: I001 - sets the thread count before numpy loads
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np  # noqa: E402
+
 import avalon  # noqa: E402
 
 N_OPS = 200
@@ -39,15 +37,6 @@ def chain(h, w, tanh, sin, exp, cos):
 
 def avalon_loss(x, w):
     return chain(x, w, np.tanh, np.sin, np.exp, np.cos)
-
-
-def time_calls(fn, repeats):
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def main():
