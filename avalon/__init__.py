@@ -18,8 +18,13 @@ from .rules import primitive, rule
 from .tape import Call, Const, Input, Location, Node, Tape
 from .torch_api import *  # noqa: F401,F403 - the torch-named functions are the public API
 from .torch_api import manual_seed
+from .tensor import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor,
+                     Tensor, device)
 from .tracing import Tracer, check, trace
+from .tracing.methods import TorchMethods as _TorchMethods
 from .tree import Grads, register_container, register_holder
+
+Tensor.adopt(_TorchMethods)  # one method table, two hosts: tracers and Tensors
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int8, int16, int32, int64, uint8 = _np.int8, _np.int16, _np.int32, _np.int64, _np.uint8

@@ -18,6 +18,7 @@ from .errors import ShapeError
 from .ops import elementwise as ew
 from .ops import index as ix
 from .ops import random as rnd
+from .tensor import is_torch_tensor, plain, wrap
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
 values_indices.__doc__ = "(values, indices) of torch's max(dim) / min(dim)."
@@ -54,78 +55,112 @@ def _length(input, dim):
     return input.shape[dim]
 
 
-# creation
+# creation (each returns a Tensor outside traced code; inside, a constant of the tape)
 
-def zeros(*size, dtype=None, device=None):
-    """An array of zeros (float32 unless `dtype` says otherwise)."""
-    return _xp(device).zeros(_size(size), dtype=dtype or default_float())
-
-
-def ones(*size, dtype=None, device=None):
-    """An array of ones (float32 unless `dtype` says otherwise)."""
-    return _xp(device).ones(_size(size), dtype=dtype or default_float())
+def _made(array, requires_grad=False):
+    """A new array as the user gets it: a Tensor (cupy arrays stay cupy), flagged as torch's."""
+    array = wrap(array)
+    if requires_grad:
+        array.requires_grad = True
+    return array
 
 
-def empty(*size, dtype=None, device=None):
-    """An uninitialised array (float32 unless `dtype` says otherwise)."""
-    return _xp(device).empty(_size(size), dtype=dtype or default_float())
+def zeros(*size, dtype=None, device=None, requires_grad=False, **_):
+    """A Tensor of zeros (float32 unless `dtype` says otherwise)."""
+    return _made(_xp(device).zeros(_size(size), dtype=dtype or default_float()), requires_grad)
 
 
-def full(size, fill_value, dtype=None, device=None):
-    """An array filled with `fill_value` (bool, int64 or float32 after the value's type, as torch)."""
+def ones(*size, dtype=None, device=None, requires_grad=False, **_):
+    """A Tensor of ones (float32 unless `dtype` says otherwise)."""
+    return _made(_xp(device).ones(_size(size), dtype=dtype or default_float()), requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False, **_):
+    """An uninitialised Tensor (float32 unless `dtype` says otherwise)."""
+    return _made(_xp(device).empty(_size(size), dtype=dtype or default_float()), requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False, **_):
+    """A Tensor filled with `fill_value` (bool, int64 or float32 after the value's type, as torch)."""
     if dtype is None:
         dtype = np.bool_ if isinstance(fill_value, (bool, np.bool_)) else np.int64 \
             if isinstance(fill_value, numbers.Integral) else default_float()
-    return _xp(device).full(_size((size,)), fill_value, dtype=dtype)
+    return _made(_xp(device).full(_size((size,)), fill_value, dtype=dtype), requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None):
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False, **_):
     """Evenly spaced values in [start, end): int64 for integer arguments, else float32."""
     if end is None:
         start, end = 0, start
     if dtype is None:
         whole = builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = np.int64 if whole else default_float()
-    return _xp(device).arange(start, end, step, dtype=dtype)
+    return _made(_xp(device).arange(start, end, step, dtype=dtype), requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, device=None):
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False, **_):
     """`steps` values evenly spaced from `start` to `end` inclusive."""
-    return _xp(device).linspace(start, end, steps, dtype=dtype or default_float())
+    return _made(_xp(device).linspace(start, end, steps, dtype=dtype or default_float()), requires_grad)
 
 
-def eye(n, m=None, dtype=None, device=None):
+def eye(n, m=None, dtype=None, device=None, requires_grad=False, **_):
     """The identity matrix (n×m)."""
-    return _xp(device).eye(n, m, dtype=dtype or default_float())
+    return _made(_xp(device).eye(n, m, dtype=dtype or default_float()), requires_grad)
 
 
-def tensor(data, dtype=None, device=None):
-    """An array from nested lists or an array (float32 for float data, as torch)."""
-    array = np.asarray(data)
-    if dtype is None and array.dtype == np.float64:
+def tensor(data, dtype=None, device=None, requires_grad=False, **_):
+    """A new Tensor (a copy) from nested lists, numbers or an array (float32 for float data, as torch)."""
+    array = np.array(_plain_data(data))
+    if dtype is None and array.dtype == np.float64 and not _is_float64(data):
         dtype = default_float()
-    array = array.astype(dtype) if dtype is not None else array
-    return array if device is None or str(device) == "cpu" else _xp(device).asarray(array)
+    array = array.astype(dtype, copy=False) if dtype is not None else array
+    return _made(array if device is None or str(device) == "cpu" else _xp(device).asarray(array), requires_grad)
 
 
-def zeros_like(input, dtype=None):
-    """Zeros of `input`'s shape and dtype (a plain array, also for a traced `input`)."""
-    return npa.zeros_like(input, dtype=dtype)
+def as_tensor(data, dtype=None, device=None):
+    """`data` as a Tensor, sharing memory with an array of the right dtype (torch's as_tensor)."""
+    if isinstance(data, np.ndarray) or is_torch_tensor(data):
+        array = plain(data)
+        return _made(array if dtype is None else array.astype(dtype, copy=False))
+    return tensor(data, dtype=dtype, device=device)
 
 
-def ones_like(input, dtype=None):
-    """Ones of `input`'s shape and dtype (a plain array, also for a traced `input`)."""
-    return npa.ones_like(input, dtype=dtype)
+def from_numpy(ndarray):
+    """The Tensor view of a numpy array (shares its memory, keeps its dtype)."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(ndarray).__name__}")
+    return wrap(ndarray)
 
 
-def empty_like(input, dtype=None):
-    """An uninitialised array of `input`'s shape and dtype."""
-    return npa.empty_like(input, dtype=dtype)
+def _plain_data(data):
+    if isinstance(data, (list, tuple)):
+        return [_plain_data(d) for d in data]
+    return plain(data)
 
 
-def full_like(input, fill_value, dtype=None):
+def _is_float64(data):
+    """Data that already has dtype float64 keeps it (torch keeps a float64 tensor's dtype)."""
+    return getattr(data, "dtype", None) is not None and np.dtype(str(data.dtype).replace("torch.", "")) == np.float64
+
+
+def zeros_like(input, dtype=None, **_):
+    """Zeros of `input`'s shape and dtype (a Tensor, also for a traced `input`)."""
+    return _made(npa.zeros_like(input, dtype=dtype))
+
+
+def ones_like(input, dtype=None, **_):
+    """Ones of `input`'s shape and dtype (a Tensor, also for a traced `input`)."""
+    return _made(npa.ones_like(input, dtype=dtype))
+
+
+def empty_like(input, dtype=None, **_):
+    """An uninitialised Tensor of `input`'s shape and dtype."""
+    return _made(npa.empty_like(input, dtype=dtype))
+
+
+def full_like(input, fill_value, dtype=None, **_):
     """`fill_value` in `input`'s shape and dtype."""
-    return npa.full_like(input, fill_value, dtype=dtype)
+    return _made(npa.full_like(input, fill_value, dtype=dtype))
 
 
 # random (recorded inside traced code, so each replay draws afresh)
@@ -137,32 +172,48 @@ def _device_of(x):
     return device_of(x._node.value if isinstance(x, Tracer) else x)
 
 
-def rand(*size, dtype=None, device=None):
+def rand(*size, dtype=None, device=None, generator=None, requires_grad=False, **_):
     """Uniform samples in [0, 1) (float32 unless `dtype` says otherwise)."""
-    return rnd.uniform(shape=_size(size), dtype=np.dtype(dtype or default_float()), device=str(device or "cpu"))
+    return _made(rnd.uniform(shape=_size(size), dtype=np.dtype(dtype or default_float()),
+                             device=str(device or "cpu")), requires_grad)
 
 
-def randn(*size, dtype=None, device=None):
+def randn(*size, dtype=None, device=None, generator=None, requires_grad=False, **_):
     """Standard normal samples (float32 unless `dtype` says otherwise)."""
-    return rnd.normal(shape=_size(size), dtype=np.dtype(dtype or default_float()), device=str(device or "cpu"))
+    return _made(rnd.normal(shape=_size(size), dtype=np.dtype(dtype or default_float()),
+                            device=str(device or "cpu")), requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None, device=None):
-    """Integers uniform in [low, high) (int64)."""
+def randint(low=0, high=None, size=None, dtype=None, device=None, generator=None, **_):
+    """Integers uniform in [low, high) (int64): `randint(high, size)` or `randint(low, high, size)`."""
+    if size is None and isinstance(high, (tuple, list)):  # randint(high, size), torch's short form
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
-    return rnd.randint(low=low, high=high, shape=tuple(size), dtype=np.dtype(dtype or np.int64),
-                       device=str(device or "cpu"))
+    if size is None:
+        raise TypeError("randint() needs a size: randint(high, (n,)) or randint(low, high, (n,))")
+    return _made(rnd.randint(low=low, high=high, shape=_size((size,)), dtype=np.dtype(dtype or np.int64),
+                             device=str(device or "cpu")))
 
 
-def rand_like(input, dtype=None):
+def rand_like(input, dtype=None, **_):
     """Uniform samples in [0, 1) of `input`'s shape and dtype."""
     return rand(*input.shape, dtype=dtype or input.dtype, device=_device_of(input))
 
 
-def randn_like(input, dtype=None):
+def randn_like(input, dtype=None, **_):
     """Standard normal samples of `input`'s shape and dtype."""
     return randn(*input.shape, dtype=dtype or input.dtype, device=_device_of(input))
+
+
+def randint_like(input, low=0, high=None, dtype=None, **_):
+    """Integers uniform in [low, high) of `input`'s shape."""
+    return randint(low, high, input.shape, dtype=dtype or input.dtype, device=_device_of(input))
+
+
+def randperm(n, dtype=None, device=None, generator=None, **_):
+    """A random permutation of 0 … n-1 (int64)."""
+    return _made(rnd.randperm(n=n, dtype=np.dtype(dtype or np.int64), device=str(device or "cpu")))
 
 
 def manual_seed(seed):
@@ -511,8 +562,8 @@ from .torch_math import __all__ as _math_names  # noqa: E402
 
 __all__ = [
     "values_indices", "zeros", "ones", "empty", "full", "arange", "linspace", "eye", "tensor",
-    "zeros_like", "ones_like", "empty_like", "full_like", "rand", "randn", "randint", "rand_like",
-    "randn_like", "manual_seed", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "split",
+    "as_tensor", "from_numpy", "zeros_like", "ones_like", "empty_like", "full_like", "rand", "randn",
+    "randint", "rand_like", "randn_like", "randint_like", "randperm", "manual_seed", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "split",
     "chunk", "unbind", "reshape", "flatten", "unflatten", "transpose", "swapaxes", "swapdims", "t",
     "permute", "movedim", "moveaxis", "unsqueeze", "squeeze", "broadcast_to", "broadcast_tensors",
     "flip", "roll", "tile", "tril", "triu", "diagonal", "repeat_interleave", "gather", "take_along_dim",

@@ -12,6 +12,7 @@ import numpy as np
 
 from .backend import is_array
 from .errors import AvalonError
+from .tensor import is_torch_tensor, is_torch_tensor_type, plain
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,11 @@ _kinds = {}  # type -> how `flatten` treats its instances; cleared whenever a ty
 def _kind(cls):
     kind = _kinds.get(cls)
     if kind is None:
-        if issubclass(cls, (np.ndarray, np.generic)) or hasattr(cls, "__array_namespace__") or \
-                getattr(cls, "_avalon_tracer", False):
+        if cls is np.ndarray or issubclass(cls, np.generic) or getattr(cls, "_avalon_tracer", False):
+            kind = "leaf"
+        elif issubclass(cls, np.ndarray) or is_torch_tensor_type(cls):
+            kind = "array"  # a Tensor (or a torch tensor): traced and replayed as its plain array
+        elif hasattr(cls, "__array_namespace__"):
             kind = "leaf"
         elif cls is tuple or cls is list:
             kind = "sequence"
@@ -162,8 +166,8 @@ _LEAF = ("leaf",)
 
 def _flatten(obj, name, leaves, infos, holders):
     kind = _kinds.get(type(obj)) or _kind(type(obj))
-    if kind == "leaf":
-        leaves.append(obj)
+    if kind == "leaf" or kind == "array":
+        leaves.append(obj if kind == "leaf" else plain(obj))
         if infos is not None:
             infos.append(Leaf(name))
         return _LEAF
@@ -186,7 +190,7 @@ def _flatten(obj, name, leaves, infos, holders):
         holders.append(obj)
         names = []
         for key, array, array_role in holder.named_arrays(obj):
-            leaves.append(array)
+            leaves.append(plain(array))
             if infos is not None:
                 infos.append(Leaf(key, array_role))
             names.append((key, array_role))
@@ -257,7 +261,7 @@ def _is_tracer(x):
 
 def _walk(value, name):
     """(kind, dotted name, value) for `value` and what it holds: 'array', 'holder' or 'static'."""
-    if is_array(value) or _is_tracer(value):
+    if is_array(value) or _is_tracer(value) or is_torch_tensor(value):
         yield "array", name, value
     elif holder_of(value) is not None:
         yield "holder", name, value

@@ -5,6 +5,7 @@ Python side effects in the function (a `print`) run only on the call that traces
 from collections import OrderedDict
 
 from .. import tree
+from ..tensor import plain, wrap
 from ..tracing import Tracer, current, record, write_state
 
 _MAX_ENTRIES = 512
@@ -65,7 +66,7 @@ class Captures:
 
     def __init__(self, recording):
         self.objects = [c.obj for c in recording.captured]
-        self._guards = [(c.obj, tuple(c.tracers), c.static, signature(c.originals[n] for n in c.tracers))
+        self._guards = [(c.obj, tuple(c.tracers), c.static, signature(plain(c.originals[n]) for n in c.tracers))
                         for c in recording.captured]
 
     def arrays(self):
@@ -76,7 +77,7 @@ class Captures:
             if holder.static(obj) != static:
                 return None
             current = {name: array for name, array, _ in holder.named_arrays(obj)}
-            arrays = [current.get(name) for name in names]
+            arrays = [plain(current.get(name)) for name in names]
             if any(a is None for a in arrays) or signature(arrays) != sig:
                 return None
             values.extend(arrays)
@@ -126,7 +127,7 @@ def call(f, args, kwargs=None):
         outputs = entry.replay(*leaves, *captured)
     if entry.state:
         write_state(holders + entry.captures.objects, entry.state, outputs[entry.n_out:])
-    return tree.unflatten(entry.out_spec, outputs[:entry.n_out], [], None)
+    return tree.unflatten(entry.out_spec, [wrap(o) for o in outputs[:entry.n_out]], [], None)
 
 
 def jit(f):

@@ -8,6 +8,7 @@ from .. import tree
 from ..backend import is_array, is_inexact, namespace
 from ..errors import GradientError
 from ..ops import shape as sh
+from ..tensor import wrap
 from ..tracing import Tracer, current, record, write_state
 from . import cache
 from .backward import backward, default_seed
@@ -109,7 +110,7 @@ def grad_per_leaf(f, args, seed=None, argnums=None):
         outputs = entry.replay(*leaves, *captured) if seed is None else entry.replay(*leaves, *captured, seed)
     if entry.state:
         write_state(holders + entry.captures.objects, entry.state, outputs[entry.n_outputs:])
-    return outputs[0], entry.gradients(outputs, leaves), holders, spec
+    return wrap(outputs[0]), [wrap(g) for g in entry.gradients(outputs, leaves)], holders, spec
 
 
 class _GradEntry:

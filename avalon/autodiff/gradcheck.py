@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import tree
 from ..backend import to_numpy
+from ..tensor import plain, wrap
 from ..tracing.record import argument_names
 from .grad import grad_per_leaf
 
@@ -30,7 +31,7 @@ class GradcheckResult:
 def gradcheck(f, *args, eps=1e-6, atol=1e-5, rtol=1e-4, seed=None):
     """Compare `grad(f, *args)` with central finite differences of f, all in float64.
 
-    Floating argument arrays are taken as float64 copies (holders get them for the check and their
+    Floating argument arrays are taken as float64 Tensor copies (holders get them for the check and their
     own arrays back afterwards). Returns a `GradcheckResult`, truthy when every element agrees within
     `atol + rtol * |numeric|`, naming the worst element (the one furthest outside, or nearest to, its
     tolerance) with both values.
@@ -42,9 +43,10 @@ def gradcheck(f, *args, eps=1e-6, atol=1e-5, rtol=1e-4, seed=None):
     leaves, _, holders, spec = tree.flatten(tuple(args))
     infos = [info for name, arg in zip(argument_names(f, args, {}), args) for info in tree.flatten(arg, name)[1]]
     originals = [{n: a for n, a, _ in tree.holder_of(h).named_arrays(h)} for h in holders]
-    # C-ordered copies, so that a flat view of each can perturb it element by element
-    wide = [np.array(to_numpy(a), dtype=np.float64, order="C") if np.issubdtype(a.dtype, np.floating) else a
-            for a in leaves]
+    # C-ordered Tensor copies (f may use torch's methods on them), so that a flat view of each can
+    # perturb it element by element
+    wide = [wrap(np.array(to_numpy(a), dtype=np.float64, order="C")) if np.issubdtype(a.dtype, np.floating)
+            else wrap(a) for a in leaves]
     try:
         args = tree.unflatten(spec, wide, holders, _assign)
         seed = None if seed is None else np.asarray(seed, dtype=np.float64)
@@ -66,7 +68,7 @@ def _assign(obj, values, roles):
 
 
 def _compare(scalar, args, leaf, name, g, eps, atol, rtol, result):
-    flat, gflat = leaf.reshape(-1), g.reshape(-1)
+    flat, gflat = plain(leaf).reshape(-1), g.reshape(-1)
     for i in range(flat.size):
         saved = flat[i]
         flat[i] = saved + eps

@@ -24,35 +24,67 @@ from ..autodiff import cache
 from ..backend import device_of, is_array, to_device
 from ..errors import AvalonError
 from ..tracing import current, scope
+from ..tensor import Tensor, is_torch_tensor, plain, wrap
 from ..tracing.tracer import Tracer
 from .errors import input_error
 
 
-class Parameter:
-    """Marks an array as a trainable parameter when assigned to a Module attribute.
+class Parameter(Tensor):
+    """A Tensor that is a trainable parameter of the Module it is assigned to (torch's nn.Parameter).
 
-    `self.weight = nn.Parameter(array)` registers `array` in `self._parameters`; `self.weight` then
-    returns the plain array itself (no wrapper type reaches user code). `requires_grad=False` keeps
-    it a parameter (in `parameters()` and the `state_dict`) that receives no gradient.
+    `self.weight = nn.Parameter(avalon.zeros(3, 4))` registers it in `self._parameters`; it shares
+    memory with the data it was made from. `requires_grad=False` (or `p.requires_grad_(False)` later)
+    freezes it: it stays in `parameters()` and the `state_dict`, and `avalon.grad` gives it no
+    gradient. Arithmetic on a Parameter gives plain Tensors, as in torch.
     """
 
-    __slots__ = ("data", "requires_grad")
+    requires_grad = True
 
-    def __init__(self, data=None, requires_grad=True):
-        self.data = _as_array(np.empty(0, np.float32) if data is None else data)
-        self.requires_grad = requires_grad
+    def __new__(cls, data=None, requires_grad=True):
+        array = plain(_as_array(np.empty(0, np.float32) if data is None else data))
+        if not isinstance(array, np.ndarray):
+            return array  # a cupy array stays itself
+        param = np.ndarray.view(array, cls)
+        if not requires_grad:
+            param.requires_grad = False
+        return param
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        # ufunc results are new values, not parameters
+        if return_scalar:
+            return array[()]
+        return np.ndarray.view(array, Tensor)
+
+    def __reduce_ex__(self, protocol):
+        # copy.deepcopy(model) keeps parameters Parameters, frozen or not
+        return (Parameter, (np.ndarray.view(self, np.ndarray).copy(), self.requires_grad))
 
     def __repr__(self):
-        return f"Parameter({self.data!r})"
+        return "Parameter containing:\n" + np.array2string(plain(self)) + \
+            ("" if self.requires_grad else ", requires_grad=False")
 
 
 def _as_array(value):
-    """numpy/cupy arrays stay as they are; torch tensors (anything with `.numpy`) become numpy."""
+    """numpy/cupy arrays (and Tensors) stay as they are; torch tensors become Tensors without a copy."""
     if is_array(value) or isinstance(value, Tracer):
         return value
-    if hasattr(value, "numpy"):
-        return value.detach().cpu().numpy()
+    if is_torch_tensor(value):
+        return wrap(plain(value))
     raise AvalonError(f"expected an array, got {type(value).__name__}")
+
+
+def _as_parameter(value):
+    """A parameter's array as the module keeps it: a Parameter (a Tensor); tracers (while tracing)
+    and cupy arrays as they are."""
+    value = _as_array(value)
+    if isinstance(value, Parameter) or not isinstance(value, np.ndarray):
+        return value
+    return Parameter(value, getattr(value, "requires_grad", True) if isinstance(value, Tensor) else True)
+
+
+def _as_buffer(value):
+    value = _as_array(value)
+    return wrap(value) if isinstance(value, np.ndarray) else value
 
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -67,7 +99,6 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
-        object.__setattr__(self, "_frozen", set())
         self.training = True
 
     # attributes
@@ -82,9 +113,9 @@ class Module:
         elif isinstance(value, Module):
             self.add_module(name, value)
         elif parameters is not None and name in parameters:
-            self._parameters[name] = None if value is None else _as_array(value)
+            self._parameters[name] = None if value is None else _as_parameter(value)
         elif parameters is not None and name in self._buffers:
-            self._buffers[name] = None if value is None else _as_array(value)
+            self._buffers[name] = None if value is None else _as_buffer(value)
         elif parameters is not None and name in self._modules and value is None:
             self._modules[name] = None
         else:
@@ -121,24 +152,19 @@ class Module:
             if other is not table:
                 other.pop(name, None)
         self._non_persistent.discard(name)
-        self._frozen.discard(name)
         self.__dict__.pop(name, None)
 
     def register_parameter(self, name, param):
         """Add a parameter (a `Parameter`, an array, or None for an absent optional one like `bias`)."""
         self._claim(name, self._parameters)
-        if isinstance(param, Parameter):
-            if not param.requires_grad:
-                self._frozen.add(name)
-            param = param.data
-        self._parameters[name] = None if param is None else _as_array(param)
+        self._parameters[name] = None if param is None else _as_parameter(param)
 
     def register_buffer(self, name, tensor, persistent=True):
         """Add a buffer: state that is not trained (running statistics). Persistent buffers are saved
         in the `state_dict`; all buffers are traced, and a forward that assigns a new value to one
         (`self.running_mean = ...`) has it written back at every call."""
         self._claim(name, self._buffers)
-        self._buffers[name] = None if tensor is None else _as_array(tensor)
+        self._buffers[name] = None if tensor is None else _as_buffer(tensor)
         if not persistent:
             self._non_persistent.add(name)
 
@@ -269,18 +295,22 @@ class Module:
             else:
                 dtype = a
 
-        def convert(array):
-            if dtype is not None and np.issubdtype(array.dtype, np.floating):
-                array = array.astype(dtype)
-            return to_device(array, device) if device is not None else array
+        def convert(array, kept_as):
+            new = plain(array)
+            if dtype is not None and np.issubdtype(new.dtype, np.floating):
+                new = new.astype(dtype)
+            new = to_device(new, device) if device is not None else new
+            if new is plain(array) or new.base is plain(array):
+                return array  # nothing changed
+            return kept_as(Parameter(new, array.requires_grad) if isinstance(array, Parameter) else new)
 
         converted = {}  # shared (tied) arrays stay shared
         for module in self.modules():
-            for table in (module._parameters, module._buffers):
+            for table, kept_as in ((module._parameters, _as_parameter), (module._buffers, _as_buffer)):
                 for name, array in table.items():
                     if array is not None:
                         if id(array) not in converted:
-                            converted[id(array)] = convert(array)
+                            converted[id(array)] = convert(array, kept_as)
                         table[name] = converted[id(array)]
         return self
 
@@ -394,7 +424,7 @@ def _copy_into(table, name, value):
     if writeable or type(target).__module__.startswith("cupy"):
         target[...] = value
     else:
-        table[name] = value.copy()
+        table[name] = _as_parameter(value.copy()) if isinstance(target, Parameter) else _as_buffer(value.copy())
 
 
 def shape_error(layer, expected, actual, why=""):
@@ -418,7 +448,7 @@ def _named_arrays(module):
         for name, array in m._parameters.items():
             if array is not None and id(array) not in seen_params:
                 seen_params.add(id(array))
-                role = "buffer" if name in m._frozen else "param"
+                role = "param" if getattr(array, "requires_grad", True) else "buffer"  # frozen: no gradient
                 params.append((f"{prefix}.{name}" if prefix else name, array, role))
         for name, array in m._buffers.items():
             if array is not None and id(array) not in seen_buffers:
@@ -451,7 +481,7 @@ def _assign(module, values):
             t[n] = value
 
 
-_INTERNAL = {"_parameters", "_buffers", "_modules", "_non_persistent", "_frozen"}
+_INTERNAL = {"_parameters", "_buffers", "_modules", "_non_persistent"}
 
 
 class _Static:
@@ -470,9 +500,14 @@ class _Static:
         return self._hash
 
 
+def _frozen(module):
+    """The names of a module's frozen parameters (freezing one retraces: it has no gradient then)."""
+    return tuple(name for name, p in module._parameters.items() if not getattr(p, "requires_grad", True))
+
+
 def _static(module):
     # Attribute order is stable: assigning an existing attribute keeps its place in vars().
-    return _Static(tuple((name, type(m), tuple(sorted(m._non_persistent)),
+    return _Static(tuple((name, type(m), tuple(sorted(m._non_persistent)), _frozen(m),
                           tuple((k, tree.static_key(v)) for k, v in vars(m).items() if k not in _INTERNAL))
                          for name, m in module.named_modules()))
 

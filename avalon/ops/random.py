@@ -49,3 +49,9 @@ def normal(shape, dtype, device="cpu"):
 def randint(low, high, shape, dtype, device="cpu"):
     """Integers drawn uniformly from [low, high)."""
     return generator(device).integers(low, high, size=tuple(shape)).astype(dtype, copy=False)
+
+
+@primitive("randperm", random=True)
+def randperm(n, dtype, device="cpu"):
+    """A random permutation of 0 … n-1."""
+    return generator(device).permutation(n).astype(dtype, copy=False)

@@ -4,6 +4,7 @@ import contextlib
 from ..backend import is_array, namespace
 from ..errors import AvalonError, ShapeError, UnsupportedConstruct
 from ..tape import Call, Const, Input, Tape
+from ..tensor import is_torch_tensor, plain, wrap
 from .source import library_call, user_location
 
 _active = []
@@ -34,6 +35,9 @@ class Trace:
         self.origin = None  # a forward node whose location backward calls inherit
         self.live = False
         self.captured = []  # Captured holders, bound by `adopt`
+        self.grad_enabled = True  # torch's grad mode (avalon.no_grad): calls recorded while off get no gradient
+        self.no_grad = set()  # the nodes recorded while it was off
+        self.checkpoints = {}  # forward call -> the checkpointed segment holding it (avalon.utils.checkpoint)
         self._consts = {}
 
     @contextlib.contextmanager
@@ -104,6 +108,8 @@ class Trace:
         elif not node.scope:
             node.scope = self.scopes[-1]
         node.phase = self.phase
+        if not self.grad_enabled:
+            self.no_grad.add(node)
         return self.tape.append(node)
 
     def last_node(self):
@@ -112,18 +118,21 @@ class Trace:
 
     def input(self, name, value, role="data", location=None):
         """An `Input` node; a parameter or buffer belongs to the scope of the holder that owns it."""
+        value = plain(value)  # the tape holds plain arrays; Tensors are for the user's side
         node = Input(name, value.shape, value.dtype, role, value=value, location=location)
         if role != "data" and "." in name:
             node.scope = name.rsplit(".", 1)[0]
         return self._new(node)
 
     def const(self, value):
-        """The `Const` node of a plain array used by traced code (one per array object)."""
-        node = self._consts.get(id(value))
-        if node is None or node.value is not value:
-            node = self._new(Const(getattr(value, "shape", ()), value.dtype, value=value,
-                                   location=self.location()))
-            self._consts[id(value)] = node
+        """The `Const` node of an array used by traced code (one per array object; a Tensor's node
+        holds its plain array)."""
+        seen = self._consts.get(id(value))
+        if seen is not None and seen[0] is value:
+            return seen[1]
+        node = self._new(Const(getattr(value, "shape", ()), value.dtype, value=plain(value),
+                               location=self.location()))
+        self._consts[id(value)] = (value, node)  # holding `value` keeps its id from being reused
         return node
 
     def record(self, prim, args, params):
@@ -132,6 +141,8 @@ class Trace:
 
         nodes, values = [], []
         for a in args:
+            if is_torch_tensor(a):
+                a = plain(a)
             if isinstance(a, Tracer):
                 if a._trace is not self:
                     raise escaped_tracer(prim)
@@ -139,7 +150,7 @@ class Trace:
                 values.append(a._node.value)
             elif is_array(a):
                 nodes.append(self.const(a))
-                values.append(a)
+                values.append(plain(a))
             else:
                 nodes.append(a)
                 values.append(a)
@@ -217,8 +228,9 @@ def bind(prim, args, params):
     trace = current()
     if trace is not None:
         return trace.record(prim, args, params)
+    args = [plain(a) for a in args]  # implementations see plain arrays; the user gets a Tensor back
     try:
-        return prim.impl(*args, **params)
+        return wrap(prim.impl(*args, **params))
     except _OPERAND_ERRORS as exc:
         raise operand_error(prim, args, params, exc) from None
 

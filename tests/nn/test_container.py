@@ -118,9 +118,9 @@ def test_module_dict_operations():
     assert [type(m).__name__ for m in heads.values()] == ["Tanh", "Sigmoid"]
 
 
-def test_parameter_list_returns_plain_arrays_and_repr():
+def test_parameter_list_returns_parameters_and_repr():
     params = nn.ParameterList([np.ones((3, 4), np.float32), nn.Parameter(np.zeros(2, np.float32))])
-    assert type(params[0]) is np.ndarray and params[1].shape == (2,)
+    assert type(params[0]) is nn.Parameter and params[1].shape == (2,)
     params.append(np.ones(1, np.float32))
     assert [n for n, _ in params.named_parameters()] == ["0", "1", "2"]
     assert repr(params).startswith("ParameterList(\n    (0): Parameter containing: [float32 of size 3x4]")
@@ -151,7 +151,7 @@ def test_parameter_dict_matches_torch():
     gains = model.gains
     gains["extra"] = np.zeros(1, np.float32)
     assert list(gains) == ["post", "pre", "extra"] and "extra" in gains and len(gains) == 3
-    assert type(gains["pre"]) is np.ndarray
+    assert type(gains["pre"]) is nn.Parameter
     del gains["extra"]
     assert repr(gains) == ("ParameterDict(\n    (post): Parameter containing: [float32 of size 2]\n"
                            "    (pre): Parameter containing: [float32 of size 3]\n)")

@@ -48,15 +48,18 @@ def reference(net, x):
     return (h @ net.fc2.weight.T) * net.scale
 
 
-def test_parameter_assignment_registers_the_plain_array():
+def test_parameter_assignment_registers_a_parameter_sharing_memory():
     w = np.ones((2, 3), np.float32)
     m = nn.Module()
     m.weight = nn.Parameter(w)
-    assert m.weight is w and type(m.weight) is np.ndarray
-    assert list(m.named_parameters()) == [("weight", w)]
+    assert isinstance(m.weight, nn.Parameter) and isinstance(m.weight, avalon.Tensor)
+    assert np.shares_memory(m.weight, w) and m.weight.requires_grad
+    assert [(n, p is m.weight) for n, p in m.named_parameters()] == [("weight", True)]
+    assert type(m.weight * 2) is avalon.Tensor  # arithmetic gives values, not parameters
     replacement = np.zeros((2, 3), np.float32)
     m.weight = replacement  # a plain array replaces the parameter, which stays registered
-    assert m._parameters["weight"] is replacement and "weight" not in vars(m)
+    assert isinstance(m._parameters["weight"], nn.Parameter) and "weight" not in vars(m)
+    assert np.shares_memory(m.weight, replacement)
 
 
 def test_reregistering_keeps_order_and_moves_names_between_kinds():
