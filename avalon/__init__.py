@@ -12,6 +12,7 @@ import numpy as _np
 
 from . import backend, ops, rules, tree
 from .autodiff import GradcheckResult, clear_cache, grad, grad_tape, gradcheck, jit, value_and_grad
+from .autodiff.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .compile import compile_tape
 from .errors import AvalonError, GradientError, ShapeError, UnsupportedConstruct
 from .rules import primitive, rule

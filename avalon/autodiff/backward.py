@@ -19,12 +19,13 @@ def _differentiable(node):
     return is_inexact(node.dtype)
 
 
-def active_nodes(tape, output, wrt):
+def active_nodes(tape, output, wrt, no_grad=()):
     """Calls on a path from any of `wrt` to `output` carrying floating-point values (a primitive that
-    is not differentiable, such as `stop_gradient` or `floor`, ends a path)."""
+    is not differentiable, such as `stop_gradient` or `floor`, ends a path, and so does a call in
+    `no_grad`: one recorded under `avalon.no_grad`)."""
     depends = set(wrt)
     for n in tape.nodes:
-        if isinstance(n, Call) and n.prim.differentiable and _differentiable(n) and \
+        if isinstance(n, Call) and n.prim.differentiable and _differentiable(n) and n not in no_grad and \
                 any(a in depends for a in n.inputs):
             depends.add(n)
     reaches = {output}
@@ -43,7 +44,7 @@ def backward(trace, output, wrt, seed):
     emitted it, "grads" each node to its gradient.
     """
     tape = trace.tape
-    active = active_nodes(tape, output, wrt)
+    active = active_nodes(tape, output, wrt, trace.no_grad)
     grads = {output: seed}
     rule_of = tape.meta.setdefault("rule_of", {})
     saved = trace.phase, trace.origin
