@@ -18,21 +18,24 @@ from .errors import AvalonError, GradientError, ShapeError, UnsupportedConstruct
 from .rules import primitive, rule
 from .tape import Call, Const, Input, Location, Node, Tape
 from .torch_api import *  # noqa: F401,F403 - the torch-named functions are the public API
+from . import torch_api as _torch_api
 from .torch_api import manual_seed
 from .tensor import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor,
                      Tensor, device)
+from .tensor import taking_torch_tensors as _taking_torch_tensors
 from .tracing import Tracer, check, trace
 from .tracing.methods import TorchMethods as _TorchMethods
 from .tree import Grads, register_container, register_holder
 
 Tensor.adopt(_TorchMethods)  # one method table, two hosts: tracers and Tensors
+_taking_torch_tensors(globals(), _torch_api.__all__)  # ported code may pass torch tensors to any of them
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int8, int16, int32, int64, uint8 = _np.int8, _np.int16, _np.int32, _np.int64, _np.uint8
 bool_ = _np.bool_
 long, int, float, double, half = _np.int64, _np.int32, _np.float32, _np.float64, _np.float16
 
-from . import data, nn, optim  # noqa: E402 - the subpackages users reach as avalon.nn etc.
+from . import data, nn, optim, utils  # noqa: E402 - the subpackages users reach as avalon.nn etc.
 from .io import load, save  # noqa: E402 - checkpoints: avalon.save(model, path), avalon.load(path)
 from .ops.special import erf  # noqa: E402 - torch.erf (exact GELU in ported code)
 from .train import History, fit  # noqa: E402 - the training loop: avalon.fit(...) -> History

@@ -16,6 +16,7 @@ work on plain ndarrays: `plain` strips the type where arrays enter (arguments, c
 and `wrap` puts it on what comes out. Inside traced code, tracers stand in for Tensors, and
 `isinstance(tracer, avalon.Tensor)` holds.
 """
+import functools
 import numbers
 
 import numpy as np
@@ -95,6 +96,11 @@ class Tensor(np.ndarray, metaclass=_TensorType):
                           "(Tensor([1, 2])); avalon.tensor(data, dtype=...) keeps integer data integer")
 
     __hash__ = object.__hash__  # by identity, as torch's (parameters are dict keys in ported code)
+
+    def __deepcopy__(self, memo):
+        new = np.ndarray.__deepcopy__(self, memo)
+        new.__dict__.update(self.__dict__)  # requires_grad: copy.deepcopy(model) keeps frozen ones frozen
+        return new
 
     def __array_function__(self, func, types, args, kwargs):
         if not all(issubclass(t, np.ndarray) for t in types):
@@ -437,6 +443,39 @@ def _from_torch(t):
     return t.numpy()
 
 
+def taking_torch_tensors(namespace, names):
+    """Rebind the functions `names` of `namespace` (a module's dict) so that torch tensors among
+    their arguments (or in a list or tuple argument, as `cat` takes) arrive as the Tensors they hold:
+    ported code may pass a torch tensor to any public function."""
+    for name in names:
+        fn = namespace.get(name)
+        if callable(fn) and not isinstance(fn, type) and not hasattr(fn, "__wrapped__"):
+            namespace[name] = _taking_torch_tensors(fn)
+
+
+def _taking_torch_tensors(fn):
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if any(map(_holds_torch, args)) or any(map(_holds_torch, kwargs.values())):
+            args = [_from_torch_arg(a) for a in args]
+            kwargs = {k: _from_torch_arg(v) for k, v in kwargs.items()}
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def _holds_torch(x):
+    return is_torch_tensor(x) or type(x) in (list, tuple) and any(map(is_torch_tensor, x))
+
+
+def _from_torch_arg(x):
+    if is_torch_tensor(x):
+        return wrap(_from_torch(x))
+    if type(x) in (list, tuple) and any(map(is_torch_tensor, x)):
+        return type(x)(_from_torch_arg(v) for v in x)
+    return x
+
+
 def _typed(dtype, name):
     def factory(*args):
         """torch's legacy typed constructor: sizes give an uninitialised tensor, data a tensor of
@@ -455,5 +494,5 @@ IntTensor = _typed(np.int32, "IntTensor")
 BoolTensor = _typed(np.bool_, "BoolTensor")
 ByteTensor = _typed(np.uint8, "ByteTensor")
 
-__all__ = ["Tensor", "device", "plain", "wrap", "is_torch_tensor", "FloatTensor", "DoubleTensor",
+__all__ = ["Tensor", "device", "plain", "wrap", "is_torch_tensor", "taking_torch_tensors", "FloatTensor", "DoubleTensor",
            "HalfTensor", "LongTensor", "IntTensor", "BoolTensor", "ByteTensor"]

@@ -1,15 +1,16 @@
 """`default_collate`: a list of samples becomes one batch, as `torch.utils.data.default_collate` does it.
 
-Arrays (and numpy scalars) are stacked along a new first axis; Python ints become an int64 array,
-floats float64, bools bool; strings stay a sequence; dicts are collated key by key, named tuples field
+Arrays (and numpy scalars, torch tensors) are stacked along a new first axis into a Tensor; Python ints
+become an int64 Tensor, floats float64, bools bool; strings stay a sequence; dicts are collated key by key, named tuples field
 by field, tuples and lists position by position (a tuple of columns comes back as a list, as in PyTorch).
 
 >>> default_collate([(np.ones(3), 0), (np.zeros(3), 1)])
-[array([[1., 1., 1.], [0., 0., 0.]]), array([0, 1])]
+[Tensor([[1., 1., 1.], [0., 0., 0.]]), Tensor([0, 1])]
 """
 import numpy as np
 
 from ..backend import is_array, namespace
+from ..tensor import is_torch_tensor, plain, wrap
 from .errors import CollateError
 
 __all__ = ["default_collate"]
@@ -18,21 +19,21 @@ __all__ = ["default_collate"]
 def default_collate(batch):
     """Stack a list of samples into a batch (see the module docstring for the rules)."""
     first = batch[0]
-    if hasattr(first, "detach") and hasattr(first, "numpy"):  # torch tensors from a ported dataset
-        batch = [t.detach().cpu().numpy() for t in batch]
+    if is_torch_tensor(first):  # torch tensors from a ported dataset
+        batch = [plain(t) for t in batch]
         first = batch[0]
     if is_array(first):
         shapes = {tuple(np.shape(x)) for x in batch}
         if len(shapes) > 1:
             raise CollateError(f"cannot stack samples of shapes {sorted(shapes)} into one batch: make the "
                                "dataset return one shape (pad or crop), or pass a collate_fn to the DataLoader")
-        return namespace(first).stack(batch)
+        return wrap(namespace(first).stack([plain(x) for x in batch]))
     if isinstance(first, bool):
-        return np.array(batch, dtype=np.bool_)
+        return wrap(np.array(batch, dtype=np.bool_))
     if isinstance(first, int):
-        return np.array(batch, dtype=np.int64)
+        return wrap(np.array(batch, dtype=np.int64))
     if isinstance(first, float):
-        return np.array(batch, dtype=np.float64)
+        return wrap(np.array(batch, dtype=np.float64))
     if isinstance(first, (str, bytes)):
         return batch
     if isinstance(first, dict):

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..backend import is_array
 from ..ops.random import generator as _avalon_generator
+from ..tensor import is_torch_tensor, plain, wrap
 from .collate import default_collate
 from .errors import DataError
 
@@ -123,8 +124,6 @@ def random_split(dataset, lengths, generator=None):
 
 
 def _as_array(x):
-    if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor: no torch import needed
-        return x.detach().cpu().numpy()
-    if not is_array(x):
+    if not is_array(x) and not is_torch_tensor(x):
         raise DataError(f"TensorDataset takes arrays, got {type(x).__name__}")
-    return x
+    return wrap(plain(x))  # samples and batches are Tensors, as torch's

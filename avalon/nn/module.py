@@ -55,10 +55,6 @@ class Parameter(Tensor):
             return array[()]
         return np.ndarray.view(array, Tensor)
 
-    def __reduce_ex__(self, protocol):
-        # copy.deepcopy(model) keeps parameters Parameters, frozen or not
-        return (Parameter, (np.ndarray.view(self, np.ndarray).copy(), self.requires_grad))
-
     def __repr__(self):
         return "Parameter containing:\n" + np.array2string(plain(self)) + \
             ("" if self.requires_grad else ", requires_grad=False")

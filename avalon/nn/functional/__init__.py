@@ -10,3 +10,7 @@ from .pooling import *  # noqa: E402,F401,F403
 from .normalization import *  # noqa: E402,F401,F403
 from .vision import *  # noqa: E402,F401,F403
 from .attention import *  # noqa: E402,F401,F403
+
+from ...tensor import taking_torch_tensors as _taking_torch_tensors  # noqa: E402
+
+_taking_torch_tensors(globals(), [name for name in dir() if not name.startswith("_")])
