@@ -28,6 +28,7 @@ import numpy as np
 from .. import numpy_api as npa
 from .. import torch_api as ta
 from ..ops import elementwise as ew
+from ..tensor import device
 
 
 def _shape_args(shape):
@@ -188,11 +189,11 @@ class TorchMethods:
         return self.astype(other.dtype)
 
     def to(self, *args, dtype=None, **kw):
-        """`x.to(dtype)`, `x.to(other)` (its dtype); device names ('cpu') leave the array alone."""
+        """`x.to(dtype)`, `x.to(other)` (its dtype); devices ('cpu', `avalon.device`) leave the array alone."""
         for a in args:
             if npa.arraylike(a):
                 dtype = a.dtype
-            elif not isinstance(a, str):
+            elif not isinstance(a, (str, device)):
                 dtype = a
         return self if dtype is None else self.astype(dtype)
 

@@ -12,6 +12,7 @@ from .. import numpy_ufuncs
 from ..backend import device_of
 from ..ops import elementwise as ew
 from ..tape import Input
+from ..tensor import device
 from .methods import TorchMethods
 from .source import public_name
 
@@ -57,8 +58,8 @@ class Tracer(TorchMethods):
 
     @property
     def device(self):
-        """'cpu' or 'cuda:N': where the traced values live."""
-        return device_of(self._node.value)
+        """`avalon.device('cpu')` or `device('cuda:N')`: where the traced values live."""
+        return device(device_of(self._node.value))
 
     @property
     def T(self):
