@@ -272,6 +272,45 @@ class Module:
         """Set evaluation mode (the same as `train(False)`)."""
         return self.train(False)
 
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter: frozen ones get no gradient from `avalon.grad`
+        and optimisers leave them alone (fine-tuning a head on a frozen backbone)."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Nothing to clear: `avalon.grad` returns gradients instead of accumulating them on
+        parameters. Exists so ported training loops run unchanged."""
+
+    def compile(self, *args, **kwargs):
+        """No-op (torch's in-place compile): calls of a model on arrays are compiled already."""
+
+    def share_memory(self):
+        """No-op: numpy arrays are already shared with the processes that fork from this one."""
+        return self
+
+    def get_parameter(self, target):
+        """The parameter at dotted path `target` (`'layer1.0.conv1.weight'`)."""
+        return self._member(target, "_parameters", "parameter")
+
+    def get_buffer(self, target):
+        """The buffer at dotted path `target` (`'bn1.running_mean'`)."""
+        return self._member(target, "_buffers", "buffer")
+
+    def _member(self, target, table, kind):
+        prefix, _, name = target.rpartition(".")
+        owner = self.get_submodule(prefix)
+        entries = getattr(owner, table)
+        if name not in entries:
+            raise AvalonError(f"{type(owner).__name__} has no {kind} {name!r} (in {target!r})")
+        return entries[name]
+
+    def set_submodule(self, target, module):
+        """Replace the submodule at dotted path `target` with `module`."""
+        prefix, _, name = target.rpartition(".")
+        self.get_submodule(prefix).add_module(name, module)
+
     def apply(self, fn):
         """Call `fn(module)` on every submodule (children first) and then on this module."""
         for module in self.children():
@@ -313,6 +352,14 @@ class Module:
     def float(self):
         """Cast floating parameters and buffers to float32."""
         return self.to(np.float32)
+
+    def half(self):
+        """Cast floating parameters and buffers to float16."""
+        return self.to(np.float16)
+
+    def type(self, dst_type):
+        """Cast floating parameters and buffers to `dst_type`."""
+        return self.to(dst_type)
 
     def double(self):
         """Cast floating parameters and buffers to float64."""

@@ -288,3 +288,26 @@ def test_shape_error_names_layer_shapes_and_user_line():
     assert "Affine(n_in=4, n_out=3) expected input of shape (*, 4), got (2, 5)" in message
     assert "test_module.py" in message and "check(np.ones((2, 5)))" not in message
     assert "raise nn.module.shape_error" in message
+
+
+def test_torch_module_conveniences():
+    torch = pytest.importorskip("torch")
+
+    def build(nn):
+        return nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+
+    ours, theirs = build(nn), build(torch.nn)
+    for model in (ours, theirs):
+        assert model.requires_grad_(False) is model
+        model[2].requires_grad_(True)
+        assert model.zero_grad() is None and model.share_memory() is model
+        model.set_submodule("1", type(model[1]).__mro__[0]())
+    assert [p.requires_grad for p in ours.parameters()] == [p.requires_grad for p in theirs.parameters()]
+    assert ours.get_parameter("0.weight") is ours[0].weight
+    with pytest.raises(avalon.AvalonError, match="no parameter 'nope'"):
+        ours.get_parameter("0.nope")
+    _, grads = avalon.grad(lambda m, x: m(x).sum(), ours, np.ones((4, 2), np.float32))
+    assert list(grads[0].keys()) == ["2.weight", "2.bias"]  # what torch's backward fills
+    assert ours.half()[0].weight.dtype == np.float16 and isinstance(ours[0].weight, nn.Parameter)
+    assert not ours[0].weight.requires_grad  # casting keeps a frozen parameter frozen
+    assert avalon.compile(ours) is ours and avalon.compile()(ours) is ours  # torch.compile's stand-in
