@@ -13,6 +13,7 @@ from ..ops import reduce as rd
 from ..rules import vjp_of
 from ..tape import Call, Node
 from ..tracing.tracer import Tracer
+from .recompute import values_for_rule
 
 
 def _differentiable(node):
@@ -62,11 +63,14 @@ def backward(trace, output, wrt, seed):
 
 
 def _apply_rule(trace, node, grads, active):
-    """Run `node`'s rule on its incoming gradient; add what it returns into its operands' gradients."""
+    """Run `node`'s rule on its incoming gradient; add what it returns into its operands' gradients.
+
+    In a checkpointed segment the rule reads the segment's recomputed values (see `recompute`)."""
     vjp = vjp_of(node.prim, node)
     trace.origin = node
-    args = [Tracer(a, trace) if isinstance(a, Node) else a for a in node.args]
-    results = vjp(grads[node], Tracer(node, trace), *args, **node.params)
+    recomputed = values_for_rule(trace, node)
+    args = [Tracer(recomputed.get(a, a), trace) if isinstance(a, Node) else a for a in node.args]
+    results = vjp(grads[node], Tracer(recomputed.get(node, node), trace), *args, **node.params)
     if len(results) != len(node.args):
         raise GradientError(f"the rule of {node.prim.name} returned {len(results)} gradients for "
                             f"{len(node.args)} arguments: return a tuple with one gradient (or None) per argument")

@@ -7,7 +7,7 @@ node's value may share memory with.
 import numpy as np
 
 from ..backend import is_array
-from ..ops import linalg, shape
+from ..ops import linalg, reduce, shape
 from ..tape import Call, Const, Input, Node
 
 
@@ -113,6 +113,8 @@ def matmul_layout(tape):
 
 def _aliased_operands(call):
     """The operands whose memory a call's result may share."""
+    if call.prim is reduce.sum_to:  # its operand itself when there is nothing to sum, else a new array
+        return [call.args[0]] if call.shape == call.args[0].shape else []
     if call.prim.view:  # a view looks into its first operand
         return [call.args[0]] if isinstance(call.args[0], Node) else []
     if call.prim.out:  # ufunc-style primitives always write a new array (or the out= one)
