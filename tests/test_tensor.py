@@ -331,3 +331,15 @@ def test_tensor_constructor_errors_say_what_to_pass():
         avalon.Tensor([1], [2])
     with pytest.raises(AttributeError, match="no attribute 'nope_'"):
         avalon.zeros(2).nope_()
+
+
+def test_loaded_checkpoints_hold_tensors(tmp_path):
+    model = Small()
+    avalon.save(model.state_dict(), tmp_path / "state.safetensors")
+    avalon.save(model, tmp_path / "model.safetensors")
+    for path in ("state.safetensors", "model.safetensors"):
+        state = avalon.load(tmp_path / path)
+        assert all(type(v) is avalon.Tensor for v in state.values())
+        model.load_state_dict(state)
+    torch.save({k: torch.tensor(np.asarray(v)) for k, v in model.state_dict().items()}, tmp_path / "t.pt")
+    assert all(type(v) is avalon.Tensor for v in avalon.io.load_torch_state_dict(tmp_path / "t.pt").values())

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from ..errors import AvalonError
+from ..tensor import wrap
 
 __all__ = ["CheckpointError", "CorruptCheckpointError", "encode", "read", "read_header"]
 
@@ -93,7 +94,7 @@ def read(path, what="checkpoint"):
             array = np.frombuffer(view[begin:end], dtype=_DTYPES[dtype]).reshape(shape)
             if not array.flags.aligned or not array.dtype.isnative:
                 array = array.astype(array.dtype.newbyteorder("="))
-        tensors[name] = array
+        tensors[name] = wrap(array)  # what torch.load gives: tensors
         position = end
     if position != len(view):
         raise _corrupt(path, f"{len(view) - position} bytes after the last tensor belong to none")

@@ -9,6 +9,7 @@ so torch must be installed for them.
 """
 import warnings
 
+from ..tensor import wrap
 from .safetensors_format import CheckpointError, read
 
 __all__ = ["load_torch_state_dict"]
@@ -69,7 +70,7 @@ def _to_numpy(obj, name, converted):
         if tensor.dtype.is_floating_point and tensor.element_size() < 2 or str(tensor.dtype) == "torch.bfloat16":
             tensor = tensor.float()
             converted.append(name)
-        return tensor.numpy()
+        return wrap(tensor.numpy())
     if isinstance(obj, dict):
         return type(obj)((k, _to_numpy(v, f"{name}.{k}" if name else str(k), converted)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
