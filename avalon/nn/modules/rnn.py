@@ -5,6 +5,10 @@ The sequence is unrolled in Python, so the tape grows linearly with its length: 
 of every time step is one matrix product before the loop, each step adds a fixed number of calls, and
 the step outputs are collected in a list and stacked once at the end.
 
+A `PackedSequence` (sequences of different lengths, `nn.utils.rnn`) runs as its padded batch with a
+mask: past its own length a sequence's state stays as it was, so h_n (and c_n) are each sequence's
+state at its last step, and the reverse direction starts there; the output comes back packed alike.
+
 >>> lstm = nn.LSTM(input_size=8, hidden_size=16, num_layers=2, batch_first=True)
 >>> output, (h_n, c_n) = lstm(x)            # x: (N, T, 8) → output: (N, T, 16)
 """
@@ -18,6 +22,7 @@ from ...ops import elementwise as ew
 from .. import init
 from ..functional.dropout import dropout
 from ..module import Module, Parameter, shape_error
+from ..utils.rnn import PackedSequence, _order, _pack, pad_packed_sequence
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -113,16 +118,16 @@ class RNNBase(Module):
             text += ", bidirectional=True"
         return text
 
-    def _layout(self, input, states):
+    def _layout(self, input, states, batch_first):
         """(input as (T, N, features), initial states as (L·D, N, H) arrays, batched?)."""
         if input.ndim not in (2, 3) or input.shape[-1] != self.input_size:
             raise shape_error(self, f"(T, N, {self.input_size}) or (T, {self.input_size})"
-                              if not self.batch_first else f"(N, T, {self.input_size}) or (T, {self.input_size})",
+                              if not batch_first else f"(N, T, {self.input_size}) or (T, {self.input_size})",
                               input.shape)
         batched = input.ndim == 3
         if not batched:
             input = npa.expand_dims(input, 1)
-        elif self.batch_first:
+        elif batch_first:
             input = npa.swapaxes(input, 0, 1)
         batch = input.shape[1]
         expected = (self.num_layers * self.num_directions, batch, self.hidden_size)
@@ -137,8 +142,9 @@ class RNNBase(Module):
             out.append(state if batched else npa.expand_dims(state, 1))
         return input, out, batched
 
-    def _run(self, input, h0, c0):
-        """The recurrence over layers and directions: (output (T, N, D·H), [h_n], [c_n])."""
+    def _run(self, input, h0, c0, running=None):
+        """The recurrence over layers and directions: (output (T, N, D·H), [h_n], [c_n]). `running`
+        (T, N, 1), when given, says which sequences run at each step; the others keep their state."""
         h_n, c_n = [], []
         x = input
         for layer in range(self.num_layers):
@@ -154,7 +160,11 @@ class RNNBase(Module):
                 steps = range(x.shape[0]) if direction == 0 else range(x.shape[0] - 1, -1, -1)
                 hs = []
                 for t in steps:
-                    h, c = _step(self.mode, gi[t], h, c, w_hh_t, b_hh)
+                    h_t, c_t = _step(self.mode, gi[t], h, c, w_hh_t, b_hh)
+                    if running is not None:
+                        h_t = ew.where(running[t], h_t, h)
+                        c_t = ew.where(running[t], c_t, c) if c is not None else None
+                    h, c = h_t, c_t
                     hs.append(h)
                 if direction == 1:
                     hs.reverse()
@@ -165,6 +175,25 @@ class RNNBase(Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = dropout(x, self.dropout, training=True)
         return x, h_n, c_n
+
+    def _forward(self, input, states):
+        """(output, final states) for an array or a PackedSequence `input` and initial `states`, a
+        list of (name, array or None)."""
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, states)
+        input, initial, batched = self._layout(input, states, self.batch_first)
+        output, h_n, c_n = self._run(input, *(initial + [None])[:2])
+        return self._finish(output, [h_n, c_n][:len(states)], batched)
+
+    def _forward_packed(self, input, states):
+        """The padded batch, masked where each sequence has ended; the output packed alike."""
+        padded, lengths = pad_packed_sequence(input)
+        lengths = np.asarray(lengths)
+        running = (np.arange(padded.shape[0])[:, None] < lengths[None, :])[..., None]
+        padded, initial, _ = self._layout(padded, states, batch_first=False)
+        output, h_n, c_n = self._run(padded, *(initial + [None])[:2], running=running)
+        data, _ = _pack(output, lengths, _order(input))
+        return PackedSequence(data, *input[1:]), [npa.stack(s, axis=0) for s in [h_n, c_n][:len(states)]]
 
     def _finish(self, output, states, batched):
         states = [npa.stack(s, axis=0) for s in states]
@@ -188,9 +217,7 @@ class RNN(RNNBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, input, hx=None):
-        input, (h0,), batched = self._layout(input, [("hx", hx)])
-        output, h_n, _ = self._run(input, h0, None)
-        output, (h_n,) = self._finish(output, [h_n], batched)
+        output, (h_n,) = self._forward(input, [("hx", hx)])
         return output, h_n
 
 
@@ -207,9 +234,7 @@ class LSTM(RNNBase):
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
             raise AvalonError("LSTM: hx must be a tuple (h_0, c_0)")
         h0, c0 = hx if hx is not None else (None, None)
-        input, (h0, c0), batched = self._layout(input, [("h_0", h0), ("c_0", c0)])
-        output, h_n, c_n = self._run(input, h0, c0)
-        output, (h_n, c_n) = self._finish(output, [h_n, c_n], batched)
+        output, (h_n, c_n) = self._forward(input, [("h_0", h0), ("c_0", c0)])
         return output, (h_n, c_n)
 
 
@@ -223,9 +248,7 @@ class GRU(RNNBase):
                          device=device, dtype=dtype)
 
     def forward(self, input, hx=None):
-        input, (h0,), batched = self._layout(input, [("hx", hx)])
-        output, h_n, _ = self._run(input, h0, None)
-        output, (h_n,) = self._finish(output, [h_n], batched)
+        output, (h_n,) = self._forward(input, [("hx", hx)])
         return output, h_n
 
 

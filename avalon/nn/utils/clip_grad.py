@@ -12,9 +12,9 @@ import math
 
 import numpy as np
 
-from ..backend import is_array, namespace
-from ..errors import GradientError
-from ..tree import Grads
+from ...backend import is_array, namespace
+from ...errors import GradientError
+from ...tree import Grads
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm"]
 
