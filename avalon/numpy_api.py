@@ -177,17 +177,38 @@ def _resolve_shape(newshape, total):
 
 @implements(np.reshape)
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    shape = newshape if newshape is not None else shape
-    if order != "C":
-        _refuse(f"np.reshape(..., order={order!r}) in traced code", "the reshape rule reads elements in C order",
-                "transpose first, then reshape in C order")
-    shape = _resolve_shape(shape, int(np.prod(a.shape)))
+    shape = _resolve_shape(newshape if newshape is not None else shape, int(np.prod(a.shape)))
+    order = _layout(a, order)
+    if order == "F":  # read and write in Fortran order: the C-order reshape of the reversed axes
+        return transpose(reshape(transpose(a), shape[::-1]))
     return a if tuple(a.shape) == shape else sh.reshape(a, shape=shape)
+
+
+def _layout(a, order):
+    """numpy's `order` as 'C' or 'F'. 'A' and 'K' follow the memory layout: F for a Fortran-ordered
+    array, else C (a traced array has no layout of its own: C)."""
+    if order in ("A", "K"):
+        return "F" if is_array(a) and a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+    if order not in ("C", "F"):
+        raise ShapeError(f"order={order!r}: numpy's orders are 'C', 'F', 'A' and 'K'")
+    return order
 
 
 @implements(np.ravel)
 def ravel(a, order="C"):
     return reshape(a, (-1,), order)
+
+
+@implements(np.resize)
+def resize(a, new_shape):
+    """numpy's resize: the values repeated in C order until they fill `new_shape`."""
+    new_shape = (new_shape,) if isinstance(new_shape, int) else tuple(new_shape)
+    total, flat = int(np.prod(new_shape)), ravel(a)
+    if total == 0 or flat.shape[0] == 0:
+        return zeros_like(a, shape=new_shape)
+    copies = -(-total // flat.shape[0])
+    whole = concatenate([flat] * copies) if copies > 1 else flat
+    return reshape(slice_axis(whole, 0, 0, total), new_shape)
 
 
 @implements(np.transpose)
@@ -392,88 +413,21 @@ def tile(A, reps):
 
 @implements(np.repeat)
 def repeat(a, repeats, axis=None):
-    try:
-        repeats = operator.index(repeats)
-    except TypeError:
-        return _refuse("np.repeat with an array of repeat counts in traced code",
+    if axis is None:
+        a, axis = ravel(a), 0
+    axis = axis % a.ndim
+    if getattr(type(repeats), "_avalon_tracer", False):
+        return _refuse("np.repeat with traced repeat counts",
                        "the result's shape would depend on the counts' values",
-                       "repeat by one int count, or build the pieces with np.concatenate")
-    if axis is None:
-        a, axis = ravel(a), 0
-    return sh.repeat(a, repeats=repeats, axis=axis % a.ndim)
+                       "repeat by constant counts (an int, a list or a plain array)",
+                       lambda: repeat(a, _concrete(repeats), axis))
+    if np.ndim(repeats) == 0:
+        return sh.repeat(a, repeats=operator.index(repeats), axis=axis)
+    # Constant counts: each position listed as often as its count, then one gather.
+    return take(a, np.repeat(np.arange(a.shape[axis]), np.asarray(repeats)), axis)
 
 
-# indexing
-
-def index_key(a, key):
-    """Split an index key into (static key with `Slot`s, index-array operands)."""
-    from .tracing.tracer import Tracer
-
-    key = key if isinstance(key, tuple) else (key,)
-    static, arrays = [], []
-    for k in key:
-        if isinstance(k, Tracer) or isinstance(k, (np.ndarray, list)) or hasattr(k, "__array_namespace__"):
-            if isinstance(k, list):
-                k = np.asarray(k)
-            if k.dtype == bool:
-                k = np.nonzero(k) if k.ndim > 1 else (np.nonzero(k)[0],)
-                for part in k:
-                    static.append(ix.Slot(len(arrays)))
-                    arrays.append(part)
-                continue
-            static.append(ix.Slot(len(arrays)))
-            arrays.append(k)
-        else:
-            static.append(k)
-    return tuple(static), arrays
-
-
-def getitem(a, key):
-    """a[key] with numpy's basic and advanced indexing (index arrays become operands of the call)."""
-    static, arrays = index_key(a, key)
-    return ix.getitem(a, *arrays, key=static)
-
-
-@implements(np.take)
-def take(a, indices, axis=None, out=None, mode=None):
-    _refuse_keywords("take", out, **({} if mode in (None, "raise") else {"mode": mode}))
-    if axis is None:
-        a, axis = ravel(a), 0
-    key = (slice(None),) * (axis % a.ndim) + (ix.Slot(0),)
-    return ix.getitem(a, indices, key=key)
-
-
-@implements(np.take_along_axis)
-def take_along_axis(arr, indices, axis):
-    if axis is None:
-        arr, axis = ravel(arr), 0
-    return gather_along(arr, indices, axis, arr.shape)
-
-
-def gather_along(arr, indices, axis, grid):
-    """arr indexed by `indices` along `axis` and by aranges of `grid` lengths along the other axes,
-    which broadcast against `indices` (numpy's take_along_axis: arr's lengths; torch's gather:
-    index's). One getitem, so one scatter_add back."""
-    operands, key = along_axis(arr, indices, axis, grid)
-    return ix.getitem(arr, *operands, key=key)
-
-
-def along_axis(arr, indices, axis, grid):
-    """(index operands, key) that pick `indices` along `axis` and arange(grid[d]) along each other
-    axis d: the key of gather and of its adjoint, scatter-add."""
-    axis = axis % arr.ndim
-    xp = _value_namespace(arr)
-    operands, key = [indices], []
-    for dim in range(arr.ndim):
-        if dim == axis:
-            key.append(ix.Slot(0))
-            continue
-        grid_shape = [1] * arr.ndim
-        grid_shape[dim] = grid[dim]
-        key.append(ix.Slot(len(operands)))
-        operands.append(xp.reshape(xp.arange(grid[dim]), tuple(grid_shape)))
-    return operands, tuple(key)
-
+# indexing, sorting and searching live beside (numpy_indexing registers np.take, np.sort … in HANDLED)
 
 @implements(np.where)
 def where(condition, x=None, y=None):
@@ -515,7 +469,27 @@ def copy(a, order="K", subok=False):
 
 @implements(np.astype)
 def astype(x, dtype, /, *, copy=True, device=None):
-    return _cast(x, dtype)
+    """np.astype: a converted copy; `copy=False` returns `x` itself when it already has `dtype`."""
+    return ew.astype(x, dtype=np.dtype(dtype)) if copy else _cast(x, dtype)
+
+
+def _real_valued(a, name):
+    if np.issubdtype(a.dtype, np.complexfloating):
+        _refuse(f"np.{name} of a complex traced array", "Avalon has no rules for complex values",
+                "keep the real and imaginary parts as two real arrays")
+
+
+@implements(np.real)
+def real(val):
+    _real_valued(val, "real")
+    return val
+
+
+@implements(np.imag)
+def imag(val):
+    """The imaginary part of a real array: zeros (a constant, as numpy's read-only zeros)."""
+    _real_valued(val, "imag")
+    return zeros_like(val)
 
 
 @implements(np.round, np.around)
@@ -572,3 +546,6 @@ def _value_namespace(a):
 
 # linear algebra lives beside (numpy_linalg registers np.dot, np.einsum … in HANDLED)
 from .numpy_linalg import dot, einsum, inner, matmul, norm, normalize_einsum, outer, tensordot, vdot  # noqa: E402,F401
+from .numpy_indexing import (along_axis, argpartition, argsort, argwhere, choose, compress, flatnonzero,  # noqa: E402,F401
+                             gather_along, getitem, index_array, index_key, nonzero, partition, searchsorted,
+                             sort, take, take_along_axis)

@@ -1,24 +1,48 @@
-"""torch.Tensor's methods on tracers, so PyTorch model code traces unchanged.
+"""The array methods of tracers and of `avalon.Tensor`: torch.Tensor's, and numpy's ndarray's.
 
-Where torch and numpy disagree on a method, torch wins; numpy's meaning stays reachable through the
-numpy function. The collisions:
+One table serves both hosts: `Tracer` (inside traced code) and `avalon.Tensor` (a numpy array outside
+it). Every method calls the generic functions (`avalon.numpy_api`, `avalon.torch_api`, `avalon.ops`),
+which record on tracers and compute on arrays, so a method means the same on both.
 
-- `transpose(d0, d1)` swaps two axes; with no arguments or a full permutation it is numpy's.
-- `repeat(*sizes)` tiles the array (numpy's `x.repeat(n)` repeats each element: `np.repeat(x, n)`).
-- `flatten(start_dim=0, end_dim=-1)` merges a range of axes (numpy's `flatten(order)` is not taken).
-- `view(*shape)` reshapes (numpy's `view(dtype)` reinterprets memory and is refused).
-- `max(dim)` / `min(dim)` (also spelled `axis=`) return a (values, indices) pair; without `dim` the
-  largest value (numpy's `x.max(axis=0)` is `np.max(x, axis=0)` or `x.amax(0)`).
-- `var()` / `std()` are unbiased (correction=1) by default (numpy's: `x.var(ddof=0)`).
-- Positional arguments follow torch's order: `sum(dim, keepdim, dtype)`, `mean`, `prod`,
-  `max(dim, keepdim)`, `var(dim, unbiased, keepdim)`; numpy's positional `x.sum(0, np.float64)` or
-  `x.std(0, None, None, 1)` must name its keywords.
+Where torch and numpy share a method name, the spelling decides: torch's spelling gets torch's
+meaning, and numpy's keywords (`axis=`, `keepdims=`, `ddof=`, `out=`, `kind=`, `order=`, `a_min=`,
+`mode=` …) get numpy's — positional arguments then count as numpy's too (`x.max(0, keepdims=True)`).
+numpy's functions (`np.max(x, 0)`, `np.repeat(x, 2)`) always mean numpy's. The collisions:
 
-Both spellings work where they do not collide: numpy's `axis=` / `keepdims=` / `ddof=` / `a_min=`
-beside torch's `dim=` / `keepdim=` / `correction=` / `min=`; `astype` and `to`; `copy` and `clone`;
-`T`, `mT`, `swapaxes`, `ravel`. `x.size` is the element count (numpy's attribute) and, called, torch's
-`x.size()` (the shape) or `x.size(dim)`. In-place methods (`add_`, `zero_` …) exist but are refused
-when called (`avalon.UnsupportedConstruct`).
+- `max(dim)` / `min(dim)` return a (values, indices) pair, `max()` the largest value; `max(axis=0)`,
+  `min(axis=1, keepdims=True)` are numpy's arrays.
+- `var()` / `std()` are unbiased (correction=1), also `std(0)`; `std(ddof=0)`, `var(axis=0)` are numpy's
+  (ddof 0 unless given).
+- `sum(dim, keepdim, dtype)`, `mean`, `prod`, `argmax`, `all`, `any`: the same values either way;
+  positional arguments follow torch's order, so numpy's `x.sum(0, np.float64)` must name `dtype=`.
+- `repeat(*sizes)` tiles the array; `repeat(2, axis=0)` repeats each element (numpy's).
+- `transpose(d0, d1)` swaps two axes (also on a 2-D array, where numpy's `transpose(0, 1)` would keep
+  it); `transpose()`, `transpose(None)`, `transpose((1, 0, 2))` and `transpose(1, 0, 2)` are numpy's
+  permutations.
+- `flatten(start_dim=0, end_dim=-1)` merges a range of axes; `flatten('F')` / `flatten(order=...)` is
+  numpy's copy in that order.
+- `squeeze(dim)` leaves an axis of length > 1 alone; `squeeze(axis=...)` is numpy's (an error there).
+- `sort(dim=-1, descending=False, stable=False)` returns (values, indices); `sort(axis=..., kind=...)` is
+  numpy's in-place sort: a Tensor sorts itself, a tracer refuses it (write `np.sort(x, axis=...)`).
+  `argsort` is the same split (torch's `descending=`, numpy's `kind=`), without the in-place part.
+- `put(index, source, accumulate=False)` is torch's out-of-place put; `put(ind, v, mode=...)` is numpy's
+  in-place one (refused on tracers).
+- `nonzero()` is torch's (n, ndim) index array, `nonzero(as_tuple=True)` numpy's tuple; both are refused
+  on tracers (their length depends on the values).
+- `view(*shape)` reshapes; `view(dtype)` reinterprets memory (refused on tracers).
+- `x.size` is the element count (numpy's attribute) and, called, torch's `x.size()` (the shape) or
+  `x.size(dim)`.
+- `astype(dtype)` is numpy's (a copy; `copy=False` keeps the array when the dtype matches); torch's
+  conversions (`float()`, `to(dtype)`, `type_as`) return the array itself when nothing changes.
+
+numpy's methods that torch lacks have numpy's meaning: `take`, `diagonal`, `trace`, `compress`,
+`choose`, `searchsorted`, `argpartition`, `conjugate`, `ravel(order)`, `swapaxes`, `dot`, `cumsum(axis)`,
+`round(decimals)`, `clip(a_min, a_max)`. On tracers, numpy's attributes `itemsize`, `nbytes`, `real`,
+`imag` and `flat` (read-only: `x.flat[i]`) work too; what writes into an array (`fill`, `partition`,
+`resize`, `setfield`, `setflags`), exposes its memory (`base`, `ctypes`, `flags`, `strides`,
+`byteswap`, `getfield`, `tobytes`, `tofile`, `dump`, `dumps`), moves it (`to_device`) or reads its values
+into Python (`item`, `tolist`) is refused with `avalon.UnsupportedConstruct` and a rewrite. torch's
+in-place methods (`add_`, `zero_` …) exist on tracers but are refused when called.
 """
 import math
 import numbers
@@ -27,7 +51,10 @@ import numpy as np
 
 from .. import numpy_api as npa
 from .. import torch_api as ta
+from ..errors import ShapeError
 from ..ops import elementwise as ew
+from ..ops import index as ix
+from ..ops import sort as so
 from ..tensor import device
 
 
@@ -35,6 +62,47 @@ def _shape_args(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
     return tuple(shape)
+
+
+def _numpy_args(method, kw, **torch_args):
+    """A call's numpy keywords `kw`, with the torch-named arguments it also gave (other than their
+    defaults) under their numpy names: `torch_args` maps a numpy name to (value, torch's default)."""
+    for name, (value, default) in torch_args.items():
+        if value is default or (type(value) is type(default) and value == default):
+            continue
+        if name in kw:
+            raise TypeError(f".{method}() got {name}= twice (once by torch's name or position)")
+        kw[name] = value
+    return kw
+
+
+def _reduction(name, torch_fn, numpy_fn, shared=()):
+    """A reduction method: torch's `(dim, keepdim)` (and the keywords both share, `shared`) mean
+    `torch_fn`; any numpy keyword (`axis=`, `keepdims=`, `out=` …) means `numpy_fn`."""
+    def method(self, dim=None, keepdim=False, **kw):
+        if set(kw) - set(shared):
+            return numpy_fn(self, **_numpy_args(name, kw, axis=(dim, None), keepdims=(keepdim, False)))
+        return torch_fn(self, dim, keepdim, **kw)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = (f"torch's `{name}(dim=None, keepdim=False)`; with numpy's keywords "
+                      f"(`axis=`, `keepdims=`, `out=` …) numpy's `{name}`.")
+    return method
+
+
+def _spread(name, torch_fn, numpy_fn):
+    """var / std: torch's `(dim, unbiased, keepdim, *, correction)` (unbiased by default) or, with a
+    numpy keyword (`axis=`, `ddof=`, `dtype=` …), numpy's (ddof 0 by default)."""
+    def method(self, dim=None, unbiased=None, keepdim=False, *, correction=None, **kw):
+        if kw:
+            return numpy_fn(self, **_numpy_args(name, kw, axis=(dim, None), keepdims=(keepdim, False),
+                                                correction=(correction, None)))
+        return torch_fn(self, dim, unbiased, keepdim, correction=correction)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = (f"torch's unbiased `{name}(dim, unbiased, keepdim, *, correction)`; with numpy's "
+                      f"keywords (`axis=`, `ddof=` …) numpy's `{name}` (ddof=0 by default).")
+    return method
 
 
 class Size(int):
@@ -52,15 +120,64 @@ class Size(int):
 
 # torch's in-place methods whose out-of-place forms are not methods here (the rest are `name_` of one)
 _INPLACE_ONLY = {"zero_", "fill_", "copy_", "uniform_", "normal_", "bernoulli_", "exponential_",
-                 "random_", "index_put_", "index_fill_", "index_copy_", "scatter_", "scatter_add_",
-                 "masked_scatter_", "put_", "set_", "resize_", "requires_grad_", "fill_diagonal_"}
+                 "random_", "index_put_", "index_fill_", "index_copy_", "scatter_", "set_", "resize_",
+                 "requires_grad_", "fill_diagonal_", "masked_scatter_"}
+
+_WRITES = ("writing into a traced array changes values that recorded operations already read, so the "
+           "tape (and its gradient) would not match what ran")
+_MEMORY = ("a traced array has no memory of its own (a compiled replay may lay its values out "
+           "differently), and bytes have no gradient")
+_VALUES = ("the values exist only while tracing: a compiled replay runs no Python code, so it would "
+           "not write them again")
+_OUTSIDE = "ask the concrete array, outside the traced function"
+
+# numpy's methods and attributes that tracers refuse: name -> (why, fix). Tensors have ndarray's own.
+_NUMPY_REFUSED = {
+    "fill": (_WRITES, "make a new array: `x = np.full_like(x, value)`"),
+    "partition": (_WRITES, "partition a copy: `x = np.partition(x, kth, axis=...)`"),
+    "resize": (_WRITES, "make a new array: `x = np.resize(x, shape)` (repeats the values) or "
+                        "`x = x.reshape(shape)`"),
+    "setfield": (_WRITES, "build the new array functionally (np.where, np.concatenate)"),
+    "setflags": (_WRITES, "leave it out: traced arrays are never written"),
+    "byteswap": (_MEMORY, "convert the values instead: `x.astype(dtype)`"),
+    "getfield": (_MEMORY, "convert the values instead: `x.astype(dtype)`"),
+    "tobytes": (_VALUES, "return the array from the traced function and convert it outside"),
+    "tofile": (_VALUES, "return the array from the traced function and save it outside (np.save)"),
+    "dump": (_VALUES, "return the array from the traced function and save it outside (np.save)"),
+    "dumps": (_VALUES, "return the array from the traced function and convert it outside"),
+    "to_device": ("a traced array stays on the device of the values it was computed from",
+                  "move the inputs before the call (`x.to('cuda')` outside the traced function)"),
+    "base": (_MEMORY, _OUTSIDE),
+    "ctypes": (_MEMORY, _OUTSIDE),
+    "flags": (_MEMORY, _OUTSIDE),
+    "strides": (_MEMORY, _OUTSIDE),
+}
+_NUMPY_REFUSED_ATTRIBUTES = {"base", "ctypes", "flags", "strides"}  # refused when read, not called
+
+# numpy's attributes that tracers answer (Tensors have ndarray's own)
+_NUMPY_ATTRIBUTES = {
+    "itemsize": lambda x: np.dtype(x.dtype).itemsize,
+    "nbytes": lambda x: np.dtype(x.dtype).itemsize * math.prod(x.shape),
+    "real": npa.real,
+    "imag": npa.imag,
+    "flat": npa.ravel,  # reading `x.flat[i]` works; writing is refused, as every write into a tracer
+}
 
 
 class TorchMethods:
-    """torch.Tensor's methods for `Tracer`: each has torch's name, signature and meaning (see the
-    module docstring for where numpy's spellings are accepted too, and where the two collide)."""
+    """The methods of `Tracer` and `avalon.Tensor`: torch.Tensor's with torch's signatures and
+    meanings, and numpy's where torch has none or numpy's keywords are used (see the module
+    docstring for the collisions)."""
 
     __slots__ = ()
+
+    def _in_place(self, name, kw, fix):
+        """numpy's in-place method `name` (called with numpy's keywords `kw`): an ndarray host (a
+        Tensor) runs numpy's own; a tracer refuses it."""
+        if isinstance(self, np.ndarray):
+            return getattr(np.ndarray, name)(self, **kw)
+        return self._trace.refuse(f"numpy's in-place .{name}(...) on a traced array", _WRITES, fix,
+                                  lambda: None)
 
     # shape
 
@@ -83,8 +200,9 @@ class TorchMethods:
                 lambda: self)
         return npa.reshape(self, _shape_args(shape))
 
-    def reshape(self, *shape, **kw):
-        return npa.reshape(self, _shape_args(shape) if shape else kw["shape"])
+    def reshape(self, *shape_args, shape=None, order="C", copy=None):
+        out = npa.reshape(self, _shape_args(shape_args) if shape_args else shape, order)
+        return npa.copy(out) if copy else out
 
     def view_as(self, other):
         return npa.reshape(self, other.shape)
@@ -97,7 +215,8 @@ class TorchMethods:
     def transpose(self, *dims):
         if len(dims) == 2 and all(isinstance(d, numbers.Integral) for d in dims):
             return npa.swapaxes(self, *dims)
-        return npa.transpose(self, _shape_args(dims) if dims else None)
+        dims = _shape_args(dims)
+        return npa.transpose(self, None if dims in ((), (None,)) else dims)
 
     def swapaxes(self, axis0, axis1):
         return npa.swapaxes(self, axis0, axis1)
@@ -109,16 +228,18 @@ class TorchMethods:
         return npa.expand_dims(self, dim)
 
     def squeeze(self, dim=None, axis=None):
-        return ta.squeeze(self, axis if axis is not None else dim)
+        return ta.squeeze(self, dim) if axis is None else npa.squeeze(self, axis)
 
-    def flatten(self, start_dim=0, end_dim=-1):
+    def flatten(self, start_dim=0, end_dim=-1, order=None):
+        if isinstance(start_dim, str) or order is not None:  # numpy's flatten(order): a copy
+            return npa.copy(npa.ravel(self, start_dim if order is None else order))
         return ta.flatten(self, start_dim, end_dim)
 
     def unflatten(self, dim, sizes):
         return ta.unflatten(self, dim, sizes)
 
-    def ravel(self):
-        return npa.ravel(self)
+    def ravel(self, order="C"):
+        return npa.ravel(self, order)
 
     def expand(self, *sizes):
         sizes = _shape_args(sizes)
@@ -132,7 +253,9 @@ class TorchMethods:
     def broadcast_to(self, shape):
         return npa.broadcast_to(self, shape)
 
-    def repeat(self, *sizes):
+    def repeat(self, *sizes, **kw):
+        if "axis" in kw:  # numpy's repeat(repeats, axis): each element repeated
+            return npa.repeat(self, *sizes, **kw)
         return npa.tile(self, _shape_args(sizes))
 
     def repeat_interleave(self, repeats, dim=None):
@@ -159,34 +282,37 @@ class TorchMethods:
     def clone(self):
         return npa.copy(self)
 
-    def copy(self):
+    def copy(self, order="C"):
         return npa.copy(self)
 
     # dtype and device
 
-    def astype(self, dtype):
-        return self if np.dtype(dtype) == self.dtype else ew.astype(self, dtype=np.dtype(dtype))
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        if not np.can_cast(self.dtype, dtype, casting):
+            raise ShapeError(f"astype: cannot cast {np.dtype(self.dtype)} to {np.dtype(dtype)} under "
+                             f"casting={casting!r}", fix="pass casting='unsafe' (numpy's default)")
+        return npa.astype(self, dtype, copy=copy)
 
     def float(self):
-        return self.astype(np.float32)
+        return npa.astype(self, np.float32, copy=False)
 
     def double(self):
-        return self.astype(np.float64)
+        return npa.astype(self, np.float64, copy=False)
 
     def half(self):
-        return self.astype(np.float16)
+        return npa.astype(self, np.float16, copy=False)
 
     def long(self):
-        return self.astype(np.int64)
+        return npa.astype(self, np.int64, copy=False)
 
     def int(self):
-        return self.astype(np.int32)
+        return npa.astype(self, np.int32, copy=False)
 
     def bool(self):
-        return self.astype(np.bool_)
+        return npa.astype(self, np.bool_, copy=False)
 
     def type_as(self, other):
-        return self.astype(other.dtype)
+        return npa.astype(self, other.dtype, copy=False)
 
     def to(self, *args, dtype=None, **kw):
         """`x.to(dtype)`, `x.to(other)` (its dtype); devices ('cpu', `avalon.device`) leave the array alone."""
@@ -195,27 +321,31 @@ class TorchMethods:
                 dtype = a.dtype
             elif not isinstance(a, (str, device)):
                 dtype = a
-        return self if dtype is None else self.astype(dtype)
+        return self if dtype is None else npa.astype(self, dtype, copy=False)
 
     def detach(self):
         return ta.detach(self)
 
-    # reductions (torch's dim/keepdim, numpy's axis/keepdims)
+    def register_hook(self, hook):
+        """`hook(grad)` sees the gradient flowing into this value at every `avalon.grad` call, and
+        may return a replacement; see `avalon.tracing.callbacks.register_hook`."""
+        from .callbacks import register_hook  # callbacks builds on tracers, which carry this table
 
-    def sum(self, dim=None, keepdim=False, dtype=None, **kw):
-        return ta.sum(self, dim, keepdim, dtype, **kw)
+        return register_hook(self, hook)
 
-    def mean(self, dim=None, keepdim=False, dtype=None, **kw):
-        return ta.mean(self, dim, keepdim, dtype, **kw)
+    # reductions (torch's dim/keepdim; numpy's axis/keepdims/out/ddof make them numpy's)
 
-    def prod(self, dim=None, keepdim=False, dtype=None, **kw):
-        return ta.prod(self, dim, keepdim, dtype, **kw)
-
-    def max(self, dim=None, keepdim=False, **kw):
-        return ta.max(self, dim, keepdim, **kw)
-
-    def min(self, dim=None, keepdim=False, **kw):
-        return ta.min(self, dim, keepdim, **kw)
+    sum = _reduction("sum", ta.sum, npa.sum, shared=("dtype",))
+    mean = _reduction("mean", ta.mean, npa.mean, shared=("dtype",))
+    prod = _reduction("prod", ta.prod, npa.prod, shared=("dtype",))
+    max = _reduction("max", ta.max, npa.max)
+    min = _reduction("min", ta.min, npa.min)
+    argmax = _reduction("argmax", ta.argmax, npa.argmax)
+    argmin = _reduction("argmin", ta.argmin, npa.argmin)
+    all = _reduction("all", ta.all, npa.all)
+    any = _reduction("any", ta.any, npa.any)
+    var = _spread("var", ta.var, npa.var)
+    std = _spread("std", ta.std, npa.std)
 
     def amax(self, dim=None, keepdim=False, **kw):
         return ta.amax(self, dim, keepdim, **kw)
@@ -223,37 +353,45 @@ class TorchMethods:
     def amin(self, dim=None, keepdim=False, **kw):
         return ta.amin(self, dim, keepdim, **kw)
 
-    def argmax(self, dim=None, keepdim=False, **kw):
-        return ta.argmax(self, dim, keepdim, **kw)
-
-    def argmin(self, dim=None, keepdim=False, **kw):
-        return ta.argmin(self, dim, keepdim, **kw)
-
-    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, ddof=None, **kw):
-        return ta.var(self, dim, unbiased, keepdim, correction=ddof if correction is None else correction, **kw)
-
-    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, ddof=None, **kw):
-        return ta.std(self, dim, unbiased, keepdim, correction=ddof if correction is None else correction, **kw)
-
     def logsumexp(self, dim, keepdim=False):
         return ta.logsumexp(self, dim, keepdim)
 
     def cumsum(self, dim=None, **kw):
-        return ta.cumsum(self, kw.pop("axis", dim), **kw)
+        return npa.cumsum(self, **_numpy_args("cumsum", kw, axis=(dim, None)))
 
     def cumprod(self, dim=None, **kw):
-        return ta.cumprod(self, kw.pop("axis", dim), **kw)
+        return npa.cumprod(self, **_numpy_args("cumprod", kw, axis=(dim, None)))
 
-    def all(self, dim=None, keepdim=False, **kw):
-        dim, keepdim = ta._dim(dim, keepdim, kw)
-        return npa.all(self, axis=dim, keepdims=keepdim)
-
-    def any(self, dim=None, keepdim=False, **kw):
-        dim, keepdim = ta._dim(dim, keepdim, kw)
-        return npa.any(self, axis=dim, keepdims=keepdim)
+    def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+        return npa.trace(self, offset, axis1, axis2, dtype, out)
 
     def norm(self, p="fro", dim=None, keepdim=False):
         return ta.norm(self, p, dim, keepdim)
+
+    # sorting and searching
+
+    def sort(self, dim=-1, descending=False, stable=False, **kw):
+        if kw:
+            kw = _numpy_args("sort", kw, axis=(dim, -1), stable=(stable, False))
+            return self._in_place("sort", kw, f"sort a copy: `x = np.sort(x, axis={kw.get('axis', -1)})`, "
+                                              "or take torch's `values, indices = x.sort(dim)`")
+        indices = self.argsort(dim, descending, stable)
+        return ta.values_indices(npa.take_along_axis(self, indices, dim), indices)
+
+    def argsort(self, dim=-1, descending=False, stable=False, **kw):
+        if kw:
+            return npa.argsort(self, **_numpy_args("argsort", kw, axis=(dim, -1), stable=(stable, False)))
+        # torch's order: ties keep their original order (stable), NaN sorts as the largest value
+        return so.argsort(self, axis=dim % self.ndim, kind="stable", descending=descending)
+
+    def argpartition(self, kth, axis=-1, kind="introselect", order=None):
+        return npa.argpartition(self, kth, axis, kind, order)
+
+    def searchsorted(self, v, side="left", sorter=None):
+        return npa.searchsorted(self, v, side, sorter)
+
+    def nonzero(self, *, as_tuple=False):
+        return npa.nonzero(self) if as_tuple else npa.argwhere(self)
 
     # elementwise
 
@@ -274,10 +412,18 @@ class TorchMethods:
     def sign(self): return ew.sign(self)
     def floor(self): return ew.floor(self)
     def ceil(self): return ew.ceil(self)
-    def round(self, decimals=0): return npa.round(self, decimals)
     def isnan(self): return ew.isnan(self)
     def isfinite(self): return ew.isfinite(self)
     def isinf(self): return ew.isinf(self)
+
+    def round(self, decimals=0, out=None):
+        return npa.round(self, decimals, out)
+
+    def conj(self):
+        """The complex conjugate: the array itself for a real dtype (as torch's)."""
+        return np.conjugate(self) if np.issubdtype(self.dtype, np.complexfloating) else self
+
+    conjugate = conj
 
     def pow(self, exponent):
         return ew.power(self, exponent)
@@ -285,8 +431,8 @@ class TorchMethods:
     def clamp(self, min=None, max=None):
         return ew.clip(self, min, max)
 
-    def clip(self, min=None, max=None, **kw):
-        return ew.clip(self, kw.pop("a_min", min), kw.pop("a_max", max))
+    def clip(self, min=None, max=None, out=None, **kw):
+        return npa.clip(self, kw.pop("a_min", min), kw.pop("a_max", max), out, **kw)
 
     def softmax(self, dim):
         return ta.softmax(self, dim)
@@ -309,14 +455,31 @@ class TorchMethods:
     def bmm(self, other):
         return ta.bmm(self, other)
 
-    def dot(self, other):
-        return npa.dot(self, other)
+    def dot(self, other, out=None):
+        return npa.dot(self, other, out)
 
     def masked_fill(self, mask, value):
         return ta.masked_fill(self, mask, value)
 
     def where(self, condition, other):
         return ew.where(condition, self, other)
+
+    # indexing
+
+    def take(self, indices, axis=None, out=None, mode="raise"):
+        return npa.take(self, indices, axis, out, mode)
+
+    def take_along_dim(self, indices, dim=None):
+        return ta.take_along_dim(self, indices, dim)
+
+    def diagonal(self, offset=0, dim1=0, dim2=1, *, axis1=None, axis2=None):
+        return npa.diagonal(self, offset, dim1 if axis1 is None else axis1, dim2 if axis2 is None else axis2)
+
+    def compress(self, condition, axis=None, out=None):
+        return npa.compress(condition, self, axis, out)
+
+    def choose(self, choices, out=None, mode="raise"):
+        return npa.choose(self, choices, out, mode)
 
     def gather(self, dim, index):
         return ta.gather(self, dim, index)
@@ -330,11 +493,28 @@ class TorchMethods:
     def scatter_add(self, dim, index, src):
         return ta.scatter_add(self, dim, index, src)
 
+    def put(self, index, source, accumulate=False, **kw):
+        """torch's put, out of place: the array (read flat) with `source` written at the flat
+        positions `index` (added there with `accumulate`). numpy's `put(ind, v, mode=...)` writes in
+        place: a Tensor does it, a tracer refuses it."""
+        if kw:
+            return self._in_place("put", dict(indices=index, values=source, **kw),
+                                  "write out of place: `x = x.put(index, source)` (torch's put)")
+        flat = npa.ravel(self)
+        index = ew.remainder(npa.ravel(npa.index_array(index)), flat.shape[0])  # negatives from the end
+        at = dict(key=(ix.Slot(0),), shape=tuple(flat.shape))
+        if not accumulate:
+            flat = ew.where(ix.scatter_add(npa.ones_like(index), index, **at) > 0, 0, flat)
+        placed = ix.scatter_add(npa.astype(npa.ravel(source), self.dtype, copy=False), index, **at)
+        return npa.reshape(flat + placed, self.shape)
+
     def tril(self, diagonal=0):
         return ta.tril(self, diagonal)
 
     def triu(self, diagonal=0):
         return ta.triu(self, diagonal)
+
+    # comparisons and arithmetic
 
     def eq(self, other): return ew.equal(self, other)
     def ne(self, other): return ew.not_equal(self, other)
@@ -368,11 +548,12 @@ class TorchMethods:
         return np.asarray(self)  # refused by Tracer.__array__, at the user's line
 
     def __getattr__(self, name):
-        # torch's in-place methods (`x.add_(1)`, `x.zero_()`) exist, so hasattr sees them; calling one
-        # is refused at the user's line.
+        # Reached only for names the class lacks: on a Tensor, ndarray has all of numpy's.
         stem = name[:-1]
         if name in _INPLACE_ONLY or (name.endswith("_") and not name.startswith("_") and
                                      callable(getattr(type(self), stem, None))):
+            # torch's in-place methods exist, so hasattr sees them; calling one is refused at the
+            # user's line.
             return lambda *args, **kwargs: self._trace.refuse(
                 f"in-place method .{name}() on a traced array",
                 "in-place updates change values that other recorded operations already read, so the "
@@ -381,5 +562,13 @@ class TorchMethods:
                 and hasattr(type(self), stem) else
                 "build a new array instead (avalon.zeros_like, np.where, masked_fill, avalon.index_add)",
                 lambda: self)
+        if name in _NUMPY_ATTRIBUTES:
+            return _NUMPY_ATTRIBUTES[name](self)
+        if name in _NUMPY_REFUSED:
+            why, fix = _NUMPY_REFUSED[name]
+            if name in _NUMPY_REFUSED_ATTRIBUTES:
+                return self._trace.refuse(f"numpy's .{name} of a traced array", why, fix, lambda: None)
+            return lambda *args, **kwargs: self._trace.refuse(
+                f"numpy's .{name}() on a traced array", why, fix, lambda: None)
         raise AttributeError(f"traced arrays have no attribute {name!r} (they follow numpy functions "
                              "and torch.Tensor methods; see avalon.tracing.methods)")
