@@ -40,9 +40,13 @@ def backward(trace, output, wrt, seed):
     """Append the backward pass of `output` (a node) to `trace`'s tape; return gradient tracers
     (one per node in `wrt`; None where no gradient reaches it). `seed` is the output's cotangent.
 
+    Gradient hooks (`trace.grad_hooks`: a module's backward hooks, `Tensor.register_hook`) registered
+    on a node run when the walk reaches it, before its rule: all of its gradient has arrived and none
+    has been passed on, so a hook sees it whole and may replace it in `grads`.
+
     For readers of the tape (the workbench's stepper), `tape.meta` links the passes by node id
-    (ids survive tape copies): "rule_of" maps each backward node to the forward call whose rule
-    emitted it, "grads" each node to its gradient.
+    (ids survive tape copies): "rule_of" maps each backward node to the forward node whose rule (or
+    gradient hook) emitted it, "grads" each node to its gradient.
     """
     tape = trace.tape
     active = active_nodes(tape, output, wrt, trace.no_grad)
@@ -52,10 +56,13 @@ def backward(trace, output, wrt, seed):
     trace.phase = "backward"
     try:
         for node in reversed(list(tape.nodes)):
+            start = len(tape.nodes)
+            for fire in trace.grad_hooks.get(node, ()):  # every gradient into `node` is in, none passed on
+                trace.origin = node
+                fire(grads)
             if isinstance(node, Call) and node in active and node in grads:
-                start = len(tape.nodes)
                 _apply_rule(trace, node, grads, active)
-                rule_of.update((n.id, node.id) for n in tape.nodes[start:])
+            rule_of.update((n.id, node.id) for n in tape.nodes[start:])
     finally:
         trace.phase, trace.origin = saved
     tape.meta.setdefault("grads", {}).update((n.id, g._node.id) for n, g in grads.items())

@@ -14,12 +14,13 @@ from ..tape import Call, Const, Input, Node
 def dead_code(tape):
     """Remove calls and constants no output needs.
 
-    Inputs stay (they are the function's signature), and so do random draws: each one advances the
-    generator, so dropping an unused draw would change every later one.
+    Inputs stay (they are the function's signature), and so do random draws and effects: a draw
+    advances the generator, so dropping an unused one would change every later one, and an effect
+    (a hook's host callback) is there for what it does, not for its value.
     """
     live = set(tape.outputs)
     for n in reversed(tape.nodes):
-        if isinstance(n, Call) and (n in live or n.prim.random):
+        if isinstance(n, Call) and (n in live or n.prim.pinned):
             live.add(n)
             live.update(n.inputs)
     return tape.copy(drop={n for n in tape.nodes if n not in live and not isinstance(n, Input)})
@@ -40,11 +41,11 @@ def _key(value):
 
 
 def common_subexpressions(tape):
-    """Merge calls of the same primitive on the same operands and parameters (random draws excepted:
-    two draws are two different samples)."""
+    """Merge calls of the same primitive on the same operands and parameters (random draws and
+    effects excepted: two draws are two different samples, two callbacks two calls)."""
     seen, replace = {}, {}
     for n in tape.nodes:
-        if not isinstance(n, Call) or n.prim.random:
+        if not isinstance(n, Call) or n.prim.pinned:
             continue
         key = (id(n.prim), _key([replace.get(a, a) for a in n.args]), _key(n.params))
         if key in seen:
@@ -62,7 +63,7 @@ def constant_folding(tape):
     """
     replace = {}
     for n in tape.nodes:
-        if not isinstance(n, Call) or n.prim.random:
+        if not isinstance(n, Call) or n.prim.pinned:
             continue
         args = [replace.get(a, a) for a in n.args]
         if all(isinstance(a, Const) for a in args if isinstance(a, Node)):
@@ -145,9 +146,9 @@ def buffer_plan(tape):
 
     Memory belongs to its root (see `memory_roots`); a root is dead once the last user of every value
     that may share it has run. Only the buffers of `out`-style primitives are recycled (never inputs,
-    constants, views, or anything an output may share), into calls that take `out=` and produce the
-    same shape and dtype. A buffer is freed after the call that last reads it, so no call ever writes
-    into one of its own operands.
+    constants, views, anything an output may share, or anything an effect hands to Python, which
+    may keep it), into calls that take `out=` and produce the same shape and dtype. A buffer is freed
+    after the call that last reads it, so no call ever writes into one of its own operands.
     """
     order = {n: i for i, n in enumerate(tape.nodes)}
     end = len(tape.nodes)
@@ -155,7 +156,7 @@ def buffer_plan(tape):
     for n in tape.nodes:
         if isinstance(n, Call):
             for a in n.inputs:
-                last[a] = order[n]
+                last[a] = end if n.prim.effect else order[n]
     for o in tape.outputs:
         last[o] = end
     roots = memory_roots(tape)

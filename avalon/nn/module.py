@@ -27,6 +27,7 @@ from ..tracing import current, scope
 from ..tensor import Tensor, is_torch_tensor, plain, wrap
 from ..tracing.tracer import Tracer
 from .errors import input_error
+from .hooks import ModuleHooks, call_with_hooks
 
 
 class Parameter(Tensor):
@@ -86,9 +87,10 @@ def _as_buffer(value):
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-class Module:
+class Module(ModuleHooks):
     """Base class of every layer and model (PyTorch's `nn.Module`): subclass it, call
-    `super().__init__()`, assign parameters, buffers and submodules as attributes, define `forward`."""
+    `super().__init__()`, assign parameters, buffers and submodules as attributes, define `forward`.
+    Hooks (`register_forward_hook` …) are in `avalon.nn.hooks`."""
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -190,8 +192,7 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         if current() is not None:
-            with scope(self):
-                return self.forward(*args, **kwargs)
+            return _run_module(self, *args, **kwargs)
         return cache.call(_run_module, (self,) + args, kwargs)
 
     # traversal (PyTorch's order: pre-order over modules, own entries first, duplicates once)
@@ -480,7 +481,8 @@ def shape_error(layer, expected, actual, why=""):
 
 def _run_module(module, *args, **kwargs):
     with scope(module):
-        return module.forward(*args, **kwargs)
+        hooks = module.__dict__.get("_hooks")  # present only while the module has hooks
+        return call_with_hooks(module, hooks, args, kwargs) if hooks else module.forward(*args, **kwargs)
 
 
 # The Module as a holder of named arrays (see avalon.tree).

@@ -13,23 +13,32 @@ class Primitive:
     """A named operation with a namespace-generic forward `impl` and, once registered, a `vjp` rule.
 
     Flags tell the compiler what it may do: `random` (drawn afresh at every replay: never folded or
-    merged), `view` (may return a view of an argument: its buffer is never recycled), `out` (accepts
-    `out=`: buffer reuse may write into a dead buffer). `linear_in` lists operand positions that carry
-    no gradient (integer indices), so differentiation skips them.
+    merged), `effect` (calls back into Python at every replay, as a hook does: never removed, folded
+    or merged, and its operands' buffers are never recycled, since that code may keep them), `view`
+    (may return a view of an argument: its buffer is never recycled), `out` (accepts `out=`: buffer
+    reuse may write into a dead buffer). `linear_in` lists operand positions that carry no gradient
+    (integer indices), so differentiation skips them.
     """
 
-    def __init__(self, name, impl, *, xp_name=None, random=False, view=False, out=False,
+    def __init__(self, name, impl, *, xp_name=None, random=False, effect=False, view=False, out=False,
                  differentiable=True, doc=None):
         self.name = name
         self.impl = impl
         self.xp_name = xp_name
         self.random = random
+        self.effect = effect
         self.view = view
         self.out = out
         self.differentiable = differentiable
         self.vjp = None
         self.__doc__ = doc or impl.__doc__
         PRIMITIVES[name] = self
+
+    @property
+    def pinned(self):
+        """Whether every replay must run this call where it stands: a random draw advances the
+        generator, an effect calls into Python; neither may be removed, folded or merged."""
+        return self.random or self.effect
 
     def __call__(self, *args, **params):
         from ..tracing.context import bind

@@ -38,6 +38,7 @@ class Trace:
         self.grad_enabled = True  # torch's grad mode (avalon.no_grad): calls recorded while off get no gradient
         self.no_grad = set()  # the nodes recorded while it was off
         self.checkpoints = {}  # forward call -> the checkpointed segment holding it (avalon.utils.checkpoint)
+        self.grad_hooks = {}  # node -> [fire(grads)]: gradient hooks, run when the backward walk reaches it
         self._consts = {}
 
     @contextlib.contextmanager
@@ -135,8 +136,11 @@ class Trace:
         self._consts[id(value)] = (value, node)  # holding `value` keeps its id from being reused
         return node
 
-    def record(self, prim, args, params):
-        """Run `prim` on the values behind `args` and append its `Call`; a tracer of the result."""
+    def record(self, prim, args, params, value=None):
+        """Run `prim` on the values behind `args` and append its `Call`; a tracer of the result.
+
+        `value` is the result when the caller already has it (a host callback that ran its hook
+        itself, so that the hook's own errors reach the user as they are): `prim` is not run again."""
         from .tracer import Tracer
 
         nodes, values = [], []
@@ -155,7 +159,7 @@ class Trace:
                 nodes.append(a)
                 values.append(a)
         try:
-            out = prim.impl(*values, **params)
+            out = prim.impl(*values, **params) if value is None else value
         except _OPERAND_ERRORS as exc:
             raise operand_error(prim, values, params, exc, self.last_node()) from None
         if not is_array(out):
@@ -233,6 +237,19 @@ def bind(prim, args, params):
         return wrap(prim.impl(*args, **params))
     except _OPERAND_ERRORS as exc:
         raise operand_error(prim, args, params, exc) from None
+
+
+@contextlib.contextmanager
+def suspended():
+    """Run Python code eagerly in the middle of a trace: inside, `current()` is None, so avalon calls
+    on concrete arrays compute at once instead of recording (a hook called with the values seen while
+    tracing). Tracers used inside still record onto their own trace."""
+    saved = _active[:]
+    _active.clear()
+    try:
+        yield
+    finally:
+        _active[:] = saved
 
 
 def refuse(construct, why, fix, fallback):
