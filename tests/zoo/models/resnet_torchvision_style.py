@@ -227,8 +227,8 @@ def loss_fn(model, images, labels):
 
 def example_batch():
     torch.manual_seed(0)
-    images = torch.randn(2, 3, 32, 32)
-    labels = torch.randint(0, 10, (2,))
+    images = torch.randn(4, 3, 64, 64)
+    labels = torch.randint(0, 10, (4,))
     return images, labels
 
 
