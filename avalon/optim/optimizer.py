@@ -189,6 +189,12 @@ class Optimizer:
                 if state:  # stateless updates (SGD without momentum) keep no entry, as in PyTorch
                     self.state[param] = state
 
+    def zero_grad(self, set_to_none=True):
+        """Nothing to clear: `avalon.grad` returns fresh gradients at every call instead of
+        accumulating them on the parameters, and `step` takes them as its argument. Exists so that
+        ported PyTorch training loops (`opt.zero_grad(); ...; opt.step(...)`) run unchanged; it
+        changes neither the parameters nor the optimiser's state."""
+
     def _update(self, param, grad, state, group, temps):
         """Update `param` and the arrays of `state` in place from `grad` (read only), using the scratch
         arrays `temps` (`_temporaries` of them, shaped like `param`) for intermediate values."""
