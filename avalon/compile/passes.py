@@ -156,7 +156,7 @@ def buffer_plan(tape):
     for n in tape.nodes:
         if isinstance(n, Call):
             for a in n.inputs:
-                last[a] = end if n.prim.effect else order[n]
+                last[a] = max(last[a], end if n.prim.effect else order[n])
     for o in tape.outputs:
         last[o] = end
     roots = memory_roots(tape)
