@@ -75,6 +75,7 @@ class _GradMode:
     enabled = True
 
     def __enter__(self):
+        # a stack: one instance (a module-level `frozen = avalon.no_grad()`) may be entered again inside itself
         self.__dict__.setdefault("_undo", []).append(_switch(self.enabled))
 
     def __exit__(self, *exc):
@@ -93,9 +94,6 @@ class _GradMode:
             with _scope(enabled):
                 return fn(*args, **kwargs)
         return wrapper
-
-    def __repr__(self):
-        return f"avalon.{type(self).__name__}()"
 
 
 def _in_scope(gen, enabled):

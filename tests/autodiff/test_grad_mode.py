@@ -284,3 +284,14 @@ def test_bad_arguments_are_refused_with_what_to_do():
     with pytest.raises(avalon.AvalonError, match="no_grad\\(\\) takes no arguments"):
         avalon.no_grad(5)
     assert avalon.is_grad_enabled()
+
+
+def test_one_scope_object_may_be_entered_again_inside_itself():
+    frozen = avalon.no_grad()
+    with frozen:
+        with avalon.enable_grad():
+            with frozen:
+                assert not avalon.is_grad_enabled()
+            assert avalon.is_grad_enabled()
+        assert not avalon.is_grad_enabled()
+    assert avalon.is_grad_enabled()
