@@ -8,10 +8,11 @@ user's line: iteration, bool/int/float, in-place writes, coercion to ndarray, fu
 import numpy as np
 
 from .. import numpy_api as npa
+from .. import torch_api as ta
 from .. import numpy_ufuncs
-from ..backend import device_of
+from ..backend import device_of, is_inexact
 from ..ops import elementwise as ew
-from ..tape import Input
+from ..tape import Call, Input
 from ..tensor import device
 from .methods import TorchMethods
 from .source import public_name
@@ -73,6 +74,49 @@ class Tracer(TorchMethods):
     def node(self):
         """The tape node this tracer stands for."""
         return self._node
+
+    @property
+    def requires_grad(self):
+        """torch's flag, as eager PyTorch would set it here: a floating value that depends, through
+        differentiable calls recorded with gradients enabled, on a trainable parameter."""
+        return _requires_grad(self._trace, self._node)
+
+    # torch's in-place methods. On a *fresh* value (made by the traced code and not read by anything
+    # yet, nor a view of another) an in-place method is exact as a new node that the tracer now
+    # stands for: nothing else saw the old value, so no recorded call reads a stale one. This is how
+    # `x.new_empty(shape).bernoulli_(p).div_(p)` (stochastic depth) traces, drawing afresh at each
+    # replay. On anything else it is refused (TorchMethods.__getattr__).
+
+    def __getattr__(self, name):
+        if name.endswith("_") and not name.startswith("_") and _is_fresh(self):
+            compute = _FRESH_INPLACE.get(name)
+            stem = getattr(type(self), name[:-1], None)
+            if compute is not None or callable(stem):
+                def method(*args, **kwargs):
+                    result = (compute or stem)(self, *args, **kwargs)
+                    return _rebind(self, result, name)
+
+                return method
+        return super().__getattr__(name)
+
+    def new_zeros(self, *size, dtype=None, **_):
+        return self._fresh_constant(ta.zeros(*size, dtype=dtype or self.dtype))
+
+    def new_ones(self, *size, dtype=None, **_):
+        return self._fresh_constant(ta.ones(*size, dtype=dtype or self.dtype))
+
+    def new_full(self, size, fill_value, dtype=None, **_):
+        return self._fresh_constant(ta.full(size, fill_value, dtype=dtype or self.dtype))
+
+    def new_empty(self, *size, dtype=None, **_):
+        return self._fresh_constant(ta.zeros(*size, dtype=dtype or self.dtype))  # never read uninitialised
+
+    def new_tensor(self, data, dtype=None, **_):
+        return self._fresh_constant(ta.tensor(data, dtype=dtype or self.dtype))
+
+    def _fresh_constant(self, array):
+        """A constant of the tape that only the caller holds (so in-place methods may fill it)."""
+        return Tracer(self._trace.const(array), self._trace)
 
     def __repr__(self):
         return f"Tracer({self._node.type_str}, {self._node.label})"
@@ -283,6 +327,68 @@ class Tracer(TorchMethods):
             "could give a silently wrong gradient)",
             _REGISTER_HINT.format(fn=ref, short=short),
             fallback)
+
+
+def _requires_grad(trace, node):
+    requiring = set()
+    for n in trace.tape.nodes:
+        if isinstance(n, Input):
+            if n.role == "param":
+                requiring.add(n)
+        elif isinstance(n, Call) and n.prim.differentiable and n not in trace.no_grad and \
+                is_inexact(n.dtype) and any(a in requiring for a in n.inputs):
+            requiring.add(n)
+        if n is node:
+            break
+    return node in requiring
+
+
+def _is_fresh(tracer):
+    node, tape = tracer._node, tracer._trace.tape
+    if isinstance(node, Input) or isinstance(node, Call) and node.prim.view or node in tape.outputs:
+        return False
+    return not any(node in n.inputs for n in tape.nodes if isinstance(n, Call))
+
+
+def _rebind(tracer, result, name):
+    """Make `tracer` stand for `result` (what its in-place method computed), with torch's rules: the
+    shape stays, and the dtype too when the result can be cast to it."""
+    if not isinstance(result, Tracer):
+        result = Tracer(tracer._trace.const(result), tracer._trace)
+    if tuple(np.broadcast_shapes(result.shape, tracer.shape)) != tuple(tracer.shape):
+        return tracer._trace.refuse(
+            f"in-place .{name}() whose result has shape {tuple(result.shape)}, not the array's {tuple(tracer.shape)}",
+            "an in-place method cannot change the shape of the array it writes into", "use the "
+            "out-of-place form and bind the result", lambda: tracer)
+    if result.dtype != tracer.dtype:
+        if not np.can_cast(result.dtype, tracer.dtype, casting="same_kind"):
+            return tracer._trace.refuse(
+                f"in-place .{name}() giving {result.dtype} into a {tracer.dtype} array", "torch refuses "
+                "results that cannot be stored in the array's dtype", "convert first (x = x.float())",
+                lambda: tracer)
+        result = result.astype(tracer.dtype)
+    if tuple(result.shape) != tuple(tracer.shape):
+        result = npa.broadcast_to(result, tracer.shape)
+    tracer._node = result._node
+    return tracer
+
+
+def _random_like(tracer, draw):
+    return draw(ta.rand(*tracer.shape, dtype=tracer.dtype if is_inexact(tracer.dtype) else np.float32))
+
+
+# In-place methods that are not `name_` of a method, on fresh tracers (recorded, so a replay draws
+# its random numbers afresh).
+_FRESH_INPLACE = {
+    "zero_": lambda t: ta.zeros(*t.shape, dtype=t.dtype),
+    "fill_": lambda t, value: ta.full(t.shape, value, dtype=t.dtype) if not isinstance(value, Tracer)
+    else npa.broadcast_to(value.astype(t.dtype), t.shape),
+    "copy_": lambda t, src, non_blocking=False: npa.broadcast_to(ta.as_tensor(src) if not isinstance(src, Tracer)
+                                                                 else src, t.shape),
+    "uniform_": lambda t, a=0.0, b=1.0, generator=None: _random_like(t, lambda u: u * (b - a) + a),
+    "normal_": lambda t, mean=0.0, std=1.0, generator=None: ta.randn(*t.shape, dtype=t.dtype) * std + mean,
+    "bernoulli_": lambda t, p=0.5, generator=None: _random_like(t, lambda u: (u < p).astype(t.dtype)),
+}
 
 
 def _value(x):
