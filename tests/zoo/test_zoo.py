@@ -305,9 +305,9 @@ def test_sampled_generation_has_torch_shapes(name):
 
 
 @pytest.mark.parametrize("name", _with_file("probe"))
-def test_what_hooks_stored_matches(name):
-    """Values that forward hooks stored (or metrics computed from the outputs), on two calls with
-    different inputs: the second call must not replay the first one's values."""
+def test_probe_matches(name):
+    """What a file reads after forward calls (activations its hooks stored, its evaluation metrics), on
+    two calls with different inputs: the second call must not replay the first one's values."""
     ours, theirs = pair(name)
     ours.eval()
     theirs.eval()

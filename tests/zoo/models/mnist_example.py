@@ -52,8 +52,7 @@ def make_model():
 
 def make_optimizer(model):
     optimizer = optim.Adadelta(model.parameters(), lr=1.0)
-    scheduler = StepLR(optimizer, step_size=1, gamma=0.7)
-    scheduler.step()  # the example steps the schedule once per epoch: this is the second epoch's rate
+    optimizer.scheduler = StepLR(optimizer, step_size=1, gamma=0.7)  # the script steps it after each epoch
     return optimizer
 
 
