@@ -6,10 +6,11 @@ then read those recomputed values instead of the forward ones. The forward inter
 used by nothing after the forward pass, so they die there, and the compiled replay's buffer plan
 recycles their memory; only the segment's inputs and outputs stay alive until its backward pass.
 
-Random draws are not re-emitted: the recomputation reads the forward draw, so a dropout mask is the
-same in both passes. The segment's inputs reach the recomputation through `recompute`, an identity
-call, so that common-subexpression elimination cannot merge the recomputed calls back into the
-forward ones (which would keep the forward intermediates alive and undo the saving).
+Random draws and effects (a hook's call into Python) are not re-emitted: the recomputation reads
+their forward results, so a dropout mask is the same in both passes and a hook runs once. The
+segment's inputs reach the recomputation through `recompute`, an identity call, so that
+common-subexpression elimination cannot merge the recomputed calls back into the forward ones
+(which would keep the forward intermediates alive and undo the saving).
 """
 import contextlib
 
@@ -60,21 +61,21 @@ def values_for_rule(trace, node):
 
 
 def _re_emit(trace, seg):
-    """Append a copy of each deterministic call of `seg` to the tape, reading the segment's inputs
-    (and its random draws) through `recompute` calls; {forward node: its recomputed node}."""
+    """Append a copy of each call of `seg` but random draws and effects (`pinned`) to the tape, reading
+    the segment's inputs and those calls' results through `recompute`; {forward node: its recomputed node}."""
     copies = {}
 
     def operand(a):
         if not isinstance(a, Node) or isinstance(a, Const):
             return a
-        if a not in copies:  # a segment input or a random draw, read once through `recompute`
+        if a not in copies:  # a segment input, a draw or an effect's result: read once through `recompute`
             copies[a] = _append(trace, a, Call(recompute, [a], {}, a.shape, a.dtype))
         return copies[a]
 
     for n in seg.calls:
-        if not n.prim.random:
+        if not n.prim.pinned:
             copies[n] = _append(trace, n, Call(n.prim, [operand(a) for a in n.args], n.params, n.shape, n.dtype))
-    return {n: copies[n] for n in seg.calls if not n.prim.random}
+    return {n: copies[n] for n in seg.calls if not n.prim.pinned}
 
 
 def _append(trace, like, node):

@@ -179,6 +179,20 @@ def test_dropout_inside_a_segment_is_drawn_once_and_its_mask_reused(rng):
         assert_same_grads(grads, expected)
 
 
+def test_a_forward_hook_inside_a_segment_runs_once_per_step(rng):
+    def calls_per_step(segments):
+        layers = stack(4, 8)
+        seen = []
+        layers[1].register_forward_hook(lambda module, args, out: seen.append(float(out.sum())))
+        model = Deep(layers, segments)
+        x = rng.standard_normal((3, 8)).astype(np.float32)
+        for _ in range(3):  # traced, then replayed
+            avalon.grad(loss, model, x)
+        return len(seen)
+
+    assert calls_per_step(2) == calls_per_step(0)
+
+
 def test_no_grad_inside_a_segment_stays_cut_in_the_recomputation(rng):
     def block(x, W):
         with avalon.no_grad():
