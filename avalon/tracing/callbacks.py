@@ -135,15 +135,16 @@ def register_hook(x, hook):
     every `avalon.grad` call (traced or replayed); a returned array replaces that gradient. `x` is a
     traced value (or a Tensor a hook was given for one). Returns a `RemovableHandle`."""
     if not isinstance(x, Tracer):
-        standin = _standins.get(id(x))
-        if (standin is None or standin[0] is not x) and _replaying:
+        standin = _standins.get(id(x), (None, None))
+        if standin[0] is x:
+            x = standin[1]
+        elif _replaying:
             return RemovableHandle(None)  # registered on the tape when this hook ran while tracing
-        if standin is None or standin[0] is not x:
+        else:
             raise AvalonError(
                 "register_hook on an array outside traced code: no gradient flows into it here\n"
                 "  fix: register the hook inside the function you pass to avalon.grad, on the traced "
                 "value (in forward, or in a forward hook on the output it is given)")
-        x = standin[1]
     node, trace = x._node, x._trace
     who = f"gradient hook {describe(hook)}"
 
