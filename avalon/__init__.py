@@ -11,7 +11,7 @@ follows PyTorch (`avalon.cat`, `avalon.softmax`, `avalon.nn` …) and numpy code
 import numpy as _np
 
 from . import backend, ops, rules, tree
-from .autodiff import GradcheckResult, clear_cache, grad, grad_tape, gradcheck, jit, value_and_grad
+from .autodiff import GradcheckResult, clear_cache, grad, grad_tape, gradcheck, value_and_grad
 from .autodiff.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .compile import compile_tape
 from .errors import AvalonError, GradientError, ShapeError, UnsupportedConstruct
@@ -20,6 +20,10 @@ from .tape import Call, Const, Input, Location, Node, Tape
 from .torch_api import *  # noqa: F401,F403 - the torch-named functions are the public API
 from . import torch_api as _torch_api
 from .torch_api import manual_seed
+from . import torch_select as _torch_select
+from .torch_select import *  # noqa: F401,F403 - topk, nonzero, multinomial
+from .torch_types import *  # noqa: F401,F403 - Size, finfo, iinfo, default dtype, _assert
+from .threads import get_num_threads, set_num_threads
 from .tensor import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor, LongTensor,
                      Tensor, device)
 from .tensor import taking_torch_tensors as _taking_torch_tensors
@@ -29,6 +33,7 @@ from .tree import Grads, register_container, register_holder
 
 Tensor.adopt(_TorchMethods)  # one method table, two hosts: tracers and Tensors
 _taking_torch_tensors(globals(), _torch_api.__all__)  # ported code may pass torch tensors to any of them
+_taking_torch_tensors(globals(), _torch_select.__all__ + ["is_floating_point"])
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int8, int16, int32, int64, uint8 = _np.int8, _np.int16, _np.int32, _np.int64, _np.uint8
@@ -36,6 +41,7 @@ bool_ = _np.bool_
 long, int, float, double, half = _np.int64, _np.int32, _np.float32, _np.float64, _np.float16
 
 from . import data, nn, optim, utils  # noqa: E402 - the subpackages users reach as avalon.nn etc.
+from . import backends, cuda, jit  # noqa: E402 - torch.backends, torch.cuda, torch.jit for ported scripts
 from .io import load, save  # noqa: E402 - checkpoints: avalon.save(model, path), avalon.load(path)
 from .ops.special import erf  # noqa: E402 - torch.erf (exact GELU in ported code)
 from .train import History, fit  # noqa: E402 - the training loop: avalon.fit(...) -> History

@@ -49,8 +49,14 @@ def is_inexact(dtype):
 
 
 def default_float():
-    """The float dtype of creation functions (float32, as in PyTorch)."""
+    """The float dtype of creation functions (float32, as in PyTorch, unless `set_default_float` changed it)."""
     return _FLOAT_DEFAULT
+
+
+def set_default_float(dtype):
+    """Make `dtype` (a floating dtype) the one creation functions use (`avalon.set_default_dtype`)."""
+    global _FLOAT_DEFAULT
+    _FLOAT_DEFAULT = np.dtype(dtype).type
 
 
 def device_of(x):

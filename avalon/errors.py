@@ -78,3 +78,8 @@ class ShapeError(_Located, AvalonError, ValueError):
 
 class GradientError(AvalonError):
     """A gradient was asked for in a way that has no answer (e.g. a non-scalar output without a seed)."""
+
+
+class DtypeError(AvalonError, TypeError):
+    """A value has a dtype (or type) a function cannot take: `avalon.finfo(avalon.int32)`,
+    `set_default_dtype(avalon.int64)` (a TypeError, as in PyTorch)."""

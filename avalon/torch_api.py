@@ -14,7 +14,7 @@ import numpy as np
 
 from . import numpy_api as npa
 from .backend import default_float
-from .errors import ShapeError
+from .errors import AvalonError, ShapeError
 from .ops import elementwise as ew
 from .ops import index as ix
 from .ops import random as rnd
@@ -439,8 +439,16 @@ def masked_fill(input, mask, value):
     return ew.where(mask, value, input)
 
 
-def where(condition, input, other):
-    """`input` where `condition` holds, else `other` (all broadcast)."""
+def where(condition, input=None, other=None):
+    """`input` where `condition` holds, else `other` (all broadcast). With `condition` alone, the
+    indices where it holds, `nonzero(condition, as_tuple=True)` (refused in traced code)."""
+    if input is None and other is None:
+        from .torch_select import nonzero
+
+        return nonzero(condition, as_tuple=True)
+    if input is None or other is None:
+        raise AvalonError("where(condition, input, other) needs both input and other (or neither, for the "
+                          "indices where condition holds)")
     return ew.where(condition, input, other)
 
 

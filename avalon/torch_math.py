@@ -1,9 +1,11 @@
 """PyTorch's elementwise math, linear algebra and activations under their torch names, on plain
 arrays and tracers alike (exported as `avalon.*` through `avalon.torch_api`)."""
+import warnings
+
 import numpy as np
 
 from . import numpy_api as npa
-from .errors import ShapeError
+from .errors import AvalonError, DtypeError, ShapeError
 from .numpy_ufuncs import UFUNCS
 from .ops import elementwise as ew
 from .ops import nn as nn_ops
@@ -183,6 +185,45 @@ def outer(input, vec2):
     return npa.outer(input, vec2)
 
 
+def meshgrid(*tensors, indexing=None):
+    """Coordinate grids from 1-D (or 0-D) arrays, given one by one or as one list: for n arrays of
+    lengths L1 … Ln, n arrays of shape (L1, …, Ln) ('ij', the default) or, with `indexing='xy'`,
+    with the first two dimensions swapped (numpy's and matplotlib's x, y). As torch, leaving
+    `indexing` out warns (the default may change there); pass it to say which you mean.
+
+    >>> ii, jj = avalon.meshgrid(avalon.arange(H), avalon.arange(W), indexing="ij")
+    """
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        warnings.warn("avalon.meshgrid: pass the indexing argument (indexing='ij' is the default used now, "
+                      "indexing='xy' swaps the first two dimensions), as torch will require", UserWarning,
+                      stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise AvalonError(f"meshgrid: indexing must be 'ij' or 'xy', not {indexing!r}")
+    if not tensors:
+        raise ShapeError("meshgrid needs at least one array")
+    if any(t.ndim > 1 for t in tensors):
+        raise ShapeError(f"meshgrid takes 0-D or 1-D arrays, got shapes {[tuple(t.shape) for t in tensors]}",
+                         fix="flatten them first (x.reshape(-1))")
+    if len({np.dtype(t.dtype) for t in tensors}) > 1:
+        raise DtypeError(f"meshgrid: the arrays must have one dtype, got {[str(t.dtype) for t in tensors]}")
+    axes = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) > 1:
+        axes[0], axes[1] = 1, 0
+    lengths = [1 if t.ndim == 0 else t.shape[0] for t in tensors]
+    shape = [0] * len(tensors)
+    for axis, length in zip(axes, lengths):
+        shape[axis] = length
+    grids = []
+    for t, axis, length in zip(tensors, axes, lengths):
+        along = [1] * len(tensors)
+        along[axis] = length
+        grids.append(npa.broadcast_to(npa.reshape(t, tuple(along)), tuple(shape)))
+    return tuple(grids)
+
+
 def norm(input, p="fro", dim=None, keepdim=False):
     """The 2-norm (Frobenius norm) over `dim` (all dimensions when None)."""
     if p not in ("fro", 2, 2.0):
@@ -224,6 +265,6 @@ __all__ = [
     "maximum", "minimum", "atan2", "arctan2", "remainder", "floor_divide", "logaddexp", "eq", "ne", "lt",
     "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "mul", "multiply", "div", "divide",
     "true_divide", "add", "sub", "subtract", "pow", "clamp", "clip", "lerp", "addcmul", "addcdiv",
-    "matmul", "mm", "bmm", "mv", "dot", "addmm", "einsum", "outer", "norm", "softmax", "log_softmax",
-    "detach", "stop_gradient",
+    "matmul", "mm", "bmm", "mv", "dot", "addmm", "einsum", "outer", "meshgrid", "norm", "softmax",
+    "log_softmax", "detach", "stop_gradient",
 ]

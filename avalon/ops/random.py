@@ -4,6 +4,8 @@ All draw from one generator, reseeded by `avalon.manual_seed`.
 """
 import numpy as np
 
+from ..backend import device_of, namespace
+from ..errors import AvalonError
 from .primitive import primitive
 
 _state = {"numpy": np.random.default_rng()}
@@ -17,6 +19,13 @@ def manual_seed(seed):
 
         _state["cupy"] = cupy.random.default_rng(seed)
     _state["seed"] = seed
+
+
+def manual_seed_cuda(seed):
+    """Seed the GPU (cupy) generator alone (`avalon.cuda.manual_seed`)."""
+    import cupy
+
+    _state["cupy"] = cupy.random.default_rng(seed)
 
 
 def generator(device="cpu"):
@@ -55,3 +64,33 @@ def randint(low, high, shape, dtype, device="cpu"):
 def randperm(n, dtype, device="cpu"):
     """A random permutation of 0 … n-1."""
     return generator(device).permutation(n).astype(dtype, copy=False)
+
+
+@primitive("multinomial", random=True, differentiable=False)
+def multinomial(weights, num_samples, replacement, rng=None):
+    """`num_samples` category indices (int64) from each row of non-negative `weights` (1-D or 2-D, not
+    necessarily normalised), from `rng` or Avalon's generator for the weights' device.
+
+    With replacement each draw inverts the row's cumulative distribution at a uniform number. Without,
+    the categories run exponential races (clocks Exp(1) / weight) and the first `num_samples` to finish
+    win: the same law as drawing one at a time and removing it, in one sort per row.
+    """
+    xp = namespace(weights)
+    rng = rng if rng is not None else generator(device_of(weights))
+    w = weights.astype(xp.float64)
+    if bool(xp.any(~xp.isfinite(w) | (w < 0))):
+        raise AvalonError("multinomial: the weights contain inf, nan or a negative value")
+    totals = xp.sum(w, axis=-1)
+    if bool(xp.any(totals <= 0)):
+        raise AvalonError("multinomial: a row of weights sums to zero, so there is nothing to draw")
+    rows = w.reshape(-1, w.shape[-1])
+    if replacement:
+        cdf = xp.cumsum(rows, axis=-1)
+        cdf /= cdf[:, -1:]  # the last entry exactly 1, so a uniform draw < 1 always lands in the row
+        u = rng.random((rows.shape[0], num_samples))
+        picked = xp.stack([xp.searchsorted(c, v, side="right") for c, v in zip(cdf, u)])
+    else:
+        with np.errstate(divide="ignore"):  # a zero weight's clock never stops
+            clocks = rng.standard_exponential(rows.shape) / rows
+        picked = xp.argsort(clocks, axis=-1)[:, :num_samples]
+    return picked.astype(xp.int64).reshape(weights.shape[:-1] + (num_samples,))

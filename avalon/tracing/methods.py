@@ -51,6 +51,7 @@ import numpy as np
 
 from .. import numpy_api as npa
 from .. import torch_api as ta
+from .. import torch_select as tsel
 from ..errors import ShapeError
 from ..ops import elementwise as ew
 from ..ops import index as ix
@@ -483,6 +484,12 @@ class TorchMethods:
 
     def gather(self, dim, index):
         return ta.gather(self, dim, index)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        return tsel.topk(self, k, dim, largest, sorted)
+
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        return tsel.multinomial(self, num_samples, replacement, generator=generator)
 
     def index_select(self, dim, index):
         return ta.index_select(self, dim, index)

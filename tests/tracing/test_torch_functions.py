@@ -182,6 +182,8 @@ FUNCTIONS = [
     ("einsum-list", lambda m, x, n: m.einsum("ij,jk", [x, n]), "M N", G),
     ("einsum-ellipsis", lambda m, a, v: m.einsum("...j,j->...", a, v), "A V", G),
     ("outer", lambda m, v, w: m.outer(v, w), "V W", G),
+    ("meshgrid", lambda m, v, w: m.meshgrid(v, w, indexing="xy"), "V W", G),
+    ("topk", lambda m, a: m.topk(a, 2, 1, largest=False), "A", G),
     ("norm", lambda m, a: m.norm(a), "A", G),
     ("norm-dim", lambda m, a: m.norm(a, dim=-1, keepdim=True), "A", G),
     ("softmax", lambda m, a: m.softmax(a, dim=1), "A", G),
