@@ -16,7 +16,7 @@ import json
 import os
 import tempfile
 
-from ..backend import is_array, to_numpy
+from ..backend import is_array, to_device, to_numpy
 from .safetensors_format import CheckpointError, CorruptCheckpointError, code_of, encode, read, read_header
 
 __all__ = ["save", "load", "read_metadata", "FORMAT_VERSION"]
@@ -54,15 +54,60 @@ def save(obj, path, metadata=None):
     _write_atomically(path, header, arrays)
 
 
-def load(path):
+def load(path, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **pickle_load_args):
     """What `save` wrote: a state dict (dict name -> numpy array), or the saved nesting of values.
 
     A safetensors file written by another tool loads as its dict name -> array. A truncated or
     corrupt file raises `CorruptCheckpointError` (nothing is returned, nothing changes).
 
-    >>> model.load_state_dict(avalon.load("mlp.safetensors"))
+    torch.load's arguments are taken, so ported code runs unchanged. `map_location`: arrays load to
+    the CPU for None, 'cpu', a device or a callable (Avalon has no storages to hand it); 'cuda' or
+    'cuda:N' moves them to that GPU (cupy); a dict maps 'cpu' (the files keep no device) to where
+    it says, if it names 'cpu'. `weights_only` either way: the files hold arrays and plain values
+    only, never pickled objects. `mmap` and pickle's own arguments have nothing to do here.
+
+    >>> model.load_state_dict(avalon.load("mlp.safetensors", map_location="cpu"))
     """
+    if pickle_module is not None:
+        raise CheckpointError(f"avalon.load({path!r}, pickle_module=...): Avalon checkpoints are safetensors, "
+                              "never pickle; drop the argument")
     _refuse_pickles(path)
+    return _placed(_load(path), _target_device(map_location))
+
+
+def _target_device(map_location):
+    """'cpu' or the GPU that `map_location` sends a file's arrays to."""
+    if isinstance(map_location, dict):
+        map_location = map_location.get("cpu")
+    if map_location is None or callable(map_location):
+        return "cpu"
+    device = str(map_location)
+    if device.startswith("cuda"):
+        try:
+            import cupy  # noqa: F401
+        except ImportError:
+            raise CheckpointError(f"map_location={device!r}: the GPU backend is cupy, which is not installed\n"
+                                  "  fix: pip install 'avalon[gpu]' (on a machine with a CUDA GPU), or load to the "
+                                  "CPU: map_location='cpu'") from None
+    elif device != "cpu":
+        raise CheckpointError(f"map_location={map_location!r}: Avalon loads to 'cpu' or 'cuda[:N]'")
+    return device
+
+
+def _placed(value, device):
+    """`value` with its arrays moved to `device` (as they are for 'cpu')."""
+    if device == "cpu":
+        return value
+    if is_array(value):
+        return to_device(value, device)
+    if isinstance(value, dict):
+        return {key: _placed(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_placed(item, device) for item in value)
+    return value
+
+
+def _load(path):
     tensors, metadata = read(path)
     info = _info(metadata, path)
     if info is None:

@@ -57,8 +57,6 @@ def test_dropout2d_zeroes_whole_channels():
     per_channel = (out != 0).reshape(8, 16, 9)
     assert np.all(per_channel.all(-1) | ~per_channel.any(-1))
     np.testing.assert_allclose(out[out != 0], x[out != 0] / 0.75, rtol=1e-6)
-    three_d = F.dropout2d(np.ones((6, 10, 4), np.float32), 0.5)  # (N, C, L), as PyTorch 2
-    assert np.all((three_d != 0).all(-1) | (three_d == 0).all(-1))
     one_d = F.dropout1d(np.ones((10, 4), np.float32), 0.5)  # unbatched (C, L)
     assert np.all((one_d != 0).all(-1) | (one_d == 0).all(-1))
     np.testing.assert_array_equal(nn.Dropout2d(0.9).eval()(x), x)
@@ -71,8 +69,35 @@ def test_edge_probabilities_and_errors():
     np.testing.assert_array_equal(F.dropout(x, 0.5, training=False), x)
     with pytest.raises(avalon.AvalonError, match="between 0 and 1"):
         nn.Dropout(1.5)
-    with pytest.raises(avalon.AvalonError, match="3-D or 4-D"):
-        F.dropout2d(x)
+    with pytest.raises(avalon.AvalonError, match="at least 2 dimensions"):
+        F.dropout2d(np.ones(3, np.float32))
+    with pytest.raises(avalon.AvalonError, match="2-D"):
+        F.dropout1d(np.ones((2, 3, 4, 5), np.float32))
+
+
+@pytest.mark.parametrize("shape,warning", [((6, 10, 4), "3-D"), ((6, 10), "deprecated"), ((4, 5, 2, 3, 2), "deprecated"),
+                                           ((4, 5, 3, 3), None)])
+def test_dropout2d_reads_inputs_as_torch_2_13(shape, warning):
+    """torch 2.13 drops (N, C) channels of any input of 2 or more dimensions: a 3-D one is (N, C, L)
+    with a warning, other than 3-D or 4-D ones are deprecated with a warning, 4-D ones are silent."""
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    def channels_kept_whole(out):
+        kept = (np.asarray(out) != 0).reshape(shape[0], shape[1], -1)
+        return np.all(kept.all(-1) | ~kept.any(-1))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        theirs = torch.nn.functional.dropout2d(torch.ones(shape), 0.5)
+        ours = F.dropout2d(np.ones(shape, np.float32), 0.5)
+        layer = nn.Dropout2d(0.5)(np.ones(shape, np.float32))
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == (0 if warning is None else 3)
+    assert all(warning in m for m in messages[1:])
+    for out in (theirs.numpy(), ours, layer):
+        assert channels_kept_whole(out)
+        assert set(np.unique(out)) <= {0.0, 2.0}
 
 
 def test_repr_and_inplace_argument_match_torch():

@@ -1,5 +1,7 @@
 """Dropout: random zeroing with a mask drawn by `avalon.rand` (a recorded random primitive), so
 every replay of a cached model draws a fresh mask, exactly as running the code again would."""
+import warnings
+
 from ... import torch_api as ta
 from ...errors import AvalonError
 from ...ops import elementwise as ew
@@ -31,20 +33,36 @@ def dropout(input, p=0.5, training=True, inplace=False):
     return _masked(input, p, training, tuple(input.shape))
 
 
-def _feature_dropout(input, p, training, allowed, channel_dims, name):
-    _check(p)
-    if input.ndim not in allowed:
-        raise AvalonError(f"{name}: expected a {' or '.join(f'{n}-D' for n in allowed)} input, got shape "
-                          f"{tuple(input.shape)}")
+def _feature_dropout(input, p, training, channel_dims):
+    """Zero whole channels: one keep-decision per entry of the first `channel_dims` dimensions."""
     return _masked(input, p, training, tuple(input.shape[:channel_dims]) + (1,) * (input.ndim - channel_dims))
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
-    """Zero whole channels of an (N, C, L) or (C, L) input with probability `p`."""
-    return _feature_dropout(input, p, training, (2, 3), input.ndim - 1, "dropout1d")
+    """Zero whole channels of an (N, C, L) or unbatched (C, L) input with probability `p`."""
+    _check(p)
+    if input.ndim not in (2, 3):
+        raise AvalonError(f"dropout1d: expected a 2-D (C, L) or 3-D (N, C, L) input, got shape {tuple(input.shape)}; "
+                          "dropout2d / dropout3d drop channels of inputs with more spatial dimensions")
+    return _feature_dropout(input, p, training, input.ndim - 1)
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False):
-    """Zero whole channels of an (N, C, H, W) input with probability `p`. A 3-D input is read as
-    (N, C, L), as PyTorch 2 does (channel-wise 1-D dropout)."""
-    return _feature_dropout(input, p, training, (3, 4), 2, "dropout2d")
+    """Zero whole channels of an (N, C, H, W) input with probability `p`.
+
+    As torch 2.13: a 3-D input is read as (N, C, L), not as an unbatched (C, H, W), and warns
+    (dropout1d does the same without a warning); any other input of at least 2 dimensions warns that
+    it is deprecated and has its (N, C) channels dropped.
+    """
+    _check(p)
+    if input.ndim < 2:
+        raise AvalonError(f"dropout2d: channel dropout needs at least 2 dimensions (N, C, ...), got shape "
+                          f"{tuple(input.shape)}; use dropout")
+    if input.ndim == 3:
+        warnings.warn("dropout2d: a 3-D input is read as (N, C, L) and its channels dropped as dropout1d does "
+                      "(PyTorch's behaviour, which it plans to change to an unbatched (C, H, W)); use dropout1d "
+                      "to say so, or add the batch dimension", UserWarning, stacklevel=2)
+    elif input.ndim != 4:
+        warnings.warn(f"dropout2d: a {input.ndim}-D input is deprecated (PyTorch will refuse it); dropout2d drops "
+                      "channels of 3-D or 4-D inputs: use dropout instead", UserWarning, stacklevel=2)
+    return _feature_dropout(input, p, training, 2)

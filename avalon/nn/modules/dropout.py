@@ -36,7 +36,8 @@ class Dropout1d(_DropoutNd):
 
 
 class Dropout2d(_DropoutNd):
-    """Zeroes whole channels of (N, C, H, W) inputs with probability `p` while training."""
+    """Zeroes whole channels of (N, C, H, W) inputs with probability `p` while training (a 3-D input
+    is read as (N, C, L), with a warning, as torch 2.13: see `F.dropout2d`)."""
 
     def forward(self, input):
         return F.dropout2d(input, self.p, self.training)
