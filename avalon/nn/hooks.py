@@ -25,6 +25,9 @@ from ..tracing import Tracer
 from ..tracing.callbacks import HookError, RemovableHandle, as_gradient, call_hook, describe, on_gradient
 
 
+KINDS = ("forward_pre", "forward", "backward_pre", "backward")
+
+
 class Hook:
     """One registration: the hook function, its kind and its options (compared by identity)."""
 
@@ -33,9 +36,13 @@ class Hook:
     def __init__(self, kind, fn, with_kwargs=False, always_call=False):
         self.kind, self.fn, self.with_kwargs, self.always_call = kind, fn, with_kwargs, always_call
 
+    @property
+    def title(self):
+        """`forward hook save (model.py:12)`: for error messages and, in brackets, the tape."""
+        return f"{self.kind.replace('_', ' ')} hook {describe(self.fn)}"
+
     def label(self):
-        """How its host callback reads on the tape."""
-        return f"<{self.kind.replace('_', ' ')} hook {describe(self.fn)}>"
+        return f"<{self.title}>"
 
 
 class ModuleHooks:
@@ -85,7 +92,7 @@ def _register(module, hook, prepend):
 def call_with_hooks(module, hooks, args, kwargs):
     """`module.forward(*args, **kwargs)` with the module's hooks, in torch's order: forward pre-hooks,
     the backward hooks' input boundary, forward, forward hooks, the backward hooks' output boundary."""
-    of_kind = {kind: [h for h in hooks if h.kind == kind] for kind in ("forward_pre", "forward", "backward_pre", "backward")}
+    of_kind = {kind: [h for h in hooks if h.kind == kind] for kind in KINDS}
     output, called = None, set()
     try:
         for hook in of_kind["forward_pre"]:
@@ -105,7 +112,7 @@ def call_with_hooks(module, hooks, args, kwargs):
                 try:
                     output = _forward_hook(module, hook, args, kwargs, output)
                 except Exception as error:
-                    warnings.warn(f"the forward hook {describe(hook.fn)} (always_call=True) raised {error!r}, "
+                    warnings.warn(f"the {hook.title} (always_call=True) raised {error!r}, "
                                   "silenced because the call had failed already", stacklevel=3)
         raise
 
@@ -117,7 +124,7 @@ def _pre_hook(module, hook, args, kwargs):
     if not hook.with_kwargs:
         return (result if isinstance(result, tuple) else (result,)), kwargs
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise HookError(f"the forward pre-hook {describe(hook.fn)} (with_kwargs=True) returned "
+        raise HookError(f"the {hook.title} (with_kwargs=True) returned "
                         f"{type(result).__name__}\n  fix: return None, or a tuple (new_args, new_kwargs)")
     return result
 
@@ -140,7 +147,8 @@ class _BackwardSite:
 
     def __init__(self, module, pre_hooks, hooks):
         self.module, self.pre_hooks, self.hooks = module, pre_hooks, hooks
-        self.inputs, self.n_inputs = {}, 0
+        self.inputs, self.n_inputs = {}, 0  # position -> boundary tracer, among the positional arguments
+        self.outputs, self.n_outputs = {}, 0  # the same among the outputs (one, or a tuple)
 
     def enter(self, args):
         self.n_inputs = len(args)
@@ -184,7 +192,7 @@ class _BackwardSite:
             if result is None or no_input_gradient and all(r is None for r in _as_tuple(result)):
                 continue
             if no_input_gradient:
-                raise HookError(f"the backward hook {describe(hook.fn)} returned gradients for the inputs of "
+                raise HookError(f"the {hook.title} returned gradients for the inputs of "
                                 f"{type(self.module).__name__}, but no gradient reaches them\n"
                                 "  fix: return None (or a tuple of None) when grad_input holds only None")
             grad_input = self._replace(grads, self.inputs, result, grad_input, hook)
@@ -193,16 +201,14 @@ class _BackwardSite:
         """Put a hook's new gradients (one per entry of `old`) in place of the boundaries' gradients."""
         result = _as_tuple(result)
         if len(result) != len(old):
-            raise HookError(f"the {hook.kind.replace('_', ' ')} hook {describe(hook.fn)} returned "
-                            f"{len(result)} gradients for {len(old)}\n"
+            raise HookError(f"the {hook.title} returned {len(result)} gradients for {len(old)}\n"
                             "  fix: return a tuple as long as the one it was given (None where it has None)")
-        who = f"{hook.kind.replace('_', ' ')} hook {describe(hook.fn)}"
         for position, tracer in boundaries.items():
             if result[position] is None:
                 grads.pop(tracer._node, None)
             else:
-                grads[tracer._node] = as_gradient(result[position], tracer._node, tracer._trace, who)
-        return tuple(grads.get(boundaries[i]._node) if i in boundaries else None for i in range(len(old)))
+                grads[tracer._node] = as_gradient(result[position], tracer._node, tracer._trace, hook.title)
+        return _gathered(grads, boundaries, len(old))
 
 
 def _boundary(tracer):

@@ -146,7 +146,8 @@ def test_forward_pre_hook_with_kwargs_replaces_args_and_kwargs():
             return x * factor
 
     model = Scale()
-    model.register_forward_pre_hook(lambda m, args, kwargs: ((args[0] + 1,), {"factor": 2.0}), with_kwargs=True)
+    model.register_forward_pre_hook(lambda m, args, kwargs: ((args[0] + 1,), {"factor": 2.0}),
+                                    with_kwargs=True)
     for x in inputs():
         np.testing.assert_allclose(model(x, factor=5.0), (x + 1) * 2.0, rtol=1e-6)
 
@@ -291,23 +292,15 @@ def test_full_backward_pre_hook_replaces_grad_output():
 
 
 def test_backward_hook_on_a_module_whose_input_is_used_elsewhere_too():
-    class Residual(nn.Module):
-        def __init__(self, nn):
-            super().__init__()
-            self.fc = nn.Linear(4, 4)
-
-        def forward(self, x):
-            return self.fc(x) + x  # x also flows around fc: fc's grad_input is its own part alone
-
     def build_residual(nn):
-        class Model(nn.Module):
+        class Residual(nn.Module):
             def __init__(self):
                 super().__init__()
                 self.fc = nn.Linear(4, 4)
 
             def forward(self, x):
-                return self.fc(x) + x
-        return Model()
+                return self.fc(x) + x  # x also flows around fc: fc's grad_input is its own part alone
+        return Residual()
 
     ours, theirs = build_residual(nn), build_residual(torch.nn)
     ours.load_state_dict(theirs.state_dict())
