@@ -111,11 +111,14 @@ def test_forward_hook_returning_an_output_changes_values_and_gradients():
         assert_same_grads(grads[0], expected)
 
 
-def test_forward_hook_with_kwargs_sees_keyword_arguments():
-    class Scale(nn.Module):
-        def forward(self, x, factor=1.0):
-            return x * factor
+class Scale(nn.Module):
+    """A layer with a keyword argument."""
 
+    def forward(self, x, factor=1.0):
+        return x * factor
+
+
+def test_forward_hook_with_kwargs_sees_keyword_arguments():
     seen = []
     model = Scale()
     model.register_forward_hook(lambda m, args, kwargs, out: seen.append((kwargs, out)), with_kwargs=True)
@@ -141,10 +144,6 @@ def test_forward_pre_hook_returning_inputs_changes_values_and_gradients():
 
 
 def test_forward_pre_hook_with_kwargs_replaces_args_and_kwargs():
-    class Scale(nn.Module):
-        def forward(self, x, factor=1.0):
-            return x * factor
-
     model = Scale()
     model.register_forward_pre_hook(lambda m, args, kwargs: ((args[0] + 1,), {"factor": 2.0}),
                                     with_kwargs=True)
