@@ -493,7 +493,9 @@ def _named_arrays(module):
         for name, array in m._parameters.items():
             if array is not None and id(array) not in seen_params:
                 seen_params.add(id(array))
-                role = "param" if getattr(array, "requires_grad", True) else "buffer"  # frozen: no gradient
+                # A frozen parameter is traced as a buffer (no gradient); roles are part of the
+                # cache key, so freezing one retraces.
+                role = "param" if getattr(array, "requires_grad", True) else "buffer"
                 params.append((f"{prefix}.{name}" if prefix else name, array, role))
         for name, array in m._buffers.items():
             if array is not None and id(array) not in seen_buffers:
@@ -545,14 +547,9 @@ class _Static:
         return self._hash
 
 
-def _frozen(module):
-    """The names of a module's frozen parameters (freezing one retraces: it has no gradient then)."""
-    return tuple(name for name, p in module._parameters.items() if not getattr(p, "requires_grad", True))
-
-
 def _static(module):
     # Attribute order is stable: assigning an existing attribute keeps its place in vars().
-    return _Static(tuple((name, type(m), tuple(sorted(m._non_persistent)), _frozen(m),
+    return _Static(tuple((name, type(m), tuple(sorted(m._non_persistent)),
                           tuple((k, tree.static_key(v)) for k, v in vars(m).items() if k not in _INTERNAL))
                          for name, m in module.named_modules()))
 
