@@ -127,7 +127,8 @@ def choose(a, choices, out=None, mode="raise"):
     _refuse_keywords("choose", out)
     a = index_array(a)
     choices = [choices[i] for i in range(len(choices))] if arraylike(choices) else list(choices)
-    choices = [c if arraylike(c) else np.asarray(c) for c in choices]
+    dtype = np.result_type(*(c.dtype if arraylike(c) else c for c in choices))  # numbers as numpy: weak
+    choices = [npa.astype(c, dtype, copy=False) if arraylike(c) else np.asarray(c, dtype) for c in choices]
     shape = np.broadcast_shapes(tuple(a.shape), *(tuple(c.shape) for c in choices))
     stacked = npa.stack([npa.broadcast_to(c, shape) for c in choices])
     index = npa.broadcast_to(_in_bounds(a, len(choices), mode), shape)

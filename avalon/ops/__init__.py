@@ -10,3 +10,4 @@ from . import pool  # noqa: E402,F401 - pooling primitives (max, average)
 from . import norm  # noqa: E402,F401 - the fused normalisation primitive
 from . import vision  # noqa: E402,F401 - separable resampling (interpolation, adaptive pooling)
 from . import attention  # noqa: E402,F401 - fused scaled dot-product attention
+from . import sort  # noqa: E402,F401 - sorting and searching (argsort, argpartition, searchsorted, argwhere)

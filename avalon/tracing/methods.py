@@ -193,6 +193,8 @@ class TorchMethods:
         return int(np.prod(self.shape))
 
     def view(self, *shape):
+        if not shape:  # numpy's view(): the same array
+            return self
         if len(shape) == 1 and not isinstance(shape[0], (numbers.Integral, tuple, list)):
             return self._trace.refuse(
                 f"view({shape[0]!r}): reinterpreting a traced array's memory as another dtype",
@@ -471,6 +473,8 @@ class TorchMethods:
         return npa.take(self, indices, axis, out, mode)
 
     def take_along_dim(self, indices, dim=None):
+        if dim is None:  # torch reads both flat (numpy's take_along_axis wants 1-D indices there)
+            return npa.take(self, npa.ravel(indices))
         return ta.take_along_dim(self, indices, dim)
 
     def diagonal(self, offset=0, dim1=0, dim2=1, *, axis1=None, axis2=None):

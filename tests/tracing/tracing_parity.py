@@ -71,6 +71,21 @@ def assert_like_torch(ours, theirs, torch, rtol=1e-5, atol=1e-6):
         assert ours == (tuple(theirs) if isinstance(theirs, torch.Size) else theirs), (ours, theirs)
 
 
+def assert_like_numpy(ours, expected, rtol=2e-6, atol=1e-6):
+    """`ours` (arrays, numbers, tuples of them) equals numpy's result: values, dtypes and shapes."""
+    if isinstance(expected, (tuple, list)):
+        assert len(ours) == len(expected)
+        for o, e in zip(ours, expected):
+            assert_like_numpy(o, e, rtol, atol)
+    elif isinstance(expected, (np.ndarray, np.generic)):
+        assert not isinstance(ours, Tracer), type(ours)
+        ours = np.asarray(ours)
+        assert ours.shape == expected.shape and ours.dtype == expected.dtype, (ours, expected)
+        np.testing.assert_allclose(ours, expected, rtol=rtol, atol=atol)
+    else:
+        assert ours == expected, (ours, expected)
+
+
 def torch_grad(torch, fn, arrays, weight_seed=1):
     """Gradients of sum(fn(*arrays) * weights) from torch's backward (for float arguments)."""
     tensors = [torch.tensor(a, requires_grad=np.issubdtype(a.dtype, np.floating)) for a in arrays]
