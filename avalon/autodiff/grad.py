@@ -188,6 +188,22 @@ def _record_with_backward(f, args, seed, mask=None):
 
 
 def _grad_in_trace(f, args, seed, mask=None):
+    """`_recorded_grad` with gradients enabled, as torch.func's grad: a `no_grad` around the call does
+    not reach into it; its results are then constants to an enclosing grad."""
+    leaves = tree.flatten((args, {}), names=False)[0]
+    trace = next((a._trace for a in (*leaves, seed) if isinstance(a, Tracer)), None) or current()
+    outer = trace.grad_enabled
+    trace.grad_enabled = True
+    try:
+        out, per_leaf = _recorded_grad(f, args, seed, mask)
+    finally:
+        trace.grad_enabled = outer
+    if not outer:
+        trace.no_grad.update(t._node for t in (out, *per_leaf) if isinstance(t, Tracer))
+    return out, per_leaf
+
+
+def _recorded_grad(f, args, seed, mask=None):
     """grad inside traced code: f records onto the enclosing tape, and so does its backward pass.
 
     Every argument array takes part: a tracer, or a plain array as a constant of the tape (so grad

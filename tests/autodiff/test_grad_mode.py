@@ -295,3 +295,27 @@ def test_one_scope_object_may_be_entered_again_inside_itself():
             assert avalon.is_grad_enabled()
         assert not avalon.is_grad_enabled()
     assert avalon.is_grad_enabled()
+
+
+def test_grad_inside_no_grad_in_traced_code_is_torch_funcs():
+    """A no_grad around an inner grad does not reach into it (torch.func's rule); its result is then
+    a constant to the outer grad."""
+    from torch.func import grad as torch_grad
+
+    def ours(x):
+        with avalon.no_grad():
+            _, (g,) = avalon.grad(lambda x: (x ** 3).sum(), x)
+        return (g * x).sum()
+
+    def theirs(x):
+        with torch.no_grad():
+            g = torch_grad(lambda x: (x ** 3).sum())(x)
+        return (g * x).sum()
+
+    x = np.array([1.0, 2.0, -0.5])
+    value, (g,) = avalon.grad(ours, x)
+    tx = torch.tensor(x, requires_grad=True)
+    expected = theirs(tx)
+    expected.backward()
+    np.testing.assert_allclose(value, expected.item())
+    np.testing.assert_allclose(g, tx.grad.numpy())
