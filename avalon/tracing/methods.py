@@ -57,6 +57,7 @@ from ..ops import elementwise as ew
 from ..ops import index as ix
 from ..ops import sort as so
 from ..tensor import device
+from .missing import WRITES, missing_attribute
 
 
 def _shape_args(shape):
@@ -119,52 +120,6 @@ class Size(int):
         return self._dims if dim is None else self._dims[dim]
 
 
-# torch's in-place methods whose out-of-place forms are not methods here (the rest are `name_` of one)
-_INPLACE_ONLY = {"zero_", "fill_", "copy_", "uniform_", "normal_", "bernoulli_", "exponential_",
-                 "random_", "index_put_", "index_fill_", "index_copy_", "scatter_", "set_", "resize_",
-                 "requires_grad_", "fill_diagonal_", "masked_scatter_"}
-
-_WRITES = ("writing into a traced array changes values that recorded operations already read, so the "
-           "tape (and its gradient) would not match what ran")
-_MEMORY = ("a traced array has no memory of its own (a compiled replay may lay its values out "
-           "differently), and bytes have no gradient")
-_VALUES = ("the values exist only while tracing: a compiled replay runs no Python code, so it would "
-           "not write them again")
-_OUTSIDE = "ask the concrete array, outside the traced function"
-
-# numpy's methods and attributes that tracers refuse: name -> (why, fix). Tensors have ndarray's own.
-_NUMPY_REFUSED = {
-    "fill": (_WRITES, "make a new array: `x = np.full_like(x, value)`"),
-    "partition": (_WRITES, "partition a copy: `x = np.partition(x, kth, axis=...)`"),
-    "resize": (_WRITES, "make a new array: `x = np.resize(x, shape)` (repeats the values) or "
-                        "`x = x.reshape(shape)`"),
-    "setfield": (_WRITES, "build the new array functionally (np.where, np.concatenate)"),
-    "setflags": (_WRITES, "leave it out: traced arrays are never written"),
-    "byteswap": (_MEMORY, "convert the values instead: `x.astype(dtype)`"),
-    "getfield": (_MEMORY, "convert the values instead: `x.astype(dtype)`"),
-    "tobytes": (_VALUES, "return the array from the traced function and convert it outside"),
-    "tofile": (_VALUES, "return the array from the traced function and save it outside (np.save)"),
-    "dump": (_VALUES, "return the array from the traced function and save it outside (np.save)"),
-    "dumps": (_VALUES, "return the array from the traced function and convert it outside"),
-    "to_device": ("a traced array stays on the device of the values it was computed from",
-                  "move the inputs before the call (`x.to('cuda')` outside the traced function)"),
-    "base": (_MEMORY, _OUTSIDE),
-    "ctypes": (_MEMORY, _OUTSIDE),
-    "flags": (_MEMORY, _OUTSIDE),
-    "strides": (_MEMORY, _OUTSIDE),
-}
-_NUMPY_REFUSED_ATTRIBUTES = {"base", "ctypes", "flags", "strides"}  # refused when read, not called
-
-# numpy's attributes that tracers answer (Tensors have ndarray's own)
-_NUMPY_ATTRIBUTES = {
-    "itemsize": lambda x: np.dtype(x.dtype).itemsize,
-    "nbytes": lambda x: np.dtype(x.dtype).itemsize * math.prod(x.shape),
-    "real": npa.real,
-    "imag": npa.imag,
-    "flat": npa.ravel,  # reading `x.flat[i]` works; writing is refused, as every write into a tracer
-}
-
-
 class TorchMethods:
     """The methods of `Tracer` and `avalon.Tensor`: torch.Tensor's with torch's signatures and
     meanings, and numpy's where torch has none or numpy's keywords are used (see the module
@@ -177,7 +132,7 @@ class TorchMethods:
         Tensor) runs numpy's own; a tracer refuses it."""
         if isinstance(self, np.ndarray):
             return getattr(np.ndarray, name)(self, **kw)
-        return self._trace.refuse(f"numpy's in-place .{name}(...) on a traced array", _WRITES, fix,
+        return self._trace.refuse(f"numpy's in-place .{name}(...) on a traced array", WRITES, fix,
                                   lambda: None)
 
     # shape
@@ -559,27 +514,6 @@ class TorchMethods:
         return np.asarray(self)  # refused by Tracer.__array__, at the user's line
 
     def __getattr__(self, name):
-        # Reached only for names the class lacks: on a Tensor, ndarray has all of numpy's.
-        stem = name[:-1]
-        if name in _INPLACE_ONLY or (name.endswith("_") and not name.startswith("_") and
-                                     callable(getattr(type(self), stem, None))):
-            # torch's in-place methods exist, so hasattr sees them; calling one is refused at the
-            # user's line.
-            return lambda *args, **kwargs: self._trace.refuse(
-                f"in-place method .{name}() on a traced array",
-                "in-place updates change values that other recorded operations already read, so the "
-                "tape (and its gradient) would not match what ran",
-                f"use the out-of-place form and bind the result: `x = x.{stem}(...)`" if stem.isidentifier()
-                and hasattr(type(self), stem) else
-                "build a new array instead (avalon.zeros_like, np.where, masked_fill, avalon.index_add)",
-                lambda: self)
-        if name in _NUMPY_ATTRIBUTES:
-            return _NUMPY_ATTRIBUTES[name](self)
-        if name in _NUMPY_REFUSED:
-            why, fix = _NUMPY_REFUSED[name]
-            if name in _NUMPY_REFUSED_ATTRIBUTES:
-                return self._trace.refuse(f"numpy's .{name} of a traced array", why, fix, lambda: None)
-            return lambda *args, **kwargs: self._trace.refuse(
-                f"numpy's .{name}() on a traced array", why, fix, lambda: None)
-        raise AttributeError(f"traced arrays have no attribute {name!r} (they follow numpy functions "
-                             "and torch.Tensor methods; see avalon.tracing.methods)")
+        # Reached only for names the class lacks (a Tensor has its own __getattr__, and ndarray's
+        # attributes): torch's in-place methods and numpy's attributes, on tracers.
+        return missing_attribute(self, name)
