@@ -202,11 +202,6 @@ class Tensor(np.ndarray, metaclass=_TensorType):
             "        loss, grads = avalon.grad(loss_fn, model, x, y)   # loss_fn(model, x, y) -> loss\n"
             "        opt.step(grads[0])                                # no zero_grad/backward needed")
 
-    def register_hook(self, hook):
-        raise AvalonError(
-            "register_hook on an array outside traced code: no gradient flows into it here; register "
-            "the hook inside the function you pass to avalon.grad (on the traced value)")
-
     # torch's in-place methods, eager (refused inside traced code, as on tracers)
 
     def __getattr__(self, name):

@@ -359,3 +359,24 @@ def test_gradcam_register_hook_stores_each_calls_gradient():
         close(ours.gradients[-1], theirs.gradients[-1])
         close(grads[0].features.weight, theirs.features.weight.grad)
     assert not np.allclose(ours.gradients[0], ours.gradients[1])
+
+
+def test_gradient_hook_registered_from_a_forward_hook_per_call():
+    """pytorch-grad-cam's pattern: a forward hook on a layer registers a gradient hook on its output."""
+    def attach(model, store):
+        def save_gradient(grad):
+            store.append(grad.detach().clone())
+
+        def on_output(module, args, output):
+            output.register_hook(save_gradient)
+
+        return model.fc1.register_forward_hook(on_output)
+
+    ours, theirs = pair()
+    stored, expected = [], []
+    attach(ours, stored), attach(theirs, expected)
+    for i, x in enumerate(inputs()):
+        avalon.grad(loss_fn, ours, x)
+        torch_grads(theirs, x)
+        assert len(stored) == len(expected) == i + 1
+        close(stored[-1], expected[-1])
