@@ -104,6 +104,15 @@ def _examples(name, which):
     return _to_avalon(theirs), theirs
 
 
+def _two_calls(name, which):
+    """The example data, then the same with floating-point arrays halved: Avalon traces the first call
+    and replays compiled code for the second, which must not give the first call's values."""
+    ours, theirs = _examples(name, which)
+    yield "first call", ours, theirs
+    halve = functools.partial(_map, lambda v: v * 0.5 if v.dtype.kind == "f" else v)
+    yield "second call", halve(ours), _map(lambda v: v * 0.5 if v.is_floating_point() else v, theirs)
+
+
 def _leaves(value, path="result"):
     """[(path, leaf)] of a nested result, containers described by their length or keys; tensors and
     arrays become numpy arrays."""
@@ -254,31 +263,33 @@ def test_forward_matches(name, mode):
     ours, theirs = pair(name)
     getattr(ours, mode)()
     getattr(theirs, mode)()
-    inputs, torch_inputs = _examples(name, "example_inputs")
     random = mode == "train" and torch_randomness(name)[0]
-    assert_same(_forward(avalon_module(name), ours, inputs), _forward(torch_module(name), theirs, torch_inputs),
-                f"{mode}-mode output", shapes_only=random)
+    for call, inputs, torch_inputs in _two_calls(name, "example_inputs"):
+        assert_same(_forward(avalon_module(name), ours, inputs), _forward(torch_module(name), theirs, torch_inputs),
+                    f"{mode}-mode output, {call}", shapes_only=random)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_loss_and_gradients_match(name):
     """The loss and every parameter's gradient (in eval mode where training draws random numbers), and
-    what gradient hooks stored."""
+    what gradient hooks stored, on two calls."""
     ours, theirs = pair(name)
     mode = "eval" if torch_randomness(name)[0] else "train"
     getattr(ours, mode)()
     getattr(theirs, mode)()
-    batch, torch_batch = _examples(name, "example_batch")
-    loss, grads = avalon.grad(avalon_module(name).loss_fn, ours, *batch, argnums=0)
-    expected = torch_module(name).loss_fn(theirs, *torch_batch)
-    expected.backward()
-    assert_same(loss, expected, "loss")
-    expected_grads = {n: p.grad if p.grad is not None else torch.zeros_like(p) for n, p in theirs.named_parameters()}
-    assert list(grads[0].keys()) == list(expected_grads)
-    assert_same(dict(grads[0].items()), expected_grads, "gradients")
-    if hasattr(torch_module(name), "after_backward"):
-        assert_same(avalon_module(name).after_backward(ours), torch_module(name).after_backward(theirs),
-                    "after backward")
+    for call, batch, torch_batch in _two_calls(name, "example_batch"):
+        loss, grads = avalon.grad(avalon_module(name).loss_fn, ours, *batch, argnums=0)
+        theirs.zero_grad()
+        expected = torch_module(name).loss_fn(theirs, *torch_batch)
+        expected.backward()
+        assert_same(loss, expected, f"loss, {call}")
+        expected_grads = {n: p.grad if p.grad is not None else torch.zeros_like(p)
+                          for n, p in theirs.named_parameters()}
+        assert list(grads[0].keys()) == list(expected_grads)
+        assert_same(dict(grads[0].items()), expected_grads, f"gradients, {call}")
+        if hasattr(torch_module(name), "after_backward"):
+            assert_same(avalon_module(name).after_backward(ours), torch_module(name).after_backward(theirs),
+                        f"after backward, {call}")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -323,13 +334,10 @@ def test_sampled_generation_has_torch_shapes(name):
 @pytest.mark.parametrize("name", _with_file("probe"))
 def test_probe_matches(name):
     """What a file reads after forward calls (activations its hooks stored, its evaluation metrics), on
-    two calls with different inputs: the second call must not replay the first one's values."""
+    two calls."""
     ours, theirs = pair(name)
     ours.eval()
     theirs.eval()
-    inputs, torch_inputs = _examples(name, "example_inputs")
-    for scale in (1, -2):
-        scaled = _map(lambda v: v * scale if v.dtype.kind == "f" else v, inputs)
-        torch_scaled = _map(lambda v: v * scale if v.is_floating_point() else v, torch_inputs)
-        assert_same(avalon_module(name).probe(ours, *scaled), torch_module(name).probe(theirs, *torch_scaled),
-                    f"probe (inputs times {scale})")
+    for call, inputs, torch_inputs in _two_calls(name, "example_inputs"):
+        assert_same(avalon_module(name).probe(ours, *inputs), torch_module(name).probe(theirs, *torch_inputs),
+                    f"probe, {call}")
