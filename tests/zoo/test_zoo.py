@@ -205,22 +205,25 @@ def _run_once(function, *args, use_reentrant=None, preserve_rng_state=True, **kw
     return function(*args, **kwargs)
 
 
-def _torch_step(name, model, batch, seed=0):
-    """PyTorch's training step (train mode, random numbers drawn from `seed`): the loss and the state
-    after the step.
+def _torch_steps(name, model, batches, seed=0):
+    """PyTorch's training steps, one per batch (train mode, random numbers drawn from `seed`): the
+    losses and the state after the last step.
 
     Checkpointed segments run once: PyTorch runs them again in the backward pass and so updates the
     BatchNorm statistics inside them twice (pytorch/pytorch#96136, open); Avalon recomputes on the
     tape and counts the batch once, as an unchecked model does. Gradients are the same either way."""
     model.train()
     opt = _torch_optimizer(name, model)
-    opt.zero_grad()
     torch.manual_seed(seed)
-    with mock.patch.object(torch.utils.checkpoint, "checkpoint", _run_once):
-        loss = torch_module(name).loss_fn(model, *batch)
-    loss.backward()
-    opt.step()
-    return loss.detach(), copy.deepcopy(model.state_dict())
+    losses = []
+    for batch in batches:
+        opt.zero_grad()
+        with mock.patch.object(torch.utils.checkpoint, "checkpoint", _run_once):
+            loss = torch_module(name).loss_fn(model, *batch)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    return losses, copy.deepcopy(model.state_dict())
 
 
 @functools.cache
@@ -228,12 +231,12 @@ def torch_randomness(name):
     """(whether training draws random numbers, the buffers that come out of a step the same anyway),
     found by running PyTorch's step twice under different seeds. Parameters are left out: an Adam
     step's first update is about lr·sign(gradient), the same under many seeds but not all."""
-    batch = _examples(name, "example_batch")[1]
+    batches = [torch_batch for _, _, torch_batch in _two_calls(name, "example_batch")]
     models = [_torch_model(name) for _ in range(2)]
-    (loss1, state1), (loss2, state2) = (_torch_step(name, m, batch, seed) for m, seed in zip(models, (1, 2)))
+    (losses1, state1), (losses2, state2) = (_torch_steps(name, m, batches, seed) for m, seed in zip(models, (1, 2)))
     buffers = {n for n, _ in models[0].named_buffers()}
     reproducible = {k for k in state1 if k in buffers and torch.equal(state1[k], state2[k])}
-    return not torch.equal(loss1, loss2), reproducible
+    return not torch.equal(losses1[0], losses2[0]), reproducible
 
 
 # the tests
@@ -293,22 +296,27 @@ def test_loss_and_gradients_match(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_training_step_matches(name):
-    """One optimiser step in train mode: the state afterwards (parameters, BatchNorm running statistics),
-    all of it or, where training draws random numbers, the buffers PyTorch reproduces under any seed."""
+def test_training_steps_match(name):
+    """Two optimiser steps in train mode (the second replays the compiled step on the updated weights
+    and uses the optimiser's state): the losses, and the state afterwards (parameters, BatchNorm
+    running statistics), all of it or, where training draws random numbers, the buffers PyTorch
+    reproduces under any seed."""
     ours, theirs = pair(name)
     ours.train()
     opt = _avalon_optimizer(name, ours)
-    batch, torch_batch = _examples(name, "example_batch")
-    loss, grads = avalon.grad(avalon_module(name).loss_fn, ours, *batch, argnums=0)
-    opt.step(grads[0])
-    expected_loss, expected_state = _torch_step(name, theirs, torch_batch)
+    losses, torch_batches = [], []
+    for _, batch, torch_batch in _two_calls(name, "example_batch"):
+        loss, grads = avalon.grad(avalon_module(name).loss_fn, ours, *batch, argnums=0)
+        opt.step(grads[0])
+        losses.append(loss)
+        torch_batches.append(torch_batch)
+    expected_losses, expected_state = _torch_steps(name, theirs, torch_batches)
     random, reproducible = torch_randomness(name)
     if not random:
-        assert_same(loss, expected_loss, "loss")
+        assert_same(losses, expected_losses, "losses")
     keys = [k for k in expected_state if k in reproducible or not random]
     state = ours.state_dict()
-    assert_same({k: state[k] for k in keys}, {k: expected_state[k] for k in keys}, "state after the step")
+    assert_same({k: state[k] for k in keys}, {k: expected_state[k] for k in keys}, "state after the steps")
 
 
 @pytest.mark.parametrize("name", _with_file("decode"))
