@@ -3,9 +3,11 @@
 Each file in `models/` is ordinary PyTorch code in the style of a public repository. It is imported
 twice: as it is, and from its source text with every "torch" replaced by "avalon" (what `sed` would
 do; nothing else changes). The PyTorch model's state_dict is loaded into the Avalon model, and then
-forward outputs (train and eval mode), the loss, every parameter gradient, the state after one
-optimiser step (parameters, BatchNorm running statistics) and, where a file has them, greedy
-generation and what hooks stored must agree with PyTorch.
+forward outputs (train and eval mode), the loss, every parameter gradient, the state after two
+optimiser steps (parameters, BatchNorm running statistics) and, where a file has them, greedy
+generation and what hooks stored must agree with PyTorch. Each is checked on two calls: the second,
+with halved float inputs, runs Avalon's compiled replay (or a retrace), which must not repeat the
+first call's values.
 
 What a model file provides (the zoo's interface, written in PyTorch like the rest):
 
@@ -15,12 +17,12 @@ What a model file provides (the zoo's interface, written in PyTorch like the res
   ModuleDict); `make_optimizer(model)`: the file's own optimiser instead of SGD;
   `decode(model, *inputs)`: deterministic generation (greedy / top-k=1), compared exactly;
   `sample(model, *inputs)`: random generation, compared by shape; `probe(model, *inputs)`: what
-  forward hooks stored; `after_backward(model)`: what gradient hooks stored.
+  forward hooks stored, or an evaluation metric; `after_backward(model)`: what gradient hooks stored.
 
 The example data come from the PyTorch file (torch's random generator), converted with
 `avalon.tensor`. Whether training draws random numbers (dropout, randn_like, DropPath) is read from
 PyTorch itself: two runs under different seeds. Then train-mode outputs are compared by shape,
-gradients in eval mode, and after the step only the state PyTorch reproduces under both seeds.
+gradients in eval mode, and after the steps only the buffers PyTorch reproduces under both seeds.
 """
 import copy
 import functools
