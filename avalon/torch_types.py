@@ -10,7 +10,10 @@ import operator
 import numpy as np
 
 from . import backend
-from .errors import DtypeError
+from .errors import DtypeError, ShapeError
+
+
+dtype = np.dtype  # torch.dtype, the type of dtypes: for annotations (`dtype: avalon.dtype = avalon.float32`)
 
 
 class Size(tuple):
@@ -122,24 +125,33 @@ def set_default_dtype(d):
 def _assert(condition, message):
     """torch._assert: raise `AssertionError(message)` when `condition` is false.
 
-    Ported models check shapes with it (`avalon._assert(H == self.img_size, "...")`). In traced code
+    Ported models check shapes with it (`avalon._assert(H == self.img_size, "...")`); in traced code
     such a check of shapes or Python values runs while tracing, and holds for every replay because
-    shapes are part of what a cached trace is keyed on. A condition on a traced value is refused
-    rather than skipped: a compiled replay does not stop to look at values, so the check would
-    silently never run again.
+    shapes are part of what a cached trace is keyed on. A condition on a traced value is checked at
+    every call too, as in torch: it is recorded as a callback on the tape (it carries no gradient).
     """
     if getattr(type(condition), "_avalon_tracer", False):
-        from .tracing.context import refuse
+        if condition.size != 1:
+            raise ShapeError(f"avalon._assert: the condition has {condition.size} values, so it is neither true "
+                             "nor false", fix="reduce it first: condition.all() or condition.any()")
+        from .ops.callback import host_callback
 
-        return refuse("avalon._assert(condition, ...) on a traced value",
-                      "a compiled replay does not stop to look at values, so the check would run only "
-                      "while tracing and silently never again",
-                      "check shapes or Python values (they are part of the cache key), or check the "
-                      "values outside the traced function (on the inputs, or on its result)",
-                      lambda: None)
-    if not condition:
+        host_callback(condition, callback=_Check(message))
+    elif not condition:
         raise AssertionError(message)
-    return None
 
 
-__all__ = ["_assert", "Size", "finfo", "iinfo", "is_floating_point", "get_default_dtype", "set_default_dtype"]
+class _Check:
+    """What a recorded `_assert` calls at each replay (and once while tracing) with its condition."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message):
+        self.message = message
+
+    def __call__(self, condition):
+        if not condition:
+            raise AssertionError(self.message)
+
+
+__all__ = ["_assert", "dtype", "Size", "finfo", "iinfo", "is_floating_point", "get_default_dtype", "set_default_dtype"]

@@ -118,7 +118,7 @@ def test_assert_raises_assertion_error_as_torch():
     avalon._assert(avalon.tensor(True), "a true array")
 
 
-def test_assert_in_traced_code_checks_shapes_and_refuses_values():
+def test_assert_in_traced_code_checks_shapes_and_values_at_every_call():
     def f(x):
         avalon._assert(x.shape[-1] == 3, "expected 3 features")
         return (x * 2).sum()
@@ -129,12 +129,19 @@ def test_assert_in_traced_code_checks_shapes_and_refuses_values():
 
     def on_values(x):
         avalon._assert(x.sum() > 0, "positive")
-        return x.sum()
+        return (x * x).sum()
 
-    with pytest.raises(avalon.UnsupportedConstruct, match="_assert") as err:
-        avalon.grad(on_values, np.ones(3))
-    assert "outside the traced function" in err.value.fix
-    assert len(avalon.check(on_values, np.ones(3))) == 1
+    value, (grad,) = avalon.grad(on_values, np.ones(3))  # traced: the check is recorded
+    np.testing.assert_array_equal(grad, 2 * np.ones(3))
+    with pytest.raises(AssertionError, match="positive"):  # a replay checks the new values, as torch
+        avalon.grad(on_values, -np.ones(3))
+    checked = avalon.jit(on_values)
+    assert float(checked(np.ones(3))) == 3.0
+    with pytest.raises(AssertionError, match="positive"):
+        checked(-np.ones(3))
+    assert len(avalon.check(on_values, np.ones(3))) == 0
+    with pytest.raises(avalon.ShapeError, match="reduce it"):
+        avalon.grad(lambda x: avalon._assert(x > 0, "every") or x.sum(), np.ones(3))
 
 
 # Size, finfo, iinfo, is_floating_point, the default dtype

@@ -193,3 +193,92 @@ def test_model_called_on_packed_batches_retraces_per_pattern_of_lengths():
         _same(output.data, t_output.data, rtol=RTOL, atol=ATOL)
         _same(output.batch_sizes, t_output.batch_sizes)
         _same(h_n, t_h_n, rtol=RTOL, atol=ATOL)
+
+
+# lengths as traced values: a model called as model(x, lengths) on arrays
+
+class _Classifier:
+    """The usual torch pattern, in either library: pack by the lengths, run, unpack."""
+
+    def __init__(self, lib, enforce_sorted, total_length=None):
+        self.lib, self.enforce_sorted, self.total_length = lib, enforce_sorted, total_length
+        self.lstm = lib.nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+
+    def __call__(self, x, lengths):
+        utils = self.lib.nn.utils.rnn
+        packed = utils.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=self.enforce_sorted)
+        output, (h_n, c_n) = self.lstm(packed)
+        padded, out_lengths = utils.pad_packed_sequence(output, batch_first=True, padding_value=-1.0,
+                                                        total_length=self.total_length)
+        return padded, h_n, c_n, out_lengths
+
+
+@pytest.mark.parametrize("enforce_sorted,batches", [
+    (False, [[3, 6, 1, 4], [6, 2, 2, 5], [1, 1, 6, 3]]),
+    (True, [[6, 4, 3, 1], [6, 6, 2, 1]]),
+])
+def test_traced_lengths_match_torch_at_every_call(enforce_sorted, batches):
+    torch.manual_seed(3)
+    theirs = _Classifier(torch, enforce_sorted)
+    ours = _Classifier(avalon, enforce_sorted)
+    ours.lstm.load_state_dict(theirs.lstm.state_dict())
+    weights = _seeded((4, 6, 8), 7)
+
+    def loss(lstm, x, lengths):
+        padded, h_n, c_n, _ = ours(x, lengths)
+        return (padded * weights).sum() + (h_n * c_n).sum()
+
+    step = avalon.jit(lambda x, lengths: ours(x, lengths))
+    for seed, lengths in enumerate(batches):
+        x, lengths = _seeded((4, 6, 3), seed), np.array(lengths)
+        result = step(x, lengths)  # traced once, replayed for the next lengths
+        value, (grads, gx, _) = avalon.grad(loss, ours.lstm, x, lengths)
+        xt = torch.tensor(x, requires_grad=True)
+        expected = theirs(xt, torch.tensor(lengths))
+        for mine, want in zip(result, expected):
+            _same(mine, want, rtol=RTOL, atol=ATOL)
+        assert result[3].dtype == np.int64
+        t_loss = (expected[0] * torch.tensor(weights)).sum() + (expected[1] * expected[2]).sum()
+        t_loss.backward()
+        np.testing.assert_allclose(value, t_loss.item(), rtol=RTOL)
+        for pname, p in theirs.lstm.named_parameters():
+            np.testing.assert_allclose(grads[pname], p.grad.numpy(), rtol=RTOL, atol=ATOL, err_msg=pname)
+            p.grad = None
+        _same(gx, xt.grad, rtol=RTOL, atol=ATOL)
+
+
+def test_traced_lengths_are_checked_at_every_call():
+    torch.manual_seed(5)
+    theirs = _Classifier(torch, enforce_sorted=True, total_length=7)
+    ours = _Classifier(avalon, enforce_sorted=True)
+    ours.lstm.load_state_dict(theirs.lstm.state_dict())
+    step = avalon.jit(lambda x, lengths: ours(x, lengths))
+    x = _seeded((3, 5, 3), 0)
+    step(x, np.array([5, 3, 2]))
+    with pytest.raises(avalon.AvalonError, match="decreasing"):
+        step(x, np.array([2, 5, 3]))
+    with pytest.raises(avalon.ShapeError, match="1..5"):
+        step(x, np.array([6, 3, 2]))
+    with pytest.raises(avalon.ShapeError, match="longest sequence has 4"):  # torch would give 4 steps
+        step(x, np.array([4, 3, 2]))
+    longer = _Classifier(avalon, enforce_sorted=True, total_length=7)
+    longer.lstm = ours.lstm
+    padded = avalon.jit(lambda x, lengths: longer(x, lengths))(x, np.array([4, 3, 2]))[0]
+    _same(padded, theirs(torch.tensor(x), torch.tensor([4, 3, 2]))[0], rtol=RTOL, atol=ATOL)
+
+
+def test_a_traced_packing_returned_comes_back_packed():
+    torch.manual_seed(4)
+    theirs = torch.nn.GRU(3, 5)
+    ours = nn.GRU(3, 5)
+    ours.load_state_dict(theirs.state_dict())
+    run = avalon.jit(lambda x, lengths: ours(rnn.pack_padded_sequence(x, lengths, enforce_sorted=False))[0])
+    x, lengths = _seeded((4, 3, 3), 1), np.array([2, 4, 3])
+    for _ in range(2):
+        output = run(x, lengths)
+        expected = theirs(trnn.pack_padded_sequence(torch.tensor(x), torch.tensor(lengths), enforce_sorted=False))[0]
+        assert isinstance(output, rnn.PackedSequence)
+        for field in ("data", "batch_sizes", "sorted_indices", "unsorted_indices"):
+            _same(getattr(output, field), getattr(expected, field), rtol=RTOL, atol=ATOL)
+    with pytest.raises(avalon.UnsupportedConstruct, match="PackedSequence.data of traced lengths"):
+        avalon.jit(lambda x, lengths: rnn.pack_padded_sequence(x, lengths).data)(x, np.array([4, 3, 2]))

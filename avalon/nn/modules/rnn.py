@@ -22,7 +22,7 @@ from ...ops import elementwise as ew
 from .. import init
 from ..functional.dropout import dropout
 from ..module import Module, Parameter, shape_error
-from ..utils.rnn import PackedSequence, _order, _pack, pad_packed_sequence
+from ..utils.rnn import PackedSequence, _padded_steps, _repacked, _running
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 
@@ -187,13 +187,11 @@ class RNNBase(Module):
 
     def _forward_packed(self, input, states):
         """The padded batch, masked where each sequence has ended; the output packed alike."""
-        padded, lengths = pad_packed_sequence(input)
-        lengths = np.asarray(lengths)
-        running = (np.arange(padded.shape[0])[:, None] < lengths[None, :])[..., None]
-        padded, initial, _ = self._layout(padded, states, batch_first=False)
-        output, h_n, c_n = self._run(padded, *(initial + [None])[:2], running=running)
-        data, _ = _pack(output, lengths, _order(input))
-        return PackedSequence(data, *input[1:]), [npa.stack(s, axis=0) for s in [h_n, c_n][:len(states)]]
+        steps, lengths = _padded_steps(input)
+        running = _running(lengths, steps.shape[0], 3)
+        steps, initial, _ = self._layout(steps, states, batch_first=False)
+        output, h_n, c_n = self._run(steps, *(initial + [None])[:2], running=running)
+        return _repacked(input, output), [npa.stack(s, axis=0) for s in [h_n, c_n][:len(states)]]
 
     def _finish(self, output, states, batched):
         states = [npa.stack(s, axis=0) for s in states]

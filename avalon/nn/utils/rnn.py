@@ -6,11 +6,14 @@ that step, longest first: `data` (total length, *features), `batch_sizes` (how m
 each step, int64), and `sorted_indices` / `unsorted_indices`, the permutation that sorted the batch by
 length (None when it came sorted).
 
-`data` is traced and differentiated like any array. The lengths are not: they decide shapes, so they
-must be concrete — Python ints, or arrays outside traced code. A PackedSequence passed to a traced
-function (a model called on it) carries `batch_sizes` and the permutation as static values: each new
-pattern of lengths traces again. Packing and unpacking are single gathers, so gradients flow back to
-the padded input and the packed data.
+`data` is traced and differentiated like any array. Packing and unpacking are single gathers, so
+gradients flow back to the padded input. The lengths decide shapes: given as a list (or an array
+outside traced code) they are concrete, and a PackedSequence passed to a traced function (a model
+called on it) carries `batch_sizes` and the permutation as static values (each new pattern of
+lengths traces again). Lengths that are traced values — a model called as `model(x, lengths)` on
+arrays — cannot decide shapes: the PackedSequence then stays the padded batch with its lengths,
+the recurrent layers mask it all the same, and `pad_packed_sequence` gives the padded batch back (its
+`data` and `batch_sizes` are refused; the checks on the lengths run at every call).
 
 >>> packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
 >>> output, (h_n, c_n) = lstm(packed)
@@ -21,6 +24,9 @@ import numpy as np
 from ... import numpy_api as npa
 from ...backend import to_numpy
 from ...errors import AvalonError, ShapeError
+from ...ops import elementwise as ew
+from ...ops import sort as so
+from ...ops.callback import host_callback
 from ...tensor import plain, wrap
 from ...tracing.context import refuse
 from ...tree import register_container
@@ -65,15 +71,111 @@ register_container(PackedSequence,
                    lambda aux, children: PackedSequence(children[0], *aux))
 
 
+def _traced(x):
+    return getattr(type(x), "_avalon_tracer", False)
+
+
+class _TracedLengths(PackedSequence):
+    """A PackedSequence made in traced code from traced lengths: the packed layout would depend on
+    their values, so it keeps the padded batch `steps` (T, B, *) and `lengths` (B,) instead."""
+
+    def __new__(cls, steps, lengths, sorted_indices, unsorted_indices):
+        packed = tuple.__new__(cls, (None, None, sorted_indices, unsorted_indices))
+        packed.steps, packed.lengths = steps, lengths
+        return packed
+
+    def _refused(self, field):
+        return refuse(f"PackedSequence.{field} of traced lengths",
+                      f"its shape would depend on the lengths' values, which a compiled replay does not look at",
+                      "use pad_packed_sequence(...) to get the padded batch, or pass the lengths as a Python "
+                      "list (lengths.tolist() outside the traced call; each new list traces again)",
+                      lambda: None)
+
+    data = property(lambda self: self._refused("data"))
+    batch_sizes = property(lambda self: self._refused("batch_sizes"))
+
+    def __repr__(self):
+        return f"PackedSequence(steps={self.steps!r}, lengths={self.lengths!r}) (traced lengths)"
+
+
+def _concrete_again(aux, children):
+    """A traced-lengths PackedSequence a traced function returns comes back packed, like the input
+    it was made from."""
+    steps, lengths, sorted_indices = children
+    if _traced(steps) or _traced(lengths):
+        return _TracedLengths(steps, lengths, sorted_indices, None if sorted_indices is None
+                              else so.argsort(sorted_indices, axis=0, kind="stable"))
+    return pack_padded_sequence(steps, lengths, enforce_sorted=sorted_indices is None)
+
+
+register_container(_TracedLengths, lambda p: ((p.steps, p.lengths, p.sorted_indices), None), _concrete_again)
+
+
+def _running(lengths, steps, ndim):
+    """(steps, B, 1, …) booleans of `ndim` dimensions: whether each sequence still runs at each step."""
+    if _traced(lengths):
+        running = ew.less(np.arange(steps)[:, None], npa.expand_dims(lengths, 0))
+    else:
+        running = np.arange(steps)[:, None] < np.asarray(lengths)[None, :]
+    return npa.reshape(running, (steps, -1) + (1,) * (ndim - 2))
+
+
+class _PackCheck:
+    """`pack_padded_sequence`'s checks of traced lengths, run while tracing and at every replay."""
+
+    __slots__ = ("steps", "enforce_sorted")
+
+    def __init__(self, steps, enforce_sorted):
+        self.steps, self.enforce_sorted = steps, enforce_sorted
+
+    def __call__(self, lengths):
+        _check_lengths(lengths, self.steps, self.enforce_sorted)
+
+
+class _PadCheck:
+    """`pad_packed_sequence`'s check of traced lengths: the padded result has `steps` steps, which
+    torch gives only when the longest sequence has that many (or `total_length` says so)."""
+
+    __slots__ = ("steps", "total_length")
+
+    def __init__(self, steps, total_length):
+        self.steps, self.total_length = steps, total_length
+
+    def __call__(self, lengths):
+        if self.total_length is not None:
+            _check_total_length(self.total_length, int(lengths.max()))
+        elif lengths.max() != self.steps:
+            raise ShapeError(
+                f"pad_packed_sequence: with traced lengths the padded batch keeps its {self.steps} steps, but the "
+                f"longest sequence has {int(lengths.max())} (torch would return that many)",
+                fix="pad the batch to its longest sequence, pass total_length, or pass the lengths as a list")
+
+
+def _check_lengths(lengths, steps, enforce_sorted):
+    if lengths.min() <= 0 or lengths.max() > steps:
+        raise ShapeError(f"pack_padded_sequence: every length must be in 1..{steps} (the padded length), got "
+                         f"{lengths.tolist()}")
+    if enforce_sorted and np.any(np.diff(lengths) > 0):
+        raise AvalonError(f"pack_padded_sequence: lengths {lengths.tolist()} are not in decreasing order; sort "
+                          "the batch or pass enforce_sorted=False")
+
+
+def _check_total_length(total_length, longest):
+    if total_length < longest:
+        raise ShapeError(f"pad_packed_sequence: total_length={total_length} is shorter than the longest sequence "
+                         f"({longest} steps)")
+
+
 def _lengths(lengths, where):
-    """The lengths as a concrete int64 array (refused when traced: they decide the shapes)."""
-    if getattr(type(lengths), "_avalon_tracer", False):
+    """The lengths as a concrete int64 array; traced ones are refused where they would decide how
+    many arrays there are."""
+    if _traced(lengths):
         lengths = refuse(
             f"{where} with traced lengths",
-            "the lengths decide the shapes of the packed data, and a compiled replay keeps the shapes it "
-            "was traced with",
-            "pass the lengths as a Python list (a model called on arrays traces its array arguments: call "
-            "it with lengths.tolist(); each new list of lengths traces again)",
+            "the lengths decide how long each of the arrays it returns is, and a compiled replay keeps the "
+            "shapes it was traced with",
+            "keep the padded batch (with a mask from the lengths), or pass the lengths as a Python list "
+            "(lengths.tolist() outside the traced call; each new list traces again)",
             lambda: npa._concrete(lengths))
     return np.asarray(to_numpy(plain(lengths)), dtype=np.int64).reshape(-1)
 
@@ -120,21 +222,20 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
     """Pack a padded batch (T, B, *) (or (B, T, *) with `batch_first`) whose sequence b has
     `lengths[b]` steps. With `enforce_sorted` the lengths must not increase; otherwise the batch is
     sorted longest first (ties keep their order) and `sorted_indices` records how."""
-    lengths = _lengths(lengths, "pack_padded_sequence")
     steps = npa.swapaxes(input, 0, 1) if batch_first else input
-    if steps.ndim < 2 or lengths.shape[0] != steps.shape[1]:
-        raise ShapeError(f"pack_padded_sequence: {lengths.shape[0]} lengths for a batch of shape "
-                         f"{tuple(input.shape)} (batch_first={batch_first})")
-    if lengths.min() <= 0 or lengths.max() > steps.shape[0]:
-        raise ShapeError(f"pack_padded_sequence: every length must be in 1..{steps.shape[0]} (the padded "
-                         f"length), got {lengths.tolist()}")
-    if enforce_sorted:
-        if np.any(np.diff(lengths) > 0):
-            raise AvalonError(f"pack_padded_sequence: lengths {lengths.tolist()} are not in decreasing order; "
-                              "sort the batch or pass enforce_sorted=False")
-        sorted_indices = None
-    else:
-        sorted_indices = np.argsort(-lengths, kind="stable")
+    count = lengths.shape[0] if hasattr(lengths, "shape") else len(lengths)
+    if steps.ndim < 2 or count != steps.shape[1]:
+        raise ShapeError(f"pack_padded_sequence: {count} lengths for a batch of shape {tuple(input.shape)} "
+                         f"(batch_first={batch_first})")
+    if _traced(lengths):
+        host_callback(lengths, callback=_PackCheck(steps.shape[0], enforce_sorted))
+        if enforce_sorted:
+            return _TracedLengths(steps, lengths, None, None)
+        order = so.argsort(lengths, axis=0, kind="stable", descending=True)
+        return _TracedLengths(steps, lengths, order, so.argsort(order, axis=0, kind="stable"))
+    lengths = _lengths(lengths, "pack_padded_sequence")
+    _check_lengths(lengths, steps.shape[0], enforce_sorted)
+    sorted_indices = None if enforce_sorted else np.argsort(-lengths, kind="stable")
     data, batch_sizes = _pack(steps, lengths, np.arange(len(lengths)) if sorted_indices is None else sorted_indices)
     return PackedSequence(data, batch_sizes, sorted_indices)
 
@@ -158,12 +259,18 @@ def _lengths_of(sequence):
 def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_length=None):
     """Undo `pack_padded_sequence`: (padded (T, B, *) or (B, T, *), lengths) in the batch's original
     order, T the longest length or `total_length` (to restore a longer padding)."""
+    if isinstance(sequence, _TracedLengths):
+        padded, lengths = _pad_traced(sequence, padding_value, total_length)
+    else:
+        padded, lengths = _pad(sequence, padding_value, total_length)
+    return (npa.swapaxes(padded, 0, 1) if batch_first else padded), lengths
+
+
+def _pad(sequence, padding_value, total_length):
     data, batch_sizes = sequence.data, np.asarray(sequence.batch_sizes)
     steps = len(batch_sizes)
     if total_length is not None:
-        if total_length < steps:
-            raise ShapeError(f"pad_packed_sequence: total_length={total_length} is shorter than the longest "
-                             f"sequence ({steps} steps)")
+        _check_total_length(total_length, steps)
         steps = total_length
     batch = int(batch_sizes[0])
     order = _order(sequence)
@@ -176,8 +283,36 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
         running = position < n
         rows[t, running] = starts[t] + position[running]
     padding = np.full((1,) + tuple(data.shape[1:]), padding_value, dtype=data.dtype)
-    padded = npa.take(npa.concatenate([data, padding], axis=0), rows, axis=0)
-    return (npa.swapaxes(padded, 0, 1) if batch_first else padded), wrap(_lengths_of(sequence))
+    return npa.take(npa.concatenate([data, padding], axis=0), rows, axis=0), wrap(_lengths_of(sequence))
+
+
+def _pad_traced(sequence, padding_value, total_length):
+    """The padded batch itself, with `padding_value` where each sequence has ended."""
+    steps, lengths = sequence.steps, sequence.lengths
+    host_callback(lengths, callback=_PadCheck(steps.shape[0], total_length))
+    if total_length is not None and total_length > steps.shape[0]:
+        steps = npa.pad(steps, ((0, total_length - steps.shape[0]),) + ((0, 0),) * (steps.ndim - 1))
+    elif total_length is not None:
+        steps = steps[:total_length]
+    running = _running(lengths, steps.shape[0], steps.ndim)
+    return ew.where(running, steps, np.asarray(padding_value, dtype=steps.dtype)), lengths
+
+
+def _padded_steps(sequence):
+    """(padded steps (T, B, *), lengths) of a PackedSequence, in the batch's order: what a recurrent
+    layer runs on."""
+    if isinstance(sequence, _TracedLengths):
+        return sequence.steps, sequence.lengths
+    padded, lengths = _pad(sequence, 0.0, None)
+    return padded, np.asarray(lengths)
+
+
+def _repacked(like, steps):
+    """`steps` (T, B, *) packed as the PackedSequence `like` is (its lengths and permutation)."""
+    if isinstance(like, _TracedLengths):
+        return _TracedLengths(steps, like.lengths, like.sorted_indices, like.unsorted_indices)
+    data, _ = _pack(steps, _lengths_of(like), _order(like))
+    return PackedSequence(data, *like[1:])
 
 
 def unpad_sequence(padded_sequences, lengths, batch_first=False):
