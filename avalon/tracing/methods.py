@@ -52,7 +52,7 @@ import numpy as np
 from .. import numpy_api as npa
 from .. import torch_api as ta
 from .. import torch_select as tsel
-from ..errors import ShapeError
+from ..errors import DtypeError
 from ..ops import elementwise as ew
 from ..ops import index as ix
 from ..ops import sort as so
@@ -247,8 +247,8 @@ class TorchMethods:
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         if not np.can_cast(self.dtype, dtype, casting):
-            raise ShapeError(f"astype: cannot cast {np.dtype(self.dtype)} to {np.dtype(dtype)} under "
-                             f"casting={casting!r}", fix="pass casting='unsafe' (numpy's default)")
+            raise DtypeError(f"astype: cannot cast {np.dtype(self.dtype)} to {np.dtype(dtype)} under "
+                             f"casting={casting!r}; pass casting='unsafe' (numpy's default) to convert anyway")
         return npa.astype(self, dtype, copy=copy)
 
     def float(self):

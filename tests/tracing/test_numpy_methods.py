@@ -152,7 +152,7 @@ def test_nonzero_is_refused_on_tracers_and_torch_or_numpy_on_tensors():
 
 
 def test_astype_checks_casting_as_numpy():
-    with pytest.raises(avalon.ShapeError, match="casting='safe'"):
+    with pytest.raises(avalon.errors.DtypeError, match="casting='safe'"):
         avalon.trace(lambda a: a.astype(np.int32, casting="safe"), DATA["A"])
 
 
