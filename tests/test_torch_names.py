@@ -93,7 +93,8 @@ def test_jit_decorators_keep_torchs_eager_meaning():
     assert ours.scale(3) == theirs.scale(3) == 6
     x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
     expected = theirs(torch.tensor(x)).detach().numpy()
-    for model in (ours, avalon.jit.script(ours), avalon.jit.trace(ours, (x,)), avalon.jit.trace(ours, x, check_trace=False)):
+    for model in (ours, avalon.jit.script(ours), avalon.jit.trace(ours, (x,)),
+                  avalon.jit.trace(ours, x, check_trace=False)):
         assert model is ours
         np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-6)
     loss, grads = avalon.grad(lambda m, x: m(x).sum(), ours, x)

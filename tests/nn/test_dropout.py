@@ -75,8 +75,8 @@ def test_edge_probabilities_and_errors():
         F.dropout1d(np.ones((2, 3, 4, 5), np.float32))
 
 
-@pytest.mark.parametrize("shape,warning", [((6, 10, 4), "3-D"), ((6, 10), "deprecated"), ((4, 5, 2, 3, 2), "deprecated"),
-                                           ((4, 5, 3, 3), None)])
+@pytest.mark.parametrize("shape,warning", [((6, 10, 4), "3-D"), ((6, 10), "deprecated"),
+                                           ((4, 5, 2, 3, 2), "deprecated"), ((4, 5, 3, 3), None)])
 def test_dropout2d_reads_inputs_as_torch_2_13(shape, warning):
     """torch 2.13 drops (N, C) channels of any input of 2 or more dimensions: a 3-D one is (N, C, L)
     with a warning, other than 3-D or 4-D ones are deprecated with a warning, 4-D ones are silent."""
