@@ -46,7 +46,8 @@ class Hook:
 
 
 class ModuleHooks:
-    """The hook registrations of `nn.Module` (torch's signatures); each returns a `RemovableHandle`."""
+    """The hook registrations of `nn.Module` (torch's signatures); each returns a `RemovableHandle`.
+    `Module` takes them as its own members."""
 
     def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
         """`hook(module, args)` before every `forward`; it may return new positional arguments (a

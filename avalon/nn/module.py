@@ -87,7 +87,7 @@ def _as_buffer(value):
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-class Module(ModuleHooks):
+class Module:
     """Base class of every layer and model (PyTorch's `nn.Module`): subclass it, call
     `super().__init__()`, assign parameters, buffers and submodules as attributes, define `forward`.
     Hooks (`register_forward_hook` …) are in `avalon.nn.hooks`."""
@@ -189,6 +189,12 @@ class Module(ModuleHooks):
     def forward(self, *args, **kwargs):
         """The computation; every subclass defines it."""
         raise AvalonError(f"{type(self).__name__} has no forward(): define it in the subclass")
+
+    # Hook registration (avalon.nn.hooks) as Module's own members: its only base is object, as torch's.
+    register_forward_pre_hook = ModuleHooks.register_forward_pre_hook
+    register_forward_hook = ModuleHooks.register_forward_hook
+    register_full_backward_pre_hook = ModuleHooks.register_full_backward_pre_hook
+    register_full_backward_hook = ModuleHooks.register_full_backward_hook
 
     def __call__(self, *args, **kwargs):
         if current() is not None:
