@@ -129,9 +129,9 @@ class Tensor(np.ndarray, metaclass=_TensorType):
         np.copyto(self, value, casting="unsafe")
 
     def view(self, *shape, **kwargs):
-        """torch's `view(*shape)` (a reshape sharing memory); `view(dtype)` and numpy's `view(type=...)`
-        reinterpret the memory, as in both libraries."""
-        if kwargs or len(shape) == 1 and not isinstance(shape[0], (numbers.Integral, tuple, list)):
+        """torch's `view(*shape)` (a reshape sharing memory); `view(dtype)` and numpy's `view()` /
+        `view(type=...)` are numpy's (the same memory, reinterpreted)."""
+        if kwargs or not shape or len(shape) == 1 and not isinstance(shape[0], (numbers.Integral, tuple, list)):
             return np.ndarray.view(self, *shape, **kwargs)
         return np.ndarray.reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral)
                                   else shape)

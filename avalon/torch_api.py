@@ -391,7 +391,10 @@ def gather(input, dim, index):
 
 
 def take_along_dim(input, indices, dim=None):
-    """`input` indexed by `indices` along `dim` (broadcasting elsewhere), as numpy's take_along_axis."""
+    """`input` indexed by `indices` along `dim` (broadcasting elsewhere), as numpy's take_along_axis;
+    without `dim`, both are read flat (torch's)."""
+    if dim is None:
+        return npa.take(input, npa.ravel(indices))
     return npa.take_along_axis(input, indices, dim)
 
 

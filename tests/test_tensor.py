@@ -343,3 +343,12 @@ def test_loaded_checkpoints_hold_tensors(tmp_path):
         model.load_state_dict(state)
     torch.save({k: torch.tensor(np.asarray(v)) for k, v in model.state_dict().items()}, tmp_path / "t.pt")
     assert all(type(v) is avalon.Tensor for v in avalon.io.load_torch_state_dict(tmp_path / "t.pt").values())
+
+
+def test_data_and_item_inside_traced_code():
+    x = np.array([1.0, 2.0, 3.0])
+    _, (g,) = avalon.grad(lambda x: (x.data * x).sum(), x)
+    np.testing.assert_array_equal(g, x)  # .data is a constant, as torch's
+    with pytest.raises(avalon.UnsupportedConstruct, match="data-dependent"):
+        avalon.grad(lambda x: x * x.item(0), x)
+    assert avalon.tensor([[1, 2]]).view() is not None and avalon.tensor([5, 6]).item(1) == 6

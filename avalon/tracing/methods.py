@@ -428,8 +428,6 @@ class TorchMethods:
         return npa.take(self, indices, axis, out, mode)
 
     def take_along_dim(self, indices, dim=None):
-        if dim is None:  # torch reads both flat (numpy's take_along_axis wants 1-D indices there)
-            return npa.take(self, npa.ravel(indices))
         return ta.take_along_dim(self, indices, dim)
 
     def diagonal(self, offset=0, dim1=0, dim2=1, *, axis1=None, axis2=None):

@@ -266,8 +266,13 @@ class Tracer(TorchMethods):
             "workbench",
             lambda: format(self._node.value, spec))
 
-    def item(self):
-        return self._data_dependent(".item()", lambda: self._node.value.item())
+    @property
+    def data(self):
+        """torch's `.data`: the same values, cut from differentiation."""
+        return self.detach()
+
+    def item(self, *index):
+        return self._data_dependent(".item()", lambda: self._node.value.item(*index))
 
     def tolist(self):
         return self._data_dependent(".tolist()", lambda: self._node.value.tolist())

@@ -81,18 +81,11 @@ METHODS = [
 ]
 
 
-# where avalon.Tensor's own methods (avalon/tensor.py, not this table) still differ from numpy's
-TENSOR_GAPS = {"view": "Tensor.view() without arguments reshapes to () instead of returning a view"}
-
-
-def _cases(grad_only=False, on_tensors=False):
-    """The cases as pytest params; `on_tensors`: the Tensor's own gaps are expected failures (also in
-    gradcheck, whose finite differences run eagerly on Tensors)."""
+def _cases(grad_only=False):
+    """The cases as pytest params (each also runs on avalon.Tensors)."""
     for name, fn, inputs, differentiable in METHODS:
         if differentiable or not grad_only:
-            gap = TENSOR_GAPS.get(name) if on_tensors else None
-            marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
-            yield pytest.param(fn, inputs.split(), id=name, marks=marks)
+            yield pytest.param(fn, inputs.split(), id=name)
 
 
 @pytest.mark.parametrize("fn, names", list(_cases()))
@@ -103,7 +96,7 @@ def test_numpy_method_on_tracers_matches_numpy(fn, names):
     assert_like_numpy(ours, fn(*arrays))
 
 
-@pytest.mark.parametrize("fn, names", list(_cases(on_tensors=True)))
+@pytest.mark.parametrize("fn, names", list(_cases()))
 def test_numpy_method_on_tensors_matches_numpy(fn, names):
     arrays = [DATA[n] for n in names]
     ours = fn(*(wrap(a) for a in arrays))
@@ -112,7 +105,7 @@ def test_numpy_method_on_tensors_matches_numpy(fn, names):
     assert_like_numpy(ours, fn(*arrays))
 
 
-@pytest.mark.parametrize("fn, names", list(_cases(grad_only=True, on_tensors=True)))
+@pytest.mark.parametrize("fn, names", list(_cases(grad_only=True)))
 def test_numpy_method_gradcheck(fn, names):
     arrays = [DATA[n].astype(np.float64) if DATA[n].dtype == np.float32 else DATA[n] for n in names]
     weights = np.random.default_rng(5).standard_normal(np.shape(fn(*arrays)))
@@ -204,7 +197,7 @@ REFUSED = {"base", "byteswap", "ctypes", "dump", "dumps", "fill", "flags", "getf
            "partition", "put", "resize", "setfield", "setflags", "sort", "strides", "to_device", "tobytes",
            "tofile", "tolist", "view"}
 
-# torch's `.data` on tracers is the lead's part of the Tensor work (avalon.Tensor has it)
+# `.data` is torch's on tracers and Tensors (the values, cut from differentiation): tests/test_tensor.py
 ELSEWHERE = {"data"}
 
 PUBLIC = sorted(name for name in dir(np.ndarray) if not name.startswith("_") and name not in ELSEWHERE)
