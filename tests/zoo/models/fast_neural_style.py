@@ -2,7 +2,6 @@
 convolutions, InstanceNorm2d with affine parameters, residual blocks, nearest-neighbour upsampling by
 interpolate(scale_factor=...), and the Gram-matrix style loss with bmm."""
 import torch
-import torch.nn.functional as F
 
 
 class TransformerNet(torch.nn.Module):

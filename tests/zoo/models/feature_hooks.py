@@ -2,7 +2,7 @@
 well-known "intermediate features" recipe (hooks store layer outputs and the wrapper returns them,
 gradient included), an activation logger that stores detached outputs, an input-scaling pre-hook,
 a removed hook, and a Grad-CAM style register_hook on the last feature map."""
-from typing import Dict, Iterable, Callable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn as nn
