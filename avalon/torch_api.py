@@ -58,7 +58,17 @@ def _length(input, dim):
 # creation (each returns a Tensor outside traced code; inside, a constant of the tape)
 
 def _made(array, requires_grad=False):
-    """A new array as the user gets it: a Tensor (cupy arrays stay cupy), flagged as torch's."""
+    """A new array as the user gets it: a Tensor (cupy arrays stay cupy), flagged as torch's; inside
+    traced code a tracer of it, a constant only its maker holds, so that in-place writes into it
+    (`outputs[t] = output` in a decoder loop) trace exactly (see Tracer.__setitem__)."""
+    from .tracing.context import current  # tracing builds on this module
+    from .tracing.tracer import Tracer
+
+    if isinstance(array, Tracer):
+        return array  # a random draw, recorded
+    trace = current()
+    if trace is not None:
+        return Tracer(trace.const(array), trace)
     array = wrap(array)
     if requires_grad:
         array.requires_grad = True

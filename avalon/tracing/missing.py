@@ -14,8 +14,9 @@ _INPLACE_ONLY = {"zero_", "fill_", "copy_", "uniform_", "normal_", "bernoulli_",
                  "random_", "index_put_", "index_fill_", "index_copy_", "scatter_", "set_", "resize_",
                  "requires_grad_", "fill_diagonal_", "masked_scatter_"}
 
-WRITES = ("writing into a traced array changes values that recorded operations already read, so the "
-          "tape (and its gradient) would not match what ran")
+WRITES = ("the array is an input of the traced function or shares memory with another array still in "
+          "use (a view of it, or the array it views): the write would also have to change that one (or "
+          "the caller's array), which a recorded tape cannot follow")
 _MEMORY = ("a traced array has no memory of its own (a compiled replay may lay its values out "
            "differently), and bytes have no gradient")
 _VALUES = ("the values exist only while tracing: a compiled replay runs no Python code, so it would "

@@ -5,6 +5,9 @@ numpy functions and ufuncs (through `__array_function__` / `__array_ufunc__`) an
 (`TorchMethods`) record primitive calls. What cannot be traced faithfully is refused here, at the
 user's line: iteration, bool/int/float, in-place writes, coercion to ndarray, functions without rules.
 """
+import math
+import weakref
+
 import numpy as np
 
 from .. import numpy_api as npa
@@ -35,13 +38,14 @@ class Tracer(TorchMethods):
     and converting to a plain ndarray.
     """
 
-    __slots__ = ("_node", "_trace")
+    __slots__ = ("_node", "_trace", "__weakref__")
     __array_priority__ = 1000
     _avalon_tracer = True
 
     def __init__(self, node, trace):
         self._node = node
         self._trace = trace
+        _holding(trace, node).add(self)
 
     # what a tracer knows statically
 
@@ -81,11 +85,13 @@ class Tracer(TorchMethods):
         differentiable calls recorded with gradients enabled, on a trainable parameter."""
         return _requires_grad(self._trace, self._node)
 
-    # torch's in-place methods. On a *fresh* value (made by the traced code and not read by anything
-    # yet, nor a view of another) an in-place method is exact as a new node that the tracer now
-    # stands for: nothing else saw the old value, so no recorded call reads a stale one. This is how
-    # `x.new_empty(shape).bernoulli_(p).div_(p)` (stochastic depth) traces, drawing afresh at each
-    # replay. On anything else it is refused (TorchMethods.__getattr__).
+    # torch's in-place methods and `x[key] = v`. On a value nothing else shares memory with in torch's
+    # terms (`_is_fresh`: made by the traced code, no live view of it, no view of a live value) the
+    # write is exact as a new node that the tracer now stands for; calls that read the old value ran
+    # before the write, as in torch. So `x.new_empty(shape).bernoulli_(p).div_(p)` (stochastic depth)
+    # traces, drawing afresh at each replay, and so does `outputs[t] = output` into
+    # `outputs = torch.zeros(...)` in a decoder loop. Anything else is refused
+    # (TorchMethods.__getattr__, __setitem__).
 
     def __getattr__(self, name):
         if name.endswith("_") and not name.startswith("_") and _is_fresh(self):
@@ -99,24 +105,6 @@ class Tracer(TorchMethods):
                 return method
         return super().__getattr__(name)
 
-    def new_zeros(self, *size, dtype=None, **_):
-        return self._fresh_constant(ta.zeros(*size, dtype=dtype or self.dtype))
-
-    def new_ones(self, *size, dtype=None, **_):
-        return self._fresh_constant(ta.ones(*size, dtype=dtype or self.dtype))
-
-    def new_full(self, size, fill_value, dtype=None, **_):
-        return self._fresh_constant(ta.full(size, fill_value, dtype=dtype or self.dtype))
-
-    def new_empty(self, *size, dtype=None, **_):
-        return self._fresh_constant(ta.zeros(*size, dtype=dtype or self.dtype))  # never read uninitialised
-
-    def new_tensor(self, data, dtype=None, **_):
-        return self._fresh_constant(ta.tensor(data, dtype=dtype or self.dtype))
-
-    def _fresh_constant(self, array):
-        """A constant of the tape that only the caller holds (so in-place methods may fill it)."""
-        return Tracer(self._trace.const(array), self._trace)
 
     def __repr__(self):
         return f"Tracer({self._node.type_str}, {self._node.label})"
@@ -209,16 +197,21 @@ class Tracer(TorchMethods):
         return npa.getitem(self, key)
 
     def __setitem__(self, key, value):
+        if _is_fresh(self):  # a value the traced code made and nothing read yet: exact as a new node
+            _rebind(self, _written(self, key, value), "[...] =")
+            return
         self._trace.refuse(
-            "in-place assignment `x[...] = v` to a traced array",
-            "writing into an array that other recorded operations already read changes their inputs "
-            "after the fact, so the tape (and its gradient) would not match what ran",
-            "build the new array functionally: `x = np.where(mask, v, x)`, `x.masked_fill(mask, v)` or "
-            "`avalon.cat([x[:i], v, x[i + 1:]])`",
+            "in-place assignment `x[...] = v` to a traced array that is an input or shares memory with "
+            "another array still in use (a view of it, or the array it is a view of)",
+            "the write would also have to change that other array (or the caller's), which a recorded "
+            "tape cannot follow",
+            "write into a copy (`x = x.clone(); x[i] = v`), or build the new array functionally: "
+            "`x = np.where(mask, v, x)`, `x.masked_fill(mask, v)`, `avalon.cat([x[:i], v, x[i + 1:]])`",
             lambda: None)
 
     def __delitem__(self, key):
-        self.__setitem__(key, None)
+        self._trace.refuse("del x[...] on a traced array", "an array cannot lose elements in place",
+                           "select what stays instead: `x = x[keep]`", lambda: None)
 
     # data-dependent Python: refused
 
@@ -348,11 +341,49 @@ def _requires_grad(trace, node):
     return node in requiring
 
 
+# trace -> {node: the tracers standing for it}, held weakly: whether user code can still reach a value
+_tracers = weakref.WeakKeyDictionary()
+
+
+def _holding(trace, node):
+    by_node = _tracers.get(trace)
+    if by_node is None:
+        by_node = _tracers[trace] = {}
+    held = by_node.get(node)
+    if held is None:
+        held = by_node[node] = weakref.WeakSet()
+    return held
+
+
 def _is_fresh(tracer):
-    node, tape = tracer._node, tracer._trace.tape
-    if isinstance(node, Input) or isinstance(node, Call) and node.prim.view or node in tape.outputs:
+    """Whether an in-place write to `tracer` is exact as a new node it stands for: nothing else the
+    user can reach shares its memory in torch's terms — it is no input, no live view of it exists, and
+    it is no view of a value still reachable. (Calls that already read it read the old value, as
+    torch's did: they ran before the write.)"""
+    node, trace = tracer._node, tracer._trace
+    tape = trace.tape
+    if isinstance(node, Input) or node in tape.outputs:
         return False
-    return not any(node in n.inputs for n in tape.nodes if isinstance(n, Call))
+    rewritten = tape.meta.get("rewritten", ())
+
+    def reachable(n):
+        return any(t is not tracer for t in _holding(trace, n))
+
+    base = node
+    while isinstance(base, Call) and base.prim.view and base not in rewritten:
+        base = base.inputs[0]
+        if isinstance(base, Input) or reachable(base):
+            return False  # a view of a value the user still holds (`col = out[:, 0]`)
+    views, seen = [node], set()
+    while views:
+        n = views.pop()
+        for c in tape.nodes:
+            if isinstance(c, Call) and c.prim.view and c not in seen and n in c.inputs:
+                if reachable(c):
+                    return False  # a live view of it
+                seen.add(c)
+                views.append(c)
+    return True
 
 
 def _rebind(tracer, result, name):
@@ -375,7 +406,28 @@ def _rebind(tracer, result, name):
     if tuple(result.shape) != tuple(tracer.shape):
         result = npa.broadcast_to(result, tracer.shape)
     tracer._node = result._node
+    _holding(tracer._trace, result._node).add(tracer)
+    # An in-place write gives the same tensor new values, aliasing nothing the user holds, even when
+    # the node computing them is a view (a reshape) on the tape.
+    tracer._trace.tape.meta.setdefault("rewritten", set()).add(result._node)
     return tracer
+
+
+def _written(x, key, value):
+    """`x` with `x[key] = value`, as new values: a boolean mask of x's shape selects with `where`;
+    any other key picks the flat positions it addresses from a constant grid (so traced indices work
+    too), clears them and adds the values there."""
+    if getattr(key, "dtype", None) == np.bool_ and tuple(key.shape) == tuple(x.shape):
+        return ew.where(key, value, x)
+    size = math.prod(x.shape)
+    grid = Tracer(x._trace.const(np.arange(size).reshape(x.shape)), x._trace)
+    positions = grid[key]
+    flat_positions = npa.reshape(positions, (-1,))
+    values = ta.as_tensor(value) if not isinstance(value, Tracer) else value
+    values = npa.reshape(npa.broadcast_to(values.astype(x.dtype), positions.shape), (-1,))
+    written = ta.index_add(ta.zeros(size, dtype=np.bool_), 0, flat_positions, ta.ones(flat_positions.shape[0], dtype=np.bool_))
+    cleared = ew.where(written, ta.zeros((), dtype=x.dtype), npa.reshape(x, (-1,)))
+    return npa.reshape(ta.index_add(cleared, 0, flat_positions, values), x.shape)
 
 
 def _random_like(tracer, draw):

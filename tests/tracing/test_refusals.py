@@ -68,7 +68,7 @@ def formatted(x):
 
 def setitem(x):
     y = x * 2
-    y[0] = 1.0  # setitem
+    x[0] = 1.0  # setitem
     return y
 
 

@@ -72,7 +72,7 @@ def three_problems(W, x):
     if h.sum() > 0:  # PROBLEM bool
         h = h * 2
     rows = [r * 1 for r in h]  # PROBLEM iteration
-    h[0] = 1.0  # PROBLEM setitem
+    x[0] = 1.0  # PROBLEM setitem
     return h.sum() + rows[0].sum()
 
 
