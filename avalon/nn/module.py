@@ -494,6 +494,9 @@ def _run_module(module, *args, **kwargs):
 # The Module as a holder of named arrays (see avalon.tree).
 
 def _named_arrays(module):
+    """Parameters, then buffers, then arrays kept in plain attributes (`self.src_mask = mask`, made in
+    forward and reused): those are traced like buffers, read afresh at every call, and a forward that
+    assigns one has it written back at every replay, as torch would leave it."""
     params, buffers, seen_params, seen_buffers = [], [], set(), set()
     for prefix, m in module.named_modules():
         for name, array in m._parameters.items():
@@ -507,6 +510,10 @@ def _named_arrays(module):
             if array is not None and id(array) not in seen_buffers:
                 seen_buffers.add(id(array))
                 buffers.append((f"{prefix}.{name}" if prefix else name, array, "buffer"))
+        for name, value in m.__dict__.items():
+            if (is_array(value) or isinstance(value, Tracer)) and id(value) not in seen_buffers:
+                seen_buffers.add(id(value))
+                buffers.append((f"{prefix}.{name}" if prefix else name, value, "buffer"))
     return params + buffers
 
 
@@ -526,8 +533,9 @@ def _assign(module, values):
     for dotted in values:
         prefix, _, name = dotted.rpartition(".")
         owner = module.get_submodule(prefix)
-        table = owner._parameters if name in owner._parameters else owner._buffers
-        owners[dotted] = (table, name, table[name])
+        table = owner._parameters if name in owner._parameters else owner._buffers \
+            if name in owner._buffers else owner.__dict__  # an array in a plain attribute
+        owners[dotted] = (table, name, table.get(name))
     for dotted, value in values.items():
         table, name, old = owners[dotted]
         for t, n in where.get(id(old), [(table, name)]):
@@ -556,7 +564,8 @@ class _Static:
 def _static(module):
     # Attribute order is stable: assigning an existing attribute keeps its place in vars().
     return _Static(tuple((name, type(m), tuple(sorted(m._non_persistent)),
-                          tuple((k, tree.static_key(v)) for k, v in vars(m).items() if k not in _INTERNAL))
+                          tuple((k, tree.static_key(v)) for k, v in vars(m).items()
+                                if k not in _INTERNAL and not is_array(v) and not isinstance(v, Tracer)))
                          for name, m in module.named_modules()))
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from .. import tree
 from ..backend import is_array
+from ..tensor import wrap
 from .context import Trace
 from .source import user_location
 from .tracer import Tracer
@@ -121,9 +122,9 @@ def write_state(holders, state, values):
         obj = holders[index]
         spec = tree.holder_of(obj)
         current = dict((n, a) for n, a, _ in spec.named_arrays(obj)).get(name)
-        if current is not None and getattr(current, "shape", None) == value.shape and \
+        if is_array(current) and getattr(current, "shape", None) == value.shape and \
                 current.dtype == value.dtype and getattr(current, "flags", None) is not None \
                 and current.flags.writeable:
             current[...] = value
         else:
-            spec.assign(obj, {name: value})
+            spec.assign(obj, {name: wrap(value)})  # what the user finds there is a Tensor

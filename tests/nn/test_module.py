@@ -311,3 +311,33 @@ def test_torch_module_conveniences():
     assert ours.half()[0].weight.dtype == np.float16 and isinstance(ours[0].weight, nn.Parameter)
     assert not ours[0].weight.requires_grad  # casting keeps a frozen parameter frozen
     assert avalon.compile(ours) is ours and avalon.compile()(ours) is ours  # torch.compile's stand-in
+
+
+def test_arrays_kept_in_plain_attributes_are_state():
+    """word_language_model's pattern: a mask made in forward, kept in a plain attribute and reused;
+    and an attribute a forward stores for inspection, updated at every call."""
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+            self.mask = None
+
+        def forward(self, x):
+            if self.mask is None or self.mask.size(0) != x.shape[0]:
+                self.mask = avalon.triu(avalon.ones(x.shape[0], x.shape[0]))
+            out = self.mask @ self.fc(x)
+            self.last = out.detach()
+            return out
+
+    model = Masked()
+    for n in (4, 4, 4, 5, 5):
+        x = np.random.default_rng(n).standard_normal((n, 3)).astype(np.float32)
+        out = model(x)
+        expected = np.triu(np.ones((n, n))) @ (x @ np.asarray(model.fc.weight).T + model.fc.bias)
+        np.testing.assert_allclose(out, expected, rtol=1e-5)
+        assert type(model.mask) is avalon.Tensor and model.mask.shape == (n, n)
+        np.testing.assert_allclose(model.last, out)  # this call's value, replays included
+        assert type(model.last) is avalon.Tensor
+    _, grads = avalon.grad(lambda m, x: m(x).sum(), model, x)
+    assert sorted(grads[0].keys()) == ["fc.bias", "fc.weight"]  # attributes get no gradient
+    assert "mask" not in model.state_dict()
