@@ -144,6 +144,13 @@ def mm(input, mat2):
     return npa.matmul(input, mat2)
 
 
+def spmm(input, mat2):
+    """torch.spmm: the product of a (sparse, in torch) matrix and a dense one. Avalon's arrays are
+    dense, so it is `mm`."""
+    _need(2, "spmm", input, mat2)
+    return npa.matmul(input, mat2)
+
+
 def bmm(input, mat2):
     """Batched matrix product of two 3-D arrays."""
     _need(3, "bmm", input, mat2)
@@ -265,6 +272,6 @@ __all__ = [
     "maximum", "minimum", "atan2", "arctan2", "remainder", "floor_divide", "logaddexp", "eq", "ne", "lt",
     "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "mul", "multiply", "div", "divide",
     "true_divide", "add", "sub", "subtract", "pow", "clamp", "clip", "lerp", "addcmul", "addcdiv",
-    "matmul", "mm", "bmm", "mv", "dot", "addmm", "einsum", "outer", "meshgrid", "norm", "softmax",
+    "matmul", "mm", "spmm", "bmm", "mv", "dot", "addmm", "einsum", "outer", "meshgrid", "norm", "softmax",
     "log_softmax", "detach", "stop_gradient",
 ]

@@ -20,3 +20,5 @@ from .modules.rnn import *  # noqa: E402,F401,F403
 from .modules.attention import *  # noqa: E402,F401,F403
 from .modules.transformer import *  # noqa: E402,F401,F403
 from .modules.distance import *  # noqa: E402,F401,F403
+from . import parallel, parameter  # noqa: E402,F401 - torch.nn.parallel, torch.nn.parameter
+from .parallel import DataParallel  # noqa: E402,F401

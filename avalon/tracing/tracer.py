@@ -67,6 +67,10 @@ class Tracer(TorchMethods):
         return device(device_of(self._node.value))
 
     @property
+    def is_cuda(self):
+        return self.device.type == "cuda"
+
+    @property
     def T(self):
         return npa.transpose(self)
 

@@ -341,3 +341,19 @@ def test_arrays_kept_in_plain_attributes_are_state():
     _, grads = avalon.grad(lambda m, x: m(x).sum(), model, x)
     assert sorted(grads[0].keys()) == ["fc.bias", "fc.weight"]  # attributes get no gradient
     assert "mask" not in model.state_dict()
+
+
+def test_torch_nn_parallel_and_parameter_modules():
+    torch = pytest.importorskip("torch")
+    from avalon.nn.parameter import Parameter
+
+    assert Parameter is nn.Parameter
+    inner = nn.Linear(3, 2)
+    wrapped = nn.DataParallel(inner)
+    theirs = torch.nn.DataParallel(torch.nn.Linear(3, 2))
+    assert list(wrapped.state_dict()) == list(theirs.state_dict()) == ["module.weight", "module.bias"]
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_allclose(wrapped(x), inner(x))
+    np.testing.assert_allclose(nn.parallel.data_parallel(inner, x, range(2)), inner(x))
+    wrapped.load_state_dict(theirs.state_dict())
+    np.testing.assert_allclose(wrapped(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-6)

@@ -174,6 +174,7 @@ FUNCTIONS = [
     ("matmul-vector", lambda m, a, v: m.matmul(a, v), "A V", G),
     ("matmul-vector-left", lambda m, v, b: m.matmul(v, b), "V B", G),
     ("mm", lambda m, x, n: m.mm(x, n), "M N", G),
+    ("spmm", lambda m, x, n: m.spmm(x, n), "M N", G),
     ("bmm", lambda m, a, b: m.bmm(a, b), "A B", G),
     ("mv", lambda m, x, v: m.mv(x, v), "M V", G),
     ("dot", lambda m, v, w: m.dot(v, w), "V W", G),
