@@ -12,7 +12,7 @@ import numpy as np
 
 from .backend import is_array
 from .errors import AvalonError
-from .tensor import is_torch_tensor, is_torch_tensor_type, plain
+from .tensor import as_traced, is_torch_tensor, is_torch_tensor_type, plain
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ _LEAF = ("leaf",)
 def _flatten(obj, name, leaves, infos, holders):
     kind = _kinds.get(type(obj)) or _kind(type(obj))
     if kind == "leaf" or kind == "array":
-        leaves.append(obj if kind == "leaf" else plain(obj))
+        leaves.append(obj if kind == "leaf" else plain(as_traced(obj)))  # a hook's Standin: its tracer
         if infos is not None:
             infos.append(Leaf(name))
         return _LEAF

@@ -5,11 +5,10 @@
 >>> model(x); acts["fc1"]                      # this call's activation, traced call or replay
 >>> handle.remove()
 
-Hooks run on every call, not only the one that traces: each runs through
-`avalon.tracing.callbacks.call_hook`, so a hook that returns None is called once per call with that
-call's concrete values (Tensors), and one that returns a value changes the traced computation, and so
-its gradient (it is called twice on the call that traces, the second time on tracers). Backward hooks
-see the gradients of every `avalon.grad` call.
+Hooks run once on every call, not only the one that traces: each runs through
+`avalon.tracing.callbacks.call_hook`, with that call's values (Tensors); one that returns a value
+changes the traced computation, and so its gradient, and what a hook stores keeps its gradient where
+`forward` uses it. Backward hooks see the gradients of every `avalon.grad` call.
 
 A module's hooks are a tuple of `Hook` records in its `_hooks` attribute, present only while it has
 some (a model without hooks is called exactly as before), and replaced, never changed, when a hook is

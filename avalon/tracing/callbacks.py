@@ -2,16 +2,12 @@
 
 A hook cannot just run while tracing: a cached call replays compiled code, and no Python of the
 traced function runs then. So `call_hook(fn, prefix, args)`, called where the hook belongs in traced
-code:
-
-1. calls `fn(*prefix, *args)` at once on the concrete values seen while tracing (as `avalon.Tensor`s,
-   the trace suspended, so avalon calls inside compute eagerly), and records a `host_callback` node
-   that calls it again on each replay's values, where it stands on the tape;
-2. when that call returned a value (a hook that changes what flows on), calls `fn` once more, on the
-   tracers, so that the change is recorded, compiled and differentiated.
-
-An observing hook therefore runs exactly once per call, traced or replayed. A hook that returns a
-value runs twice on the call that traces (the second time on tracers), and once per replay.
+code, calls `fn(*prefix, *args)` once, on `Standin`s of the traced values (Tensors of the values seen
+while tracing, the trace suspended so avalon calls on plain arrays compute at once), and records a
+`host_callback` node that calls it again on each replay's values, where it stands on the tape. A
+Standin stands in for its traced value until the trace ends: what the hook returns (`output * 2`),
+and what it stores that the traced code uses later, is recorded and differentiated; what it stores for
+the user holds that call's values. So a hook runs exactly once per call, traced or replayed.
 
 Gradient hooks (`Tensor.register_hook`, a module's backward hooks) are registered on a tape node in
 `trace.grad_hooks`; the backward pass runs them when the gradient into that node is complete, and they
@@ -22,7 +18,7 @@ import itertools
 from .. import tree
 from ..errors import AvalonError
 from ..ops.callback import DONE, host_callback
-from ..tensor import wrap
+from ..tensor import Standin, as_traced, wrap
 from .context import current, suspended
 from .tracer import Tracer
 
@@ -92,53 +88,37 @@ def _as_it_is(obj, values, roles):
 def call_hook(fn, prefix, args, label):
     """`fn(*prefix, *args)` in traced code, at every call: see the module docstring. `args` is a tuple
     that may hold tracers (in tuples, lists and dicts); `prefix` what is passed as it is (the module).
-    Returns what `fn` returned when called on the tracers, or None when it returned nothing."""
+    Returns what `fn` returned, traced (None when it returned nothing)."""
     leaves, _, holders, spec = tree.flatten(args, names=False)
     traced = [leaf for leaf in leaves if isinstance(leaf, Tracer)]
     trace = traced[0]._trace if traced else current()
     if trace is None:  # nothing traced: an ordinary call
         return fn(*prefix, *args)
     callback = HostCallback(fn, prefix, spec, holders, label)
-    values = [leaf._node.value if isinstance(leaf, Tracer) else leaf for leaf in leaves]
-    with _standing_in(leaves, values) as standins:
-        result = callback.call(standins)
+    result = callback.call([Standin.of(leaf) if isinstance(leaf, Tracer) else leaf for leaf in leaves])
     trace.record(host_callback, leaves, {"callback": callback}, value=DONE)
-    return None if result is None else fn(*prefix, *args)
+    return _traced_result(result)
 
 
-# Tensors handed to a hook while tracing stand in for traced values: `output.register_hook(fn)` inside
-# a forward hook reaches the tracer behind `output`. In a replayed callback it was registered already.
-_standins = {}  # id(Tensor) -> (Tensor, Tracer), while a hook runs on the values seen while tracing
+def _traced_result(x):
+    """What a hook returned, with its Standins replaced by the traced values they stand for."""
+    if type(x) in (tuple, list):
+        return type(x)(_traced_result(v) for v in x)
+    if type(x) is dict:
+        return {k: _traced_result(v) for k, v in x.items()}
+    return as_traced(x)
+
+
 _replaying = []  # the callbacks running in a replay, innermost last
-
-
-class _standing_in:
-    """Tensors of `values` for the hook's call while tracing, each standing in for its tracer."""
-
-    def __init__(self, leaves, values):
-        self.pairs = [(wrap(v), leaf) for leaf, v in zip(leaves, values)]
-
-    def __enter__(self):
-        for tensor, leaf in self.pairs:
-            if isinstance(leaf, Tracer):
-                _standins[id(tensor)] = (tensor, leaf)
-        return [tensor for tensor, _ in self.pairs]
-
-    def __exit__(self, *exc_info):
-        for tensor, leaf in self.pairs:
-            if _standins.get(id(tensor), (None,))[0] is tensor:
-                del _standins[id(tensor)]
 
 
 def register_hook(x, hook):
     """`x.register_hook(hook)` (torch's): `hook(grad)` is called with the gradient flowing into `x` at
     every `avalon.grad` call (traced or replayed); a returned array replaces that gradient. `x` is a
     traced value (or a Tensor a hook was given for one). Returns a `RemovableHandle`."""
+    x = as_traced(x)  # a Tensor a forward hook was handed stands for the traced output
     if not isinstance(x, Tracer):
-        standin = _standins.get(id(x), (None, None))
-        if standin[0] is x:
-            x = standin[1]
-        elif _replaying:
+        if _replaying:
             return RemovableHandle(None)  # registered on the tape when this hook ran while tracing
         else:
             raise AvalonError(

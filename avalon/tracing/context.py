@@ -4,7 +4,7 @@ import contextlib
 from ..backend import is_array, namespace
 from ..errors import AvalonError, ShapeError, UnsupportedConstruct
 from ..tape import Call, Const, Input, Tape
-from ..tensor import is_torch_tensor, plain, wrap
+from ..tensor import Standin, as_traced, is_torch_tensor, plain, through_standins, wrap
 from .source import library_call, user_location
 
 _active = []
@@ -128,6 +128,9 @@ class Trace:
     def const(self, value):
         """The `Const` node of an array used by traced code (one per array object; a Tensor's node
         holds its plain array)."""
+        traced = as_traced(value)
+        if traced is not value and traced._trace is self:
+            return traced._node
         seen = self._consts.get(id(value))
         if seen is not None and seen[0] is value:
             return seen[1]
@@ -224,6 +227,8 @@ def bind(prim, args, params):
     """Run `prim`: record it when a tracer is among `args` or a trace is active, else just compute."""
     from .tracer import Tracer
 
+    if any(type(a) is Standin for a in args):  # a hook's Tensor standing in for a traced value
+        return through_standins(lambda *args: bind(prim, args, params), args, {})
     for a in args:
         if isinstance(a, Tracer):
             if not a._trace.live:

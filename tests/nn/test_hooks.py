@@ -380,3 +380,43 @@ def test_gradient_hook_registered_from_a_forward_hook_per_call():
         torch_grads(theirs, x)
         assert len(stored) == len(expected) == i + 1
         close(stored[-1], expected[-1])
+
+
+def test_what_a_hook_stores_is_values_for_the_user_and_traced_for_forward():
+    """A hook appends its layer's output; forward uses what was stored (the intermediate-features
+    recipe), so it carries gradients; after each call the user finds that call's values, also as numpy."""
+    def build_wrapper(nn, torch):
+        class Features(nn.Module):
+            def __init__(self, model):
+                super().__init__()
+                self.model, self.kept, self.as_numpy = model, [], []
+                model.fc1.register_forward_hook(self.keep)
+
+            def keep(self, module, args, output):
+                self.kept.append(output.clone())
+                self.as_numpy.append(output.detach().cpu().numpy())
+
+            def forward(self, x):
+                self.kept.clear()
+                out = self.model(x)
+                return out.sum() + (self.kept[-1] ** 2).mean()
+
+        return Features
+
+    ours_model, theirs_model = pair()
+    ours = build_wrapper(nn, avalon)(ours_model)
+    theirs = build_wrapper(torch.nn, torch)(theirs_model)
+    def run(model, x):
+        return model(x)
+
+    for i, x in enumerate(inputs()):  # traced, then replayed (where forward's Python, clear(), does not run)
+        loss, grads = avalon.grad(run, ours, x)
+        theirs.zero_grad()
+        expected = theirs(t(x))
+        expected.backward()
+        close(loss, expected)
+        assert_same_grads(grads[0], {n: p.grad for n, p in theirs.named_parameters()})
+        assert isinstance(ours.kept[-1], avalon.Tensor)
+        close(ours.kept[-1], theirs.kept[-1])
+        assert type(ours.as_numpy[-1]) is np.ndarray and len(ours.as_numpy) == i + 1
+        np.testing.assert_allclose(ours.as_numpy[-1], theirs.as_numpy[-1], **TOL)
