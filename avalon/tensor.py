@@ -162,9 +162,6 @@ class Tensor(np.ndarray, metaclass=_TensorType):
     def data_ptr(self):
         return self.ctypes.data
 
-    def new_tensor(self, data, dtype=None, device=None):
-        return np.ndarray.view(np.array(plain(data), dtype=dtype or self.dtype), Tensor)
-
     def type(self, dtype=None):
         if dtype is None:
             return f"avalon.{np.dtype(self.dtype).name}"

@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 from .. import tree
 from ..tensor import plain, wrap
-from ..tracing import Tracer, current, record, write_state
+from ..tracing import Tracer, current, record, write_back
 
 _MAX_ENTRIES = 512
 _entries = OrderedDict()
@@ -100,6 +100,7 @@ class _CallEntry:
         self.replay = compiled.fn
         self.out_spec = recording.out_spec
         self.n_out = len(recording.out_nodes)
+        self.written = recording.written
         self.state = recording.state
         self.captures = Captures(recording)
 
@@ -125,8 +126,7 @@ def call(f, args, kwargs=None):
         outputs = first_outputs(recording, compiled)
     else:
         outputs = entry.replay(*leaves, *captured)
-    if entry.state:
-        write_state(holders + entry.captures.objects, entry.state, outputs[entry.n_out:])
+    write_back(entry, holders + entry.captures.objects, leaves, outputs[entry.n_out:])
     return tree.unflatten(entry.out_spec, [wrap(o) for o in outputs[:entry.n_out]], [], None)
 
 

@@ -9,7 +9,7 @@ from ..backend import is_array, is_inexact, namespace
 from ..errors import GradientError
 from ..ops import shape as sh
 from ..tensor import wrap
-from ..tracing import Tracer, current, record, write_state
+from ..tracing import Tracer, current, record, write_back
 from . import cache
 from .backward import backward, default_seed
 
@@ -108,8 +108,7 @@ def grad_per_leaf(f, args, seed=None, argnums=None):
         outputs = cache.first_outputs(recording, compiled)
     else:
         outputs = entry.replay(*leaves, *captured) if seed is None else entry.replay(*leaves, *captured, seed)
-    if entry.state:
-        write_state(holders + entry.captures.objects, entry.state, outputs[entry.n_outputs:])
+    write_back(entry, holders + entry.captures.objects, leaves, outputs[entry.n_outputs:])
     return wrap(outputs[0]), [wrap(g) for g in entry.gradients(outputs, leaves)], holders, spec
 
 
@@ -126,6 +125,7 @@ class _GradEntry:
         self.state = recording.state
         self.captures = cache.Captures(recording)
         self.n_outputs = 1 + sum(isinstance(s, int) for s in slots)
+        self.written = recording.written
 
     def gradients(self, outputs, leaves):
         out = []

@@ -2,7 +2,7 @@
 from .. import tree
 from ..errors import ShapeError
 from .context import Trace, bind, current, scope
-from .record import Recording, argument_names, record, write_state
+from .record import Recording, argument_names, record, write_back, write_state
 from .source import source_context, user_location
 from .tracer import Tracer
 
@@ -75,4 +75,4 @@ def check(f, *args, **kwargs):
 
 
 __all__ = ["trace", "check", "Problems", "record", "Recording", "Trace", "Tracer", "bind", "current",
-           "scope", "write_state", "source_context", "user_location"]
+           "scope", "write_back", "write_state", "source_context", "user_location"]

@@ -38,6 +38,8 @@ class Trace:
         self.grad_enabled = True  # torch's grad mode (avalon.no_grad): calls recorded while off get no gradient
         self.no_grad = set()  # the nodes recorded while it was off
         self.checkpoints = {}  # forward call -> the checkpointed segment holding it (avalon.utils.checkpoint)
+        self.writable = set()  # data inputs in-place writes may go to (they alias no other argument)
+        self.written = {}  # such an input -> the tracer a write rebound: its value is written back
         self.grad_hooks = {}  # node -> [fire(grads)]: gradient hooks, run when the backward walk reaches it
         self._consts = {}
 

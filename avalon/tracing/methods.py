@@ -505,6 +505,9 @@ class TorchMethods:
     def new_empty(self, *size, dtype=None):
         return ta.empty(*size, dtype=dtype or self.dtype)
 
+    def new_tensor(self, data, dtype=None, **_):
+        return ta.tensor(data, dtype=dtype or self.dtype)
+
     def is_floating_point(self):
         return bool(np.issubdtype(self.dtype, np.floating))
 

@@ -8,6 +8,8 @@ statistic) becomes a *state output*: the replay writes its new value back into t
 import inspect
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .. import tree
 from ..backend import is_array
 from ..tensor import wrap
@@ -29,6 +31,7 @@ class Recording:
     out_spec: object = None
     out_nodes: list = field(default_factory=list)
     state: list = field(default_factory=list)  # [(holder index, name, node)]; captured holders after arguments'
+    written: list = field(default_factory=list)  # [(leaf index, node)]: arguments written in place
     captured: list = field(default_factory=list)  # holders the code used without receiving them
 
     @property
@@ -65,6 +68,7 @@ def record(f, args, kwargs=None, collect=False, then=None, trace=None, names=Non
     with trace.active():
         tracers = [Tracer(trace.input(info.name, leaf, info.role, where), trace)
                    for leaf, info in zip(leaves, infos)]
+        trace.writable = _writable(leaves, infos, tracers)
         bound = {}
         for obj in holders:
             for path, part in tree.holder_of(obj).named_parts(obj):
@@ -87,13 +91,37 @@ def record(f, args, kwargs=None, collect=False, then=None, trace=None, names=Non
             for c in recording.captured:
                 bound[id(c.obj)] = c.tracers
             recording.state = _state_changes(trace, recording.all_holders, bound)
+            inputs = trace.tape.inputs[:len(leaves)]
+            recording.written = [(i, trace.written[node]._node) for i, node in enumerate(inputs)
+                                 if node in trace.written]
         finally:
             for obj, values in zip(holders, originals):
                 tree.holder_of(obj).assign(obj, values)
             for c in trace.captured:
                 tree.holder_of(c.obj).assign(c.obj, c.originals)
-    trace.tape.outputs = recording.out_nodes + list(extra) + [node for _, _, node in recording.state]
+    trace.tape.outputs = recording.out_nodes + list(extra) + [node for _, _, node in recording.state] + \
+        [node for _, node in recording.written]
     return recording
+
+
+def _writable(leaves, infos, tracers):
+    """The data inputs an in-place write may change (its new value is written back into the caller's
+    array, as torch's `x.div_(255)` changes it): writeable numpy arrays sharing memory with no other
+    argument (a write would have to change that one too)."""
+    data = [(i, leaf, t._node) for i, (leaf, info, t) in enumerate(zip(leaves, infos, tracers))
+            if info.role == "data" and isinstance(leaf, np.ndarray)]
+    return {node for i, leaf, node in data if leaf.flags.writeable and
+            not any(j != i and np.may_share_memory(leaf, other) for j, other, _ in data)}
+
+
+def write_back(entry, holders, leaves, values):
+    """After a call (traced or replayed): holder state (`entry.state`) and arguments the code wrote
+    into in place (`entry.written`) get their new values, `values` being the call's outputs after its
+    results."""
+    if entry.state:
+        write_state(holders, entry.state, values)
+    for (index, _), value in zip(entry.written, values[len(entry.state):]):
+        leaves[index][...] = value
 
 
 def _outputs(trace, result):

@@ -361,12 +361,13 @@ def _holding(trace, node):
 
 def _is_fresh(tracer):
     """Whether an in-place write to `tracer` is exact as a new node it stands for: nothing else the
-    user can reach shares its memory in torch's terms — it is no input, no live view of it exists, and
-    it is no view of a value still reachable. (Calls that already read it read the old value, as
+    user can reach shares its memory in torch's terms — it is no parameter, no argument that aliases
+    another (an argument's new value is written back into the caller's array), no live view of it
+    exists, and it is no view of a value still reachable. (Calls that already read it read the old value, as
     torch's did: they ran before the write.)"""
     node, trace = tracer._node, tracer._trace
     tape = trace.tape
-    if isinstance(node, Input) or node in tape.outputs:
+    if isinstance(node, Input) and node not in trace.writable or node in tape.outputs:
         return False
     rewritten = tape.meta.get("rewritten", ())
 
@@ -409,6 +410,8 @@ def _rebind(tracer, result, name):
         result = result.astype(tracer.dtype)
     if tuple(result.shape) != tuple(tracer.shape):
         result = npa.broadcast_to(result, tracer.shape)
+    if isinstance(tracer._node, Input):  # an argument: the caller's array gets the new values
+        tracer._trace.written[tracer._node] = tracer
     tracer._node = result._node
     _holding(tracer._trace, result._node).add(tracer)
     # An in-place write gives the same tensor new values, aliasing nothing the user holds, even when

@@ -68,8 +68,9 @@ def formatted(x):
 
 def setitem(x):
     y = x * 2
-    x[0] = 1.0  # setitem
-    return y
+    row = y[0]  # a view of y, still held: in torch it would see the write
+    y[1] = 1.0  # setitem
+    return y + row
 
 
 def iadd_input(x):
@@ -78,8 +79,9 @@ def iadd_input(x):
 
 
 def inplace_method(x):
+    row = x[0]  # a live view of x: in torch it would change too
     x.add_(1)  # add_
-    return x
+    return x + row
 
 
 def ufunc_out(x):

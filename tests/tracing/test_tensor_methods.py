@@ -215,11 +215,12 @@ DIFFERENT = [
     ("clip-numpy", lambda a: a.clip(a_min=-0.2, a_max=0.3), lambda a: a.clip(-0.2, 0.3), "A"),
 ]
 
-# creation methods give plain arrays (constants of the tape), as avalon.zeros does
+# creation methods give constants of the tape (tracers inside traced code, Tensors outside), as avalon.zeros does
 CREATION = [
     ("new_zeros", lambda a: a.new_zeros(2, 3), lambda a: a.new_zeros(2, 3), "A"),
     ("new_ones", lambda x: x.new_ones((2,)), lambda x: x.new_ones((2,)), "X"),
     ("new_full", lambda a: a.new_full((2, 2), 7.0), lambda a: a.new_full((2, 2), 7.0), "A"),
+    ("new_tensor", lambda a: a.new_tensor([1.5, 2.0]), lambda a: a.new_tensor([1.5, 2.0]), "A"),
     ("new_zeros-dtype", lambda a: a.new_zeros(2, dtype=np.int64), lambda a: a.new_zeros(2, dtype=torch.int64), "A"),
     ("new_empty", lambda a: a.new_empty(2, 3).shape, lambda a: a.new_empty(2, 3).shape, "A"),
 ]
@@ -310,7 +311,8 @@ def test_collisions_are_documented():
 def test_in_place_methods_exist_but_are_refused_when_called():
     def f(x):
         assert hasattr(x, "add_") and hasattr(x, "zero_") and not hasattr(x, "no_such_method_")
-        return x.mul_(2)
+        first = x[0]  # a live view: the write would have to change it too
+        return x.mul_(2) + first
 
     with pytest.raises(avalon.UnsupportedConstruct, match=r"in-place method \.mul_\(\)"):
         avalon.trace(f, DATA["A"])

@@ -72,8 +72,9 @@ def three_problems(W, x):
     if h.sum() > 0:  # PROBLEM bool
         h = h * 2
     rows = [r * 1 for r in h]  # PROBLEM iteration
-    x[0] = 1.0  # PROBLEM setitem
-    return h.sum() + rows[0].sum()
+    top = h[:1]  # a view of h, still held
+    h[0] = 1.0  # PROBLEM setitem
+    return h.sum() + rows[0].sum() + top.sum()
 
 
 def marked_lines(fn, marker):
