@@ -12,7 +12,8 @@ import numpy as np
 
 from .backend import is_array
 from .errors import AvalonError
-from .tensor import as_traced, is_torch_tensor, is_torch_tensor_type, plain
+from .standin import as_traced
+from .tensor import is_torch_tensor, is_torch_tensor_type, plain
 
 
 @dataclass(frozen=True)

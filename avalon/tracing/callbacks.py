@@ -18,7 +18,8 @@ import itertools
 from .. import tree
 from ..errors import AvalonError
 from ..ops.callback import DONE, host_callback
-from ..tensor import Standin, as_traced, wrap
+from ..standin import Standin, as_traced
+from ..tensor import wrap
 from .context import current, suspended
 from .tracer import Tracer
 

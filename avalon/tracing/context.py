@@ -4,7 +4,8 @@ import contextlib
 from ..backend import is_array, namespace
 from ..errors import AvalonError, ShapeError, UnsupportedConstruct
 from ..tape import Call, Const, Input, Tape
-from ..tensor import Standin, as_traced, is_torch_tensor, plain, through_standins, wrap
+from ..standin import Standin, as_traced, through_standins
+from ..tensor import is_torch_tensor, plain, wrap
 from .source import library_call, user_location
 
 _active = []
