@@ -50,10 +50,13 @@ class device:
         return f"device(type={self.type!r}" + ("" if self.index is None else f", index={self.index}") + ")"
 
     def __eq__(self, other):
-        if isinstance(other, (str, device)):
+        if not isinstance(other, (str, device)):
+            return NotImplemented
+        try:
             other = device(other)
-            return self.type == other.type and (self.index or 0) == (other.index or 0)
-        return NotImplemented
+        except (AvalonError, ValueError):
+            return False  # 'meta', 'mps' …: not where Avalon's arrays live
+        return self.type == other.type and (self.index or 0) == (other.index or 0)
 
     def __hash__(self):
         return hash((self.type, self.index or 0))
