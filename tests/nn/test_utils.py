@@ -108,3 +108,12 @@ def test_empty_and_bad_inputs():
         nn.utils.clip_grad_norm_((avalon.Grads({}), None), 1.0)
     with pytest.raises(GradientError, match="type str"):
         nn.utils.clip_grad_value_("grads", 1.0)
+
+
+def test_clipping_the_models_parameters_is_refused_with_the_rewrite():
+    model = nn.Linear(3, 2)
+    before = [np.array(p) for p in model.parameters()]
+    for given in (model.parameters(), list(model.parameters()), model.weight):
+        with pytest.raises(avalon.GradientError, match=r"clip_grad_norm_\(grads\[0\], max_norm\)"):
+            nn.utils.clip_grad_norm_(given, 0.25)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters()))  # weights untouched

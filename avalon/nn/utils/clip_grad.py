@@ -8,6 +8,7 @@ Gradients may be a `Grads`, a list or tuple of arrays (None entries are skipped)
 or one array. They are changed in place: arrays are overwritten where they are writeable, and
 replaced inside their container where they are not.
 """
+import inspect
 import math
 
 import numpy as np
@@ -15,12 +16,21 @@ import numpy as np
 from ...backend import is_array, namespace
 from ...errors import GradientError
 from ...tree import Grads
+from ..module import Parameter
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm"]
 
 
+_GIVEN_PARAMETERS = ("clipping was given the model's parameters (torch's clip_grad_norm_(model.parameters(), "
+                     "...) clips the .grad they hold); Avalon's gradients are returned, not stored: clip "
+                     "them, `loss, grads = avalon.grad(loss_fn, model, x, y); clip_grad_norm_(grads[0], "
+                     "max_norm)`")
+
+
 def _slots(grads):
     """[(container, key, array)] for every gradient array, so each can be rewritten in place."""
+    if isinstance(grads, Parameter) or isinstance(grads, (list, tuple)) and any(isinstance(g, Parameter) for g in grads):
+        raise GradientError(_GIVEN_PARAMETERS)  # clipping them would change the weights
     if is_array(grads):
         return [(None, None, grads)]
     if isinstance(grads, Grads):
@@ -32,6 +42,8 @@ def _slots(grads):
             raise GradientError("clipping was given a sequence of gradient containers; avalon.grad returns one "
                                 "gradient per argument of the loss function: clip the model's entry, grads[0]")
         return [(grads, i, g) for i, g in enumerate(grads) if g is not None]
+    if inspect.isgenerator(grads):
+        raise GradientError(_GIVEN_PARAMETERS)
     raise GradientError(f"cannot clip gradients of type {type(grads).__name__}: pass a Grads, a list or dict of "
                         "arrays, or an array")
 
