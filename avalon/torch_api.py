@@ -584,7 +584,8 @@ from .torch_math import __all__ as _math_names  # noqa: E402
 __all__ = [
     "values_indices", "zeros", "ones", "empty", "full", "arange", "linspace", "eye", "tensor",
     "as_tensor", "from_numpy", "zeros_like", "ones_like", "empty_like", "full_like", "rand", "randn",
-    "randint", "rand_like", "randn_like", "randint_like", "randperm", "manual_seed", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "split",
+    "randint", "rand_like", "randn_like", "randint_like", "randperm", "manual_seed", "cat", "concat",
+    "concatenate", "stack", "hstack", "vstack", "split",
     "chunk", "unbind", "reshape", "flatten", "unflatten", "transpose", "swapaxes", "swapdims", "t",
     "permute", "movedim", "moveaxis", "unsqueeze", "squeeze", "broadcast_to", "broadcast_tensors",
     "flip", "roll", "tile", "tril", "triu", "diagonal", "repeat_interleave", "gather", "take_along_dim",

@@ -85,10 +85,11 @@ METHODS = [
     "x.mm(x.t())", "x.eq(x)", "x.ne(0)", "x.gt(0)", "x.add(1, alpha=2)", "x.sub(x)", "x.mul(2)", "x.div(2)",
     "x.new_zeros(2, 3)", "x.new_ones((2,))", "x.new_full((2,), 3.0)", "x.new_empty(2).shape", "x.new_tensor([1.0])",
     "x.size(0)", "x.size(-1)", "tuple(x.size())", "x.dim()", "x.numel()", "x.nelement()", "x.is_floating_point()",
-    "idx.is_floating_point()", "x.is_contiguous()", "x.t().is_contiguous()", "x.element_size()", "x.item() if x.numel() == 1 else x[0, 0].item()",
+    "idx.is_floating_point()", "x.is_contiguous()", "x.t().is_contiguous()", "x.element_size()", "x[0, 0].item()",
     "x.tolist()", "x.detach()", "x.data", "x.clone()", "x.all()", "(x > 0).any(1)", "x.round()", "x.floor()",
-    "x.reciprocal()", "x.abs().rsqrt()", "x.logsumexp(1)", "x.where(x > 0, x * 2)", "x.roll(1, 0)" if False else "x.ceil()",
-    "x.maximum(x * 0)", "x.unflatten(1, (2, 2))", "x.view_as(x.t())", "x.reshape_as(x.t())", "x.repeat_interleave(2, dim=0)",
+    "x.reciprocal()", "x.abs().rsqrt()", "x.logsumexp(1)", "x.where(x > 0, x * 2)", "x.ceil()",
+    "x.maximum(x * 0)", "x.unflatten(1, (2, 2))", "x.view_as(x.t())", "x.reshape_as(x.t())",
+    "x.repeat_interleave(2, dim=0)",
 ]
 
 

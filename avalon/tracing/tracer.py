@@ -432,7 +432,8 @@ def _written(x, key, value):
     flat_positions = npa.reshape(positions, (-1,))
     values = ta.as_tensor(value) if not isinstance(value, Tracer) else value
     values = npa.reshape(npa.broadcast_to(values.astype(x.dtype), positions.shape), (-1,))
-    written = ta.index_add(ta.zeros(size, dtype=np.bool_), 0, flat_positions, ta.ones(flat_positions.shape[0], dtype=np.bool_))
+    hits = ta.ones(flat_positions.shape[0], dtype=np.bool_)
+    written = ta.index_add(ta.zeros(size, dtype=np.bool_), 0, flat_positions, hits)
     cleared = ew.where(written, ta.zeros((), dtype=x.dtype), npa.reshape(x, (-1,)))
     return npa.reshape(ta.index_add(cleared, 0, flat_positions, values), x.shape)
 

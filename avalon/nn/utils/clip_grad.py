@@ -29,7 +29,8 @@ _GIVEN_PARAMETERS = ("clipping was given the model's parameters (torch's clip_gr
 
 def _slots(grads):
     """[(container, key, array)] for every gradient array, so each can be rewritten in place."""
-    if isinstance(grads, Parameter) or isinstance(grads, (list, tuple)) and any(isinstance(g, Parameter) for g in grads):
+    given = grads if isinstance(grads, (list, tuple)) else [grads]
+    if any(isinstance(g, Parameter) for g in given):
         raise GradientError(_GIVEN_PARAMETERS)  # clipping them would change the weights
     if is_array(grads):
         return [(None, None, grads)]
