@@ -291,3 +291,16 @@ def test_load_accepts_torch_load_arguments(tmp_path):
     if importlib.util.find_spec("cupy") is None:
         with pytest.raises(avalon.AvalonError, match="avalon\\[gpu\\]"):
             avalon.load(str(path), map_location="cuda")
+
+
+def test_loading_names_model_files_import_exist_and_say_what_to_do():
+    from avalon.hub import load_state_dict_from_url
+    from avalon.nn.modules.utils import _pair, _quadruple, _single, _triple
+    from avalon.utils.model_zoo import load_url
+    from torch.nn.modules.utils import _pair as torch_pair
+
+    assert _pair(3) == torch_pair(3) == (3, 3) and _pair((1, 2)) == (1, 2)
+    assert _single(1) == (1,) and _triple(2) == (2, 2, 2) and _quadruple(0) == (0, 0, 0, 0)
+    for load in (load_state_dict_from_url, load_url):
+        with pytest.raises(avalon.AvalonError, match="load_torch_state_dict"):
+            load("https://example.invalid/resnet18.pth")
