@@ -8,16 +8,19 @@ Arrays are the file's tensors (named by their dotted path, so a plain state dict
 keys and the file opens in any safetensors reader). Everything else the object holds (its nesting of
 dicts, lists and tuples, numbers, strings, None) and a description (format version, avalon version,
 dtypes, module class names) go in the header's `__metadata__` as JSON. A file is written to a
-temporary file in the same folder and renamed over the target: a crash or a failed save never leaves
-a half-written checkpoint, and the old one stays intact.
+temporary file in the same folder and renamed over the target (atomic.py): a crash or a failed save
+never leaves a half-written checkpoint, the old one stays intact, and no temporary file outlives it.
+Loading validates every entry before returning anything: a damaged or crafted file raises
+`CorruptCheckpointError` naming the file and the entry.
 """
-import contextlib
 import json
 import os
-import tempfile
+import reprlib
 
 from ..backend import is_array, to_device, to_numpy
-from .safetensors_format import CheckpointError, CorruptCheckpointError, code_of, encode, read, read_header
+from .atomic import check_target, write_atomically
+from .safetensors_format import (CheckpointError, CorruptCheckpointError, checked_path, code_of, encode, read,
+                                 read_header)
 
 __all__ = ["save", "load", "read_metadata", "FORMAT_VERSION"]
 
@@ -35,6 +38,8 @@ def save(obj, path, metadata=None):
     """
     from .. import __version__
 
+    path = checked_path(path, "save to")
+    check_target(path)  # before anything is encoded or written
     info = {"format_version": FORMAT_VERSION, "avalon_version": __version__}
     if callable(getattr(obj, "state_dict", None)):
         info["class"] = f"{type(obj).__module__}.{type(obj).__qualname__}"
@@ -51,7 +56,7 @@ def save(obj, path, metadata=None):
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"cannot save: the metadata is not JSON-serialisable ({e})") from None
     header, arrays = encode(tensors, {_KEY: text})
-    _write_atomically(path, header, arrays)
+    write_atomically(path, header, arrays)
 
 
 def load(path, map_location=None, pickle_module=None, *, weights_only=True, mmap=None, **pickle_load_args):
@@ -71,6 +76,7 @@ def load(path, map_location=None, pickle_module=None, *, weights_only=True, mmap
     if pickle_module is not None:
         raise CheckpointError(f"avalon.load({path!r}, pickle_module=...): Avalon checkpoints are safetensors, "
                               "never pickle; drop the argument")
+    path = checked_path(path, "load")
     _refuse_pickles(path)
     return _placed(_load(path), _target_device(map_location))
 
@@ -112,17 +118,28 @@ def _load(path):
     info = _info(metadata, path)
     if info is None:
         return tensors
-    for name, dtype in info.get("dtypes", {}).items():
+    dtypes = info.get("dtypes", {})
+    if not isinstance(dtypes, dict):
+        raise _corrupt(path, "dtypes", f"it is a JSON {type(dtypes).__name__}, not an object")
+    for name, dtype in dtypes.items():
         if name not in tensors or str(tensors[name].dtype) != dtype:
-            raise CorruptCheckpointError(f"{path}: tensor {name!r} should be {dtype} but the file holds "
-                                         f"{tensors[name].dtype if name in tensors else 'nothing'}; nothing "
-                                         "was loaded")
+            raise _corrupt(path, f"tensor {name!r}", f"it should be {dtype!r} but the file holds "
+                                                     f"{tensors[name].dtype if name in tensors else 'nothing'}")
     used = set()
-    value = _decode(info.get("tree"), tensors, used, path)
+    try:
+        value = _decode(info.get("tree"), tensors, used, path, "")
+    except RecursionError:
+        raise _corrupt(path, "tree", "its saved structure is nested too deeply") from None
     if used != set(tensors):
-        raise CorruptCheckpointError(f"{path}: tensors {sorted(set(tensors) - used)} are not part of the saved "
-                                     "value; nothing was loaded")
+        raise _corrupt(path, f"tensor {sorted(set(tensors) - used)[0]!r}", "it is not part of the saved value")
     return value
+
+
+def _corrupt(path, entry, why):
+    """A damaged Avalon description (`entry` inside the header's __metadata__['avalon'])."""
+    entry = f"__metadata__[{_KEY!r}] {entry}"
+    return CorruptCheckpointError(f"{path}: {entry}: {why}. Nothing was loaded; re-save the checkpoint", path=path,
+                                  entry=entry)
 
 
 def _refuse_pickles(path):
@@ -157,13 +174,16 @@ def _info(metadata, path):
         return None
     try:
         info = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise CorruptCheckpointError(f"{path}: its avalon metadata is not valid JSON ({e}); nothing was loaded") \
-            from None
+    except ValueError as e:
+        raise _corrupt(path, "", f"it is not valid JSON ({e})") from None
+    except RecursionError:
+        raise _corrupt(path, "", "its JSON is nested too deeply to parse") from None
     if not isinstance(info, dict):
-        raise CorruptCheckpointError(f"{path}: its avalon metadata is not a JSON object; nothing was loaded")
+        raise _corrupt(path, "", f"it is a JSON {type(info).__name__}, not an object")
     version = info.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise _corrupt(path, "format_version", f"{version!r} is not a format version")
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written in checkpoint format {version!r} by avalon "
                               f"{info.get('avalon_version')}; this avalon reads format {FORMAT_VERSION} and older: "
                               "upgrade avalon to load it")
@@ -204,23 +224,29 @@ def _encode(value, path, tensors):
                           "its state_dict() or convert it")
 
 
-def _decode(node, tensors, used, path):
+def _decode(node, tensors, used, path, where):
     if not (isinstance(node, dict) and len(node) == 1):
-        raise CorruptCheckpointError(f"{path}: its saved structure is damaged ({str(node)[:60]}); nothing was loaded")
+        raise _corrupt(path, f"tree at {where or 'the top'}", f"{_short(node)} is not a saved value")
     (kind, body), = node.items()
     if kind == "tensor":
-        if body not in tensors:
-            raise CorruptCheckpointError(f"{path}: tensor {body!r} is missing; nothing was loaded")
+        if not isinstance(body, str) or body not in tensors:
+            raise _corrupt(path, f"tree at {where or 'the top'}", f"it names tensor {_short(body)}, which the file "
+                                                                   "does not hold")
         used.add(body)
         return tensors[body]
-    if kind == "value":
+    if kind == "value" and (body is None or isinstance(body, (bool, int, float, str))):
         return body
-    if kind == "dict" and isinstance(body, list) and all(isinstance(p, list) and len(p) == 2 for p in body):
-        return {key: _decode(item, tensors, used, path) for key, item in body}
+    if kind == "dict" and isinstance(body, list) and all(isinstance(p, list) and len(p) == 2 and
+                                                         isinstance(p[0], (str, int)) for p in body):
+        return {key: _decode(item, tensors, used, path, _join(where, key)) for key, item in body}
     if kind in ("list", "tuple") and isinstance(body, list):
-        items = [_decode(item, tensors, used, path) for item in body]
+        items = [_decode(item, tensors, used, path, _join(where, i)) for i, item in enumerate(body)]
         return tuple(items) if kind == "tuple" else items
-    raise CorruptCheckpointError(f"{path}: unknown entry {kind!r} in its saved structure; nothing was loaded")
+    raise _corrupt(path, f"tree at {where or 'the top'}", f"{_short(node)} is not a saved value")
+
+
+def _short(value):
+    return reprlib.repr(value)
 
 
 def _is_torch_tensor(value):
@@ -238,35 +264,3 @@ def _to_numpy(value, path):
         raise CheckpointError(f"cannot save {path or 'the array'}: dtype {array.dtype} has no safetensors "
                               "equivalent (use bool, integers or float16/32/64)")
     return array
-
-
-def _write_atomically(path, header, arrays):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CheckpointError(f"cannot save to {path}: the folder {folder} does not exist")
-    mode = _mode_for(path)
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            for array in arrays:
-                if array.size:
-                    f.write(memoryview(array.reshape(-1)).cast("B"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _mode_for(path):
-    """Keep an existing file's permissions; a new file gets the usual ones (0o666 less the umask)."""
-    if os.path.exists(path):
-        return os.stat(path).st_mode & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask

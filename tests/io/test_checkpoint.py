@@ -131,8 +131,8 @@ def _damaged(path, good):
         "not json": (data[:8] + b"x" * n + data[8 + n:], "not valid JSON"),
         "huge header": ((2 ** 62).to_bytes(8, "little") + data[8:], "claims"),
         "overlapping tensors": (with_header(shift), "bytes for shape"),
-        "negative shape": (with_header(bad_shape), "invalid shape"),
-        "unknown dtype": (with_header(bad_dtype), "cannot read"),
+        "negative shape": (with_header(bad_shape), "non-negative ints"),
+        "unknown dtype": (with_header(bad_dtype), "not a safetensors dtype"),
         "not safetensors": (b"{}" + os.urandom(200), "claims|truncated|fewer"),
     }
 
@@ -151,8 +151,7 @@ def test_a_damaged_file_raises_a_clear_error_and_the_model_is_unchanged(path, tm
     with pytest.raises(CheckpointError, match=message) as info:
         target.load_state_dict(avalon.load(bad))
     assert str(bad) in str(info.value)
-    if case != "unknown dtype":
-        assert isinstance(info.value, CorruptCheckpointError) and isinstance(info.value, avalon.AvalonError)
+    assert isinstance(info.value, CorruptCheckpointError) and isinstance(info.value, avalon.AvalonError)
     _assert_same(_copies(target), before)
 
 
