@@ -1,19 +1,30 @@
-"""What the benchmarks share: the thread count (set before numpy loads, for both libraries) and
-interleaved timing with medians.
+"""What the benchmarks share: the thread count (set before numpy loads, for both libraries), timing
+(interleaved rounds, alternating steps, medians), the machine's GEMM rate, peak memory, and running a
+measurement in a subprocess of its own.
 
-Imported first by a benchmark script (`python bench/conv.py [threads]`), before numpy and torch.
+Imported first by a benchmark script (`python bench/conv.py [threads]`), before numpy and torch. The
+thread count comes from BENCH_THREADS when a parent benchmark set it for its subprocess, else from the
+first argument when it is a number, else 1.
 """
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-THREADS = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# OpenBLAS tuning the issue's measurements ran without: unset in benchmark subprocesses only.
+_UNSET_IN_SUBPROCESSES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+_ARG = sys.argv[1] if len(sys.argv) > 1 else ""
+THREADS = int(os.environ.get("BENCH_THREADS") or (_ARG if _ARG.isdigit() else 1))
+for _var in _THREAD_VARS:
     os.environ[_var] = str(THREADS)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's avalon
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))  # the checkout's avalon
 
 ROUNDS, REPEATS = 7, 5
 
@@ -41,3 +52,74 @@ def time_calls(fn, repeats):
         fn()
         samples.append(time.perf_counter() - start)
     return samples
+
+
+def alternating_seconds(fns, steps):
+    """Seconds of each of `steps` calls of every function, one call of each in turn, the order reversed
+    every round (so neither always runs on the caches or the turbo state the other left)."""
+    samples = [[] for _ in fns]
+    order = list(range(len(fns)))
+    for _ in range(steps):
+        for i in order:
+            start = time.perf_counter()
+            fns[i]()
+            samples[i].append(time.perf_counter() - start)
+        order.reverse()
+    return samples
+
+
+def gemm_gflops(n=2048, repeats=5):
+    """The fp32 GEMM rate numpy reaches in this process (GFLOP/s, best of `repeats` n×n products): the
+    yardstick for a step's floor, measured where the step runs."""
+    import numpy as np
+
+    a, b = (np.random.default_rng(i).standard_normal((n, n), dtype=np.float32) for i in range(2))
+    a @ b  # BLAS spins up its threads
+    return 2 * n**3 / min(time_calls(lambda: a @ b, repeats)) / 1e9
+
+
+def _status_kb(key):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def reset_peak_rss():
+    """Start the resident-set high-water mark afresh (Linux: "5" into clear_refs); returns the resident
+    set now, in MB, which the mark is then measured from."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return _status_kb("VmRSS") / 1024
+    except OSError:  # no reset here: the mark so far is the baseline
+        return peak_rss_mb()
+
+
+def peak_rss_mb():
+    """The resident-set high-water mark of this process, in MB (VmHWM, or ru_maxrss without /proc)."""
+    try:
+        return _status_kb("VmHWM") / 1024
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def subprocess_env(threads):
+    """The environment of a benchmark subprocess: `threads` threads for every library, and OpenBLAS's
+    tuning variables unset, as in the issue's measurements."""
+    env = {k: v for k, v in os.environ.items() if k not in _UNSET_IN_SUBPROCESSES}
+    env.update({var: str(threads) for var in _THREAD_VARS}, BENCH_THREADS=str(threads))
+    return env
+
+
+def run_json(script, args, threads, timeout=1800):
+    """Run `python script *args` with `threads` threads (set before numpy loads, which only a fresh
+    process allows) and return the JSON its last line of output prints."""
+    done = subprocess.run([sys.executable, str(script), *map(str, args)], env=subprocess_env(threads),
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{script} {' '.join(map(str, args))} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

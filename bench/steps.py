@@ -1,0 +1,250 @@
+"""A whole training step of issue #9's five workloads, Avalon against PyTorch: forward, cross-entropy,
+backward and an SGD-with-momentum update of the same model (PyTorch's state_dict loaded into Avalon's)
+on the same fixed batch, fp32.
+
+Run: `python bench/steps.py` (about ten minutes; prints one Markdown table). For each thread count
+(`--threads 2,1`) and workload a fresh subprocess times both libraries, steps alternating, medians of
+`--steps` steps after `--warmup` steps, and the first call (trace + compile + run) apart; it measures
+numpy's fp32 GEMM rate in the same process, so each library's share of the GEMM floor (the step's FLOPs,
+bench/flops.py, ÷ that rate, ÷ the step's time) is of that run's machine. Peak memory is the growth of
+the resident-set high-water mark over three steps after the model is built, each library in a
+subprocess of its own. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset in the subprocesses.
+
+`python bench/steps.py --smoke`: CI's check that every workload still runs in both libraries (small
+batches, one step after the first call, in this process, losses compared); it asserts nothing about time.
+"""
+from harness import (BENCH, THREADS, alternating_seconds, gemm_gflops,  # noqa: I001 - sets the
+                     peak_rss_mb, reset_peak_rss, run_json)  # thread count before numpy loads
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import linecache  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import types  # noqa: E402
+
+import flops  # noqa: E402
+
+TITLES = {
+    "MLP": "MLP 784-1024-1024-10, batch 256",
+    "LeNet": "LeNet-style CNN (conv 1→32→64 3×3, max pool, fc 1600→128→10), 28×28, batch 128",
+    "ResNet-ish": "ResNet-ish: stem conv 3→64 + BN, 4 basic blocks of 64 channels, 32×32, batch 64",
+    "LSTM": "LSTM 128→256, seq 50, batch 32, batch_first, last step → Linear 10",
+    "Transformer": "Transformer encoder (d 256, 4 heads, ff 1024, 2 layers, dropout 0), seq 128, batch 16",
+}
+LR, MOMENTUM = 0.01, 0.9
+SMOKE_BATCH = 2
+MEMORY_STEPS = 3
+MODELS = BENCH / "models.py"
+
+
+# the workloads in either library
+
+def load_models(library):
+    """bench/models.py as written ("torch"), or renamed, as a user ports it ("avalon")."""
+    if library == "torch":
+        spec = importlib.util.spec_from_file_location("bench_models_torch", MODELS)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    text = MODELS.read_text().replace("torch", "avalon")
+    filename = str(MODELS.with_suffix(".avalon.py"))
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)  # tracebacks, locations
+    module = types.ModuleType("bench_models_avalon")
+    module.__file__ = filename
+    exec(compile(text, filename, "exec"), module.__dict__)
+    return module
+
+
+def batch_of(name, batch, models):
+    """A fixed batch (numpy float32 inputs, int64 labels) of the workload, `batch` examples or its own."""
+    import numpy as np
+
+    _, shape, default = models.WORKLOADS[name]
+    rng = np.random.default_rng(0)
+    n = batch or default
+    return rng.standard_normal((n, *shape), dtype=np.float32), rng.integers(0, models.CLASSES, n)
+
+
+def torch_step(models, name, x, y):
+    """(the model, a function running one training step and returning its loss) in PyTorch."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(THREADS)
+    model = models.WORKLOADS[name][0]()
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(tx), ty)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return model, step
+
+
+def avalon_step(models, name, x, y, state=None):
+    """(the model, a function running one training step and returning its loss) in Avalon, from
+    `state` (a PyTorch state_dict) when given."""
+    import avalon
+    import avalon.nn.functional as F
+
+    model = models.WORKLOADS[name][0]()
+    if state is not None:
+        model.load_state_dict(state)
+    opt = avalon.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def loss_fn(model, x, y):
+        return F.cross_entropy(model(x), y)
+
+    def step():
+        loss, grads = avalon.grad(loss_fn, model, x, y, argnums=0)
+        opt.step(grads[0])
+        return float(loss)
+
+    return model, step
+
+
+# the two measurements, each meant for a process of its own
+
+def measure_time(name, batch=None, steps=20, warmup=3, gemm_n=2048):
+    """Both libraries' step times on one workload, alternating, with the first calls apart, and numpy's
+    GEMM rate in this process (before and after the steps: the better one)."""
+    import torch  # noqa: F401 - loaded before the clock starts, as avalon is
+
+    theirs, ours = load_models("torch"), load_models("avalon")
+    x, y = batch_of(name, batch, theirs)
+    torch_model, torch_fn = torch_step(theirs, name, x, y)
+    _, avalon_fn = avalon_step(ours, name, x, y, torch_model.state_dict())
+    rate = gemm_gflops(gemm_n)
+    first = {}
+    for library, fn in (("avalon", avalon_fn), ("torch", torch_fn)):
+        start = time.perf_counter()
+        loss = fn()
+        first[library] = (time.perf_counter() - start, loss)
+    (_, ours_loss), (_, theirs_loss) = first["avalon"], first["torch"]
+    if abs(ours_loss - theirs_loss) > 1e-4 * max(1.0, abs(theirs_loss)):
+        raise AssertionError(f"{name}: the first losses differ: avalon {ours_loss}, torch {theirs_loss}")
+    alternating_seconds([avalon_fn, torch_fn], warmup)
+    ours_s, theirs_s = alternating_seconds([avalon_fn, torch_fn], steps)
+    rate = max(rate, gemm_gflops(gemm_n))
+    return dict(name=name, threads=THREADS, batch=len(x), full=len(x) == theirs.WORKLOADS[name][2],
+                steps=steps, gemm_gflops=rate, flops=flops.COUNTS[name](len(x)),
+                avalon_s=statistics.median(ours_s), torch_s=statistics.median(theirs_s),
+                avalon_first_s=first["avalon"][0], torch_first_s=first["torch"][0])
+
+
+def measure_memory(library, name, batch=None, steps=MEMORY_STEPS):
+    """Growth of this process's resident-set high-water mark (MB) over `steps` steps of one library,
+    from just after the model, the batch and the optimiser are built (Avalon's first call, which traces
+    and compiles, is one of the steps). Avalon's side never imports torch."""
+    models = load_models(library)
+    x, y = batch_of(name, batch, models)
+    _, step = (torch_step if library == "torch" else avalon_step)(models, name, x, y)
+    gc.collect()
+    base = reset_peak_rss()
+    for _ in range(steps):
+        step()
+    return dict(name=name, library=library, peak_mb=peak_rss_mb() - base)
+
+
+# the table
+
+def table(times, memory, steps, warmup, memory_steps=MEMORY_STEPS):
+    """One Markdown table: a row per workload and thread count; memory on the rows of the thread count
+    it was measured at."""
+    rates = {}
+    for t in times:
+        rates.setdefault(t["threads"], []).append(t["gemm_gflops"])
+    rate_text = ", ".join(f"{statistics.median(r):.0f} GFLOP/s at {_threads(n)}" for n, r in rates.items())
+    mem_threads = times[0]["threads"] if times else None
+    lines = [
+        f"Training step (forward, cross-entropy, backward, SGD momentum {MOMENTUM}), fp32; medians of "
+        f"{steps} alternating steps after {warmup} warm-up steps, each workload and thread count in a fresh "
+        f"process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset. First call = trace + compile + run. "
+        f"GEMM floor = the step's matmul/conv FLOPs ÷ numpy's fp32 GEMM rate in the same process "
+        f"({rate_text}). Memory = growth of the resident-set high-water mark over {memory_steps} step(s) "
+        f"after the model is built, each library in its own process, at {_threads(mem_threads)}.",
+        "",
+        "| workload | threads | Avalon ms | PyTorch ms | Avalon / PyTorch | first call Avalon / PyTorch s "
+        "| Avalon % of GEMM floor | PyTorch % | memory MB Avalon / PyTorch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in times:
+        floor_s = t["flops"] / (t["gemm_gflops"] * 1e9)
+        mem = ""
+        if t["threads"] == mem_threads and t["name"] in memory:
+            ours, theirs = memory[t["name"]]["avalon"], memory[t["name"]]["torch"]
+            mem = f"{ours:,.0f} / {theirs:,.0f}" + (f" ({ours / theirs:.2f}×)" if theirs > 0 else "")
+        title = TITLES[t["name"]] if t["full"] else f"{t['name']}, batch {t['batch']}"
+        lines.append(
+            f"| {title} | {t['threads']} | {t['avalon_s'] * 1e3:,.1f} | {t['torch_s'] * 1e3:,.1f} "
+            f"| {t['avalon_s'] / t['torch_s']:.2f} | {t['avalon_first_s']:.2f} / {t['torch_first_s']:.2f} "
+            f"| {100 * floor_s / t['avalon_s']:.0f}% | {100 * floor_s / t['torch_s']:.0f}% | {mem} |")
+    return "\n".join(lines)
+
+
+def _threads(n):
+    return f"{n} thread{'s' * (n != 1)}"
+
+
+# entry points
+
+def smoke():
+    """Every workload, both libraries, small batches, in this process: the first call and one step
+    timed, memory over one step, the table printed. Nothing is asserted about time."""
+    times, memory = [], {}
+    for name in flops.COUNTS:
+        times.append(measure_time(name, SMOKE_BATCH, steps=1, warmup=0, gemm_n=128))
+        memory[name] = {lib: measure_memory(lib, name, SMOKE_BATCH, steps=1)["peak_mb"]
+                        for lib in ("avalon", "torch")}
+    print(table(times, memory, steps=1, warmup=0, memory_steps=1))
+
+
+def benchmark(threads, steps, warmup, names):
+    """The real run: every measurement in a subprocess of its own (the thread count must be set before
+    numpy and torch load; the high-water mark is per process)."""
+    times, memory = [], {}
+    for n in threads:
+        for name in names:
+            print(f"timing {name} at {n} thread(s)…", file=sys.stderr, flush=True)
+            worker = ["--worker", "time", name, "--steps", steps, "--warmup", warmup]
+            times.append(run_json(__file__, worker, n))
+    for name in names:
+        print(f"memory of {name}…", file=sys.stderr, flush=True)
+        memory[name] = {library: run_json(__file__, ["--worker", "memory", name, "--library", library],
+                                          threads[0])["peak_mb"] for library in ("avalon", "torch")}
+    print(table(times, memory, steps, warmup))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="one step of each workload, small batches")
+    parser.add_argument("--threads", default="2,1", help="thread counts, comma-separated (default 2,1)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per library (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps after the first (default 3)")
+    parser.add_argument("--only", default=",".join(TITLES), help="workloads, comma-separated")
+    parser.add_argument("--worker", nargs=2, metavar=("KIND", "WORKLOAD"), help=argparse.SUPPRESS)
+    parser.add_argument("--library", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        kind, name = args.worker
+        if kind == "time":
+            result = measure_time(name, steps=args.steps, warmup=args.warmup)
+        else:
+            result = measure_memory(args.library, name)
+        print(json.dumps(result))
+    elif args.smoke:
+        smoke()
+    else:
+        benchmark([int(n) for n in args.threads.split(",")], args.steps, args.warmup, args.only.split(","))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""bench/steps.py: its CI smoke mode runs every workload in both libraries, its subprocesses get the
+issue's environment, and its hand-counted FLOPs (the GEMM floor's numerator) are PyTorch's own count."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+pytestmark = pytest.mark.bench
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+BATCH = 2
+
+
+def _load(name):
+    """A bench/ module under a name of its own (bench/ is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_THREADS"}
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", **extra)
+    return env
+
+
+def test_smoke_mode_runs_every_workload_in_both_libraries():
+    done = subprocess.run([sys.executable, str(BENCH / "steps.py"), "--smoke"], capture_output=True,
+                          text=True, timeout=240, env=_bench_env())
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 5, done.stdout  # the header, then one row per workload
+    for name in ("MLP", "LeNet", "ResNet-ish", "LSTM", "Transformer"):
+        assert any(row.startswith(f"| {name}, batch {BATCH} |") for row in rows), (name, done.stdout)
+
+
+def test_subprocesses_get_the_thread_count_and_lose_the_openblas_tuning():
+    probe = ("import json, sys; sys.path.insert(0, sys.argv[1]); import harness; "
+             "print(json.dumps(harness.subprocess_env(2)))")
+    done = subprocess.run([sys.executable, "-c", probe, str(BENCH)], capture_output=True, text=True,
+                          timeout=60, env=_bench_env(OPENBLAS_CORETYPE="Haswell", OPENBLAS_L2_SIZE="524288"))
+    assert done.returncode == 0, done.stderr
+    env = json.loads(done.stdout)
+    assert "OPENBLAS_CORETYPE" not in env and "OPENBLAS_L2_SIZE" not in env
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["BENCH_THREADS"] == "2"
+
+
+def _counted(fn):
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def _unrolled_lstm_step(model, x, y):
+    """The LSTM step with the cell written out (PyTorch's fused CPU LSTM is invisible to the counter)."""
+    p = dict(model.lstm.named_parameters())
+    h = c = torch.zeros(x.shape[0], model.lstm.hidden_size)
+    for t in range(x.shape[1]):
+        gates = (torch.nn.functional.linear(x[:, t], p["weight_ih_l0"], p["bias_ih_l0"])
+                 + torch.nn.functional.linear(h, p["weight_hh_l0"], p["bias_hh_l0"]))
+        i, f, g, o = gates.chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+    torch.nn.functional.cross_entropy(model.fc(h), y).backward()
+
+
+@pytest.mark.parametrize("name", ["MLP", "LeNet", "ResNet-ish", "LSTM", "Transformer"])
+def test_flop_counts_are_pytorchs(name):
+    models, flops = _load("models"), _load("flops")
+    cls, shape, _ = models.WORKLOADS[name]
+    torch.manual_seed(0)
+    model, x, y = cls(), torch.randn(BATCH, *shape), torch.randint(0, models.CLASSES, (BATCH,))
+    if name == "LSTM":
+        counted = _counted(lambda: _unrolled_lstm_step(model, x, y))
+    else:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.MATH):  # attention as matmuls, which the counter sees
+            counted = _counted(lambda: torch.nn.functional.cross_entropy(model(x), y).backward())
+    assert flops.COUNTS[name](BATCH) == counted
