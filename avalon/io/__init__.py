@@ -6,8 +6,8 @@ PyTorch checkpoints as numpy state dicts (`load_torch_state_dict`). No pickle an
 >>> model.load_state_dict(avalon.io.load_torch_state_dict("torch_model.pt"))
 """
 from .checkpoint import FORMAT_VERSION, load, read_metadata, save
-from .safetensors_format import CheckpointError, CorruptCheckpointError
+from .safetensors_format import CheckpointError, CheckpointWriteError, CorruptCheckpointError
 from .torch_import import load_torch_state_dict
 
 __all__ = ["save", "load", "read_metadata", "load_torch_state_dict", "CheckpointError", "CorruptCheckpointError",
-           "FORMAT_VERSION"]
+           "CheckpointWriteError", "FORMAT_VERSION"]

@@ -14,7 +14,6 @@ Loading validates every entry before returning anything: a damaged or crafted fi
 `CorruptCheckpointError` naming the file and the entry.
 """
 import json
-import os
 import reprlib
 
 from ..backend import is_array, to_device, to_numpy
@@ -137,7 +136,7 @@ def _load(path):
 
 def _corrupt(path, entry, why):
     """A damaged Avalon description (`entry` inside the header's __metadata__['avalon'])."""
-    entry = f"__metadata__[{_KEY!r}] {entry}"
+    entry = f"__metadata__[{_KEY!r}]" + (f" {entry}" if entry else "")
     return CorruptCheckpointError(f"{path}: {entry}: {why}. Nothing was loaded; re-save the checkpoint", path=path,
                                   entry=entry)
 
@@ -146,10 +145,12 @@ def _refuse_pickles(path):
     """PyTorch's .pt files are zip archives (or bare pickles): point at the function that reads them."""
     try:
         with open(path, "rb") as f:
-            start = f.read(4)
+            start = f.read(9)
     except OSError:
         return  # read() reports it
-    if start == b"PK\x03\x04" or start[:1] == b"\x80":
+    if start[8:9] == b"{":
+        return  # a safetensors header, whatever its length's first bytes (0x80 0x02 is a length of 640)
+    if start[:4] == b"PK\x03\x04" or start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         raise CheckpointError(f"{path} is a PyTorch (pickle) checkpoint, not a safetensors file: read it with "
                               "avalon.io.load_torch_state_dict(path), which never runs pickled code")
 

@@ -39,7 +39,7 @@ def load_torch_state_dict(path):
     except FileNotFoundError:
         raise CheckpointError(f"no PyTorch checkpoint at {path}") from None
     except Exception as e:  # torch raises UnpicklingError, RuntimeError or zipfile errors for bad files
-        raise _refusal(path, e) from None  # from None: torch's own text advises weights_only=False
+        raise _refusal(path, e) from None  # torch's text (and its advice) is not chained under ours
     return _to_numpy(obj)
 
 
