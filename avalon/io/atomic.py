@@ -51,11 +51,14 @@ def check_target(path):
 def write_atomically(path, header, arrays):
     """Write `header` then the bytes of `arrays` to `path`, atomically (see the module's docstring)."""
     check_target(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    # Through a symlink (latest.safetensors -> run3/model.safetensors) the file it points to is replaced,
+    # as torch.save's plain open() would write it, and the link stays a link.
+    destination = os.path.realpath(path) if os.path.islink(path) else path
+    folder = os.path.dirname(os.path.abspath(destination))
     remove_stale_temporaries(folder)
     try:
-        mode = _mode_for(path)
-        fd, temporary = tempfile.mkstemp(dir=folder, prefix=temporary_prefix(path), suffix=".tmp")
+        mode = _mode_for(destination)
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=temporary_prefix(destination), suffix=".tmp")
     except OSError as e:
         raise _write_error(path, folder, e) from None
     opened = False
@@ -66,7 +69,7 @@ def write_atomically(path, header, arrays):
             f.flush()
             os.fsync(f.fileno())
         os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        os.replace(temporary, destination)
     except BaseException as e:
         if not opened:
             with contextlib.suppress(OSError):

@@ -77,6 +77,9 @@ def encode(tensors, metadata=None):
 
     Tensors are laid out by decreasing item size, so each starts at a multiple of its own alignment.
     """
+    if "__metadata__" in tensors:  # the format's reserved key: the tensor would be lost in the header
+        raise CheckpointError("cannot save an array named '__metadata__': safetensors reserves that name for the "
+                              "file's metadata; rename the key")
     order = sorted(tensors, key=lambda name: -tensors[name].dtype.itemsize)
     header, arrays, offset = {}, [], 0
     for name in order:

@@ -200,6 +200,7 @@ def test_a_new_file_gets_the_usual_permissions(path):
     ({1.5: np.ones(2)}, "keys must be strings or ints"),
     ({"a.b": np.ones(1), "a": {"b": np.ones(1)}}, "both be stored under the name 'a.b'"),
     ({"s": {1, 2}}, "cannot save a set at s"),
+    ({"__metadata__": np.ones(2)}, "reserves that name"),
     ({"m": {"x": np.ones(1)}}, None),
 ])
 def test_what_can_and_cannot_be_saved(path, value, message):
@@ -233,3 +234,16 @@ def test_a_newer_format_asks_for_an_upgrade(path):
     safetensors_numpy.save_file({"w": np.ones(1)}, str(path), metadata={"avalon": info})
     with pytest.raises(CheckpointError, match="upgrade avalon"):
         avalon.load(path)
+
+
+def test_saving_through_a_symlink_replaces_the_file_it_points_to(tmp_path):
+    run = tmp_path / "run3"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"old")
+    link = tmp_path / "latest.safetensors"
+    link.symlink_to(run / "model.safetensors")
+    avalon.save({"w": np.arange(3.0)}, link)
+    assert link.is_symlink()  # as torch.save writes through it
+    np.testing.assert_array_equal(avalon.load(run / "model.safetensors")["w"], np.arange(3.0))
+    assert sorted(os.listdir(run)) == ["model.safetensors"] and sorted(os.listdir(tmp_path)) == ["latest.safetensors",
+                                                                                                  "run3"]
