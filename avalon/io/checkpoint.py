@@ -46,14 +46,17 @@ def save(obj, path, metadata=None):
             info["modules"] = {name: type(m).__name__ for name, m in obj.named_modules()}
         obj = obj.state_dict()
     tensors = {}
-    info["tree"] = _encode(obj, "", tensors)
-    info["dtypes"] = {name: str(array.dtype) for name, array in tensors.items()}
+    info["tree"] = _encode(obj, "", tensors, set())
+    info["dtypes"] = {name: str(array.dtype.newbyteorder("=")) for name, array in tensors.items()}  # as loaded
     if metadata is not None:
         info["metadata"] = metadata
     try:
         text = json.dumps(info)
+        json.loads(text)  # what load will do: metadata nested too deeply to read back is refused now
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"cannot save: the metadata is not JSON-serialisable ({e})") from None
+    except RecursionError:
+        raise CheckpointError("cannot save: the metadata is nested too deeply to be read back; flatten it") from None
     header, arrays = encode(tensors, {_KEY: text})
     write_atomically(path, header, arrays)
 
@@ -122,8 +125,8 @@ def _load(path):
         raise _corrupt(path, "dtypes", f"it is a JSON {type(dtypes).__name__}, not an object")
     for name, dtype in dtypes.items():
         if name not in tensors or str(tensors[name].dtype) != dtype:
-            raise _corrupt(path, f"tensor {name!r}", f"it should be {dtype!r} but the file holds "
-                                                     f"{tensors[name].dtype if name in tensors else 'nothing'}")
+            raise _corrupt(path, f"dtypes[{name!r}]", f"tensor {name!r} should be {_short(dtype)} but the file "
+                                                      f"holds {tensors[name].dtype if name in tensors else 'nothing'}")
     used = set()
     try:
         value = _decode(info.get("tree"), tensors, used, path, "")
@@ -198,7 +201,11 @@ def _join(path, key):
     return f"{path}.{key}" if path else str(key)
 
 
-def _encode(value, path, tensors):
+_MAX_DEPTH = 100  # far below the recursion limits of json and _decode, so whatever is saved loads back
+
+
+def _encode(value, path, tensors, active):
+    """The JSON tree of `value`; its arrays go into `tensors`. `active`: ids of the containers around it."""
     if is_array(value) or _is_torch_tensor(value):
         array = _to_numpy(value, path)
         name = path or "tensor"
@@ -209,20 +216,34 @@ def _encode(value, path, tensors):
         return {"tensor": name}
     if value is None or isinstance(value, (bool, int, float, str)):
         return {"value": value}
+    if not isinstance(value, (dict, list, tuple)):
+        raise CheckpointError(f"cannot save a {type(value).__name__} at {path or 'the top level'}: checkpoints hold "
+                              "arrays, numbers, strings, None, and dicts, lists and tuples of them (no pickle); save "
+                              "its state_dict() or convert it")
+    if id(value) in active:
+        raise CheckpointError(f"cannot save: the {type(value).__name__} at {path or 'the top level'} contains itself "
+                              "(a cycle); a checkpoint holds a tree of values")
+    if len(active) >= _MAX_DEPTH:
+        raise CheckpointError(f"cannot save: the value at {reprlib.repr(path)} is nested more than {_MAX_DEPTH} containers "
+                              "deep; flatten it")
+    active.add(id(value))
+    try:
+        return _encode_container(value, path, tensors, active)
+    finally:
+        active.discard(id(value))
+
+
+def _encode_container(value, path, tensors, active):
     if isinstance(value, dict):
         items = []
         for key, item in value.items():
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 raise CheckpointError(f"cannot save the key {key!r} at {path or 'the top level'}: dict keys must "
                                       "be strings or ints")
-            items.append([key, _encode(item, _join(path, key), tensors)])
+            items.append([key, _encode(item, _join(path, key), tensors, active)])
         return {"dict": items}
-    if isinstance(value, (list, tuple)):
-        kind = "tuple" if isinstance(value, tuple) else "list"
-        return {kind: [_encode(item, _join(path, i), tensors) for i, item in enumerate(value)]}
-    raise CheckpointError(f"cannot save a {type(value).__name__} at {path or 'the top level'}: checkpoints hold "
-                          "arrays, numbers, strings, None, and dicts, lists and tuples of them (no pickle); save "
-                          "its state_dict() or convert it")
+    kind = "tuple" if isinstance(value, tuple) else "list"
+    return {kind: [_encode(item, _join(path, i), tensors, active) for i, item in enumerate(value)]}
 
 
 def _decode(node, tensors, used, path, where):

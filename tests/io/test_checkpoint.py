@@ -213,6 +213,54 @@ def test_what_can_and_cannot_be_saved(path, value, message):
     assert not path.exists()
 
 
+def _cycle():
+    value = {"w": np.ones(1)}
+    value["again"] = [value]
+    return value
+
+
+def _nested(depth):
+    value = np.ones(1)
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def _deep_list(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("value,metadata,message", [
+    (_cycle(), None, "the dict at again.0 contains itself"),
+    (_nested(5000), None, "nested more than 100 containers deep"),
+    ({"w": np.ones(1)}, {"m": _deep_list(5000)}, "nested too deeply"),
+])
+def test_cycles_and_deep_nesting_are_refused_before_writing(path, value, metadata, message):
+    with pytest.raises(CheckpointError, match=message):
+        avalon.save(value, path, metadata=metadata)
+    assert not path.exists()
+
+
+def test_nesting_up_to_the_limit_round_trips(path):
+    avalon.save(_nested(99), path)
+    value = avalon.load(path)
+    for _ in range(99):
+        value = value["a"]
+    np.testing.assert_array_equal(value, [1.0])
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">i8", ">f8", "<u2"])
+def test_arrays_of_either_byte_order_round_trip(path, dtype):
+    values = np.arange(6).astype(dtype).reshape(2, 3)
+    avalon.save({"w": values}, path)
+    loaded = avalon.load(path)["w"]
+    assert loaded.dtype == values.dtype.newbyteorder("=")
+    np.testing.assert_array_equal(loaded, values)
+
+
 def test_a_pytorch_file_points_at_load_torch_state_dict(tmp_path):
     torch = pytest.importorskip("torch")
     path = tmp_path / "model.pt"
