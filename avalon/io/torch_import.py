@@ -40,7 +40,7 @@ def load_torch_state_dict(path):
         raise CheckpointError(f"no PyTorch checkpoint at {path}") from None
     except Exception as e:  # torch raises UnpicklingError, RuntimeError or zipfile errors for bad files
         raise _refusal(path, e) from None  # torch's text (and its advice) is not chained under ours
-    return _to_numpy(obj)
+    return _to_numpy(obj, path)
 
 
 def _refusal(path, error):
@@ -81,14 +81,22 @@ def _is_safetensors(path):
     return len(start) == 9 and start[8:9] == b"{"
 
 
-def _to_numpy(obj):
+def _to_numpy(obj, path, name=""):
     if hasattr(obj, "detach") and hasattr(obj, "numpy"):
-        tensor = obj.detach().cpu()
-        if tensor.dtype.is_floating_point and tensor.element_size() < 2 or str(tensor.dtype) == "torch.bfloat16":
-            tensor = tensor.float()  # exact: every bfloat16 and float8 value is a float32 value
-        return wrap(tensor.numpy())
+        tensor = obj.detach()
+        try:
+            tensor = tensor.cpu()
+            if tensor.dtype.is_floating_point and tensor.element_size() < 2 or str(tensor.dtype) == "torch.bfloat16":
+                tensor = tensor.float()  # exact: every bfloat16 and float8 value is a float32 value
+            return wrap(tensor.numpy())
+        except (TypeError, RuntimeError, NotImplementedError) as e:  # sparse, quantized, meta, nested tensors
+            kind = f"{getattr(tensor, 'layout', '')} {tensor.dtype} on {getattr(tensor, 'device', '?')}"
+            raise CheckpointError(f"{path}: tensor {name or 'at the top level'!r} is a {kind} tensor, which numpy "
+                                  f"cannot hold ({str(e).splitlines()[0] if str(e) else type(e).__name__}); nothing "
+                                  "was loaded.\n  fix: save it dense, unquantized and with data (.to_dense(), "
+                                  ".dequantize(), .cpu()) where the file comes from") from None
     if isinstance(obj, dict):
-        return type(obj)((k, _to_numpy(v)) for k, v in obj.items())
+        return type(obj)((k, _to_numpy(v, path, f"{name}.{k}" if name else str(k))) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_numpy(v) for v in obj)
+        return type(obj)(_to_numpy(v, path, f"{name}.{i}" if name else str(i)) for i, v in enumerate(obj))
     return obj

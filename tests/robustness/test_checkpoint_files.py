@@ -372,6 +372,20 @@ def test_a_damaged_pt_file_is_corrupt_not_refused(tmp_path):
         load_torch_state_dict(path)
 
 
+@pytest.mark.parametrize("kind", ["sparse", "meta", "quantized"])
+def test_tensors_numpy_cannot_hold_are_refused_naming_the_entry(tmp_path, kind):
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's own deprecation notice for quantized tensors
+        tensor = {"sparse": lambda: torch.eye(3).to_sparse(), "meta": lambda: torch.empty(3, device="meta"),
+                  "quantized": lambda: torch.quantize_per_tensor(torch.ones(2), 0.1, 0, torch.qint8)}[kind]()
+        path = tmp_path / f"{kind}.pt"
+        torch.save({"layer": {"weight": tensor}, "epoch": 1}, path)
+        with pytest.raises(CheckpointError, match=r"(?s)^\S*\.pt: tensor 'layer.weight' is a .*numpy cannot hold.*"
+                                                  r"nothing was loaded.*fix: "):
+            load_torch_state_dict(path)
+
+
 # ---- bfloat16 ---------------------------------------------------------------------------------------
 
 def test_bfloat16_torch_weights_load_as_torch_loads_them_into_float32(tmp_path):
