@@ -6,9 +6,12 @@ Avalon's gradients are returned, not stored on the parameters, so `step` takes t
 >>> opt.step(grads[0])          # a Grads (matched to parameters by identity)
 >>> opt.step([gW, gb])          # or arrays in parameter order, or a dict name -> array
 
-A step first matches and checks every gradient (and converts it to its parameter's dtype); only then
-does it update the parameter arrays the model owns, and the optimiser's state, in place: a step that
-fails changes nothing. Subclasses implement `_update(param, grad, state, group, temps)`, which writes
+A step first matches and checks every gradient (and converts it to its parameter's dtype) and checks
+that every parameter and state array it will write is writeable; only then does it update the parameter
+arrays the model owns, and the optimiser's state, in place. What can still fail after the checks (an
+exception inside an update rule, a MemoryError) is undone: each parameter and its state are saved just
+before their update (`StepUndo`) and put back, so a step that fails changes nothing. `atomic_steps = False`
+(on a class or an optimiser) skips the saving, for one read and write of each array less per step. Subclasses implement `_update(param, grad, state, group, temps)`, which writes
 into `param` and the arrays of `state` with numpy's `out=` and in-place operators, using the scratch
 arrays `temps` for intermediate values, so that a step allocates nothing after the first. In-place
 updates need `out=`: optimisers take numpy and cupy arrays.
@@ -17,11 +20,12 @@ import copy
 
 import numpy as np
 
-from ..backend import is_array, is_numpy_like, namespace
+from ..backend import device_of, is_array, is_numpy_like, namespace
 from ..errors import AvalonError, _where
 from ..tracing import user_location
 from ..tree import Grads
 from ._inplace import Scratch, effective_grad, own_grad, root
+from ._undo import StepUndo
 
 
 class OptimizerError(AvalonError, ValueError):
@@ -58,6 +62,10 @@ class ParamState:
 
     def __contains__(self, param):
         return id(param) in self._entries
+
+    def discard(self, param):
+        """Forget the state of `param` (a failed first step undoing what it created)."""
+        self._entries.pop(id(param), None)
 
     def replace(self, entries):
         """Swap in a whole new table {id(param): (param, state)} (loading a state dict)."""
@@ -105,6 +113,8 @@ class Optimizer:
     _nonnegative = ("lr",)
     # How many scratch arrays shaped like a parameter `_update` needs.
     _temporaries = 1
+    # Save what each update changes so that a step failing half-way is undone (see the module docstring).
+    atomic_steps = True
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -176,18 +186,56 @@ class Optimizer:
         `grads` is a `Grads` (from `avalon.grad`: matched to parameters by identity), a list or tuple
         of arrays in parameter order (None skips a parameter), or a dict name -> array (the optimiser
         must have been built from named parameters). Parameters without a gradient are left alone,
-        as in PyTorch. Bad gradients (wrong shape, not arrays) raise before anything changes.
+        as in PyTorch. Bad gradients (wrong shape, not arrays, on another device) and read-only
+        parameters raise an OptimizerError before anything changes; NaN and inf in gradients are not
+        errors (they propagate, as in PyTorch). A step interrupted by any exception is undone.
         """
         work = self._match(grads)
+        self._check_writeable(work)
         roots = {id(root(param)) for _, param, _ in work}
         work = [(group, param, own_grad(param, grad, roots)) for group, param, grad in work]
-        with np.errstate(all="ignore"):  # NaN and inf propagate silently, as in PyTorch
-            for group, param, grad in work:
-                state = self.state.get(param, {})
-                grad_space, *temps = self._scratch.take(param, 1 + self._temporaries)
-                self._update(param, effective_grad(param, grad, group, grad_space), state, group, temps)
-                if state:  # stateless updates (SGD without momentum) keep no entry, as in PyTorch
-                    self.state[param] = state
+        undo = self._undo() if self.atomic_steps else None
+        if undo is not None:
+            undo.begin(work, self.state)
+        try:
+            with np.errstate(all="ignore"):  # NaN and inf propagate silently, as in PyTorch
+                for group, param, grad in work:
+                    state = self.state.get(param, {})
+                    if undo is not None:
+                        undo.save(param, state, self.state)
+                    grad_space, *temps = self._scratch.take(param, 1 + self._temporaries)
+                    self._update(param, effective_grad(param, grad, group, grad_space), state, group, temps)
+                    if state:  # stateless updates (SGD without momentum) keep no entry, as in PyTorch
+                        self.state[param] = state
+        except BaseException:
+            if undo is not None:
+                undo.restore(self.state)
+            raise
+        if undo is not None:
+            undo.end()
+
+    def _undo(self):
+        undo = self.__dict__.get("_step_undo")
+        if undo is None:  # made at the first step: subclasses may build their state without __init__
+            undo = self._step_undo = StepUndo()
+        return undo
+
+    def _check_writeable(self, work):
+        """Raise an OptimizerError, before anything is written, for a parameter or state array the step
+        would have to write but cannot (a broadcast view, a read-only memory map, a frozen copy)."""
+        for _, param, _ in work:
+            arrays = [("", param)] + [(f" (its optimiser state {k!r})", v)
+                                      for k, v in self.state.get(param, {}).items() if is_array(v)]
+            for what, array in arrays:
+                flags = getattr(array, "flags", None)
+                if flags is not None and not getattr(flags, "writeable", True):
+                    raise OptimizerError(
+                        f"{self._name_of(param)}{what} is read-only, so step() cannot update it in place "
+                        "(nothing was changed)",
+                        "it is a broadcast view (np.broadcast_to), a read-only memory map or an array marked "
+                        "read-only; optimisers write into the arrays the model owns",
+                        "give the model a writeable copy (np.array(value), or model.load_state_dict(...), "
+                        "which copies into the model's own arrays) and build the optimiser after that")
 
     def zero_grad(self, set_to_none=True):
         """Nothing to clear: `avalon.grad` returns fresh gradients at every call instead of
@@ -263,6 +311,10 @@ class Optimizer:
         if not np.issubdtype(np.dtype(grad.dtype), np.inexact):
             raise OptimizerError(f"the gradient of {self._name_of(param)} has dtype {grad.dtype}, "
                                  "not a floating dtype")
+        if device_of(grad) != device_of(param):
+            raise OptimizerError(f"the gradient of {self._name_of(param)} is on {device_of(grad)} but the "
+                                 f"parameter on {device_of(param)}",
+                                 fix="compute the gradients with the model on the device its parameters are on")
 
     def _name_of(self, param):
         for i, group in enumerate(self.param_groups):
