@@ -153,6 +153,9 @@ def _refuse_pickles(path):
         return  # read() reports it
     if start[8:9] == b"{":
         return  # a safetensors header, whatever its length's first bytes (0x80 0x02 is a length of 640)
+    if start[:4] == b"PK\x03\x04" and path.lower().endswith(".npz"):
+        raise CheckpointError(f"{path} is a numpy .npz archive, not a safetensors file: read it with np.load(path) "
+                              "(allow_pickle stays False), e.g. dict(np.load(path)) for a state dict")
     if start[:4] == b"PK\x03\x04" or start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         raise CheckpointError(f"{path} is a PyTorch (pickle) checkpoint, not a safetensors file: read it with "
                               "avalon.io.load_torch_state_dict(path), which never runs pickled code")
@@ -164,6 +167,8 @@ def read_metadata(path):
     {'format_version', 'avalon_version', 'dtypes', and 'class', 'modules' for a saved Module, 'metadata'
     for what was passed to save}; {} for a safetensors file written by another tool.
     """
+    path = checked_path(path, "read")
+    _refuse_pickles(path)
     header = read_header(path)
     info = _info(header.get("__metadata__") or {}, path)
     if info is None:

@@ -267,6 +267,15 @@ def test_a_pytorch_file_points_at_load_torch_state_dict(tmp_path):
     torch.save({"w": torch.ones(2)}, path)
     with pytest.raises(CheckpointError, match="load_torch_state_dict"):
         avalon.load(path)
+    with pytest.raises(CheckpointError, match="load_torch_state_dict"):
+        avalon.io.read_metadata(path)
+
+
+def test_an_npz_archive_points_at_np_load(tmp_path):
+    path = tmp_path / "weights.npz"
+    np.savez(path, w=np.ones(2))
+    with pytest.raises(CheckpointError, match=r"numpy .npz archive.*np.load\(path\)"):
+        avalon.load(path)
 
 
 def test_missing_files_and_folders(tmp_path):
