@@ -54,10 +54,12 @@ def time_calls(fn, repeats):
     return samples
 
 
-def alternating_seconds(fns, steps):
+def alternating_seconds(fns, steps, each_round=None):
     """Seconds of each of `steps` calls of every function, one call of each in turn, the order reversed
-    every round (so neither always runs on the caches or the turbo state the other left)."""
+    every round (so neither always runs on the caches or the turbo state the other left). `each_round`,
+    when given, is called (and timed: its samples come last) after every round, outside the order."""
     samples = [[] for _ in fns]
+    extra = []
     order = list(range(len(fns)))
     for _ in range(steps):
         for i in order:
@@ -65,17 +67,25 @@ def alternating_seconds(fns, steps):
             fns[i]()
             samples[i].append(time.perf_counter() - start)
         order.reverse()
-    return samples
+        if each_round is not None:
+            extra += time_calls(each_round, 1)
+    return samples + [extra] if each_round is not None else samples
 
 
-def gemm_gflops(n=2048, repeats=5):
-    """The fp32 GEMM rate numpy reaches in this process (GFLOP/s, best of `repeats` n×n products): the
-    yardstick for a step's floor, measured where the step runs."""
+def gemm(n=2048):
+    """(a function computing an n×n fp32 matrix product with numpy, its FLOPs): the yardstick for a
+    step's floor, to be timed where the step runs. Its first call spins up the BLAS threads."""
     import numpy as np
 
     a, b = (np.random.default_rng(i).standard_normal((n, n), dtype=np.float32) for i in range(2))
-    a @ b  # BLAS spins up its threads
-    return 2 * n**3 / min(time_calls(lambda: a @ b, repeats)) / 1e9
+    a @ b
+    return (lambda: a @ b), 2 * n**3
+
+
+def gemm_gflops(n=2048, repeats=5):
+    """The fp32 GEMM rate numpy reaches in this process: GFLOP/s of the best of `repeats` products."""
+    product, flops = gemm(n)
+    return flops / min(time_calls(product, repeats)) / 1e9
 
 
 def _status_kb(key):

@@ -13,8 +13,8 @@ subprocess of its own. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset in the s
 `python bench/steps.py --smoke`: CI's check that every workload still runs in both libraries (small
 batches, one step after the first call, in this process, losses compared); it asserts nothing about time.
 """
-from harness import (BENCH, THREADS, alternating_seconds, gemm_gflops,  # noqa: I001 - sets the
-                     peak_rss_mb, reset_peak_rss, run_json)  # thread count before numpy loads
+from harness import (BENCH, THREADS, alternating_seconds, gemm, peak_rss_mb,  # noqa: I001 - sets
+                     reset_peak_rss, run_json, time_calls)  # the thread count before numpy loads
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -115,14 +115,16 @@ def avalon_step(models, name, x, y, state=None):
 
 def measure_time(name, batch=None, steps=20, warmup=3, gemm_n=2048):
     """Both libraries' step times on one workload, alternating, with the first calls apart, and numpy's
-    GEMM rate in this process (before and after the steps: the better one)."""
+    GEMM rate in this process: the best of products timed before the steps and between them (on a busy
+    machine the best of many samples comes nearest to what the machine can do)."""
     import torch  # noqa: F401 - loaded before the clock starts, as avalon is
 
     theirs, ours = load_models("torch"), load_models("avalon")
     x, y = batch_of(name, batch, theirs)
     torch_model, torch_fn = torch_step(theirs, name, x, y)
     _, avalon_fn = avalon_step(ours, name, x, y, torch_model.state_dict())
-    rate = gemm_gflops(gemm_n)
+    product, product_flops = gemm(gemm_n)
+    product_s = time_calls(product, 3)
     first = {}
     for library, fn in (("avalon", avalon_fn), ("torch", torch_fn)):
         start = time.perf_counter()
@@ -132,8 +134,8 @@ def measure_time(name, batch=None, steps=20, warmup=3, gemm_n=2048):
     if abs(ours_loss - theirs_loss) > 1e-4 * max(1.0, abs(theirs_loss)):
         raise AssertionError(f"{name}: the first losses differ: avalon {ours_loss}, torch {theirs_loss}")
     alternating_seconds([avalon_fn, torch_fn], warmup)
-    ours_s, theirs_s = alternating_seconds([avalon_fn, torch_fn], steps)
-    rate = max(rate, gemm_gflops(gemm_n))
+    ours_s, theirs_s, between = alternating_seconds([avalon_fn, torch_fn], steps, each_round=product)
+    rate = product_flops / min(product_s + between) / 1e9
     return dict(name=name, threads=THREADS, batch=len(x), full=len(x) == theirs.WORKLOADS[name][2],
                 steps=steps, gemm_gflops=rate, flops=flops.COUNTS[name](len(x)),
                 avalon_s=statistics.median(ours_s), torch_s=statistics.median(theirs_s),
@@ -216,10 +218,12 @@ def benchmark(threads, steps, warmup, names):
             print(f"timing {name} at {n} thread(s)…", file=sys.stderr, flush=True)
             worker = ["--worker", "time", name, "--steps", steps, "--warmup", warmup]
             times.append(run_json(__file__, worker, n))
+            print(json.dumps(times[-1]), file=sys.stderr, flush=True)  # a long run's results so far
     for name in names:
         print(f"memory of {name}…", file=sys.stderr, flush=True)
         memory[name] = {library: run_json(__file__, ["--worker", "memory", name, "--library", library],
                                           threads[0])["peak_mb"] for library in ("avalon", "torch")}
+        print(json.dumps(memory[name]), file=sys.stderr, flush=True)
     print(table(times, memory, steps, warmup))
 
 
