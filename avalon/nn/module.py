@@ -15,19 +15,22 @@ every submodule are part of the cache key, so `model.eval()` traces again.
 ...     def forward(self, x):
 ...         return self.fc2(F.relu(self.fc1(x)))
 """
+import os
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
 from .. import tree
 from ..autodiff import cache
-from ..backend import device_of, is_array, to_device
+from ..backend import is_array, to_device
 from ..errors import AvalonError
 from ..tracing import current, scope
 from ..tensor import Tensor, is_torch_tensor, plain, wrap
 from ..tracing.tracer import Tracer
 from .errors import input_error
 from .hooks import ModuleHooks, call_with_hooks
+from .loading import copy_into, prepared, root
 
 
 class Parameter(Tensor):
@@ -410,24 +413,30 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays (numpy, cupy or torch tensors) into this module's parameters and buffers.
 
-        Values are copied in place, cast to each array's dtype, so optimisers holding the arrays see
-        the new values. Everything is checked first: with a missing or unexpected key (when
-        `strict`) or a shape mismatch, an `AvalonError` names the keys and nothing is changed.
-        Returns `(missing_keys, unexpected_keys)`.
+        Values are copied in place, cast to each array's dtype (bfloat16 torch tensors too, as torch
+        casts them), so optimisers holding the arrays see the new values. Everything is converted and
+        checked before the first write: with a missing or unexpected key (when `strict`), a shape
+        mismatch, or a value that is not an array or cannot be cast, an `AvalonError` names the keys
+        and nothing is changed. Returns `(missing_keys, unexpected_keys)`.
         """
+        if not isinstance(state_dict, Mapping):
+            hint = ("load the file first: model.load_state_dict(avalon.load(path))"
+                    if isinstance(state_dict, (str, bytes, os.PathLike)) else
+                    "pass other_model.state_dict()" if isinstance(state_dict, Module) else
+                    "pass a dict of dotted names to arrays, as model.state_dict() returns")
+            raise AvalonError(f"{type(self).__name__}.load_state_dict got a {type(state_dict).__name__} "
+                              f"({state_dict!r:.60}), not a state dict\n  fix: {hint}")
         entries = {key: (table, name) for key, table, name in self._state_entries()}
         missing = [k for k in entries if k not in state_dict]
         unexpected = [k for k in state_dict if k not in entries]
-        values, mismatched = {}, []
+        values, problems = {}, []
         for key in entries:
             if key in state_dict:
                 table, name = entries[key]
-                value = _as_array(state_dict[key])
-                if tuple(value.shape) != tuple(table[name].shape):
-                    mismatched.append(f"{key}: checkpoint has shape {tuple(value.shape)}, the model "
-                                      f"{tuple(table[name].shape)}")
+                value, problem = prepared(key, table[name], state_dict[key])
+                if problem:
+                    problems.append(problem)
                 values[key] = value
-        problems = [f"size mismatch for {m}" for m in mismatched]
         if strict and missing:
             problems.append(f"missing keys: {', '.join(missing)}")
         if strict and unexpected:
@@ -437,9 +446,17 @@ class Module:
                               "changed):\n  " + "\n  ".join(problems) +
                               "\n  fix: load a checkpoint of the same architecture, or pass strict=False "
                               "to skip missing and unexpected keys")
+        # a value sharing memory with another of the module's arrays (entries swapped, tied weights) is
+        # copied first: writing in order would otherwise read arrays already overwritten
+        owners = {id(root(table[name])): key for key, (table, name) in entries.items()}
+        for key, value in values.items():
+            if owners.get(id(root(value)), key) != key:
+                values[key] = value.copy()
         for key, value in values.items():
             table, name = entries[key]
-            _copy_into(table, name, value)
+            if not copy_into(table[name], value):  # read-only: a copy takes its place
+                keep = _as_parameter if isinstance(table[name], Parameter) else _as_buffer
+                table[name] = keep(value.copy())
         return IncompatibleKeys(missing, unexpected)
 
     # printing
@@ -465,16 +482,6 @@ class Module:
 def _indent(text, spaces):
     lines = text.split("\n")
     return "\n".join(lines[:1] + [" " * spaces + line for line in lines[1:]])
-
-
-def _copy_into(table, name, value):
-    target = table[name]
-    value = to_device(value, device_of(target)).astype(target.dtype, copy=False)
-    writeable = isinstance(target, np.ndarray) and target.flags.writeable
-    if writeable or type(target).__module__.startswith("cupy"):
-        target[...] = value
-    else:
-        table[name] = _as_parameter(value.copy()) if isinstance(target, Parameter) else _as_buffer(value.copy())
 
 
 def shape_error(layer, expected, actual, why=""):

@@ -1,7 +1,8 @@
 """Learning-rate schedulers: PyTorch's classes, formulas and stepping rules, so lr sequences match.
 
 A scheduler rewrites `group["lr"]` of its optimiser's parameter groups each time `step()` is called
-(after `optimizer.step`). Most follow PyTorch's *chainable* form (each step scales the current lr), so
+(after `optimizer.step`). Arguments that would make a step divide by zero or give a negative or NaN lr
+are refused up front; a step computing such an lr is refused, changing nothing (`_schedule_checks`). Most follow PyTorch's *chainable* form (each step scales the current lr), so
 several schedulers may act on one optimiser.
 
 >>> sched = avalon.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
@@ -12,6 +13,8 @@ import math
 import types
 from bisect import bisect_right
 from collections import Counter
+
+from . import _schedule_checks as check
 
 from .optimizer import Optimizer, OptimizerError
 
@@ -53,18 +56,19 @@ class LRScheduler:
     def __init__(self, optimizer, last_epoch=-1):
         _check_optimizer(optimizer)
         self.optimizer = optimizer
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
+        if last_epoch != -1:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
                     raise OptimizerError(f"param_groups[{i}] has no 'initial_lr', needed to resume at "
                                          f"last_epoch={last_epoch}",
                                          fix="load the optimiser's state dict first, or start with last_epoch=-1")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self._initial_step()
+        with check.all_or_nothing(self, optimizer):  # a refused first step leaves the groups as they were
+            if last_epoch == -1:
+                for group in optimizer.param_groups:
+                    group.setdefault("initial_lr", group["lr"])
+            self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+            self.last_epoch = last_epoch
+            self._initial_step()
 
     def _initial_step(self):
         self._step_count = 0
@@ -83,9 +87,11 @@ class LRScheduler:
         return list(self._last_lr)
 
     def step(self):
-        """Advance one epoch (or one batch, for per-batch schedules) and set the new learning rates."""
-        self._step_count += 1
-        self._update_lr()
+        """Advance one epoch (or one batch, for per-batch schedules) and set the new learning rates; a
+        negative or non-finite one is refused (OptimizerError) and nothing changes."""
+        with check.all_or_nothing(self, self.optimizer):
+            self._step_count += 1
+            self._update_lr()
 
     def _update_lr(self, epoch=None):
         if epoch is None:
@@ -98,6 +104,7 @@ class LRScheduler:
         self._set_lrs(values)
 
     def _set_lrs(self, values):
+        values = check.learning_rates(self, values)
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = _lrs(self.optimizer)
@@ -128,6 +135,9 @@ class LambdaLR(LRScheduler):
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
         _check_optimizer(optimizer)
         self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
+        if not all(callable(fn) for fn in self.lr_lambdas):
+            raise OptimizerError(f"LambdaLR: lr_lambda must be a function of the epoch (one, or one per group), "
+                                 f"got {lr_lambda!r}", fix="pass e.g. lambda epoch: 0.95 ** epoch")
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -156,6 +166,8 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        check.positive_int("StepLR", "step_size", step_size)
+        check.nonnegative("StepLR", "gamma", gamma)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -176,6 +188,7 @@ class MultiStepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        check.nonnegative("MultiStepLR", "gamma", gamma)
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -201,6 +214,7 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
+        check.nonnegative("ExponentialLR", "gamma", gamma)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -221,9 +235,12 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
         if not 0 < start_factor <= 1.0:
-            raise OptimizerError(f"start_factor is {start_factor}; it must be in (0, 1]")
+            raise OptimizerError(f"start_factor is {start_factor}; it must be in (0, 1] (PyTorch: Starting "
+                                 "multiplicative factor expected to be greater than 0 and less or equal to 1.)")
         if not 0 <= end_factor <= 1.0:
-            raise OptimizerError(f"end_factor is {end_factor}; it must be in [0, 1]")
+            raise OptimizerError(f"end_factor is {end_factor}; it must be in [0, 1] (PyTorch: Ending "
+                                 "multiplicative factor expected to be between 0 and 1.)")
+        check.positive_int("LinearLR", "total_iters", total_iters, zero_ok=True)
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
@@ -252,6 +269,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        check.positive("CosineAnnealingLR", "T_max", T_max)
+        check.nonnegative("CosineAnnealingLR", "eta_min", eta_min)
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -289,6 +308,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             raise OptimizerError(f"T_0 must be a positive integer, got {T_0!r}")
         if not isinstance(T_mult, int) or T_mult < 1:
             raise OptimizerError(f"T_mult must be an integer >= 1, got {T_mult!r}")
+        check.nonnegative("CosineAnnealingWarmRestarts", "eta_min", eta_min,
+                          f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult
@@ -301,6 +322,10 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def step(self, epoch=None):
         """Advance one epoch, or jump to `epoch` (a float: a fraction of an epoch is allowed)."""
+        with check.all_or_nothing(self, self.optimizer):
+            self._advance(epoch)
+
+    def _advance(self, epoch):
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:
@@ -355,6 +380,8 @@ class OneCycleLR(LRScheduler):
             raise OptimizerError(f"pct_start must be a float in [0, 1], got {pct_start!r}")
         if anneal_strategy not in ("cos", "linear"):
             raise OptimizerError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        check.positive("OneCycleLR", "div_factor", div_factor)
+        check.positive("OneCycleLR", "final_div_factor", final_div_factor)
         self.anneal_strategy = anneal_strategy
         up = float(pct_start * self.total_steps) - 1
         if three_phase:
@@ -365,7 +392,13 @@ class OneCycleLR(LRScheduler):
         else:
             self._phases = [(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                             (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum")]
+        check.one_cycle_phases(self._phases, self.total_steps, pct_start)
+        if cycle_momentum and "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+            raise OptimizerError(f"{type(optimizer).__name__} has neither momentum nor betas to cycle",
+                                 fix="pass cycle_momentum=False")
         max_lrs = _per_group("max_lr", optimizer, max_lr)
+        for peak in max_lrs:
+            check.nonnegative("OneCycleLR", "max_lr", peak)
         if last_epoch == -1:
             for peak, group in zip(max_lrs, optimizer.param_groups):
                 group["initial_lr"] = peak / div_factor
@@ -373,9 +406,6 @@ class OneCycleLR(LRScheduler):
                 group["min_lr"] = group["initial_lr"] / final_div_factor
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise OptimizerError(f"{type(optimizer).__name__} has neither momentum nor betas to cycle",
-                                     fix="pass cycle_momentum=False")
             self.use_beta1 = "betas" in optimizer.defaults
             if last_epoch == -1:
                 highs = _per_group("max_momentum", optimizer, max_momentum)
@@ -451,6 +481,10 @@ class SequentialLR(LRScheduler):
 
     def step(self):
         """Step the scheduler whose turn it is (the next one starts from its epoch 0 at its milestone)."""
+        with check.all_or_nothing(self, self.optimizer):
+            self._advance()
+
+    def _advance(self):
         self.last_epoch += 1
         index = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[index]
@@ -491,7 +525,10 @@ class ReduceLROnPlateau(LRScheduler):
                  cooldown=0, min_lr=0, eps=1e-8):
         _check_optimizer(optimizer)
         if factor >= 1.0:
-            raise OptimizerError(f"factor must be < 1.0, got {factor}")
+            raise OptimizerError(f"factor must be < 1.0, got {factor} (PyTorch: Factor should be < 1.0.)")
+        check.nonnegative("ReduceLROnPlateau", "factor", factor)
+        for value in min_lr if isinstance(min_lr, (list, tuple)) else [min_lr]:
+            check.nonnegative("ReduceLROnPlateau", "min_lr", value)
         if mode not in ("min", "max"):
             raise OptimizerError(f"mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
@@ -515,7 +552,15 @@ class ReduceLROnPlateau(LRScheduler):
 
     def step(self, metrics):
         """Record this epoch's `metrics` (a number or 0-d array) and reduce the lr if it has plateaued."""
-        current = float(metrics)
+        try:
+            current = float(metrics)
+        except (TypeError, ValueError):
+            raise OptimizerError(f"ReduceLROnPlateau.step() got {type(metrics).__name__} {metrics!r} as the metric",
+                                 fix="pass the monitored value as a number, e.g. step(float(val_loss))") from None
+        with check.all_or_nothing(self, self.optimizer):
+            self._advance(current)
+
+    def _advance(self, current):
         self.last_epoch += 1
         if self._is_better(current, self.best):
             self.best = current

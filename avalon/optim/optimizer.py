@@ -10,13 +10,20 @@ A step first matches and checks every gradient (and converts it to its parameter
 that every parameter and state array it will write is writeable; only then does it update the parameter
 arrays the model owns, and the optimiser's state, in place. What can still fail after the checks (an
 exception inside an update rule, a MemoryError) is undone: each parameter and its state are saved just
-before their update (`StepUndo`) and put back, so a step that fails changes nothing. `atomic_steps = False`
-(on a class or an optimiser) skips the saving, for one read and write of each array less per step. Subclasses implement `_update(param, grad, state, group, temps)`, which writes
+before their update (`StepUndo`) and put back, so a step that fails changes nothing. Saving costs one
+read and write of each array per step, so it is done only where a failure is possible: Avalon's own
+update rules, once every state array and scratch buffer exists, write through preallocated arrays with
+`out=` and cannot fail, and a Ctrl-C arriving during them is held until the step is complete; the first
+step (which allocates the state) and update rules written elsewhere (a subclass's own `_update`) run under
+`StepUndo`. `atomic_steps = False` (on a class or an optimiser) never saves. Subclasses implement `_update(param, grad, state, group, temps)`, which writes
 into `param` and the arrays of `state` with numpy's `out=` and in-place operators, using the scratch
 arrays `temps` for intermediate values, so that a step allocates nothing after the first. In-place
 updates need `out=`: optimisers take numpy and cupy arrays.
 """
 import copy
+import contextlib
+import signal
+import threading
 
 import numpy as np
 
@@ -194,11 +201,11 @@ class Optimizer:
         self._check_writeable(work)
         roots = {id(root(param)) for _, param, _ in work}
         work = [(group, param, own_grad(param, grad, roots)) for group, param, grad in work]
-        undo = self._undo() if self.atomic_steps else None
+        undo = self._undo() if self.atomic_steps and not self._cannot_fail(work) else None
         if undo is not None:
             undo.begin(work, self.state)
         try:
-            with np.errstate(all="ignore"):  # NaN and inf propagate silently, as in PyTorch
+            with np.errstate(all="ignore"), _interrupts_held():  # NaN and inf propagate, as in PyTorch
                 for group, param, grad in work:
                     state = self.state.get(param, {})
                     if undo is not None:
@@ -213,6 +220,30 @@ class Optimizer:
             raise
         if undo is not None:
             undo.end()
+        self._flags_at_last_step = self._buffer_flags()
+
+    def _cannot_fail(self, work):
+        """True when this step's updates cannot raise: the update rule is Avalon's own (not a subclass's
+        or a patched one), every parameter already has its state, and the scratch memory is allocated."""
+        update = type(self)._update
+        if getattr(update, "__module__", "").rsplit(".", 1)[0] != __package__ or update.__qualname__.split(".")[0] \
+                not in _BUILT_IN:
+            return False
+        if any(self.state.get(param) is None and self._keeps_state(group) for group, param, _ in work):
+            return False
+        if self._buffer_flags() != self.__dict__.get("_flags_at_last_step"):
+            return False  # a state array may be created in this step (amsgrad or momentum turned on)
+        for _, param, _ in work:  # grows the scratch buffers now, where a MemoryError changes nothing
+            self._scratch.take(param, 1 + self._temporaries)
+        return True
+
+    def _buffer_flags(self):
+        """The options that decide which state arrays an update creates, per group."""
+        return [(g.get("amsgrad"), g.get("centered"), g.get("momentum", 0) > 0) for g in self.param_groups]
+
+    def _keeps_state(self, group):
+        """Whether an update with these options keeps per-parameter state (only plain SGD does not)."""
+        return bool(self._state_keys) and not (type(self).__name__ == "SGD" and group.get("momentum", 0) == 0)
 
     def _undo(self):
         undo = self.__dict__.get("_step_undo")
@@ -389,6 +420,7 @@ class Optimizer:
             new_state[id(param)] = (param, self._load_entry(param, key, entry))
         self.param_groups[:] = new_groups
         self.state.replace(new_state)
+        self._flags_at_last_step = None  # the loaded state may lack arrays the next step creates
 
     def _load_entry(self, param, key, entry):
         if not isinstance(entry, dict):
@@ -408,7 +440,12 @@ class Optimizer:
                     raise OptimizerError(f"the state {name!r} of parameter {key} has shape {tuple(value.shape)}, "
                                          f"the parameter {tuple(param.shape)}",
                                          fix="load it into an optimiser over parameters of the same shapes")
-                value = xp.asarray(value, dtype=param.dtype).copy()
+                try:
+                    value = xp.asarray(value, dtype=param.dtype).copy()
+                except (TypeError, ValueError) as e:
+                    raise OptimizerError(f"the state {name!r} of parameter {key} has dtype {value.dtype}, which "
+                                         f"cannot be cast to the parameter's {param.dtype} ({e}); nothing was "
+                                         "changed", fix="pass what optimizer.state_dict() returned") from None
             elif is_array(value):
                 value = value.item()
             if value is not None and not is_array(value) and not isinstance(value, (int, float)):
@@ -425,6 +462,29 @@ class Optimizer:
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+# Avalon's optimisers, whose update rules cannot fail once their state and scratch exist.
+_BUILT_IN = frozenset({"SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta"})
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it: an update interrupted half-way would
+    leave some parameters stepped and others not. Only the main thread receives signals; elsewhere, and
+    when the program has its own SIGINT handler, this does nothing."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if received:
+            raise KeyboardInterrupt
 
 
 def _split_names(params):
