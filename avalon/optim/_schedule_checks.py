@@ -32,6 +32,19 @@ def all_or_nothing(scheduler, optimizer):
         raise
 
 
+def loadable(scheduler, state_dict):
+    """Raise an OptimizerError unless `state_dict` is a dict of this scheduler's own attributes."""
+    name = type(scheduler).__name__
+    if not isinstance(state_dict, dict):
+        raise OptimizerError(f"{name}.load_state_dict got a {type(state_dict).__name__}, not a state dict",
+                             fix="pass what scheduler.state_dict() returned (avalon.load(path) of a saved one)")
+    unknown = sorted(set(state_dict) - set(scheduler.__dict__))
+    if unknown:
+        raise OptimizerError(f"{name}.load_state_dict got unknown keys {unknown}",
+                             "the state dict was saved by another kind of scheduler",
+                             "load it into a scheduler of the class that saved it")
+
+
 def _number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 

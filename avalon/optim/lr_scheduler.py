@@ -114,12 +114,9 @@ class LRScheduler:
         return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
 
     def load_state_dict(self, state_dict):
-        """Restore what `state_dict` returned; unknown keys raise and change nothing."""
-        unknown = sorted(set(state_dict) - set(self.__dict__))
-        if unknown:
-            raise OptimizerError(f"{type(self).__name__}.load_state_dict got unknown keys {unknown}",
-                                 "the state dict was saved by another kind of scheduler",
-                                 "load it into a scheduler of the class that saved it")
+        """Restore what `state_dict` returned; anything but such a dict, or unknown keys, raise and change
+        nothing."""
+        check.loadable(self, state_dict)
         self.__dict__.update(state_dict)
 
     def __repr__(self):
@@ -500,11 +497,14 @@ class SequentialLR(LRScheduler):
         return state
 
     def load_state_dict(self, state_dict):
+        check.loadable(self, state_dict)
         state = dict(state_dict)
         inner = state.pop("_schedulers", [])
         if len(inner) != len(self._schedulers):
             raise OptimizerError(f"the state dict holds {len(inner)} schedulers, this SequentialLR "
                                  f"{len(self._schedulers)}")
+        for scheduler, saved in zip([self, *self._schedulers], [state, *inner]):
+            check.loadable(scheduler, saved)  # all of them before any is loaded
         super().load_state_dict(state)
         for scheduler, saved in zip(self._schedulers, inner):
             scheduler.load_state_dict(saved)

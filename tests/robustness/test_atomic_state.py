@@ -391,3 +391,25 @@ def test_optimizer_load_state_dict_with_a_bad_last_entry_changes_nothing(rng):
     with pytest.raises(OptimizerError, match="exactly the keys"):
         opt.load_state_dict("optimizer.pt")
     _assert_same(before, _snapshot(opt, params))
+
+
+def test_scheduler_load_state_dict_checks_everything_before_loading_anything():
+    opt = _sgd()
+    warmup = sched.LinearLR(opt, start_factor=0.5, total_iters=2)
+    decay = sched.ExponentialLR(opt, gamma=0.9)
+    sequence = sched.SequentialLR(opt, [warmup, decay], milestones=[2])
+    for _ in range(3):
+        sequence.step()
+    saved = sequence.state_dict()
+    sequence.step()
+    before = [copy.deepcopy(s.state_dict()) for s in (sequence, warmup, decay)]
+    broken = copy.deepcopy(saved)
+    broken["_schedulers"][1]["not_an_attribute"] = 1  # the last part is bad
+    with pytest.raises(OptimizerError, match="unknown keys"):
+        sequence.load_state_dict(broken)
+    assert [s.state_dict() for s in (sequence, warmup, decay)] == before
+    with pytest.raises(OptimizerError, match="not a state dict") as info:
+        decay.load_state_dict("scheduler.pt")
+    assert "fix:" in str(info.value)
+    sequence.load_state_dict(saved)  # the good one loads
+    assert sequence.last_epoch == saved["last_epoch"]
