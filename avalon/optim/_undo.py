@@ -4,8 +4,10 @@ parameter and every state entry back exactly as it was.
 
 Everything that can be checked is checked before the first write (`Optimizer.step`); what remains can
 fail only inside an update, and only this restores it. The saved copies live in one flat buffer per
-array type, dtype and device, allocated once and reused at every step: a step costs one extra read and
-write of each parameter and of its state arrays, and no allocation after the first.
+array type, dtype and device, allocated once and reused: a saved step costs one extra read and write
+of each parameter and of its state arrays (measured: the step of a 1.9M-parameter MLP took 2.1x as
+long with SGD and momentum, 1.5x with Adam), which is why `Optimizer.step` saves only the steps that
+can fail.
 """
 from ..backend import device_of, is_array, namespace
 

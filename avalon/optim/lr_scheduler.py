@@ -1,9 +1,9 @@
 """Learning-rate schedulers: PyTorch's classes, formulas and stepping rules, so lr sequences match.
 
 A scheduler rewrites `group["lr"]` of its optimiser's parameter groups each time `step()` is called
-(after `optimizer.step`). Arguments that would make a step divide by zero or give a negative or NaN lr
-are refused up front; a step computing such an lr is refused, changing nothing (`_schedule_checks`). Most follow PyTorch's *chainable* form (each step scales the current lr), so
-several schedulers may act on one optimiser.
+(after `optimizer.step`). Most follow PyTorch's *chainable* form (each step scales the current lr), so
+several schedulers may act on one optimiser. Arguments that would make a step divide by zero or give a
+negative or NaN lr are refused up front; a step computing one is refused, changing nothing.
 
 >>> sched = avalon.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
 >>> for epoch in range(30):

@@ -15,10 +15,12 @@ read and write of each array per step, so it is done only where a failure is pos
 update rules, once every state array and scratch buffer exists, write through preallocated arrays with
 `out=` and cannot fail, and a Ctrl-C arriving during them is held until the step is complete; the first
 step (which allocates the state) and update rules written elsewhere (a subclass's own `_update`) run under
-`StepUndo`. `atomic_steps = False` (on a class or an optimiser) never saves. Subclasses implement `_update(param, grad, state, group, temps)`, which writes
-into `param` and the arrays of `state` with numpy's `out=` and in-place operators, using the scratch
-arrays `temps` for intermediate values, so that a step allocates nothing after the first. In-place
-updates need `out=`: optimisers take numpy and cupy arrays.
+`StepUndo`. `atomic_steps = False` (on a class or an optimiser) never saves.
+
+Subclasses implement `_update(param, grad, state, group, temps)`, which writes into `param` and the
+arrays of `state` with numpy's `out=` and in-place operators, using the scratch arrays `temps` for
+intermediate values, so that a step allocates nothing after the first. In-place updates need `out=`:
+optimisers take numpy and cupy arrays.
 """
 import copy
 import contextlib

@@ -212,6 +212,8 @@ BAD_ARGUMENTS = [  # (class, arguments, what the message says); PyTorch's behavi
     ("ReduceLROnPlateau", dict(min_lr=-1.0), "min_lr is -1.0"),
     ("ReduceLROnPlateau", dict(factor=-0.5), "factor is -0.5"),
     ("LambdaLR", dict(lr_lambda=0.5), "lr_lambda must be a function"),
+    # refused at the first step, which construction takes: torch sets lr -0.1
+    ("LambdaLR", dict(lr_lambda=lambda epoch: -1.0), "computed the learning rate -0.1 for parameter group 0"),
 ]
 
 
