@@ -344,6 +344,10 @@ class Optimizer:
         if not np.issubdtype(np.dtype(grad.dtype), np.inexact):
             raise OptimizerError(f"the gradient of {self._name_of(param)} has dtype {grad.dtype}, "
                                  "not a floating dtype")
+        if np.iscomplexobj(grad) and not np.iscomplexobj(param):
+            raise OptimizerError(f"the gradient of {self._name_of(param)} is complex ({grad.dtype}) but the "
+                                 f"parameter is real ({param.dtype})", "casting would drop the imaginary part",
+                                 "differentiate a real loss of real parameters")
         if device_of(grad) != device_of(param):
             raise OptimizerError(f"the gradient of {self._name_of(param)} is on {device_of(grad)} but the "
                                  f"parameter on {device_of(param)}",

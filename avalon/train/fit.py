@@ -3,6 +3,7 @@
 `fit` adds nothing a user could not write: its docstring shows the loop it runs, to copy and change.
 """
 import math
+import numbers
 
 from ..autodiff import call, grad
 from ..errors import AvalonError
@@ -42,9 +43,7 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
     >>> history["loss"][-1] < history["loss"][0]
     """
     metrics = dict(metrics or {})
-    if metrics and val_loader is None:
-        raise AvalonError("fit computes metrics on the validation data, but no val_loader was given; pass "
-                          "val_loader=... (it may be a loader over the training data)")
+    _check_arguments(model, loss_fn, train_loader, optimizer, epochs, val_loader, metrics, scheduler)
     history = History()
     for epoch in range(epochs):
         model.train()
@@ -73,6 +72,35 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
             else:
                 scheduler.step()
     return history
+
+
+def _check_arguments(model, loss_fn, train_loader, optimizer, epochs, val_loader, metrics, scheduler):
+    """Every argument fit can check, checked before it changes the model (its training flag, its weights)
+    or the optimiser: a mistake found in the second epoch would leave one epoch of training behind."""
+    def refuse(what, fix):
+        raise AvalonError(f"fit: {what}\n  fix: {fix}")
+
+    if not isinstance(epochs, numbers.Integral) or isinstance(epochs, bool) or epochs < 0:
+        refuse(f"epochs is {epochs!r}", "pass the number of passes over train_loader, an integer >= 0")
+    if not callable(loss_fn):
+        refuse(f"loss_fn is a {type(loss_fn).__name__}, not a function",
+               "pass loss_fn(model, x, y) -> scalar loss, e.g. lambda m, x, y: F.cross_entropy(m(x), y)")
+    if not callable(getattr(optimizer, "step", None)) or not hasattr(optimizer, "param_groups"):
+        refuse(f"optimizer is a {type(optimizer).__name__}", "pass an avalon.optim optimiser over model.parameters()")
+    if not callable(getattr(model, "train", None)):
+        refuse(f"model is a {type(model).__name__}, not a Module", "pass the nn.Module to train")
+    for name, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
+        if loader is not None and not hasattr(loader, "__iter__"):
+            refuse(f"{name} is a {type(loader).__name__}, which cannot be iterated",
+                   "pass a DataLoader (or any iterable of (x, y) batches)")
+    if metrics and val_loader is None:
+        refuse("metrics are computed on the validation data, but no val_loader was given",
+               "pass val_loader=... (it may be a loader over the training data)")
+    for name, fn in metrics.items():
+        if not callable(fn):
+            refuse(f"metric {name!r} is a {type(fn).__name__}", "pass fn(output, target) -> float")
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        refuse(f"scheduler is a {type(scheduler).__name__}", "pass an avalon.optim.lr_scheduler scheduler, or None")
 
 
 def evaluate(model, loss_fn, loader, metrics=None):

@@ -174,6 +174,17 @@ def test_a_read_only_parameter_is_refused_before_any_update(make_readonly, rng, 
     _assert_same(before, _snapshot(opt, params))
 
 
+def test_a_complex_gradient_of_a_real_parameter_is_refused_before_any_update(rng):
+    params = _params(rng)
+    opt = optim.SGD(params, lr=0.1, momentum=0.9)
+    grads = _grads(rng)
+    grads[2] = grads[2] + 1j
+    before = _snapshot(opt, params)
+    with pytest.raises(OptimizerError, match="is complex .* drop the imaginary part"):
+        opt.step(grads)
+    _assert_same(before, _snapshot(opt, params))
+
+
 def test_nan_gradients_are_not_errors_and_propagate_as_in_torch(rng):
     params = _params(rng)
     grads = _grads(rng)
@@ -415,3 +426,37 @@ def test_scheduler_load_state_dict_checks_everything_before_loading_anything():
     assert "fix:" in str(info.value)
     sequence.load_state_dict(saved)  # the good one loads
     assert sequence.last_epoch == saved["last_epoch"]
+
+
+# fit: every argument checked before the model or the optimiser changes
+
+
+def _fit_setup():
+    from avalon.data import DataLoader, TensorDataset
+
+    model = nn.Sequential(nn.Linear(2, 3))
+    x, y = np.ones((8, 2), np.float32), np.zeros(8, np.int64)
+    return model, optim.SGD(model.parameters(), lr=0.1), DataLoader(TensorDataset(x, y), batch_size=4)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(epochs=2.5), "epochs is 2.5"),
+    (dict(loss_fn="mse"), "loss_fn is a str"),
+    (dict(optimizer="sgd"), "optimizer is a str"),
+    (dict(train_loader=3), "train_loader is a int"),
+    (dict(metrics={"acc": 1.0}), "no val_loader"),
+    (dict(metrics={"acc": 1.0}, val_loader=[]), "metric 'acc' is a float"),
+    (dict(scheduler=0.5), "scheduler is a float"),
+])
+def test_fit_refuses_bad_arguments_before_training(change, message):
+    model, opt, loader = _fit_setup()
+    model.eval()
+    before = _arrays(model)
+    arguments = dict(model=model, loss_fn=lambda m, x, y: avalon.nn.functional.cross_entropy(m(x), y),
+                     train_loader=loader, optimizer=opt, epochs=2, progress=False)
+    arguments.update(change)
+    with pytest.raises(avalon.AvalonError, match=message) as info:
+        avalon.fit(**arguments)
+    assert "fix:" in str(info.value)
+    _assert_arrays(before, model)
+    assert not model.training and len(opt.state) == 0  # not even the training flag changed
