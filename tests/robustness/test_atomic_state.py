@@ -180,8 +180,9 @@ def test_a_complex_gradient_of_a_real_parameter_is_refused_before_any_update(rng
     grads = _grads(rng)
     grads[2] = grads[2] + 1j
     before = _snapshot(opt, params)
-    with pytest.raises(OptimizerError, match="is complex .* drop the imaginary part"):
+    with pytest.raises(OptimizerError, match="is complex") as info:
         opt.step(grads)
+    assert "drop the imaginary part" in str(info.value)
     _assert_same(before, _snapshot(opt, params))
 
 
