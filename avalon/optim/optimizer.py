@@ -245,7 +245,8 @@ class Optimizer:
 
     def _keeps_state(self, group):
         """Whether an update with these options keeps per-parameter state (only plain SGD does not)."""
-        return bool(self._state_keys) and not (type(self).__name__ == "SGD" and group.get("momentum", 0) == 0)
+        return bool(self._state_keys) and not (self._state_keys == ("momentum_buffer",) and
+                                               group.get("momentum", 0) == 0)
 
     def _undo(self):
         undo = self.__dict__.get("_step_undo")
