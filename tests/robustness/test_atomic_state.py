@@ -330,18 +330,20 @@ def _assert_arrays(before, model):
 
 
 @pytest.mark.parametrize("bad", ["strings", "object", "not-an-array", "shape"])
-def test_an_unloadable_last_entry_leaves_every_earlier_one_untouched(bad):
+def test_an_unloadable_entry_anywhere_leaves_every_other_one_untouched(bad):
     model, source = Net(), Net()
     before = _arrays(model)
-    state = {k: np.array(v, copy=True) + 1 for k, v in source.state_dict().items()}
-    last = list(state)[-1]
-    state[last] = {"strings": np.array(["a", "b"]), "object": np.array([object(), object()], dtype=object),
-                   "not-an-array": "weights", "shape": np.zeros(3, np.float32)}[bad]
-    with pytest.raises(avalon.AvalonError) as info:
-        model.load_state_dict(state)
-    message = str(info.value)
-    assert "nothing was changed" in message and last in message and "fix:" in message
-    _assert_arrays(before, model)
+    good = {k: np.array(v, copy=True) + 1 for k, v in source.state_dict().items()}
+    for position, key in enumerate(good):  # the bad entry at each position in turn, the last included
+        state = dict(good)
+        shape = np.shape(good[key])
+        state[key] = {"strings": np.full(shape, "a"), "object": np.full(shape, object(), dtype=object),
+                      "not-an-array": "weights", "shape": np.zeros((7,), np.float32)}[bad]
+        with pytest.raises(avalon.AvalonError) as info:
+            model.load_state_dict(state)
+        message = str(info.value)
+        assert "nothing was changed" in message and key in message and "fix:" in message, position
+        _assert_arrays(before, model)
 
 
 @pytest.mark.parametrize("argument, hint", [("model.pt", "avalon.load(path)"), (Net(), "state_dict()"),
@@ -394,14 +396,15 @@ def test_optimizer_load_state_dict_with_a_bad_last_entry_changes_nothing(rng):
     saved = opt.state_dict()
     opt.step(_grads(rng))
     before = _snapshot(opt, params)
-    for bad in (np.array(["x"] * 3), "not a number"):
-        broken = copy.deepcopy(saved)
-        broken["param_groups"][0]["lr"] = 0.5
-        broken["state"][3]["exp_avg"] = bad
-        with pytest.raises(OptimizerError, match="parameter 3") as info:
-            opt.load_state_dict(broken)
-        assert "fix:" in str(info.value)
-        _assert_same(before, _snapshot(opt, params))
+    for index in saved["state"]:  # the bad entry at each parameter in turn
+        for bad in (np.full(SHAPES[index], "x"), "not a number"):
+            broken = copy.deepcopy(saved)
+            broken["param_groups"][0]["lr"] = 0.5
+            broken["state"][index]["exp_avg"] = bad
+            with pytest.raises(OptimizerError, match=f"parameter {index}") as info:
+                opt.load_state_dict(broken)
+            assert "fix:" in str(info.value)
+            _assert_same(before, _snapshot(opt, params))
     with pytest.raises(OptimizerError, match="exactly the keys"):
         opt.load_state_dict("optimizer.pt")
     _assert_same(before, _snapshot(opt, params))
