@@ -2,11 +2,12 @@
 import sys
 import types
 
+from .accumulate import accumulate_slices
 from .codegen import Compiled, compile_tape
 from .passes import buffer_plan, common_subexpressions, constant_folding, dead_code, matmul_layout
 
 __all__ = ["Compiled", "compile_tape", "dead_code", "common_subexpressions", "constant_folding", "matmul_layout",
-           "buffer_plan"]
+           "accumulate_slices", "buffer_plan"]
 
 
 class _CompilePackage(types.ModuleType):

@@ -64,3 +64,38 @@ def scatter_add(values, *index_arrays, key, shape):
             f"the gradient of indexing with integer arrays needs a scatter, which {xp.__name__} lacks "
             "(the array API has none): index with slices, or use numpy or cupy arrays")
     return out
+
+
+@primitive("scatter_sum", out=True)
+def scatter_sum(*parts, keys, shape, out=None):
+    """zeros(shape) with each of `parts` added at its key of `keys`, in order: one array instead of a
+    sum of `scatter_add`s (see `avalon.compile.accumulate`). Keys are basic (slices,
+    integers, None, ...); the key `()` adds a part over the whole array. With `out=` the result is
+    written into that buffer, whatever it held."""
+    xp = namespace(*parts)
+    if keys[0] == ():  # starting from a whole-array part saves zeroing the buffer, a pass over it
+        if out is None:
+            out = xp.array(parts[0], copy=True) if is_numpy_like(xp) else xp.asarray(parts[0], copy=True)
+        else:
+            out[...] = parts[0]
+        parts, keys = parts[1:], keys[1:]
+    elif out is None:
+        out = xp.zeros(tuple(shape), dtype=parts[0].dtype)
+    else:
+        out[...] = 0
+    for values, key in zip(parts, keys):
+        _add_at(out, key, values, xp)
+    return out
+
+
+def _add_at(out, key, values, xp):
+    """out[key] += values, in place, with one pass over the region."""
+    if is_numpy_like(xp):
+        region = out[key]
+        if isinstance(region, xp.ndarray):  # a view (basic indexing): add straight into it
+            xp.add(region, values, out=region)
+        else:  # one element, as a scalar
+            out[key] = region + values
+        return
+    region = tuple(k for k in fill_key(key, (), xp) if k is not None)  # the array API's keys have no new axis
+    out[region] = out[region] + xp.reshape(values, out[region].shape)

@@ -48,3 +48,8 @@ def _getitem(g, out, x, *index_arrays, key):
 @rule(ix.scatter_add)
 def _scatter_add(g, out, values, *index_arrays, key, shape):
     return (ix.getitem(g, *index_arrays, key=key),) + (None,) * len(index_arrays)
+
+
+@rule(ix.scatter_sum)
+def _scatter_sum(g, out, *parts, keys, shape):
+    return tuple(g if key == () else ix.getitem(g, key=key) for key in keys)

@@ -117,3 +117,37 @@ def evaluate_all(tape, inputs):
         elif isinstance(n, Call):
             env[n] = n.prim.impl(*[env[a] if isinstance(a, Node) else a for a in n.args], **n.params)
     return env
+
+
+def sliced_program(seed):
+    """(f, inputs): a program that takes many slices of its inputs (a loop over time steps, split,
+    chunk, unbind, narrow, overlapping slices, single elements) and sometimes uses them whole, so its
+    backward pass sums many scatters of slices (what `accumulate_slices` rewrites)."""
+    r = np.random.default_rng(seed)
+    inputs = [r.standard_normal((3, 7, 4)), r.standard_normal((4, 4)) * 0.5]
+    picks = [str(r.choice(["time", "split", "chunk", "unbind", "narrow", "overlap", "element", "whole"]))
+             for _ in range(int(r.integers(2, 6)))]
+
+    def f(x, w):
+        s = 0
+        for pick in picks:
+            if pick == "time":
+                for t in range(x.shape[1]):
+                    s = np.tanh(x[:, t] @ w + s)
+            elif pick == "split":
+                s = s + sum(np.sin(p).sum() * (k + 1) for k, p in enumerate(avalon.split(x, [2, 1, 4], dim=1)))
+            elif pick == "chunk":
+                s = s + sum((p * p).sum() for p in avalon.chunk(x @ w, 2, dim=-1))
+            elif pick == "unbind":
+                s = s + sum(np.cos(p).mean() for p in avalon.unbind(x, dim=0))
+            elif pick == "narrow":
+                s = s + (avalon.narrow(x, 2, 1, 2) ** 2).sum()
+            elif pick == "overlap":
+                s = s + (x[:, 1:5] * x[:, 0:4]).sum()
+            elif pick == "element":
+                s = s + x[1, 2, 3] * x[0, 0, 0]
+            else:
+                s = s + np.tanh(x).sum()
+        return (s,) if np.ndim(s) == 0 else (s, x[:, 0] * 2)
+
+    return f, inputs

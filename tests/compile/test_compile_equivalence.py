@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 import avalon
-from avalon.compile import buffer_plan, common_subexpressions, constant_folding, dead_code
+from avalon.compile import accumulate_slices, buffer_plan, common_subexpressions, constant_folding, dead_code
+from avalon.ops import index as ix
 from avalon.tape import Call, Const, Input
-from compile_programs import evaluate_all, joint_tape, program
+from compile_programs import evaluate_all, joint_tape, program, sliced_program
 
-PASSES = [dict(zip(("dce", "cse", "fold", "reuse"), flags)) for flags in itertools.product((False, True), repeat=4)]
+FLAGS = ("dce", "cse", "fold", "accumulate", "reuse")
+PASSES = [dict(zip(FLAGS, flags)) for flags in itertools.product((False, True), repeat=len(FLAGS))]
 SEEDS = range(24)
 
 
@@ -39,6 +41,16 @@ def test_forward_programs(seed):
 def test_forward_and_backward_programs(seed):
     f, inputs = program(seed)
     check_equivalent(joint_tape(f, inputs), inputs)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_programs_taking_many_slices(seed):
+    f, inputs = sliced_program(seed)
+    tape = joint_tape(f, inputs)
+    check_equivalent(tape, inputs)
+    rewritten = dead_code(accumulate_slices(tape))
+    assert any(n.prim is ix.scatter_sum for n in rewritten.calls)
+    reuse_is_safe(rewritten, inputs)
 
 
 def reuse_is_safe(tape, inputs):
