@@ -93,15 +93,22 @@ def fetch(key):
     return (entry, captured) if captured is not None else (None, None)
 
 
+def write_backs(recording):
+    """(state, written) of `recording` as `write_back` reads them, without their nodes: a node holds
+    its operands, and so the whole traced tape, which a cached entry has no use for once compiled."""
+    return [(index, name, None) for index, name, _ in recording.state], \
+        [(index, None) for index, _ in recording.written]
+
+
 class _CallEntry:
-    """A compiled forward call: outputs, then state updates, of `f`."""
+    """A compiled forward call: outputs, then state updates, of `f`. It keeps what replay needs (the
+    generated function, its constants and workspaces, how outputs map back), never the tapes."""
 
     def __init__(self, recording, compiled):
         self.replay = compiled.fn
         self.out_spec = recording.out_spec
         self.n_out = len(recording.out_nodes)
-        self.written = recording.written
-        self.state = recording.state
+        self.state, self.written = write_backs(recording)
         self.captures = Captures(recording)
 
 

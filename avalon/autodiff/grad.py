@@ -120,12 +120,11 @@ class _GradEntry:
     """
 
     def __init__(self, recording, compiled, slots):
-        self.replay = compiled.fn
+        self.replay = compiled.fn  # as `cache._CallEntry`: replay's needs only, never the tapes
         self.slots = slots
-        self.state = recording.state
+        self.state, self.written = cache.write_backs(recording)
         self.captures = cache.Captures(recording)
         self.n_outputs = 1 + sum(isinstance(s, int) for s in slots)
-        self.written = recording.written
 
     def gradients(self, outputs, leaves):
         out = []

@@ -7,18 +7,18 @@ import re
 
 import numpy as np
 
-from ..backend import is_numpy_like, namespace
+from ..backend import is_array, is_numpy_like, namespace
 from ..tape import Call, Const, Input, Node
 from . import passes
-from .accumulate import accumulate_slices
 
 
 class Compiled:
     """A compiled tape: call it with the input arrays (in `tape.inputs` order) to get the outputs.
 
     Every call returns fresh output arrays: an output that could share memory with an input, a
-    constant or another output is copied (`copied` lists those positions), so callers may change
-    what they get back without touching the cache or their arguments.
+    constant or another output is copied (`copied` lists those positions), and no output lives in a
+    workspace, so callers may change or keep what they get back without touching the cache, their
+    arguments or the next call's results.
     """
 
     def __init__(self, tape, fn, source, copied, copy):
@@ -42,13 +42,21 @@ class Compiled:
         return f"<Compiled {len(self.tape.calls)} calls>"
 
 
-def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate=True, reuse=True, xp=None):
+_POOL_SIZE = 2  # workspaces kept per compiled tape: one per concurrent call, beyond that freed
+
+
+def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, reuse=True, release=True,
+                 workspace=False, xp=None):
     """Optimise `tape` with the chosen passes and generate its replay function.
 
     `dce` removes dead code, `cse` merges common subexpressions, `fold` evaluates calls on constants
-    once, `layout` computes transposed matrix products row-major (`matmul_layout`), `accumulate` sums
-    the gradients of many slices of an array into one buffer (`accumulate_slices`), `reuse` writes
-    results into dead buffers of the same shape and dtype (numpy and cupy).
+    once, `layout` computes transposed matrix products row-major (`matmul_layout`), `reuse` writes
+    results into dead buffers of the same shape and dtype (numpy and cupy), `release` lets go of each
+    value after its last use (otherwise every intermediate lives until the call returns), and
+    `workspace` keeps the buffers of intermediates between calls (`passes.workspace_slots`): they are
+    allocated at the first call and written again at every later one instead of allocated afresh.
+    A call takes a workspace from a small pool and gives it back when it returns, so calls from
+    several threads, or a replay inside itself, never share one.
 
     >>> compiled = avalon.trace(f, x).compile(cse=False)
     >>> print(compiled.source); y, = compiled(x)
@@ -59,19 +67,42 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
         tape = passes.common_subexpressions(tape)
     if layout:
         tape = passes.matmul_layout(tape)
-    if accumulate:
-        tape = accumulate_slices(tape)
     if dce:
         tape = passes.dead_code(tape)
     xp = xp or _namespace_of(tape)
-    plan = passes.buffer_plan(tape) if reuse and is_numpy_like(xp) else {}
+    numpy_like = is_numpy_like(xp)
+    plan = passes.buffer_plan(tape) if reuse and numpy_like else {}
+    slots = passes.workspace_slots(tape, plan) if workspace and numpy_like else {}
     copied = _shared_outputs(tape)
     copy = _copier(xp)
-    source, env = _generate(tape, xp, plan, copied)
+    source, env = _generate(tape, xp, plan, slots, copied, release)
     env["copy"] = copy
     code = compile(source, f"<avalon replay {id(tape):x}>", "exec")
     exec(code, env)
-    return Compiled(tape, env["replay"], source, copied, copy)
+    fn = env["replay"]
+    if slots:
+        fn = _pooled(fn, xp, [(n.shape, n.dtype) for n in slots])
+    return Compiled(tape, fn, source, copied, copy)
+
+
+def _pooled(body, xp, buffers):
+    """`body(*inputs, *workspace)` as a function of the inputs alone, with workspaces (arrays of the
+    shapes and dtypes `buffers` lists) taken from a pool of at most `_POOL_SIZE` and given back."""
+    pool = []
+
+    def replay(*inputs):
+        try:
+            ws = pool.pop()  # atomic: two threads never take the same one
+        except IndexError:
+            ws = [xp.empty(shape, dtype=dtype) for shape, dtype in buffers]
+        try:
+            return body(*inputs, *ws)
+        finally:
+            if len(pool) < _POOL_SIZE:
+                pool.append(ws)
+
+    replay.workspaces = pool  # what the pool holds between calls, for tests and memory accounting
+    return replay
 
 
 def _namespace_of(tape):
@@ -119,9 +150,9 @@ def _literal(value):
     return text
 
 
-# Generated names: i<id> inputs, v<id> results, c<id> constants, k… other values; primitives keep
-# their own names unless they would collide with these.
-_RESERVED = re.compile(r"^([ivck]\d*(_\d+)?|replay|copy)$")
+# Generated names: i<id> inputs, v<id> results, c<id> constants, w<k> workspace buffers, k… other
+# values; primitives keep their own names unless they would collide with these.
+_RESERVED = re.compile(r"^([ivckw]\d*(_\d+)?|replay|copy)$")
 
 
 class _Names:
@@ -140,7 +171,7 @@ class _Names:
         key = id(value)
         if key not in self._by_id:
             name = hint if hint not in self.env else f"{hint}_{len(self.env)}"
-            self.env[name] = value
+            self.env[name] = _compact(value)
             self._by_id[key] = name
         return self._by_id[key]
 
@@ -153,10 +184,22 @@ class _Names:
         return name
 
 
-def _generate(tape, xp, plan, copied):
+def _compact(value):
+    """A constant that is a view into a larger array (a folded slice of a temporary made while
+    tracing) as a copy of its own, so the compiled function does not keep the whole array alive."""
+    if not is_array(value):
+        return value
+    base = value
+    while is_array(getattr(base, "base", None)):  # array-API arrays may not say what they view
+        base = base.base
+    return value.copy() if base is not value and base.nbytes > value.nbytes else value
+
+
+def _generate(tape, xp, plan, slots, copied, release):
     names = _Names()
-    params = ", ".join(names.var(n) for n in tape.inputs)
-    lines = [f"def replay({params}):"]
+    params = [names.var(n) for n in tape.inputs] + [f"w{k}" for k in range(len(slots))]
+    lines = [f"def replay({', '.join(params)}):"]
+    reads = []  # per generated line, the results it reads (out= buffers included)
     for n in tape.nodes:
         if not isinstance(n, Call):
             continue
@@ -166,10 +209,37 @@ def _generate(tape, xp, plan, copied):
         args += [f"{k}={_literal(v) or names.constant(v, 'k')}" for k, v in n.params.items()]
         if n in plan:
             args.append(f"out={names.var(plan[n])}")
+        elif n in slots:
+            args.append(f"out=w{slots[n]}")
         note = "  ".join(x for x in (n.location.short if n.location else "", n.scope) if x)
         comment = f"  # {note}" if note else ""
         lines.append(f"    {names.var(n)} = {fn}({', '.join(args)}){comment}")
+        reads.append((n, [a for a in n.inputs if isinstance(a, Call)] + ([plan[n]] if n in plan else [])))
+    if release:
+        lines[1:] = _with_releases(lines[1:], reads, tape.outputs, names)
     outs = [names.var(o) for o in tape.outputs]
     outs = [f"copy({v})" if i in copied else v for i, v in enumerate(outs)]
     lines.append(f"    return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     return "\n".join(lines) + "\n", names.env
+
+
+def _with_releases(body, reads, outputs, names):
+    """`body` (one line per call) with `del` after the last line that reads each result, outputs
+    excepted: a local lives until the function returns, so without it every intermediate of the
+    call would be alive at its end and the peak would be the sum of them all."""
+    last = {}
+    for k, (n, used) in enumerate(reads):
+        last[n] = k  # a result nobody reads goes right after it is made
+        for a in used:
+            last[a] = k
+    keep = set(outputs)
+    dying = {}
+    for n, k in last.items():
+        if n not in keep:
+            dying.setdefault(k, []).append(names.var(n))
+    out = []
+    for k, line in enumerate(body):
+        out.append(line)
+        if k in dying:
+            out.append(f"    del {', '.join(dying[k])}")
+    return out

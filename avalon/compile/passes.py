@@ -177,3 +177,25 @@ def buffer_plan(tape):
         for dead in releases.get(i, ()):
             free.setdefault((dead.shape, np.dtype(dead.dtype)), []).append(dead)
     return plan
+
+
+def workspace_slots(tape, plan):
+    """{call: its buffer's slot}: the calls whose fresh result may live in a workspace, an array kept
+    between calls and written again at every call (see `compile_tape(workspace=...)`).
+
+    A call that `plan` points into a dead buffer allocates nothing; every other `out`-style call with a
+    shape allocates its result, and may write it into a slot instead, unless that memory reaches
+    Python: an output may share it (the caller keeps outputs; the next call would overwrite them), or
+    an effect reads it (a hook may keep what it is given). Memory is followed through `plan` (a call
+    writing into a dead buffer writes into that buffer's slot) and `memory_roots` (views).
+    """
+    owner = {}  # call -> the call whose fresh allocation it writes into
+    for n in tape.nodes:
+        if isinstance(n, Call) and n.prim.out and n.shape:
+            owner[n] = owner[plan[n]] if n in plan else n
+    roots = memory_roots(tape)
+    exposed = set().union(*(roots[o] for o in tape.outputs), *(roots[a] for n in tape.nodes
+                          if isinstance(n, Call) and n.prim.effect for a in n.inputs))
+    unsafe = {owner[n] for n in exposed if n in owner}
+    fresh = [n for n in tape.nodes if n in owner and owner[n] is n and n not in unsafe]
+    return {n: k for k, n in enumerate(fresh)}

@@ -183,11 +183,13 @@ def test_outputs_sharing_memory_are_returned_as_separate_arrays(rng):
 def test_source_is_one_assignment_per_call(rng):
     x = rng.standard_normal(3)
     tape = avalon.trace(lambda x: np.tanh(x) * 2.0 + np.sin(x), x)
-    source = tape.source(dce=False, cse=False, fold=False, reuse=False)
+    source = tape.source(dce=False, cse=False, fold=False, reuse=False, release=False)
     body = source.splitlines()[1:-1]
     assert len(body) == len(tape.calls)
     assert body[0].strip().startswith(f"v{tape.calls[0].id} = tanh(i{tape.inputs[0].id})")
     assert source.splitlines()[-1].strip().startswith("return (")
+    released = tape.source(dce=False, cse=False, fold=False, reuse=False).splitlines()[1:-1]
+    assert [line for line in released if not line.strip().startswith("del ")] == body
 
 
 def test_primitive_names_that_clash_with_generated_names_are_renamed(rng):
