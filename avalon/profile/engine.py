@@ -208,7 +208,8 @@ def profile_tape(tape, inputs=None, repeat=5, warmup=1, optimize=True):
                              "compiling): pass `inputs=` (arrays in tape.inputs order)")
         inputs = [n.value for n in tape.inputs]
     xp = namespace(*inputs) if inputs else namespace(*(n.value for n in tape.nodes if isinstance(n, Const)))
-    options = {} if optimize else {"dce": False, "cse": False, "fold": False, "layout": False, "reuse": False}
+    options = {} if optimize else {"dce": False, "cse": False, "fold": False, "layout": False, "accumulate": False,
+                                   "reuse": False}
     compiled = tape.compile(xp=xp, **options)
     clocked, marks, order = _clocked(compiled, xp)
     times = {n: [] for n in order}

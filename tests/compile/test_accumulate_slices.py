@@ -168,3 +168,14 @@ def test_scatter_sum_on_a_strict_array_api_backend(rng):
     np.testing.assert_array_equal(np.asarray(got), want)
     got = ix.scatter_sum(xps.asarray(a), xps.asarray(b), keys=keys[1:], shape=(4, 3))
     np.testing.assert_array_equal(np.asarray(got), np.concatenate([a, np.zeros((1, 3)), b]))
+
+
+def test_the_profiler_without_optimize_times_the_recorded_scatters():
+    """`profile_tape(optimize=False)` promises that no pass changes the tape: this one included."""
+    from avalon.profile import profile_tape
+
+    h, W = data(3)
+    tape = avalon.grad_tape(recurrent_loss, h[:, :5], W)
+    plain = profile_tape(tape, repeat=1, optimize=False)
+    assert [r["id"] for r in plain.rows] == [n.id for n in tape.calls]
+    assert "scatter_sum" in [r["op"] for r in profile_tape(tape, repeat=1).rows]
