@@ -10,6 +10,7 @@ import numpy as np
 from ..backend import is_array, is_numpy_like, namespace
 from ..tape import Call, Const, Input, Node
 from . import passes
+from .accumulate import accumulate_slices
 
 
 class Compiled:
@@ -45,12 +46,13 @@ class Compiled:
 _POOL_SIZE = 2  # workspaces kept per compiled tape: one per concurrent call, beyond that freed
 
 
-def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, reuse=True, release=True,
-                 workspace=False, xp=None):
+def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate=True, reuse=True,
+                 release=True, workspace=False, xp=None):
     """Optimise `tape` with the chosen passes and generate its replay function.
 
     `dce` removes dead code, `cse` merges common subexpressions, `fold` evaluates calls on constants
-    once, `layout` computes transposed matrix products row-major (`matmul_layout`), `reuse` writes
+    once, `layout` computes transposed matrix products row-major (`matmul_layout`), `accumulate` sums
+    the gradients of many slices of an array into one buffer (`accumulate_slices`), `reuse` writes
     results into dead buffers of the same shape and dtype (numpy and cupy), `release` lets go of each
     value after its last use (otherwise every intermediate lives until the call returns), and
     `workspace` keeps the buffers of intermediates between calls (`passes.workspace_slots`): they are
@@ -67,6 +69,8 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, reuse=True
         tape = passes.common_subexpressions(tape)
     if layout:
         tape = passes.matmul_layout(tape)
+    if accumulate:
+        tape = accumulate_slices(tape)
     if dce:
         tape = passes.dead_code(tape)
     xp = xp or _namespace_of(tape)
