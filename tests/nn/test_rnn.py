@@ -25,16 +25,18 @@ def _weighted_sum(result, weights, lib_sum):
     return sum(lib_sum(r * w) for r, w in zip(_flat(result), weights))
 
 
-def check_parity(name, ctor_kwargs, x, states=None, rtol=RTOL, atol=ATOL):
+def check_parity(name, ctor_kwargs, x, states=None, rtol=RTOL, atol=ATOL, fused=True):
     """Build torch.nn.<name> and avalon.nn.<name>, load torch's weights, compare the forward results and
     the gradients of a random weighting of them with respect to every parameter, the input and the
-    initial states."""
+    initial states. `fused` sets the layer's `fused` switch (layers without one ignore it)."""
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     theirs = getattr(torch.nn, name)(**ctor_kwargs)
     ours = getattr(nn, name)(**ctor_kwargs)
     assert list(ours.state_dict()) == list(theirs.state_dict())
     ours.load_state_dict(theirs.state_dict())
+    if hasattr(ours, "fused"):
+        ours.fused = fused
 
     def pack(s):  # LSTM states are a pair
         return None if s is None else (tuple(s) if isinstance(s, (tuple, list)) else s)
@@ -184,6 +186,7 @@ def test_tape_grows_linearly_with_sequence_length(name):
 
 def test_input_projection_is_one_matmul_per_layer_and_direction():
     model = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    model.fused = False  # unrolled (the fused path is tests/nn/test_rnn_fused.py's)
     tape = avalon.trace(lambda m, x: m(x)[0].sum(), model, _seeded((7, 2, 3), 1))
     matmuls = [n for n in tape.calls if n.prim.name == "matmul"]
     assert len(matmuls) == 4 + 4 * 7  # one projection per (layer, direction), one recurrent product per step

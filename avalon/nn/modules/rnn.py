@@ -5,6 +5,12 @@ The sequence is unrolled in Python, so the tape grows linearly with its length: 
 of every time step is one matrix product before the loop, each step adds a fixed number of calls, and
 the step outputs are collected in a list and stacked once at the end.
 
+LSTM and RNN layers run fused by default (`fused = True`): per layer and direction, one GEMM projects
+every time step's input and one `lstm_scan` / `rnn_scan` call (avalon/ops/recurrent.py) runs the
+recurrence, its rule walking the steps back in one call, so the tape no longer grows with the
+sequence. `fused = False` unrolls them as above (second derivatives through the recurrence need
+that); GRU is always unrolled.
+
 A `PackedSequence` (sequences of different lengths, `nn.utils.rnn`) runs as its padded batch with a
 mask: past its own length a sequence's state stays as it was, so h_n (and c_n) are each sequence's
 state at its last step, and the reverse direction starts there; the output comes back packed alike.
@@ -19,6 +25,7 @@ import numpy as np
 from ... import numpy_api as npa
 from ...errors import AvalonError
 from ...ops import elementwise as ew
+from ...ops import recurrent as rc
 from .. import init
 from ..functional.dropout import dropout
 from ..module import Module, Parameter, shape_error
@@ -52,8 +59,13 @@ def _step(mode, gi, h, c, w_hh_t, b_hh):
 
 
 def _projection(x, w_ih, b_ih, b_hh, mode):
-    """x·W_ihᵀ plus the biases that can be added before the recurrence."""
-    out = npa.matmul(x, npa.transpose(w_ih))
+    """x·W_ihᵀ plus the biases that can be added before the recurrence. A sequence (T, N, F) is
+    projected as one (T·N, F) matrix: one GEMM, and one for W_ih's gradient, where a batched product
+    would make T small ones (and T gradients summed afterwards)."""
+    lead = tuple(x.shape[:-1])
+    out = npa.matmul(npa.reshape(x, (-1, x.shape[-1])) if len(lead) > 1 else x, npa.transpose(w_ih))
+    if len(lead) > 1:
+        out = npa.reshape(out, lead + (out.shape[-1],))
     if b_ih is not None:
         out = out + (b_ih + b_hh if mode != "GRU" else b_ih)
     return out
@@ -66,7 +78,10 @@ def _uniform_parameters(module, hidden_size):
 
 
 class RNNBase(Module):
-    """The multi-layer, optionally bidirectional recurrence shared by RNN, LSTM and GRU."""
+    """The multi-layer, optionally bidirectional recurrence shared by RNN, LSTM and GRU.
+
+    `fused` (True by default; LSTM and RNN) runs each layer and direction as one fused recurrence
+    primitive; False unrolls the steps into ordinary calls (needed for second derivatives)."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
@@ -81,6 +96,7 @@ class RNNBase(Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, 0
+        self.fused = True  # a static attribute: changing it retraces
         dtype = np.dtype(dtype or np.float32)
         gate_size = _GATES[mode] * hidden_size
         directions = 2 if bidirectional else 1
@@ -155,6 +171,23 @@ class RNNBase(Module):
                 w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
                 b_ih, b_hh = (getattr(self, names[2]), getattr(self, names[3])) if self.bias else (None, None)
                 gi = _projection(x, w_ih, b_ih, b_hh, self.mode)
+                if self.fused and self.mode == "LSTM":
+                    size = self.hidden_size
+                    mask = () if running is None else (running,)
+                    ws = rc.lstm_scan(gi, h0[index], c0[index], w_hh, *mask, reverse=direction == 1)
+                    last = -1 if direction == 0 else 0  # the step visited last
+                    outputs.append(ws[:, :, :size])
+                    h_n.append(ws[last, :, :size])
+                    c_n.append(ws[last, :, size:2 * size])
+                    continue
+                if self.fused and self.mode in ("RNN_TANH", "RNN_RELU"):
+                    mask = () if running is None else (running,)
+                    hs = rc.rnn_scan(gi, h0[index], w_hh, *mask, reverse=direction == 1,
+                                     nonlinearity="tanh" if self.mode == "RNN_TANH" else "relu")
+                    outputs.append(hs)
+                    h_n.append(hs[-1 if direction == 0 else 0])
+                    c_n.append(None)
+                    continue
                 w_hh_t = npa.transpose(w_hh)
                 h, c = h0[index], (c0[index] if c0 is not None else None)
                 steps = range(x.shape[0]) if direction == 0 else range(x.shape[0] - 1, -1, -1)

@@ -1,0 +1,53 @@
+"""Rules of the fused recurrence primitives (avalon/ops/recurrent.py).
+
+`lstm_scan`'s rule is one `lstm_scan_grad` call (the reverse walk over the steps) and one GEMM over
+all steps for W_hh's gradient: Σ_t dgates_tᵀ·h_{t-1}, with h_{t-1} the workspace's h block shifted by
+one step (h0 first). The gradient of gi is the gate gradient itself. `rnn_scan`'s is the same with
+`rnn_scan_grad`.
+
+Second derivatives through the fused recurrence are refused (the backward walk is one opaque loop):
+a layer's `fused = False` unrolls it into primitives that differentiate again.
+"""
+from .. import numpy_api as npa
+from ..errors import GradientError
+from ..ops import linalg as la
+from ..ops import recurrent as rc
+from .registry import rule
+
+
+def _weight_grad(dgi, h_all, h0, reverse):
+    """Σ_t dgiₜᵀ·h_{t-1} as one GEMM over all steps: h_all's steps shifted by one, h0 first (in the
+    order the recurrence visits them)."""
+    steps, batch, width = dgi.shape
+    first = npa.expand_dims(h0, 0)
+    previous = npa.concatenate([h_all[1:], first] if reverse else [first, h_all[:-1]], axis=0)
+    return la.matmul(npa.transpose(npa.reshape(dgi, (steps * batch, width))),
+                     npa.reshape(previous, (steps * batch, h0.shape[-1])))
+
+
+@rule(rc.lstm_scan)
+def _lstm_scan(g, ws, gi, h0, c0, w_hh, *mask, reverse=False):
+    steps, size = gi.shape[0], h0.shape[-1]
+    d = rc.lstm_scan_grad(g, ws, h0, c0, w_hh, *mask, reverse=reverse)
+    dgi = d[:steps]
+    dw_hh = _weight_grad(dgi, ws[:, :, :size], h0, reverse)
+    return (dgi, d[steps, :, :size], d[steps, :, size:2 * size], dw_hh) + (None,) * len(mask)
+
+
+@rule(rc.rnn_scan)
+def _rnn_scan(g, hs, gi, h0, w_hh, *mask, nonlinearity="tanh", reverse=False):
+    steps = gi.shape[0]
+    d = rc.rnn_scan_grad(g, hs, h0, w_hh, *mask, nonlinearity=nonlinearity, reverse=reverse)
+    dgi = d[:steps]
+    return (dgi, d[steps], _weight_grad(dgi, hs, h0, reverse)) + (None,) * len(mask)
+
+
+def _refused(h, out, *args, **params):
+    raise GradientError(
+        "second derivatives through a fused recurrence (lstm_scan, rnn_scan) are not supported: set "
+        "`fused = False` on the layer (e.g. `lstm.fused = False`) to unroll it into primitives that "
+        "differentiate again")
+
+
+rule(rc.lstm_scan_grad)(_refused)
+rule(rc.rnn_scan_grad)(_refused)
