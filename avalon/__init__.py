@@ -16,6 +16,7 @@ from .autodiff.grad_mode import enable_grad, inference_mode, is_grad_enabled, no
 from .compile import compile_tape
 from .errors import AvalonError, GradientError, ShapeError, UnsupportedConstruct
 from .rules import primitive, rule
+from .rules.registry import RuleError, restore_rule
 from .tape import Call, Const, Input, Location, Node, Tape
 from .torch_api import *  # noqa: F401,F403 - the torch-named functions are the public API
 from . import torch_api as _torch_api

@@ -17,6 +17,7 @@ def _unary(prim, name):
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise {name} (torch.{name})."
+    fn.primitive = prim  # what @avalon.rule(avalon.tanh) gives a rule to
     return fn
 
 
@@ -68,6 +69,7 @@ def _binary(prim, name):
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise {name} of two arrays or numbers (torch.{name})."
+    fn.primitive = prim  # what @avalon.rule(avalon.maximum) gives a rule to
     return fn
 
 

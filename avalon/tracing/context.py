@@ -3,6 +3,7 @@ import contextlib
 
 from ..backend import is_array, namespace
 from ..errors import AvalonError, ShapeError, UnsupportedConstruct
+from ..ops.primitive import PRIMITIVES
 from ..tape import Call, Const, Input, Tape
 from ..standin import Standin, as_traced, through_standins
 from ..tensor import is_torch_tensor, plain, wrap
@@ -183,9 +184,11 @@ class Trace:
         called = library_call(2)
         if called is not None:
             short = called.rsplit(".", 1)[-1]
+            # a primitive may not take a built-in one's name (scipy's logsumexp beside Avalon's)
+            named = f", name={called!r}" if short in PRIMITIVES else ""
             construct = f"{construct}, inside {called}"
             fix = (f"make {called} one recorded call with a rule, and call that in traced code:\n"
-                   f"        {short} = avalon.primitive({called})\n"
+                   f"        {short} = avalon.primitive({called}{named})\n"
                    f"        @avalon.rule({called})\n"
                    f"        def {short}_vjp(g, out, *args, **params):\n"
                    "            return (g * ...,)   # one gradient per array argument\n"

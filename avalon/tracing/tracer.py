@@ -300,7 +300,8 @@ class Tracer(TorchMethods):
         kwargs.pop("out", None)
         from ..rules import user_rule_for
 
-        elementwise = numpy_ufuncs.UFUNCS.get(ufunc) or user_rule_for(ufunc)
+        # a user's rule for the ufunc comes first: registering it is how a user overrides a built-in
+        elementwise = user_rule_for(ufunc) or numpy_ufuncs.UFUNCS.get(ufunc)
         result = numpy_ufuncs.apply(ufunc, method, inputs, kwargs, elementwise)
         if isinstance(result, numpy_ufuncs.Unsupported):
             return self._trace.refuse(*result, lambda: _concrete(ufunc, method, inputs, kwargs))
@@ -310,14 +311,12 @@ class Tracer(TorchMethods):
         return result
 
     def __array_function__(self, func, types, args, kwargs):
-        handler = npa.HANDLED.get(func)
-        if handler is not None:
-            return handler(*args, **kwargs)
         from ..rules import user_rule_for
 
-        primitive = user_rule_for(func)
-        if primitive is not None:
-            return primitive(*args, **kwargs)
+        # a user's rule for the function comes first: registering it is how a user overrides a built-in
+        handler = user_rule_for(func) or npa.HANDLED.get(func)
+        if handler is not None:
+            return handler(*args, **kwargs)
         name = public_name(func)
         return self._no_rule(name, name, lambda: func(*_value(args), **_value(kwargs)))
 
