@@ -39,14 +39,14 @@ def generator(device="cpu"):
     return _state["numpy"]
 
 
-@primitive("uniform", random=True)
+@primitive("uniform", random=True, differentiable=False)
 def uniform(shape, dtype, device="cpu"):
     """Uniform samples in [0, 1)."""
     return generator(device).random(tuple(shape), dtype=np.float64).astype(dtype, copy=False) \
         if np.dtype(dtype) not in (np.float32, np.float64) else generator(device).random(tuple(shape), dtype=dtype)
 
 
-@primitive("normal", random=True)
+@primitive("normal", random=True, differentiable=False)
 def normal(shape, dtype, device="cpu"):
     """Standard normal samples."""
     if np.dtype(dtype) in (np.float32, np.float64):
@@ -54,13 +54,13 @@ def normal(shape, dtype, device="cpu"):
     return generator(device).standard_normal(tuple(shape)).astype(dtype)
 
 
-@primitive("randint", random=True)
+@primitive("randint", random=True, differentiable=False)
 def randint(low, high, shape, dtype, device="cpu"):
     """Integers drawn uniformly from [low, high)."""
     return generator(device).integers(low, high, size=tuple(shape)).astype(dtype, copy=False)
 
 
-@primitive("randperm", random=True)
+@primitive("randperm", random=True, differentiable=False)
 def randperm(n, dtype, device="cpu"):
     """A random permutation of 0 … n-1."""
     return generator(device).permutation(n).astype(dtype, copy=False)
