@@ -11,4 +11,4 @@ from . import norm  # noqa: E402,F401 - the fused normalisation primitive
 from . import vision  # noqa: E402,F401 - separable resampling (interpolation, adaptive pooling)
 from . import attention  # noqa: E402,F401 - fused scaled dot-product attention
 from . import sort  # noqa: E402,F401 - sorting and searching (argsort, argpartition, searchsorted, argwhere)
-from . import recurrent  # noqa: E402,F401 - the fused recurrences (LSTM, RNN)
+from . import recurrent  # noqa: E402,F401 - the fused recurrences (LSTM, GRU, RNN)

@@ -1,4 +1,4 @@
-"""The LSTM and Elman (RNN tanh/relu) recurrences as fused primitives (their rules are in avalon/rules/recurrent.py).
+"""The LSTM, GRU and Elman (RNN tanh/relu) recurrences as fused primitives (rules: avalon/rules/recurrent.py).
 
 Unrolled into per-step calls, a recurrence of T steps puts ~20·T nodes on the tape, and the backward
 of reading each step's output is a scatter into a full-size zero array: quadratic in T. Fused, one
@@ -18,7 +18,9 @@ ordinary rules of the projection).
 An optional boolean `mask` (T, N, 1) says which sequences run at each step (a PackedSequence padded):
 where it is False the state is carried over unchanged, and so is its gradient.
 
-`rnn_scan` / `rnn_scan_grad` are the same for the Elman RNN, whose workspace is just h (T, N, H).
+`rnn_scan` / `rnn_scan_grad` are the same for the Elman RNN, whose workspace is just h (T, N, H), and
+`gru_scan` / `gru_scan_grad` for the GRU (workspace h, r, z, n and h·W_hnᵀ + b_hn; b_hh is an operand,
+as its n part sits inside the reset gate's product).
 
 numpy and cupy only (in-place updates of preallocated buffers).
 """
@@ -199,4 +201,93 @@ def rnn_scan_grad(g, hs, h0, w_hh, *mask, nonlinearity="tanh", reverse=False):
         if mask_t is not None:
             dh += held
     out[steps] = dh
+    return out
+
+
+@primitive("gru_scan")
+def gru_scan(gi, h0, w_hh, b_hh, *mask, reverse=False):
+    """The GRU recurrence over precomputed input projections gi (T, N, 3H) (x_t·W_ihᵀ + b_ih; b_hh
+    is an operand, since its n part sits inside the reset gate's product). h0 (N, H), w_hh (3H, H),
+    b_hh (3H,), `mask` and `reverse` as in `lstm_scan`. Returns the workspace (T, N, 5H): h, r, z, n
+    and h_{t-1}·W_hnᵀ + b_hn of each step.
+    """
+    xp = namespace(gi, h0, w_hh, b_hh)
+    steps, batch, width = gi.shape
+    size = width // 3
+    ws = xp.empty((steps, batch, 5 * size), dtype=gi.dtype)
+    gi_t, ws_t, mask_t = _timeline(reverse, gi, ws, mask[0] if mask else None)
+    w_hh_t = xp.ascontiguousarray(w_hh.T)
+    gh = xp.empty((batch, width), dtype=gi.dtype)
+    pre = xp.empty((batch, 2 * size), dtype=gi.dtype)
+    h = h0
+    with _errors_ignored(xp):
+        for t in range(steps):
+            xp.matmul(h, w_hh_t, out=gh)
+            gh += b_hh
+            step = ws_t[t]
+            h_new, r, z, n, ghn = (step[:, k * size:(k + 1) * size] for k in range(5))
+            xp.add(gi_t[t, :, :2 * size], gh[:, :2 * size], out=pre)
+            xp.negative(pre, out=pre)
+            xp.exp(pre, out=pre)
+            pre += 1
+            xp.divide(1, pre, out=step[:, size:3 * size])  # r and z
+            ghn[...] = gh[:, 2 * size:]
+            xp.multiply(r, ghn, out=n)
+            n += gi_t[t, :, 2 * size:]
+            xp.tanh(n, out=n)
+            xp.subtract(h, n, out=h_new)  # h' = n + z·(h - n)
+            h_new *= z
+            h_new += n
+            if mask_t is not None:
+                xp.copyto(h_new, xp.broadcast_to(h, h_new.shape), where=xp.logical_not(mask_t[t]))
+            h = h_new
+    return ws
+
+
+@primitive("gru_scan_grad")
+def gru_scan_grad(g, ws, h0, w_hh, *mask, reverse=False):
+    """The backward of `gru_scan`: `g` (T, N, 5H) the gradient of its workspace (the layers send it to
+    the h block only; any on the others passes through their activations). Returns (T+1, N, 4H): rows
+    0…T-1 the gradients of the pre-activations of r and z, of h_{t-1}·W_hnᵀ + b_hn, and of n's
+    (gi's n part), in that order; row T holds dh0 in its first H columns.
+    """
+    xp = namespace(g, ws, h0, w_hh)
+    steps, batch, width5 = ws.shape
+    size = width5 // 5
+    out = xp.zeros((steps + 1, batch, 4 * size), dtype=ws.dtype)
+    g_t, ws_t, mask_t, d_t = _timeline(reverse, g, ws, mask[0] if mask else None, out[:steps])
+    h_all, r, z, n, ghn = (ws_t[:, :, k * size:(k + 1) * size] for k in range(5))
+    h_prev = xp.concatenate([h0[None], h_all[:-1]])
+    # every pre-activation's gradient is dh times a factor: the factors for all steps at once
+    through_n = (1 - z) * (1 - n * n)
+    d_t[:, :, :size] = through_n * ghn * r * (1 - r)           # r
+    d_t[:, :, size:2 * size] = (h_prev - n) * z * (1 - z)      # z
+    d_t[:, :, 2 * size:3 * size] = through_n * r               # h·W_hnᵀ + b_hn
+    d_t[:, :, 3 * size:] = through_n                           # n
+    # gradient reaching r, z, n or h·W_hnᵀ + b_hn in the workspace directly (the layers read only h)
+    direct = g_t[:, :, size:]
+    if bool(xp.any(direct)):
+        g_r, g_z, g_n, g_ghn = (g_t[:, :, k * size:(k + 1) * size] for k in range(1, 5))
+        e_n = g_n * (1 - n * n)
+        direct = xp.concatenate([(e_n * ghn + g_r) * r * (1 - r), g_z * z * (1 - z), e_n * r + g_ghn, e_n],
+                                axis=2)
+    else:
+        direct = None
+    dh = xp.zeros((batch, size), dtype=ws.dtype)
+    for t in range(steps - 1, -1, -1):
+        dh += g_t[t, :, :size]
+        if mask_t is not None:
+            running = mask_t[t]
+            held = xp.where(running, 0, dh)
+            dh *= running
+        d = d_t[t]
+        d.reshape(batch, 4, size)[...] *= dh[:, None]
+        if direct is not None:
+            d += direct[t]
+        carried = dh * z[t]
+        xp.matmul(d[:, :3 * size], w_hh, out=dh)
+        dh += carried
+        if mask_t is not None:
+            dh += held
+    out[steps, :, :size] = dh
     return out

@@ -10,4 +10,4 @@ from . import pool  # noqa: E402,F401 - rules of the pooling primitives
 from . import norm  # noqa: E402,F401 - rule of the normalisation primitive
 from . import vision  # noqa: E402,F401 - rules of the resampling primitives
 from . import attention  # noqa: E402,F401 - rules of the attention primitives
-from . import recurrent  # noqa: E402,F401 - rules of the fused recurrence
+from . import recurrent  # noqa: E402,F401 - rules of the fused recurrences

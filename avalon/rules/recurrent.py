@@ -12,6 +12,7 @@ from .. import numpy_api as npa
 from ..errors import GradientError
 from ..ops import linalg as la
 from ..ops import recurrent as rc
+from ..ops import reduce as rd
 from .registry import rule
 
 
@@ -42,12 +43,23 @@ def _rnn_scan(g, hs, gi, h0, w_hh, *mask, nonlinearity="tanh", reverse=False):
     return (dgi, d[steps], _weight_grad(dgi, hs, h0, reverse)) + (None,) * len(mask)
 
 
+@rule(rc.gru_scan)
+def _gru_scan(g, ws, gi, h0, w_hh, b_hh, *mask, reverse=False):
+    steps, size = gi.shape[0], h0.shape[-1]
+    d = rc.gru_scan_grad(g, ws, h0, w_hh, *mask, reverse=reverse)
+    dgh = d[:steps, :, :3 * size]  # of h·W_hhᵀ + b_hh: r, z, n
+    dgi = npa.concatenate([d[:steps, :, :2 * size], d[:steps, :, 3 * size:]], axis=2)
+    db_hh = rd.sum(dgh, axis=(0, 1))
+    return (dgi, d[steps, :, :size], _weight_grad(dgh, ws[:, :, :size], h0, reverse), db_hh) + (None,) * len(mask)
+
+
 def _refused(h, out, *args, **params):
     raise GradientError(
-        "second derivatives through a fused recurrence (lstm_scan, rnn_scan) are not supported: set "
+        "second derivatives through a fused recurrence (lstm_scan, rnn_scan, gru_scan) are not supported: set "
         "`fused = False` on the layer (e.g. `lstm.fused = False`) to unroll it into primitives that "
         "differentiate again")
 
 
 rule(rc.lstm_scan_grad)(_refused)
 rule(rc.rnn_scan_grad)(_refused)
+rule(rc.gru_scan_grad)(_refused)

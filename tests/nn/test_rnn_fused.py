@@ -1,9 +1,9 @@
-"""The fused LSTM and RNN (`lstm_scan`, `rnn_scan` and their rules, avalon/ops/recurrent.py): against
-torch and against the unrolled path (`fused = False`) on outputs, final states and every gradient,
-over layers, directions, bias, batch_first, given or zero initial states, unbatched and packed inputs;
-finite differences in float64 on the layer and on the primitives themselves (the LSTM workspace's
-gate blocks read too); a tape that no longer grows with the sequence; second derivatives refused
-with the way out."""
+"""The fused LSTM, GRU and RNN (`lstm_scan`, `gru_scan`, `rnn_scan` and their rules,
+avalon/ops/recurrent.py): against torch and against the unrolled path (`fused = False`) on outputs,
+final states and every gradient, over layers, directions, bias, batch_first, given or zero initial
+states, unbatched and packed inputs; finite differences in float64 on the layer and on the primitives
+themselves (every block of the workspaces read); a tape that no longer grows with the sequence;
+second derivatives refused with the way out."""
 import numpy as np
 import pytest
 
@@ -39,12 +39,13 @@ def test_lstm_matches_torch_both_ways(config, fused):
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "unrolled"])
-@pytest.mark.parametrize("config", RNN_CONFIGS, ids=_ids)
-def test_rnn_matches_torch_both_ways(config, fused):
+@pytest.mark.parametrize("name,config", [("RNN", c) for c in RNN_CONFIGS] + [("GRU", c) for c in CONFIGS],
+                         ids=lambda v: v if isinstance(v, str) else _ids(v))
+def test_rnn_and_gru_match_torch_both_ways(name, config, fused):
     x = _seeded((3, 5, 4) if config.get("batch_first") else (5, 3, 4), 1)
     states = _seeded((config.get("num_layers", 1) * (2 if config.get("bidirectional") else 1), 3, 3), 2)
-    check_parity("RNN", dict(input_size=4, hidden_size=3, **config), x, fused=fused)
-    check_parity("RNN", dict(input_size=4, hidden_size=3, **config), x, states, fused=fused)
+    check_parity(name, dict(input_size=4, hidden_size=3, **config), x, fused=fused)
+    check_parity(name, dict(input_size=4, hidden_size=3, **config), x, states, fused=fused)
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "unrolled"])
@@ -127,8 +128,22 @@ def test_rnn_primitive_gradcheck_with_mask(reverse, nonlinearity):
     assert avalon.gradcheck(loss, gi, h0, w_hh)
 
 
-def test_packed_rnn_fused_and_unrolled_agree():
-    model = nn.RNN(4, 5, num_layers=2, bidirectional=True, nonlinearity="relu")
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gru_primitive_gradcheck_with_mask(reverse):
+    rng = np.random.default_rng(6)
+    gi, h0, w_hh, b_hh = (rng.standard_normal(s) for s in [(4, 3, 6), (3, 2), (6, 2), (6,)])
+    mask = np.arange(4)[:, None, None] < np.array([4, 1, 2])[None, :, None]
+    weights = rng.standard_normal((4, 3, 10))  # every block of the workspace read
+
+    def loss(gi, h0, w_hh, b_hh):
+        return (rc.gru_scan(gi, h0, w_hh, b_hh, mask, reverse=reverse) * weights).sum()
+
+    assert avalon.gradcheck(loss, gi, h0, w_hh, b_hh)
+
+
+@pytest.mark.parametrize("name", ["RNN", "GRU"])
+def test_packed_rnn_and_gru_fused_and_unrolled_agree(name):
+    model = getattr(nn, name)(4, 5, num_layers=2, bidirectional=True)
     x = _seeded((5, 3, 4), 1)
 
     def loss(model, x):
@@ -155,15 +170,16 @@ def test_tape_does_not_grow_with_the_sequence():
     assert len(tapes[0].nodes) == len(tapes[1].nodes)
     names = [n.prim.name for n in tapes[1].calls]
     assert names.count("lstm_scan") == 4 and names.count("lstm_scan_grad") == 4
-    rnn = nn.RNN(3, 4, num_layers=2)
-    sizes = [len(avalon.grad_tape(loss, rnn, _seeded((T, 2, 3), 1)).nodes) for T in (4, 16)]
-    assert sizes[0] == sizes[1]
+    for other in (nn.RNN(3, 4, num_layers=2), nn.GRU(3, 4, bidirectional=True)):
+        sizes = [len(avalon.grad_tape(loss, other, _seeded((T, 2, 3), 1)).nodes) for T in (4, 16)]
+        assert sizes[0] == sizes[1]
     forward = avalon.trace(loss, model, _seeded((16, 2, 3), 1))
     assert [n.prim.name for n in forward.calls].count("matmul") == 4  # the input projections alone
 
 
-def test_second_derivatives_are_refused_with_the_way_out():
-    model = nn.LSTM(2, 3, dtype=np.float64)
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN"])
+def test_second_derivatives_are_refused_with_the_way_out(name):
+    model = getattr(nn, name)(2, 3, dtype=np.float64)
     x = np.random.default_rng(0).standard_normal((3, 1, 2))
 
     def inner(x, model):

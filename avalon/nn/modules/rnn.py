@@ -5,11 +5,11 @@ The sequence is unrolled in Python, so the tape grows linearly with its length: 
 of every time step is one matrix product before the loop, each step adds a fixed number of calls, and
 the step outputs are collected in a list and stacked once at the end.
 
-LSTM and RNN layers run fused by default (`fused = True`): per layer and direction, one GEMM projects
-every time step's input and one `lstm_scan` / `rnn_scan` call (avalon/ops/recurrent.py) runs the
-recurrence, its rule walking the steps back in one call, so the tape no longer grows with the
+The layers run fused by default (`fused = True`): per layer and direction, one GEMM projects every
+time step's input and one `lstm_scan` / `gru_scan` / `rnn_scan` call (avalon/ops/recurrent.py) runs
+the recurrence, its rule walking the steps back in one call, so the tape no longer grows with the
 sequence. `fused = False` unrolls them as above (second derivatives through the recurrence need
-that); GRU is always unrolled.
+that). The cells are one step each, always unrolled.
 
 A `PackedSequence` (sequences of different lengths, `nn.utils.rnn`) runs as its padded batch with a
 mask: past its own length a sequence's state stays as it was, so h_n (and c_n) are each sequence's
@@ -80,7 +80,7 @@ def _uniform_parameters(module, hidden_size):
 class RNNBase(Module):
     """The multi-layer, optionally bidirectional recurrence shared by RNN, LSTM and GRU.
 
-    `fused` (True by default; LSTM and RNN) runs each layer and direction as one fused recurrence
+    `fused` (True by default) runs each layer and direction as one fused recurrence
     primitive; False unrolls the steps into ordinary calls (needed for second derivatives)."""
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
@@ -179,6 +179,15 @@ class RNNBase(Module):
                     outputs.append(ws[:, :, :size])
                     h_n.append(ws[last, :, :size])
                     c_n.append(ws[last, :, size:2 * size])
+                    continue
+                if self.fused and self.mode == "GRU":
+                    mask = () if running is None else (running,)
+                    bias = b_hh if b_hh is not None else np.zeros(w_hh.shape[0], w_hh.dtype)
+                    ws = rc.gru_scan(gi, h0[index], w_hh, bias, *mask, reverse=direction == 1)
+                    size = self.hidden_size
+                    outputs.append(ws[:, :, :size])
+                    h_n.append(ws[-1 if direction == 0 else 0, :, :size])
+                    c_n.append(None)
                     continue
                 if self.fused and self.mode in ("RNN_TANH", "RNN_RELU"):
                     mask = () if running is None else (running,)
