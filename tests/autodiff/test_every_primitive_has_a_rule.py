@@ -130,8 +130,13 @@ def _rnn_scan(gi, h0, w_hh):
     return PRIMITIVES["rnn_scan"](gi, h0, w_hh, nonlinearity="tanh", reverse=False)
 
 
+def _gru_scan(gi, h0, w_hh, b_hh):
+    return PRIMITIVES["gru_scan"](gi, h0, w_hh, b_hh, reverse=True)
+
+
 _LSTM = (_r(3, 2, 8), _r(2, 2), _r(2, 2, seed=1), _r(8, 2, low=-0.5, high=0.5))
 _RNN = (_r(3, 2, 2), _r(2, 2, seed=1), _r(2, 2, low=-0.5, high=0.5))
+_GRU = (_r(3, 2, 6), _r(2, 2, seed=2), _r(6, 2, low=-0.5, high=0.5), _r(6, seed=3))
 
 CASES = {
     # elementwise
@@ -236,6 +241,7 @@ CASES = {
     # recurrence
     "lstm_scan": (_lstm_scan, *_LSTM),
     "rnn_scan": (_rnn_scan, *_RNN),
+    "gru_scan": (_gru_scan, *_GRU),
 }
 
 # gradcheck's options where its defaults do not fit: a cast to float32 and back is exact only to
@@ -246,6 +252,7 @@ OPTIONS = {"astype": dict(eps=1e-2)}
 REFUSED = {
     "lstm_scan_grad": ((_second(_lstm_scan), *_LSTM), "fused = False"),
     "rnn_scan_grad": ((_second(_rnn_scan), *_RNN), "fused = False"),
+    "gru_scan_grad": ((_second(_gru_scan), *_GRU), "fused = False"),
 }
 
 
