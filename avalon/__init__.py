@@ -14,7 +14,7 @@ from . import backend, ops, rules, tree
 from .autodiff import GradcheckResult, clear_cache, grad, grad_tape, gradcheck, value_and_grad
 from .autodiff.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .compile import compile_tape
-from .errors import AvalonError, GradientError, ShapeError, UnsupportedConstruct
+from .errors import AvalonError, GradientError, ReplayError, ShapeError, UnsupportedConstruct
 from .rules import primitive, rule
 from .rules.registry import RuleError, restore_rule
 from .tape import Call, Const, Input, Location, Node, Tape

@@ -83,3 +83,8 @@ class GradientError(AvalonError):
 class DtypeError(AvalonError, TypeError):
     """A value has a dtype (or type) a function cannot take: `avalon.finfo(avalon.int32)`,
     `set_default_dtype(avalon.int64)` (a TypeError, as in PyTorch)."""
+
+
+class ReplayError(AvalonError, RuntimeError):
+    """A compiled replay failed on this call's values (they passed while tracing): names the node, its
+    primitive and the user's line that recorded it; the original error is its `__cause__`."""

@@ -105,7 +105,7 @@ class _CallEntry:
     generated function, its constants and workspaces, how outputs map back), never the tapes."""
 
     def __init__(self, recording, compiled):
-        self.replay = compiled.fn
+        self.replay = compiled.replay
         self.out_spec = recording.out_spec
         self.n_out = len(recording.out_nodes)
         self.state, self.written = write_backs(recording)

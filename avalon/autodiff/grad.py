@@ -120,7 +120,7 @@ class _GradEntry:
     """
 
     def __init__(self, recording, compiled, slots):
-        self.replay = compiled.fn  # as `cache._CallEntry`: replay's needs only, never the tapes
+        self.replay = compiled.replay  # as `cache._CallEntry`: replay's needs only, never the tapes
         self.slots = slots
         self.state, self.written = cache.write_backs(recording)
         self.captures = cache.Captures(recording)

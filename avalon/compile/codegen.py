@@ -11,6 +11,7 @@ from ..backend import is_array, is_numpy_like, namespace
 from ..tape import Call, Const, Input, Node
 from . import passes
 from .accumulate import accumulate_slices
+from .replay_lines import ReplayLines, located
 
 
 class Compiled:
@@ -22,15 +23,17 @@ class Compiled:
     arguments or the next call's results.
     """
 
-    def __init__(self, tape, fn, source, copied, copy):
+    def __init__(self, tape, fn, source, copied, copy, lines):
         self.tape = tape
-        self.fn = fn
+        self.fn = fn  # the generated function itself
         self.source = source
         self.copied = copied
         self._copy = copy
+        self.lines = lines  # ReplayLines: the generated file's name and what each line computes
+        self.replay = located(fn, lines)  # fn, its failures told as the user's (ReplayError)
 
     def __call__(self, *inputs):
-        return self.fn(*inputs)
+        return self.replay(*inputs)
 
     def fresh(self, outputs):
         """`outputs` (e.g. the values seen while tracing) made as fresh as the replay's."""
@@ -81,12 +84,12 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
     copy = _copier(xp)
     source, env = _generate(tape, xp, plan, slots, copied, release)
     env["copy"] = copy
-    code = compile(source, f"<avalon replay {id(tape):x}>", "exec")
-    exec(code, env)
+    filename = f"<avalon replay {id(tape):x}>"
+    exec(compile(source, filename, "exec"), env)
     fn = env["replay"]
     if slots:
         fn = _pooled(fn, xp, [(n.shape, n.dtype) for n in slots])
-    return Compiled(tape, fn, source, copied, copy)
+    return Compiled(tape, fn, source, copied, copy, ReplayLines(filename, source, tape))
 
 
 def _pooled(body, xp, buffers):
