@@ -1,5 +1,6 @@
 """A trace in progress: the tape being recorded, the module scope, and `bind`, which records calls."""
 import contextlib
+import threading
 
 from ..backend import is_array, namespace
 from ..errors import AvalonError, ShapeError, UnsupportedConstruct
@@ -9,7 +10,15 @@ from ..standin import Standin, as_traced, through_standins
 from ..tensor import is_torch_tensor, plain, wrap
 from .source import library_call, user_location
 
-_active = []
+class _Traces(threading.local):
+    """The traces this thread is recording, innermost last: another thread's calls stay eager (a
+    plain `avalon.exp(x)` there computes, instead of recording onto this thread's tape)."""
+
+    def __init__(self):
+        self.stack = []
+
+
+_traces = _Traces()
 
 # What numpy and cupy raise for operands a function cannot combine (AxisError is a ValueError).
 _OPERAND_ERRORS = (TypeError, ValueError, IndexError)
@@ -17,7 +26,8 @@ _OPERAND_ERRORS = (TypeError, ValueError, IndexError)
 
 def current():
     """The innermost active trace, or None outside traced code."""
-    return _active[-1] if _active else None
+    stack = _traces.stack
+    return stack[-1] if stack else None
 
 
 class Trace:
@@ -47,13 +57,13 @@ class Trace:
 
     @contextlib.contextmanager
     def active(self):
-        _active.append(self)
+        _traces.stack.append(self)
         self.live = True
         try:
             yield self
         finally:
-            _active.pop()
-            self.live = self in _active
+            _traces.stack.pop()
+            self.live = self in _traces.stack
 
     @contextlib.contextmanager
     def scope(self, obj_or_name):
@@ -255,12 +265,11 @@ def suspended():
     """Run Python code eagerly in the middle of a trace: inside, `current()` is None, so avalon calls
     on concrete arrays compute at once instead of recording (a hook called with the values seen while
     tracing). Tracers used inside still record onto their own trace."""
-    saved = _active[:]
-    _active.clear()
+    saved, _traces.stack = _traces.stack, []
     try:
         yield
     finally:
-        _active[:] = saved
+        _traces.stack = saved
 
 
 def refuse(construct, why, fix, fallback):
