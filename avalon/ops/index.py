@@ -99,3 +99,19 @@ def _add_at(out, key, values, xp):
         return
     region = tuple(k for k in fill_key(key, (), xp) if k is not None)  # the array API's keys have no new axis
     out[region] = out[region] + xp.reshape(values, out[region].shape)
+
+
+@primitive("checked_index", differentiable=False)
+def checked_index(index, *, size, what, ignore=None):
+    """`index` itself, once every entry (but those equal to `ignore`) lies in [0, size): an embedding
+    row or a class index. Recorded, so the check runs at every replay, not only while tracing (numpy
+    would read index -1 as the last row, where torch refuses it)."""
+    xp = namespace(index)
+    bad = (index < 0) | (index >= size)
+    if ignore is not None:
+        bad = bad & (index != ignore)
+    if index.size and bool(xp.any(bad)):
+        first = int(index[bad].reshape(-1)[0])
+        raise IndexError(f"{what}: index {first} is out of range: indices must lie in [0, {size})"
+                         + (f" or equal {ignore}" if ignore is not None else "") + " (torch refuses it too)")
+    return index

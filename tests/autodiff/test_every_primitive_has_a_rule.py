@@ -34,6 +34,7 @@ NOT_DIFFERENTIABLE = {
                     "piecewise constant: the derivative is 0 almost everywhere"),
     "class_distribution": "builds the target distribution of integer class labels (a constant of the loss)",
     "stop_gradient": "its meaning is that no gradient flows (its rule returns None)",
+    "checked_index": "passes integer indices through once their range is checked",
     "host_callback": "an effect: calls back into Python at every replay, its result is not a function of "
                      "its operands the tape can see",
     "multinomial": "a random draw of integer positions",

@@ -5,6 +5,7 @@ from ... import numpy_api as npa
 from ... import torch_api as ta
 from ...errors import AvalonError
 from ...ops import elementwise as ew
+from ...ops import index as ix
 from ...ops import nn as nn_ops
 from ...tracing.tracer import Tracer
 
@@ -29,6 +30,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     if max_norm is not None or scale_grad_by_freq:
         raise AvalonError("embedding: max_norm and scale_grad_by_freq are not supported; renormalise the "
                           "weight explicitly (e.g. after the optimiser step) or scale the gradient yourself")
+    input = ix.checked_index(input, size=weight.shape[0], what="embedding")  # at every call, replays too
     out = npa.take(weight, input, axis=0)  # records when either the weight or the indices are traced
     if padding_idx is None:
         return out

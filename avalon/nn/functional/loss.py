@@ -14,6 +14,7 @@ import numpy as np
 from ... import numpy_api as npa
 from ...errors import AvalonError
 from ...ops import elementwise as ew
+from ...ops import index as ix
 from ...ops import loss as L
 from ...ops import nn as nn_ops
 from ...ops import reduce as rd
@@ -196,6 +197,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     _check_index_target(fn, input, target)
     if weight is not None:
         weight = nn_ops.stop_gradient(weight)
+    target = ix.checked_index(target, size=input.shape[1], what=fn, ignore=ignore_index)  # replays too
     counted = ew.not_equal(target, ignore_index)
     safe = ew.where(counted, target, np.zeros((), dtype=target.dtype))
     picked = npa.squeeze(npa.take_along_axis(input, npa.expand_dims(safe, 1), 1), 1)
