@@ -2,7 +2,7 @@
 in for the traced value until its trace ends (see `avalon.tracing.callbacks`)."""
 import numpy as np
 
-from .tensor import Tensor, wrap_all
+from .tensor import Tensor, nested, wrap_all
 
 
 class Standin(Tensor):
@@ -52,10 +52,10 @@ def through_standins(fn, args, kwargs):
             live.append(traced)
         return traced
 
-    traced_args, traced_kwargs = _swap(args, swap), _swap(kwargs, swap)
+    traced_args, traced_kwargs = nested(args, swap), nested(kwargs, swap)
     if not live:  # their trace ended
-        return wrap_all(fn(*_swap(args, _ended), **_swap(kwargs, _ended)))
-    return _swap(fn(*traced_args, **traced_kwargs), _standin_of)
+        return wrap_all(fn(*nested(args, _ended), **nested(kwargs, _ended)))
+    return nested(fn(*traced_args, **traced_kwargs), _standin_of)
 
 
 def as_traced(x):
@@ -72,14 +72,3 @@ def _ended(x):
 
 def _standin_of(x):
     return Standin.of(x) if getattr(type(x), "_avalon_tracer", False) else x
-
-
-def _swap(x, each):
-    """`each` applied through the tuples, lists and dicts of `x`."""
-    if type(x) in (tuple, list):
-        return type(x)(_swap(v, each) for v in x)
-    if type(x) is dict:
-        return {k: _swap(v, each) for k, v in x.items()}
-    if isinstance(x, tuple) and hasattr(type(x), "_fields"):
-        return type(x)(*(_swap(v, each) for v in x))
-    return each(x)

@@ -286,15 +286,10 @@ def _fill_diagonal(t, fill_value, wrap=False):
     return t
 
 
-def _index_fill(t, dim, index, value):
+def _write_along(t, dim, index, values):
+    """index_fill_ (a value) and index_copy_ (a source): `values` written at `index` along `dim`."""
     key = (slice(None),) * (dim % t.ndim) + (plain(index),)
-    plain(t)[key] = plain(value)
-    return t
-
-
-def _index_copy(t, dim, index, source):
-    key = (slice(None),) * (dim % t.ndim) + (plain(index),)
-    plain(t)[key] = plain(source)
+    plain(t)[key] = plain(values)
     return t
 
 
@@ -355,8 +350,8 @@ _INPLACE = {
     "random_": _random(lambda rng, shape, low=0, high=None: rng.integers(low, high, shape) if high is not None
                        else rng.integers(0, low, shape) if low else rng.integers(0, 2 ** 24, shape)),
     "fill_diagonal_": _fill_diagonal,
-    "index_fill_": _index_fill,
-    "index_copy_": _index_copy,
+    "index_fill_": _write_along,
+    "index_copy_": _write_along,
     "scatter_": _scatter,
     "scatter_reduce_": lambda t, dim, index, src, reduce, include_self=True: _scatter(t, dim, index, src,
                                                                                     reduce=reduce),
@@ -389,25 +384,25 @@ def wrap(x):
     return x
 
 
-def wrap_all(x):
-    """`wrap` through the tuples and lists a numpy function returns."""
-    if isinstance(x, np.ndarray):
-        return wrap(x)
+def nested(x, each):
+    """`each` applied to what the tuples, lists, dicts and named tuples of `x` hold (and to `x` when it
+    is none of those)."""
     if type(x) in (tuple, list):
-        return type(x)(wrap_all(v) for v in x)
+        return type(x)(nested(v, each) for v in x)
+    if type(x) is dict:
+        return {k: nested(v, each) for k, v in x.items()}
     if isinstance(x, tuple) and hasattr(type(x), "_fields"):
-        return type(x)(*(wrap_all(v) for v in x))
-    return x
+        return type(x)(*(nested(v, each) for v in x))
+    return each(x)
+
+
+def wrap_all(x):
+    """`wrap` on the arrays a numpy function returns (numpy scalars stay scalars)."""
+    return nested(x, lambda v: wrap(v) if isinstance(v, np.ndarray) else v)
 
 
 def _plain_all(x):
-    if isinstance(x, np.ndarray):
-        return np.ndarray.view(x, np.ndarray) if type(x) is not np.ndarray else x
-    if type(x) in (tuple, list):
-        return type(x)(_plain_all(v) for v in x)
-    if type(x) is dict:
-        return {k: _plain_all(v) for k, v in x.items()}
-    return x
+    return nested(x, lambda v: np.ndarray.view(v, np.ndarray) if isinstance(v, np.ndarray) else v)
 
 
 _TORCH_TYPES = {}

@@ -19,7 +19,7 @@ from .. import tree
 from ..errors import AvalonError
 from ..ops.callback import DONE, host_callback
 from ..standin import Standin, as_traced
-from ..tensor import wrap
+from ..tensor import nested, wrap
 from .context import current, suspended
 from .tracer import Tracer
 
@@ -98,16 +98,7 @@ def call_hook(fn, prefix, args, label):
     callback = HostCallback(fn, prefix, spec, holders, label)
     result = callback.call([Standin.of(leaf) if isinstance(leaf, Tracer) else leaf for leaf in leaves])
     trace.record(host_callback, leaves, {"callback": callback}, value=DONE)
-    return _traced_result(result)
-
-
-def _traced_result(x):
-    """What a hook returned, with its Standins replaced by the traced values they stand for."""
-    if type(x) in (tuple, list):
-        return type(x)(_traced_result(v) for v in x)
-    if type(x) is dict:
-        return {k: _traced_result(v) for k, v in x.items()}
-    return as_traced(x)
+    return nested(result, as_traced)  # its Standins replaced by the traced values they stand for
 
 
 _replaying = []  # the callbacks running in a replay, innermost last
