@@ -79,7 +79,7 @@ def _as_parameter(value):
     value = _as_array(value)
     if isinstance(value, Parameter) or not isinstance(value, np.ndarray):
         return value
-    return Parameter(value, getattr(value, "requires_grad", True) if isinstance(value, Tensor) else True)
+    return Parameter(value)  # trainable, as torch's Parameter(t) whatever t's own flag
 
 
 def _as_buffer(value):
@@ -341,12 +341,12 @@ class Module:
                 dtype = a
 
         def convert(array, kept_as):
-            new = plain(array)
+            before = new = plain(array)
             if dtype is not None and np.issubdtype(new.dtype, np.floating):
-                new = new.astype(dtype)
+                new = new.astype(dtype, copy=False)
             new = to_device(new, device) if device is not None else new
-            if new is plain(array) or new.base is plain(array):
-                return array  # nothing changed
+            if new is before:
+                return array  # nothing to change: the very object stays (an optimiser holds it)
             return kept_as(Parameter(new, array.requires_grad) if isinstance(array, Parameter) else new)
 
         converted = {}  # shared (tied) arrays stay shared

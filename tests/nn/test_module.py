@@ -357,3 +357,30 @@ def test_torch_nn_parallel_and_parameter_modules():
     np.testing.assert_allclose(nn.parallel.data_parallel(inner, x, range(2)), inner(x))
     wrapped.load_state_dict(theirs.state_dict())
     np.testing.assert_allclose(wrapped(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-6)
+
+
+def test_to_where_nothing_changes_keeps_the_very_parameters():
+    """`model.to(device)` after building the optimiser is common in ported scripts: a move or cast
+    that changes nothing must leave the objects the optimiser holds in place, as torch does."""
+    model = nn.Linear(2, 2)
+    weight, bias = model.weight, model.bias
+    for call in (lambda: model.to("cpu"), lambda: model.to(avalon.device("cpu")), model.float,
+                 lambda: model.to(np.float32), model.cpu):
+        call()
+        assert model.weight is weight and model.bias is bias
+    model.double()
+    assert model.weight is not weight and model.weight.dtype == np.float64
+    assert isinstance(model.weight, nn.Parameter)
+
+
+def test_a_tensor_given_as_a_parameter_is_trainable_as_in_torch():
+    """A plain Tensor (whose own requires_grad is False, as torch's) registered or assigned as a
+    parameter becomes a trainable Parameter, as torch's Parameter(t) does."""
+    model = nn.Linear(2, 2)
+    model.weight = avalon.zeros(2, 2)
+    model.register_parameter("extra", avalon.randn(3))
+    listed = nn.ParameterList([avalon.ones(2)])
+    for p in (model.weight, model.extra, listed[0]):
+        assert isinstance(p, nn.Parameter) and p.requires_grad
+    _, grads = avalon.grad(lambda m, x: (m(x).sum() + m.extra.sum()), model, np.ones((1, 2), np.float32))
+    assert sorted(grads[0].keys()) == ["bias", "extra", "weight"]

@@ -2,7 +2,7 @@
 from collections import OrderedDict
 
 from ...errors import AvalonError
-from ..module import Module, Parameter, _as_array, _indent
+from ..module import Module, _as_parameter, _indent
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
@@ -280,7 +280,3 @@ def _parameters_repr(container):
              for name, p in container._parameters.items()]
     name = type(container).__name__
     return f"{name}(\n" + "\n".join(lines) + "\n)" if lines else f"{name}()"
-
-
-def _as_parameter(value):
-    return value if isinstance(value, Parameter) else Parameter(_as_array(value))
