@@ -75,22 +75,22 @@ def _made(array, requires_grad=False):
     return array
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, **_):
+def zeros(*size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """A Tensor of zeros (float32 unless `dtype` says otherwise)."""
     return _made(_xp(device).zeros(_size(size), dtype=dtype or default_float()), requires_grad)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False, **_):
+def ones(*size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """A Tensor of ones (float32 unless `dtype` says otherwise)."""
     return _made(_xp(device).ones(_size(size), dtype=dtype or default_float()), requires_grad)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False, **_):
+def empty(*size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """An uninitialised Tensor (float32 unless `dtype` says otherwise)."""
     return _made(_xp(device).empty(_size(size), dtype=dtype or default_float()), requires_grad)
 
 
-def full(size, fill_value, dtype=None, device=None, requires_grad=False, **_):
+def full(size, fill_value, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """A Tensor filled with `fill_value` (bool, int64 or float32 after the value's type, as torch)."""
     if dtype is None:
         dtype = np.bool_ if isinstance(fill_value, (bool, np.bool_)) else np.int64 \
@@ -98,7 +98,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False, **_):
     return _made(_xp(device).full(_size((size,)), fill_value, dtype=dtype), requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False, **_):
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """Evenly spaced values in [start, end): int64 for integer arguments, else float32."""
     if end is None:
         start, end = 0, start
@@ -108,17 +108,17 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     return _made(_xp(device).arange(start, end, step, dtype=dtype), requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, device=None, requires_grad=False, **_):
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """`steps` values evenly spaced from `start` to `end` inclusive."""
     return _made(_xp(device).linspace(start, end, steps, dtype=dtype or default_float()), requires_grad)
 
 
-def eye(n, m=None, dtype=None, device=None, requires_grad=False, **_):
+def eye(n, m=None, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """The identity matrix (n×m)."""
     return _made(_xp(device).eye(n, m, dtype=dtype or default_float()), requires_grad)
 
 
-def tensor(data, dtype=None, device=None, requires_grad=False, **_):
+def tensor(data, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """A new Tensor (a copy) from nested lists, numbers or an array (float32 for float data, as torch)."""
     array = np.array(_plain_data(data))
     if dtype is None and array.dtype == np.float64 and not _is_float64(data):
@@ -153,22 +153,22 @@ def _is_float64(data):
     return getattr(data, "dtype", None) is not None and np.dtype(str(data.dtype).replace("torch.", "")) == np.float64
 
 
-def zeros_like(input, dtype=None, **_):
+def zeros_like(input, dtype=None, device=None, requires_grad=False, layout=None, memory_format=None):
     """Zeros of `input`'s shape and dtype (a Tensor, also for a traced `input`)."""
     return _made(npa.zeros_like(input, dtype=dtype))
 
 
-def ones_like(input, dtype=None, **_):
+def ones_like(input, dtype=None, device=None, requires_grad=False, layout=None, memory_format=None):
     """Ones of `input`'s shape and dtype (a Tensor, also for a traced `input`)."""
     return _made(npa.ones_like(input, dtype=dtype))
 
 
-def empty_like(input, dtype=None, **_):
+def empty_like(input, dtype=None, device=None, requires_grad=False, layout=None, memory_format=None):
     """An uninitialised Tensor of `input`'s shape and dtype."""
     return _made(npa.empty_like(input, dtype=dtype))
 
 
-def full_like(input, fill_value, dtype=None, **_):
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False, layout=None, memory_format=None):
     """`fill_value` in `input`'s shape and dtype."""
     return _made(npa.full_like(input, fill_value, dtype=dtype))
 
@@ -182,19 +182,20 @@ def _device_of(x):
     return device_of(x._node.value if isinstance(x, Tracer) else x)
 
 
-def rand(*size, dtype=None, device=None, generator=None, requires_grad=False, **_):
+def rand(*size, dtype=None, device=None, generator=None, requires_grad=False, layout=None, pin_memory=False):
     """Uniform samples in [0, 1) (float32 unless `dtype` says otherwise)."""
     return _made(rnd.uniform(shape=_size(size), dtype=np.dtype(dtype or default_float()),
                              device=str(device or "cpu")), requires_grad)
 
 
-def randn(*size, dtype=None, device=None, generator=None, requires_grad=False, **_):
+def randn(*size, dtype=None, device=None, generator=None, requires_grad=False, layout=None, pin_memory=False):
     """Standard normal samples (float32 unless `dtype` says otherwise)."""
     return _made(rnd.normal(shape=_size(size), dtype=np.dtype(dtype or default_float()),
                             device=str(device or "cpu")), requires_grad)
 
 
-def randint(low=0, high=None, size=None, dtype=None, device=None, generator=None, **_):
+def randint(low=0, high=None, size=None, dtype=None, device=None, generator=None, requires_grad=False,
+            layout=None, pin_memory=False):
     """Integers uniform in [low, high) (int64): `randint(high, size)` or `randint(low, high, size)`."""
     if size is None and isinstance(high, (tuple, list)):  # randint(high, size), torch's short form
         low, high, size = 0, low, high
@@ -206,22 +207,23 @@ def randint(low=0, high=None, size=None, dtype=None, device=None, generator=None
                              device=str(device or "cpu")))
 
 
-def rand_like(input, dtype=None, **_):
+def rand_like(input, dtype=None, device=None, requires_grad=False, layout=None, memory_format=None):
     """Uniform samples in [0, 1) of `input`'s shape and dtype."""
     return rand(*input.shape, dtype=dtype or input.dtype, device=_device_of(input))
 
 
-def randn_like(input, dtype=None, **_):
+def randn_like(input, dtype=None, device=None, requires_grad=False, layout=None, memory_format=None):
     """Standard normal samples of `input`'s shape and dtype."""
     return randn(*input.shape, dtype=dtype or input.dtype, device=_device_of(input))
 
 
-def randint_like(input, low=0, high=None, dtype=None, **_):
+def randint_like(input, low=0, high=None, dtype=None, device=None, requires_grad=False, layout=None,
+                 memory_format=None):
     """Integers uniform in [low, high) of `input`'s shape."""
     return randint(low, high, input.shape, dtype=dtype or input.dtype, device=_device_of(input))
 
 
-def randperm(n, dtype=None, device=None, generator=None, **_):
+def randperm(n, dtype=None, device=None, generator=None, requires_grad=False, layout=None, pin_memory=False):
     """A random permutation of 0 … n-1 (int64)."""
     return _made(rnd.randperm(n=n, dtype=np.dtype(dtype or np.int64), device=str(device or "cpu")))
 

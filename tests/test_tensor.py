@@ -356,3 +356,11 @@ def test_data_and_item_inside_traced_code():
     with pytest.raises(avalon.UnsupportedConstruct, match="data-dependent"):
         avalon.grad(lambda x: x * x.item(0), x)
     assert avalon.tensor([[1, 2]]).view() is not None and avalon.tensor([5, 6]).item(1) == 6
+
+
+def test_factories_take_torchs_keywords_and_refuse_misspelt_ones():
+    for made in (avalon.zeros(2, layout=None, pin_memory=False), avalon.ones_like(avalon.zeros(2), device="cpu"),
+                 avalon.randint(3, (2,), requires_grad=False)):
+        assert isinstance(made, avalon.Tensor)
+    with pytest.raises(TypeError, match="dtpye"):
+        avalon.zeros(2, dtpye=np.int64)  # a typo is an error, not silently float32

@@ -10,6 +10,7 @@ from ..standin import Standin, as_traced, through_standins
 from ..tensor import is_torch_tensor, plain, wrap
 from .source import library_call, user_location
 
+
 class _Traces(threading.local):
     """The traces this thread is recording, innermost last: another thread's calls stay eager (a
     plain `avalon.exp(x)` there computes, instead of recording onto this thread's tape)."""
