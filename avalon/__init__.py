@@ -11,7 +11,7 @@ follows PyTorch (`avalon.cat`, `avalon.softmax`, `avalon.nn` …) and numpy code
 import numpy as _np
 
 from . import backend, ops, rules, tree
-from .autodiff import GradcheckResult, clear_cache, grad, grad_tape, gradcheck, value_and_grad
+from .autodiff import GradcheckResult, RetraceWarning, clear_cache, explain_cache, grad, grad_tape, gradcheck, value_and_grad
 from .autodiff.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .compile import compile_tape
 from .errors import AvalonError, GradientError, ReplayError, ShapeError, UnsupportedConstruct

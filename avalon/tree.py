@@ -12,6 +12,7 @@ import numpy as np
 
 from .backend import is_array
 from .errors import AvalonError
+from .plain_data import fields, is_plain_data
 from .standin import as_traced
 from .tensor import is_torch_tensor, is_torch_tensor_type, plain
 
@@ -123,18 +124,27 @@ class ByIdentity:
         return isinstance(other, ByIdentity) and other.obj is self.obj
 
 
-def static_key(x):
+_STATIC_DEPTH = 6  # containers and plain data objects nested deeper are keyed by identity
+
+
+def static_key(x, depth=0):
     """A hashable key for a static value: equal keys mean traced code sees the same value.
 
-    The type is part of the key (1, 1.0 and True trace differently); containers are keyed by their
-    items, arrays by identity (they are constants of the traced code), unhashable values by repr.
+    The type is part of the key (1, 1.0 and True trace differently); containers and plain data
+    objects (a config object, a dataclass, a namespace: `avalon.plain_data`) are keyed by their items
+    or fields, arrays by identity (they are constants of the traced code), other unhashable values
+    by repr.
     """
+    if depth > _STATIC_DEPTH:
+        return ("deep", ByIdentity(x))
     if isinstance(x, (tuple, list)):
-        return (type(x),) + tuple(static_key(v) for v in x)
+        return (type(x),) + tuple(static_key(v, depth + 1) for v in x)
     if isinstance(x, dict):
-        return (dict,) + tuple((k, static_key(v)) for k, v in x.items())
+        return (dict,) + tuple((k, static_key(v, depth + 1)) for k, v in x.items())
     if is_array(x):
         return ("array", ByIdentity(x))
+    if is_plain_data(x):
+        return (type(x), "fields") + tuple((k, static_key(v, depth + 1)) for k, v in fields(x).items())
     if isinstance(x, slice):  # unhashable before Python 3.12
         return (slice, static_key(x.start), static_key(x.stop), static_key(x.step))
     try:

@@ -1,15 +1,26 @@
 """The compile cache: traced-and-compiled functions keyed by the function and its arguments'
 structure, static values, shapes and dtypes. A hit replays generated code without tracing, so
 Python side effects in the function (a `print`) run only on the call that traces.
+
+An entry is used only while the Python values its trace read still hold (`guards`: globals, closure
+variables, captured models' attributes); otherwise the call traces again, and `retraces` notes why.
+A function is keyed by a weak reference: when it is gone (a lambda made for one call), so are its
+entries. The cache is shared by threads, behind one lock.
 """
+import threading
+import types
+import weakref
 from collections import OrderedDict
 
 from .. import tree
 from ..tensor import plain, wrap
 from ..tracing import Tracer, current, record, write_back
+from . import guards, retraces
 
 _MAX_ENTRIES = 512
 _entries = OrderedDict()
+_keys_of_function = {}  # weak reference to a function -> its keys (dropped when it dies)
+_lock = threading.RLock()
 
 
 def signature(leaves):
@@ -18,6 +29,8 @@ def signature(leaves):
 
 
 def _function_key(f):
+    if isinstance(f, types.FunctionType):
+        return weakref.ref(f)  # one shared reference object per function; equal while f lives
     try:
         hash(f)
         return f
@@ -33,21 +46,45 @@ def key_of(f, spec, leaves, *extra):
 
 
 def lookup(key):
-    entry = _entries.get(key)
-    if entry is not None:
-        _entries.move_to_end(key)
-    return entry
+    with _lock:
+        entry = _entries.get(key)
+        if entry is not None:
+            _entries.move_to_end(key)
+        return entry
 
 
 def store(key, entry):
-    _entries[key] = entry
-    if len(_entries) > _MAX_ENTRIES:
-        _entries.popitem(last=False)
+    with _lock:
+        _entries[key] = entry
+        function = key[0]
+        if isinstance(function, weakref.ref):
+            if function not in _keys_of_function:
+                weakref.finalize(function(), _forget_function, function)
+            _keys_of_function.setdefault(function, set()).add(key)
+        if len(_entries) > _MAX_ENTRIES:
+            _entries.popitem(last=False)
+
+
+def _forget_function(function):
+    with _lock:
+        for key in _keys_of_function.pop(function, ()):
+            _entries.pop(key, None)
 
 
 def clear():
-    """Forget every compiled function (the next call of each traces again)."""
-    _entries.clear()
+    """Forget every compiled function (the next call of each traces again) and why each traced."""
+    with _lock:
+        _entries.clear()
+    retraces.forget()
+
+
+def traced(f, subject, key, stale, trace):
+    """`trace()`'s result (a recording), noting why `f` traced and the Python values it read: they
+    guard the entry built from it (`entry.guards = found[0]`)."""
+    retraces.noted(f, subject, key, stale)
+    with guards.watching(f) as found:
+        recording = trace()
+    return recording, found[0]
 
 
 def first_outputs(recording, compiled):
@@ -85,12 +122,18 @@ class Captures:
 
 
 def fetch(key):
-    """(entry, captured arrays) for `key`, or (None, None) when it must be traced (again)."""
+    """(entry, captured arrays, None) for `key`, or (None, None, why) when it must be traced (again):
+    why is None for a key not in the cache, else what changed since the entry was traced."""
     entry = lookup(key)
     if entry is None:
-        return None, None
+        return None, None, None
+    changed = entry.guards.changed()
+    if changed is not None:
+        return None, None, changed
     captured = entry.captures.arrays()
-    return (entry, captured) if captured is not None else (None, None)
+    if captured is None:
+        return None, None, "a model the function uses without receiving it changed its attributes or array shapes"
+    return entry, captured, None
 
 
 def write_backs(recording):
@@ -104,16 +147,18 @@ class _CallEntry:
     """A compiled forward call: outputs, then state updates, of `f`. It keeps what replay needs (the
     generated function, its constants and workspaces, how outputs map back), never the tapes."""
 
-    def __init__(self, recording, compiled):
+    def __init__(self, recording, compiled, read):
         self.replay = compiled.replay
+        self.guards = read
         self.out_spec = recording.out_spec
         self.n_out = len(recording.out_nodes)
         self.state, self.written = write_backs(recording)
         self.captures = Captures(recording)
 
 
-def call(f, args, kwargs=None):
-    """`f(*args, **kwargs)` through the cache: trace and compile on a miss, replay on a hit.
+def call(f, args, kwargs=None, subject=None):
+    """`f(*args, **kwargs)` through the cache: trace and compile on a miss, replay on a hit. `subject`
+    is what `explain_cache` files the call under (the model of a module call; `f` by default).
 
     Inside traced code (a trace is active, or an argument is a tracer) it simply runs `f`, which
     records onto the enclosing tape: its random draws and state updates then happen at every replay
@@ -124,11 +169,11 @@ def call(f, args, kwargs=None):
     if current() is not None or any(isinstance(a, Tracer) for a in leaves):
         return f(*args, **kwargs)
     key = key_of(f, spec, leaves, "call")
-    entry, captured = fetch(key)
+    entry, captured, stale = fetch(key)
     if entry is None:
-        recording = record(f, args, kwargs)
+        recording, read = traced(f, subject or f, key, stale, lambda: record(f, args, kwargs))
         compiled = recording.tape.compile()
-        entry = _CallEntry(recording, compiled)
+        entry = _CallEntry(recording, compiled, read)
         store(key, entry)
         outputs = first_outputs(recording, compiled)
     else:

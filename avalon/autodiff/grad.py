@@ -99,11 +99,11 @@ def grad_per_leaf(f, args, seed=None, argnums=None):
         return value, per_leaf, holders, spec
     key = cache.key_of(f, spec, leaves, "grad", None if seed is None else cache.signature([seed]),
                        None if mask is None else tuple(mask))
-    entry, captured = cache.fetch(key)
+    entry, captured, stale = cache.fetch(key)
     if entry is None:
-        recording, slots = _record_with_backward(f, args, seed, mask)
+        (recording, slots), read = cache.traced(f, f, key, stale, lambda: _record_with_backward(f, args, seed, mask))
         compiled = recording.tape.compile()
-        entry = _GradEntry(recording, compiled, slots)
+        entry = _GradEntry(recording, compiled, slots, read)
         cache.store(key, entry)
         outputs = cache.first_outputs(recording, compiled)
     else:
@@ -119,8 +119,9 @@ class _GradEntry:
     but no gradient reaches it: a symbolic zero, materialised per call) or None (not differentiable).
     """
 
-    def __init__(self, recording, compiled, slots):
+    def __init__(self, recording, compiled, slots, read):
         self.replay = compiled.replay  # as `cache._CallEntry`: replay's needs only, never the tapes
+        self.guards = read
         self.slots = slots
         self.state, self.written = cache.write_backs(recording)
         self.captures = cache.Captures(recording)

@@ -202,7 +202,7 @@ class Module:
     def __call__(self, *args, **kwargs):
         if current() is not None:
             return _run_module(self, *args, **kwargs)
-        return cache.call(_run_module, (self,) + args, kwargs)
+        return cache.call(_run_module, (self,) + args, kwargs, subject=self)
 
     # traversal (PyTorch's order: pre-order over modules, own entries first, duplicates once)
 

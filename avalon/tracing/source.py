@@ -41,6 +41,9 @@ def _kind(filename):
     return "user"
 
 
+code_kind = _kind  # public: the cache's guards watch the user's code only
+
+
 def _location(frame):
     filename = frame.f_code.co_filename
     code = linecache.getline(filename, frame.f_lineno, frame.f_globals).strip()

@@ -63,7 +63,11 @@ def owner(a):
 
 
 def check_entry_keeps_only_replay_needs(entry, holders):
-    arrays, objects = reachable(entry, holders)
+    # The guards hold what they check (the module globals a trace read, copies of the arrays among
+    # them): checked apart below.
+    arrays, objects = reachable(entry, [*holders, entry.guards])
+    snapshots = [c.snapshot for c in entry.guards.checks if hasattr(c, "snapshot")]
+    assert sum(a.nbytes for a in snapshots) == SCALE.nbytes  # the one global array read: SCALE
     assert not [o for o in objects if isinstance(o, (Node, Tape))], "the entry keeps a tape or its nodes"
     env = generated(entry.replay).__globals__
     constants = {id(owner(v)) for v in env.values() if isinstance(v, np.ndarray)}

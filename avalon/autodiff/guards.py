@@ -1,0 +1,289 @@
+"""Guards of a cached entry: the Python values a trace read besides its arguments.
+
+A traced function bakes whatever Python values it reads into its tape: a global loss weight, a
+closure's temperature, a function it calls. While tracing, `watching()` notes every function of the
+user's own code that runs (Avalon, numpy, the standard library and site-packages are not the
+user's); the globals those functions load and the closure cells of the traced function (and of the
+functions it reaches through them) become guards, checked before every replay. A changed value makes
+the entry stale and the call traces again.
+
+How a value is compared: numbers, strings, tuples, containers and plain data objects by value
+(`tree.static_key`); functions, classes and holders (a model) by identity (a holder's arrays and
+attributes are the captures' business); arrays by identity, shape, dtype and contents (whole up to
+`WHOLE_ARRAY` elements, a fixed sample of larger ones); modules not at all.
+"""
+import contextlib
+import dis
+import sys
+import types
+
+import numpy as np
+
+from .. import tree
+from ..backend import is_array, namespace
+from ..plain_data import is_plain_data
+from ..tensor import is_torch_tensor
+from ..tracing.source import code_kind
+
+WHOLE_ARRAY = 1 << 16
+_SAMPLE = 4096
+_LARGE_CONTAINER = 1000
+_MISSING = object()
+_IDENTITY_TYPES = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type,
+                   types.MethodWrapperType, types.WrapperDescriptorType)
+_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), np.generic)
+
+
+class Guards:
+    """The read values of one trace; `changed()` names the first that differs now, or None."""
+
+    def __init__(self, checks):
+        self.checks = tuple(checks)
+
+    def changed(self):
+        for check in self.checks:
+            if not check.holds():
+                return check.describe()
+        return None
+
+    def __len__(self):
+        return len(self.checks)
+
+
+@contextlib.contextmanager
+def watching(f):
+    """Run the body (a trace of `f`) noting the user's functions that run; yields a list that holds
+    the `Guards` once the body is done."""
+    seen = _Seen()
+    previous = sys.gettrace()
+    sys.settrace(seen.chained(previous))
+    result = []
+    try:
+        yield result
+    finally:
+        sys.settrace(previous)
+    result.append(seen.guards(f))
+
+
+class _Seen:
+    """Code objects of the user's functions that ran, with their globals."""
+
+    def __init__(self):
+        self.globals_of = {}
+        self._kinds = {}
+
+    def chained(self, previous):
+        globals_of, kinds = self.globals_of, self._kinds
+
+        def on_call(frame, event, arg):
+            code = frame.f_code
+            if code not in globals_of:
+                kind = kinds.get(code.co_filename)
+                if kind is None:
+                    kind = kinds[code.co_filename] = code_kind(code.co_filename)
+                if kind == "user":
+                    globals_of[code] = frame.f_globals
+            return previous(frame, event, arg) if previous is not None else None
+
+        return on_call
+
+    def guards(self, f):
+        checks, done = [], set()
+        functions = _functions_of(f)
+        for code, globs in self.globals_of.items():
+            for name in _global_loads(code):
+                value = globs.get(name, _MISSING)
+                if value is not _MISSING and (id(globs), name) not in done:
+                    done.add((id(globs), name))
+                    checks.append(_check(value, _GlobalRead(globs, name, code), name in _written(code)))
+                    functions.extend(_functions_of(value))
+        seen_cells = set()
+        for fn in _closures(functions, set(self.globals_of)):
+            for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
+                if id(cell) not in seen_cells:
+                    seen_cells.add(id(cell))
+                    value = _cell_value(cell)
+                    if value is not _MISSING:
+                        checks.append(_check(value, _CellRead(cell, name, fn), name in _written(fn.__code__)))
+        return Guards(c for c in checks if c is not None)
+
+
+def _functions_of(value):
+    """The plain functions behind a callable value (a function, a bound method, a partial)."""
+    out = []
+    while True:
+        if isinstance(value, types.MethodType):
+            value = value.__func__
+        elif hasattr(value, "func") and hasattr(value, "args") and hasattr(value, "keywords"):
+            value = value.func  # functools.partial
+        else:
+            break
+    if isinstance(value, types.FunctionType):
+        out.append(value)
+    return out
+
+
+def _closures(functions, ran):
+    """The closures among `functions` whose code ran, and those reachable through their cells."""
+    found, queue = {}, list(functions)
+    while queue:
+        fn = queue.pop()
+        if id(fn) in found or fn.__closure__ is None:
+            continue
+        found[id(fn)] = fn
+        for cell in fn.__closure__:
+            queue.extend(_functions_of(_cell_value(cell)))
+    return [fn for fn in found.values() if fn.__code__ in ran]
+
+
+_names = {}  # code -> (global names it loads, names it assigns or mutates)
+_LOADS = {"LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_CLASSDEREF"}
+_STORES = {"STORE_GLOBAL", "STORE_NAME", "STORE_DEREF"}
+
+
+def _global_loads(code):
+    return _read_and_written(code)[0]
+
+
+def _written(code):
+    return _read_and_written(code)[1]
+
+
+def _read_and_written(code):
+    """Names `code` loads as globals, and names it writes: assigns (`global n; n += 1`) or mutates on
+    a line that starts by loading them (`calls.count += 1`, `log[key] = v`). What the traced code
+    writes is its own side effect, not an input: such values are guarded by identity only, or the
+    entry would be stale after every trace."""
+    names = _names.get(code)
+    if names is None:
+        loads, written, line_start = [], set(), {}
+        for i in dis.get_instructions(code):
+            if i.starts_line is not None:
+                line_start = {"name": i.argval if i.opname in _LOADS else None}
+            if i.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                loads.append(i.argval)
+            elif i.opname in _STORES:
+                written.add(i.argval)
+            elif i.opname in ("STORE_ATTR", "STORE_SUBSCR") and line_start.get("name") is not None:
+                written.add(line_start["name"])
+        names = _names[code] = (tuple(dict.fromkeys(loads)), frozenset(written))
+    return names
+
+
+def _cell_value(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell: the variable is not assigned yet
+        return _MISSING
+
+
+class _GlobalRead:
+    def __init__(self, globs, name, code):
+        self.globs, self.name, self.code = globs, name, code
+
+    def __call__(self):
+        return self.globs.get(self.name, _MISSING)
+
+    def describe(self):
+        return f"global `{self.name}` (read by {self.code.co_name} in {self.code.co_filename})"
+
+
+class _CellRead:
+    def __init__(self, cell, name, fn):
+        self.cell, self.name, self.fn = cell, name, fn
+
+    def __call__(self):
+        return _cell_value(self.cell)
+
+    def describe(self):
+        return f"closure variable `{self.name}` of {self.fn.__qualname__} ({self.fn.__code__.co_filename})"
+
+
+def _check(value, read, written=False):
+    """The check that `read()` still gives what the trace saw, or None for values never checked.
+    A value the traced code itself writes (`written`) is checked by identity only."""
+    if isinstance(value, types.ModuleType):
+        return None
+    if written:
+        return _Same(read, value) if not isinstance(value, _IMMUTABLE) else None
+    if is_array(value) and not isinstance(value, np.generic):
+        return _SameArray(read, value)
+    if isinstance(value, _IDENTITY_TYPES) or tree.holder_of(value) is not None or is_torch_tensor(value) or \
+            callable(value) and not is_plain_data(value) or _large(value):
+        return _Same(read, value)
+    try:
+        return _Equal(read, value)
+    except Exception:  # no key to compare it by (an odd __eq__ or __hash__): by identity
+        return _Same(read, value)
+
+
+def _large(value):
+    """Containers too large to compare at every call (a vocabulary): compared by identity."""
+    return isinstance(value, (list, tuple, dict, set, frozenset)) and len(value) > _LARGE_CONTAINER
+
+
+class _Same:
+    """The same object (a function, a class, a model)."""
+
+    def __init__(self, read, value):
+        self.read, self.value = read, value
+
+    def holds(self):
+        return self.read() is self.value
+
+    def describe(self):
+        return f"{self.read.describe()} now refers to another object"
+
+
+class _Equal:
+    """An equal value: numbers and strings, containers and plain data objects, compared by key."""
+
+    def __init__(self, read, value):
+        self.read, self.value, self.key = read, value, tree.static_key(value)
+        self.immutable = isinstance(value, _IMMUTABLE)
+
+    def holds(self):
+        now = self.read()
+        if now is self.value and self.immutable:
+            return True
+        try:
+            return now is not _MISSING and tree.static_key(now) == self.key
+        except Exception:  # a value whose == is not a truth value: the same object is all we can tell
+            return now is self.value
+
+    def describe(self):
+        now = self.read()
+        shown = "deleted" if now is _MISSING else _short(now)
+        return f"{self.read.describe()} changed from {_short(self.value)} to {shown}"
+
+
+class _SameArray:
+    """The same array object, with the same shape, dtype and contents (a sample of a large one)."""
+
+    def __init__(self, read, value):
+        self.read, self.value = read, value
+        self.shape, self.dtype = value.shape, value.dtype
+        self.snapshot = _contents(value).copy()
+
+    def holds(self):
+        now = self.read()
+        if now is not self.value or now.shape != self.shape or now.dtype != self.dtype:
+            return False
+        return bool(namespace(now).array_equal(_contents(now), self.snapshot, equal_nan=True))
+
+    def describe(self):
+        now = self.read()
+        what = "now refers to another object" if now is not self.value else "changed in place"
+        return f"{self.read.describe()} (an array) {what}"
+
+
+def _contents(array):
+    flat = array.reshape(-1)
+    if flat.size <= WHOLE_ARRAY:
+        return flat
+    return flat[::flat.size // _SAMPLE]
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
