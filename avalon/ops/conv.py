@@ -19,7 +19,20 @@ import itertools
 import math
 
 from ..backend import is_numpy_like, namespace
+from . import conv_gemm
 from .primitive import primitive
+
+# The fast paths (conv_gemm.py: channels-last im2col a few samples at a time). False runs the plain
+# whole-batch im2col below, which the tests compare them with.
+FAST_PATHS = True
+
+
+def _fast(xp, channels, kernel):
+    """Whether the chunked channels-last path runs: its rows are made of runs of the group's
+    `channels`, too short below CHANNELS_LAST_MIN to copy faster than the plain layout, and a 1×1
+    kernel's columns are the input itself, which the plain path multiplies as it is (measured)."""
+    return FAST_PATHS and channels >= conv_gemm.CHANNELS_LAST_MIN and math.prod(kernel) > 1 \
+        and _as_strided(xp) is not None
 
 
 def out_size(size, kernel, stride, padding, dilation):
@@ -151,6 +164,8 @@ def conv(x, w, stride, padding, dilation, groups):
     out = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation))
     if _depthwise(xp, w, groups):
         return _depthwise_conv(xp, x, w, out, stride, padding, dilation)
+    if _fast(xp, w.shape[1], kernel):
+        return conv_gemm.conv(xp, x, w, out, stride, padding, dilation, groups)
     cols = _columns(x, kernel, stride, padding, dilation, out, groups)
     wmat = xp.reshape(w, (groups, w.shape[0] // groups, -1))
     return _to_batch_major(xp, xp.matmul(wmat, cols), x.shape[0], out)
@@ -182,6 +197,8 @@ def conv_transpose(g, w, shape, stride, padding, dilation, groups):
         # rows past the last window (output_padding) get zeros: more padding after
         pads = tuple((f - lo, n - o + lo) for n, o, (lo, hi), f in zip(shape, out, padding, full))
         return conv.impl(g, wt, stride, pads, dilation, groups)
+    if _fast(xp, cg, kernel):
+        return conv_gemm.conv_transpose(xp, g, w, shape, stride, padding, dilation, groups)
     # weight as (G, *kernel, Cg, Co/G) rows: the products come out kernel-offset major, as col2im wants
     wk = xp.reshape(w, (groups, co // groups, cg) + kernel)
     wk = xp.reshape(_permute(xp, wk, (0,) + tuple(range(3, 3 + d)) + (2, 1)), (groups, -1, co // groups))
@@ -199,6 +216,8 @@ def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     c = x.shape[1]
     if groups > 1 and groups == c and _as_strided(xp) is not None:
         return _depthwise_weight_grad(xp, x, g, kernel, stride, padding, dilation)
+    if _fast(xp, c // groups, kernel):
+        return conv_gemm.conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups)
     cols = _columns(x, kernel, stride, padding, dilation, tuple(g.shape[2:]), groups)
     gw = xp.matmul(_to_group_major(xp, g, groups), _swap_last(xp, cols))
     return xp.reshape(gw, (g.shape[1], c // groups) + tuple(kernel))
