@@ -15,6 +15,8 @@ from .autodiff import GradcheckResult, RetraceWarning, clear_cache, explain_cach
 from .autodiff.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .compile import compile_tape
 from .errors import AvalonError, GradientError, ReplayError, ShapeError, UnsupportedConstruct
+from .arguments import ArgumentError
+from .errors import DtypeError
 from .rules import primitive, rule
 from .rules.registry import RuleError, restore_rule
 from .tape import Call, Const, Input, Location, Node, Tape

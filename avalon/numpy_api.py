@@ -10,6 +10,7 @@ import operator
 
 import numpy as np
 
+from . import axes as dimcheck
 from .backend import is_array, namespace
 from .errors import ShapeError
 from .ops import elementwise as ew
@@ -31,6 +32,12 @@ def implements(*numpy_functions):
         return fn
 
     return register
+
+
+def _user_line():
+    from .tracing import user_location
+
+    return user_location()
 
 
 def _refuse(construct, why, fix, fallback=lambda: None):
@@ -55,12 +62,9 @@ def _refuse_keywords(name, out=None, where=True, **unused):
                 "leave the keyword out, or compute the same thing with functions that have rules")
 
 
-def _axes(axis, ndim):
-    if axis is None:
-        return None
-    if isinstance(axis, (list, tuple)):
-        return tuple(a % ndim for a in axis)
-    return axis % ndim if ndim else 0
+def _axes(axis, a, who):
+    """`axis` (None, an int or a tuple) checked against `a`'s dimensions and made non-negative."""
+    return dimcheck.axes(axis, a.ndim, who, a.shape)
 
 
 def _cast(x, dtype):
@@ -73,7 +77,7 @@ def _reducer(prim, name):
     """sum, mean, prod: numpy's signature takes a `dtype` to compute in."""
     def reduce(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
         _refuse_keywords(name, out, **kw)
-        return prim(_cast(a, dtype), axis=_axes(axis, a.ndim), keepdims=keepdims)
+        return prim(_cast(a, dtype), axis=_axes(axis, a, name), keepdims=keepdims)
 
     reduce.__name__ = reduce.__qualname__ = name
     return reduce
@@ -83,7 +87,7 @@ def _selecting_reducer(prim, name):
     """max, min, any, all: the result is one of the input's values (or a bool), so there is no `dtype`."""
     def reduce(a, axis=None, out=None, keepdims=False, **kw):
         _refuse_keywords(name, out, **kw)
-        return prim(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
+        return prim(a, axis=_axes(axis, a, name), keepdims=keepdims)
 
     reduce.__name__ = reduce.__qualname__ = name
     return reduce
@@ -101,20 +105,20 @@ all = implements(np.all)(_selecting_reducer(rd.all, "all"))
 @implements(np.argmax)
 def argmax(a, axis=None, out=None, keepdims=False):
     _refuse_keywords("argmax", out)
-    return rd.argmax(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
+    return rd.argmax(a, axis=_axes(axis, a, "argmax"), keepdims=keepdims)
 
 
 @implements(np.argmin)
 def argmin(a, axis=None, out=None, keepdims=False):
     _refuse_keywords("argmin", out)
-    return rd.argmin(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
+    return rd.argmin(a, axis=_axes(axis, a, "argmin"), keepdims=keepdims)
 
 
 @implements(np.var)
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, **kw):
     ddof = kw.pop("correction", ddof)
     _refuse_keywords("var", out, **kw)
-    return rd.var(_cast(a, dtype), axis=_axes(axis, a.ndim), keepdims=keepdims, ddof=ddof)
+    return rd.var(_cast(a, dtype), axis=_axes(axis, a, "var"), keepdims=keepdims, ddof=ddof)
 
 
 @implements(np.std)
@@ -129,7 +133,7 @@ def _accumulator(prim, name):
         a = _cast(a, dtype)
         if axis is None:
             a, axis = ravel(a), 0
-        return prim(a, axis=axis % a.ndim)
+        return prim(a, axis=dimcheck.axis(axis, a.ndim, name, a.shape))
 
     accumulate.__name__ = accumulate.__qualname__ = name
     return accumulate
@@ -141,7 +145,7 @@ cumprod = implements(np.cumprod)(_accumulator(rd.cumprod, "cumprod"))
 
 def logsumexp(a, axis=None, keepdims=False):
     """log(sum(exp(a))) over `axis`, stable for large values."""
-    return rd.logsumexp(a, axis=_axes(axis, a.ndim), keepdims=keepdims)
+    return rd.logsumexp(a, axis=_axes(axis, a, "logsumexp"), keepdims=keepdims)
 
 
 # shapes
@@ -166,18 +170,9 @@ def size(a, axis=None):
     return int(np.prod(a.shape)) if axis is None else a.shape[axis]
 
 
-def _resolve_shape(newshape, total):
-    newshape = (newshape,) if isinstance(newshape, int) else tuple(builtins.int(n) for n in newshape)
-    if -1 in newshape:
-        known = int(np.prod([n for n in newshape if n != -1]))
-        missing = total // known if known else 0
-        newshape = tuple(missing if n == -1 else n for n in newshape)
-    return newshape
-
-
 @implements(np.reshape)
 def reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    shape = _resolve_shape(newshape if newshape is not None else shape, int(np.prod(a.shape)))
+    shape = dimcheck.new_shape(newshape if newshape is not None else shape, a.shape)
     order = _layout(a, order)
     if order == "F":  # read and write in Fortran order: the C-order reshape of the reversed axes
         return transpose(reshape(transpose(a), shape[::-1]))
@@ -213,7 +208,7 @@ def resize(a, new_shape):
 
 @implements(np.transpose)
 def transpose(a, axes=None):
-    axes = tuple(reversed(range(a.ndim))) if axes is None else tuple(ax % a.ndim for ax in axes)
+    axes = tuple(reversed(range(a.ndim))) if axes is None else dimcheck.axes(tuple(axes), a.ndim, "transpose", a.shape)
     return a if axes == tuple(range(a.ndim)) else sh.transpose(a, axes=axes)
 
 
@@ -230,6 +225,7 @@ def matrix_transpose(x):
 @implements(np.swapaxes)
 def swapaxes(a, axis1, axis2):
     axes = list(range(a.ndim))
+    axis1, axis2 = dimcheck.axes((axis1, axis2), a.ndim, "transpose", a.shape)
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return transpose(a, axes)
 
@@ -238,8 +234,8 @@ def swapaxes(a, axis1, axis2):
 def moveaxis(a, source, destination):
     source = [source] if isinstance(source, int) else list(source)
     destination = [destination] if isinstance(destination, int) else list(destination)
-    source = [s % a.ndim for s in source]
-    destination = [d % a.ndim for d in destination]
+    source = list(dimcheck.axes(source, a.ndim, "movedim", a.shape))
+    destination = list(dimcheck.axes(destination, a.ndim, "movedim", a.shape))
     order = [n for n in range(a.ndim) if n not in source]
     for dest, src in sorted(zip(destination, source)):
         order.insert(dest, src)
@@ -249,8 +245,7 @@ def moveaxis(a, source, destination):
 @implements(np.expand_dims)
 def expand_dims(a, axis):
     axis = (axis,) if isinstance(axis, int) else tuple(axis)
-    ndim = a.ndim + len(axis)
-    axis = sorted(ax % ndim for ax in axis)
+    axis = sorted(dimcheck.axes(axis, a.ndim, "unsqueeze", a.shape, new=len(axis)))
     shape = list(a.shape)
     for ax in axis:
         shape.insert(ax, 1)
@@ -261,7 +256,7 @@ def expand_dims(a, axis):
 def squeeze(a, axis=None):
     if axis is None:
         axis = tuple(i for i, n in enumerate(a.shape) if n == 1)
-    axis = {ax % a.ndim for ax in ((axis,) if isinstance(axis, int) else axis)}
+    axis = set(dimcheck.axes(tuple(axis) if isinstance(axis, (list, tuple)) else (axis,), a.ndim, "squeeze", a.shape))
     for ax in axis:
         if a.shape[ax] != 1:
             raise ShapeError(f"squeeze: axis {ax} has size {a.shape[ax]}, not 1 (array of shape {tuple(a.shape)})")
@@ -299,14 +294,20 @@ def concatenate(arrays, axis=0, out=None, dtype=None):
     arrays = [_cast(a, dtype) for a in arrays]
     if axis is None:
         arrays, axis = [ravel(a) for a in arrays], 0
-    return sh.concatenate(*arrays, axis=axis % arrays[0].ndim)
+    if not arrays:
+        raise ShapeError("concatenate: got an empty list of arrays", "concatenate", location=_user_line(),
+                         why="there is nothing to join, and no shape or dtype to give the result",
+                         fix="pass at least one array (check the list you built is not empty)")
+    return sh.concatenate(*arrays, axis=dimcheck.axis(axis, arrays[0].ndim, "cat", arrays[0].shape))
 
 
 @implements(np.stack)
 def stack(arrays, axis=0, out=None, dtype=None):
     _refuse_keywords("stack", out)
     arrays = list(arrays)
-    axis = axis % (arrays[0].ndim + 1)
+    if not arrays:
+        return concatenate(arrays)  # its error: nothing to stack
+    axis = dimcheck.axis(axis, arrays[0].ndim, "stack", arrays[0].shape, new=1)
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
 
 
@@ -382,7 +383,7 @@ def trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
 
 def slice_axis(a, axis, start, stop, step=1):
     """a[..., start:stop:step, ...] along `axis`."""
-    key = (slice(None),) * (axis % a.ndim) + (slice(start, stop, step),)
+    key = (slice(None),) * dimcheck.axis(axis, a.ndim, "slice", a.shape) + (slice(start, stop, step),)
     return ix.getitem(a, key=key)
 
 
@@ -397,7 +398,7 @@ def pad(array, pad_width, mode="constant", constant_values=0):
 
 @implements(np.flip)
 def flip(m, axis=None):
-    axis = tuple(range(m.ndim)) if axis is None else _axes(axis, m.ndim)
+    axis = tuple(range(m.ndim)) if axis is None else _axes(axis, m, "flip")
     return sh.flip(m, axis=(axis,) if isinstance(axis, int) else axis)
 
 
@@ -415,7 +416,7 @@ def tile(A, reps):
 def repeat(a, repeats, axis=None):
     if axis is None:
         a, axis = ravel(a), 0
-    axis = axis % a.ndim
+    axis = dimcheck.axis(axis, a.ndim, "repeat", a.shape)
     if getattr(type(repeats), "_avalon_tracer", False):
         return _refuse("np.repeat with traced repeat counts",
                        "the result's shape would depend on the counts' values",

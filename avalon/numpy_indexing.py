@@ -11,6 +11,7 @@ import operator
 
 import numpy as np
 
+from . import axes as dimcheck
 from . import numpy_api as npa
 from .errors import ShapeError
 from .numpy_api import _refuse, _refuse_keywords, arraylike, implements
@@ -80,7 +81,7 @@ def take(a, indices, axis=None, out=None, mode="raise"):
     _refuse_keywords("take", out)
     if axis is None:
         a, axis = npa.ravel(a), 0
-    axis = axis % a.ndim
+    axis = dimcheck.axis(axis, a.ndim, "take", a.shape)
     indices = _in_bounds(index_array(indices), a.shape[axis], mode)
     return ix.getitem(a, indices, key=(slice(None),) * axis + (ix.Slot(0),))
 
@@ -149,7 +150,7 @@ def compress(condition, a, axis=None, out=None):
 
 def _flat(a, axis):
     """numpy's axis=None: the flattened array, along its only axis."""
-    return (npa.ravel(a), 0) if axis is None else (a, axis % a.ndim)
+    return (npa.ravel(a), 0) if axis is None else (a, dimcheck.axis(axis, a.ndim, "axis", a.shape))
 
 
 @implements(np.argsort)

@@ -136,8 +136,10 @@ class Tensor(np.ndarray, metaclass=_TensorType):
         `view(type=...)` are numpy's (the same memory, reinterpreted)."""
         if kwargs or not shape or len(shape) == 1 and not isinstance(shape[0], (numbers.Integral, tuple, list)):
             return np.ndarray.view(self, *shape, **kwargs)
-        return np.ndarray.reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral)
-                                  else shape)
+        from .axes import new_shape  # tracing, which it needs for the user's line, builds on this module
+
+        shape = shape[0] if len(shape) == 1 and not isinstance(shape[0], numbers.Integral) else shape
+        return np.ndarray.reshape(self, new_shape(shape, self.shape, "view"))
 
     def numpy(self, force=False):
         """The plain numpy array (no copy)."""

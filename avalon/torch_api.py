@@ -12,9 +12,10 @@ from collections import namedtuple
 
 import numpy as np
 
+from . import axes as dimcheck
 from . import numpy_api as npa
 from .backend import default_float
-from .errors import AvalonError, ShapeError
+from .errors import AvalonError, DtypeError, ShapeError
 from .ops import elementwise as ew
 from .ops import index as ix
 from .ops import random as rnd
@@ -29,6 +30,34 @@ def _size(size):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         return tuple(size[0])
     return tuple(size)
+
+
+def _user_line():
+    from .tracing.source import user_location  # tracing builds on this module
+
+    return user_location()
+
+
+def _new_size(who, size):
+    """`size` of a new array checked as torch checks it: whole numbers, none negative."""
+    size = _size(size)
+    for n in size:
+        if not isinstance(n, (numbers.Integral, np.integer)) or isinstance(n, bool) or n < 0:
+            raise ShapeError(f"{who}: size {size} is not a shape", who, location=_user_line(),
+                             why=f"{n!r} is not a whole number >= 0",
+                             fix="give the size as whole numbers >= 0, e.g. (2, 3)")
+    return size
+
+
+def _dtype(who, dtype):
+    """`dtype` as numpy's dtype (None stays None), refused up front when numpy does not know it."""
+    if dtype is None:
+        return None
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise DtypeError(f"{who}: dtype={dtype!r} is not a dtype\n  at {_user_line()}\n"
+                         f"  fix: use avalon.float32, avalon.int64 … (or their names: 'float32', 'int64')") from None
 
 
 def _xp(device):
@@ -50,9 +79,8 @@ def _dim(dim, keepdim, kw):
 
 def _length(input, dim):
     """The length of axis `dim`, with torch's error for an axis the array does not have."""
-    if not -input.ndim <= dim < builtins.max(input.ndim, 1):
-        raise ShapeError(f"dim {dim} is out of range for an array of shape {tuple(input.shape)}")
-    return input.shape[dim]
+    dim = dimcheck.axis(dim, input.ndim, "dim", input.shape)
+    return input.shape[dim] if input.ndim else 1
 
 
 # creation (each returns a Tensor outside traced code; inside, a constant of the tape)
@@ -77,17 +105,20 @@ def _made(array, requires_grad=False):
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """A Tensor of zeros (float32 unless `dtype` says otherwise)."""
-    return _made(_xp(device).zeros(_size(size), dtype=dtype or default_float()), requires_grad)
+    return _made(_xp(device).zeros(_new_size("zeros", size), dtype=_dtype("zeros", dtype) or default_float()),
+                 requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """A Tensor of ones (float32 unless `dtype` says otherwise)."""
-    return _made(_xp(device).ones(_size(size), dtype=dtype or default_float()), requires_grad)
+    return _made(_xp(device).ones(_new_size("ones", size), dtype=_dtype("ones", dtype) or default_float()),
+                 requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """An uninitialised Tensor (float32 unless `dtype` says otherwise)."""
-    return _made(_xp(device).empty(_size(size), dtype=dtype or default_float()), requires_grad)
+    return _made(_xp(device).empty(_new_size("empty", size), dtype=_dtype("empty", dtype) or default_float()),
+                 requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
@@ -95,13 +126,18 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False, layout=
     if dtype is None:
         dtype = np.bool_ if isinstance(fill_value, (bool, np.bool_)) else np.int64 \
             if isinstance(fill_value, numbers.Integral) else default_float()
-    return _made(_xp(device).full(_size((size,)), fill_value, dtype=dtype), requires_grad)
+    return _made(_xp(device).full(_new_size("full", (size,)), fill_value, dtype=_dtype("full", dtype)), requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """Evenly spaced values in [start, end): int64 for integer arguments, else float32."""
     if end is None:
         start, end = 0, start
+    if step == 0 or (end - start) * step < 0:
+        raise ShapeError(f"arange: step={step!r} never goes from start={start!r} to end={end!r}", "arange",
+                         location=_user_line(), why="the step must be nonzero and point from start towards end",
+                         fix="use a positive step with start <= end, or a negative one with start >= end")
+    dtype = _dtype("arange", dtype)
     if dtype is None:
         whole = builtins.all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = np.int64 if whole else default_float()
@@ -120,7 +156,17 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False, layout=None, pi
 
 def tensor(data, dtype=None, device=None, requires_grad=False, layout=None, pin_memory=False):
     """A new Tensor (a copy) from nested lists, numbers or an array (float32 for float data, as torch)."""
-    array = np.array(_plain_data(data))
+    dtype = _dtype("tensor", dtype)
+    try:
+        array = np.array(_plain_data(data))
+    except ValueError as error:  # ragged nested lists
+        raise ShapeError("tensor: the nested lists are ragged (rows of different lengths)", "tensor",
+                         location=_user_line(), why=str(error).split(". ")[0],
+                         fix="make every row the same length (pad them), or build one tensor per row") from None
+    if array.dtype.kind not in "biufc":
+        raise DtypeError(f"tensor: cannot make a tensor of {type(data).__name__} data (numpy reads it as "
+                         f"dtype {array.dtype})\n  at {_user_line()}\n  fix: pass numbers, nested lists of "
+                         f"numbers or a numeric array")
     if dtype is None and array.dtype == np.float64 and not _is_float64(data):
         dtype = default_float()
     array = array.astype(dtype, copy=False) if dtype is not None else array
@@ -294,7 +340,7 @@ def flatten(input, start_dim=0, end_dim=-1):
     """Merge dimensions start_dim..end_dim into one."""
     if input.ndim == 0:
         return npa.reshape(input, (1,))
-    start, end = start_dim % input.ndim, end_dim % input.ndim
+    start, end = dimcheck.axes((start_dim, end_dim), input.ndim, "flatten", input.shape)
     if start > end:
         raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
                          f"(array of shape {tuple(input.shape)})")
@@ -304,7 +350,7 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 def unflatten(input, dim, sizes):
     """Split dimension `dim` into `sizes` (one entry may be -1)."""
-    dim = dim % input.ndim
+    dim = dimcheck.axis(dim, input.ndim, "unflatten", input.shape)
     return npa.reshape(input, tuple(input.shape[:dim]) + tuple(sizes) + tuple(input.shape[dim + 1:]))
 
 
@@ -342,9 +388,10 @@ def unsqueeze(input, dim):
 def squeeze(input, dim=None):
     """`input` without its length-1 dimensions (only those of `dim`, when given; others are kept)."""
     if dim is not None:
-        dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
-        dims = tuple(d for d in dims if input.shape[d] == 1)  # torch ignores non-1 dims
-        return npa.squeeze(input, dims) if dims else input
+        given = dimcheck.axes((dim,) if isinstance(dim, numbers.Integral) else tuple(dim), input.ndim, "squeeze",
+                          input.shape)
+        ones = tuple(d for d in given if input.shape[d] == 1)  # torch ignores non-1 dims
+        return npa.squeeze(input, ones) if ones else input
     return npa.squeeze(input)
 
 
@@ -399,20 +446,21 @@ def gather(input, dim, index):
     """out[i][j] = input[i][index[i][j]] along `dim` (index no larger than input elsewhere)."""
     if index.ndim != input.ndim:
         raise ShapeError(f"gather: index has {index.ndim} dimensions, input {input.ndim}")
+    index = ix.in_range(npa.index_array(index), _length(input, dim), "gather")  # no negatives, as torch
     return npa.gather_along(input, index, dim, index.shape)
 
 
 def take_along_dim(input, indices, dim=None):
     """`input` indexed by `indices` along `dim` (broadcasting elsewhere), as numpy's take_along_axis;
     without `dim`, both are read flat (torch's)."""
-    if dim is None:
-        return npa.take(input, npa.ravel(indices))
+    if dim is None:  # torch refuses negative flat indices here (along a dim it reads them from the end)
+        return npa.take(input, ix.in_range(npa.ravel(indices), int(np.prod(input.shape)), "take_along_dim"))
     return npa.take_along_axis(input, indices, dim)
 
 
 def index_select(input, dim, index):
     """The entries `index` (a 1-D integer array) of `input` along `dim`."""
-    return npa.take(input, index, axis=dim)
+    return npa.take(input, ix.in_range(npa.index_array(index), _length(input, dim), "index_select"), axis=dim)
 
 
 def narrow(input, dim, start, length):
@@ -436,6 +484,7 @@ def index_add(input, dim, index, source, alpha=1):
     """
     dim = dim % input.ndim
     source = source if alpha == 1 else source * alpha
+    index = ix.in_range(npa.index_array(index), input.shape[dim], "index_add")  # no negatives, as torch
     return _scatter_into(input, source, [index], (slice(None),) * dim + (ix.Slot(0),))
 
 
@@ -443,6 +492,7 @@ def scatter_add(input, dim, index, src):
     """`input` with `src[i][j]` added at `[index[i][j]][j]` (for dim=0), out of place, as torch."""
     if tuple(src.shape) != tuple(index.shape):
         src = src[tuple(slice(0, n) for n in index.shape)]
+    index = ix.in_range(npa.index_array(index), _length(input, dim), "scatter_add")  # no negatives, as torch
     operands, key = npa.along_axis(input, index, dim, index.shape)
     return _scatter_into(input, src, operands, key)
 

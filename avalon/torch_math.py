@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 
+from . import axes as dimcheck
 from . import numpy_api as npa
 from .errors import AvalonError, DtypeError, ShapeError
 from .numpy_ufuncs import UFUNCS
@@ -249,13 +250,13 @@ def norm(input, p="fro", dim=None, keepdim=False):
 def softmax(input, dim, dtype=None):
     """exp(x) / sum(exp(x)) along `dim` (one fused primitive)."""
     input = npa._cast(input, dtype)
-    return nn_ops.softmax(input, axis=dim % input.ndim)
+    return nn_ops.softmax(input, axis=dimcheck.axis(dim, input.ndim, "softmax", input.shape))
 
 
 def log_softmax(input, dim, dtype=None):
     """x - logsumexp(x) along `dim` (one fused primitive)."""
     input = npa._cast(input, dtype)
-    return nn_ops.log_softmax(input, axis=dim % input.ndim)
+    return nn_ops.log_softmax(input, axis=dimcheck.axis(dim, input.ndim, "log_softmax", input.shape))
 
 
 def detach(input):

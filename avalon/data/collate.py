@@ -37,6 +37,11 @@ def default_collate(batch):
     if isinstance(first, (str, bytes)):
         return batch
     if isinstance(first, dict):
+        for sample in batch:
+            if not isinstance(sample, dict) or set(sample) != set(first):
+                raise CollateError(f"cannot batch dict samples with different keys: {sorted(first)} and "
+                                   f"{sorted(sample) if isinstance(sample, dict) else type(sample).__name__}",
+                                   fix="return the same keys from every sample, or pass a collate_fn")
         return {key: default_collate([sample[key] for sample in batch]) for key in first}
     if isinstance(first, (tuple, list)):
         if len({len(sample) for sample in batch}) != 1:

@@ -32,15 +32,24 @@ class DataLoader:
     def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None, num_workers=0,
                  collate_fn=None, pin_memory=False, drop_last=False, *, generator=None):
         if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
-            raise DataError("batch_sampler cannot be combined with batch_size, shuffle, sampler or drop_last")
+            raise DataError("batch_sampler cannot be combined with batch_size, shuffle, sampler or drop_last",
+                            fix="leave those out: the batch_sampler decides every batch")
         if sampler is not None and shuffle:
-            raise DataError("sampler and shuffle=True cannot be combined: the sampler decides the order")
+            raise DataError("sampler and shuffle=True cannot be combined: the sampler decides the order",
+                            fix="drop shuffle=True, or use a RandomSampler-like sampler")
         if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size <= 0):
-            raise DataError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+            raise DataError(f"batch_size must be a positive integer or None, got {batch_size!r}",
+                            fix="pass a whole number of samples per batch, e.g. batch_size=32")
         if batch_size is None and drop_last:
             raise DataError("drop_last needs a batch_size")
-        if num_workers < 0:
-            raise DataError(f"num_workers must be >= 0, got {num_workers}")
+        if not hasattr(dataset, "__getitem__") or sampler is None and batch_sampler is None \
+                and not hasattr(dataset, "__len__"):
+            raise DataError(f"DataLoader needs a dataset (with __getitem__ and __len__), got "
+                            f"{type(dataset).__name__}",
+                            fix="wrap arrays as TensorDataset(x, y), or pass a list of samples")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise DataError(f"num_workers must be an int >= 0, got {num_workers!r}",
+                            fix="pass num_workers=0 (batches are loaded in the calling process)")
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)

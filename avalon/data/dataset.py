@@ -13,7 +13,7 @@ from ..backend import is_array
 from ..ops.random import generator as _avalon_generator
 from ..tensor import is_torch_tensor, plain, wrap
 from .collate import default_collate
-from .errors import DataError
+from .errors import DataError, SampleIndexError
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "random_split"]
 
@@ -48,15 +48,23 @@ class TensorDataset(Dataset):
         self.tensors = tensors
 
     def __getitem__(self, index):
-        return tuple(t[index] for t in self.tensors)
+        try:
+            return tuple(t[index] for t in self.tensors)
+        except IndexError:
+            raise _past_the_end(self, index) from None
 
     def __len__(self):
         return len(self.tensors[0])
 
     def _batch(self, indices):
         """default_collate([self[i] for i in indices]), by one fancy index per array (DataLoader's fast path)."""
-        indices = np.asarray(indices, dtype=np.int64)
-        return [t[indices] for t in self.tensors]
+        try:
+            indices = np.asarray(indices, dtype=np.int64)
+            return [t[indices] for t in self.tensors]
+        except (IndexError, TypeError, ValueError):  # then the first bad index, named
+            for i in indices:
+                self[i]
+            raise
 
 
 class Subset(Dataset):
@@ -71,8 +79,12 @@ class Subset(Dataset):
 
     def __getitem__(self, index):
         if isinstance(index, list):
-            return [self.dataset[self.indices[i]] for i in index]
-        return self.dataset[self.indices[index]]
+            return [self[i] for i in index]
+        try:
+            position = self.indices[index]
+        except IndexError:
+            raise _past_the_end(self, index) from None
+        return self.dataset[position]
 
     def __len__(self):
         return len(self.indices)
@@ -121,6 +133,12 @@ def random_split(dataset, lengths, generator=None):
         subsets.append(Subset(dataset, order[start:start + k]))
         start += k
     return subsets
+
+
+def _past_the_end(dataset, index):
+    return SampleIndexError(f"index {index} is out of range for a {type(dataset).__name__} of {len(dataset)} "
+                            f"samples", fix=f"use indices in [0, {len(dataset)}) (check the sampler or the "
+                                            f"indices you built)")
 
 
 def _as_array(x):

@@ -8,6 +8,7 @@ seed start from the same weights.
 >>> nn.init.kaiming_uniform_(w, a=math.sqrt(5))
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -48,6 +49,14 @@ def _calculate_fan_in_and_fan_out(tensor):
                           "it needs at least 2 dimensions (out_features, in_features, *kernel)")
     receptive = int(np.prod(tensor.shape[2:])) if tensor.ndim > 2 else 1
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def _no_values(tensor):
+    """A zero-element array (`Linear(0, 3)`) has no fan to scale by: torch leaves it as it is, with a warning."""
+    if tensor.size:
+        return False
+    warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+    return True
 
 
 def _fan(tensor, mode):
@@ -119,6 +128,8 @@ def eye_(tensor):
 
 def xavier_uniform_(tensor, gain=1.0):
     """Glorot uniform: U(-a, a) with a = gain·√(6 / (fan_in + fan_out))."""
+    if _no_values(tensor):
+        return tensor
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
@@ -126,12 +137,16 @@ def xavier_uniform_(tensor, gain=1.0):
 
 def xavier_normal_(tensor, gain=1.0):
     """Glorot normal: N(0, std²) with std = gain·√(2 / (fan_in + fan_out))."""
+    if _no_values(tensor):
+        return tensor
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     """He uniform: U(-b, b) with b = gain·√(3 / fan) (gain from `nonlinearity` and slope `a`)."""
+    if _no_values(tensor):
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     bound = math.sqrt(3.0) * std
     return uniform_(tensor, -bound, bound)
@@ -149,6 +164,8 @@ def _default_weight_and_bias_(weight, bias):
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     """He normal: N(0, std²) with std = gain / √fan."""
+    if _no_values(tensor):
+        return tensor
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
 

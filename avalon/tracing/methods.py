@@ -52,12 +52,13 @@ import numpy as np
 from .. import numpy_api as npa
 from .. import torch_api as ta
 from .. import torch_select as tsel
-from ..errors import DtypeError
+from ..errors import DtypeError, ShapeError
 from ..ops import elementwise as ew
 from ..ops import index as ix
 from ..ops import sort as so
 from ..tensor import device
 from .missing import WRITES, missing_attribute
+from .source import user_location
 
 
 def _shape_args(shape):
@@ -214,7 +215,13 @@ class TorchMethods:
     def repeat(self, *sizes, **kw):
         if "axis" in kw:  # numpy's repeat(repeats, axis): each element repeated
             return npa.repeat(self, *sizes, **kw)
-        return npa.tile(self, _shape_args(sizes))
+        sizes = _shape_args(sizes)
+        if len(sizes) < self.ndim:  # numpy's tile would pad them with 1s; torch refuses
+            raise ShapeError(f"repeat{sizes}: {len(sizes)} repeat counts for an array of shape {tuple(self.shape)}",
+                             "repeat", [tuple(self.shape)], user_location(),
+                             why="torch's repeat takes one count per dimension (numpy's tile would pad with 1s)",
+                             fix=f"give {self.ndim} counts, e.g. repeat({', '.join(['1'] * (self.ndim - 1) + ['n'])})")
+        return npa.tile(self, sizes)
 
     def repeat_interleave(self, repeats, dim=None):
         return ta.repeat_interleave(self, repeats, dim)
@@ -465,7 +472,8 @@ class TorchMethods:
             return self._in_place("put", dict(indices=index, values=source, **kw),
                                   "write out of place: `x = x.put(index, source)` (torch's put)")
         flat = npa.ravel(self)
-        index = ew.remainder(npa.ravel(npa.index_array(index)), flat.shape[0])  # negatives from the end
+        index = npa.ravel(ix.in_range(npa.index_array(index), flat.shape[0], "put", negative=True))
+        index = ew.remainder(index, flat.shape[0])  # negatives from the end
         at = dict(key=(ix.Slot(0),), shape=tuple(flat.shape))
         if not accumulate:
             flat = ew.where(ix.scatter_add(npa.ones_like(index), index, **at) > 0, 0, flat)

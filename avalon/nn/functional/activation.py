@@ -7,6 +7,7 @@ into NaN. `inplace=` is accepted for source compatibility; the result is always 
 """
 import math
 
+from ... import axes as dimcheck
 from ... import numpy_api as npa
 from ... import torch_api as ta
 from ...errors import AvalonError
@@ -133,7 +134,7 @@ def _softmax_dim(ndim):
 def _along_dim(primitive, input, dim, dtype):
     input = npa._cast(input, dtype)
     dim = _softmax_dim(input.ndim) if dim is None else dim
-    return primitive(input, axis=dim % max(input.ndim, 1))
+    return primitive(input, axis=dimcheck.axis(dim, input.ndim, primitive.name, input.shape))
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):

@@ -6,22 +6,29 @@ unbatched (C, *spatial).
 
 >>> y = F.conv2d(x, w, b, stride=2, padding="same")   # torch: 'same' needs stride 1
 """
+from ...arguments import ArgumentError, whole
 from ...errors import AvalonError, ShapeError
 from ...ops import conv as cv
 from ...ops import shape as sh
-from ..errors import input_error
+from ..errors import array_input, input_error
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
 
+# the least value of each geometry argument (a stride or kernel of 0 would divide by zero later)
+_MINIMUM = {"kernel_size": 1, "stride": 1, "dilation": 1, "padding": 0, "output_padding": 0, "size": 0,
+            "output_size": 0}
+
+
 def ntuple(value, n, name, who):
-    """An int or a sequence of n ints as a tuple of n ints (torch's `_pair`, `_triple`)."""
+    """An int or a sequence of n ints as a tuple of n ints (torch's `_pair`, `_triple`), each checked
+    against its least value."""
     if isinstance(value, int):
-        return (value,) * n
-    value = tuple(value)
-    if len(value) != n or not all(isinstance(v, int) for v in value):
-        raise AvalonError(f"{who}: {name} must be an int or {n} ints, got {value!r}")
-    return value
+        value = (value,) * n
+    elif not isinstance(value, (tuple, list)) or len(value) != n or not all(isinstance(v, int) for v in value):
+        raise ArgumentError(f"{who}: {name} must be an int or {n} ints, got {value!r}",
+                            fix=f"pass {name} as one int or a tuple of {n} ints")
+    return tuple(whole(who, name, tuple(value), _MINIMUM.get(name, 0)))
 
 
 def spatial_pattern(d):
@@ -30,6 +37,7 @@ def spatial_pattern(d):
 
 def check_channels(who, input, d, channels):
     """(N, channels, *d spatial) or unbatched (channels, *d spatial); `channels` None accepts any."""
+    array_input(who, input)
     c = "C" if channels is None else str(channels)
     expected = f"(N, {c}, {spatial_pattern(d)}) or ({c}, {spatial_pattern(d)})"
     if input.ndim not in (d + 1, d + 2):

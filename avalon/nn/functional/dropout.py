@@ -1,17 +1,21 @@
 """Dropout: random zeroing with a mask drawn by `avalon.rand` (a recorded random primitive), so
 every replay of a cached model draws a fresh mask, exactly as running the code again would."""
+import numbers
 import warnings
 
 from ... import torch_api as ta
+from ...arguments import ArgumentError
 from ...errors import AvalonError
 from ...ops import elementwise as ew
 
 __all__ = ["dropout", "dropout1d", "dropout2d"]
 
 
-def _check(p):
-    if not 0.0 <= p <= 1.0:
-        raise AvalonError(f"dropout probability has to be between 0 and 1, but got {p}")
+def dropout_probability(p):
+    """Refuse a dropout probability outside [0, 1] (torch's message), at the user's line."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ArgumentError(f"dropout probability has to be between 0 and 1, but got {p!r}",
+                            fix="pass p in [0, 1], the probability of zeroing each element (e.g. p=0.1)")
 
 
 def _masked(input, p, training, mask_shape):
@@ -29,7 +33,7 @@ def _masked(input, p, training, mask_shape):
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability `p` and scale the rest by 1/(1-p) (identity when not
     `training` or p = 0)."""
-    _check(p)
+    dropout_probability(p)
     return _masked(input, p, training, tuple(input.shape))
 
 
@@ -40,7 +44,7 @@ def _feature_dropout(input, p, training, channel_dims):
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
     """Zero whole channels of an (N, C, L) or unbatched (C, L) input with probability `p`."""
-    _check(p)
+    dropout_probability(p)
     if input.ndim not in (2, 3):
         raise AvalonError(f"dropout1d: expected a 2-D (C, L) or 3-D (N, C, L) input, got shape {tuple(input.shape)}; "
                           "dropout2d / dropout3d drop channels of inputs with more spatial dimensions")
@@ -54,7 +58,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     (dropout1d does the same without a warning); any other input of at least 2 dimensions warns that
     it is deprecated and has its (N, C) channels dropped.
     """
-    _check(p)
+    dropout_probability(p)
     if input.ndim < 2:
         raise AvalonError(f"dropout2d: channel dropout needs at least 2 dimensions (N, C, ...), got shape "
                           f"{tuple(input.shape)}; use dropout")

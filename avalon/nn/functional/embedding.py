@@ -3,19 +3,21 @@ import numpy as np
 
 from ... import numpy_api as npa
 from ... import torch_api as ta
-from ...errors import AvalonError
+from ...errors import AvalonError, DtypeError
 from ...ops import elementwise as ew
 from ...ops import index as ix
 from ...ops import nn as nn_ops
 from ...tracing.tracer import Tracer
+from ..errors import array_input, fail
 
 __all__ = ["embedding", "one_hot"]
 
 
 def _check_indices(input, what):
+    array_input(what, input, floating=False)
     if not np.issubdtype(input.dtype, np.integer):
-        raise AvalonError(f"{what} expects integer indices, got dtype {input.dtype}: convert them with "
-                          ".long() or .astype(np.int64)")
+        raise fail(what, f"expects integer indices, got dtype {input.dtype}: convert them with "
+                         ".long() or .astype(np.int64)", DtypeError)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,

@@ -1,12 +1,17 @@
 """Affine maps: `linear` (x·Wᵀ + b) and `bilinear` (x₁ᵀ A_k x₂ + b_k)."""
 from ...errors import ShapeError
 from ...ops import linalg as la
+from ..errors import array_input, input_error
 
 __all__ = ["linear", "bilinear"]
 
 
 def linear(input, weight, bias=None):
     """input @ weight.T + bias, over the last dimension of `input` (weight: (out, in))."""
+    array_input("linear", input)
+    if weight.ndim not in (1, 2) or input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
+        raise input_error("linear", f"(*, {weight.shape[-1]}) for a weight of shape {tuple(weight.shape)}",
+                          input.shape, "the input's last dimension must be the weight's last (in_features)")
     out = input @ weight.T
     return out if bias is None else out + bias
 

@@ -14,7 +14,7 @@ from ...ops import norm as nm
 from ...ops import pool as pl
 from ...ops import reduce as rd
 from ...ops import shape as sh
-from ..errors import input_error
+from ..errors import array_input, input_error
 
 __all__ = ["batch_norm", "layer_norm", "rms_norm", "group_norm", "instance_norm", "local_response_norm"]
 
@@ -100,6 +100,7 @@ def normalize_with(input, mean, var, weight, bias, eps):
 
 def trailing_axes(who, input, normalized_shape, **affine):
     """The axes of `normalized_shape` at the end of `input` (checked, with the affine arrays' shapes)."""
+    array_input(who, input)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(shape)
     if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:

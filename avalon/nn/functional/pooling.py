@@ -10,7 +10,7 @@ from ...ops import index as ix
 from ...ops import pool as pl
 from ...ops import vision as vs
 from ...ops.index import Slot
-from ..errors import input_error
+from ..errors import array_input, input_error
 from .conv import ntuple, spatial_pattern
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -20,6 +20,7 @@ __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "avg_pool1d", "avg_pool2d",
 
 def check_pool_input(who, input, d):
     """(N, C, *d spatial) or (C, *d spatial)."""
+    array_input(who, input)
     if input.ndim not in (d + 1, d + 2):
         s = spatial_pattern(d)
         raise input_error(who, f"(N, C, {s}) or (C, {s})", input.shape,

@@ -7,6 +7,7 @@
 """
 import numpy as np
 
+from ...arguments import ArgumentError
 from ...errors import AvalonError
 from .. import init
 from ..functional.attention import multi_head_attention_forward
@@ -42,7 +43,9 @@ class MultiheadAttention(Module):
         if embed_dim <= 0 or num_heads <= 0:
             raise AvalonError(f"embed_dim and num_heads must be positive, got {embed_dim} and {num_heads}")
         if embed_dim % num_heads:
-            raise AvalonError(f"embed_dim {embed_dim} must be divisible by num_heads {num_heads}")
+            raise ArgumentError(f"embed_dim {embed_dim} must be divisible by num_heads {num_heads}",
+                                "each head takes embed_dim // num_heads of the features",
+                                "pick num_heads dividing embed_dim (e.g. 8 heads for embed_dim=512)")
         dtype = np.dtype(dtype or np.float32)
         self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
         self.kdim = kdim if kdim is not None else embed_dim

@@ -2,6 +2,7 @@
 Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d."""
 import numpy as np
 
+from ...arguments import ArgumentError, whole
 from ...errors import AvalonError
 from .. import init
 from ..functional import conv as Fc
@@ -23,20 +24,22 @@ class _ConvNd(Module):
                  bias, padding_mode, device, dtype):
         super().__init__()
         name, d = type(self).__name__, self.dims
+        whole(name, "in_channels", in_channels), whole(name, "out_channels", out_channels)
+        whole(name, "groups", groups, 1)
         if groups <= 0 or in_channels % groups or out_channels % groups:
-            raise AvalonError(f"{name}: groups={groups} must be a positive divisor of in_channels={in_channels} "
+            raise ArgumentError(f"{name}: groups={groups} must be a positive divisor of in_channels={in_channels} "
                               f"and out_channels={out_channels}")
         if padding_mode not in _PADDING_MODES:
-            raise AvalonError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+            raise ArgumentError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = Fc.ntuple(kernel_size, d, "kernel_size", name)
         self.stride = Fc.ntuple(stride, d, "stride", name)
         self.dilation = Fc.ntuple(dilation, d, "dilation", name)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise AvalonError(f"{name}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+                raise ArgumentError(f"{name}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
             if padding == "same" and any(s != 1 for s in self.stride):
-                raise AvalonError(f"{name}: padding='same' is not supported for strided convolutions "
+                raise ArgumentError(f"{name}: padding='same' is not supported for strided convolutions "
                                   f"(stride={self.stride})")
             self.padding = padding
         else:

@@ -1,6 +1,6 @@
 """Dropout layers: random zeroing in training mode, the identity in evaluation mode."""
-from ...errors import AvalonError
 from .. import functional as F
+from ..functional.dropout import dropout_probability
 from ..module import Module
 
 __all__ = ["Dropout", "Dropout1d", "Dropout2d"]
@@ -9,8 +9,7 @@ __all__ = ["Dropout", "Dropout1d", "Dropout2d"]
 class _DropoutNd(Module):
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise AvalonError(f"dropout probability has to be between 0 and 1, but got {p}")
+        dropout_probability(p)
         self.p, self.inplace = p, inplace
 
     def extra_repr(self):

@@ -6,6 +6,8 @@ import numpy as np
 from ... import torch_api as ta
 from .. import functional as F
 from .. import init
+from ...arguments import whole
+from ..errors import array_input
 from ..module import Module, Parameter, shape_error
 
 __all__ = ["Identity", "Linear", "Bilinear", "Flatten", "Unflatten"]
@@ -33,6 +35,7 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
+        whole("Linear", "in_features", in_features), whole("Linear", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(_empty((out_features, in_features), dtype))
         self.register_parameter("bias", Parameter(_empty((out_features,), dtype)) if bias else None)
@@ -45,6 +48,7 @@ class Linear(Module):
         init._default_weight_and_bias_(self.weight, self.bias)
 
     def forward(self, input):
+        array_input(self.layer_name(), input)
         if input.ndim == 0 or input.shape[-1] != self.in_features:
             raise shape_error(self, f"(*, {self.in_features})", input.shape,
                               "the last dimension must be in_features")

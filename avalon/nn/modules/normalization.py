@@ -10,7 +10,8 @@ import numpy as np
 from ...errors import AvalonError
 from ...ops import elementwise as ew
 from ...ops import shape as sh
-from ..errors import input_error
+from ...arguments import whole
+from ..errors import array_input, input_error
 from ..functional import normalization as Fn
 from ..module import Module, Parameter
 
@@ -52,6 +53,7 @@ class _NormBase(Module):
 
     def __init__(self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias):
         super().__init__()
+        whole(type(self).__name__, "num_features", num_features)
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
@@ -82,6 +84,7 @@ class _NormBase(Module):
         _reset_affine(self)
 
     def _check(self, input, dims, channel_axis):
+        array_input(self.layer_name(), input)
         if input.ndim not in dims or input.shape[channel_axis] != self.num_features:
             raise input_error(self.layer_name(), self.pattern.format(C=self.num_features), input.shape,
                               f"expected {' or '.join(f'{d}-d' for d in dims)} input with {self.num_features} channels")
@@ -205,6 +208,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        whole(type(self).__name__, "normalized_shape", shape)
         self.normalized_shape = shape
         self.eps = eps
         self.elementwise_affine = elementwise_affine

@@ -28,6 +28,8 @@ from ...ops import elementwise as ew
 from ...ops import recurrent as rc
 from .. import init
 from ..functional.dropout import dropout
+from ...arguments import ArgumentError, whole
+from ..errors import array_input
 from ..module import Module, Parameter, shape_error
 from ..utils.rnn import PackedSequence, _padded_steps, _repacked, _running
 
@@ -89,9 +91,10 @@ class RNNBase(Module):
         if proj_size:
             raise AvalonError(f"{type(self).__name__}: proj_size is not supported (use a Linear on the output)")
         if not 0 <= dropout <= 1 or isinstance(dropout, bool):
-            raise AvalonError(f"dropout should be a number in range [0, 1], got {dropout}")
-        if hidden_size <= 0 or num_layers <= 0:
-            raise AvalonError(f"hidden_size and num_layers must be positive, got {hidden_size} and {num_layers}")
+            raise ArgumentError(f"dropout should be a number in range [0, 1], got {dropout}",
+                                fix="pass the probability of zeroing between layers, e.g. dropout=0.1")
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            whole(type(self).__name__, name, value, 1)  # torch refuses 0 too
         self.mode = mode
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
@@ -223,6 +226,7 @@ class RNNBase(Module):
         list of (name, array or None)."""
         if isinstance(input, PackedSequence):
             return self._forward_packed(input, states)
+        array_input(self.layer_name(), input)
         input, initial, batched = self._layout(input, states, self.batch_first)
         output, h_n, c_n = self._run(input, *(initial + [None])[:2])
         return self._finish(output, [h_n, c_n][:len(states)], batched)

@@ -1,6 +1,7 @@
 """Embedding: a lookup table of learned vectors, indexed by integer arrays."""
 import numpy as np
 
+from ...arguments import whole
 from ...errors import AvalonError
 from .. import functional as F
 from .. import init
@@ -19,6 +20,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
                  scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
         super().__init__()
+        whole("Embedding", "num_embeddings", num_embeddings), whole("Embedding", "embedding_dim", embedding_dim)
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise AvalonError(f"padding_idx {padding_idx} must be within num_embeddings ({num_embeddings})")

@@ -1,0 +1,49 @@
+"""Arguments checked before anything is built or changed: sizes, strides, probabilities.
+
+A layer built with `Linear(-1, 3)` or `MaxPool2d(0)` used to fail deep inside numpy (or divide by
+zero at its first call); these checks refuse it at the user's line, naming the argument and the fix.
+"""
+import numbers
+
+import numpy as np
+
+from .errors import AvalonError, _where
+
+
+class ArgumentError(AvalonError, ValueError, TypeError):
+    """An argument a function or a layer cannot use (a negative size, a stride of 0, a list where an
+    array belongs); the message says what, the user's line, why and what to pass instead. A ValueError
+    and a TypeError both, so code written for torch's errors catches it."""
+
+    def __init__(self, what, why=None, fix=None):
+        from .tracing.source import user_location  # tracing builds on the modules that import this one
+
+        lines = [what, *_where(user_location())]
+        lines += [f"  why: {why}"] if why else []
+        lines += [f"  fix: {fix}"] if fix else []
+        super().__init__("\n".join(lines))
+
+
+def whole(who, name, value, minimum=0):
+    """`value` (an int, or a tuple of ints for a per-dimension argument) refused unless each is a whole
+    number >= `minimum`."""
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
+            raise ArgumentError(f"{who}: {name}={value!r} is not a whole number",
+                                f"{name} counts elements, so it must be an int",
+                                f"pass an int >= {minimum}, e.g. {name}={max(minimum, 1)}")
+        if v < minimum:
+            raise ArgumentError(f"{who}: {name}={value!r} is out of range",
+                                f"{name} must be >= {minimum}",
+                                f"pass {name} >= {minimum}")
+    return value
+
+
+def probability(who, name, value):
+    """`value` refused unless it is a number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ArgumentError(f"{who}: {name}={value!r} is not a probability",
+                            f"{name} has to be between 0 and 1",
+                            f"pass {name} in [0, 1] (e.g. {name}=0.1)")
+    return value
