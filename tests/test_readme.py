@@ -26,6 +26,7 @@ def test_readme_examples_run(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "matmul" in done.stdout and "data-dependent control flow" in done.stdout
     assert "(16, 4)" in done.stdout  # the port example's gradient of fc1.weight
+    assert "global `beta`" in done.stdout and "changed from 0.5 to 2.0" in done.stdout  # explain_cache
 
 
 @pytest.mark.parametrize("command", ["bash scripts/test.sh", "bash scripts/workbench.sh"])

@@ -70,18 +70,17 @@ class _Seen:
 
     def __init__(self):
         self.globals_of = {}
-        self._kinds = {}
 
     def chained(self, previous):
-        globals_of, kinds = self.globals_of, self._kinds
+        """The trace function: called at every Python call while tracing, so it does one set lookup
+        for code it has seen (most of it Avalon's own)."""
+        globals_of, seen = self.globals_of, set()
 
         def on_call(frame, event, arg):
             code = frame.f_code
-            if code not in globals_of:
-                kind = kinds.get(code.co_filename)
-                if kind is None:
-                    kind = kinds[code.co_filename] = code_kind(code.co_filename)
-                if kind == "user":
+            if code not in seen:
+                seen.add(code)
+                if _kind_of(code.co_filename) == "user":
                     globals_of[code] = frame.f_globals
             return previous(frame, event, arg) if previous is not None else None
 
@@ -134,6 +133,16 @@ def _closures(functions, ran):
         for cell in fn.__closure__:
             queue.extend(_functions_of(_cell_value(cell)))
     return [fn for fn in found.values() if fn.__code__ in ran]
+
+
+_kinds = {}  # filename -> code_kind(filename)
+
+
+def _kind_of(filename):
+    kind = _kinds.get(filename)
+    if kind is None:
+        kind = _kinds[filename] = code_kind(filename)
+    return kind
 
 
 _names = {}  # code -> (global names it loads, names it assigns or mutates)
