@@ -6,6 +6,7 @@ shape at the end of an epoch), a silent slowdown when it happens at every call (
 step, a global that changes every step).
 """
 import collections
+import inspect
 import threading
 import types
 import warnings
@@ -71,6 +72,7 @@ def explain_cache(subject=None):
       1. loss_fn: first call
       2. loss_fn: global `beta` (read by loss_fn in train.py) changed from 0.5 to 0.7
     """
+    subject = inspect.unwrap(subject) if subject is not None else None  # an avalon.jit function: its own
     with _lock:
         events = [e for e in _events if subject is None or e.about(subject)]
     return CacheReport(events, subject)

@@ -115,6 +115,7 @@ def test_globals_of_called_functions_are_guarded_too(data):
         np.testing.assert_allclose(f(W, x), np.tanh(x @ W), rtol=1e-5)
         activation = np.sin  # a function swapped: another object, so it retraces
         np.testing.assert_allclose(f(W, x), np.sin(x @ W), rtol=1e-5)
+        assert "global `activation`" in avalon.explain_cache(f).events[-1].reason  # f is a jit wrapper
     finally:
         activation = np.tanh
 
