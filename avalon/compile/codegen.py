@@ -11,6 +11,7 @@ from ..backend import is_array, is_numpy_like, namespace
 from ..tape import Call, Const, Input, Node
 from . import passes
 from .accumulate import accumulate_slices
+from .fuse import fuse_elementwise, fused
 from .replay_lines import ReplayLines, located
 
 
@@ -49,13 +50,14 @@ class Compiled:
 _POOL_SIZE = 2  # workspaces kept per compiled tape: one per concurrent call, beyond that freed
 
 
-def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate=True, reuse=True,
+def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate=True, fuse=True, reuse=True,
                  release=True, workspace=False, xp=None):
     """Optimise `tape` with the chosen passes and generate its replay function.
 
     `dce` removes dead code, `cse` merges common subexpressions, `fold` evaluates calls on constants
     once, `layout` computes transposed matrix products row-major (`matmul_layout`), `accumulate` sums
-    the gradients of many slices of an array into one buffer (`accumulate_slices`), `reuse` writes
+    the gradients of many slices of an array into one buffer (`accumulate_slices`), `fuse` computes
+    chains of elementwise calls in one pass each (`fuse_elementwise`, numpy and cupy), `reuse` writes
     results into dead buffers of the same shape and dtype (numpy and cupy), `release` lets go of each
     value after its last use (otherwise every intermediate lives until the call returns), and
     `workspace` keeps the buffers of intermediates between calls (`passes.workspace_slots`): they are
@@ -78,6 +80,8 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
         tape = passes.dead_code(tape)
     xp = xp or _namespace_of(tape)
     numpy_like = is_numpy_like(xp)
+    if fuse and (numpy_like or _is_cupy(xp)):
+        tape = fuse_elementwise(tape)
     plan = passes.buffer_plan(tape) if reuse and numpy_like else {}
     slots = passes.workspace_slots(tape, plan) if workspace and numpy_like else {}
     copied = _shared_outputs(tape)
@@ -110,6 +114,10 @@ def _pooled(body, xp, buffers):
 
     replay.workspaces = pool  # what the pool holds between calls, for tests and memory accounting
     return replay
+
+
+def _is_cupy(xp):
+    return getattr(xp, "__name__", "").startswith("cupy")
 
 
 def _namespace_of(tape):
@@ -210,15 +218,20 @@ def _generate(tape, xp, plan, slots, copied, release):
     for n in tape.nodes:
         if not isinstance(n, Call):
             continue
-        fn = names.function(n.prim, xp)
         args = [names.var(a) if isinstance(a, Node) else (_literal(a) or names.constant(a, "k"))
                 for a in n.args]
-        args += [f"{k}={_literal(v) or names.constant(v, 'k')}" for k, v in n.params.items()]
+        if n.prim is fused:  # the kernel itself is called, and the comment shows what it computes
+            kernel = n.params["kernel"]
+            fn = names.constant(kernel, "fused_" + "_".join(dict.fromkeys(n.params["parts"])))
+        else:
+            fn = names.function(n.prim, xp)
+            args += [f"{k}={_literal(v) or names.constant(v, 'k')}" for k, v in n.params.items()]
         if n in plan:
             args.append(f"out={names.var(plan[n])}")
         elif n in slots:
             args.append(f"out=w{slots[n]}")
-        note = "  ".join(x for x in (n.location.short if n.location else "", n.scope) if x)
+        what = n.params["kernel"].text if n.prim is fused else ""
+        note = "  ".join(x for x in (what, n.location.short if n.location else "", n.scope) if x)
         comment = f"  # {note}" if note else ""
         lines.append(f"    {names.var(n)} = {fn}({', '.join(args)}){comment}")
         reads.append((n, [a for a in n.inputs if isinstance(a, Call)] + ([plan[n]] if n in plan else [])))

@@ -19,6 +19,7 @@ import statistics
 import time
 
 from ..backend import namespace
+from ..compile.fuse import describe
 from ..tape import Call, Const, Node
 from .flops import flops as count_flops
 
@@ -71,7 +72,7 @@ class Profile:
             median = medians[n.id]
             work = count_flops(n)
             self.rows.append({
-                "id": n.id, "label": n.label, "op": n.prim.name, "module": n.scope, "phase": n.phase,
+                "id": n.id, "label": n.label, "op": describe(n), "module": n.scope, "phase": n.phase,
                 "shapes": shapes_text(n), "dtype": str(n.dtype), "median_s": median,
                 "share": median / self.total_s if self.total_s else 0.0, "flops": work,
                 "gflops": work / median / 1e9 if work and median > 0 else None,
@@ -209,7 +210,7 @@ def profile_tape(tape, inputs=None, repeat=5, warmup=1, optimize=True):
         inputs = [n.value for n in tape.inputs]
     xp = namespace(*inputs) if inputs else namespace(*(n.value for n in tape.nodes if isinstance(n, Const)))
     options = {} if optimize else {"dce": False, "cse": False, "fold": False, "layout": False, "accumulate": False,
-                                   "reuse": False}
+                                   "fuse": False, "reuse": False}
     compiled = tape.compile(xp=xp, **options)
     clocked, marks, order = _clocked(compiled, xp)
     times = {n: [] for n in order}

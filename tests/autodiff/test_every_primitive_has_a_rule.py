@@ -38,6 +38,8 @@ NOT_DIFFERENTIABLE = {
     "host_callback": "an effect: calls back into Python at every replay, its result is not a function of "
                      "its operands the tape can see",
     "multinomial": "a random draw of integer positions",
+    "fused": "made by the compiler's fusion pass in compiled replays only: tapes that are differentiated "
+             "never hold one",
     **dict.fromkeys(["normal", "uniform", "randint", "randperm"],
                     "a random draw from a shape and a dtype: no array operand for a gradient to reach"),
 }
