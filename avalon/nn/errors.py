@@ -27,16 +27,16 @@ def input_error(who, expected, actual, why=""):
                           f"or the tape, to see where it came from)")
 
 
-def fail(who, message, kind=ShapeError):
+def fail(who, message, kind=ShapeError, fix=""):
     """A `kind` error reading "who: message", with the user's line (a `ShapeError` carries it as its
-    `location`, with `primitive` set to `who`)."""
+    `location`, with `primitive` set to `who`) and the `fix`, when given."""
     where = user_location()
     if kind is ShapeError:
-        return ShapeError(f"{who}: {message}", who, location=where, node=_last_node())
+        return ShapeError(f"{who}: {message}", who, location=where, node=_last_node(), fix=fix)
     text = f"{who}: {message}"
     if where is not None:
         text += f"\n  at {where}\n      {where.code}"
-    return kind(text)
+    return kind(text + (f"\n  fix: {fix}" if fix else ""))
 
 
 def array_input(who, input, floating=True):

@@ -28,7 +28,7 @@ from ..errors import AvalonError
 from ..tracing import current, scope
 from ..tensor import Tensor, is_torch_tensor, plain, wrap
 from ..tracing.tracer import Tracer
-from .errors import input_error
+from .errors import input_error, user_location
 from .hooks import ModuleHooks, call_with_hooks
 from .loading import copy_into, prepared, root
 
@@ -425,7 +425,7 @@ class Module:
                     "pass other_model.state_dict()" if isinstance(state_dict, Module) else
                     "pass a dict of dotted names to arrays, as model.state_dict() returns")
             raise AvalonError(f"{type(self).__name__}.load_state_dict got a {type(state_dict).__name__} "
-                              f"({state_dict!r:.60}), not a state dict\n  fix: {hint}")
+                              f"({state_dict!r:.60}), not a state dict\n  at {user_location()}\n  fix: {hint}")
         entries = {key: (table, name) for key, table, name in self._state_entries()}
         missing = [k for k in entries if k not in state_dict]
         unexpected = [k for k in state_dict if k not in entries]
@@ -442,6 +442,7 @@ class Module:
         if strict and unexpected:
             problems.append(f"unexpected keys: {', '.join(unexpected)}")
         if problems:
+            where = user_location()  # the user's load_state_dict line
             raise AvalonError(f"cannot load the state_dict into {type(self).__name__} (nothing was "
                               "changed):\n  " + "\n  ".join(problems) +
                               "\n  fix: load a checkpoint of the same architecture, or pass strict=False "

@@ -16,8 +16,8 @@ __all__ = ["embedding", "one_hot"]
 def _check_indices(input, what):
     array_input(what, input, floating=False)
     if not np.issubdtype(input.dtype, np.integer):
-        raise fail(what, f"expects integer indices, got dtype {input.dtype}: convert them with "
-                         ".long() or .astype(np.int64)", DtypeError)
+        raise fail(what, f"expects integer indices, got dtype {input.dtype}", DtypeError,
+                   fix="convert them with .long() or .astype(np.int64)")
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,

@@ -5,6 +5,7 @@ Pooling acts on the trailing spatial axes, so (N, C, *spatial) and unbatched (C,
 both work. Gradients of max pooling go to each window's maximum (the first one, in row-major order,
 as torch); `return_indices` is not supported.
 """
+from ...arguments import ArgumentError
 from ...errors import AvalonError
 from ...ops import index as ix
 from ...ops import pool as pl
@@ -40,8 +41,9 @@ def _geometry(who, input, d, kernel_size, stride, padding, dilation, ceil_mode):
     dilation = ntuple(dilation, d, "dilation", who)
     for p, k, dl in zip(padding, kernel, dilation):
         if p > (dl * (k - 1) + 1) // 2:
-            raise AvalonError(f"{who}: padding should be at most half of the effective kernel size, but got "
-                              f"padding={padding}, kernel_size={kernel} and dilation={dilation}")
+            raise ArgumentError(f"{who}: padding should be at most half of the effective kernel size, but got "
+                                f"padding={padding}, kernel_size={kernel} and dilation={dilation}",
+                                fix="use padding <= kernel_size // 2 (or a larger kernel)")
     outs, pads = zip(*(pl.pool_geometry(n, k, s, p, dl, ceil_mode)
                        for n, k, s, p, dl in zip(input.shape[-d:], kernel, stride, padding, dilation)))
     if any(o <= 0 for o in outs):

@@ -28,19 +28,21 @@ class _ConvNd(Module):
         whole(name, "groups", groups, 1)
         if groups <= 0 or in_channels % groups or out_channels % groups:
             raise ArgumentError(f"{name}: groups={groups} must be a positive divisor of in_channels={in_channels} "
-                              f"and out_channels={out_channels}")
+                                f"and out_channels={out_channels}", fix="pick groups dividing both channel counts")
         if padding_mode not in _PADDING_MODES:
-            raise ArgumentError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+            raise ArgumentError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}",
+                                fix=f"pass one of {_PADDING_MODES}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = Fc.ntuple(kernel_size, d, "kernel_size", name)
         self.stride = Fc.ntuple(stride, d, "stride", name)
         self.dilation = Fc.ntuple(dilation, d, "dilation", name)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ArgumentError(f"{name}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+                raise ArgumentError(f"{name}: padding must be an int, a tuple, 'valid' or 'same', got {padding!r}",
+                                    fix="pass padding=1 (an int), a tuple of ints, 'valid' or 'same'")
             if padding == "same" and any(s != 1 for s in self.stride):
                 raise ArgumentError(f"{name}: padding='same' is not supported for strided convolutions "
-                                  f"(stride={self.stride})")
+                                    f"(stride={self.stride})", fix="give the padding as numbers, or use stride=1")
             self.padding = padding
         else:
             self.padding = Fc.ntuple(padding, d, "padding", name)
