@@ -440,11 +440,11 @@ class Module:
         if strict and missing:
             problems.append(f"missing keys: {', '.join(missing)}")
         if strict and unexpected:
-            problems.append(f"unexpected keys: {', '.join(unexpected)}")
+            problems.append(f"unexpected keys: {', '.join(map(str, unexpected))}")  # an int key too
         if problems:
             where = user_location()  # the user's load_state_dict line
             raise AvalonError(f"cannot load the state_dict into {type(self).__name__} (nothing was "
-                              "changed):\n  " + "\n  ".join(problems) +
+                              "changed):\n  " + "\n  ".join(problems) + (f"\n  at {where}" if where else "") +
                               "\n  fix: load a checkpoint of the same architecture, or pass strict=False "
                               "to skip missing and unexpected keys")
         # a value sharing memory with another of the module's arrays (entries swapped, tied weights) is
