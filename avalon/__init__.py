@@ -48,5 +48,8 @@ from . import backends, cuda, jit  # noqa: E402 - torch.backends, torch.cuda, to
 from .io import load, save  # noqa: E402 - checkpoints: avalon.save(model, path), avalon.load(path)
 from .ops.special import erf  # noqa: E402 - torch.erf (exact GELU in ported code)
 from .train import History, fit  # noqa: E402 - the training loop: avalon.fit(...) -> History
+from . import autograd  # noqa: E402 - torch.autograd's detect_anomaly, set_detect_anomaly
+from .anomaly import detect_anomaly, enabled as is_anomaly_enabled  # noqa: E402 - as torch's
+from .errors import AnomalyError, IndexRangeError, InternalError  # noqa: E402 - checks at every call
 
 __version__ = "0.1.0"

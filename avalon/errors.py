@@ -88,3 +88,55 @@ class DtypeError(AvalonError, TypeError):
 class ReplayError(AvalonError, RuntimeError):
     """A compiled replay failed on this call's values (they passed while tracing): names the node, its
     primitive and the user's line that recorded it; the original error is its `__cause__`."""
+
+
+class IndexRangeError(_Located, AvalonError, IndexError):
+    """An index array holds a value outside the range an operation accepts (checked at every call,
+    cached replays included): names the operation, the first bad value and its position, the valid
+    range and the user's line. An `IndexError`, as torch's and numpy's."""
+
+    def __init__(self, op, value, position, low, high, ignore=None, location=None, replayed=""):
+        self.op, self.value, self.position = op, value, position
+        self.low, self.high, self.ignore = low, high, ignore
+        self.location = location
+        self.replayed = replayed
+        allowed = f"[{low}, {high})" + (f" or {ignore} (ignore_index)" if ignore is not None else "")
+        lines = [f"{op}: index {value} at position {list(position)} is out of range: valid indices are {allowed}",
+                 *_where(location)]
+        lines += [f"  on a cached replay (its node {replayed}): checked at every call"] if replayed else []
+        lines += [f"  fix: keep the indices in {allowed} at this line"
+                  + (" (torch refuses negative indices here; numpy would read them from the end)" if low == 0 else "")]
+        super().__init__("\n".join(lines))
+
+    def at(self, location, replayed=""):
+        """The same error, located at the user's line (and the replayed node that raised it)."""
+        return IndexRangeError(self.op, self.value, self.position, self.low, self.high, self.ignore,
+                               location, replayed)
+
+
+class InternalError(_Located, AvalonError, RuntimeError):
+    """A primitive's own implementation failed on operands that passed its checks: a bug in Avalon,
+    not in the user's code. Names the primitive, its node, the operands' shapes and dtypes and the
+    user's line; the original exception is its `__cause__`."""
+
+    def __init__(self, primitive, operands, error, location=None, node=None):
+        self.primitive = primitive
+        self.location = location
+        self.node = node
+        lines = [f"internal error in Avalon's {primitive} (operands {operands}): "
+                 f"{type(error).__name__}: {error}", *_where(location)]
+        lines += [f"  node: {node}"] if node else []
+        lines += [f"  this is a bug in Avalon's {primitive}, not in your code: please report it with this "
+                  "message (the operands passed the primitive's checks)"]
+        super().__init__("\n".join(lines))
+
+
+class AnomalyError(_Located, AvalonError, RuntimeError):
+    """Under `avalon.detect_anomaly()`, a call produced a non-finite value (NaN or infinity): names the
+    node, its primitive, module scope, whether it is a forward or a backward call (for a backward
+    call, the forward call it differentiates) and the user's line."""
+
+    def __init__(self, message, location=None):
+        self.location = location
+        super().__init__(message)
+

@@ -61,7 +61,27 @@ def index_key(a, key):
 def getitem(a, key):
     """a[key] with numpy's basic and advanced indexing (index arrays become operands of the call)."""
     static, arrays = index_key(a, key)
-    return ix.getitem(a, *arrays, key=static)
+    return ix.getitem(a, *_in_range(a, static, arrays), key=static)
+
+
+def _in_range(a, static, arrays):
+    """The index arrays of a key, each checked at every call against the axis of `a` it indexes
+    (negative ones count from the end, as in numpy and torch)."""
+    def width(k):  # how many axes of `a` an entry of the key consumes
+        if isinstance(k, ix.Slot):
+            index = arrays[k.i]
+            return index.ndim if getattr(index, "dtype", None) == bool else 1
+        return 0 if k is None or k is Ellipsis else 1
+
+    widths = [width(k) for k in static]
+    checked, axis = list(arrays), 0
+    for k, w in zip(static, widths):
+        if k is Ellipsis:
+            axis += a.ndim - sum(widths)
+        elif isinstance(k, ix.Slot) and w == 1 and axis < a.ndim:
+            checked[k.i] = ix.in_range(arrays[k.i], a.shape[axis], "indexing", negative=True)
+        axis += w
+    return checked
 
 
 def _in_bounds(indices, n, mode):
@@ -83,6 +103,8 @@ def take(a, indices, axis=None, out=None, mode="raise"):
         a, axis = npa.ravel(a), 0
     axis = dimcheck.axis(axis, a.ndim, "take", a.shape)
     indices = _in_bounds(index_array(indices), a.shape[axis], mode)
+    if mode in (None, "raise"):  # 'wrap' and 'clip' made them fit
+        indices = ix.in_range(indices, a.shape[axis], "take", negative=True)
     return ix.getitem(a, indices, key=(slice(None),) * axis + (ix.Slot(0),))
 
 
@@ -94,6 +116,7 @@ def take_along_axis(arr, indices, axis=-1):
     if indices.ndim != arr.ndim:
         raise ShapeError(f"take_along_axis: indices have {indices.ndim} dimensions, the array {arr.ndim}",
                          fix="give the indices as many dimensions as the array (length 1 where they broadcast)")
+    indices = ix.in_range(indices, arr.shape[axis], "take_along_axis", negative=True)
     return gather_along(arr, indices, axis, arr.shape)
 
 

@@ -288,8 +288,10 @@ def _fill_diagonal(t, fill_value, wrap=False):
     return t
 
 
-def _write_along(t, dim, index, values):
-    """index_fill_ (a value) and index_copy_ (a source): `values` written at `index` along `dim`."""
+def _write_along(t, dim, index, values, negative=False):
+    """index_fill_ (a value) and index_copy_ (a source): `values` written at `index` along `dim`
+    (index_fill_ reads negative indices from the end, index_copy_ refuses them: torch's)."""
+    _in_range(index, t.shape[dim], "index_fill_" if negative else "index_copy_", negative)
     key = (slice(None),) * (dim % t.ndim) + (plain(index),)
     plain(t)[key] = plain(values)
     return t
@@ -298,6 +300,7 @@ def _write_along(t, dim, index, values):
 def _scatter(t, dim, index, src=None, value=None, reduce=None):
     source = plain(src if src is not None else value)
     index = plain(index)
+    _in_range(index, t.shape[dim], "scatter_" if reduce is None else "scatter_reduce_")
     grid = list(np.indices(index.shape, sparse=True))
     grid[dim % t.ndim] = index
     if np.ndim(source) > 0:
@@ -309,6 +312,18 @@ def _scatter(t, dim, index, src=None, value=None, reduce=None):
     else:
         plain(t)[tuple(grid)] = source
     return t
+
+
+def _in_range(index, size, what, negative=False):
+    """Refuse, before anything is written, an index outside [0, size) ([-size, size) with `negative`)."""
+    from .errors import IndexRangeError
+    from .ops.index import check_range
+    from .tracing.source import user_location
+
+    try:
+        check_range(np.asarray(plain(index)), size, what, -size if negative else 0)
+    except IndexRangeError as exc:
+        raise exc.at(user_location()) from None
 
 
 def _masked_scatter(t, mask, source):
@@ -352,7 +367,7 @@ _INPLACE = {
     "random_": _random(lambda rng, shape, low=0, high=None: rng.integers(low, high, shape) if high is not None
                        else rng.integers(0, low, shape) if low else rng.integers(0, 2 ** 24, shape)),
     "fill_diagonal_": _fill_diagonal,
-    "index_fill_": _write_along,
+    "index_fill_": lambda t, dim, index, value: _write_along(t, dim, index, value, negative=True),
     "index_copy_": _write_along,
     "scatter_": _scatter,
     "scatter_reduce_": lambda t, dim, index, src, reduce, include_self=True: _scatter(t, dim, index, src,

@@ -11,6 +11,7 @@ from ..backend import is_array, is_numpy_like, namespace
 from ..tape import Call, Const, Input, Node
 from . import passes
 from .accumulate import accumulate_slices
+from .anomaly_checks import CheckedReplay
 from .fuse import fuse_elementwise, fused
 from .replay_lines import ReplayLines, located
 
@@ -24,14 +25,15 @@ class Compiled:
     arguments or the next call's results.
     """
 
-    def __init__(self, tape, fn, source, copied, copy, lines):
+    def __init__(self, tape, fn, source, copied, copy, lines, checked=None):
         self.tape = tape
         self.fn = fn  # the generated function itself
         self.source = source
         self.copied = copied
         self._copy = copy
         self.lines = lines  # ReplayLines: the generated file's name and what each line computes
-        self.replay = located(fn, lines)  # fn, its failures told as the user's (ReplayError)
+        # fn, its failures told as the user's (ReplayError); under detect_anomaly, checked()'s replay
+        self.replay = located(fn, lines, checked)
 
     def __call__(self, *inputs):
         return self.replay(*inputs)
@@ -90,10 +92,11 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
     env["copy"] = copy
     filename = f"<avalon replay {id(tape):x}>"
     exec(compile(source, filename, "exec"), env)
-    fn = env["replay"]
-    if slots:
-        fn = _pooled(fn, xp, [(n.shape, n.dtype) for n in slots])
-    return Compiled(tape, fn, source, copied, copy, ReplayLines(filename, source, tape))
+    buffers = [(n.shape, n.dtype) for n in slots]
+    wrap = (lambda body: _pooled(body, xp, buffers)) if slots else (lambda body: body)
+    lines = ReplayLines(filename, source, tape)
+    return Compiled(tape, wrap(env["replay"]), source, copied, copy, lines,
+                    CheckedReplay(source, env, lines, wrap))
 
 
 def _pooled(body, xp, buffers):

@@ -8,28 +8,53 @@ Only text is kept per line (not the nodes): a cached entry must not keep its tap
 import linecache
 import re
 
-from ..errors import AvalonError, ReplayError
+from .. import anomaly
+
+from ..errors import AvalonError, IndexRangeError, ReplayError
+from ..tape import Call
 
 _ASSIGNMENT = re.compile(r"^    v(\d+) = ")
 
 
 class ReplayLines:
-    """The generated file's name and, per line number, a description of the node computed there."""
+    """The generated file's name and, per line number, a description of the node computed there, its
+    user line, and (for a floating result) what an anomaly check of it reports."""
 
     def __init__(self, filename, source, tape):
         by_id = {n.id: n for n in tape.nodes}
+        rule_of = tape.meta.get("rule_of", {})  # backward node id -> the forward node id it differentiates
         self.filename = filename
         self.nodes = {}
+        self.locations = {}
+        self.floating = {}  # line -> (what the anomaly check reports, user line), for floating results
         for lineno, line in enumerate(source.splitlines(), start=1):
             node = by_id.get(int(match.group(1))) if (match := _ASSIGNMENT.match(line)) else None
-            if node is not None and not node.prim.effect:  # a hook's own exceptions are the user's: unchanged
-                self.nodes[lineno] = _describe(node)
+            if node is None or node.prim.effect:  # a hook's own exceptions are the user's: unchanged
+                continue
+            what = anomaly.node_text(node)
+            self.nodes[lineno] = what + _where(node)
+            self.locations[lineno] = node.location
+            if getattr(node.dtype, "kind", "") in ("f", "c"):
+                origin = _short(by_id.get(rule_of.get(node.id)))
+                self.floating[lineno] = (anomaly.head(what, node.phase, origin), node.location)
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
+    def renumbered(self, filename, source, old_line):
+        """These lines for `source`, a copy of the generated code with lines inserted: `old_line` maps
+        each of its line numbers to the original's."""
+        lines = object.__new__(ReplayLines)
+        lines.filename = filename
+        lines.nodes = {k: self.nodes[o] for k, o in old_line.items() if o in self.nodes}
+        lines.locations = {k: self.locations[o] for k, o in old_line.items() if o in self.locations}
+        lines.floating = {}
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        return lines
+
     def error(self, exc):
-        """A `ReplayError` telling where `exc` was raised in this replay; None when it was not raised by
-        a line of it (or is an AvalonError already, which says what it is)."""
-        if isinstance(exc, (AvalonError, MemoryError)):
+        """A `ReplayError` telling where `exc` was raised in this replay (an index out of range: the
+        `IndexRangeError` placed at the user's line); None when it was not raised by a line of it (or
+        is an AvalonError already, which says what it is)."""
+        if isinstance(exc, MemoryError):
             return None
         tb, lineno = exc.__traceback__, None
         while tb is not None:
@@ -37,6 +62,10 @@ class ReplayLines:
                 lineno = tb.tb_lineno
             tb = tb.tb_next
         if lineno not in self.nodes:
+            return None
+        if isinstance(exc, IndexRangeError) and exc.location is None:
+            return exc.at(self.locations[lineno], self.nodes[lineno].split(" = ", 1)[0])
+        if isinstance(exc, AvalonError):
             return None
         return ReplayError(
             f"{type(exc).__name__} while replaying the compiled code of {self.nodes[lineno]}: {exc}\n"
@@ -46,22 +75,28 @@ class ReplayLines:
             "values and stops at the same line")
 
 
-def _describe(node):
+def _short(node):
+    return f"{node.prim.name} {node.label}" if isinstance(node, Call) else None
+
+
+def _where(node):
     where = f", recorded at {node.location}" if node.location else ""
     code = f"\n      {node.location.code}" if node.location and node.location.code else ""
-    scope = f" in {node.scope}" if node.scope else ""
-    return f"{node.label} = {node.describe()} (primitive {node.prim.name}{scope}){where}{code}"
+    return where + code
 
 
-def located(fn, lines):
-    """`fn` (a replay), raising its failures as `ReplayError`s that name the node and the user's line."""
+def located(fn, lines, checked=None):
+    """`fn` (a replay), raising its failures as `ReplayError`s that name the node and the user's line.
+    Under `avalon.detect_anomaly()` it runs `checked()` instead: (the replay with a finiteness check
+    after each floating result, its lines), made at its first use."""
     def replay(*inputs):
+        run, where = (fn, lines) if checked is None or not anomaly.enabled() else checked()
         try:
-            return fn(*inputs)
+            return run(*inputs)
         except Exception as exc:
-            error = lines.error(exc)
+            error = where.error(exc)
             if error is None:
                 raise
-            raise error from exc
+            raise error from (None if isinstance(exc, IndexRangeError) else exc)
 
     return replay

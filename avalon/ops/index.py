@@ -5,6 +5,7 @@ where the i-th index array goes. So `x[idx, 1:]` is `getitem(x, idx, key=(Slot(0
 take, take_along_axis and torch's gather are written with getitem.
 """
 from ..backend import is_numpy_like, namespace
+from ..errors import IndexRangeError
 from .primitive import primitive
 
 
@@ -102,16 +103,55 @@ def _add_at(out, key, values, xp):
 
 
 @primitive("checked_index", differentiable=False)
-def checked_index(index, *, size, what, ignore=None):
-    """`index` itself, once every entry (but those equal to `ignore`) lies in [0, size): an embedding
-    row or a class index. Recorded, so the check runs at every replay, not only while tracing (numpy
-    would read index -1 as the last row, where torch refuses it)."""
+def checked_index(index, *, size, what, ignore=None, low=0):
+    """`index` itself, once every entry (but those equal to `ignore`) lies in [low, size): `low` is 0
+    where torch refuses negative indices (gather, scatter, an embedding row, a class) and -size where
+    they count from the end (`x[idx]`, take). Recorded, so the check runs at every replay, not only
+    while tracing: numpy would read -1 as the last row where torch refuses it, and a replay on other
+    data must refuse what tracing would have."""
+    check_range(index, size, what, low, ignore)
+    return index
+
+
+def check_range(index, size, what, low=0, ignore=None):
+    """Raise `IndexRangeError` (the first bad entry, its position) unless every entry of `index` but
+    those equal to `ignore` lies in [low, size). The common case costs one min and one max."""
+    if not index.size:
+        return
     xp = namespace(index)
-    bad = (index < 0) | (index >= size)
+    if low <= int(xp.min(index)) and int(xp.max(index)) < size:
+        return
+    bad = (index < low) | (index >= size)
     if ignore is not None:
         bad = bad & (index != ignore)
-    if index.size and bool(xp.any(bad)):
-        first = int(index[bad].reshape(-1)[0])
-        raise IndexError(f"{what}: index {first} is out of range: indices must lie in [0, {size})"
-                         + (f" or equal {ignore}" if ignore is not None else "") + " (torch refuses it too)")
-    return index
+    if not bool(xp.any(bad)):
+        return
+    flat = int(xp.argmax(xp.reshape(bad, (-1,))))
+    position = tuple(int(p) for p in _unravel(flat, tuple(index.shape)))
+    raise IndexRangeError(what, int(xp.reshape(index, (-1,))[flat]), position, low, size, ignore)
+
+
+def _unravel(flat, shape):
+    position = []
+    for n in reversed(shape):
+        position.append(flat % n)
+        flat //= n
+    return reversed(position)
+
+
+_NEVER_NEGATIVE = {"argsort", "argpartition", "argmax", "argmin"}
+
+
+def in_range(index, size, what, *, negative=False, ignore=None):
+    """`index` (an integer array or tracer) checked against an axis of length `size` at every call:
+    entries in [0, size), or [-size, size) with `negative` (torch's `x[idx]`, take). Other indices
+    (boolean masks, Python numbers, which numpy checks itself) pass as they are."""
+    if getattr(getattr(index, "dtype", None), "kind", "") not in ("i", "u"):
+        return index
+    made = getattr(getattr(index, "_node", None), "prim", None)  # a tracer's producer
+    if made is not None and made.name in _NEVER_NEGATIVE:
+        return index  # from argsort or argmax: never negative, and numpy refuses any past the end itself
+    if made is checked_index and index._node.params["size"] == size and index._node.params.get("ignore") is None \
+            and index._node.params.get("low", 0) >= (-size if negative else 0):
+        return index  # checked already (an embedding's rows, then taken)
+    return checked_index(index, size=size, what=what, ignore=ignore, low=-size if negative else 0)

@@ -3,7 +3,23 @@ from ..backend import namespace
 from .primitive import primitive
 
 
-@primitive("matmul", xp_name=("matmul",), out=True)
+def _matmul_operands(a, b, out=None):
+    """Refuse operands matmul cannot combine (before it runs: what fails after is Avalon's bug)."""
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(f"the primitive takes matrices (2-D or more), got {a.ndim}-D and {b.ndim}-D")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"the inner dimensions differ: {a.shape[-1]} (the first's columns) and "
+                         f"{b.shape[-2]} (the second's rows)")
+    _broadcast(a.shape[:-2], b.shape[:-2], "the batch dimensions")
+
+
+def _broadcast(s, t, what):
+    for m, n in zip(reversed(s), reversed(t)):
+        if m != n and 1 not in (m, n):
+            raise ValueError(f"{what} {tuple(s)} and {tuple(t)} do not broadcast")
+
+
+@primitive("matmul", xp_name=("matmul",), out=True, check=_matmul_operands)
 def matmul(a, b):
     """Matrix product of the last two axes, broadcast over the leading ones (both operands ≥ 2-D)."""
     return namespace(a, b).matmul(a, b)

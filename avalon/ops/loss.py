@@ -6,8 +6,8 @@ gradient; an optional class `weight` is a trailing operand (`*weight`: given or 
 gradient (as in PyTorch).
 """
 from ..backend import namespace
-from ..errors import AvalonError
 from . import nn
+from .index import check_range
 from .primitive import primitive
 
 
@@ -24,14 +24,9 @@ def _along(shape_ndim, axis, n):
 
 def _checked_targets(xp, target, num_classes, ignore_index):
     """(mask of counted targets, targets with ignored ones replaced by class 0)."""
+    check_range(target, num_classes, "cross_entropy", ignore=ignore_index)  # at every call, replays too
     mask = target != ignore_index
-    safe = xp.where(mask, target, xp.zeros((), dtype=target.dtype))
-    if safe.size and bool(xp.any((safe < 0) | (safe >= num_classes))):
-        bad = safe[(safe < 0) | (safe >= num_classes)]
-        raise AvalonError(f"cross_entropy: target {int(bad.reshape(-1)[0])} is out of bounds for "
-                          f"{num_classes} classes (targets must lie in [0, {num_classes}) or equal "
-                          f"ignore_index={ignore_index})")
-    return mask, safe
+    return mask, xp.where(mask, target, xp.zeros((), dtype=target.dtype))
 
 
 @primitive("cross_entropy")

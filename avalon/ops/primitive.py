@@ -18,10 +18,15 @@ class Primitive:
     (may return a view of an argument: its buffer is never recycled), `out` (accepts `out=`: buffer
     reuse may write into a dead buffer). `linear_in` lists operand positions that carry no gradient
     (integer indices), so differentiation skips them.
+
+    `check(*operands, **params)`, when given, validates the operands before `impl` runs (raising
+    TypeError, ValueError or IndexError for operands that do not agree: the user's `ShapeError`); an
+    exception from `impl` after it passed is then Avalon's own bug (`InternalError`). A primitive
+    that is one namespace function lets that function validate (its refusals are the user's).
     """
 
     def __init__(self, name, impl, *, xp_name=None, random=False, effect=False, view=False, out=False,
-                 differentiable=True, doc=None):
+                 differentiable=True, doc=None, check=None):
         self.name = name
         self.impl = impl
         self.xp_name = xp_name
@@ -30,6 +35,8 @@ class Primitive:
         self.view = view
         self.out = out
         self.differentiable = differentiable
+        self.check = check
+        self.builtin = getattr(impl, "__module__", "").startswith("avalon.")  # not a user's primitive
         self.vjp = None
         self.__doc__ = doc or impl.__doc__
         PRIMITIVES[name] = self

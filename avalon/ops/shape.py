@@ -26,7 +26,21 @@ def broadcast_to(x, shape):
     return namespace(x).broadcast_to(x, tuple(shape))
 
 
-@primitive("concatenate")
+def _concatenate_operands(*xs, axis=0):
+    """Refuse arrays that cannot be joined along `axis` (before it runs: what fails after is Avalon's bug)."""
+    first = xs[0]
+    if not -first.ndim <= axis < first.ndim:
+        raise ValueError(f"axis {axis} is out of range for {first.ndim}-D arrays")
+    for k, x in enumerate(xs[1:], start=1):
+        if x.ndim != first.ndim:
+            raise ValueError(f"array {k} has {x.ndim} dimensions, array 0 has {first.ndim}")
+        for d, (m, n) in enumerate(zip(first.shape, x.shape)):
+            if m != n and d != axis % first.ndim:
+                raise ValueError(f"array {k} has length {n} along dimension {d}, array 0 has {m}: only "
+                                 f"dimension {axis % first.ndim} (the joined one) may differ")
+
+
+@primitive("concatenate", check=_concatenate_operands)
 def concatenate(*xs, axis=0):
     """The arrays joined along an existing `axis`."""
     xp = namespace(*xs)

@@ -3,7 +3,8 @@ import contextlib
 import threading
 
 from ..backend import is_array, namespace
-from ..errors import AvalonError, ShapeError, UnsupportedConstruct
+from .. import anomaly
+from ..errors import AvalonError, InternalError, ShapeError, UnsupportedConstruct
 from ..ops.primitive import PRIMITIVES
 from ..tape import Call, Const, Input, Tape
 from ..standin import Standin, as_traced, through_standins
@@ -176,14 +177,15 @@ class Trace:
             else:
                 nodes.append(a)
                 values.append(a)
-        try:
-            out = prim.impl(*values, **params) if value is None else value
-        except _OPERAND_ERRORS as exc:
-            raise operand_error(prim, values, params, exc, self.last_node()) from None
+        location = self.location()
+        out = run(prim, values, params, location, self.last_node()) if value is None else value
         if not is_array(out):
             out = namespace(*values).asarray(out)
-        node = Call(prim, nodes, params, out.shape, out.dtype, value=out, location=self.location())
-        return Tracer(self._new(node), self)
+        node = Call(prim, nodes, params, out.shape, out.dtype, value=out, location=location)
+        traced = Tracer(self._new(node), self)
+        if anomaly.enabled():
+            anomaly.check_traced(node, self.origin)
+        return traced
 
     def refuse(self, construct, why, fix, fallback):
         """Raise `UnsupportedConstruct` at the user's line, or in collecting mode note it and go on
@@ -222,14 +224,46 @@ class Captured:
         self.static = static
 
 
-def operand_error(prim, values, params, exc, node=None):
+def run(prim, values, params, location=None, node=None):
+    """`prim`'s result on `values`, its failures told as whose they are: operands its `check` (or, for
+    a primitive without one, its implementation) refuses are the user's `ShapeError`; an AvalonError
+    the implementation raises (an index out of range) is placed at the user's line; anything else a
+    built-in implementation raises is Avalon's `InternalError`. A user's primitive's own exceptions
+    pass unchanged, as do deliberate refusals (NotImplementedError) and MemoryError. `location` is the
+    user's line (found on failure when None)."""
+    if prim.check is not None:
+        try:
+            prim.check(*values, **params)
+        except _OPERAND_ERRORS as exc:
+            raise operand_error(prim, values, params, exc, node, location) from None
+    try:
+        return prim.impl(*values, **params)
+    except AvalonError as exc:
+        if getattr(exc, "location", True) is None and hasattr(exc, "at"):
+            raise exc.at(location or user_location()) from None
+        raise
+    except (NotImplementedError, MemoryError):
+        raise
+    except Exception as exc:
+        if prim.check is None and isinstance(exc, _OPERAND_ERRORS):
+            raise operand_error(prim, values, params, exc, node, location) from None
+        if not prim.builtin:
+            raise
+        raise InternalError(prim.name, _operands(values, params), exc, location or user_location(), node) from exc
+
+
+def _operands(values, params):
+    described = ", ".join(f"{v.dtype} {tuple(v.shape)}" if is_array(v) else repr(v) for v in values)
+    detail = f" with {', '.join(f'{k}={v!r}' for k, v in params.items())}" if params else ""
+    return described + detail
+
+
+def operand_error(prim, values, params, exc, node=None, location=None):
     """The `ShapeError` of a primitive that could not combine its operands: names the primitive, the
     operands' dtypes and shapes, the static parameters and the user's line."""
     shapes = [tuple(v.shape) for v in values if is_array(v)]
-    described = ", ".join(f"{v.dtype} {tuple(v.shape)}" if is_array(v) else repr(v) for v in values)
-    detail = f" with {', '.join(f'{k}={v!r}' for k, v in params.items())}" if params else ""
-    return ShapeError(f"{prim.name} cannot combine operands {described}{detail}", prim.name, shapes,
-                      user_location(2), node, why=str(exc),
+    return ShapeError(f"{prim.name} cannot combine operands {_operands(values, params)}", prim.name, shapes,
+                      location or user_location(), node, why=str(exc),
                       fix="make the operands agree at this line (print their .shape and .dtype, or the "
                           "tape, to see where each came from)")
 
@@ -255,10 +289,10 @@ def bind(prim, args, params):
     if trace is not None:
         return trace.record(prim, args, params)
     args = [plain(a) for a in args]  # implementations see plain arrays; the user gets a Tensor back
-    try:
-        return wrap(prim.impl(*args, **params))
-    except _OPERAND_ERRORS as exc:
-        raise operand_error(prim, args, params, exc) from None
+    out = run(prim, args, params)
+    if anomaly.enabled():
+        anomaly.check_eager(out, prim)
+    return wrap(out)
 
 
 @contextlib.contextmanager

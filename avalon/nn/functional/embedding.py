@@ -50,14 +50,11 @@ def one_hot(tensor, num_classes=-1):
     """
     _check_indices(tensor, "one_hot")
     if not isinstance(tensor, Tracer):
-        values = tensor
-        if values.size and (int(values.min()) < 0 or (num_classes != -1 and int(values.max()) >= num_classes)):
-            raise AvalonError(f"one_hot: class values must be in [0, num_classes={num_classes}), got "
-                              f"{int(values.min())}..{int(values.max())}")
-        if num_classes == -1:
-            num_classes = int(values.max()) + 1 if values.size else 0
+        if num_classes == -1:  # negative values are refused below, as torch refuses them
+            num_classes = max(int(tensor.max()) + 1, 1) if tensor.size else 0
     elif num_classes == -1:
         raise AvalonError("one_hot: num_classes=-1 needs the values, which traced code cannot read; pass "
                           "num_classes explicitly")
+    tensor = ix.in_range(tensor, num_classes, "one_hot")  # at every call, replays too
     classes = ta.arange(num_classes, device=ta._device_of(tensor))
     return ew.astype(ew.equal(ta.unsqueeze(tensor, -1), classes), dtype=np.dtype(np.int64))
