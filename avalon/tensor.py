@@ -21,7 +21,7 @@ import numbers
 
 import numpy as np
 
-from .errors import AvalonError
+from .errors import AvalonError, DtypeError, ShapeError
 
 
 class device:
@@ -40,7 +40,8 @@ class device:
             type, _, number = type.partition(":")
             index = int(number)
         if type not in ("cpu", "cuda"):
-            raise AvalonError(f"unknown device type {type!r}: Avalon runs on 'cpu' (numpy) and 'cuda' (cupy)")
+            raise AvalonError(f"unknown device type {type!r}: Avalon runs on 'cpu' (numpy) and 'cuda' (cupy)"
+                              f"{_at_user_line()}\n  fix: pass 'cpu' or 'cuda' (a dtype as avalon.float32, not a string)")
         self.type, self.index = type, index
 
     def __str__(self):
@@ -194,8 +195,21 @@ class Tensor(np.ndarray, metaclass=_TensorType):
     def requires_grad_(self, requires_grad=True):
         """Mark whether gradients are wanted: `p.requires_grad_(False)` freezes a parameter, which
         `avalon.grad` then gives no gradient and optimisers leave alone."""
+        if requires_grad and np.dtype(self.dtype).kind not in "fc":
+            raise DtypeError(f"requires_grad on a tensor of dtype {self.dtype}: only floating-point (and complex) "
+                             f"tensors can require gradients{_at_user_line()}\n"
+                             f"  fix: make it floating point first, e.g. t.float().requires_grad_()")
         self.requires_grad = bool(requires_grad)
         return self
+
+    def item(self, *args):
+        """The one value of a one-element tensor, as a Python number (numpy's item(index) too)."""
+        count = int(np.prod(self.shape))  # `size` is torch's method on a Tensor
+        if not args and count != 1:
+            raise ShapeError(f"item() of a tensor with {count} elements (shape {self.shape}): only a "
+                             f"one-element tensor converts to a Python number{_at_user_line()}",
+                             fix="reduce it first (t.sum().item(), t.max().item()) or index one element (t[0].item())")
+        return np.ndarray.item(self, *args)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         raise AvalonError(
@@ -230,12 +244,20 @@ class Tensor(np.ndarray, metaclass=_TensorType):
                 setattr(cls, name, member)
 
 
+def _at_user_line():
+    """"\n  at file:line" of the user's line, for errors raised below tracing (which builds on this module)."""
+    from .tracing.source import user_location
+
+    where = user_location()
+    return f"\n  at {where}" if where is not None else ""
+
+
 def _to_cuda(x, where):
     try:
         import cupy
     except ImportError:
-        raise AvalonError(f".to({str(where)!r}) / .cuda(): the GPU backend is cupy, which is not installed\n"
-                          "  fix: pip install 'avalon[gpu]' (and run on a machine with a CUDA GPU); or stay "
+        raise AvalonError(f".to({str(where)!r}) / .cuda(): the GPU backend is cupy, which is not installed"
+                          f"{_at_user_line()}\n  fix: pip install 'avalon[gpu]' (and run on a machine with a CUDA GPU); or stay "
                           "on the CPU: arrays are numpy there") from None
     index = device(where).index or 0
     with cupy.cuda.Device(index):

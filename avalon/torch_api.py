@@ -13,6 +13,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import axes as dimcheck
+from .arguments import whole
 from . import numpy_api as npa
 from .backend import default_float
 from .errors import AvalonError, DtypeError, ShapeError
@@ -99,7 +100,7 @@ def _made(array, requires_grad=False):
         return Tracer(trace.const(array), trace)
     array = wrap(array)
     if requires_grad:
-        array.requires_grad = True
+        array.requires_grad_()  # refused for integer arrays, as torch refuses them
     return array
 
 
@@ -313,13 +314,16 @@ def split(tensor, split_size_or_sections, dim=0):
     else:
         sizes = list(split_size_or_sections)
         if builtins.sum(sizes) != n:
-            raise ShapeError(f"split: sizes {sizes} do not add up to dimension {dim}'s length {n}")
+            raise ShapeError(f"split: sizes {sizes} do not add up to dimension {dim}'s length {n} (array of shape "
+                             f"{tuple(tensor.shape)})", "split", location=_user_line(),
+                             fix=f"give sizes summing to {n}, or one int for pieces of equal size")
     bounds = np.cumsum([0] + sizes).tolist()
     return tuple(npa.slice_axis(tensor, dim, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]))
 
 
 def chunk(input, chunks, dim=0):
     """At most `chunks` pieces of equal size along `dim` (the last may be smaller), as torch."""
+    whole("chunk", "chunks", chunks, 1)
     n = _length(input, dim)
     return split(input, builtins.max(-(-n // chunks), 1), dim)
 

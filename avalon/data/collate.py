@@ -25,8 +25,9 @@ def default_collate(batch):
     if is_array(first):
         shapes = {tuple(np.shape(x)) for x in batch}
         if len(shapes) > 1:
-            raise CollateError(f"cannot stack samples of shapes {sorted(shapes)} into one batch: make the "
-                               "dataset return one shape (pad or crop), or pass a collate_fn to the DataLoader")
+            raise CollateError(f"cannot stack samples of shapes {sorted(shapes)} into one batch",
+                               fix="make the dataset return one shape (pad or crop), or pass a collate_fn to the "
+                                   "DataLoader")
         return wrap(namespace(first).stack([plain(x) for x in batch]))
     if isinstance(first, bool):
         return wrap(np.array(batch, dtype=np.bool_))
@@ -45,11 +46,12 @@ def default_collate(batch):
         return {key: default_collate([sample[key] for sample in batch]) for key in first}
     if isinstance(first, (tuple, list)):
         if len({len(sample) for sample in batch}) != 1:
-            raise CollateError("each sample of the batch should have the same number of elements; pass a "
-                               "collate_fn to the DataLoader for samples of varying length")
+            raise CollateError("each sample of the batch should have the same number of elements",
+                               fix="pass a collate_fn to the DataLoader for samples of varying length")
         columns = [default_collate(list(column)) for column in zip(*batch)]
         if isinstance(first, tuple) and hasattr(type(first), "_fields"):
             return type(first)(*columns)
         return columns
-    raise CollateError(f"default_collate cannot batch samples of type {type(first).__name__}: samples may be "
-                       "arrays, numbers, strings, dicts, tuples or lists of them; pass a collate_fn otherwise")
+    raise CollateError(f"default_collate cannot batch samples of type {type(first).__name__}",
+                       fix="return arrays, numbers, strings, dicts, tuples or lists of them from the dataset, or "
+                           "pass a collate_fn to the DataLoader")

@@ -41,7 +41,7 @@ class DataLoader:
             raise DataError(f"batch_size must be a positive integer or None, got {batch_size!r}",
                             fix="pass a whole number of samples per batch, e.g. batch_size=32")
         if batch_size is None and drop_last:
-            raise DataError("drop_last needs a batch_size")
+            raise DataError("drop_last needs a batch_size", fix="give a batch_size, or leave drop_last out")
         if not hasattr(dataset, "__getitem__") or sampler is None and batch_sampler is None \
                 and not hasattr(dataset, "__len__"):
             raise DataError(f"DataLoader needs a dataset (with __getitem__ and __len__), got "

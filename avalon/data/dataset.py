@@ -39,12 +39,13 @@ class TensorDataset(Dataset):
 
     def __init__(self, *tensors):
         if not tensors:
-            raise DataError("TensorDataset needs at least one array")
+            raise DataError("TensorDataset needs at least one array", fix="pass the arrays: TensorDataset(x, y)")
         tensors = tuple(_as_array(t) for t in tensors)
         sizes = [len(t) if np.ndim(t) else None for t in tensors]
         if None in sizes or len(set(sizes)) != 1:
             shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
-            raise DataError(f"TensorDataset arrays must share their first dimension, got shapes {shapes}")
+            raise DataError(f"TensorDataset arrays must share their first dimension, got shapes {shapes}",
+                            fix="give one row per sample in every array (x[i] and y[i] belong together)")
         self.tensors = tensors
 
     def __getitem__(self, index):
@@ -105,7 +106,8 @@ def resolve_generator(generator):
         return generator
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
         return np.random.default_rng(int(generator))
-    raise DataError(f"generator must be a numpy Generator, an int seed or None, got {type(generator).__name__}")
+    raise DataError(f"generator must be a numpy Generator, an int seed or None, got {type(generator).__name__}",
+                    fix="pass generator=0 (a seed) or np.random.default_rng(0)")
 
 
 def random_split(dataset, lengths, generator=None):
@@ -125,8 +127,8 @@ def random_split(dataset, lengths, generator=None):
             counts[i % len(counts)] += 1
         lengths = counts
     if any(not isinstance(k, (int, np.integer)) or k < 0 for k in lengths) or sum(lengths) != n:
-        raise DataError(f"random_split lengths {lengths} do not add up to the dataset's {n} samples: give whole "
-                        "counts summing to len(dataset), or fractions summing to 1")
+        raise DataError(f"random_split lengths {lengths} do not add up to the dataset's {n} samples",
+                        fix="give whole counts >= 0 summing to len(dataset), or fractions summing to 1")
     order = resolve_generator(generator).permutation(n).tolist()
     subsets, start = [], 0
     for k in lengths:
@@ -143,5 +145,6 @@ def _past_the_end(dataset, index):
 
 def _as_array(x):
     if not is_array(x) and not is_torch_tensor(x):
-        raise DataError(f"TensorDataset takes arrays, got {type(x).__name__}")
+        raise DataError(f"TensorDataset takes arrays, got {type(x).__name__}",
+                        fix="convert it first: np.asarray(x) (or avalon.tensor(x))")
     return wrap(plain(x))  # samples and batches are Tensors, as torch's
