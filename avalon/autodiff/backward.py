@@ -3,6 +3,10 @@
 Only nodes that both depend on a differentiated input and reach the output are visited; a node with
 no gradient arriving is skipped (a symbolic zero); several gradients into one node are summed with
 explicit `add` calls; a gradient of a broadcast operand is summed back to its shape.
+
+Rules compute on the values seen while tracing. With `release=True` the walk lets go of each value
+as soon as nothing after that point can read it (`_Release`), so the first call of a cached gradient
+holds what a compiled replay would, not every forward and backward value at once.
 """
 import numpy as np
 
@@ -12,7 +16,7 @@ from ..ops import elementwise as ew
 from ..ops import reduce as rd
 from ..rules import vjp_of
 from ..tape import Call, Node
-from ..tracing.tracer import Tracer
+from ..tracing.tracer import Tracer, is_held
 from .recompute import values_for_rule
 
 
@@ -36,9 +40,12 @@ def active_nodes(tape, output, wrt, no_grad=()):
     return depends & reaches
 
 
-def backward(trace, output, wrt, seed):
+def backward(trace, output, wrt, seed, release=False):
     """Append the backward pass of `output` (a node) to `trace`'s tape; return gradient tracers
     (one per node in `wrt`; None where no gradient reaches it). `seed` is the output's cotangent.
+    `release` lets the walk drop values seen while tracing once nothing can read them any more (for
+    a tape that is compiled and then forgets its values; not for one a reader shows, nor for a
+    gradient recorded inside traced code, whose nodes an enclosing gradient's rules read).
 
     Gradient hooks (`trace.grad_hooks`: a module's backward hooks, `Tensor.register_hook`) registered
     on a node run when the walk reaches it, before its rule: all of its gradient has arrived and none
@@ -51,7 +58,9 @@ def backward(trace, output, wrt, seed):
     tape = trace.tape
     active = active_nodes(tape, output, wrt, trace.no_grad)
     grads = {output: seed}
+    grad_ids = tape.meta.setdefault("grads", {})
     rule_of = tape.meta.setdefault("rule_of", {})
+    releasing = _Release(trace, wrt) if release else None
     saved = trace.phase, trace.origin
     trace.phase = "backward"
     try:
@@ -61,12 +70,53 @@ def backward(trace, output, wrt, seed):
                 trace.origin = node
                 fire(grads)
             if isinstance(node, Call) and node in active and node in grads:
+                before = [grads.get(a) for a in node.inputs]
                 _apply_rule(trace, node, grads, active)
+                replaced = [b._node for a, b in zip(node.inputs, before) if b is not None and grads[a] is not b]
+                del before
+                if releasing:
+                    releasing.after(node, grads, grad_ids, tape.nodes[start:], replaced)
+            elif releasing:
+                releasing.after(node, grads, grad_ids, (), ())
             rule_of.update((n.id, node.id) for n in tape.nodes[start:])
     finally:
         trace.phase, trace.origin = saved
-    tape.meta.setdefault("grads", {}).update((n.id, g._node.id) for n, g in grads.items())
+    grad_ids.update((n.id, g._node.id) for n, g in grads.items())
     return [grads.get(w) for w in wrt]
+
+
+class _Release:
+    """What the backward walk lets go of after visiting a forward node: the node's own value (no
+    rule still to run reads it: rules read their node and its operands, which come earlier), its
+    gradient once passed on (unless a gradient hook might still read it, or it is a result), and
+    the values of backward calls that no tracer stands for any more (a rule's intermediates, a
+    gradient that another was added to). A value a tracer still stands for (what the traced code or
+    a hook kept, a pending gradient) stays, as do inputs, constants and what checkpointed segments
+    recompute from.
+    """
+
+    def __init__(self, trace, wrt):
+        self.trace = trace
+        self.keep = set(wrt)
+        self.segments = set()
+
+    def after(self, node, grads, grad_ids, emitted, replaced):
+        trace = self.trace
+        segment = trace.checkpoints.get(node)
+        if segment is not None and id(segment) not in self.segments:
+            self.keep.update(segment.calls)  # the recomputation reads their values (draws, effects)
+            if segment.recomputed is not None:  # read through a dict, not tracers
+                self.keep.update(segment.recomputed.values())
+                self.segments.add(id(segment))
+        candidates = [node, *emitted, *replaced]
+        if not trace.grad_hooks and node in grads and isinstance(node, Call) and node not in self.keep:
+            gradient = grads.pop(node)
+            grad_ids[node.id] = gradient._node.id
+            candidates.append(gradient._node)
+            del gradient
+        for n in candidates:
+            if isinstance(n, Call) and n not in self.keep and not is_held(trace, n):
+                n.value = None
 
 
 def _apply_rule(trace, node, grads, active):
@@ -117,7 +167,7 @@ def default_seed(output, xp):
     """The cotangent 1 of a scalar output; a non-scalar output needs an explicit seed."""
     if output.shape not in ((), (1,)):
         raise GradientError(
-            f"the function returned an array of shape {tuple(output.shape)}, not a scalar: "
-            "reduce it (e.g. `.sum()` or `.mean()`) or pass `seed=` (an array of that shape) "
-            "to get the vector-Jacobian product")
+            f"the function returned an array of shape {tuple(output.shape)}, not a scalar",
+            fix="reduce it (e.g. `.sum()` or `.mean()`) or pass `seed=` (an array of that shape) "
+                "to get the vector-Jacobian product")
     return xp.ones(output.shape, dtype=output.dtype)

@@ -101,7 +101,8 @@ def grad_per_leaf(f, args, seed=None, argnums=None):
                        None if mask is None else tuple(mask))
     entry, captured, stale = cache.fetch(key)
     if entry is None:
-        (recording, slots), read = cache.traced(f, f, key, stale, lambda: _record_with_backward(f, args, seed, mask))
+        (recording, slots), read = cache.traced(
+            f, f, key, stale, lambda: _record_with_backward(f, args, seed, mask, release=True))
         compiled = recording.tape.compile()
         entry = _GradEntry(recording, compiled, slots, read)
         cache.store(key, entry)
@@ -157,9 +158,10 @@ def _check_output(node):
     return node
 
 
-def _record_with_backward(f, args, seed, mask=None):
+def _record_with_backward(f, args, seed, mask=None, release=False):
     """Trace f and append its backward pass (for the leaves `mask` picks; all when None); `slots` as
-    in `_GradEntry`."""
+    in `_GradEntry`. `release`: the backward walk drops values nothing reads any more (the tape is
+    compiled, then forgets them; see `backward`)."""
     slots = []
 
     def then(recording):
@@ -172,7 +174,7 @@ def _record_with_backward(f, args, seed, mask=None):
         inputs = recording.tape.inputs[:len(recording.leaves)]
         wanted = mask or [True] * len(inputs)
         wrt = [node for node, w in zip(inputs, wanted) if w and _differentiable(node.dtype, node.role)]
-        by_node = dict(zip(wrt, backward(trace, output, wrt, Tracer(seed_node, trace))))
+        by_node = dict(zip(wrt, backward(trace, output, wrt, Tracer(seed_node, trace), release)))
         extra = []
         for node in inputs:
             if node not in by_node:

@@ -358,6 +358,12 @@ def _holding(trace, node):
     return held
 
 
+def is_held(trace, node):
+    """Whether a tracer standing for `node` is still alive (so code can still compute with its value)."""
+    by_node = _tracers.get(trace)
+    return bool(by_node and by_node.get(node))
+
+
 def _is_fresh(tracer):
     """Whether an in-place write to `tracer` is exact as a new node it stands for: nothing else the
     user can reach shares its memory in torch's terms — it is no parameter, no argument that aliases
