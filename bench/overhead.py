@@ -2,10 +2,15 @@
 forward + backward, on a 200-op elementwise chain of tiny arrays, where the cost is all overhead.
 
 Run: `python bench/overhead.py` (one process; prints a table and the ratio; target ≤ 0.5).
+
+Then the cost of the checks of issue #10 on cached replays: the same chain's replay with
+`avalon.detect_anomaly()` on against off, and an embedding + gather + cross-entropy step's replay
+with its index-range checks (one `checked_index` call per index array) against the same compiled
+tape with them taken out.
 """
 import statistics
 
-from harness import time_calls  # noqa: I001 - sets the thread count before numpy loads
+from harness import alternating_seconds, time_calls  # noqa: I001 - sets the thread count before numpy loads
 
 import numpy as np  # noqa: E402
 
@@ -84,5 +89,53 @@ def main():
         print("torch is not installed: no ratio")
 
 
+def anomaly_cost(x, w):
+    """Median per-call seconds of the chain's cached gradient with anomaly detection off and on."""
+    def checked():
+        with avalon.detect_anomaly():
+            return avalon.grad(avalon_loss, x, w)
+
+    plain = lambda: avalon.grad(avalon_loss, x, w)  # noqa: E731
+    plain(), checked()  # the plain replay and the checked one, each made once
+    off, on = [statistics.median(s) for s in alternating_seconds([plain, checked], ROUNDS * REPEATS)]
+    print(f"detect_anomaly on / off (cached replay of the chain): {on * 1e6:.1f} / {off * 1e6:.1f} µs "
+          f"= {on / off:.2f}x ({(on - off) / N_OPS * 1e6:.2f} µs more per op of the chain, its forward and "
+          "backward calls checked; off, the plain replay has no check)")
+
+
+def lookup_loss(table, w, tokens, picks, target):
+    """Embedding rows, a gather along the features and a cross-entropy: three index arrays."""
+    h = avalon.nn.functional.embedding(tokens, table)  # (B, T, D)
+    h = avalon.gather(h, 2, picks)  # (B, T, K)
+    logits = h.reshape(-1, h.shape[-1]) @ w  # (B*T, C)
+    return avalon.nn.functional.cross_entropy(logits, target)
+
+
+def index_check_cost():
+    """Median per-call seconds of the lookup step's compiled gradient tape with and without its
+    index checks (the same tape, the checked_index calls replaced by their operand)."""
+    rng = np.random.default_rng(0)
+    vocab, dim, batch, steps, keep, classes = 5000, 64, 32, 64, 32, 10
+    args = (rng.standard_normal((vocab, dim)).astype(np.float32),
+            rng.standard_normal((keep, classes)).astype(np.float32),
+            rng.integers(0, vocab, (batch, steps)), rng.integers(0, dim, (batch, steps, keep)),
+            rng.integers(0, classes, batch * steps))
+    tape = avalon.grad_tape(lookup_loss, *args)
+    checks = [n for n in tape.calls if n.prim.name == "checked_index"]
+    checked = tape.compile()
+    unchecked = tape.copy(replace={n: n.args[0] for n in checks}).compile()
+    with_checks = lambda: checked(*args)  # noqa: E731
+    without = lambda: unchecked(*args)  # noqa: E731
+    with_checks(), without()
+    on, off = [statistics.median(s) for s in alternating_seconds([with_checks, without], ROUNDS * REPEATS)]
+    # cross_entropy checks its targets inside its own primitive: in both timings
+    print(f"index checks ({len(checks)} index arrays, {args[2].size + args[3].size} indices) "
+          f"in a lookup step's replay: {on * 1e6:.1f} / {off * 1e6:.1f} µs with / without = {on / off:.3f}x "
+          f"({(on - off) / len(checks) * 1e6:.1f} µs per index array)")
+
+
 if __name__ == "__main__":
     main()
+    rng = np.random.default_rng(0)
+    anomaly_cost(rng.standard_normal(SHAPE).astype(np.float32), (0.5 * rng.standard_normal(SHAPE)).astype(np.float32))
+    index_check_cost()

@@ -3,15 +3,15 @@ after each line that makes a floating value. It is generated from the plain repl
 time a replay runs in that mode, so the plain replay (all other calls) carries no check at all.
 """
 from .. import anomaly
-from ..backend import namespace
+from ..backend import is_numpy_like
 
 
 class CheckedReplay:
     """Callable: (the checked replay function, its `ReplayLines`), generated at the first call.
     Keeps the plain replay's source, globals and lines (text and arrays, never the tape)."""
 
-    def __init__(self, source, env, lines, wrap):
-        self._parts = (source, env, lines, wrap)
+    def __init__(self, source, env, lines, wrap, xp):
+        self._parts = (source, env, lines, wrap, xp)
         self._made = None
 
     def __call__(self):
@@ -20,7 +20,7 @@ class CheckedReplay:
         return self._made
 
 
-def _generate(source, env, lines, wrap):
+def _generate(source, env, lines, wrap, xp):
     reports = []
     body, old_line = [], {}
     for lineno, text in enumerate(source.splitlines(), start=1):
@@ -35,9 +35,13 @@ def _generate(source, env, lines, wrap):
     def report(value, k):
         raise anomaly.error(*reports[k], anomaly.nonfinite(value))
 
-    def finite(value):
-        xp = namespace(value)
-        return bool(xp.all(xp.isfinite(value)))
+    isfinite, every = xp.isfinite, xp.all
+    if is_numpy_like(xp):
+        def finite(value):
+            return isfinite(value).all()  # the method: numpy's all() function costs a few µs more
+    else:
+        def finite(value):
+            return bool(every(isfinite(value)))
 
     filename = lines.filename[:-1] + " detect_anomaly>"
     scope = dict(env, finite=finite, anomaly=report)

@@ -96,7 +96,7 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
     wrap = (lambda body: _pooled(body, xp, buffers)) if slots else (lambda body: body)
     lines = ReplayLines(filename, source, tape)
     return Compiled(tape, wrap(env["replay"]), source, copied, copy, lines,
-                    CheckedReplay(source, env, lines, wrap))
+                    CheckedReplay(source, env, lines, wrap, xp))
 
 
 def _pooled(body, xp, buffers):
