@@ -9,6 +9,7 @@ from ..ops.primitive import PRIMITIVES
 from ..tape import Call, Const, Input, Tape
 from ..standin import Standin, as_traced, through_standins
 from ..tensor import is_torch_tensor, plain, wrap
+from .binding import Bindings
 from .source import library_call, user_location
 
 
@@ -49,6 +50,7 @@ class Trace:
         self.origin = None  # a forward node whose location backward calls inherit
         self.live = False
         self.captured = []  # Captured holders, bound by `adopt`
+        self.bindings = [Bindings()]  # the holders this trace's code sees with tracers; a grad inside adds its own
         self.grad_enabled = True  # torch's grad mode (avalon.no_grad): calls recorded while off get no gradient
         self.no_grad = set()  # the nodes recorded while it was off
         self.checkpoints = {}  # forward call -> the checkpointed segment holding it (avalon.utils.checkpoint)
@@ -77,7 +79,7 @@ class Trace:
         """
         parent = self.scopes[-1]
         if not isinstance(obj_or_name, str) and id(obj_or_name) not in self.scope_names:
-            self.adopt(obj_or_name)
+            self.adopt(obj_or_name, in_place=True)  # the caller goes on using this very object
         if isinstance(obj_or_name, str):
             name = f"{parent}.{obj_or_name}" if parent and obj_or_name else obj_or_name or parent
         else:
@@ -91,27 +93,61 @@ class Trace:
         finally:
             self.scopes.pop()
 
-    def adopt(self, obj):
-        """Bind a holder the traced code uses without receiving it as an argument (a model in a
-        closure). Its arrays become inputs that every replay reads afresh from the object, so an
-        optimiser's in-place step and its state updates reach the replay instead of freezing as
-        constants; they get no gradient (pass the holder as an argument for that)."""
+    def view(self, obj):
+        """`obj` as this thread's traced code sees it: its view holding tracers (`binding`), adopted
+        when the code uses a holder it did not receive."""
+        found = False
+        for bindings in self.bindings:  # a grad inside binds its holders into views of the outer ones
+            seen = bindings.find(obj)
+            if seen is not None:
+                obj, found = seen, True
+        return obj if found else self.adopt(obj)
+
+    def original(self, obj):
+        """The user's object behind `obj` (a view, or the object itself)."""
+        for bindings in reversed(self.bindings):
+            obj = bindings.original(obj)
+        return obj
+
+    def adopt(self, obj, in_place=False):
+        """Bind a holder the traced code uses without receiving it (a model in a closure); return
+        what the code is to use for it (its view, or with `in_place` the object itself). Its arrays
+        become inputs that every replay reads afresh from the object, so an optimiser's in-place step
+        and its state updates reach the replay instead of freezing as constants; they get no gradient
+        (pass the holder as an argument for that)."""
         from .. import tree
         from .tracer import Tracer
 
         holder = tree.holder_of(obj)
         if holder is None:
-            return
-        arrays = holder.named_arrays(obj)
+            return obj
+        with tree.IN_PLACE if in_place or holder.view is None else contextlib.nullcontext():
+            arrays = holder.named_arrays(obj)  # (under the lock: no other thread's binding is in it)
+            if any(isinstance(a, Tracer) for _, a, _ in arrays):
+                return obj  # already bound (in place, by an enclosing grad's arguments)
+            where = user_location(2)
+            tracers = {name: Tracer(self.input(name, array, role, where), self) for name, array, role in arrays}
+            self.captured.append(Captured(obj, {n: a for n, a, _ in arrays}, tracers, holder.static(obj)))
+            bindings = self.bindings[0]
+            seen = bindings.bind_in_place(obj, tracers) if in_place else bindings.bind(obj, tracers)
         self.scope_names[id(obj)] = ""
         for path, part in holder.named_parts(obj):
             self.scope_names.setdefault(id(part), path)
-        if any(isinstance(a, Tracer) for _, a, _ in arrays):
-            return  # already bound (by an enclosing grad's arguments)
-        where = user_location(2)
-        tracers = {name: Tracer(self.input(name, array, role, where), self) for name, array, role in arrays}
-        self.captured.append(Captured(obj, {n: a for n, a, _ in arrays}, tracers, holder.static(obj)))
-        holder.assign(obj, tracers)
+        self.name_view(seen, obj)
+        return seen
+
+    def name_view(self, view, obj):
+        """Give `view` and its parts the scope names of `obj` and its parts (they mirror each other)."""
+        from .. import tree
+
+        if view is obj:
+            return
+        names, holder = self.scope_names, tree.holder_of(obj)
+        pairs = [(obj, view)] + [(part, copy) for (_, part), (_, copy) in
+                                 zip(holder.named_parts(obj), holder.named_parts(view))]
+        for part, copy in pairs:
+            if id(part) in names:
+                names.setdefault(id(copy), names[id(part)])
 
     def location(self):
         """Where a node recorded now comes from: the user's line (a backward node: its forward's)."""
@@ -214,8 +250,8 @@ class Trace:
 
 
 class Captured:
-    """A holder bound by `Trace.adopt`: its own arrays (restored after tracing), the tracers bound
-    in their place, and its static key when traced (a replay checks it is unchanged)."""
+    """A holder bound by `Trace.adopt`: its own arrays, the tracers bound in their place (in its
+    view), and its static key when traced (a replay checks it is unchanged)."""
 
     def __init__(self, obj, originals, tracers, static):
         self.obj = obj
@@ -229,7 +265,8 @@ def run(prim, values, params, location=None, node=None):
     a primitive without one, its implementation) refuses are the user's `ShapeError`; an AvalonError
     the implementation raises (an index out of range) is placed at the user's line; anything else a
     built-in implementation raises is Avalon's `InternalError`. A user's primitive's own exceptions
-    pass unchanged, as do deliberate refusals (NotImplementedError) and MemoryError. `location` is the
+    pass unchanged, as do deliberate refusals (NotImplementedError), MemoryError and floating-point
+    errors the user asked numpy to raise (np.errstate). `location` is the
     user's line (found on failure when None)."""
     if prim.check is not None:
         try:
@@ -242,7 +279,7 @@ def run(prim, values, params, location=None, node=None):
         if getattr(exc, "location", True) is None and hasattr(exc, "at"):
             raise exc.at(location or user_location()) from None
         raise
-    except (NotImplementedError, MemoryError):
+    except (NotImplementedError, MemoryError, ArithmeticError):  # a refusal, or numpy's errstate(all="raise")
         raise
     except Exception as exc:
         if prim.check is None and isinstance(exc, _OPERAND_ERRORS):

@@ -206,3 +206,17 @@ def test_the_check_is_one_recorded_call_per_index_array_and_none_for_argsort_ind
     assert "checked_index" not in [n.prim.name for n in tape.calls]
     tape = avalon.trace(lambda w, i: F.embedding(i, w).sum(), X, np.array([0, 1]))  # checked once
     assert [n.prim.name for n in tape.calls].count("checked_index") == 1
+
+
+@pytest.mark.parametrize("fn, torch_fn", [(F.cross_entropy, TF.cross_entropy), (F.nll_loss, TF.nll_loss)])
+def test_class_targets_of_images_are_checked_at_every_position(fn, torch_fn):
+    logits = np.zeros((2, 3, 2, 2))  # (N, C, H, W): a class per pixel
+    target = np.zeros((2, 2, 2), np.int64)
+    target[1, 0, 1] = 3
+    with pytest.raises(IndexError):
+        torch_fn(torch.tensor(logits), torch.tensor(target))
+    compiled = avalon.jit(lambda x, t: fn(x, t))
+    compiled(logits, np.zeros((2, 2, 2), np.int64))
+    with pytest.raises(avalon.IndexRangeError, match=r"index 3 at position \[1, 0, 1\] is out of range: "
+                                                     r"valid indices are \[0, 3\) or -100"):
+        compiled(logits, target)

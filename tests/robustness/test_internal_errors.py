@@ -92,3 +92,8 @@ def users_own(x):
 def test_a_users_primitive_raises_its_own_exceptions_unchanged():
     with pytest.raises(KeyError, match="the user's primitive's own bug"):
         avalon.jit(lambda x: users_own(x))(np.ones(2))
+
+
+def test_floating_point_errors_asked_for_with_errstate_pass_unchanged():
+    with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
+        avalon.grad(lambda x: np.log(x).sum(), np.zeros(2))
