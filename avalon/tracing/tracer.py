@@ -331,17 +331,64 @@ class Tracer(TorchMethods):
 
 
 def _requires_grad(trace, node):
-    requiring = set()
-    for n in trace.tape.nodes:
-        if isinstance(n, Input):
-            if n.role == "param":
+    if isinstance(node, Input):
+        return node.role == "param"
+    return node in _index(trace).requiring(trace)
+
+
+class _TapeIndex:
+    """What tracers ask of their trace's tape, kept up to date by reading only the nodes recorded
+    since the last question (a tape being recorded only grows), so that asking at every call, or for
+    every parameter of a large model, stays linear in the tape's length instead of quadratic.
+
+    `views[n]`: the view calls of `n`. `requiring()`: the calls that require a gradient (they depend,
+    through differentiable calls recorded with gradients on, on a parameter); read again from the
+    start when a node was cut from differentiation after it was recorded (a gradient taken inside
+    traced code under `no_grad`).
+    """
+
+    def __init__(self):
+        self.views = {}
+        self._viewed = 0
+        self._requiring = set()
+        self._required = 0
+        self._cut = 0  # how many of the nodes read so far are in trace.no_grad
+
+    def update_views(self, trace):
+        nodes = trace.tape.nodes
+        for c in nodes[self._viewed:]:
+            if isinstance(c, Call) and c.prim.view:
+                for a in dict.fromkeys(c.inputs):
+                    self.views.setdefault(a, []).append(c)
+        self._viewed = len(nodes)
+
+    def requiring(self, trace):
+        nodes, no_grad = trace.tape.nodes, trace.no_grad
+        new = nodes[self._required:]
+        cut = self._cut + sum(n in no_grad for n in new)
+        if cut != len(no_grad):  # a node read before was cut since: read them all again
+            self._requiring, self._required, new = set(), 0, nodes
+            cut = sum(n in no_grad for n in nodes)
+        requiring = self._requiring
+        for n in new:
+            if isinstance(n, Input):
+                if n.role == "param":
+                    requiring.add(n)
+            elif isinstance(n, Call) and n.prim.differentiable and n not in no_grad and \
+                    is_inexact(n.dtype) and any(a in requiring for a in n.inputs):
                 requiring.add(n)
-        elif isinstance(n, Call) and n.prim.differentiable and n not in trace.no_grad and \
-                is_inexact(n.dtype) and any(a in requiring for a in n.inputs):
-            requiring.add(n)
-        if n is node:
-            break
-    return node in requiring
+        self._required, self._cut = len(nodes), cut
+        return requiring
+
+
+_indices = weakref.WeakKeyDictionary()  # trace -> its _TapeIndex (which must not refer to the trace)
+
+
+def _index(trace):
+    index = _indices.get(trace)
+    if index is None:
+        index = _indices[trace] = _TapeIndex()
+    return index
 
 
 # trace -> {node: the tracers standing for it}, held weakly: whether user code can still reach a value
@@ -384,11 +431,13 @@ def _is_fresh(tracer):
         base = base.inputs[0]
         if isinstance(base, Input) or reachable(base):
             return False  # a view of a value the user still holds (`col = out[:, 0]`)
+    index = _index(trace)
+    index.update_views(trace)
     views, seen = [node], set()
     while views:
         n = views.pop()
-        for c in tape.nodes:
-            if isinstance(c, Call) and c.prim.view and c not in seen and n in c.inputs:
+        for c in index.views.get(n, ()):
+            if c not in seen:
                 if reachable(c):
                     return False  # a live view of it
                 seen.add(c)
