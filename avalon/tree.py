@@ -3,9 +3,11 @@
 Arguments are trees. Leaves are arrays (traced), or anything else (static: part of the cache key, so
 changing a Python scalar or flag retraces). Inner nodes are containers (tuple, list, dict, and any
 type given to `register_container`; named tuples too) or *holders*: mutable objects that declare named arrays, such as
-`nn.Module` or a user's own class given to `register_holder`. Holders are not rebuilt: tracing binds
-tracers into them in place and restores them afterwards.
+`nn.Module` or a user's own class given to `register_holder`. Tracing gives the traced code a *view*
+of each holder (`avalon.tracing.binding`): a copy of its structure holding tracers, so the user's
+object never holds one where another thread could see it.
 """
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +39,7 @@ class _Holder:
     assign: object  # (obj, {name: value}) -> None
     static: object  # obj -> hashable
     named_parts: object  # obj -> [(dotted name, sub-holder)]: module scopes on the tape
+    view: object  # (obj, view_of) -> a copy to bind other arrays into, or None: bound in place
 
 
 _containers = {}
@@ -54,7 +57,7 @@ def register_container(cls, flatten, unflatten):
     _kinds.clear()
 
 
-def register_holder(cls, named_arrays=None, assign=None, static=None, named_parts=None):
+def register_holder(cls, named_arrays=None, assign=None, static=None, named_parts=None, view=None):
     """Let instances of `cls` (mutable objects that own arrays) be arguments of traced functions.
 
     By default the arrays are the instance's array attributes (trainable); nested holders, and lists,
@@ -62,9 +65,16 @@ def register_holder(cls, named_arrays=None, assign=None, static=None, named_part
     other attribute (numbers, strings, flags) is static: changing it retraces. `named_parts` lists
     nested holders by dotted name (they become scopes on the tape). `grad` returns a `Grads` for a
     holder, reachable by the same attribute paths. Usable as a class decorator.
+
+    `view(obj, view_of)` returns a copy of `obj` that `assign` can bind tracers into without changing
+    `obj` (`view_of(part)` gives a nested holder's copy). A class with its own `assign` and no `view`
+    is bound in place while traced: such traces take `IN_PLACE`, one lock, so they run one at a time
+    and a call flattening such an object waits for them.
     """
+    if view is None and assign is None:
+        view = _attribute_view
     _holders[cls] = _Holder(named_arrays or _attribute_arrays, assign or _assign_attributes,
-                            static or _attribute_static, named_parts or _attribute_parts)
+                            static or _attribute_static, named_parts or _attribute_parts, view)
     _kinds.clear()
     return cls
 
@@ -78,6 +88,11 @@ def _lookup(table, cls):
 
 def holder_of(obj):
     return _lookup(_holders, type(obj))
+
+
+# Held while holders without a view are bound in place (see register_holder); reentrant, as a trace
+# flattens the holders it has bound.
+IN_PLACE = threading.RLock()
 
 
 _kinds = {}  # type -> how `flatten` treats its instances; cleared whenever a type is registered
@@ -200,7 +215,12 @@ def _flatten(obj, name, leaves, infos, holders):
         holder = holder_of(obj)
         holders.append(obj)
         names = []
-        for key, array, array_role in holder.named_arrays(obj):
+        if holder.view is None:  # it may be bound in place by a trace in another thread: wait for it
+            with IN_PLACE:
+                named = holder.named_arrays(obj)
+        else:
+            named = holder.named_arrays(obj)
+        for key, array, array_role in named:
             leaves.append(plain(array))
             if infos is not None:
                 infos.append(Leaf(key, array_role))
@@ -317,6 +337,27 @@ def _attribute_static(obj):
         elif kind == "holder":
             items.append((name, type(value), static_key(holder_of(value).static(value))))
     return tuple(items)
+
+
+def _attribute_view(obj, view_of):
+    """A copy of `obj` sharing its attribute values, except nested holders (their views) and the
+    lists, tuples and dicts on the way to an array or a holder (copies, which `assign` may change)."""
+    copy = object.__new__(type(obj))
+    copy.__dict__.update({key: _view_value(value, view_of) for key, value in vars(obj).items()})
+    return copy
+
+
+def _view_value(value, view_of):
+    if holder_of(value) is not None:
+        return view_of(value)
+    if type(value) in (list, tuple) or type(value) is dict and all(isinstance(k, str) for k in value):
+        items = list(value.items() if type(value) is dict else enumerate(value))
+        viewed = {key: _view_value(item, view_of) for key, item in items}
+        if all(viewed[key] is item and not (is_array(item) or _is_tracer(item) or is_torch_tensor(item))
+               for key, item in items):
+            return value  # holds nothing that is bound: stays shared, as the user's code expects
+        return viewed if type(value) is dict else type(value)(viewed.values())
+    return value
 
 
 def _assign_attributes(obj, values):

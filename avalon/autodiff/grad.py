@@ -14,6 +14,7 @@ from . import cache
 from .backward import backward, default_seed
 
 
+from ..tracing.binding import Bindings
 def grad(f, *args, seed=None, argnums=None):
     """f's value and the gradient of that value with respect to every array in `args`.
 
@@ -220,19 +221,21 @@ def _recorded_grad(f, args, seed, mask=None):
     for a in leaves:
         t = a if isinstance(a, Tracer) else Tracer(trace.const(a), trace)
         tracers.append(sh.reshape(t, shape=t.shape) if is_inexact(t.dtype) else t)
-    bound = {}
+    inner = Bindings()  # views of the holders as the enclosing code sees them, with these tracers
 
     def bind(obj, values, roles):
-        tree.holder_of(obj).assign(obj, values)
-        bound[id(obj)] = values
-        return obj
+        base = trace.view(obj)
+        seen = inner.bind(base, values)
+        trace.name_view(seen, base)
+        return seen
 
-    originals = [{n: a for n, a, _ in tree.holder_of(h).named_arrays(h)} for h in holders]
+    trace.bindings.append(inner)
     try:
         targs, _ = tree.unflatten(spec, tracers, holders, bind)
         out = f(*targs)
     finally:
-        _unbind(holders, originals, bound)
+        trace.bindings.pop()
+        inner.release(keep_arrays=True)  # state updates stay: the enclosing code sees them
     if is_array(out):  # does not depend on anything traced: all gradients are zero
         out = Tracer(trace.const(out), trace)
     if not isinstance(out, Tracer):
@@ -255,16 +258,6 @@ def _recorded_grad(f, args, seed, mask=None):
         else:
             per_leaf.append(by_node[t._node])
     return out, per_leaf
-
-
-def _unbind(holders, originals, bound):
-    """Give holders their arrays back, except those f replaced (state updates stay, so an enclosing
-    trace sees them)."""
-    for h, values in zip(holders, originals):
-        mine = bound.get(id(h), {})
-        current_arrays = {n: a for n, a, _ in tree.holder_of(h).named_arrays(h)}
-        restore = {n: values[n] for n, a in current_arrays.items() if n in mine and a is mine[n]}
-        tree.holder_of(h).assign(h, restore)
 
 
 def _mirror(spec, per_leaf, holders):

@@ -6,6 +6,7 @@ import numpy as np
 from .. import tree
 from ..backend import to_numpy
 from ..tensor import plain, wrap
+from ..tracing.binding import Bindings
 from ..tracing.record import argument_names
 from .grad import grad_per_leaf
 
@@ -31,10 +32,10 @@ class GradcheckResult:
 def gradcheck(f, *args, eps=1e-6, atol=1e-5, rtol=1e-4, seed=None):
     """Compare `grad(f, *args)` with central finite differences of f, all in float64.
 
-    Floating argument arrays are taken as float64 Tensor copies (holders get them for the check and their
-    own arrays back afterwards). Returns a `GradcheckResult`, truthy when every element agrees within
-    `atol + rtol * |numeric|`, naming the worst element (the one furthest outside, or nearest to, its
-    tolerance) with both values.
+    Floating argument arrays are taken as float64 Tensor copies (f gets views of the holders with
+    them: the holders keep their own arrays). Returns a `GradcheckResult`, truthy when every element
+    agrees within `atol + rtol * |numeric|`, naming the worst element (the one furthest outside, or
+    nearest to, its tolerance) with both values.
 
     >>> assert avalon.gradcheck(lambda x: np.tanh(x).sum(), np.random.randn(3))
     >>> print(avalon.gradcheck(my_loss, W, x))
@@ -42,13 +43,13 @@ def gradcheck(f, *args, eps=1e-6, atol=1e-5, rtol=1e-4, seed=None):
     """
     leaves, _, holders, spec = tree.flatten(tuple(args))
     infos = [info for name, arg in zip(argument_names(f, args, {}), args) for info in tree.flatten(arg, name)[1]]
-    originals = [{n: a for n, a, _ in tree.holder_of(h).named_arrays(h)} for h in holders]
+    bindings = Bindings()  # f gets views of the holders with the copies: the holders keep their arrays
     # C-ordered Tensor copies (f may use torch's methods on them), so that a flat view of each can
     # perturb it element by element
     wide = [wrap(np.array(to_numpy(a), dtype=np.float64, order="C")) if np.issubdtype(a.dtype, np.floating)
             else wrap(a) for a in leaves]
     try:
-        args = tree.unflatten(spec, wide, holders, _assign)
+        args = tree.unflatten(spec, wide, holders, lambda obj, values, roles: bindings.bind(obj, values))
         seed = None if seed is None else np.asarray(seed, dtype=np.float64)
         _, grads, _, _ = grad_per_leaf(f, args, seed)
         scalar = _scalar(f, seed)
@@ -58,13 +59,7 @@ def gradcheck(f, *args, eps=1e-6, atol=1e-5, rtol=1e-4, seed=None):
                 _compare(scalar, args, leaf, info.name or "argument", to_numpy(g), eps, atol, rtol, result)
         return result
     finally:
-        for h, values in zip(holders, originals):
-            tree.holder_of(h).assign(h, values)
-
-
-def _assign(obj, values, roles):
-    tree.holder_of(obj).assign(obj, values)
-    return obj
+        bindings.release()
 
 
 def _compare(scalar, args, leaf, name, g, eps, atol, rtol, result):

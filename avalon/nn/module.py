@@ -494,9 +494,12 @@ def shape_error(layer, expected, actual, why=""):
 
 
 def _run_module(module, *args, **kwargs):
-    with scope(module):
+    view, trace = module, current()
+    if trace is not None:  # traced code runs on this thread's view of the module (its tracers); hooks
+        module, view = trace.original(module), trace.view(module)  # get the module: replays call them
+    with scope(view):
         hooks = module.__dict__.get("_hooks")  # present only while the module has hooks
-        return call_with_hooks(module, hooks, args, kwargs) if hooks else module.forward(*args, **kwargs)
+        return call_with_hooks(module, hooks, args, kwargs, view.forward) if hooks else view.forward(*args, **kwargs)
 
 
 # The Module as a holder of named arrays (see avalon.tree).
@@ -523,6 +526,16 @@ def _named_arrays(module):
                 seen_buffers.add(id(value))
                 buffers.append((f"{prefix}.{name}" if prefix else name, value, "buffer"))
     return params + buffers
+
+
+def _view(module, view_of):
+    """A copy of `module` with tables of its own (submodules: their views), sharing every value."""
+    copy = object.__new__(type(module))
+    copy.__dict__.update(module.__dict__)
+    copy.__dict__.update(_parameters=OrderedDict(module._parameters), _buffers=OrderedDict(module._buffers),
+                         _modules=OrderedDict((name, None if m is None else view_of(m))
+                                              for name, m in module._modules.items()))
+    return copy
 
 
 def _locations(module):
@@ -578,4 +591,4 @@ def _static(module):
 
 
 tree.register_holder(Module, named_arrays=_named_arrays, assign=_assign, static=_static,
-                     named_parts=lambda module: list(module.named_modules())[1:])
+                     named_parts=lambda module: list(module.named_modules())[1:], view=_view)

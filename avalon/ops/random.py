@@ -1,7 +1,10 @@
 """Random primitives. Recorded on the tape like any other call but marked `random`, so the compiler
 neither folds nor merges them: a cached replay draws fresh numbers, exactly like running the code again.
-All draw from one generator, reseeded by `avalon.manual_seed`.
+All draw from one generator, reseeded by `avalon.manual_seed`. Threads may draw at once: a numpy
+generator takes its own lock for each draw, so each draw is one whole block of the stream.
 """
+import threading
+
 import numpy as np
 
 from ..backend import device_of, namespace
@@ -9,6 +12,7 @@ from ..errors import AvalonError
 from .primitive import primitive
 
 _state = {"numpy": np.random.default_rng()}
+_making = threading.Lock()  # the GPU generator is made on first use: by one thread
 
 
 def manual_seed(seed):
@@ -31,10 +35,11 @@ def manual_seed_cuda(seed):
 def generator(device="cpu"):
     """The generator for `device` ('cpu' → a numpy Generator, 'cuda' → a cupy one)."""
     if str(device).startswith("cuda"):
-        if "cupy" not in _state:
-            import cupy
+        with _making:
+            if "cupy" not in _state:
+                import cupy
 
-            _state["cupy"] = cupy.random.default_rng(_state.get("seed"))
+                _state["cupy"] = cupy.random.default_rng(_state.get("seed"))
         return _state["cupy"]
     return _state["numpy"]
 

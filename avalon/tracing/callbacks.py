@@ -14,6 +14,7 @@ Gradient hooks (`Tensor.register_hook`, a module's backward hooks) are registere
 use `call_hook` in turn, so they see every `avalon.grad` call's gradients.
 """
 import itertools
+import threading
 
 from .. import tree
 from ..errors import AvalonError
@@ -67,11 +68,11 @@ class HostCallback:
 
     def __call__(self, *arrays):
         """The call at a replay."""
-        _replaying.append(self)
+        _replaying.stack.append(self)
         try:
             return self.call([wrap(a) for a in arrays])
         finally:
-            _replaying.pop()
+            _replaying.stack.pop()
 
     def call(self, tensors):
         args = tree.unflatten(self.spec, tensors, self.holders, _as_it_is)
@@ -101,7 +102,15 @@ def call_hook(fn, prefix, args, label):
     return nested(result, as_traced)  # its Standins replaced by the traced values they stand for
 
 
-_replaying = []  # the callbacks running in a replay, innermost last
+class _Replaying(threading.local):
+    """The callbacks this thread is running in a replay, innermost last (another thread's replay
+    does not make this thread's calls replays)."""
+
+    def __init__(self):
+        self.stack = []
+
+
+_replaying = _Replaying()
 
 
 def register_hook(x, hook):
@@ -110,7 +119,7 @@ def register_hook(x, hook):
     traced value (or a Tensor a hook was given for one). Returns a `RemovableHandle`."""
     x = as_traced(x)  # a Tensor a forward hook was handed stands for the traced output
     if not isinstance(x, Tracer):
-        if _replaying:
+        if _replaying.stack:
             return RemovableHandle(None)  # registered on the tape when this hook ran while tracing
         else:
             raise AvalonError(

@@ -1,9 +1,10 @@
 """Running a function on tracers: `record` binds arguments, runs, and collects outputs and state.
 
 Arguments are flattened through `avalon.tree`; each array leaf becomes an `Input` node (named after
-the parameter, or by its dotted name inside a holder). Holders get tracers bound in place for the
-call and their arrays back afterwards. An array attribute that the call replaced (a running
-statistic) becomes a *state output*: the replay writes its new value back into the holder.
+the parameter, or by its dotted name inside a holder). The code receives a view of each holder with
+tracers bound in (`binding`): the holder itself keeps its arrays. An array attribute that the call
+replaced (a running statistic) becomes a *state output*: the replay writes its new value back into
+the holder.
 """
 import inspect
 from dataclasses import dataclass, field
@@ -75,12 +76,13 @@ def record(f, args, kwargs=None, collect=False, then=None, trace=None, names=Non
                 trace.scope_names[id(part)] = path
         for obj in holders:  # an argument holder is the root scope, as its arrays' names have no prefix
             trace.scope_names.setdefault(id(obj), "")
-        originals = [{n: a for n, a, _ in tree.holder_of(obj).named_arrays(obj)} for obj in holders]
+        bindings = trace.bindings[0]
 
         def bind_holder(obj, values, roles):
-            tree.holder_of(obj).assign(obj, values)
+            seen = bindings.bind(obj, values)  # its view: the user's object keeps its arrays
             bound[id(obj)] = values
-            return obj
+            trace.name_view(seen, obj)
+            return seen
 
         try:
             targs, tkwargs = tree.unflatten(spec, tracers, holders, bind_holder)
@@ -95,10 +97,7 @@ def record(f, args, kwargs=None, collect=False, then=None, trace=None, names=Non
             recording.written = [(i, trace.written[node]._node) for i, node in enumerate(inputs)
                                  if node in trace.written]
         finally:
-            for obj, values in zip(holders, originals):
-                tree.holder_of(obj).assign(obj, values)
-            for c in trace.captured:
-                tree.holder_of(c.obj).assign(c.obj, c.originals)
+            bindings.release()
     trace.tape.outputs = recording.out_nodes + list(extra) + [node for _, _, node in recording.state] + \
         [node for _, node in recording.written]
     return recording
@@ -134,7 +133,8 @@ def _state_changes(trace, holders, bound):
     changes = []
     for index, obj in enumerate(holders):
         before = bound.get(id(obj), {})
-        for name, value, _ in tree.holder_of(obj).named_arrays(obj):
+        seen = trace.view(obj)  # what the code changed is in the holder it saw
+        for name, value, _ in tree.holder_of(seen).named_arrays(seen):
             if value is before.get(name):
                 continue
             if isinstance(value, Tracer):

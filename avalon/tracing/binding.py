@@ -1,0 +1,102 @@
+"""Holders seen with other arrays by one thread only: the one mechanism that gives traced code (and
+`gradcheck`) a model with tracers, or float64 copies, in place of its arrays.
+
+The code is given a *view* of each holder: a copy of its structure (for a Module: the module objects
+and their parameter, buffer and submodule tables) sharing every other value with the user's object,
+with the new arrays bound into the copy. The user's object never holds a tracer, so another thread
+that reads or calls it meanwhile sees its own arrays. What the code assigns to a plain attribute of a
+view (`self.steps = 3`) is written back to the user's object when the call succeeds; arrays it
+assigns are state outputs, written back by the caller (`write_state`).
+
+A holder kind registered with its own `assign` and no `view` cannot be copied: it is bound in place
+under `tree.IN_PLACE` (one lock, held until the binding is undone; see `register_holder`).
+"""
+from .. import tree
+from ..backend import is_array
+from ..tensor import is_torch_tensor
+
+
+class Bindings:
+    """The holders one call works on, with other arrays bound in. `bind` gives the object to pass to
+    the code, `find` the object the code sees for a holder, `release` ends it all."""
+
+    def __init__(self):
+        self._seen = {}  # id(holder) -> the object the code sees for it (a view maps to itself)
+        self._views = []  # [original, view, the view's attributes as bound]
+        self._bound = []  # (original, what the code sees, {name: value bound})
+        self._in_place = []  # (holder, its arrays before)
+        self._originals = {}  # id(view) -> the holder it is a view of
+
+    def original(self, obj):
+        """The holder `obj` is a view of (`obj` itself when it is not one of these views)."""
+        return self._originals.get(id(obj), obj)
+
+    def find(self, obj):
+        """What the code sees for `obj` (a view, or `obj` bound in place), None if it was not bound."""
+        return self._seen.get(id(obj))
+
+    def bind(self, obj, values):
+        """`obj` as the code should receive it, with `values` ({dotted name: array}) bound in."""
+        holder = tree.holder_of(obj)
+        if holder.view is None or self._seen.get(id(obj)) is obj:
+            return self.bind_in_place(obj, values)
+        seen = self._view_of(obj)
+        holder.assign(seen, values)
+        self._bound.append((obj, seen, values))
+        for entry in self._views:  # what the code then changes is what differs from now
+            entry[2] = dict(getattr(entry[1], "__dict__", {}))
+        return seen
+
+    def bind_in_place(self, obj, values):
+        """Bind `values` into `obj` itself (the caller goes on using `obj`), under `tree.IN_PLACE`."""
+        holder = tree.holder_of(obj)
+        tree.IN_PLACE.acquire()
+        self._in_place.append((obj, {name: array for name, array, _ in holder.named_arrays(obj)}))
+        self._seen[id(obj)] = obj
+        holder.assign(obj, values)
+        self._bound.append((obj, obj, values))
+        return obj
+
+    def _view_of(self, obj):
+        seen = self._seen.get(id(obj))
+        if seen is None:
+            seen = tree.holder_of(obj).view(obj, self._view_of)
+            self._seen[id(obj)] = self._seen[id(seen)] = seen
+            self._originals[id(seen)] = obj
+            self._views.append([obj, seen, None])
+        return seen
+
+    def release(self, keep_arrays=False):
+        """End the bindings. Plain attributes the code assigned on views (`self.steps = 3`) are set on
+        the originals, as Python code changes the objects it runs on, even when it then fails; with
+        `keep_arrays` (a gradient inside traced code, whose holders are the enclosing trace's) the
+        arrays it assigned are given to the originals too, as state updates the enclosing code goes
+        on with."""
+        for obj, seen, before in self._views:
+            for key, value in getattr(seen, "__dict__", {}).items():
+                if value is not before.get(key) and not _is_array_like(value) and key not in _TABLES:
+                    obj.__dict__[key] = value
+        changed = [_replaced(seen, values) for _, seen, values in self._bound] if keep_arrays else []
+        for obj, arrays in reversed(self._in_place):
+            tree.holder_of(obj).assign(obj, arrays)
+        for (obj, _, _), new in zip(self._bound, changed):
+            if new:
+                tree.holder_of(obj).assign(obj, new)
+        for _ in self._in_place:
+            tree.IN_PLACE.release()
+        self._in_place.clear()
+
+
+_TABLES = {"_parameters", "_buffers", "_modules"}  # a Module view's own tables: never written back
+
+
+def _replaced(seen, values):
+    """{name: array} the code assigned in place of what was bound into `seen`."""
+    return {name: array for name, array, _ in tree.holder_of(seen).named_arrays(seen)
+            if array is not values.get(name)}
+
+
+def _is_array_like(value):
+    return is_array(value) or getattr(type(value), "_avalon_tracer", False) or is_torch_tensor(value) \
+        or type(value) in (list, tuple, dict) and any(_is_array_like(v) for v in
+                                                      (value.values() if type(value) is dict else value))
