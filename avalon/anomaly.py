@@ -84,7 +84,8 @@ def nonfinite(value):
     for n in reversed(tuple(value.shape)):
         position.insert(0, rest % n)
         rest //= n
-    return complex(xp.reshape(value, (-1,))[flat]) if dtype.kind == "c" else float(xp.reshape(value, (-1,))[flat]), position
+    found = xp.reshape(value, (-1,))[flat]
+    return (complex(found) if dtype.kind == "c" else float(found)), position
 
 
 def node_text(node):

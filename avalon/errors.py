@@ -100,12 +100,16 @@ class IndexRangeError(_Located, AvalonError, IndexError):
         self.low, self.high, self.ignore = low, high, ignore
         self.location = location
         self.replayed = replayed
+        self.node = None
         allowed = f"[{low}, {high})" + (f" or {ignore} (ignore_index)" if ignore is not None else "")
-        lines = [f"{op}: index {value} at position {list(position)} is out of range: valid indices are {allowed}",
-                 *_where(location)]
+        self.construct = (f"{op}: index {value} at position {list(position)} is out of range: valid indices "
+                          f"are {allowed}")
+        self.why = "torch refuses it too" + ("; numpy would read a negative index from the end" if low == 0 else "")
+        self.fix = f"keep the indices in {allowed} at this line"
+        lines = [self.construct, *_where(location)]
         lines += [f"  on a cached replay (its node {replayed}): checked at every call"] if replayed else []
-        lines += [f"  fix: keep the indices in {allowed} at this line"
-                  + (" (torch refuses negative indices here; numpy would read them from the end)" if low == 0 else "")]
+        lines += [f"  fix: {self.fix}" + (" (torch refuses negative indices here; numpy would read them from "
+                                          "the end)" if low == 0 else "")]
         super().__init__("\n".join(lines))
 
     def at(self, location, replayed=""):
@@ -123,8 +127,11 @@ class InternalError(_Located, AvalonError, RuntimeError):
         self.primitive = primitive
         self.location = location
         self.node = node
-        lines = [f"internal error in Avalon's {primitive} (operands {operands}): "
-                 f"{type(error).__name__}: {error}", *_where(location)]
+        self.construct = (f"internal error in Avalon's {primitive} (operands {operands}): "
+                          f"{type(error).__name__}: {error}")
+        self.why = "the operands passed the primitive's checks, and its implementation failed on them"
+        self.fix = f"this is a bug in Avalon's {primitive}: please report it with this message"
+        lines = [self.construct, *_where(location)]
         lines += [f"  node: {node}"] if node else []
         lines += [f"  this is a bug in Avalon's {primitive}, not in your code: please report it with this "
                   "message (the operands passed the primitive's checks)"]

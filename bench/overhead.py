@@ -137,5 +137,6 @@ def index_check_cost():
 if __name__ == "__main__":
     main()
     rng = np.random.default_rng(0)
-    anomaly_cost(rng.standard_normal(SHAPE).astype(np.float32), (0.5 * rng.standard_normal(SHAPE)).astype(np.float32))
+    x, w = rng.standard_normal(SHAPE).astype(np.float32), (0.5 * rng.standard_normal(SHAPE)).astype(np.float32)
+    anomaly_cost(x, w)
     index_check_cost()

@@ -1,6 +1,6 @@
 """Tracing: run user code on tracers and record a tape; refuse what cannot be traced faithfully."""
 from .. import tree
-from ..errors import ShapeError
+from ..errors import IndexRangeError, InternalError, ShapeError
 from .context import Trace, bind, current, scope
 from .record import Recording, argument_names, record, write_back, write_state
 from .source import source_context, user_location
@@ -34,9 +34,9 @@ def trace(f, *args, **kwargs):
 
 
 class Problems(list):
-    """What `avalon.check` found: a list of `UnsupportedConstruct` (and, last, the `ShapeError` that
-    stopped the trace, if one did), in the order the code ran into them. Each has `construct`, `why`,
-    `fix`, `location` (`filename`, `lineno`, `code`) and `node`.
+    """What `avalon.check` found: a list of `UnsupportedConstruct` (and, last, the `ShapeError`,
+    `IndexRangeError` or `InternalError` that stopped the trace, if one did), in the order the code ran
+    into them. Each has `construct`, `why`, `fix`, `location` (`filename`, `lineno`, `code`) and `node`.
 
     `tape` is the tape recorded on the way (partial when tracing stopped early); each problem's
     `node` is the last node recorded before it, so a drawing of the tape can mark the spot.
@@ -65,7 +65,7 @@ def check(f, *args, **kwargs):
     problems = recording_trace.problems
     try:
         _record(f, args, kwargs, trace=recording_trace)
-    except ShapeError as error:  # an error that cannot be stepped over ends the trace
+    except (ShapeError, IndexRangeError, InternalError) as error:  # one that cannot be stepped over ends it
         if error.node is None:
             error.node = recording_trace.last_node()
         problems.append(error)

@@ -220,3 +220,11 @@ def test_class_targets_of_images_are_checked_at_every_position(fn, torch_fn):
     with pytest.raises(avalon.IndexRangeError, match=r"index 3 at position \[1, 0, 1\] is out of range: "
                                                      r"valid indices are \[0, 3\) or -100"):
         compiled(logits, target)
+
+
+def test_avalon_check_reports_the_index_that_stopped_the_trace():
+    problems = avalon.check(rows, X, np.array([0, 5]))
+    (problem,) = problems
+    assert isinstance(problem, avalon.IndexRangeError) and problem.lineno == _line(rows)
+    assert problem.construct.startswith("indexing: index 5 at position [1]") and problem.fix
+    assert problem.node is problems.tape.nodes[-1]
