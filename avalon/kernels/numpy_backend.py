@@ -24,9 +24,9 @@ def plan(program, signature, out_shape, out_dtype, scratch_out=True):
     for i, (op, operands) in enumerate(program.steps):
         shape, dtype = infos[i]
         dying = [a.j for a in operands if isinstance(a, Step) and last[a.j] == i]
-        # a ufunc may write over an operand; `where` copies its third operand in first, so only that
-        # operand's buffer may take its result
-        mine = [holder[j] for j in dying if op != "where" or _is_step(operands[2], j)]
+        # a ufunc may write over its operands; `where` builds its result from a mask in the target, so
+        # it writes into no operand's buffer
+        mine = [holder[j] for j in dying] if op != "where" else []
         if i == root:
             choice = _OUT
         else:
@@ -51,19 +51,19 @@ def plan(program, signature, out_shape, out_dtype, scratch_out=True):
     return targets, temps
 
 
-def _is_step(a, j):
-    return isinstance(a, Step) and a.j == j
-
-
 def runner(program, signature, out_shape, out_dtype, scratch_out):
     """A function `run(arrays, out)` evaluating `program` into `out`. `scratch_out`: whether `out` may
     hold intermediates (False when it may share memory with an input)."""
     targets, temps = plan(program, signature, out_shape, out_dtype, scratch_out)
     functions = [numpy_function(op) for op, _ in program.steps]
     steps = program.steps
+    pool = []  # temporaries kept between calls (fresh large arrays cost a page fault per page)
 
     def run(arrays, out):
-        buffers = [np.empty(shape, dtype) for shape, dtype in temps]
+        try:
+            buffers = pool.pop()  # atomic: concurrent calls never share a set
+        except IndexError:
+            buffers = [np.empty(shape, dtype) for shape, dtype in temps]
         values = [None] * len(steps)
 
         def operand(a):
@@ -80,9 +80,14 @@ def runner(program, signature, out_shape, out_dtype, scratch_out):
                 values[i] = _where_into(target, *args)
             else:
                 values[i] = functions[i](*args, out=target)
+        if len(pool) < _POOL_SIZE:
+            pool.append(buffers)
         return out
 
     return run
+
+
+_POOL_SIZE = 2
 
 
 def _where_into(target, condition, a, b):
@@ -96,13 +101,14 @@ def _where_into(target, condition, a, b):
     if ints is not None and condition.dtype == np.bool_ and condition.shape == target.shape:
         keep = a if _is_zero(b, target.dtype) else b if _is_zero(a, target.dtype) else None
         if keep is not None and getattr(keep, "dtype", None) == target.dtype and \
-                not np.may_share_memory(target, condition):
-            mask = np.empty(condition.shape, ints)
+                not np.may_share_memory(target, condition) and not np.may_share_memory(target, keep):
+            mask = target.view(ints)  # the mask is made in the target itself: no temporary
             if keep is a:
                 np.subtract(0, condition, dtype=ints, out=mask)  # all ones where the condition holds
             else:
                 np.subtract(condition, 1, dtype=ints, out=mask)  # all ones where it does not
-            return np.bitwise_and(keep.view(ints), mask, out=target.view(ints)).view(target.dtype)
+            np.bitwise_and(mask, keep.view(ints), out=mask)
+            return target
     if np.may_share_memory(target, condition) or np.may_share_memory(target, a):
         target[...] = np.where(condition, a, b)
     else:
