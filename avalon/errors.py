@@ -77,7 +77,15 @@ class ShapeError(_Located, AvalonError, ValueError):
 
 
 class GradientError(AvalonError):
-    """A gradient was asked for in a way that has no answer (e.g. a non-scalar output without a seed)."""
+    """A gradient was asked for in a way that has no answer (e.g. a non-scalar output without a seed).
+    The message names the user's line (their `grad` call, or the traced line) and, given, the `fix`."""
+
+    def __init__(self, message, fix=None):
+        from .tracing.source import user_location  # tracing builds on the modules that raise this
+
+        lines = [message, *_where(user_location())]
+        lines += [f"  fix: {fix}"] if fix else []
+        super().__init__("\n".join(lines))
 
 
 class DtypeError(AvalonError, TypeError):

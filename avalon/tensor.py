@@ -213,7 +213,7 @@ class Tensor(np.ndarray, metaclass=_TensorType):
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         raise AvalonError(
-            "loss.backward(): Avalon's gradients are functional, not stored on tensors\n"
+            f"loss.backward(): Avalon's gradients are functional, not stored on tensors{_at_user_line()}\n"
             "  fix: write the loss as a function and ask for its gradients, then step with them:\n"
             "        loss, grads = avalon.grad(loss_fn, model, x, y)   # loss_fn(model, x, y) -> loss\n"
             "        opt.step(grads[0])                                # no zero_grad/backward needed")

@@ -4,6 +4,10 @@ Called on arrays, `grad` goes through the compile cache: the first call with a n
 `f`, appends the backward pass to the same tape (`backward`) and compiles the joint tape; later calls
 replay it. Called inside traced code (grad of grad), it records onto the enclosing tape instead.
 """
+import inspect
+
+import numpy as np
+
 from .. import tree
 from ..backend import is_array, is_inexact, namespace
 from ..errors import GradientError
@@ -41,6 +45,9 @@ def grad(f, *args, seed=None, argnums=None):
 
     >>> loss, (g, _, _) = avalon.grad(loss_fn, model, x, y, argnums=0)
     """
+    if not callable(f):
+        raise GradientError(f"grad's first argument is the function to differentiate, got a {type(f).__name__}",
+                            fix="call avalon.grad(loss_fn, *arguments)")
     value, per_leaf, holders, spec = grad_per_leaf(f, args, seed, argnums)
     grads = _mirror(spec, per_leaf, holders)
     if argnums is not None:
@@ -57,13 +64,28 @@ def value_and_grad(f, argnums=None):
     return wrapped
 
 
+def _check_arguments(f, args):
+    """Refuse, at the user's grad line, a function that cannot take `args` (Python's TypeError would come
+    from inside the trace). Only before tracing: a cached signature took them already."""
+    try:
+        signature = inspect.signature(f)
+    except (TypeError, ValueError):  # a builtin without one: calling it will tell
+        return
+    try:
+        signature.bind(*args)
+    except TypeError as error:
+        raise GradientError(f"{getattr(f, '__qualname__', type(f).__name__)} cannot take the {len(args)} "
+                            f"argument(s) given to grad: {error}",
+                            fix="pass grad the function, then exactly the arguments it takes") from None
+
+
 def _chosen(argnums, n_args):
     """The argument positions `argnums` names, as a set of non-negative indices."""
     positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for i in positions:
         if not isinstance(i, int) or not -n_args <= i < n_args:
-            raise GradientError(f"argnums={argnums!r} names no argument of the {n_args} given: use indices "
-                                f"from 0 to {n_args - 1} (or negative ones from the end)")
+            raise GradientError(f"argnums={argnums!r} names no argument of the {n_args} given",
+                                fix=f"use indices from 0 to {n_args - 1} (or negative ones from the end)")
     return {i % n_args for i in positions}
 
 
@@ -102,6 +124,7 @@ def grad_per_leaf(f, args, seed=None, argnums=None):
                        None if mask is None else tuple(mask))
     entry, captured, stale = cache.fetch(key)
     if entry is None:
+        _check_arguments(f, args)
         (recording, slots), read = cache.traced(
             f, f, key, stale, lambda: _record_with_backward(f, args, seed, mask, release=True))
         compiled = recording.tape.compile()
@@ -146,16 +169,26 @@ def _differentiable(dtype, role):
 
 
 def _scalar_output(recording):
-    if len(recording.out_nodes) != 1:
-        raise GradientError(f"grad needs a function returning one array, got {len(recording.out_nodes)} "
-                            "(return the loss alone; compute other values outside the differentiated function)")
+    # (loss, 0.0) holds one array, but which value is the loss is a guess: refused as (loss, accuracy) is
+    if len(recording.out_nodes) != 1 or isinstance(recording.result, (tuple, list, dict)):
+        result = recording.result
+        what = f"a {type(result).__name__} of {len(recording.out_nodes)} arrays" \
+            if isinstance(result, (tuple, list, dict)) else "None (no return statement?)" if result is None else \
+            f"a {type(result).__name__} that does not depend on the arguments" \
+            if isinstance(result, (int, float, complex, np.ndarray, np.generic)) else f"a {type(result).__name__}"
+        raise GradientError(f"grad needs a function returning one array (the loss); it returned {what}",
+                            fix="return the loss alone, computed from the arguments (compute other values "
+                                "outside the differentiated function)")
     return _check_output(recording.out_nodes[0])
 
 
 def _check_output(node):
+    if "complex" in str(node.dtype):  # any backend's complex dtypes
+        raise GradientError(f"the function returned a complex value (dtype {node.dtype}): a gradient needs a "
+                            "real output, as in torch", fix="return a real loss, e.g. its .abs() or .real")
     if not is_inexact(node.dtype):
         raise GradientError(f"the function returned an array of dtype {node.dtype}: only a floating-point "
-                            "output has a gradient (cast it, or return the floating-point loss)")
+                            "output has a gradient", fix="cast it, or return the floating-point loss")
     return node
 
 
@@ -169,7 +202,8 @@ def _record_with_backward(f, args, seed, mask=None, release=False):
         trace = recording.trace
         output = _scalar_output(recording)
         if seed is not None and tuple(seed.shape) != tuple(output.shape):
-            raise GradientError(f"seed has shape {tuple(seed.shape)} but the output has shape {tuple(output.shape)}")
+            raise GradientError(f"seed has shape {tuple(seed.shape)} but the output has shape {tuple(output.shape)}",
+                            fix="pass a seed of the output's shape (the cotangent of each output value)")
         seed_node = trace.input("seed", seed) if seed is not None else \
             trace.const(default_seed(output, namespace(output.value)))
         inputs = recording.tape.inputs[:len(recording.leaves)]
@@ -239,12 +273,14 @@ def _recorded_grad(f, args, seed, mask=None):
     if is_array(out):  # does not depend on anything traced: all gradients are zero
         out = Tracer(trace.const(out), trace)
     if not isinstance(out, Tracer):
-        raise GradientError(f"grad needs a function returning one array, got {type(out).__name__}")
+        raise GradientError(f"grad needs a function returning one array (the loss), got {type(out).__name__}",
+                            fix="return the loss alone, computed from the arguments")
     output = _check_output(out._node)
     if seed is None:
         seed = default_seed(output, namespace(output.value))
     elif tuple(seed.shape) != tuple(output.shape):
-        raise GradientError(f"seed has shape {tuple(seed.shape)} but the output has shape {tuple(output.shape)}")
+        raise GradientError(f"seed has shape {tuple(seed.shape)} but the output has shape {tuple(output.shape)}",
+                            fix="pass a seed of the output's shape (the cotangent of each output value)")
     seed = seed if isinstance(seed, Tracer) else Tracer(trace.const(seed), trace)
     wanted = mask or [True] * len(tracers)
     wrt = [t._node for t, info, w in zip(tracers, infos, wanted) if w and _differentiable(t.dtype, info.role)]
