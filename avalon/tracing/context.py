@@ -9,6 +9,7 @@ from ..ops.primitive import PRIMITIVES
 from ..tape import Call, Const, Input, Tape
 from ..standin import Standin, as_traced, through_standins
 from ..tensor import is_torch_tensor, plain, wrap
+from .. import tree
 from .binding import Bindings
 from .source import library_call, user_location
 
@@ -115,7 +116,6 @@ class Trace:
         become inputs that every replay reads afresh from the object, so an optimiser's in-place step
         and its state updates reach the replay instead of freezing as constants; they get no gradient
         (pass the holder as an argument for that)."""
-        from .. import tree
         from .tracer import Tracer
 
         holder = tree.holder_of(obj)
@@ -138,8 +138,6 @@ class Trace:
 
     def name_view(self, view, obj):
         """Give `view` and its parts the scope names of `obj` and its parts (they mirror each other)."""
-        from .. import tree
-
         if view is obj:
             return
         names, holder = self.scope_names, tree.holder_of(obj)
