@@ -37,6 +37,9 @@ from .tree import Grads, register_container, register_holder
 Tensor.adopt(_TorchMethods)  # one method table, two hosts: tracers and Tensors
 _taking_torch_tensors(globals(), _torch_api.__all__)  # ported code may pass torch tensors to any of them
 _taking_torch_tensors(globals(), _torch_select.__all__ + ["is_floating_point"])
+from . import torch_scatter as _torch_scatter  # noqa: E402
+from .torch_scatter import *  # noqa: E402,F401,F403 - scatter, index_copy, index_fill, index_put, take
+_taking_torch_tensors(globals(), _torch_scatter.__all__)
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int8, int16, int32, int64, uint8 = _np.int8, _np.int16, _np.int32, _np.int64, _np.uint8

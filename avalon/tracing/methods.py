@@ -51,6 +51,7 @@ import numpy as np
 
 from .. import numpy_api as npa
 from .. import torch_api as ta
+from .. import torch_scatter as tsc
 from .. import torch_select as tsel
 from ..errors import DtypeError, ShapeError
 from ..ops import elementwise as ew
@@ -463,6 +464,18 @@ class TorchMethods:
 
     def scatter_add(self, dim, index, src):
         return ta.scatter_add(self, dim, index, src)
+
+    def scatter(self, dim, index, src=None, value=None, *, reduce=None):
+        return tsc.scatter(self, dim, index, src, value, reduce=reduce)
+
+    def index_copy(self, dim, index, source):
+        return tsc.index_copy(self, dim, index, source)
+
+    def index_fill(self, dim, index, value):
+        return tsc.index_fill(self, dim, index, value)
+
+    def index_put(self, indices, values, accumulate=False):
+        return tsc.index_put(self, indices, values, accumulate)
 
     def put(self, index, source, accumulate=False, **kw):
         """torch's put, out of place: the array (read flat) with `source` written at the flat

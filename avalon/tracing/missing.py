@@ -11,7 +11,7 @@ from .. import numpy_api as npa
 
 # torch's in-place methods whose out-of-place forms are not methods here (the rest are `name_` of one)
 _INPLACE_ONLY = {"zero_", "fill_", "copy_", "uniform_", "normal_", "bernoulli_", "exponential_",
-                 "random_", "index_put_", "index_fill_", "index_copy_", "scatter_", "set_", "resize_",
+                 "random_", "set_", "resize_",
                  "requires_grad_", "fill_diagonal_", "masked_scatter_"}
 
 WRITES = ("the array is an input of the traced function or shares memory with another array still in "

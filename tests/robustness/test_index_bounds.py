@@ -33,6 +33,11 @@ def one_hot(x, i): return (F.one_hot(i, 3) * x[0]).sum()
 def cross_entropy(x, i): return F.cross_entropy(x, i)
 def nll_loss(x, i): return F.nll_loss(x, i)
 def embedding(x, i): return F.embedding(i, x).sum()
+def scatter(x, i): return (avalon.scatter(x, 1, i, np.full((1, 2), 7.0)) * x).sum()
+def index_copy(x, i): return (avalon.index_copy(x, 1, i, np.full((2, 1), 7.0)) * x).sum()
+def index_fill(x, i): return (avalon.index_fill(x, 1, i, 7.0) * x).sum()
+def index_put(x, i): return (avalon.index_put(x, (i,), np.full(3, 7.0)) * x).sum()
+def torch_take(x, i): return avalon.take(x, i).sum()
 
 
 def _t(fn):
@@ -54,6 +59,11 @@ TORCH = {
     cross_entropy: _t(lambda x, i: TF.cross_entropy(x, i)),
     nll_loss: _t(lambda x, i: TF.nll_loss(x, i)),
     embedding: _t(lambda x, i: TF.embedding(i, x)),
+    scatter: _t(lambda x, i: torch.scatter(x, 1, i, torch.full((1, 2), 7.0, dtype=x.dtype)) * x),
+    index_copy: _t(lambda x, i: torch.index_copy(x, 1, i, torch.full((2, 1), 7.0, dtype=x.dtype)) * x),
+    index_fill: _t(lambda x, i: torch.index_fill(x, 1, i, 7.0) * x),
+    index_put: _t(lambda x, i: torch.index_put(x, (i,), torch.full((3,), 7.0, dtype=x.dtype)) * x),
+    torch_take: _t(lambda x, i: torch.take(x, i)),
 }
 
 # (op, a valid index, the index with one entry replaced, where, what the op allows)
@@ -84,6 +94,15 @@ CASES = [
     (nll_loss, [0, 2], [0, -1], (1,), (0, 3)),
     (embedding, [0, 1], [0, -1], (1,), (0, 2)),
     (embedding, [0, 1], [2, 1], (0,), (0, 2)),
+    (scatter, [[0, 2]], [[0, -1]], (0, 1), (0, 3)),
+    (scatter, [[0, 2]], [[3, 0]], (0, 0), (0, 3)),
+    (index_copy, [2], [-1], (0,), (0, 3)),
+    (index_fill, [2], [-1], None, None),
+    (index_fill, [2], [3], (0,), (-3, 3)),
+    (index_put, [0, 1], [0, -1], None, None),
+    (index_put, [0, 1], [2, 0], (0,), (-2, 2)),
+    (torch_take, [0, 5], [0, -1], None, None),
+    (torch_take, [0, 5], [6, 0], (0,), (-6, 6)),
 ]
 
 

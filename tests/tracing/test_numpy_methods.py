@@ -273,6 +273,7 @@ def test_list_indices_replay_with_new_values():
 # the table's methods that other test files cover
 TESTED_ELSEWHERE = {"topk", "multinomial"}  # tests/tracing/test_torch_select.py
 TESTED_ELSEWHERE |= {"register_hook"}  # tests/nn/test_hooks.py
+TESTED_ELSEWHERE |= {"scatter", "index_copy", "index_fill", "index_put"}  # tests/tracing/test_torch_scatter.py
 
 
 def test_every_table_method_has_a_case():
