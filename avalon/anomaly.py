@@ -6,6 +6,8 @@ Calls are checked while tracing, eagerly, and in cached replays: a compiled tape
 checked replay, generated the first time it runs in this mode (`avalon.compile.anomaly_checks`), so
 outside the mode a replay costs what it did.
 """
+import numpy as np
+
 from .backend import namespace
 from .errors import AnomalyError
 
@@ -80,10 +82,7 @@ def nonfinite(value):
     if bool(xp.all(finite)):
         return None
     flat = int(xp.argmin(xp.reshape(finite, (-1,))))
-    position, rest = [], flat
-    for n in reversed(tuple(value.shape)):
-        position.insert(0, rest % n)
-        rest //= n
+    position = [int(p) for p in np.unravel_index(flat, tuple(value.shape))]  # flat is a Python int
     found = xp.reshape(value, (-1,))[flat]
     return (complex(found) if dtype.kind == "c" else float(found)), position
 

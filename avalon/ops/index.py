@@ -4,6 +4,8 @@ An index key is static, except for integer arrays in it, which are operands: the
 where the i-th index array goes. So `x[idx, 1:]` is `getitem(x, idx, key=(Slot(0), slice(1, None)))`.
 take, take_along_axis and torch's gather are written with getitem.
 """
+import numpy as np
+
 from ..backend import is_numpy_like, namespace
 from ..errors import IndexRangeError
 from .primitive import primitive
@@ -127,16 +129,8 @@ def check_range(index, size, what, low=0, ignore=None):
     if not bool(xp.any(bad)):
         return
     flat = int(xp.argmax(xp.reshape(bad, (-1,))))
-    position = tuple(int(p) for p in _unravel(flat, tuple(index.shape)))
+    position = tuple(int(p) for p in np.unravel_index(flat, tuple(index.shape)))  # flat is a Python int
     raise IndexRangeError(what, int(xp.reshape(index, (-1,))[flat]), position, low, size, ignore)
-
-
-def _unravel(flat, shape):
-    position = []
-    for n in reversed(shape):
-        position.append(flat % n)
-        flat //= n
-    return reversed(position)
 
 
 _NEVER_NEGATIVE = {"argsort", "argpartition", "argmax", "argmin"}
