@@ -9,7 +9,6 @@ import linecache
 import re
 
 from .. import anomaly
-
 from ..errors import AvalonError, IndexRangeError, ReplayError
 from ..tape import Call
 
