@@ -78,11 +78,11 @@ def clear():
     retraces.forget()
 
 
-def traced(f, subject, key, stale, trace):
+def traced(f, subject, key, stale, trace, holders=()):
     """`trace()`'s result (a recording), noting why `f` traced and the Python values it read: they
-    guard the entry built from it (`entry.guards = found[0]`)."""
+    guard the entry built from it (`entry.guards = found[0]`). `holders`: the arguments' models."""
     retraces.noted(f, subject, key, stale)
-    with guards.watching(f) as found:
+    with guards.watching(f, holders, subject) as found:
         recording = trace()
     return recording, found[0]
 
@@ -171,7 +171,7 @@ def call(f, args, kwargs=None, subject=None):
     key = key_of(f, spec, leaves, "call")
     entry, captured, stale = fetch(key)
     if entry is None:
-        recording, read = traced(f, subject or f, key, stale, lambda: record(f, args, kwargs))
+        recording, read = traced(f, subject or f, key, stale, lambda: record(f, args, kwargs), holders)
         compiled = recording.tape.compile()
         entry = _CallEntry(recording, compiled, read)
         store(key, entry)

@@ -14,11 +14,11 @@ from ..errors import GradientError
 from ..ops import shape as sh
 from ..tensor import wrap
 from ..tracing import Tracer, current, record, write_back
+from ..tracing.binding import Bindings
 from . import cache
 from .backward import backward, default_seed
 
 
-from ..tracing.binding import Bindings
 def grad(f, *args, seed=None, argnums=None):
     """f's value and the gradient of that value with respect to every array in `args`.
 
@@ -126,7 +126,7 @@ def grad_per_leaf(f, args, seed=None, argnums=None):
     if entry is None:
         _check_arguments(f, args)
         (recording, slots), read = cache.traced(
-            f, f, key, stale, lambda: _record_with_backward(f, args, seed, mask, release=True))
+            f, f, key, stale, lambda: _record_with_backward(f, args, seed, mask, release=True), holders)
         compiled = recording.tape.compile()
         entry = _GradEntry(recording, compiled, slots, read)
         cache.store(key, entry)

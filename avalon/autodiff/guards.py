@@ -24,6 +24,7 @@ from ..backend import is_array, namespace
 from ..plain_data import is_plain_data
 from ..tensor import is_torch_tensor
 from ..tracing.source import code_kind
+from .host_random import HostGenerators
 
 WHOLE_ARRAY = 1 << 16
 _SAMPLE = 4096
@@ -51,10 +52,15 @@ class Guards:
 
 
 @contextlib.contextmanager
-def watching(f):
-    """Run the body (a trace of `f`) noting the user's functions that run; yields a list that holds
-    the `Guards` once the body is done."""
+def watching(f, holders=(), subject=None):
+    """Run the body (a trace of `f`, whose arguments hold `holders`) noting the user's functions that
+    run; yields a list that holds the `Guards` once the body is done. A trace that drew random numbers
+    from a host generator is refused (`host_random`) at `subject` (a model's forward, or `f`)."""
     seen = _Seen()
+    seen.host.add_from(_closure_values(f), f"closure of {getattr(f, '__qualname__', f)}")
+    for holder in holders:
+        for path, part in [("", holder), *tree.holder_of(holder).named_parts(holder)]:
+            seen.host.add_from(vars(part) if hasattr(part, "__dict__") else {}, f"attribute of {path or 'model'}")
     previous = sys.gettrace()
     sys.settrace(seen.chained(previous))
     result = []
@@ -62,25 +68,30 @@ def watching(f):
         yield result
     finally:
         sys.settrace(previous)
+    shown = subject if subject is not None else f
+    seen.host.refuse_draws(shown if isinstance(shown, types.FunctionType) else getattr(shown, "forward", shown))
     result.append(seen.guards(f))
 
 
 class _Seen:
-    """Code objects of the user's functions that ran, with their globals."""
+    """Code objects of the user's functions that ran, with their globals; host generators in reach."""
 
     def __init__(self):
         self.globals_of = {}
+        self.host = HostGenerators()
 
     def chained(self, previous):
         """The trace function: called at every Python call while tracing, so it does one set lookup
         for code it has seen (most of it Avalon's own)."""
-        globals_of, seen = self.globals_of, set()
+        globals_of, seen, host = self.globals_of, set(), self.host
 
         def on_call(frame, event, arg):
             code = frame.f_code
             if code not in seen:
                 seen.add(code)
                 if _kind_of(code.co_filename) == "user":
+                    if not any(g is frame.f_globals for g in globals_of.values()):
+                        host.add_from(frame.f_globals, f"global of {code.co_filename}")
                     globals_of[code] = frame.f_globals
             return previous(frame, event, arg) if previous is not None else None
 
@@ -177,6 +188,13 @@ def _read_and_written(code):
                 written.add(line_start["name"])
         names = _names[code] = (tuple(dict.fromkeys(loads)), frozenset(written))
     return names
+
+
+def _closure_values(f):
+    f = next(iter(_functions_of(f)), None)
+    if f is None or f.__closure__ is None:
+        return {}
+    return {name: _cell_value(cell) for name, cell in zip(f.__code__.co_freevars, f.__closure__)}
 
 
 def _cell_value(cell):

@@ -17,8 +17,9 @@ from ..tracing.source import user_location
 
 RETRACE_WARNING = 8  # traces of the same code before the warning (torch.compile recompiles 8 times)
 _events = collections.deque(maxlen=2000)
-_traces_of = collections.Counter()  # code (or class) -> traces so far
-_last_key = {}  # a function's code (or a model's id) -> the key of its latest trace
+# Keyed by a function's code (a fresh lambda per call is the same code) or by any other callable's id
+_traces_of = collections.Counter()  # traces so far
+_last_key = {}  # the key of the latest trace
 _warned = set()
 _lock = threading.Lock()
 
@@ -81,19 +82,18 @@ def explain_cache(subject=None):
 def noted(f, subject, key, stale_reason):
     """Note a trace of `f` (for `subject`: the model of a module call, else `f`) under `key`, and warn
     once when its code keeps retracing. `stale_reason` says why a cached entry could not be used."""
-    code = _code_of(subject)
-    identity = code if isinstance(subject, types.FunctionType) else id(subject)
+    identity = subject.__code__ if isinstance(subject, types.FunctionType) else id(subject)
     with _lock:
         previous = _last_key.get(identity)
         fresh_function = isinstance(subject, types.FunctionType) and previous is not None and \
             previous[0]() is not subject
         reason = stale_reason or _new_key_reason(previous, key, fresh_function)
         _last_key[identity] = key
-        _traces_of[code] += 1
+        _traces_of[identity] += 1
         _events.append(CacheEvent(_name(subject), reason, subject))
-        warn = _traces_of[code] >= RETRACE_WARNING and code not in _warned
+        warn = _traces_of[identity] >= RETRACE_WARNING and identity not in _warned
         if warn:
-            _warned.add(code)
+            _warned.add(identity)
     if warn:
         where = user_location()
         warnings.warn_explicit(
@@ -168,11 +168,6 @@ def _advice(reason, fresh_function):
     if reason.startswith("argument array"):
         return "Shapes that keep changing retrace: pad batches to one shape, or use drop_last=True."
     return ""
-
-
-def _code_of(subject):
-    code = getattr(subject, "__code__", None)
-    return code if code is not None else (type(subject) if not isinstance(subject, type) else subject)
 
 
 def _name(subject):
