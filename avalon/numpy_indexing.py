@@ -150,6 +150,8 @@ def choose(a, choices, out=None, mode="raise"):
     """numpy's choose: out[i] = choices[a[i]][i] (all broadcast); the gradient goes to the choices."""
     _refuse_keywords("choose", out)
     a = index_array(a)
+    if mode in (None, "raise"):  # numpy refuses negative choices ('wrap' and 'clip' make them fit)
+        a = ix.in_range(a, len(choices), "choose")
     choices = [choices[i] for i in range(len(choices))] if arraylike(choices) else list(choices)
     dtype = np.result_type(*(c.dtype if arraylike(c) else c for c in choices))  # numbers as numpy: weak
     choices = [npa.astype(c, dtype, copy=False) if arraylike(c) else np.asarray(c, dtype) for c in choices]

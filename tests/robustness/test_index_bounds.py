@@ -247,3 +247,13 @@ def test_avalon_check_reports_the_index_that_stopped_the_trace():
     assert isinstance(problem, avalon.IndexRangeError) and problem.lineno == _line(rows)
     assert problem.construct.startswith("indexing: index 5 at position [1]") and problem.fix
     assert problem.node is problems.tape.nodes[-1]
+
+
+def test_np_choose_refuses_a_negative_choice_as_numpy_does():
+    choices = [np.array([1.0, 2.0]), np.array([3.0, 4.0])]
+    with pytest.raises(ValueError, match="invalid entry"):
+        np.choose(np.array([-1, 0]), choices)
+    pick = avalon.jit(lambda a, c0, c1: np.choose(a, [c0, c1]))
+    np.testing.assert_array_equal(pick(np.array([1, 0]), *choices), [3.0, 2.0])
+    with pytest.raises(avalon.IndexRangeError, match=r"choose: index -1 at position \[0\] .* \[0, 2\)"):
+        pick(np.array([-1, 0]), *choices)  # a replay
