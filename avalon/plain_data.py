@@ -35,10 +35,11 @@ def _plain_class(cls):
         return False
     if any("__call__" in vars(k) for k in cls.__mro__[:-1]) and not dataclasses.is_dataclass(cls):
         return False  # a callable object is code, not configuration
-    return dataclasses.is_dataclass(cls) or _defined_by_user(cls)
+    return dataclasses.is_dataclass(cls) or is_user_class(cls)
 
 
-def _defined_by_user(cls):
+def is_user_class(cls):
+    """Is `cls` defined in the user's own code (not Avalon's, a library's or the standard library's)."""
     from .tracing.source import code_kind  # tracing imports this module's users: import on use
     module = sys.modules.get(cls.__module__)
     filename = getattr(module, "__file__", None)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import tree
 from ..backend import is_array, namespace
-from ..plain_data import is_plain_data
+from ..plain_data import is_plain_data, is_user_class
 from ..tensor import is_torch_tensor
 from ..tracing.source import code_kind
 from .host_random import HostGenerators
@@ -70,7 +70,7 @@ def watching(f, holders=(), subject=None):
         sys.settrace(previous)
     shown = subject if subject is not None else f
     seen.host.refuse_draws(shown if isinstance(shown, types.FunctionType) else getattr(shown, "forward", shown))
-    result.append(seen.guards(f))
+    result.append(seen.guards(f, holders))
 
 
 class _Seen:
@@ -97,9 +97,9 @@ class _Seen:
 
         return on_call
 
-    def guards(self, f):
+    def guards(self, f, holders):
         checks, done = [], set()
-        functions = _functions_of(f)
+        functions, holders = _functions_of(f), list(holders)
         for code, globs in self.globals_of.items():
             for name in _global_loads(code):
                 value = globs.get(name, _MISSING)
@@ -107,6 +107,7 @@ class _Seen:
                     done.add((id(globs), name))
                     checks.append(_check(value, _GlobalRead(globs, name, code), name in _written(code)))
                     functions.extend(_functions_of(value))
+                    holders += [value] if tree.holder_of(value) is not None else []
         seen_cells = set()
         for fn in _closures(functions, set(self.globals_of)):
             for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
@@ -115,7 +116,23 @@ class _Seen:
                     value = _cell_value(cell)
                     if value is not _MISSING:
                         checks.append(_check(value, _CellRead(cell, name, fn), name in _written(fn.__code__)))
+                        holders += [value] if tree.holder_of(value) is not None else []
+        checks += [_check(value, _ClassRead(cls, name)) for cls, name, value in _class_attributes(holders)]
         return Guards(c for c in checks if c is not None)
+
+
+def _class_attributes(holders):
+    """(class, name, value) for the plain class attributes (`SCALE = 2.0` in a model's class body, read
+    as `self.SCALE`) of the user's classes behind `holders` and their parts."""
+    classes = {}
+    for holder in holders:
+        for part in [holder, *(p for _, p in tree.holder_of(holder).named_parts(holder))]:
+            for cls in type(part).__mro__:
+                if cls not in classes and is_user_class(cls):
+                    classes[cls] = [(name, value) for name, value in vars(cls).items()
+                                    if not name.startswith("__") and not hasattr(value, "__get__")
+                                    and not isinstance(value, (type, types.ModuleType))]
+    return [(cls, name, value) for cls, attributes in classes.items() for name, value in attributes]
 
 
 def _functions_of(value):
@@ -224,6 +241,17 @@ class _CellRead:
 
     def describe(self):
         return f"closure variable `{self.name}` of {self.fn.__qualname__} ({self.fn.__code__.co_filename})"
+
+
+class _ClassRead:
+    def __init__(self, cls, name):
+        self.cls, self.name = cls, name
+
+    def __call__(self):
+        return vars(self.cls).get(self.name, _MISSING)
+
+    def describe(self):
+        return f"class attribute `{self.cls.__name__}.{self.name}`"
 
 
 def _check(value, read, written=False):

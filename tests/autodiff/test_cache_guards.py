@@ -265,3 +265,29 @@ def test_a_global_changing_every_step_warns_with_its_name(data):
                 avalon.grad(weighted_loss, W, x)
     finally:
         beta = 0.5
+
+
+class ClassScaled(nn.Module):
+    SCALE = 1.0  # a class attribute read as self.SCALE
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(x) * self.SCALE
+
+
+def test_a_class_attribute_of_a_model_that_changes_retraces(data):
+    _, x = data
+    model = ClassScaled()
+    plain = model.fc(x)
+    try:
+        np.testing.assert_allclose(model(x), plain, rtol=1e-5)
+        ClassScaled.SCALE = 4.0
+        np.testing.assert_allclose(model(x), 4 * plain, rtol=1e-5)
+        value, (g, _) = avalon.grad(lambda m, x: m(x).sum(), model, x)
+        np.testing.assert_allclose(value, 4 * plain.sum(), rtol=1e-5)
+        assert "class attribute `ClassScaled.SCALE`" in avalon.explain_cache(model).events[-1].reason
+    finally:
+        ClassScaled.SCALE = 1.0
