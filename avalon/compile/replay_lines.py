@@ -9,7 +9,7 @@ import linecache
 import re
 
 from .. import anomaly
-from ..errors import AvalonError, IndexRangeError, ReplayError
+from ..errors import AvalonError, IndexRangeError, InternalError, ReplayError
 from ..tape import Call
 
 _ASSIGNMENT = re.compile(r"^    v(\d+) = ")
@@ -26,6 +26,7 @@ class ReplayLines:
         self.nodes = {}
         self.locations = {}
         self.floating = {}  # line -> (what the anomaly check reports, user line), for floating results
+        self.validated = {}  # line -> (primitive, operands) of a call whose operands its check passed
         for lineno, line in enumerate(source.splitlines(), start=1):
             node = by_id.get(int(match.group(1))) if (match := _ASSIGNMENT.match(line)) else None
             if node is None or node.prim.effect:  # a hook's own exceptions are the user's: unchanged
@@ -33,6 +34,8 @@ class ReplayLines:
             what = anomaly.node_text(node)
             self.nodes[lineno] = what + _where(node)
             self.locations[lineno] = node.location
+            if node.prim.check is not None:  # checked while tracing; a replay has the same shapes
+                self.validated[lineno] = (node.prim.name, ", ".join(f"{a.dtype} {a.shape}" for a in node.inputs))
             if getattr(node.dtype, "kind", "") in ("f", "c"):
                 origin = _short(by_id.get(rule_of.get(node.id)))
                 self.floating[lineno] = (anomaly.head(what, node.phase, origin), node.location)
@@ -45,6 +48,7 @@ class ReplayLines:
         lines.filename = filename
         lines.nodes = {k: self.nodes[o] for k, o in old_line.items() if o in self.nodes}
         lines.locations = {k: self.locations[o] for k, o in old_line.items() if o in self.locations}
+        lines.validated = {k: self.validated[o] for k, o in old_line.items() if o in self.validated}
         lines.floating = {}
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         return lines
@@ -66,6 +70,8 @@ class ReplayLines:
             return exc.at(self.locations[lineno], self.nodes[lineno].split(" = ", 1)[0])
         if isinstance(exc, AvalonError):
             return None
+        if lineno in self.validated and not isinstance(exc, ArithmeticError):  # not a value's fault
+            return InternalError(*self.validated[lineno], exc, self.locations[lineno], self.nodes[lineno])
         return ReplayError(
             f"{type(exc).__name__} while replaying the compiled code of {self.nodes[lineno]}: {exc}\n"
             "  why: this call's values differ from the ones seen while tracing, where this node ran "

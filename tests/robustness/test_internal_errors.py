@@ -97,3 +97,27 @@ def test_a_users_primitive_raises_its_own_exceptions_unchanged():
 def test_floating_point_errors_asked_for_with_errstate_pass_unchanged():
     with np.errstate(divide="raise"), pytest.raises(FloatingPointError):
         avalon.grad(lambda x: np.log(x).sum(), np.zeros(2))
+
+
+def test_a_validated_primitive_failing_on_a_replay_is_an_internal_error(monkeypatch):
+    calls = []
+    concatenate = shape.concatenate.impl
+
+    def fails_on_the_replay(*xs, axis=0):
+        calls.append(axis)
+        if len(calls) > 1:
+            raise IndexError("tuple index out of range")
+        return concatenate(*xs, axis=axis)
+
+    monkeypatch.setattr(shape.concatenate, "impl", fails_on_the_replay)
+    compiled = avalon.jit(joined)
+    a, b = np.ones((2, 3)), np.ones((2, 4))
+    assert compiled(a, b) == 14.0  # traced
+    with pytest.raises(avalon.InternalError) as info:
+        compiled(a, b)  # replayed: the same shapes passed concatenate's check while tracing
+    message = str(info.value)
+    assert message.startswith("internal error in Avalon's concatenate (operands float64 (2, 3), float64 (2, 4)): "
+                              "IndexError: tuple index out of range")
+    assert "= concatenate(" in message and "this is a bug in Avalon's concatenate" in message
+    assert (info.value.filename, info.value.lineno) == (__file__, _line(joined))
+    assert isinstance(info.value.__cause__, IndexError)
