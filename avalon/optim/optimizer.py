@@ -135,6 +135,12 @@ class Optimizer:
                                  "params is a collection of arrays", "wrap it in a list: [array]")
         if isinstance(params, dict) and "params" not in params:
             params = list(params.items())
+        if callable(getattr(params, "parameters", None)):
+            raise OptimizerError(f"{type(self).__name__} was given the model ({type(params).__name__}) as `params`",
+                                 "an optimiser updates a collection of arrays", "pass model.parameters()")
+        if not hasattr(params, "__iter__"):
+            raise OptimizerError(f"{type(self).__name__} was given a {type(params).__name__} as `params`",
+                                 "params is a collection of arrays", "pass model.parameters()")
         groups = list(params)
         if not groups:
             raise OptimizerError(f"{type(self).__name__} got an empty parameter list",
@@ -182,8 +188,13 @@ class Optimizer:
         """Raise an OptimizerError when a group's options are out of range: the `_nonnegative` ones and,
         where the optimiser has them, `betas` (subclasses with other constraints extend this)."""
         for key in self._nonnegative:
-            if not group[key] >= 0.0:
-                raise OptimizerError(f"invalid {key}: {group[key]} (must be >= 0.0)")
+            try:  # a number or a 0-d array (a tensor lr), not a string that Python would compare
+                valid = not isinstance(group[key], (bool, str)) and bool(group[key] >= 0.0)
+            except (TypeError, ValueError):
+                valid = False
+            if not valid:
+                raise OptimizerError(f"invalid {key}: {group[key]!r} (must be a number >= 0.0)",
+                                     fix=f"pass {key} as a number >= 0 (e.g. {key}=0.01)")
         if "betas" in self.defaults:
             _betas(group)
 
@@ -546,7 +557,8 @@ def _copy_value(value):
 def _betas(group):
     betas = group["betas"]
     if len(betas) != 2:
-        raise OptimizerError(f"betas must be a pair, got {betas!r}")
+        raise OptimizerError(f"betas must be a pair, got {betas!r}", fix="pass betas=(0.9, 0.999)")
     for i, beta in enumerate(betas):
         if not 0.0 <= beta < 1.0:
-            raise OptimizerError(f"invalid beta parameter at index {i}: {beta} (must be in [0, 1))")
+            raise OptimizerError(f"invalid beta parameter at index {i}: {beta} (must be in [0, 1))",
+                                 fix="pass betas=(0.9, 0.999), each in [0, 1)")

@@ -4,10 +4,12 @@
 """
 import math
 import numbers
+from collections.abc import Mapping
 
 from ..autodiff import call, grad
 from ..errors import AvalonError
 from ..optim.lr_scheduler import ReduceLROnPlateau
+from ..tracing import user_location
 from .history import History
 
 __all__ = ["fit", "evaluate"]
@@ -42,44 +44,54 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
     >>> history = avalon.fit(model, lambda m, x, y: F.mse_loss(m(x), y), loader, opt, epochs=10)
     >>> history["loss"][-1] < history["loss"][0]
     """
+    if metrics is not None and not isinstance(metrics, Mapping):
+        _refuse(f"metrics is a {type(metrics).__name__}", "pass a dict of name -> fn(output, target) -> float")
     metrics = dict(metrics or {})
     _check_arguments(model, loss_fn, train_loader, optimizer, epochs, val_loader, metrics, scheduler)
     history = History()
-    for epoch in range(epochs):
-        model.train()
-        lr = optimizer.param_groups[0]["lr"]
-        total, count = 0.0, 0
-        bar = _progress(train_loader, f"epoch {epoch + 1}/{epochs}", progress)
-        for batch in bar:
-            x, y = _split(batch)
-            loss, grads = grad(loss_fn, model, x, y, argnums=0)  # the model's gradient alone
-            optimizer.step(grads[0])
-            value, n = float(loss), _count(x)
-            total, count = total + value * n, count + n
-            history.log_step(loss=value, lr=lr)
+    was_training = model.training
+    try:
+        for epoch in range(epochs):
+            model.train()
+            lr = optimizer.param_groups[0]["lr"]
+            total, count = 0.0, 0
+            bar = _progress(train_loader, f"epoch {epoch + 1}/{epochs}", progress)
+            for batch in bar:
+                x, y = _split(batch)
+                loss, grads = grad(loss_fn, model, x, y, argnums=0)  # the model's gradient alone
+                optimizer.step(grads[0])
+                value, n = float(loss), _count(x)
+                total, count = total + value * n, count + n
+                history.log_step(loss=value, lr=lr)
+                if bar is not train_loader:
+                    bar.set_postfix(loss=f"{value:.4g}")
+            results = {"loss": total / count if count else math.nan, "lr": lr}
+            if val_loader is not None:
+                results.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, val_loader, metrics).items()})
+            history.log_epoch(**results)
             if bar is not train_loader:
-                bar.set_postfix(loss=f"{value:.4g}")
-        results = {"loss": total / count if count else math.nan, "lr": lr}
-        if val_loader is not None:
-            results.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, val_loader, metrics).items()})
-        history.log_epoch(**results)
-        if bar is not train_loader:
-            bar.set_postfix({k: f"{v:.4g}" for k, v in results.items() if k != "lr"})
-            bar.close()
-        if scheduler is not None:
-            if isinstance(scheduler, ReduceLROnPlateau):
-                scheduler.step(results.get("val_loss", results["loss"]))
-            else:
-                scheduler.step()
+                bar.set_postfix({k: f"{v:.4g}" for k, v in results.items() if k != "lr"})
+                bar.close()
+            if scheduler is not None:
+                if isinstance(scheduler, ReduceLROnPlateau):
+                    scheduler.step(results.get("val_loss", results["loss"]))
+                else:
+                    scheduler.step()
+    except BaseException:  # a failure leaves the training mode as the caller had it
+        model.train(was_training)
+        raise
     return history
+
+
+def _refuse(what, fix):
+    where = user_location()  # the user's fit line
+    raise AvalonError(f"fit: {what}" + (f"\n  at {where}" if where else "") + f"\n  fix: {fix}")
 
 
 def _check_arguments(model, loss_fn, train_loader, optimizer, epochs, val_loader, metrics, scheduler):
     """Every argument fit can check, checked before it changes the model (its training flag, its weights)
     or the optimiser: a mistake found in the second epoch would leave one epoch of training behind."""
-    def refuse(what, fix):
-        raise AvalonError(f"fit: {what}\n  fix: {fix}")
-
+    refuse = _refuse
     if not isinstance(epochs, numbers.Integral) or isinstance(epochs, bool) or epochs < 0:
         refuse(f"epochs is {epochs!r}", "pass the number of passes over train_loader, an integer >= 0")
     if not callable(loss_fn):
@@ -101,6 +113,11 @@ def _check_arguments(model, loss_fn, train_loader, optimizer, epochs, val_loader
             refuse(f"metric {name!r} is a {type(fn).__name__}", "pass fn(output, target) -> float")
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):
         refuse(f"scheduler is a {type(scheduler).__name__}", "pass an avalon.optim.lr_scheduler scheduler, or None")
+    own = {id(p) for p in model.parameters()} if callable(getattr(model, "parameters", None)) else set()
+    held = [p for group in optimizer.param_groups for p in group["params"]]
+    if own and held and not any(id(p) in own for p in held):
+        refuse("the optimizer holds none of the model's parameters (built for another model, or for a copy?)",
+               "build the optimiser from this model: optim.SGD(model.parameters(), lr=...)")
 
 
 def evaluate(model, loss_fn, loader, metrics=None):
@@ -134,9 +151,9 @@ def evaluate(model, loss_fn, loader, metrics=None):
 def _split(batch):
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
-    raise AvalonError(f"fit and evaluate expect (x, y) batches, got a {type(batch).__name__}"
-                      f"{f' of {len(batch)}' if isinstance(batch, (tuple, list)) else ''}: make the dataset return "
-                      "(input, target) pairs, or write the loop yourself (see fit's docstring)")
+    _refuse(f"fit and evaluate expect (x, y) batches, got a {type(batch).__name__}"
+            f"{f' of {len(batch)}' if isinstance(batch, (tuple, list)) else ''}",
+            "make the dataset return (input, target) pairs, or write the loop yourself (see fit's docstring)")
 
 
 def _count(x):

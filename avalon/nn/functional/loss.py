@@ -52,6 +52,12 @@ def _zero(x):
 
 def _same_size(fn, input, target):
     if tuple(target.shape) != tuple(input.shape):
+        try:
+            np.broadcast_shapes(tuple(target.shape), tuple(input.shape))
+        except ValueError:
+            raise fail(fn, f"target of shape {tuple(target.shape)} does not fit input of shape "
+                           f"{tuple(input.shape)}: they do not even broadcast",
+                       fix="give the target the input's shape (reshape or transpose it)") from None
         warnings.warn(f"{fn}: target size {tuple(target.shape)} differs from input size {tuple(input.shape)}; "
                       "they are broadcast together, which is likely not what you want", stacklevel=3)
 
