@@ -8,7 +8,10 @@ weight); each one's rule is written with the three, so gradients of gradients wo
 Padding is a (before, after) pair per spatial axis, so 'same' with an even kernel is representable.
 Speed: the padded input is viewed as windows through strides (no copy), the windows are copied once
 into a column matrix and one batched matrix product does the work (im2col); the adjoint multiplies
-first and scatters the columns back with one strided add per kernel offset (col2im).
+first and scatters the columns back with one strided add per kernel offset (col2im). Layers of 16 or
+more channels per group take the fast path of conv_gemm.py instead (the same im2col, channels-last, a
+few samples at a time so the columns stay in cache), and 3 taps at unit stride along the first axis
+the Winograd rows of winograd.py (2/3 of the products).
 
 A depthwise convolution (one input channel per group) would make im2col a copy of the input per
 kernel offset feeding products of one row each. It is done channel-major instead: each channel's
@@ -19,12 +22,14 @@ import itertools
 import math
 
 from ..backend import is_numpy_like, namespace
-from . import conv_gemm
+from . import conv_gemm, winograd
 from .primitive import primitive
 
 # The fast paths (conv_gemm.py: channels-last im2col a few samples at a time). False runs the plain
 # whole-batch im2col below, which the tests compare them with.
 FAST_PATHS = True
+# Within them, Winograd's F(2, 3) along the first spatial axis for 3 taps at unit stride (winograd.py).
+WINOGRAD = True
 
 
 def _fast(xp, channels, kernel):
@@ -165,6 +170,8 @@ def conv(x, w, stride, padding, dilation, groups):
     if _depthwise(xp, w, groups):
         return _depthwise_conv(xp, x, w, out, stride, padding, dilation)
     if _fast(xp, w.shape[1], kernel):
+        if WINOGRAD and winograd.applies(kernel, stride, dilation, out):
+            return winograd.conv(xp, x, w, out, stride, padding, dilation, groups)
         return conv_gemm.conv(xp, x, w, out, stride, padding, dilation, groups)
     cols = _columns(x, kernel, stride, padding, dilation, out, groups)
     wmat = xp.reshape(w, (groups, w.shape[0] // groups, -1))
@@ -217,6 +224,8 @@ def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     if groups > 1 and groups == c and _as_strided(xp) is not None:
         return _depthwise_weight_grad(xp, x, g, kernel, stride, padding, dilation)
     if _fast(xp, c // groups, kernel):
+        if WINOGRAD and winograd.applies(kernel, stride, dilation, tuple(g.shape[2:])):
+            return winograd.conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups)
         return conv_gemm.conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups)
     cols = _columns(x, kernel, stride, padding, dilation, tuple(g.shape[2:]), groups)
     gw = xp.matmul(_to_group_major(xp, g, groups), _swap_last(xp, cols))

@@ -18,14 +18,15 @@ import math
 
 import numpy as np
 
-# Bytes of one chunk's column matrix (1-8 MiB measured alike on a ResNet layer; 150 MB in one piece
-# was 1.6x slower). Only numpy is cut in chunks: on a GPU one large product is what pays.
-COLUMN_BYTES = 4 << 20
+# Bytes of one chunk's column matrix: 256 KiB - 1 MiB measured best (the Winograd rows and columns
+# of a chunk then stay in a core's L2; 150 MB in one piece was 1.6x slower). Only numpy is cut in
+# chunks: on a GPU one large product is what pays.
+COLUMN_BYTES = 1 << 19
 # Fewest channels per group for this path (conv.py's `_fast`).
 CHANNELS_LAST_MIN = 16
 
 
-def _chunks(xp, n, row_bytes, per_sample):
+def chunks(xp, n, row_bytes, per_sample):
     """Slices of the batch holding about COLUMN_BYTES of column rows each (whole samples)."""
     if xp is not np:
         return [slice(0, n)]
@@ -33,41 +34,58 @@ def _chunks(xp, n, row_bytes, per_sample):
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def copy_windows(xp, xl, kernel, stride, dilation, out, groups, into):
+    """im2col of a channels-last `xl` (m, *padded, C) into the buffer `into`: its first m·prod(out)
+    rows of (G, rows, prod(kernel)·C/G), returned."""
+    d, m, c = len(kernel), xl.shape[0], xl.shape[-1]
+    cg = c // groups
+    steps = xl.strides[1:-1]
+    win = xp.lib.stride_tricks.as_strided(
+        xl, shape=(m,) + tuple(out) + tuple(kernel) + (groups, cg),
+        strides=(xl.strides[0],) + tuple(s * st for s, st in zip(steps, stride))
+        + tuple(s * dl for s, dl in zip(steps, dilation)) + (xl.strides[-1] * cg, xl.strides[-1]))
+    g_axis = 1 + 2 * d  # (m, *out, *kernel, G, Cg) -> (G, m, *out, *kernel, Cg)
+    win = xp.transpose(win, (g_axis,) + tuple(range(g_axis)) + (g_axis + 1,))
+    cols = into[:, :m * math.prod(out)]
+    xp.reshape(cols, tuple(win.shape))[...] = win  # splitting the rows' axis keeps a view
+    return cols
+
+
+class ChannelsLast:
+    """Chunks of one batch laid out channels-last and zero-padded, (m, *padded, C), in a buffer made
+    once for `size` samples: only the inside is rewritten, so the border stays zero."""
+
+    def __init__(self, xp, x, size, padding):
+        d = x.ndim - 2
+        padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], padding))
+        self.xp = xp
+        self.inside = (slice(None),) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[2:], padding))
+        self.to_last = (0,) + tuple(range(2, 2 + d)) + (1,)
+        self.buffer = xp.zeros((size,) + padded + (x.shape[1],), dtype=x.dtype)
+
+    def __call__(self, x):
+        xl = self.buffer[:x.shape[0]]
+        xl[self.inside] = self.xp.transpose(x, self.to_last)
+        return xl
+
+
 class _Columns:
-    """im2col of chunks of one batch into buffers made once: the chunk laid out channels-last and
-    zero-padded (n, *padded, C) (only its inside is rewritten, so the border stays zero), and its column
-    matrix (G, n·prod(out), prod(kernel)·C/G). A chunk of `m` samples uses the first m of each."""
+    """im2col of chunks of one batch (at most `size` samples) into buffers made once."""
 
     def __init__(self, xp, x, size, kernel, stride, padding, dilation, out, groups):
         self.xp, self.kernel, self.stride, self.dilation, self.out, self.groups = \
             xp, tuple(kernel), stride, dilation, tuple(out), groups
-        c, d = x.shape[1], x.ndim - 2
-        padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[2:], padding))
-        self.inside = (slice(None),) + tuple(slice(lo, lo + n) for n, (lo, _) in zip(x.shape[2:], padding))
-        self.to_last = (0,) + tuple(range(2, 2 + d)) + (1,)
-        self.padded = xp.zeros((size,) + padded + (c,), dtype=x.dtype)
-        self.cols = xp.empty((groups, size * math.prod(out), math.prod(kernel) * (c // groups)), dtype=x.dtype)
+        self.load = ChannelsLast(xp, x, size, padding)
+        self.cols = xp.empty((groups, size * math.prod(out), math.prod(kernel) * (x.shape[1] // groups)),
+                             dtype=x.dtype)
 
     def __call__(self, x):
         """The column matrix of the chunk `x` (m, C, *S): (G, m·prod(out), prod(kernel)·C/G)."""
-        xp, d, m = self.xp, len(self.kernel), x.shape[0]
-        xl = self.padded[:m]
-        xl[self.inside] = xp.transpose(x, self.to_last)
-        c = xl.shape[-1]
-        cg = c // self.groups
-        steps = xl.strides[1:-1]
-        win = xp.lib.stride_tricks.as_strided(
-            xl, shape=(m,) + self.out + self.kernel + (self.groups, cg),
-            strides=(xl.strides[0],) + tuple(s * st for s, st in zip(steps, self.stride))
-            + tuple(s * dl for s, dl in zip(steps, self.dilation)) + (xl.strides[-1] * cg, xl.strides[-1]))
-        g_axis = 1 + 2 * d  # (m, *out, *kernel, G, Cg) -> (G, m, *out, *kernel, Cg)
-        win = xp.transpose(win, (g_axis,) + tuple(range(g_axis)) + (g_axis + 1,))
-        cols = self.cols[:, :m * math.prod(self.out)]
-        xp.reshape(cols, tuple(win.shape))[...] = win  # splitting the rows' axis keeps a view
-        return cols
+        return copy_windows(self.xp, self.load(x), self.kernel, self.stride, self.dilation, self.out,
+                            self.groups, self.cols)
 
 
-def _kernel_rows(xp, w, groups):
+def kernel_rows(xp, w, groups):
     """The weight (Co, Cg, *K) as (G, prod(K)·Cg, Co/G): rows in the columns' (*kernel, channel) order."""
     co, cg, kernel = w.shape[0], w.shape[1], tuple(w.shape[2:])
     d = len(kernel)
@@ -76,7 +94,7 @@ def _kernel_rows(xp, w, groups):
     return xp.reshape(wk, (groups, math.prod(kernel) * cg, co // groups))
 
 
-def _group_rows(xp, g, groups):
+def group_rows(xp, g, groups):
     """g (n, Co, *out) as (G, Co/G, n·prod(out)) (a view for one sample)."""
     n, co = g.shape[:2]
     g = xp.transpose(xp.reshape(g, (n, groups, co // groups, -1)), (1, 2, 0, 3))
@@ -87,12 +105,12 @@ def conv(xp, x, w, out, stride, padding, dilation, groups):
     """`conv.conv` (N, C, *S) * (Co, C/G, *K) -> (N, Co, *out), chunk by chunk."""
     n, kernel = x.shape[0], tuple(w.shape[2:])
     co = w.shape[0]
-    wk = _kernel_rows(xp, w, groups)
+    wk = kernel_rows(xp, w, groups)
     result = xp.empty((n, co) + tuple(out), dtype=x.dtype)
     positions = math.prod(out)
-    chunks = _chunks(xp, n, w[0].size * x.itemsize, positions)
-    columns = _Columns(xp, x, chunks[0].stop, kernel, stride, padding, dilation, out, groups)
-    for chunk in chunks:
+    pieces = chunks(xp, n, w[0].size * x.itemsize, positions)
+    columns = _Columns(xp, x, pieces[0].stop, kernel, stride, padding, dilation, out, groups)
+    for chunk in pieces:
         y = xp.matmul(columns(x[chunk]), wk)  # (G, rows, Co/G): 1.1-1.3x the rate of the product giving (Co, rows)
         m = chunk.stop - chunk.start
         y = xp.transpose(xp.reshape(y, (groups, m, positions, co // groups)), (1, 0, 3, 2))
@@ -106,10 +124,10 @@ def conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups):
     out = tuple(g.shape[2:])
     d = len(kernel)
     gw = None
-    chunks = _chunks(xp, n, math.prod(kernel) * (c // groups) * x.itemsize, math.prod(out))
-    columns = _Columns(xp, x, chunks[0].stop, kernel, stride, padding, dilation, out, groups)
-    for chunk in chunks:
-        part = xp.matmul(_group_rows(xp, g[chunk], groups), columns(x[chunk]))  # (G, Co/G, K·Cg)
+    pieces = chunks(xp, n, math.prod(kernel) * (c // groups) * x.itemsize, math.prod(out))
+    columns = _Columns(xp, x, pieces[0].stop, kernel, stride, padding, dilation, out, groups)
+    for chunk in pieces:
+        part = xp.matmul(group_rows(xp, g[chunk], groups), columns(x[chunk]))  # (G, Co/G, K·Cg)
         if gw is None:
             gw = part
         else:
@@ -128,13 +146,13 @@ def conv_transpose(xp, g, w, shape, stride, padding, dilation, groups):
     d = len(kernel)
     out = tuple(g.shape[2:])
     positions = math.prod(out)
-    wk = xp.transpose(_kernel_rows(xp, w, groups), (0, 2, 1))  # (G, Co/G, K·Cg)
+    wk = xp.transpose(kernel_rows(xp, w, groups), (0, 2, 1))  # (G, Co/G, K·Cg)
     padded = tuple(size + lo + hi for size, (lo, hi) in zip(shape, padding))
     inside = tuple(slice(lo, lo + size) for size, (lo, _) in zip(shape, padding))
     result = xp.empty((n, groups * cg) + tuple(shape), dtype=g.dtype)
-    for chunk in _chunks(xp, n, math.prod(kernel) * cg * g.itemsize, positions):
+    for chunk in chunks(xp, n, math.prod(kernel) * cg * g.itemsize, positions):
         m = chunk.stop - chunk.start
-        rows = xp.swapaxes(_group_rows(xp, g[chunk], groups), -1, -2)  # (G, rows, Co/G)
+        rows = xp.swapaxes(group_rows(xp, g[chunk], groups), -1, -2)  # (G, rows, Co/G)
         cols = xp.reshape(xp.matmul(rows, wk), (groups, m) + out + kernel + (cg,))
         xl = xp.zeros((m,) + padded + (groups, cg), dtype=g.dtype)
         for offset in itertools.product(*map(range, kernel)):

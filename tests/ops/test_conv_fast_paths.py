@@ -1,5 +1,6 @@
-"""The convolution primitives' chunked channels-last path (avalon/ops/conv_gemm.py) against the plain
-whole-batch im2col path (`avalon.ops.conv.FAST_PATHS = False`), against PyTorch and against finite
+"""The convolution primitives' chunked channels-last path (avalon/ops/conv_gemm.py) and its Winograd
+F(2, 3) rows (avalon/ops/winograd.py) against the plain whole-batch im2col path
+(`avalon.ops.conv.FAST_PATHS = False`, `WINOGRAD = False`), against PyTorch and against finite
 differences: every dimension count, groups, strides, dilations and asymmetric paddings, the batch in one
 chunk or a chunk per sample."""
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import avalon
 import avalon.nn.functional as F
 from avalon.ops import conv as cv
-from avalon.ops import conv_gemm
+from avalon.ops import conv_gemm, winograd
 
 
 def _x(*shape, seed=0, dtype=np.float64):
@@ -19,6 +20,7 @@ def _x(*shape, seed=0, dtype=np.float64):
 def every_layer_fast(monkeypatch):
     """The fast path for any channel count (the tests' layers are narrow)."""
     monkeypatch.setattr(conv_gemm, "CHANNELS_LAST_MIN", 1)
+    monkeypatch.setattr(winograd, "MIN_ROWS", 1)
 
 
 CASES = [  # (C_in, C_out, kernel, stride, padding pairs, dilation, groups, spatial)
@@ -55,6 +57,62 @@ def test_fast_path_matches_the_plain_path(case, column_bytes, every_layer_fast, 
     for name, a, b in zip(("conv", "conv_transpose", "conv_weight_grad"), fast, plain):
         assert a.shape == b.shape and a.dtype == b.dtype, name
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+WINOGRAD_CASES = [  # 3 taps at unit stride along the first axis; anything along the others
+    (4, 6, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, (6, 7)),      # an even number of output rows
+    (4, 6, (3, 2), (1, 2), ((1, 0), (2, 1)), (1, 2), 2, (6, 8)),      # odd, asymmetric padding
+    (3, 5, (3, 3), (1, 3), ((0, 2), (0, 0)), (1, 1), 1, (8, 9)),
+    (6, 12, (3, 4), (1, 2), ((2, 2), (1, 1)), (1, 1), 3, (5, 8)),
+    (4, 6, (3,), (1,), ((1, 2),), (1,), 2, (11,)),
+    (4, 6, (3, 2, 2), (1, 2, 1), ((1, 1), (0, 1), (1, 0)), (1, 1, 2), 2, (5, 5, 6)),
+]
+
+
+@pytest.mark.parametrize("column_bytes", [conv_gemm.COLUMN_BYTES, 1], ids=["one-chunk", "a-chunk-per-sample"])
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=_ids)
+def test_winograd_rows_match_the_direct_products(case, column_bytes, every_layer_fast, monkeypatch):
+    monkeypatch.setattr(conv_gemm, "COLUMN_BYTES", column_bytes)
+    calls = []
+    for name in ("conv", "conv_weight_grad"):
+        monkeypatch.setattr(winograd, name, lambda *a, _f=getattr(winograd, name): calls.append(1) or _f(*a))
+    cin, cout, kernel, stride, padding, dilation, groups, spatial = case
+    x, w = _x(5, cin, *spatial), _x(cout, cin // groups, *kernel, seed=1)
+    out = cv.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    g = _x(*out.shape, seed=2)
+    calls.clear()
+    fast = _three(x, w, g, stride, padding, dilation, groups)
+    # conv_transpose at unit stride is a convolution and comes through conv (else it adds columns back)
+    assert len(calls) == (3 if all(s == 1 for s in stride) else 2)
+    monkeypatch.setattr(cv, "WINOGRAD", False)
+    direct = _three(x, w, g, stride, padding, dilation, groups)
+    for name, a, b in zip(("conv", "conv_transpose", "conv_weight_grad"), fast, direct):
+        assert a.shape == b.shape and a.dtype == b.dtype, name
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_winograd_primitives_pass_gradcheck(every_layer_fast):
+    params = dict(stride=(1, 2), padding=((1, 0), (2, 1)), dilation=(1, 2), groups=2)
+    x, w = _x(2, 4, 6, 7), _x(6, 2, 3, 2, seed=1)
+    g = _x(*cv.conv(x, w, **params).shape, seed=2)
+    assert avalon.gradcheck(lambda x, w: (cv.conv(x, w, **params) ** 2).sum(), x, w)
+    assert avalon.gradcheck(lambda g, w: (cv.conv_transpose(g, w, shape=(6, 7), **params) ** 2).sum(), g, w)
+    assert avalon.gradcheck(lambda x, g: (cv.conv_weight_grad(x, g, kernel=(3, 2), **params) ** 2).sum(), x, g)
+
+
+def test_a_layer_with_winograd_rows_matches_torch_in_float32():
+    # at the default settings: 24 output rows and 16 channels take the Winograd rows
+    torch = pytest.importorskip("torch")
+    x, w = _x(3, 16, 24, 7, dtype=np.float32), _x(16, 16, 3, 3, seed=1, dtype=np.float32) * 0.1
+    seed = _x(3, 16, 24, 7, seed=2, dtype=np.float32)
+    loss, (gx, gw) = avalon.grad(lambda x, w: (F.conv2d(x, w, padding=1) * seed).sum(), x, w)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    t_loss = (torch.nn.functional.conv2d(tx, tw, padding=1) * torch.tensor(seed)).sum()
+    t_loss.backward()
+    np.testing.assert_allclose(loss, t_loss.item(), rtol=1e-4)
+    for ours, theirs in ((gx, tx), (gw, tw)):
+        assert ours.dtype == np.float32
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
 def test_the_strided_transpose_takes_the_chunked_col2im(every_layer_fast, monkeypatch):
