@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 
 from ... import numpy_api as npa
-from ...errors import AvalonError
+from ...arguments import ArgumentError
+from ...errors import AvalonError, DtypeError
 from ...ops import elementwise as ew
 from ...ops import index as ix
 from ...ops import loss as L
@@ -34,7 +35,8 @@ def _reduction(fn, size_average, reduce, reduction, allowed=_REDUCTIONS):
         reduce = True if reduce is None else reduce
         return "mean" if size_average and reduce else "sum" if reduce else "none"
     if reduction not in allowed:
-        raise fail(fn, f"reduction={reduction!r} is not one of {', '.join(map(repr, allowed))}", AvalonError)
+        raise ArgumentError(f"{fn}: reduction={reduction!r} is not one of {', '.join(map(repr, allowed))}",
+                            fix=f"pass reduction={allowed[0]!r} (or another of those)")
     return reduction
 
 
@@ -129,12 +131,13 @@ def _class_layout(fn, input, target):
 
 def _check_index_target(fn, input, target):
     if not np.issubdtype(target.dtype, np.integer):
-        raise fail(fn, f"class-index targets must be an integer array (int64), got {target.dtype}", AvalonError)
+        raise fail(fn, f"class-index targets must be an integer array (int64), got {target.dtype}", DtypeError,
+                   fix="convert them: y.long() or y.astype(np.int64)")
     expected = (input.shape[0],) + tuple(input.shape[2:])
     if tuple(target.shape) != expected:
         raise fail(fn, f"target of shape {tuple(target.shape)} does not fit input of shape "
                         f"{tuple(input.shape)}: expected {expected} (the input's shape without the class "
-                        "dimension 1)")
+                        "dimension 1)", fix="give one class index per sample (and position), e.g. y of shape (N,)")
 
 
 def _check_class_weight(fn, weight, num_classes):
@@ -177,7 +180,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         if tuple(target.shape) != tuple(input.shape):
             raise fail(fn, f"a floating point target is taken as class probabilities and must have the "
                             f"input's shape {tuple(input.shape)}, got {tuple(target.shape)}; class indices "
-                            "must be an integer array (int64) of the input's shape without dimension 1")
+                            "must be an integer array (int64) of the input's shape without dimension 1",
+                       fix="pass class indices as int64 (y.long()), or probabilities of the input's shape")
         if label_smoothing:
             target = target * (1 - label_smoothing) + label_smoothing / num_classes
         if weight is not None:
@@ -218,7 +222,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
 def _same_shape(fn, input, target):
     if tuple(target.shape) != tuple(input.shape):
-        raise fail(fn, f"target of shape {tuple(target.shape)} must have the input's shape {tuple(input.shape)}")
+        raise fail(fn, f"target of shape {tuple(target.shape)} must have the input's shape {tuple(input.shape)}",
+                   fix="reshape the target to the input's shape")
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):

@@ -6,6 +6,7 @@ pixel_unshuffle, unfold and fold.
 """
 import math
 
+from ...arguments import ArgumentError
 from ...errors import AvalonError
 from ...ops import conv as cv
 from ...ops import index as ix
@@ -57,12 +58,15 @@ def padded(who, input, pad, mode="constant", value=None):
     """`pad`, naming `who` (a layer or function) in errors."""
     pad = tuple(pad)
     if len(pad) % 2 or len(pad) // 2 > input.ndim or not all(isinstance(p, int) for p in pad):
-        raise AvalonError(f"{who}: expected an even number of ints, at most two per dimension of the "
-                          f"{input.ndim}-d input, got {pad!r}")
+        raise ArgumentError(f"{who}: expected an even number of ints, at most two per dimension of the "
+                            f"{input.ndim}-d input, got {pad!r}",
+                            fix="give (left, right) for the last dimension, then (top, bottom) for the one before …")
     if mode not in ("constant", "reflect", "replicate", "circular"):
-        raise AvalonError(f"{who}: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+        raise ArgumentError(f"{who}: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}",
+                            fix="pass one of those modes")
     if mode != "constant" and value not in (None, 0, 0.0):
-        raise AvalonError(f"{who}: value is only used with mode='constant' (got mode={mode!r}, value={value!r})")
+        raise ArgumentError(f"{who}: value is only used with mode='constant' (got mode={mode!r}, value={value!r})",
+                            fix="leave value out, or use mode='constant'")
     pairs = {input.ndim - 1 - i: (pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)}
     if mode == "constant":
         crop = tuple(slice(max(-lo, 0), n - max(-hi, 0)) if a in pairs and (lo < 0 or hi < 0) else slice(None)
@@ -73,7 +77,8 @@ def padded(who, input, pad, mode="constant", value=None):
             return x
         return sh.pad(x, widths=widths, value=0.0 if value is None else value)
     if any(p < 0 for p in pad):
-        raise AvalonError(f"{who}: negative padding {pad!r} only works with mode='constant'")
+        raise ArgumentError(f"{who}: negative padding {pad!r} only works with mode='constant'",
+                            fix="crop with slicing first, then pad with non-negative widths")
     x = input
     for axis in sorted(pairs, reverse=True):
         x = _pad_axis(who, x, axis, *pairs[axis], mode)
@@ -98,7 +103,7 @@ def resize(who, input, size=None, scale_factor=None, mode="nearest", align_corne
            antialias=False):
     """`interpolate`, naming `who` (a layer or function) in errors."""
     if mode not in _MODES:
-        raise AvalonError(f"{who}: mode {mode!r} is not supported; use one of {', '.join(_MODES)}")
+        raise ArgumentError(f"{who}: mode {mode!r} is not supported", fix=f"use one of {', '.join(_MODES)}")
     d = input.ndim - 2
     if d < 1:
         raise input_error(who, "(N, C, *spatial) with at least one spatial dimension", input.shape)
@@ -106,13 +111,14 @@ def resize(who, input, size=None, scale_factor=None, mode="nearest", align_corne
         raise input_error(who, f"a {_MODES[mode] + 2}-d input for mode={mode!r}", input.shape)
     linear = mode in ("linear", "bilinear", "trilinear")
     if align_corners is not None and not linear:
-        raise AvalonError(f"{who}: align_corners can only be set with the interpolating modes "
-                          "linear | bilinear | trilinear")
+        raise ArgumentError(f"{who}: align_corners can only be set with the interpolating modes "
+                            "linear | bilinear | trilinear", fix="leave align_corners out for this mode")
     if antialias:
         raise AvalonError(f"{who}: antialias=True is not supported")
     spatial = tuple(input.shape[2:])
     if (size is None) == (scale_factor is None):
-        raise AvalonError(f"{who}: give exactly one of size and scale_factor")
+        raise ArgumentError(f"{who}: give exactly one of size and scale_factor",
+                            fix="pass size=(H, W) or scale_factor=2, not both and not neither")
     if size is not None:
         sizes = ntuple(size, d, "size", who)
         scales = (None,) * d
@@ -120,11 +126,13 @@ def resize(who, input, size=None, scale_factor=None, mode="nearest", align_corne
         factors = (float(scale_factor),) * d if isinstance(scale_factor, (int, float)) else \
             tuple(float(s) for s in scale_factor)
         if len(factors) != d:
-            raise AvalonError(f"{who}: scale_factor must be a number or {d} numbers, got {scale_factor!r}")
+            raise ArgumentError(f"{who}: scale_factor must be a number or {d} numbers, got {scale_factor!r}",
+                                fix=f"pass one factor, or {d} (one per spatial dimension)")
         sizes = tuple(int(math.floor(n * s)) for n, s in zip(spatial, factors))
         scales = (None,) * d if recompute_scale_factor else factors
     if any(o <= 0 for o in sizes):
-        raise AvalonError(f"{who}: the output size {sizes} must be positive")
+        raise ArgumentError(f"{who}: the output size {sizes} must be positive",
+                            fix="use a larger size or scale_factor")
     if mode == "area":
         return adaptive_avg_pooling(d, who, input, sizes)
     if linear:
