@@ -10,13 +10,16 @@ from ..autodiff import call, grad
 from ..errors import AvalonError
 from ..optim.lr_scheduler import ReduceLROnPlateau
 from ..tracing import user_location
+from ..io.atomic import check_target
+from ..io.safetensors_format import checked_path
+from .checkpoints import resume_training, save_training
 from .history import History
 
 __all__ = ["fit", "evaluate"]
 
 
 def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metrics=None, scheduler=None,
-        progress=True):
+        progress=True, checkpoint=None, resume=False):
     """Train `model` for `epochs` passes over `train_loader`; return a `History`.
 
     - `loss_fn(model, x, y) -> scalar loss` is what `avalon.grad` differentiates, e.g.
@@ -27,6 +30,11 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
     - `scheduler` steps once per epoch (a `ReduceLROnPlateau` with the validation loss, or the training
       loss without `val_loader`); step per-batch schedules such as OneCycleLR in your own loop.
     - `progress`: a tqdm bar per epoch (tqdm.auto, so notebooks get the widget); none if tqdm is missing.
+    - `checkpoint`: a file path; after each epoch the model, optimiser and scheduler states, the epoch
+      count and the history are written to it atomically. With `resume=True` a run starts from that file
+      when it exists (training the epochs left of `epochs`; the returned history holds them all) and from
+      the beginning when it does not, so the same script serves the first run and every restart.
+      Resuming changes the model, optimiser and scheduler together or not at all.
 
     The loop it runs:
 
@@ -48,10 +56,12 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
         _refuse(f"metrics is a {type(metrics).__name__}", "pass a dict of name -> fn(output, target) -> float")
     metrics = dict(metrics or {})
     _check_arguments(model, loss_fn, train_loader, optimizer, epochs, val_loader, metrics, scheduler)
+    _check_checkpoint(checkpoint, resume)
     history = History()
+    start = resume_training(checkpoint, model, optimizer, scheduler, epochs, history) if resume else 0
     was_training = model.training
     try:
-        for epoch in range(epochs):
+        for epoch in range(start, epochs):
             model.train()
             lr = optimizer.param_groups[0]["lr"]
             total, count = 0.0, 0
@@ -77,6 +87,8 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
                     scheduler.step(results.get("val_loss", results["loss"]))
                 else:
                     scheduler.step()
+            if checkpoint is not None:
+                save_training(checkpoint, model, optimizer, scheduler, epoch + 1, history)
     except BaseException:  # a failure leaves the training mode as the caller had it
         model.train(was_training)
         raise
@@ -118,6 +130,13 @@ def _check_arguments(model, loss_fn, train_loader, optimizer, epochs, val_loader
     if own and held and not any(id(p) in own for p in held):
         refuse("the optimizer holds none of the model's parameters (built for another model, or for a copy?)",
                "build the optimiser from this model: optim.SGD(model.parameters(), lr=...)")
+
+
+def _check_checkpoint(checkpoint, resume):
+    if resume and checkpoint is None:
+        _refuse("resume=True needs the checkpoint to resume from", "pass checkpoint='run.safetensors' as well")
+    if checkpoint is not None:
+        check_target(checked_path(checkpoint, "save to"))  # a folder that cannot be written fails now, not after an epoch
 
 
 def evaluate(model, loss_fn, loader, metrics=None):
