@@ -268,3 +268,35 @@ def test_gradcheck_leaves_the_model_to_other_threads():
         thread.join(10)
     assert seen and all(w is weight for w in seen)  # never the check's float64 copies
     assert model[0].weight is weight and weight.dtype == np.float32
+
+
+class Noting(nn.Module):
+    """A forward that writes: an array attribute (a state output) and a plain one, then may fail."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        self.last = self.fc(x).mean(0)
+        self.traced_by = threading.current_thread().name
+        if x.shape[0] == 3:
+            raise ValueError("three rows")
+        return self.last * 2
+
+
+def test_what_forward_assigns_reaches_the_model_after_the_call_and_a_failure_leaves_no_tracer():
+    model = Noting()
+    x = np.arange(4, dtype=np.float32).reshape(2, 2)
+    for _ in range(3):
+        out = model(x)
+        expected = (x @ model.fc.weight.T + model.fc.bias).mean(0)
+        assert type(model.last) is avalon.Tensor
+        np.testing.assert_allclose(model.last, expected, rtol=1e-6)
+        np.testing.assert_allclose(out, 2 * expected, rtol=1e-6)
+        assert model.traced_by == threading.current_thread().name
+    last = model.last
+    with pytest.raises(ValueError, match="three rows"):
+        model(np.ones((3, 2), np.float32))
+    assert model.last is last and holds_no_tracer(model)
+    assert model.traced_by == threading.current_thread().name  # Python's own writes happen, as eagerly
