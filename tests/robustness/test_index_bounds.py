@@ -257,3 +257,23 @@ def test_np_choose_refuses_a_negative_choice_as_numpy_does():
     np.testing.assert_array_equal(pick(np.array([1, 0]), *choices), [3.0, 2.0])
     with pytest.raises(avalon.IndexRangeError, match=r"choose: index -1 at position \[0\] .* \[0, 2\)"):
         pick(np.array([-1, 0]), *choices)  # a replay
+
+
+KEYS = {"ellipsis": lambda i: (Ellipsis, i), "new axis": lambda i: (None, i),
+        "then slices": lambda i: (i, None, slice(1, None)), "after an int": lambda i: (1, i), "twice": lambda i: (i, i)}
+
+
+@pytest.mark.parametrize("layout", list(KEYS))
+def test_each_index_array_is_checked_against_the_axis_it_indexes(layout):
+    x = np.arange(24.0).reshape(2, 3, 4)
+    key = KEYS[layout]
+    compiled = avalon.jit(lambda x, i: x[key(i)].sum())
+    for i in ([0, 1], [0, -2], [0, 2], [0, 3], [0, 4], [0, -5]):
+        i = np.array(i)
+        try:
+            expected = x[key(i)].sum()
+        except IndexError:
+            with pytest.raises(avalon.IndexRangeError):
+                compiled(x, i)
+        else:
+            assert compiled(x, i) == expected
