@@ -1,8 +1,8 @@
 """Elementwise fusion and workspaces, A/B in one process: the training step of issue #9's workloads
 (bench/models.py, SGD with momentum, fp32) compiled three ways — `compile(fuse=False)`, the default
 (fused), and fused with `workspace=True` — steps alternating with PyTorch's, medians; the share of the
-compiled step the fusable calls take in the profiler, unfused (greater, where, add … of ReLU's
-backward) and fused; and each variant's peak memory (growth of the resident-set high-water mark over
+compiled step ReLU's backward takes in the profiler, unfused (its `greater` and `where`) and fused
+(the fused calls); and each variant's peak memory (growth of the resident-set high-water mark over
 three steps, each variant in a process of its own).
 
 Run: `python bench/fusion.py [threads] [--steps N] [--only MLP,ResNet-ish]` (prints a Markdown table).
@@ -20,8 +20,7 @@ import sys  # noqa: E402
 import steps  # noqa: E402
 
 VARIANTS = {"unfused": dict(fuse=False), "fused": {}, "fused+workspace": dict(workspace=True)}
-FUSABLE = {"greater", "where", "add", "multiply", "subtract", "divide", "maximum", "relu", "negative", "exp",
-           "tanh", "power"}
+MASKS = {"greater", "where"}  # ReLU's backward unfused: what the fused calls replace (with an add at times)
 
 
 @contextlib.contextmanager
@@ -50,7 +49,8 @@ def avalon_steps(name, x, y, state):
 
 
 def fusable_share(name, x, y, options):
-    """Share of the compiled step's time in elementwise calls (fused ones included), per the profiler."""
+    """Share of the compiled step's time in ReLU's backward per the profiler: its `greater` and `where`
+    unfused, the fused calls fused."""
     import avalon
     import avalon.nn.functional as F
     from avalon.profile import profile_tape
@@ -60,7 +60,7 @@ def fusable_share(name, x, y, options):
     tape = avalon.grad_tape(lambda m, x, y: F.cross_entropy(m(x), y), model, x, y)
     with compiled_with(**options):
         prof = profile_tape(tape, repeat=5)
-    ops = [g for g in prof.by_op() if g["name"] in FUSABLE or g["name"].startswith("fused(")]
+    ops = [g for g in prof.by_op() if g["name"] in MASKS or g["name"].startswith("fused(")]
     return sum(g["share"] for g in ops), prof.total_s
 
 
@@ -113,7 +113,7 @@ def main():
         return
     names = args.only.split(",")
     print("| workload | unfused ms | fused ms | fused + workspace ms | PyTorch ms | fused / unfused "
-          "| workspace / fused | elementwise share unfused → fused |" + (" peak MB unfused / fused / "
+          "| workspace / fused | ReLU backward's share unfused → fused |" + (" peak MB unfused / fused / "
                                                                          "fused+ws / torch |" if args.memory else ""))
     print("|---|---|---|---|---|---|---|---|" + ("---|" if args.memory else ""))
     for name in names:

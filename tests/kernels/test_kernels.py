@@ -130,3 +130,28 @@ def test_backend_selection():
         assert kernels.get_backend() == "numpy"  # a refused choice changes nothing
     finally:
         kernels.set_backend(previous)
+
+
+def test_concurrent_calls_never_share_temporaries(backend):
+    """A kernel keeps its temporaries between calls; calls from several threads at once each get
+    their own (the chain below needs two: each operand's square)."""
+    import threading
+
+    k = Kernel("where(x * x + g * g > 1, x - g, 0)", ["x", "g"])
+    rng = np.random.default_rng(0)
+    data = [(rng.standard_normal(50_000).astype(np.float32), rng.standard_normal(50_000).astype(np.float32))
+            for _ in range(4)]
+    failures = []
+
+    def work(x, g):
+        expected = np.where(x * x + g * g > 1, x - g, np.float32(0))
+        for _ in range(30):
+            if not np.array_equal(k(x, g), expected):
+                failures.append(1)
+
+    threads = [threading.Thread(target=work, args=pair) for pair in data]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
