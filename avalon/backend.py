@@ -74,7 +74,15 @@ def to_device(x, device):
             return x.get()
         return np.asarray(x)
     if device.startswith("cuda"):
-        import cupy
+        try:
+            import cupy
+        except ImportError:
+            from .errors import AvalonError
+            from .tracing.source import user_location  # tracing builds on this module
+
+            raise AvalonError(f"moving to {device!r}: the GPU backend is cupy, which is not installed\n"
+                              f"  at {user_location()}\n  fix: pip install 'avalon[gpu]' (and run on a machine "
+                              "with a CUDA GPU); or stay on the CPU: arrays are numpy there") from None
 
         index = int(device.split(":")[1]) if ":" in device else 0
         with cupy.cuda.Device(index):

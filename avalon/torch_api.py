@@ -277,7 +277,7 @@ def randperm(n, dtype=None, device=None, generator=None, requires_grad=False, la
 
 def manual_seed(seed):
     """Seed every random draw (rand, randn, dropout masks, initialisation)."""
-    rnd.manual_seed(seed)
+    rnd.manual_seed(whole("manual_seed", "seed", seed))
 
 
 # joining and splitting

@@ -24,6 +24,7 @@ import numpy as np
 from .. import tree
 from ..autodiff import cache
 from ..backend import is_array, to_device
+from ..arguments import ArgumentError
 from ..errors import AvalonError
 from ..tracing import current, scope
 from ..tensor import Tensor, is_torch_tensor, plain, wrap
@@ -70,7 +71,8 @@ def _as_array(value):
         return value
     if is_torch_tensor(value):
         return wrap(plain(value))
-    raise AvalonError(f"expected an array, got {type(value).__name__}")
+    raise ArgumentError(f"expected an array, got {type(value).__name__}",
+                        fix="register an array (np.asarray(value)), or keep plain values as ordinary attributes")
 
 
 def _as_parameter(value):
@@ -148,7 +150,8 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AvalonError("call `super().__init__()` before registering parameters, buffers or modules")
         if not isinstance(name, str) or "." in name or name == "" or name in _INTERNAL:
-            raise AvalonError(f"invalid name {name!r}: a non-empty string without '.'")
+            raise ArgumentError(f"invalid name {name!r}: a non-empty string without '.'",
+                                fix="use a name like 'layer1' (dots separate the levels of state_dict keys)")
         for other in (self._parameters, self._buffers, self._modules):
             if other is not table:
                 other.pop(name, None)
@@ -172,7 +175,8 @@ class Module:
     def add_module(self, name, module):
         """Add a submodule under `name` (what attribute assignment does)."""
         if module is not None and not isinstance(module, Module):
-            raise AvalonError(f"{type(module).__name__} is not a Module")
+            raise ArgumentError(f"{type(module).__name__} is not a Module",
+                                fix="pass layers (nn.Linear(…), nn.ReLU() …), not their classes or other values")
         self._claim(name, self._modules)
         self._modules[name] = module
 

@@ -200,7 +200,7 @@ class Optimizer:
 
     # stepping
 
-    def step(self, grads):
+    def step(self, grads=None):
         """Update every parameter that has a gradient, in place.
 
         `grads` is a `Grads` (from `avalon.grad`: matched to parameters by identity), a list or tuple
@@ -210,6 +210,10 @@ class Optimizer:
         parameters raise an OptimizerError before anything changes; NaN and inf in gradients are not
         errors (they propagate, as in PyTorch). A step interrupted by any exception is undone.
         """
+        if grads is None:  # torch's opt.step() after loss.backward()
+            raise OptimizerError(f"{type(self).__name__}.step() needs the gradients: Avalon does not store them "
+                                 "on the parameters", "gradients are functional (avalon.grad returns them)",
+                                 "loss, grads = avalon.grad(loss_fn, model, x, y); opt.step(grads[0])")
         work = self._match(grads)
         self._check_writeable(work)
         roots = {id(root(param)) for _, param, _ in work}

@@ -197,3 +197,44 @@ def test_torch_weights_of_another_dtype_are_cast_as_torch_casts_them(dtype):
     for name, value in layer.state_dict().items():
         assert value.dtype == np.float32, name
         np.testing.assert_array_equal(value, reference.state_dict()[name].numpy())
+
+
+# containers and registration: (avalon call, torch call, error, words)
+BUILDING = {
+    "Sequential of an int": (lambda: nn.Sequential(3), lambda: torch.nn.Sequential(3), ArgumentError,
+                             "int is not a Module"),
+    "Sequential of a layer class": (lambda: nn.Sequential(nn.ReLU), lambda: torch.nn.Sequential(torch.nn.ReLU),
+                                    ArgumentError, "is not a Module"),
+    "ModuleList.append of an int": (lambda: nn.ModuleList().append(3), lambda: torch.nn.ModuleList().append(3),
+                                    ArgumentError, "int is not a Module"),
+    "add_module with a dotted name": (lambda: nn.Module().add_module("a.b", nn.ReLU()),
+                                      lambda: torch.nn.Module().add_module("a.b", torch.nn.ReLU()), ArgumentError,
+                                      "'a.b'"),
+    "register_buffer of a string": (lambda: nn.Module().register_buffer("b", "abc"),
+                                    lambda: torch.nn.Module().register_buffer("b", "abc"), ArgumentError, "got str"),
+    "Embedding padding_idx past the rows": (lambda: nn.Embedding(5, 2, padding_idx=10),
+                                            lambda: torch.nn.Embedding(5, 2, padding_idx=10), ArgumentError,
+                                            "padding_idx 10"),
+    "ReLU on a list": (lambda: nn.ReLU()([1.0, -1.0]), lambda: torch.nn.ReLU()([1.0, -1.0]), DtypeError, "got list"),
+    "Tanh on None": (lambda: nn.Tanh()(None), lambda: torch.nn.Tanh()(None), DtypeError, "got NoneType"),
+}
+
+
+@pytest.mark.parametrize("case", BUILDING, ids=list(BUILDING))
+def test_a_container_or_registration_of_the_wrong_thing_is_refused(case):
+    ours, theirs, kind, fragment = BUILDING[case]
+    assert_refused(ours, kind, fragment)
+    assert_torch_refuses(theirs)
+
+
+def test_moving_a_model_to_cuda_without_cupy_says_how_to_get_it_and_keeps_the_model():
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("cupy is installed here")
+    except ImportError:
+        pass
+    model = nn.Linear(2, 2)
+    before = arrays_of(model)
+    assert_refused(lambda: model.to("cuda"), avalon.AvalonError, "cupy", "pip install")
+    assert_unchanged(before, model)
+    assert all(type(p).__module__.startswith("avalon") for p in model.parameters())

@@ -168,3 +168,39 @@ def test_resuming_from_a_truncated_checkpoint_names_the_file_and_changes_nothing
         model.load_state_dict(avalon.load(str(path)))
     assert str(path) in str(info.value)
     assert_unchanged(before, model)
+
+
+def test_opt_step_without_gradients_says_how_avalon_gives_them():
+    model = nn.Linear(2, 2)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    before = arrays_of(model)
+    assert_refused(lambda: opt.step(), OptimizerError, "needs the gradients", "avalon.grad(")
+    assert_unchanged(before, model)
+    assert len(opt.state) == 0
+
+
+# (avalon call, torch call or None where torch applies it, words)
+CLIPPING_AND_SEEDS = {
+    "clip_grad_norm_ with a negative max_norm": (lambda: nn.utils.clip_grad_norm_([np.ones(2, np.float32)], -1.0),
+                                                 None, "max_norm=-1.0"),
+    "clip_grad_value_ with a negative clip_value": (lambda: nn.utils.clip_grad_value_([np.ones(2, np.float32)], -0.5),
+                                                    None, "clip_value=-0.5"),
+    "manual_seed of a string": (lambda: avalon.manual_seed("seed"), lambda: torch.manual_seed("seed"), "seed='seed'"),
+    "manual_seed of a float": (lambda: avalon.manual_seed(1.5), None, "seed=1.5"),
+}
+
+
+@pytest.mark.parametrize("case", CLIPPING_AND_SEEDS, ids=list(CLIPPING_AND_SEEDS))
+def test_clipping_bounds_and_seeds_that_make_no_sense_are_refused(case):
+    ours, theirs, fragment = CLIPPING_AND_SEEDS[case]
+    grads = [np.ones(2, np.float32)]
+    assert_refused(ours, avalon.ArgumentError, fragment)
+    np.testing.assert_array_equal(grads[0], np.ones(2, np.float32))
+    assert_torch_refuses(theirs)
+
+
+def test_torch_applies_a_negative_max_norm_and_flips_the_gradients_we_refuse_it():
+    p = torch.nn.Parameter(torch.ones(2))
+    p.grad = torch.full((2,), 4.0)
+    torch.nn.utils.clip_grad_norm_([p], -1.0)
+    assert (p.grad < 0).all()  # silently reversed: the reason for the refusal above

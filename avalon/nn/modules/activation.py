@@ -3,6 +3,7 @@ PyTorch's constructor arguments, defaults and repr."""
 import numpy as np
 
 from .. import functional as F
+from ..errors import array_input
 from ..module import Module, Parameter
 
 __all__ = ["ReLU", "ReLU6", "LeakyReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh",
@@ -18,6 +19,7 @@ def _applying(function, *options):
     """The `forward` of a layer that is `function(input, *options)`, each option read from the layer."""
 
     def forward(self, input):
+        array_input(self.layer_name(), input, floating=False)
         return function(input, *(getattr(self, name) for name in options))
 
     return forward

@@ -1,7 +1,7 @@
 """Embedding: a lookup table of learned vectors, indexed by integer arrays."""
 import numpy as np
 
-from ...arguments import whole
+from ...arguments import ArgumentError, whole
 from ...errors import AvalonError
 from .. import functional as F
 from .. import init
@@ -23,7 +23,8 @@ class Embedding(Module):
         whole("Embedding", "num_embeddings", num_embeddings), whole("Embedding", "embedding_dim", embedding_dim)
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
-                raise AvalonError(f"padding_idx {padding_idx} must be within num_embeddings ({num_embeddings})")
+                raise ArgumentError(f"padding_idx {padding_idx} must be within num_embeddings ({num_embeddings})",
+                                    fix=f"pass a row index in [-{num_embeddings}, {num_embeddings}), or None")
             padding_idx %= num_embeddings
         if max_norm is not None or scale_grad_by_freq:
             raise AvalonError("Embedding: max_norm and scale_grad_by_freq are not supported; renormalise the "

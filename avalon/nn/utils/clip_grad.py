@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ...backend import is_array, namespace
+from ...arguments import ArgumentError
 from ...errors import GradientError
 from ...tree import Grads
 from ..module import Parameter
@@ -100,6 +101,10 @@ def clip_grad_norm_(grads, max_norm, norm_type=2.0, error_if_nonfinite=False):
 
     >>> total = nn.utils.clip_grad_norm_(grads[0], max_norm=1.0)
     """
+    if not max_norm >= 0:  # a negative bound would flip every gradient (torch applies it)
+        raise ArgumentError(f"clip_grad_norm_: max_norm={max_norm!r} is negative",
+                            "the gradients are scaled to a norm of at most max_norm: a negative one flips them",
+                            "pass the largest norm to allow, a number >= 0 (e.g. max_norm=1.0)")
     slots = _slots(grads)
     total = get_total_norm([array for _, _, array in slots], norm_type, error_if_nonfinite)
     if not slots:
@@ -118,6 +123,10 @@ def clip_grad_value_(grads, clip_value):
     >>> nn.utils.clip_grad_value_(grads[0], clip_value=0.5)
     """
     clip_value = float(clip_value)
+    if not clip_value >= 0:  # clip(g, -c, c) with c < 0 sets every element to -c
+        raise ArgumentError(f"clip_grad_value_: clip_value={clip_value!r} is negative",
+                            "elements are clamped into [-clip_value, clip_value]",
+                            "pass a number >= 0 (e.g. clip_value=0.5)")
     for container, key, array in _slots(grads):
         xp = namespace(array)
         _write(container, key, array, xp.clip(array, -clip_value, clip_value))
