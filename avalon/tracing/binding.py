@@ -5,8 +5,9 @@ The code is given a *view* of each holder: a copy of its structure (for a Module
 and their parameter, buffer and submodule tables) sharing every other value with the user's object,
 with the new arrays bound into the copy. The user's object never holds a tracer, so another thread
 that reads or calls it meanwhile sees its own arrays. What the code assigns to a plain attribute of a
-view (`self.steps = 3`) is written back to the user's object when the call succeeds; arrays it
-assigns are state outputs, written back by the caller (`write_state`).
+view (`self.steps = 3`), or registers in it, is given to the user's object afterwards (even when the
+code then fails, as Python's own writes would be); arrays it assigns are state outputs, written back
+by the caller (`write_state`).
 
 A holder kind registered with its own `assign` and no `view` cannot be copied: it is bound in place
 under `tree.IN_PLACE` (one lock, held until the binding is undone; see `register_holder`).
@@ -67,15 +68,19 @@ class Bindings:
         return seen
 
     def release(self, keep_arrays=False):
-        """End the bindings. Plain attributes the code assigned on views (`self.steps = 3`) are set on
-        the originals, as Python code changes the objects it runs on, even when it then fails; with
+        """End the bindings. Plain attributes the code assigned on views (`self.steps = 3`), and the
+        entries it added to their tables, are set on the originals, as Python code changes the objects
+        it runs on, even when it then fails; with
         `keep_arrays` (a gradient inside traced code, whose holders are the enclosing trace's) the
         arrays it assigned are given to the originals too, as state updates the enclosing code goes
         on with."""
         for obj, seen, before in self._views:
             for key, value in getattr(seen, "__dict__", {}).items():
-                if value is not before.get(key) and not _is_array_like(value) and key not in _TABLES:
-                    obj.__dict__[key] = value
+                if value is not before.get(key):
+                    if not _is_array_like(value):
+                        obj.__dict__[key] = value
+                elif isinstance(value, dict) and isinstance(obj.__dict__.get(key), dict):
+                    self._add_entries(obj.__dict__[key], value)
         changed = [_replaced(seen, values) for _, seen, values in self._bound] if keep_arrays else []
         for obj, arrays in reversed(self._in_place):
             tree.holder_of(obj).assign(obj, arrays)
@@ -86,8 +91,12 @@ class Bindings:
             tree.IN_PLACE.release()
         self._in_place.clear()
 
-
-_TABLES = {"_parameters", "_buffers", "_modules"}  # a Module view's own tables: never written back
+    def _add_entries(self, table, copy):
+        """Entries the code added to a view's copy of a table (a layer made on first call) are added to
+        the original's: a tracer as None, its value written by the state update that follows."""
+        for key, value in copy.items():
+            if key not in table:
+                table[key] = None if getattr(type(value), "_avalon_tracer", False) else self.original(value)
 
 
 def _replaced(seen, values):

@@ -300,3 +300,26 @@ def test_what_forward_assigns_reaches_the_model_after_the_call_and_a_failure_lea
         model(np.ones((3, 2), np.float32))
     assert model.last is last and holds_no_tracer(model)
     assert model.traced_by == threading.current_thread().name  # Python's own writes happen, as eagerly
+
+
+class MadeOnFirstCall(nn.Module):
+    """Registers a parameter, a buffer and a layer in its first forward (as lazy layers do)."""
+
+    def forward(self, x):
+        if "w" not in self._parameters:
+            self.w = nn.Parameter(np.ones((x.shape[-1], 2), np.float32))
+            self.register_buffer("count", np.zeros((), np.float32))
+            self.head = nn.Linear(2, 1)
+        self.count = self.count + 1
+        return self.head(x @ self.w)
+
+
+def test_members_registered_by_the_traced_forward_reach_the_model():
+    model = MadeOnFirstCall()
+    x = np.ones((3, 4), np.float32)
+    first = model(x)
+    assert list(model.state_dict()) == ["w", "count", "head.weight", "head.bias"]
+    assert isinstance(model.w, nn.Parameter) and isinstance(model.head, nn.Linear) and float(model.count) == 1
+    np.testing.assert_allclose(first, x @ model.w @ model.head.weight.T + model.head.bias, rtol=1e-6)
+    np.testing.assert_allclose(model(x), first, rtol=1e-6)
+    assert float(model.count) == 2 and holds_no_tracer(model)
