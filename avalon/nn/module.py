@@ -15,6 +15,7 @@ every submodule are part of the cache key, so `model.eval()` traces again.
 ...     def forward(self, x):
 ...         return self.fc2(F.relu(self.fc1(x)))
 """
+import inspect
 import os
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
@@ -503,7 +504,25 @@ def _run_module(module, *args, **kwargs):
         module, view = trace.original(module), trace.view(module)  # get the module: replays call them
     with scope(view):
         hooks = module.__dict__.get("_hooks")  # present only while the module has hooks
-        return call_with_hooks(module, hooks, args, kwargs, view.forward) if hooks else view.forward(*args, **kwargs)
+        try:
+            return call_with_hooks(module, hooks, args, kwargs, view.forward) if hooks else \
+                view.forward(*args, **kwargs)
+        except TypeError as error:
+            _refuse_arguments(module, args, kwargs, error)
+            raise
+
+
+def _refuse_arguments(module, args, kwargs, error):
+    """An ArgumentError at the user's call when `forward` cannot take these arguments (Python's TypeError
+    would name forward's binding, not the call); any other TypeError is left as it is."""
+    try:
+        inspect.signature(module.forward).bind(*args, **kwargs)
+    except TypeError:
+        raise ArgumentError(f"{module.layer_name()} cannot be called with {len(args)} positional argument(s)"
+                            f"{' and ' + ', '.join(kwargs) if kwargs else ''}: {error}",
+                            fix=f"call it as forward{inspect.signature(module.forward)} takes") from None
+    except ValueError:  # no signature to compare with
+        pass
 
 
 # The Module as a holder of named arrays (see avalon.tree).

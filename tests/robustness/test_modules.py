@@ -13,6 +13,7 @@ from refusals import arrays_of, assert_refused, assert_torch_refuses, assert_unc
 X = np.ones((2, 4), np.float32)
 IMAGE = np.ones((1, 3, 8, 8), np.float32)
 T_IMAGE = torch.ones(1, 3, 8, 8)
+TX4 = torch.ones(2, 4)
 
 # constructors: (avalon call, the same mistake in torch, error, words the message must hold)
 CONSTRUCTORS = {
@@ -238,3 +239,17 @@ def test_moving_a_model_to_cuda_without_cupy_says_how_to_get_it_and_keeps_the_mo
     assert_refused(lambda: model.to("cuda"), avalon.AvalonError, "cupy", "pip install")
     assert_unchanged(before, model)
     assert all(type(p).__module__.startswith("avalon") for p in model.parameters())
+
+
+@pytest.mark.parametrize("call, theirs, fragment", [
+    (lambda: LINEAR(X, X), lambda: torch.nn.Linear(4, 3)(TX4, TX4), "2 positional argument(s)"),
+    (lambda: LINEAR(), lambda: torch.nn.Linear(4, 3)(), "0 positional argument(s)"),
+    (lambda: LINEAR(X, bias=1), lambda: torch.nn.Linear(4, 3)(TX4, bias=1), "and bias"),
+    (lambda: nn.Sequential(nn.Linear(4, 3))(X, X), lambda: torch.nn.Sequential(torch.nn.Linear(4, 3))(TX4, TX4),
+     "2 positional argument(s)"),
+])
+def test_a_layer_called_with_arguments_its_forward_cannot_take_is_refused(call, theirs, fragment):
+    before = arrays_of(LINEAR)
+    assert_refused(call, ArgumentError, fragment, "forward(")
+    assert_unchanged(before, LINEAR)
+    assert_torch_refuses(theirs, TypeError)
