@@ -99,10 +99,11 @@ def sigmoid(x):
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-@primitive("relu")
-def relu(x):
-    """max(x, 0)."""
-    return namespace(x).maximum(x, 0)
+@primitive("relu", out=True)
+def relu(x, out=None):
+    """max(x, 0). `out=` (numpy, cupy) lets a replay write it into a dead buffer."""
+    xp = namespace(x)
+    return xp.maximum(x, 0) if out is None else xp.maximum(x, 0, out=out)
 
 
 @primitive("astype")

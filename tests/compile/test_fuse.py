@@ -83,6 +83,8 @@ def test_relu_backward_is_one_fused_call_shown_readably(rng):
     assert "# where(x0 > 0, x1 + x2, x3)" in line and "test_fuse.py:" in line  # what it computes, whose line
     assert not any(n.prim is fused for n in tape.calls)  # the differentiable tape itself stays unfused
     assert_same(compiled(*inputs), tape.compile(fuse=False)(*inputs), exact=True)
+    assert_same(compiled(*inputs), tape.interpret(*inputs), exact=True)
+    assert "relu(v6, out=v5)" in compiled.source  # relu writes into a dead buffer too
 
 
 def test_small_results_stay_unfused(rng):
