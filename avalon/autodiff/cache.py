@@ -15,7 +15,7 @@ from collections import OrderedDict
 from .. import tree
 from ..tensor import plain, wrap
 from ..tracing import Tracer, current, record, write_back
-from . import guards, retraces
+from . import guards, host_random, retraces
 
 _MAX_ENTRIES = 512
 _entries = OrderedDict()
@@ -76,6 +76,7 @@ def clear():
     with _lock:
         _entries.clear()
     retraces.forget()
+    host_random.forget()
 
 
 def traced(f, subject, key, stale, trace, holders=()):

@@ -24,6 +24,7 @@ from ..backend import is_array, namespace
 from ..plain_data import is_plain_data, is_user_class
 from ..tensor import is_torch_tensor
 from ..tracing.source import code_kind
+from . import retraces
 from .host_random import HostGenerators
 
 WHOLE_ARRAY = 1 << 16
@@ -55,7 +56,8 @@ class Guards:
 def watching(f, holders=(), subject=None):
     """Run the body (a trace of `f`, whose arguments hold `holders`) noting the user's functions that
     run; yields a list that holds the `Guards` once the body is done. A trace that drew random numbers
-    from a host generator is refused (`host_random`) at `subject` (a model's forward, or `f`)."""
+    from a host generator never replays (`host_random`; the warning names `subject`: a model's forward,
+    or `f`)."""
     seen = _Seen()
     seen.host.add_from(_closure_values(f), f"closure of {getattr(f, '__qualname__', f)}")
     for holder in holders:
@@ -69,8 +71,11 @@ def watching(f, holders=(), subject=None):
     finally:
         sys.settrace(previous)
     shown = subject if subject is not None else f
-    seen.host.refuse_draws(shown if isinstance(shown, types.FunctionType) else getattr(shown, "forward", shown))
-    result.append(seen.guards(f, holders))
+    drawn = seen.host.drawn(shown if isinstance(shown, types.FunctionType) else getattr(shown, "forward", shown))
+    found = seen.guards(f, holders)
+    if drawn:
+        found.checks += (_Never(f"{retraces.DRAWS} from {', '.join(drawn)} while traced"),)
+    result.append(found)
 
 
 class _Seen:
@@ -93,6 +98,9 @@ class _Seen:
                     if not any(g is frame.f_globals for g in globals_of.values()):
                         host.add_from(frame.f_globals, f"global of {code.co_filename}")
                     globals_of[code] = frame.f_globals
+                    if code.co_freevars:  # generators in a closure, seen before the body draws from them
+                        free = frame.f_locals
+                        host.add_from({n: free.get(n) for n in code.co_freevars}, f"closure of {code.co_name}")
             return previous(frame, event, arg) if previous is not None else None
 
         return on_call
@@ -277,6 +285,19 @@ def _large(value):
     return isinstance(value, (list, tuple, dict, set, frozenset)) and len(value) > _LARGE_CONTAINER
 
 
+class _Never:
+    """An entry that must not replay (its trace drew host random numbers)."""
+
+    def __init__(self, why):
+        self.why = why
+
+    def holds(self):
+        return False
+
+    def describe(self):
+        return self.why
+
+
 class _Same:
     """The same object (a function, a class, a model)."""
 
@@ -333,10 +354,12 @@ class _SameArray:
 
 
 def _contents(array):
-    flat = array.reshape(-1)
-    if flat.size <= WHOLE_ARRAY:
-        return flat
-    return flat[::flat.size // _SAMPLE]
+    """The array's elements, or a fixed sample of a large one (read without copying the whole of a
+    non-contiguous array, as reshaping it would)."""
+    if array.size <= WHOLE_ARRAY:
+        return array.reshape(-1)
+    picks = namespace(array).arange(0, array.size, array.size // _SAMPLE)
+    return array.flat[picks] if isinstance(array, np.ndarray) else array.ravel()[picks]
 
 
 def _short(value):

@@ -1,36 +1,29 @@
 """Random draws the tape cannot see: numpy's and Python's own generators used inside traced code.
 
-`np.random.rand(3)` or `random.random()` inside a traced function runs once, while tracing, and its
-numbers become constants of the tape: every cached replay would reuse them, silently. Avalon's own
-draws (`avalon.rand`, dropout, `torch.randn` in ported code) are recorded and fresh at every call.
-So a trace that advanced a host generator is refused: the watch snapshots numpy's global generator,
-Python's `random`, and the generators the traced code can reach (globals of the user's modules that
-ran, the traced function's closure, models' attributes) before they are used, and compares after;
-a refused trace gives them their states back.
+`np.random.rand(3)` or `random.random()` inside a traced function runs while tracing, and its
+numbers become constants of the tape: a cached replay would reuse them, silently. (Avalon's own draws
+— `avalon.rand`, dropout, `torch.randn` in ported code — are recorded and fresh at every call.) So
+the watch snapshots numpy's global generator, Python's `random`, and the generators the traced code
+can reach (globals of the user's modules that ran, the traced function's closure, models'
+attributes) before they are used; a trace that advanced one is never replayed: such a function is
+traced at every call, as if its Python ran again (a seq2seq model's `random.random() <
+teacher_forcing_ratio` decides afresh each step), and a warning says how to have it compiled once.
 """
 import random
+import warnings
 
 import numpy as np
 
-from ..errors import UnsupportedConstruct
-from ..tape import Location
+from .retraces import RetraceWarning
 
 _TYPES = (np.random.Generator, np.random.RandomState, random.Random)
+_warned = set()
 
 
 def _state(generator):
     if isinstance(generator, np.random.Generator):
         return generator.bit_generator.state
     return generator.get_state() if isinstance(generator, np.random.RandomState) else generator.getstate()
-
-
-def _restore(generator, state):
-    if isinstance(generator, np.random.Generator):
-        generator.bit_generator.state = state
-    elif isinstance(generator, np.random.RandomState):
-        generator.set_state(state)
-    else:
-        generator.setstate(state)
 
 
 def _same(a, b):
@@ -42,6 +35,11 @@ def _same(a, b):
     if isinstance(a, tuple) and isinstance(b, tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return a == b
+
+
+def forget():
+    """Warn again (with the cache: `avalon.clear_cache()`)."""
+    _warned.clear()
 
 
 class HostGenerators:
@@ -62,20 +60,16 @@ class HostGenerators:
             if isinstance(value, _TYPES):
                 self.add(value, f"`{name}` ({where})")
 
-    def refuse_draws(self, shown):
-        """Raise `UnsupportedConstruct` (located at `shown`, the traced function) when the trace drew
-        from any of them, after giving them back their states: a refused call changes nothing."""
-        drawn = [(g, name, before) for g, name, before in self._before.values() if not _same(_state(g), before)]
-        if not drawn:
-            return
-        for generator, _, before in drawn:
-            _restore(generator, before)
+    def drawn(self, shown):
+        """The names of the generators the trace drew from (warning once per traced function, `shown`)."""
+        names = [name for g, name, before in self._before.values() if not _same(_state(g), before)]
         code = getattr(shown, "__code__", None)
-        where = Location(code.co_filename, code.co_firstlineno, code.co_name) if code else None
-        raise UnsupportedConstruct(
-            f"random numbers drawn from {', '.join(name for _, name, _ in drawn)} inside traced code",
-            "they are drawn once, while tracing, and become constants: every cached call would reuse "
-            "the same numbers",
-            "draw with Avalon's generator (avalon.rand, avalon.randn, avalon.randint, dropout: recorded, "
-            "fresh at every call and seeded by avalon.manual_seed), or draw outside and pass the "
-            "numbers as an argument", where)
+        if names and code not in _warned:
+            _warned.add(code)
+            warnings.warn_explicit(
+                f"avalon: {code.co_name if code else shown} draws random numbers from {', '.join(names)} while "
+                "traced; a replay would reuse them, so it is traced again at every call (slow). Draw with "
+                "avalon.rand, avalon.randn, avalon.randint or dropout instead (recorded: compiled once, fresh at "
+                "every call), or draw outside and pass the numbers as an argument.", RetraceWarning,
+                code.co_filename if code else "<avalon>", code.co_firstlineno if code else 0)
+        return names

@@ -22,6 +22,7 @@ _traces_of = collections.Counter()  # traces so far
 _last_key = {}  # the key of the latest trace
 _warned = set()
 _lock = threading.Lock()
+DRAWS = "it drew random numbers"
 
 
 class RetraceWarning(UserWarning):
@@ -91,7 +92,8 @@ def noted(f, subject, key, stale_reason):
         _last_key[identity] = key
         _traces_of[identity] += 1
         _events.append(CacheEvent(_name(subject), reason, subject))
-        warn = _traces_of[identity] >= RETRACE_WARNING and identity not in _warned
+        warn = _traces_of[identity] >= RETRACE_WARNING and identity not in _warned and \
+            not reason.startswith(DRAWS)  # host_random has said why
         if warn:
             _warned.add(identity)
     if warn:
