@@ -16,6 +16,7 @@ from ..ops import elementwise as ew
 from ..ops import reduce as rd
 from ..rules import vjp_of
 from ..tape import Call, Node
+from ..tracing import release as forward_release
 from ..tracing.tracer import Tracer, is_held
 from .recompute import values_for_rule
 
@@ -61,6 +62,8 @@ def backward(trace, output, wrt, seed, release=False):
     grad_ids = tape.meta.setdefault("grads", {})
     rule_of = tape.meta.setdefault("rule_of", {})
     releasing = _Release(trace, wrt) if release else None
+    if release:
+        forward_release.sweep(trace)
     saved = trace.phase, trace.origin
     trace.phase = "backward"
     try:

@@ -13,7 +13,8 @@ from ..backend import is_array, is_inexact, namespace
 from ..errors import GradientError
 from ..ops import shape as sh
 from ..tensor import wrap
-from ..tracing import Tracer, current, record, write_back
+from ..tracing import Trace, Tracer, current, record, write_back
+from ..tracing.release import release_values
 from ..tracing.binding import Bindings
 from . import cache
 from .backward import backward, default_seed
@@ -221,7 +222,10 @@ def _record_with_backward(f, args, seed, mask=None, release=False):
                 slots.append(len(extra))
         return extra
 
-    return record(f, args, then=then), slots
+    trace = Trace()
+    if release:
+        release_values(trace)  # and so does the forward pass, of values no rule reads
+    return record(f, args, then=then, trace=trace), slots
 
 
 def _grad_in_trace(f, args, seed, mask=None):

@@ -17,6 +17,7 @@ import contextlib
 from ..ops.primitive import primitive
 from ..rules import rule
 from ..tape import Call, Const, Node
+from ..tracing import release
 
 
 @primitive("recompute", view=True)
@@ -42,7 +43,8 @@ def segment(trace):
     """Calls `trace` records inside form one checkpointed segment. A segment recorded inside another
     is part of the outer one, which recomputes it all."""
     start = len(trace.tape.nodes)
-    yield
+    with release.paused(trace):
+        yield
     calls = [n for n in trace.tape.nodes[start:] if isinstance(n, Call)]
     seg = Segment(calls)
     for n in calls:

@@ -17,6 +17,7 @@ from ..backend import device_of, is_inexact
 from ..ops import elementwise as ew
 from ..tape import Call, Input
 from ..tensor import device
+from . import release
 from .methods import TorchMethods
 from .source import public_name
 
@@ -46,6 +47,7 @@ class Tracer(TorchMethods):
         self._node = node
         self._trace = trace
         _holding(trace, node).add(self)
+        release.tick(trace)
 
     # what a tracer knows statically
 

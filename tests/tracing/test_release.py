@@ -1,0 +1,89 @@
+"""What a rule reads is read from its code (`avalon.tracing.release.reads`), and the forward pass of
+a cached gradient's first call drops the values no tracer stands for and no rule reads."""
+import numpy as np
+import pytest
+
+import avalon
+from avalon import nn
+from avalon.ops import PRIMITIVES
+from avalon.ops.primitive import Primitive
+from avalon.tracing import Trace, record, release
+
+
+def primitive_with(rule):
+    prim = Primitive.__new__(Primitive)  # not registered: PRIMITIVES stays as it is
+    prim.vjp = rule
+    return prim
+
+
+def reading_out_through_a_closure(g, out, x):
+    return (g * np.asarray(1.0, np.float32) * (lambda: out)(),)
+
+
+def reading_everything(g, out, x, y):
+    names = locals()
+    return names["g"], names["g"]
+
+
+@pytest.mark.parametrize("rule, expected", [
+    (lambda g, out, a, b: (g, g), (False, frozenset())),
+    (lambda g, out, a, b: (g * b, g * a), (False, frozenset({0, 1}))),
+    (lambda g, out, x: (g * (1 - out * out),), (True, frozenset())),
+    (reading_out_through_a_closure, (True, frozenset())),
+    (reading_everything, (True, None)),
+    (lambda g, out, *operands: tuple(g for _ in operands), (True, None)),
+])
+def test_what_a_rule_reads_is_what_its_code_loads(rule, expected):
+    assert release.reads(primitive_with(rule)) == expected
+
+
+def test_built_in_rules_as_read():
+    assert release.reads(PRIMITIVES["add"]) == (False, frozenset())
+    assert release.reads(PRIMITIVES["matmul"]) == (False, frozenset({0, 1}))
+    assert release.reads(PRIMITIVES["tanh"])[0] is True
+    no_rule = primitive_with(None)
+    assert release.reads(no_rule) == (False, frozenset())
+
+
+def mlp_loss(model, x):
+    return (model(x) ** 2).mean()
+
+
+def recorded(model, x, sweeping, kept=None):
+    trace = Trace()
+    if sweeping:
+        release.release_values(trace)
+
+    def f(model, x):
+        h = x
+        for layer in model:
+            h = layer(h)
+            if kept is not None:
+                kept.append(h)  # the traced code holds every layer's output
+        return (h ** 2).mean()
+
+    recording = record(f, (model, x), trace=trace)
+    release.sweep(trace)
+    return recording
+
+
+def test_values_no_rule_reads_go_and_those_code_holds_stay(monkeypatch, rng):
+    monkeypatch.setattr(release, "_EVERY", 1)
+    avalon.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(6) for m in (nn.Linear(8, 8), nn.Tanh())])
+    x = rng.standard_normal((4, 8)).astype(np.float32)
+    swept = recorded(model, x, sweeping=True).tape
+    calls = [n for n in swept.nodes if n.kind == "call"]
+    dropped = {n.prim.name for n in calls if n.value is None}
+    kept_values = {n.prim.name for n in calls if n.value is not None}
+    # matmul and add results are read by no rule (tanh's reads its own output, matmul its operands)
+    assert {"matmul", "add"} <= dropped and "tanh" in kept_values
+    assert all(n.value is not None for n in calls if n.prim.name == "tanh")
+
+    held = []
+    swept_but_held = recorded(model, x, sweeping=True, kept=held).tape
+    held_nodes = {t._node for t in held}
+    assert all(n.value is not None for n in held_nodes)
+    plain = recorded(model, x, sweeping=False).tape
+    assert all(n.value is not None for n in plain.nodes)
+    assert len(swept_but_held.nodes) == len(plain.nodes)
