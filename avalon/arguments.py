@@ -1,4 +1,4 @@
-"""Arguments checked before anything is built or changed: sizes, strides, probabilities.
+"""Arguments checked before anything is built or changed: sizes, counts, strides, kernels.
 
 A layer built with `Linear(-1, 3)` or `MaxPool2d(0)` used to fail deep inside numpy (or divide by
 zero at its first call); these checks refuse it at the user's line, naming the argument and the fix.
@@ -39,11 +39,3 @@ def whole(who, name, value, minimum=0):
                                 f"pass {name} >= {minimum}")
     return value
 
-
-def probability(who, name, value):
-    """`value` refused unless it is a number in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-        raise ArgumentError(f"{who}: {name}={value!r} is not a probability",
-                            f"{name} has to be between 0 and 1",
-                            f"pass {name} in [0, 1] (e.g. {name}=0.1)")
-    return value

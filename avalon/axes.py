@@ -17,6 +17,7 @@ def _refuse(who, axis, ndim, shape, why):
     from .tracing import user_location  # tracing imports the op modules that import this one
 
     span = f"[{-max(ndim, 1)}, {max(ndim, 1) - 1}]"
+    shape = tuple(shape) if shape is not None else f"with {ndim} dimensions"
     return DimError(f"{who}: dimension {axis!r} is out of range for an array of shape {shape}", who, [shape],
                     user_location(), why=why,
                     fix=f"pass a dimension in {span} (negative ones count from the end)")
@@ -25,7 +26,6 @@ def _refuse(who, axis, ndim, shape, why):
 def axis(value, ndim, who="dim", shape=None, new=0):
     """`value` as a dimension in [0, ndim + new); `new` counts the dimensions the call adds
     (unsqueeze/stack accept one past the end)."""
-    shape = tuple(shape) if shape is not None else f"with {ndim} dimensions"
     try:
         value = operator.index(value)
     except TypeError:
@@ -48,8 +48,6 @@ def axes(values, ndim, who="dim", shape=None, new=0):
 def new_shape(shape, old_shape, who="reshape"):
     """The target `shape` of a reshape of an array of `old_shape`, with its one -1 filled in; refused
     (instead of numpy's message from deep inside, or a silent guess) when it cannot hold the values."""
-    from .tracing import user_location
-
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     old_shape, total = tuple(old_shape), 1
     for n in old_shape:
@@ -75,6 +73,8 @@ def new_shape(shape, old_shape, who="reshape"):
             problem = f"{total} values do not fill {known} places"
     if problem is None:
         return shape
+    from .tracing import user_location
+
     raise ShapeError(f"{who}: shape {shape} is invalid for an array of shape {old_shape} ({total} values)", who,
                      [old_shape], user_location(), why=problem,
                      fix="give sizes whose product is the number of values, with at most one -1")
