@@ -42,7 +42,8 @@ MIN_SIZE = 16384  # smaller results gain nothing worth a kernel's call overhead
 def fuse_elementwise(tape, min_size=None):
     """Replace each chain of fusable elementwise calls (a tree whose inner calls have the root's shape,
     one user, the root's chain, and are not outputs) by one `fused` call of a `Kernel`. Only chains of
-    two calls or more with results of at least `min_size` elements (default `MIN_SIZE`) are fused."""
+    two calls or more (or a `where` alone, which the kernel computes without branches) with results of
+    at least `min_size` elements (default `MIN_SIZE`) are fused."""
     min_size = MIN_SIZE if min_size is None else min_size
     users = tape.consumers()
     outputs = set(tape.outputs)
@@ -51,7 +52,7 @@ def fuse_elementwise(tape, min_size=None):
         if root in taken or not _fusable(root) or math.prod(root.shape) < min_size:
             continue
         inner = _chain(root, users, outputs, taken)
-        if len(inner) < 2:
+        if len(inner) < 2 and root.prim is not ew.where:  # a where alone gains the kernel's mask select
             continue
         call = _fused_call(root, inner, kernels)
         if call is None:
