@@ -140,13 +140,16 @@ def _difference(old, new):
     path = []
     while True:
         old, new = getattr(old, "items", old), getattr(new, "items", new)  # a module's static part
-        if not (isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new)):
+        if not (isinstance(old, tuple) and isinstance(new, tuple)):
             break
-        if old and isinstance(old[0], str) and old[0] == new[0] and old[0] not in _TAGS:
+        if old and new and isinstance(old[0], str) and old[0] == new[0] and old[0] not in _TAGS:
             path.append(old[0])
         pair = next(((o, n) for o, n in zip(old, new) if o != n), None)
-        if pair is None:
-            break
+        if pair is None:  # one is the other with items added at the end
+            longer, word = (new, "added") if len(new) > len(old) else (old, "removed")
+            extra = longer[min(len(old), len(new))]
+            where = f"`{'.'.join(path)}`: " if path else ""
+            return f"{where}{_short(_shown(extra))} {word}"
         old, new = pair
     where = f"`{'.'.join(path)}` " if path else ""
     return f"{where}{_short(_shown(old))} before, {_short(_shown(new))} now"

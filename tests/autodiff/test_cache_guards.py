@@ -291,3 +291,16 @@ def test_a_class_attribute_of_a_model_that_changes_retraces(data):
         assert "class attribute `ClassScaled.SCALE`" in avalon.explain_cache(model).events[-1].reason
     finally:
         ClassScaled.SCALE = 1.0
+
+
+def test_explain_cache_names_a_model_that_grew_or_froze_a_weight(data):
+    _, x = data
+    loss = lambda m, x: m(x).sum()  # noqa: E731
+    small, large = nn.Sequential(nn.Linear(3, 3)), nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    avalon.grad(loss, small, x)
+    avalon.grad(loss, large, x)
+    small[0].weight.requires_grad_(False)
+    avalon.grad(loss, small, x)
+    reasons = [e.reason for e in avalon.explain_cache(loss).events]
+    assert "('1.weight', 'param') added" in reasons[1]
+    assert "`0.weight` 'param' before, 'buffer' now" in reasons[2]
