@@ -70,10 +70,9 @@ class Bindings:
     def release(self, keep_arrays=False):
         """End the bindings. Plain attributes the code assigned on views (`self.steps = 3`), and the
         entries it added to their tables, are set on the originals, as Python code changes the objects
-        it runs on, even when it then fails; with
-        `keep_arrays` (a gradient inside traced code, whose holders are the enclosing trace's) the
-        arrays it assigned are given to the originals too, as state updates the enclosing code goes
-        on with."""
+        it runs on, even when it then fails. With `keep_arrays` (a gradient inside traced code, whose
+        holders are the enclosing trace's views) the arrays it assigned are given to the originals
+        too: state updates the enclosing code goes on with."""
         for obj, seen, before in self._views:
             for key, value in getattr(seen, "__dict__", {}).items():
                 if value is not before.get(key):

@@ -126,7 +126,9 @@ class Slow(nn.Module):
         out = self.fc(x) * self.scale
         if threading.current_thread().name == "tracer":
             assert isinstance(self.fc.weight, Tracer) and isinstance(self.steps, Tracer)
-            assert all(isinstance(p, Tracer) for p in self.parameters())
+            assert isinstance(self.scale, Tracer)  # a plain-attribute array
+            assert all(isinstance(p, Tracer) for _, p in self.named_parameters())
+            assert all(isinstance(b, Tracer) for b in self.buffers())
             assert all(isinstance(v, Tracer) for v in self.state_dict().values())
             self.inside.set()
             assert self.go_on.wait(10)
@@ -148,6 +150,7 @@ def test_while_one_thread_traces_others_see_the_models_own_arrays():
             assert model.fc.weight is weight and model.steps is steps and model.scale is scale
             assert all(type(v) is not Tracer for v in model.state_dict().values())
             assert [p for p in model.parameters()] == [weight, model.fc.bias]
+            assert list(model.buffers()) == [steps] and model.get_parameter("fc.weight") is weight
             assert all(not isinstance(v, Tracer) for v in vars(model).values())
             assert type(avalon.exp(np.zeros(2))) is avalon.Tensor
             np.testing.assert_array_equal(model.fc(x), x @ weight.T + model.fc.bias)
