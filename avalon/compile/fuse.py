@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..kernels import Kernel
+from ..kernels import Kernel, KernelError
 from ..ops import elementwise as ew
 from ..ops.primitive import Primitive
 from ..tape import Call, Const, Node
@@ -65,7 +65,8 @@ def fuse_elementwise(tape, min_size=None):
 
 def _fusable(node):
     return isinstance(node, Call) and node.prim in _OPS and not node.params and \
-        all(isinstance(a, Node) or type(a) in (int, float, bool) for a in node.args)
+        all(isinstance(a, Node) or type(a) in (int, bool) or type(a) is float and math.isfinite(a)
+            for a in node.args)
 
 
 def _chain(root, users, outputs, taken):
@@ -85,7 +86,7 @@ def _fused_call(root, inner, kernels):
     """The `fused` call computing `root` from the chain's leaves, or None when the kernel would not
     compute the tape's shape and dtype. `kernels` holds the kernels made so far, by expression: chains
     that compute the same thing share one."""
-    leaves, names = [], {}
+    leaves, names, steps = [], {}, []  # steps: the inner calls in the order the kernel computes them
 
     def spell(node):
         if not isinstance(node, Node):
@@ -96,6 +97,7 @@ def _fused_call(root, inner, kernels):
                 leaves.append(node)
             return names[node]
         op, args = _OPS[node.prim], [spell(a) for a in node.args]
+        steps.append(node)
         if op not in _INFIX:  # a function's operands need no parentheses of their own
             args = [_bare(a) for a in args]
         if op == "relu":
@@ -108,13 +110,12 @@ def _fused_call(root, inner, kernels):
     kernel = kernels.get(text) or kernels.setdefault(text, Kernel(text, list(names.values())))
     signature = tuple((n.shape, np.dtype(n.dtype)) for n in leaves)
     try:
-        shape, dtype = kernel.program.dtypes(signature)[-1]
-    except Exception:  # a chain numpy itself would refuse stays as it is, to fail where it did
+        computed = kernel.program.dtypes(signature)
+    except (KernelError, TypeError, ValueError):  # a chain numpy would refuse stays, to fail where it did
         return None
-    if shape != root.shape or dtype != np.dtype(root.dtype):
+    if any((shape, dtype) != (n.shape, np.dtype(n.dtype)) for (shape, dtype), n in zip(computed, steps)):
         return None
-    order = sorted(inner, key=lambda n: n.id if n.id is not None else -1)
-    call = Call(fused, leaves, {"kernel": kernel, "parts": tuple(_OPS[n.prim] for n in order)},
+    call = Call(fused, leaves, {"kernel": kernel, "parts": tuple(_OPS[n.prim] for n in steps)},
                 root.shape, root.dtype)
     call.location, call.scope, call.phase = root.location, root.scope, root.phase
     return call
