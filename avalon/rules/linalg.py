@@ -8,7 +8,18 @@ from .registry import array_module, rule
 
 @rule(la.matmul)
 def _matmul(g, out, a, b):
+    if a.ndim > 2 and b.ndim == 2:  # a matrix applied over batch axes (every Linear on a sequence)
+        return la.matmul(g, npa.swapaxes(b, -1, -2)), _shared_matrix_grad(g, a)
     return la.matmul(g, npa.swapaxes(b, -1, -2)), la.matmul(npa.swapaxes(a, -1, -2), g)
+
+
+def _shared_matrix_grad(g, a):
+    """Σ over the batch axes of aᵀ·g, as one GEMM over the rows of every batch: (B·m, k)ᵀ·(B·m, n).
+    The batched product would compute B (k, n) matrices and then sum them, a B-times larger
+    intermediate and B small GEMMs."""
+    rows_a = npa.reshape(a, (-1, a.shape[-1]))
+    rows_g = npa.reshape(g, (-1, g.shape[-1]))
+    return la.matmul(npa.swapaxes(rows_a, -1, -2), rows_g)
 
 
 @rule(la.einsum)

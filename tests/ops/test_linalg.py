@@ -14,6 +14,7 @@ def torch():
 MATMUL_SHAPES = [
     ((3, 4), (4, 5)),
     ((2, 3, 4), (4, 5)),
+    ((2, 2, 3, 4), (4, 5)),
     ((3, 4), (2, 4, 5)),
     ((2, 3, 4), (2, 4, 5)),
     ((2, 1, 3, 4), (5, 4, 2)),
@@ -44,6 +45,19 @@ def test_matmul_with_a_constant_operand(rng):
     a, w = sample("real", (3, 4), rng), sample("real", (4, 2), rng)
     check_fd(lambda a: a @ w, a)
     check_fd(lambda a: w.T @ a.T, a)
+
+
+def test_a_matrix_over_batch_axes_gets_its_gradient_from_one_product(rng):
+    """x (…, m, k) @ W (k, n): W's gradient is one (B·m, k)ᵀ·(B·m, n) product, not B products and a sum
+    over a B-times larger array; a transposed (non-contiguous) x too."""
+    x, w = sample("real", (3, 2, 5, 4), rng), sample("real", (4, 6), rng)
+    tape = avalon.grad_tape(lambda x, w: np.tanh(x.transpose(1, 0, 2, 3) @ w).sum(), x, w)
+    names = [n.prim.name for n in tape.nodes if hasattr(n, "prim")]
+    assert "sum_to" not in names
+    assert any(n.prim.name == "matmul" and tuple(n.shape) == (4, 6) for n in tape.nodes if hasattr(n, "prim"))
+    check_fd(lambda x, w: x.transpose(1, 0, 2, 3) @ w, x, w)
+    check_torch(lambda x, w: x.transpose(1, 0, 2, 3) @ w, lambda x, w: x.permute(1, 0, 2, 3) @ w, x, w,
+                rtol=1e-5, atol=1e-5)
 
 
 def test_torch_style_products(rng):
