@@ -95,6 +95,16 @@ def holder_of(obj):
 IN_PLACE = threading.RLock()
 
 
+def named_arrays(obj, holder=None):
+    """[(dotted name, array, role)] of the holder `obj`: its own arrays, never another thread's
+    tracers (a holder bound in place is read when its binding is undone)."""
+    holder = holder or holder_of(obj)
+    if holder.view is not None:
+        return holder.named_arrays(obj)
+    with IN_PLACE:
+        return list(holder.named_arrays(obj))
+
+
 _kinds = {}  # type -> how `flatten` treats its instances; cleared whenever a type is registered
 
 
@@ -215,12 +225,7 @@ def _flatten(obj, name, leaves, infos, holders):
         holder = holder_of(obj)
         holders.append(obj)
         names = []
-        if holder.view is None:  # it may be bound in place by a trace in another thread: wait for it
-            with IN_PLACE:
-                named = holder.named_arrays(obj)
-        else:
-            named = holder.named_arrays(obj)
-        for key, array, array_role in named:
+        for key, array, array_role in named_arrays(obj, holder):
             leaves.append(plain(array))
             if infos is not None:
                 infos.append(Leaf(key, array_role))

@@ -114,7 +114,7 @@ class Captures:
             holder = tree.holder_of(obj)
             if holder.static(obj) != static:
                 return None
-            current = {name: array for name, array, _ in holder.named_arrays(obj)}
+            current = {name: array for name, array, _ in tree.named_arrays(obj, holder)}
             arrays = [plain(current.get(name)) for name in names]
             if any(a is None for a in arrays) or signature(arrays) != sig:
                 return None

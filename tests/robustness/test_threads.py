@@ -250,6 +250,50 @@ def test_holders_of_a_user_class_give_the_serial_results_and_keep_their_arrays()
         assert affine.w is w and affine.parts[0] is part and pair.a is a and pair.b is b
 
 
+class Scaler(Pair):
+    """A callable in-place holder a closure uses (adopted at its scope); in the thread named 'tracer'
+    it stops while bound, until told to go on."""
+
+    inside, go_on = threading.Event(), threading.Event()
+
+    def __call__(self, x):
+        with avalon.tracing.scope(self):
+            if threading.current_thread().name == "tracer":
+                assert isinstance(self.a, Tracer)
+                self.inside.set()
+                assert self.go_on.wait(10)
+            return np.tanh(x * self.a) + self.b
+
+
+def test_a_replay_reading_an_in_place_holder_waits_for_the_trace_that_binds_it():
+    rng = np.random.default_rng(6)
+    scaler = Scaler(rng.standard_normal(3), rng.standard_normal(3))
+    a, b, x = scaler.a, scaler.b, rng.standard_normal(3)
+    f = lambda x: scaler(x).sum()  # noqa: E731
+    want, (want_g,) = avalon.grad(f, x)  # cached: the next calls replay, reading scaler's arrays
+    for _ in range(3):
+        Scaler.inside.clear(), Scaler.go_on.clear()
+        other = lambda x: scaler(x).sum() * 2  # noqa: E731 - a new function: it traces
+        tracer = threading.Thread(target=lambda: avalon.grad(other, x), name="tracer")
+        replays = []
+        replayer = threading.Thread(target=lambda: replays.append(avalon.grad(f, x)))
+        tracer.start()
+        try:
+            assert Scaler.inside.wait(10)
+            replayer.start()
+            replayer.join(0.2)
+            assert replayer.is_alive()  # waiting for the binding to be undone
+        finally:
+            Scaler.go_on.set()
+            tracer.join(10)
+            replayer.join(10)
+        value, (g,) = replays[0]
+        assert float(value) == float(want)
+        np.testing.assert_array_equal(g, want_g)
+        assert scaler.a is a and scaler.b is b
+    assert len(avalon.explain_cache(f).events) == 1  # the waiting calls replayed: f traced once
+
+
 def test_gradcheck_leaves_the_model_to_other_threads():
     avalon.manual_seed(5)
     model = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
