@@ -47,6 +47,7 @@ bool_ = _np.bool_
 long, int, float, double, half = _np.int64, _np.int32, _np.float32, _np.float64, _np.float16
 
 from . import data, hub, nn, optim, utils  # noqa: E402 - the subpackages users reach as avalon.nn etc.
+from . import distributed  # noqa: E402 - torch.distributed's names on MPI; does not start MPI
 from . import backends, cuda, jit  # noqa: E402 - torch.backends, torch.cuda, torch.jit for ported scripts
 from .io import load, save  # noqa: E402 - checkpoints: avalon.save(model, path), avalon.load(path)
 from .ops.special import erf  # noqa: E402 - torch.erf (exact GELU in ported code)

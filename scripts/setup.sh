@@ -19,6 +19,8 @@ cd "$repo_root"
 # --- system packages -------------------------------------------------------
 missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+# OpenMPI for avalon.distributed (mpi4py loads it; tests/distributed launch it with mpirun)
+command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin libopenmpi-dev)
 if [[ $with_browser -eq 1 && ! -x /usr/bin/chromium ]]; then
     missing+=(chromium)
 fi
@@ -45,7 +47,7 @@ fi
 py=.venv/bin/python
 
 # --- Python packages -------------------------------------------------------
-"$py" -m pip install -q -e '.[widgets,dev,io,fast]'
+"$py" -m pip install -q -e '.[widgets,dev,io,fast,distributed]'
 "$py" -m pip install -q torch==2.13.0
 
 echo "setup.sh: done ($("$py" --version), torch $("$py" -c 'import torch; print(torch.__version__)'))"

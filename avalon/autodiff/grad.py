@@ -304,7 +304,10 @@ def _mirror(spec, per_leaf, holders):
     """Gradients arranged like the arguments (holders become `Grads` of their trainable arrays)."""
     def on_holder(obj, values, roles):
         sources = {name: array for name, array, _ in tree.holder_of(obj).named_arrays(obj)}
-        return tree.Grads({k: v for k, v in values.items() if roles[k] == "param"}, sources)
+        grads = tree.Grads({k: v for k, v in values.items() if roles[k] == "param"}, sources)
+        # A DistributedDataParallel holder averages its gradients over the ranks here, once they exist
+        reduce = getattr(obj, "_reduced_gradients", None)
+        return grads if reduce is None else reduce(grads)
 
     args, _ = tree.unflatten(spec, per_leaf, holders, on_holder, statics=False)
     return tuple(args)

@@ -7,7 +7,8 @@
 from .collate import default_collate
 from .dataloader import DataLoader
 from .dataset import Dataset, Subset, TensorDataset, random_split
+from .distributed import DistributedSampler
 from .errors import CollateError, DataError, SampleIndexError
 
-__all__ = ["Dataset", "TensorDataset", "Subset", "DataLoader", "random_split", "default_collate", "DataError",
+__all__ = ["Dataset", "TensorDataset", "Subset", "DataLoader", "random_split", "default_collate", "DistributedSampler", "DataError",
            "CollateError", "SampleIndexError"]

@@ -15,6 +15,7 @@ from . import init  # noqa: E402,F401
 from .modules.conv import *  # noqa: E402,F401,F403
 from .modules.pooling import *  # noqa: E402,F401,F403
 from .modules.normalization import *  # noqa: E402,F401,F403
+from .modules.sync_batchnorm import SyncBatchNorm  # noqa: E402,F401
 from .modules.vision import *  # noqa: E402,F401,F403
 from .modules.rnn import *  # noqa: E402,F401,F403
 from .modules.attention import *  # noqa: E402,F401,F403

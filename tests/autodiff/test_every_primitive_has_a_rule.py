@@ -179,6 +179,7 @@ CASES = {
     "sigmoid": _unary(ew.sigmoid),
     "relu": (ew.relu, _apart(2, 3) + 0.05),
     "erf": _unary(avalon.erf),
+    "all_reduce_sum": _unary(avalon.distributed.all_reduce_sum),  # one process: the identity (2 ranks: tests/distributed)
     "clip": (lambda x: ew.clip(x, -0.3, 0.4), _apart(2, 3) + 0.02),
     "where": (lambda a, b: ew.where(np.array([[True, False, True], [False, True, True]]), a, b),
               _r(2, 3), _r(3)),

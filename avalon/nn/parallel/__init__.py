@@ -3,11 +3,12 @@
 Avalon runs a model on one device per process: `DataParallel(model)` is the model behind torch's
 `module.` prefix (so its `state_dict` keys match a saved DataParallel checkpoint), and
 `data_parallel(module, inputs, device_ids)` calls the module. Training across processes and machines
-is `DistributedDataParallel` (MPI), in `avalon.distributed`.
+is `DistributedDataParallel` (over `avalon.distributed`'s MPI process group).
 """
 from ..module import Module
+from .distributed import DistributedDataParallel
 
-__all__ = ["DataParallel", "data_parallel"]
+__all__ = ["DataParallel", "data_parallel", "DistributedDataParallel"]
 
 
 class DataParallel(Module):

@@ -1,0 +1,159 @@
+"""Collectives on arrays, in place as torch.distributed's: all_reduce, broadcast, all_gather,
+reduce_scatter, barrier.
+
+Each one starts MPI's non-blocking collective and polls it against the group's deadline, so a rank
+that stops answering makes the others raise `CollectiveTimeout` (and end the job) instead of hanging.
+With one process they are identities, so single-process code runs them unchanged.
+"""
+import enum
+import time
+
+import numpy as np
+
+from .errors import CollectiveTimeout, DistributedError
+from .group import current
+
+
+class ReduceOp(enum.Enum):
+    """How `all_reduce` and `reduce_scatter` combine the ranks' arrays (torch's names)."""
+    SUM = "sum"
+    AVG = "avg"
+    MAX = "max"
+    MIN = "min"
+    PRODUCT = "product"
+
+
+def _mpi_op(group, op):
+    if not isinstance(op, ReduceOp):
+        raise DistributedError(f"op={op!r} is not a ReduceOp", "pass ReduceOp.SUM, AVG, MAX, MIN or PRODUCT")
+    mpi = group.mpi
+    return {ReduceOp.SUM: mpi.SUM, ReduceOp.AVG: mpi.SUM, ReduceOp.MAX: mpi.MAX, ReduceOp.MIN: mpi.MIN,
+            ReduceOp.PRODUCT: mpi.PROD}[op]
+
+
+def _buffer(array, what, collective):
+    """The array itself (written in place), refused when MPI cannot write into it."""
+    if not isinstance(array, np.ndarray):
+        raise DistributedError(f"{collective}: {what} is a {type(array).__name__}, not a numpy array",
+                               "pass the array to be changed in place (collectives write their result into it)")
+    if not array.flags.c_contiguous or not array.flags.writeable:
+        raise DistributedError(f"{collective}: {what} is not a writeable C-contiguous array, so the result "
+                               "cannot be written into it", "pass np.ascontiguousarray(a) and use that array")
+    return np.ndarray.view(array, np.ndarray)
+
+
+def wait(group, request, collective):
+    """Complete `request`, or raise CollectiveTimeout once the group's timeout has passed."""
+    deadline = time.monotonic() + group.timeout
+    pause = 0.0
+    while not request.Test():
+        if time.monotonic() > deadline:
+            group.broken = True  # the job is aborted at exit: see group._abort_if_broken
+            raise CollectiveTimeout(collective, group.rank, group.size, group.timeout)
+        # Short sleeps once the peers are clearly not there yet: spinning would take the CPU they need.
+        time.sleep(pause)
+        pause = min(pause * 2 or 1e-5, 1e-3)
+
+
+def _average(array, group, collective):
+    if not np.issubdtype(array.dtype, np.inexact):
+        raise DistributedError(f"{collective}(op=ReduceOp.AVG) on {array.dtype} values: an average is not an integer",
+                               "use a floating-point array, or ReduceOp.SUM and divide yourself")
+    array /= group.size
+
+
+def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
+    """Combine `tensor` across all ranks with `op`; every rank's array then holds the result.
+
+    >>> g = np.array([rank + 1.0]); all_reduce(g)   # g == [3.0] on both of 2 ranks
+    """
+    pg = current()
+    mpi_op = _mpi_op(pg, op)
+    buf = _buffer(tensor, "tensor", "all_reduce")
+    if op is ReduceOp.AVG and not np.issubdtype(buf.dtype, np.inexact):
+        _average(buf, pg, "all_reduce")  # refuses before communicating
+    if pg.size > 1:
+        wait(pg, pg.comm.Iallreduce(pg.mpi.IN_PLACE, buf, mpi_op), "all_reduce")
+    if op is ReduceOp.AVG:
+        _average(buf, pg, "all_reduce")
+    return _done(async_op)
+
+
+def broadcast(tensor, src, group=None, async_op=False):
+    """Copy rank `src`'s `tensor` into every rank's `tensor`."""
+    pg = current()
+    buf = _buffer(tensor, "tensor", "broadcast")
+    if not isinstance(src, int) or not 0 <= src < pg.size:
+        raise DistributedError(f"broadcast(src={src!r}) names no rank of the {pg.size}",
+                               f"pass a rank from 0 to {pg.size - 1}")
+    if pg.size > 1:
+        wait(pg, pg.comm.Ibcast(buf, root=src), "broadcast")
+    return _done(async_op)
+
+
+def all_gather(tensor_list, tensor, group=None, async_op=False):
+    """`tensor_list[r]` becomes rank r's `tensor`, on every rank (each entry of `tensor`'s shape and dtype)."""
+    pg = current()
+    send = np.ascontiguousarray(tensor)
+    _check_list(tensor_list, send, pg, "all_gather", "tensor_list")
+    gathered = np.empty((pg.size, *send.shape), send.dtype)
+    if pg.size > 1:
+        wait(pg, pg.comm.Iallgather(send, gathered), "all_gather")
+    else:
+        gathered[0] = send
+    for out, part in zip(tensor_list, gathered):
+        out[...] = part
+    return _done(async_op)
+
+
+def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
+    """`output` on rank r becomes `input_list[r]` combined over all ranks with `op`."""
+    pg = current()
+    mpi_op = _mpi_op(pg, op)
+    buf = _buffer(output, "output", "reduce_scatter")
+    _check_list(input_list, buf, pg, "reduce_scatter", "input_list")
+    if op is ReduceOp.AVG and not np.issubdtype(buf.dtype, np.inexact):
+        _average(buf, pg, "reduce_scatter")
+    send = np.stack([np.asarray(a, buf.dtype) for a in input_list])
+    if pg.size > 1:
+        wait(pg, pg.comm.Ireduce_scatter_block(send, buf, mpi_op), "reduce_scatter")
+    else:
+        buf[...] = send[0]
+    if op is ReduceOp.AVG:
+        _average(buf, pg, "reduce_scatter")
+    return _done(async_op)
+
+
+def barrier(group=None, async_op=False, device_ids=None):
+    """Wait until every rank has reached its barrier (or the group's timeout passes)."""
+    pg = current()
+    if pg.size > 1:
+        wait(pg, pg.comm.Ibarrier(), "barrier")
+    return _done(async_op)
+
+
+class Work:
+    """What a collective returns with `async_op=True`: the collective has completed already (Avalon's
+    collectives are blocking, bounded by the timeout), so `wait()` returns at once."""
+
+    def wait(self, timeout=None):
+        return True
+
+    def is_completed(self):
+        return True
+
+
+def _done(async_op):
+    return Work() if async_op else None
+
+
+def _check_list(arrays, like, pg, collective, what):
+    if not isinstance(arrays, (list, tuple)) or len(arrays) != pg.size:
+        n = len(arrays) if isinstance(arrays, (list, tuple)) else type(arrays).__name__
+        raise DistributedError(f"{collective}: {what} must hold one array per rank ({pg.size}), got {n}",
+                               f"pass a list of {pg.size} arrays of shape {like.shape}")
+    for i, a in enumerate(arrays):
+        if tuple(np.shape(a)) != like.shape or np.asarray(a).dtype != like.dtype:
+            raise DistributedError(f"{collective}: {what}[{i}] has shape {tuple(np.shape(a))} and dtype "
+                                   f"{np.asarray(a).dtype}, the other operand {like.shape} and {like.dtype}",
+                                   "give every entry the same shape and dtype as the other operand")

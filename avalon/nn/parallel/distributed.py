@@ -1,0 +1,156 @@
+"""`DistributedDataParallel`: the same model on every rank, gradients averaged across ranks.
+
+At construction every rank takes rank 0's parameters and buffers. `avalon.grad(loss_fn, ddp, x, y)`
+then returns gradients already averaged over the ranks (what torch's `p.grad` holds after `backward()`
+under DDP): `avalon.grad` hands a DDP holder's fresh gradients to `_reduced_gradients` below, which sums
+them across ranks in buckets (flat buffers of about `bucket_cap_mb`, one message each, as torch) and
+divides by the world size. So `opt.step(grads[0])` keeps every rank's parameters identical.
+
+State that changes between calls (the `no_sync` flag, gradients accumulated under it) lives outside the
+module's attributes, so it neither enters the compile cache's key nor is traced as an array.
+"""
+import contextlib
+import weakref
+
+import numpy as np
+
+from ...backend import is_array
+from ...distributed import all_reduce_sum, broadcast, group
+from ...distributed.errors import DistributedError
+from ...distributed.collectives import wait
+from ...tensor import wrap
+from ...tracing import Tracer
+from ..module import Module
+
+_runtime = weakref.WeakKeyDictionary()  # DDP -> _Runtime
+
+
+class _Runtime:
+    def __init__(self, bucket_bytes):
+        self.bucket_bytes = bucket_bytes
+        self.sync = True
+        self.pending = None  # {name: local gradient sum} accumulated under no_sync
+
+
+class DistributedDataParallel(Module):
+    """`module`, replicated on every rank of the process group, with gradients averaged over ranks.
+
+    >>> dist.init_process_group("mpi")
+    >>> ddp = DistributedDataParallel(model)          # every rank now holds rank 0's weights
+    >>> opt = optim.SGD(ddp.parameters(), lr=0.1)
+    >>> loss, grads = avalon.grad(loss_fn, ddp, x, y)  # grads[0]: averaged over all ranks
+    >>> opt.step(grads[0])
+
+    `ddp.module` is the wrapped model; `state_dict()` keys carry torch's `module.` prefix. Buffers (batch
+    norm's running statistics) are broadcast from rank 0 at construction only; use `SyncBatchNorm` to keep
+    them in step. `device_ids`, `output_device`, `dim`, `find_unused_parameters`, `static_graph` … are
+    accepted for torch's signature; a parameter that gets no gradient contributes zeros.
+    """
+
+    def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True,
+                 process_group=None, bucket_cap_mb=None, find_unused_parameters=False, check_reduction=False,
+                 gradient_as_bucket_view=False, static_graph=False, **kwargs):
+        super().__init__()
+        if not isinstance(module, Module):
+            raise DistributedError(f"DistributedDataParallel wraps an nn.Module, got a {type(module).__name__}",
+                                   "pass the model: DistributedDataParallel(model)")
+        group.current()  # refuses, saying what to call, before anything changes
+        self.module = module
+        _runtime[self] = _Runtime(int((25 if bucket_cap_mb is None else bucket_cap_mb) * 1024 * 1024))
+        arrays = [p for p in module.parameters()]
+        if broadcast_buffers:
+            arrays += [b for b in module.buffers() if is_array(b)]
+        for bucket in _buckets([(str(i), a) for i, a in enumerate(arrays)], self._runtime.bucket_bytes):
+            flat = _flat(bucket)
+            broadcast(flat, src=0)
+            for (_, array), part in zip(bucket, _parts(flat, bucket)):
+                np.copyto(array, part)
+
+    @property
+    def _runtime(self):
+        return _runtime[self]
+
+    def forward(self, *inputs, **kwargs):
+        return self.module(*inputs, **kwargs)
+
+    @contextlib.contextmanager
+    def no_sync(self):
+        """Gradients of the calls inside are this rank's own (no communication); the first `avalon.grad`
+        after the block returns the average over ranks of everything accumulated, its own gradients
+        included, as torch's `p.grad` after the synchronised `backward()`.
+
+        >>> with ddp.no_sync():
+        ...     for x, y in micro_batches[:-1]:
+        ...         avalon.grad(loss_fn, ddp, x, y)
+        >>> loss, grads = avalon.grad(loss_fn, ddp, *micro_batches[-1])   # averaged over ranks and batches
+        """
+        runtime, before = self._runtime, self._runtime.sync
+        runtime.sync = False
+        try:
+            yield
+        finally:
+            runtime.sync = before
+
+    def _reduced_gradients(self, grads):
+        """`grads` (a tree.Grads of this holder, changed in place) averaged over ranks, or accumulated
+        locally under `no_sync`."""
+        runtime = self._runtime
+        named = [(name, g) for name, g in grads.items() if g is not None]
+        if not named:
+            return grads
+        if any(isinstance(g, Tracer) for _, g in named):  # grad inside traced code: recorded collectives
+            size = group.get_world_size()
+            for name, g in named:
+                grads[name] = all_reduce_sum(g) * (1.0 / size) if runtime.sync else g
+            return grads
+        if not runtime.sync:
+            pending = runtime.pending or {}
+            runtime.pending = {name: pending[name] + g if name in pending else np.array(g, copy=True)
+                               for name, g in named}
+            return grads
+        if runtime.pending:
+            named = [(name, g + runtime.pending[name] if name in runtime.pending else g) for name, g in named]
+            runtime.pending = None
+        pg = group.active()
+        size = 1 if pg is None else pg.size
+        requests, flats = [], []
+        # Reverse order, as torch: the last layers' gradients are the first ready in a backward pass.
+        for bucket in _buckets(named[::-1], runtime.bucket_bytes):
+            flat = _flat(bucket)
+            flats.append((flat, bucket))
+            if pg is not None:
+                requests.append(pg.comm.Iallreduce(pg.mpi.IN_PLACE, flat, pg.mpi.SUM))
+        for request in requests:  # all buckets in flight at once
+            wait(pg, request, "all_reduce (DistributedDataParallel gradients)")
+        for flat, bucket in flats:
+            if size > 1:
+                flat *= 1.0 / size
+            for (name, _), part in zip(bucket, _parts(flat, bucket)):
+                grads[name] = wrap(part)  # a view of the bucket: no copy back
+        return grads
+
+
+def _buckets(named, cap):
+    """Consecutive runs of (name, array) of one dtype, each about `cap` bytes at most (one array alone
+    may exceed it)."""
+    bucket, size = [], 0
+    for name, array in named:
+        if bucket and (size + array.nbytes > cap or array.dtype != bucket[0][1].dtype):
+            yield bucket
+            bucket, size = [], 0
+        bucket.append((name, array))
+        size += array.nbytes
+    if bucket:
+        yield bucket
+
+
+def _flat(bucket):
+    return np.concatenate([np.asarray(a).reshape(-1) for _, a in bucket])
+
+
+def _parts(flat, bucket):
+    """Each array's part of `flat`, in its shape (views)."""
+    offset = 0
+    for _, array in bucket:
+        yield flat[offset:offset + array.size].reshape(array.shape)
+        offset += array.size
