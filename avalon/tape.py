@@ -260,14 +260,16 @@ def _place(node, tape, mapping):
 
 
 def _clone(n, mapping):
+    # Fields copied as they are (shape is already a tuple), without __init__'s conversions: passes
+    # copy whole tapes, so this runs once per node per pass.
+    m = object.__new__(type(n))
+    m.id, m.shape, m.dtype, m.value = n.id, n.shape, n.dtype, n.value
+    m.location, m.scope, m.phase = n.location, n.scope, n.phase
     if isinstance(n, Input):
-        m = Input(n.name, n.shape, n.dtype, n.role, value=n.value)
-    elif isinstance(n, Const):
-        m = Const(n.shape, n.dtype, value=n.value)
-    else:
-        args = [mapping[a] if isinstance(a, Node) else a for a in n.args]
-        m = Call(n.prim, args, n.params, n.shape, n.dtype, value=n.value)
-    m.id, m.location, m.scope, m.phase = n.id, n.location, n.scope, n.phase
+        m.name, m.role = n.name, n.role
+    elif isinstance(n, Call):
+        m.prim, m.params = n.prim, dict(n.params)
+        m.args = tuple([mapping[a] if isinstance(a, Node) else a for a in n.args])
     return m
 
 

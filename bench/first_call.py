@@ -14,6 +14,9 @@ arithmetic), so a first call after another model's would look cheaper than a use
 - codegen: generating the replay's source; compile: Python's `compile` and `exec` of it;
 - rest: everything else in the first call (flattening, the cache, copying the outputs).
 
+Phases are CPU seconds (the machine these run on is shared: wall seconds swing by several times);
+the first and cached calls are given in both.
+
 The models: the torchvision-style ResNet-18 of tests/zoo (batch 8, 64×64), the ResNet-ish and
 Transformer workloads of bench/models.py (their issue batch sizes), and the nanoGPT of tests/zoo at
 d 128, 4 heads, sequence 64, batch 8, at each depth of `--depths`. Peak memory is the growth of the
@@ -80,7 +83,8 @@ def workload(name):
 
 
 class Phases:
-    """Wraps the functions a first call goes through with timers (and takes them off again)."""
+    """Wraps the functions a first call goes through with timers of CPU time (steadier than wall time
+    on a shared machine; with one BLAS thread the two agree on a quiet one), and takes them off again."""
 
     def __init__(self):
         self.seconds = {}
@@ -92,11 +96,11 @@ class Phases:
         original = getattr(owner, attr)
 
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            start = time.process_time()
             try:
                 return original(*args, **kwargs)
             finally:
-                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+                self.seconds[phase] = self.seconds.get(phase, 0.0) + time.process_time() - start
 
         setattr(owner, attr, timed)
         self._undo.append(lambda: setattr(owner, attr, original))
@@ -108,13 +112,13 @@ class Phases:
 
         def impl(*args, **kwargs):
             self._computing += 1
-            start = time.perf_counter()
+            start = time.process_time()
             try:
                 return original(*args, **kwargs)
             finally:
                 self._computing -= 1
                 if not self._computing:
-                    self.seconds["compute"] = self.seconds.get("compute", 0.0) + time.perf_counter() - start
+                    self.seconds["compute"] = self.seconds.get("compute", 0.0) + time.process_time() - start
 
         prim.impl = impl
 
@@ -198,28 +202,29 @@ def measure(name, cached_calls):
                 first_cpu_s=first_cpu, cached_cpu_s=statistics.median(cached_cpu),
                 forward_s=trace - backward, backward_s=backward, compute_s=s.get("compute", 0.0),
                 passes_s=s.get("passes", 0.0), codegen_s=s.get("codegen", 0.0), compile_s=s.get("compile", 0.0),
-                rest_s=first - trace - compiling,
+                rest_s=first_cpu - trace - compiling,
                 first_peak_mb=first_peak, cached_peak_mb=cached_peak, first_faults=faults)
 
 
 def tables(results):
-    lines = ["| model | tape nodes | first call s (CPU s) | forward | backward | (compute) | passes | codegen "
-             "| compile | rest | cached s (CPU s) | first / cached | first − cached s | peak MB first "
+    lines = ["| model | tape nodes | first call s (CPU s) | forward CPU s | backward | (compute) | passes | codegen "
+             "| compile | rest | cached s (CPU s) | first / cached (CPU) | first − cached CPU s | peak MB first "
              "| peak MB cached | pages faulted in |", "|" + "---|" * 16]
     for r in results:
         lines.append(
             f"| {r['name']} | {r['nodes']} | {r['first_s']:.2f} ({r['first_cpu_s']:.2f}) | {r['forward_s']:.2f} "
             f"| {r['backward_s']:.2f} | {r['compute_s']:.2f} | {r['passes_s']:.2f} | {r['codegen_s']:.2f} "
             f"| {r['compile_s']:.2f} | {r['rest_s']:.2f} | {r['cached_s']:.3f} ({r['cached_cpu_s']:.3f}) "
-            f"| {r['first_s'] / r['cached_s']:.1f} | {r['first_s'] - r['cached_s']:.2f} | {r['first_peak_mb']:.0f} "
+            f"| {r['first_cpu_s'] / r['cached_cpu_s']:.1f} | {r['first_cpu_s'] - r['cached_cpu_s']:.2f} "
+            f"| {r['first_peak_mb']:.0f} "
             f"| {r['cached_peak_mb']:.0f} | {r['first_faults']} |")
     gpts = sorted((r for r in results if r["name"].startswith("GPT-")), key=lambda r: int(r["name"][4:]))
     if len(gpts) > 1:
-        lines += ["", "| GPT layers | tape nodes | first − cached s | per layer ms | per node µs | "
-                      "passes + codegen + compile s |", "|---|---|---|---|---|---|"]
+        lines += ["", "| GPT layers | tape nodes | first − cached CPU s | per layer ms | per node µs | "
+                      "passes + codegen + compile CPU s |", "|---|---|---|---|---|---|"]
         for r in gpts:
             layers = int(r["name"][4:])
-            overhead = r["first_s"] - r["cached_s"]
+            overhead = r["first_cpu_s"] - r["cached_cpu_s"]
             lines.append(f"| {layers} | {r['nodes']} | {overhead:.2f} | {1e3 * overhead / layers:.0f} "
                          f"| {1e6 * overhead / r['nodes']:.0f} "
                          f"| {r['passes_s'] + r['codegen_s'] + r['compile_s']:.2f} |")

@@ -37,7 +37,7 @@ def accumulate_slices(tape):
         call = Call(ix.scatter_sum, values, {"keys": keys, "shape": root.shape}, root.shape, root.dtype)
         call.location, call.scope, call.phase = root.location, root.scope, root.phase
         replace[root] = call
-    return tape.copy(replace=replace, drop=absorbed - set(replace))
+    return tape.copy(replace=replace, drop=absorbed - set(replace)) if replace else tape
 
 
 def _collect(root, users, outputs):

@@ -1,5 +1,6 @@
-"""Tape-to-tape optimisation passes. Each takes a tape and returns a new one (its input is untouched),
-each can be switched off on its own (`tape.compile(cse=False)`), and none changes what the tape computes.
+"""Tape-to-tape optimisation passes. Each takes a tape and returns a new one (its input is untouched;
+a pass with nothing to change returns the tape itself, as copying a long tape costs time), each can be
+switched off on its own (`tape.compile(cse=False)`), and none changes what the tape computes.
 
 `memory_roots` is the aliasing analysis that buffer reuse and code generation share: which arrays a
 node's value may share memory with.
@@ -23,7 +24,8 @@ def dead_code(tape):
         if isinstance(n, Call) and (n in live or n.prim.pinned):
             live.add(n)
             live.update(n.inputs)
-    return tape.copy(drop={n for n in tape.nodes if n not in live and not isinstance(n, Input)})
+    dead = {n for n in tape.nodes if n not in live and not isinstance(n, Input)}
+    return tape.copy(drop=dead) if dead else tape
 
 
 def _key(value):
@@ -52,7 +54,7 @@ def common_subexpressions(tape):
             replace[n] = seen[key]
         else:
             seen[key] = n
-    return tape.copy(replace=replace)
+    return tape.copy(replace=replace) if replace else tape
 
 
 def constant_folding(tape):
@@ -71,7 +73,7 @@ def constant_folding(tape):
             const = Const(getattr(value, "shape", ()), value.dtype, value=value)
             const.location, const.scope, const.phase = n.location, n.scope, n.phase
             replace[n] = const
-    return tape.copy(replace=replace)
+    return tape.copy(replace=replace) if replace else tape
 
 
 def _swaps_last_two(node):
@@ -109,7 +111,7 @@ def matmul_layout(tape):
                 and product not in outputs:
             a, b = product.args
             replace[n] = _like(n, Call(linalg.matmul, [_swapped(b), _swapped(a)], {}, n.shape, n.dtype))
-    return tape.copy(replace=replace)
+    return tape.copy(replace=replace) if replace else tape
 
 
 def _aliased_operands(call):
