@@ -1,5 +1,5 @@
 """The errors of avalon.distributed: each says what happened, on which rank, and what to do."""
-from ..errors import AvalonError
+from ..errors import AvalonError, _where
 
 INSTALL = ("install OpenMPI and mpi4py: `apt-get install -y openmpi-bin libopenmpi-dev` (or your cluster's MPI "
            "module), then `pip install 'avalon[distributed]'` (mpi4py)")
@@ -9,7 +9,10 @@ class DistributedError(AvalonError, RuntimeError):
     """A process group or a collective was used in a way that cannot work (no group, a bad rank, MPI missing)."""
 
     def __init__(self, message, fix=None):
-        super().__init__(message + (f"\n  fix: {fix}" if fix else ""))
+        from ..tracing.source import user_location  # tracing builds on modules that import this one
+
+        lines = [message, *_where(user_location())]
+        super().__init__("\n".join(lines + ([f"  fix: {fix}"] if fix else [])))
 
 
 class CollectiveTimeout(DistributedError, TimeoutError):

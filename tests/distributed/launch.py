@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,18 +28,20 @@ needs_mpi = pytest.mark.skipif(not have_mpi(), reason="OpenMPI and mpi4py are ne
 
 
 def mpirun(script, *args, n=2, timeout=60, env=None):
-    """CompletedProcess of `mpirun -n n python script args` (stdout and stderr as text)."""
-    environment = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    """CompletedProcess of `mpirun -n n python script args` (stdout and stderr as text); `.reports` holds
+    what each rank said through report.say: {rank: [line, ...]}."""
+    reports = tempfile.mkdtemp(prefix="avalon-scenario-")
+    environment = {"SCENARIO_OUT": reports, **os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
                    "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), **(env or {})}
     command = [*MPIRUN, "-n", str(n), sys.executable, str(HERE / script), *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment, cwd=ROOT)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment, cwd=ROOT)
+    result.reports = {}
+    for name in sorted(os.listdir(reports)):
+        result.reports[int(name[len("rank"):-len(".txt")])] = Path(reports, name).read_text().splitlines()
+    shutil.rmtree(reports)
+    return result
 
 
 def outputs(result):
-    """{rank: [line, ...]} of the lines the scenario printed as `rank: text`."""
-    per_rank = {}
-    for line in result.stdout.splitlines():
-        head, sep, text = line.partition(": ")
-        if sep and head.isdigit():
-            per_rank.setdefault(int(head), []).append(text)
-    return per_rank
+    """{rank: [line, ...]}: what each rank reported."""
+    return result.reports

@@ -1,10 +1,11 @@
-"""Scenario (2 ranks): every collective in float32 and float64, checked here against numpy; prints `rank: ok`."""
+"""Scenario (2 ranks): every collective in float32 and float64, checked here against numpy; reports `ok` from each rank."""
 import sys
 
 import numpy as np
 
 import avalon
 import avalon.distributed as dist
+from report import say
 
 dist.init_process_group("mpi")
 rank, size = dist.get_rank(), dist.get_world_size()
@@ -47,7 +48,7 @@ try:
     raise SystemExit("AVG on integers was not refused")
 except dist.DistributedError as error:
     assert "integer" in str(error) and np.array_equal(a, np.ones(3)), error
-print(f"{rank}: ok", flush=True)
+say(rank, "ok")
 dist.destroy_process_group()
 assert not dist.is_initialized()
 sys.exit(0)

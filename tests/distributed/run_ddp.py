@@ -1,12 +1,13 @@
 """Scenario (2 ranks): 10 steps of SGD with momentum under DistributedDataParallel end where one process
 training on the combined batches ends, on both ranks; gradient accumulation under no_sync; small buckets.
-Prints `rank: <parameters' checksum>` and `rank: ok`. argv[1]: bucket_cap_mb."""
+Each rank reports its parameters' checksum, then `ok`. argv[1]: bucket_cap_mb."""
 import sys
 
 import numpy as np
 
 import avalon
 import avalon.distributed as dist
+from report import say
 import avalon.nn as nn
 import avalon.nn.functional as F
 from avalon import optim
@@ -47,7 +48,7 @@ for step in range(10):
 for (name, p), (_, q) in zip(ddp.module.named_parameters(), reference.named_parameters()):
     assert np.allclose(p, q, rtol=1e-5, atol=1e-6), (name, np.abs(p - q).max())
 checksum = float(sum(np.asarray(p, np.float64).sum() for p in ddp.parameters()))
-print(f"{rank}: {checksum!r}", flush=True)
+say(rank, f"{checksum!r}")
 
 # Accumulation: two micro-batches under no_sync then one synchronised call = the mean over ranks of the sums
 x, y = batches(99)
@@ -62,4 +63,4 @@ every = [[(x[r * 8 + k * 4: r * 8 + (k + 1) * 4], y[r * 8 + k * 4: r * 8 + (k + 
 for name, g in accumulated[0]:
     expected = sum(avalon.grad(loss_fn, ddp.module, *mb)[1][0][name[len("module."):]] for r in every for mb in r) / size
     assert np.allclose(g, expected, rtol=1e-5, atol=1e-7), (name, np.abs(g - expected).max())
-print(f"{rank}: ok", flush=True)
+say(rank, "ok")

@@ -1,12 +1,13 @@
 """Scenario (2 ranks): SyncBatchNorm under DDP trains as BatchNorm on the combined batch in one process —
 outputs, gradients, running statistics and weights after 3 SGD steps; the ranks' batches differ in size.
-Prints `rank: ok`."""
+Each rank reports `ok`."""
 import copy
 
 import numpy as np
 
 import avalon
 import avalon.distributed as dist
+from report import say
 import avalon.nn as nn
 import avalon.nn.functional as F
 from avalon import optim
@@ -46,4 +47,4 @@ for (name, a), (_, b) in zip(ddp.module.state_dict().items(), reference.state_di
     assert np.allclose(a, b, rtol=1e-4, atol=1e-5), (name, np.abs(np.asarray(a, float) - b).max())
 ddp.eval(), reference.eval()
 assert np.allclose(ddp(x[mine]), reference(x[mine]), atol=2e-5)
-print(f"{rank}: ok", flush=True)
+say(rank, "ok")
