@@ -4,10 +4,11 @@ import types
 
 from .accumulate import accumulate_slices
 from .codegen import Compiled, compile_tape
+from .fuse import fuse_elementwise
 from .passes import buffer_plan, common_subexpressions, constant_folding, dead_code, matmul_layout
 
 __all__ = ["Compiled", "compile_tape", "dead_code", "common_subexpressions", "constant_folding", "matmul_layout",
-           "accumulate_slices", "buffer_plan"]
+           "accumulate_slices", "fuse_elementwise", "buffer_plan"]
 
 
 class _CompilePackage(types.ModuleType):
