@@ -14,6 +14,7 @@ from ..io.atomic import check_target
 from ..io.safetensors_format import checked_path
 from .checkpoints import resume_training, save_training
 from .history import History
+from .ranks import averaged, rank_and_size
 
 __all__ = ["fit", "evaluate"]
 
@@ -35,6 +36,10 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
       when it exists (training the epochs left of `epochs`; the returned history holds them all) and from
       the beginning when it does not, so the same script serves the first run and every restart.
       Resuming changes the model, optimiser and scheduler together or not at all.
+    - Under `avalon.distributed` (a `DistributedDataParallel` model, launched with mpirun), rank 0 alone
+      shows progress and writes the checkpoint (every rank resumes from it: put it where all can read it),
+      and the losses and metrics recorded are averaged over the ranks, so every rank's history is the same. A loader's
+      sampler with `set_epoch` (DistributedSampler) is told each epoch's number before it.
 
     The loop it runs:
 
@@ -58,6 +63,7 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
     _check_arguments(model, loss_fn, train_loader, optimizer, epochs, val_loader, metrics, scheduler)
     _check_checkpoint(checkpoint, resume)
     history = History()
+    rank, _ = rank_and_size()
     start = resume_training(checkpoint, model, optimizer, scheduler, epochs, history) if resume else 0
     was_training = model.training
     try:
@@ -65,19 +71,22 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
             model.train()
             lr = optimizer.param_groups[0]["lr"]
             total, count = 0.0, 0
-            bar = _progress(train_loader, f"epoch {epoch + 1}/{epochs}", progress)
+            sampler = getattr(train_loader, "sampler", None)
+            if callable(getattr(sampler, "set_epoch", None)):  # a DistributedSampler: this epoch's order
+                sampler.set_epoch(epoch)
+            bar = _progress(train_loader, f"epoch {epoch + 1}/{epochs}", progress and rank == 0)
             for batch in bar:
                 x, y = _split(batch)
                 loss, grads = grad(loss_fn, model, x, y, argnums=0)  # the model's gradient alone
                 optimizer.step(grads[0])
-                value, n = float(loss), _count(x)
+                value, n = averaged({"loss": float(loss)})["loss"], _count(x)
                 total, count = total + value * n, count + n
                 history.log_step(loss=value, lr=lr)
                 if bar is not train_loader:
                     bar.set_postfix(loss=f"{value:.4g}")
             results = {"loss": total / count if count else math.nan, "lr": lr}
             if val_loader is not None:
-                results.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, val_loader, metrics).items()})
+                results.update({f"val_{k}": v for k, v in averaged(evaluate(model, loss_fn, val_loader, metrics)).items()})
             history.log_epoch(**results)
             if bar is not train_loader:
                 bar.set_postfix({k: f"{v:.4g}" for k, v in results.items() if k != "lr"})
@@ -87,7 +96,7 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
                     scheduler.step(results.get("val_loss", results["loss"]))
                 else:
                     scheduler.step()
-            if checkpoint is not None:
+            if checkpoint is not None and rank == 0:
                 save_training(checkpoint, model, optimizer, scheduler, epoch + 1, history)
     except BaseException:  # a failure leaves the training mode as the caller had it
         model.train(was_training)
