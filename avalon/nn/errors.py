@@ -39,7 +39,7 @@ def fail(who, message, kind=ShapeError, fix=""):
     return kind(text + (f"\n  fix: {fix}" if fix else ""))
 
 
-def array_input(who, input, floating=True):
+def array_input(who, input, floating=True, name="input"):
     """Refuse, at the user's line, an input that is not an array (a list, None, a Python number …) or,
     when `floating`, an integer or bool array (torch refuses both: a layer's weights are floating)."""
     from ..errors import DtypeError
@@ -47,10 +47,10 @@ def array_input(who, input, floating=True):
     where = user_location()
     at = f"\n  at {where}\n      {where.code}" if where is not None else ""
     if not hasattr(input, "ndim") or not hasattr(input, "dtype") or isinstance(input, (np.generic, str)):
-        raise DtypeError(f"{who} expects an array as input, got {type(input).__name__}{at}\n"
+        raise DtypeError(f"{who} expects an array as {name}, got {type(input).__name__}{at}\n"
                          f"  why: a layer computes on arrays (torch's layers take only Tensors)\n"
                          f"  fix: pass an array, e.g. np.asarray(x, dtype=np.float32) or avalon.tensor(x)")
     if floating and np.dtype(input.dtype).kind not in "fc":
-        raise DtypeError(f"{who} expects a floating-point input, got dtype {input.dtype}{at}\n"
+        raise DtypeError(f"{who} expects a floating-point {name}, got dtype {input.dtype}{at}\n"
                          f"  why: its weights are floating point (torch refuses mixing them with integers)\n"
                          f"  fix: convert the input first: x.float() or x.astype(np.float32)")

@@ -30,7 +30,7 @@ from ..errors import AvalonError
 from ..tracing import current, scope
 from ..tensor import Tensor, is_torch_tensor, plain, wrap
 from ..tracing.tracer import Tracer
-from .errors import input_error, user_location
+from .errors import array_input, input_error, user_location
 from .hooks import ModuleHooks, call_with_hooks
 from .loading import copy_into, prepared, root
 
@@ -97,6 +97,10 @@ class Module:
     """Base class of every layer and model (PyTorch's `nn.Module`): subclass it, call
     `super().__init__()`, assign parameters, buffers and submodules as attributes, define `forward`.
     Hooks (`register_forward_hook` …) are in `avalon.nn.hooks`."""
+
+    # Avalon's own layers refuse a first input that is not an array (a list, None, a number) at the
+    # user's line; those that pass it on (Identity, Sequential) or check it themselves say False
+    _array_first = True
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -504,6 +508,8 @@ def _run_module(module, *args, **kwargs):
         module, view = trace.original(module), trace.view(module)  # get the module: replays call them
     with scope(view):
         hooks = module.__dict__.get("_hooks")  # present only while the module has hooks
+        if args and module._array_first and type(module).__module__.startswith("avalon.nn.modules."):
+            array_input(module.layer_name(), args[0], floating=False)  # Avalon's layers compute on arrays
         try:
             return call_with_hooks(module, hooks, args, kwargs, view.forward) if hooks else \
                 view.forward(*args, **kwargs)

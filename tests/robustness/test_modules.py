@@ -253,3 +253,41 @@ def test_a_layer_called_with_arguments_its_forward_cannot_take_is_refused(call, 
     assert_refused(call, ArgumentError, fragment, "forward(")
     assert_unchanged(before, LINEAR)
     assert_torch_refuses(theirs, TypeError)
+
+
+SWEEP = {
+    "Dropout": lambda bad: nn.Dropout(0.1)(bad),
+    "Flatten": lambda bad: nn.Flatten()(bad),
+    "Unflatten": lambda bad: nn.Unflatten(1, (2, 2))(bad),
+    "Bilinear": lambda bad: nn.Bilinear(2, 2, 3)(bad, bad),
+    "GroupNorm": lambda bad: nn.GroupNorm(2, 4)(bad),
+    "InstanceNorm1d": lambda bad: nn.InstanceNorm1d(4)(bad),
+    "ConvTranspose2d": lambda bad: nn.ConvTranspose2d(2, 2, 1)(bad),
+    "AdaptiveAvgPool2d": lambda bad: nn.AdaptiveAvgPool2d(1)(bad),
+    "Upsample": lambda bad: nn.Upsample(scale_factor=2)(bad),
+    "PixelShuffle": lambda bad: nn.PixelShuffle(2)(bad),
+    "MultiheadAttention": lambda bad: nn.MultiheadAttention(4, 2)(bad, bad, bad),
+    "TransformerEncoderLayer": lambda bad: nn.TransformerEncoderLayer(4, 2, 8)(bad),
+    "GRUCell": lambda bad: nn.GRUCell(2, 2)(bad),
+    "GELU": lambda bad: nn.GELU()(bad),
+    "PReLU": lambda bad: nn.PReLU()(bad),
+    "CrossEntropyLoss": lambda bad: nn.CrossEntropyLoss()(bad, bad),
+    "MSELoss": lambda bad: nn.MSELoss()(bad, bad),
+    "CosineSimilarity": lambda bad: nn.CosineSimilarity()(bad, bad),
+    "ZeroPad2d": lambda bad: nn.ZeroPad2d(1)(bad),
+}
+
+
+@pytest.mark.parametrize("bad", [[[1.0, 2.0]], None, "x"], ids=["a list", "None", "a str"])
+@pytest.mark.parametrize("layer", SWEEP, ids=list(SWEEP))
+def test_every_layer_refuses_an_input_that_is_not_an_array(layer, bad):
+    call = SWEEP[layer]
+    with pytest.raises(DtypeError) as info:
+        call(bad)
+    message = str(info.value)
+    assert f"{__file__}:{call.__code__.co_firstlineno}" in message and "fix:" in message, message
+    assert f"got {type(bad).__name__}" in message
+
+
+def test_a_loss_names_the_target_when_the_target_is_not_an_array():
+    assert_refused(lambda: nn.MSELoss()(X, [1.0, 2.0]), DtypeError, "an array as target, got list")

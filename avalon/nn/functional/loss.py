@@ -19,7 +19,7 @@ from ...ops import index as ix
 from ...ops import loss as L
 from ...ops import nn as nn_ops
 from ...ops import reduce as rd
-from ..errors import fail
+from ..errors import array_input, fail
 
 __all__ = ["mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "cosine_embedding_loss",
@@ -53,6 +53,7 @@ def _zero(x):
 
 
 def _same_size(fn, input, target):
+    array_input(fn, input, floating=False), array_input(fn, target, floating=False, name="target")
     if tuple(target.shape) != tuple(input.shape):
         try:
             np.broadcast_shapes(tuple(target.shape), tuple(input.shape))
@@ -122,6 +123,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
 
 def _class_layout(fn, input, target):
     """(input, target, batched) with a batch axis: (C,) input and a 0-d target become (1, C) and (1,)."""
+    array_input(fn, input), array_input(fn, target, floating=False, name="target")
     if input.ndim == 0:
         raise fail(fn, "input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...), got ()")
     if input.ndim == 1:

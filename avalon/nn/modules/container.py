@@ -72,6 +72,8 @@ class Sequential(_Numbered):
     `len`, indexing, slicing (a new Sequential of the same modules), iteration and `append`.
     """
 
+    _array_first = False  # its first layer checks the input
+
     def __init__(self, *args):
         super().__init__()
         if len(args) == 1 and isinstance(args[0], OrderedDict):

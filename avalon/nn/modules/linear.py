@@ -20,6 +20,8 @@ def _empty(shape, dtype):
 class Identity(Module):
     """Returns its input unchanged (any constructor arguments are ignored, as PyTorch)."""
 
+    _array_first = False  # anything passes through
+
     def __init__(self, *args, **kwargs):
         super().__init__()
 

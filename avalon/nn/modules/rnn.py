@@ -85,6 +85,8 @@ class RNNBase(Module):
     `fused` (True by default) runs each layer and direction as one fused recurrence
     primitive; False unrolls the steps into ordinary calls (needed for second derivatives)."""
 
+    _array_first = False  # a PackedSequence is an input too; forward checks arrays
+
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None):
         super().__init__()
