@@ -259,7 +259,7 @@ def _recorded_grad(f, args, seed, mask=None):
     for a in leaves:
         t = a if isinstance(a, Tracer) else Tracer(trace.const(a), trace)
         tracers.append(sh.reshape(t, shape=t.shape) if is_inexact(t.dtype) else t)
-    inner = Bindings()  # views of the holders as the enclosing code sees them, with these tracers
+    inner = Bindings(trace.originals)  # views of the holders the enclosing code sees, with these tracers
 
     def bind(obj, values, roles):
         base = trace.view(obj)

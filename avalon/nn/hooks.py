@@ -89,10 +89,9 @@ def _register(module, hook, prepend):
     return RemovableHandle(remove)
 
 
-def call_with_hooks(module, hooks, args, kwargs, forward=None):
+def call_with_hooks(module, hooks, args, kwargs):
     """`module.forward(*args, **kwargs)` with the module's hooks, in torch's order: forward pre-hooks,
-    the backward hooks' input boundary, forward, forward hooks, the backward hooks' output boundary.
-    `forward` is the traced view's (`avalon.tracing.binding`); the hooks get the module itself."""
+    the backward hooks' input boundary, forward, forward hooks, the backward hooks' output boundary."""
     of_kind = {kind: [h for h in hooks if h.kind == kind] for kind in KINDS}
     output, called = None, set()
     try:
@@ -102,7 +101,7 @@ def call_with_hooks(module, hooks, args, kwargs, forward=None):
             if of_kind["backward_pre"] or of_kind["backward"] else None
         if site is not None:
             args = site.enter(args)
-        output = (forward or module.forward)(*args, **kwargs)
+        output = module.forward(*args, **kwargs)
         for hook in of_kind["forward"]:
             called.add(hook)
             output = _forward_hook(module, hook, args, kwargs, output)

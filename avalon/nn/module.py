@@ -29,6 +29,7 @@ from ..arguments import ArgumentError
 from ..errors import AvalonError
 from ..tracing import current, scope
 from ..tensor import Tensor, is_torch_tensor, plain, wrap
+from ..tracing.binding import HOOKING, hooked_view
 from ..tracing.tracer import Tracer
 from .errors import array_input, input_error, user_location
 from .hooks import ModuleHooks, call_with_hooks
@@ -112,6 +113,8 @@ class Module:
     # attributes
 
     def __setattr__(self, name, value):
+        if HOOKING[0] and hooked_view(self) is not None:  # a hook while tracing: it sets the view's
+            return setattr(hooked_view(self), name, value)
         parameters = self.__dict__.get("_parameters")
         if isinstance(value, (Parameter, Module)) and parameters is None:
             raise AvalonError(f"cannot assign {name!r} before Module.__init__() ran: call "
@@ -134,6 +137,8 @@ class Module:
 
     def __getattr__(self, name):
         # Only called when ordinary lookup fails: parameters, buffers and submodules live in dicts.
+        if HOOKING[0] and hooked_view(self) is not None:  # a hook while tracing: it reads the view's
+            return getattr(hooked_view(self), name)
         for table in ("_parameters", "_buffers", "_modules"):
             entries = self.__dict__.get(table)
             if entries is not None and name in entries:
@@ -503,16 +508,15 @@ def shape_error(layer, expected, actual, why=""):
 
 
 def _run_module(module, *args, **kwargs):
-    view, trace = module, current()
-    if trace is not None:  # traced code runs on this thread's view of the module (its tracers); hooks
-        module, view = trace.original(module), trace.view(module)  # get the module: replays call them
-    with scope(view):
+    trace = current()
+    if trace is not None:
+        module = trace.view(module)  # traced code runs on this thread's view of the module: its tracers
+    with scope(module):
         hooks = module.__dict__.get("_hooks")  # present only while the module has hooks
         if args and module._array_first and type(module).__module__.startswith("avalon.nn.modules."):
             array_input(module.layer_name(), args[0], floating=False)  # Avalon's layers compute on arrays
         try:
-            return call_with_hooks(module, hooks, args, kwargs, view.forward) if hooks else \
-                view.forward(*args, **kwargs)
+            return call_with_hooks(module, hooks, args, kwargs) if hooks else module.forward(*args, **kwargs)
         except TypeError as error:
             _refuse_arguments(module, args, kwargs, error)
             raise

@@ -302,9 +302,11 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
         if not isinstance(T_0, int) or T_0 <= 0:
-            raise OptimizerError(f"T_0 must be a positive integer, got {T_0!r}")
+            raise OptimizerError(f"T_0 must be a positive integer, got {T_0!r}",
+                                 fix="pass the first restart period in epochs, e.g. T_0=10")
         if not isinstance(T_mult, int) or T_mult < 1:
-            raise OptimizerError(f"T_mult must be an integer >= 1, got {T_mult!r}")
+            raise OptimizerError(f"T_mult must be an integer >= 1, got {T_mult!r}",
+                                 fix="pass T_mult=1 (equal periods) or 2 (doubling)")
         check.nonnegative("CosineAnnealingWarmRestarts", "eta_min", eta_min,
                           f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
         self.T_0 = T_0
@@ -332,7 +334,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 self.T_cur %= self.T_i
                 self.T_i *= self.T_mult
         elif epoch < 0:
-            raise OptimizerError(f"epoch must be non-negative, got {epoch}")
+            raise OptimizerError(f"epoch must be non-negative, got {epoch}",
+                                 fix="pass an epoch >= 0, or call step() without one")
         elif epoch >= self.T_0:
             if self.T_mult == 1:
                 self.T_cur = epoch % self.T_0
@@ -364,19 +367,24 @@ class OneCycleLR(LRScheduler):
         _check_optimizer(optimizer)
         if total_steps is not None:
             if not isinstance(total_steps, int) or total_steps <= 0:
-                raise OptimizerError(f"total_steps must be a positive integer, got {total_steps!r}")
+                raise OptimizerError(f"total_steps must be a positive integer, got {total_steps!r}",
+                                     fix="pass the number of optimiser steps, e.g. epochs * len(loader)")
             self.total_steps = total_steps
         elif epochs is not None and steps_per_epoch is not None:
             for name, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
                 if not isinstance(value, int) or value <= 0:
-                    raise OptimizerError(f"{name} must be a positive integer, got {value!r}")
+                    raise OptimizerError(f"{name} must be a positive integer, got {value!r}",
+                                         fix=f"pass {name} as an int >= 1")
             self.total_steps = epochs * steps_per_epoch
         else:
-            raise OptimizerError("OneCycleLR needs total_steps, or epochs and steps_per_epoch")
+            raise OptimizerError("OneCycleLR needs total_steps, or epochs and steps_per_epoch",
+                                 fix="pass total_steps=..., or epochs=... and steps_per_epoch=len(loader)")
         if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
-            raise OptimizerError(f"pct_start must be a float in [0, 1], got {pct_start!r}")
+            raise OptimizerError(f"pct_start must be a float in [0, 1], got {pct_start!r}",
+                                 fix="pass pct_start=0.3 (the fraction of steps spent raising the lr)")
         if anneal_strategy not in ("cos", "linear"):
-            raise OptimizerError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+            raise OptimizerError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}",
+                                 fix="pass anneal_strategy='cos' or 'linear'")
         check.positive("OneCycleLR", "div_factor", div_factor)
         check.positive("OneCycleLR", "final_div_factor", final_div_factor)
         self.anneal_strategy = anneal_strategy
@@ -454,7 +462,8 @@ class SequentialLR(LRScheduler):
     def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
         _check_optimizer(optimizer)
         if len(schedulers) < 1:
-            raise OptimizerError("SequentialLR needs at least one scheduler")
+            raise OptimizerError("SequentialLR needs at least one scheduler",
+                                 fix="pass the schedulers to run one after another")
         for i, scheduler in enumerate(schedulers):
             if isinstance(scheduler, ReduceLROnPlateau):
                 raise OptimizerError(f"scheduler {i} is a ReduceLROnPlateau, which SequentialLR cannot step",

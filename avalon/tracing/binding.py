@@ -12,6 +12,9 @@ by the caller (`write_state`).
 A holder kind registered with its own `assign` and no `view` cannot be copied: it is bound in place
 under `tree.IN_PLACE` (one lock, held until the binding is undone; see `register_holder`).
 """
+import contextlib
+import threading
+
 from .. import tree
 from ..backend import is_array
 from ..tensor import is_torch_tensor
@@ -21,16 +24,17 @@ class Bindings:
     """The holders one call works on, with other arrays bound in. `bind` gives the object to pass to
     the code, `find` the object the code sees for a holder, `release` ends it all."""
 
-    def __init__(self):
+    def __init__(self, originals=None):
         self._seen = {}  # id(holder) -> the object the code sees for it (a view maps to itself)
         self._views = []  # [original, view, the view's attributes as bound]
         self._bound = []  # (original, what the code sees, {name: value bound})
         self._in_place = []  # (holder, its arrays before)
-        self._originals = {}  # id(view) -> the holder it is a view of
+        # id(view) -> (view, the holder it is a view of); a trace's bindings share one (`Trace.original`)
+        self.originals = {} if originals is None else originals
 
     def original(self, obj):
-        """The holder `obj` is a view of (`obj` itself when it is not one of these views)."""
-        return self._originals.get(id(obj), obj)
+        """The holder `obj` is a view of (`obj` itself when it is not a view)."""
+        return self.originals.get(id(obj), (None, obj))[1]
 
     def find(self, obj):
         """What the code sees for `obj` (a view, or `obj` bound in place), None if it was not bound."""
@@ -63,7 +67,7 @@ class Bindings:
         if seen is None:
             seen = tree.holder_of(obj).view(obj, self._view_of)
             self._seen[id(obj)] = self._seen[id(seen)] = seen
-            self._originals[id(seen)] = obj
+            self.originals[id(seen)] = (seen, obj)  # keeps the view, so its id means it alone
             self._views.append([obj, seen, None])
         return seen
 
@@ -108,3 +112,41 @@ def _is_array_like(value):
     return is_array(value) or getattr(type(value), "_avalon_tracer", False) or is_torch_tensor(value) \
         or type(value) in (list, tuple, dict) and any(_is_array_like(v) for v in
                                                       (value.values() if type(value) is dict else value))
+
+
+class _Hooked(threading.local):
+    """The views this thread's hook, run while tracing, reaches through the user's objects."""
+
+    def __init__(self):
+        self.views = {}  # id(original) -> its view
+
+
+_hooked = _Hooked()
+HOOKING = [0]  # how many threads run such a hook now: when 0, attribute access looks no further
+_counting = threading.Lock()
+
+
+@contextlib.contextmanager
+def through_views(pairs):
+    """Run a hook while tracing: it is given the user's objects (what a replay gives it, and what it
+    may compare by identity), and in this thread a Module's members it reads (`module.weight_g`) or
+    sets (`module.weight = ...`) are its view's, so what it computes from them is traced."""
+    pairs = [(obj, view) for obj, view in pairs if obj is not view]
+    if not pairs:
+        yield
+        return
+    saved = dict(_hooked.views)
+    _hooked.views.update((id(obj), view) for obj, view in pairs)
+    with _counting:
+        HOOKING[0] += 1
+    try:
+        yield
+    finally:
+        with _counting:
+            HOOKING[0] -= 1
+        _hooked.views = saved
+
+
+def hooked_view(obj):
+    """The view `through_views` gives `obj` in this thread now, or None."""
+    return _hooked.views.get(id(obj))

@@ -21,6 +21,7 @@ from ..errors import AvalonError
 from ..ops.callback import DONE, host_callback
 from ..standin import Standin, as_traced
 from ..tensor import nested, wrap
+from .binding import through_views
 from .context import current, suspended
 from .tracer import Tracer
 
@@ -96,8 +97,10 @@ def call_hook(fn, prefix, args, label):
     trace = traced[0]._trace if traced else current()
     if trace is None:  # nothing traced: an ordinary call
         return fn(*prefix, *args)
-    callback = HostCallback(fn, prefix, spec, holders, label)
-    result = callback.call([Standin.of(leaf) if isinstance(leaf, Tracer) else leaf for leaf in leaves])
+    originals = tuple(trace.original(p) for p in prefix)  # the user's module, not the traced view
+    callback = HostCallback(fn, originals, spec, holders, label)
+    with through_views(zip(originals, prefix)):  # what the hook reads and sets on it is traced
+        result = callback.call([Standin.of(leaf) if isinstance(leaf, Tracer) else leaf for leaf in leaves])
     trace.record(host_callback, leaves, {"callback": callback}, value=DONE)
     return nested(result, as_traced)  # its Standins replaced by the traced values they stand for
 

@@ -51,7 +51,8 @@ class Trace:
         self.origin = None  # a forward node whose location backward calls inherit
         self.live = False
         self.captured = []  # Captured holders, bound by `adopt`
-        self.bindings = [Bindings()]  # the holders this trace's code sees with tracers; a grad inside adds its own
+        self.originals = {}  # id(view) -> (view, what it is a view of), for every view this trace made
+        self.bindings = [Bindings(self.originals)]  # holders its code sees with tracers; a grad inside adds its own
         self.grad_enabled = True  # torch's grad mode (avalon.no_grad): calls recorded while off get no gradient
         self.no_grad = set()  # the nodes recorded while it was off
         self.checkpoints = {}  # forward call -> the checkpointed segment holding it (avalon.utils.checkpoint)
@@ -105,9 +106,10 @@ class Trace:
         return obj if found else self.adopt(obj)
 
     def original(self, obj):
-        """The user's object behind `obj` (a view, or the object itself)."""
-        for bindings in reversed(self.bindings):
-            obj = bindings.original(obj)
+        """The user's object behind `obj` (a view, even one a finished grad inside made, or the object
+        itself)."""
+        while id(obj) in self.originals:
+            obj = self.originals[id(obj)][1]
         return obj
 
     def adopt(self, obj, in_place=False):

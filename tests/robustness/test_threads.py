@@ -370,3 +370,32 @@ def test_members_registered_by_the_traced_forward_reach_the_model():
     np.testing.assert_allclose(first, x @ model.w @ model.head.weight.T + model.head.bias, rtol=1e-6)
     np.testing.assert_allclose(model(x), first, rtol=1e-6)
     assert float(model.count) == 2 and holds_no_tracer(model)
+
+
+class WeightNormed(nn.Module):
+    """torch's weight_norm done by hand: a forward pre-hook sets `weight` from `g` and `v`."""
+
+    def __init__(self, rng):
+        super().__init__()
+        self.v = nn.Parameter(rng.standard_normal((2, 3)))
+        self.g = nn.Parameter(np.array([[2.0], [0.5]]))
+        self.register_forward_pre_hook(lambda module, args: module.reweigh())
+
+    def reweigh(self):
+        self.weight = self.g * self.v / np.sqrt((self.v * self.v).sum(1, keepdims=True))
+
+    def forward(self, x):
+        return x @ self.weight.T
+
+
+def test_a_hook_that_sets_the_weight_is_traced_on_the_models_view():
+    rng = np.random.default_rng(8)
+    model, x = WeightNormed(rng), rng.standard_normal((4, 3))
+    norms = np.linalg.norm(model.v, axis=1, keepdims=True)
+    columns = x.sum(0)  # d(sum of outputs)/d(weight[i, j]) for every row i
+    for _ in range(3):  # a trace, then replays
+        value, (grads, _) = avalon.grad(lambda m, x: m(x).sum(), model, x)
+        np.testing.assert_allclose(value, (x @ (model.g * model.v / norms).T).sum(), rtol=1e-12)
+        np.testing.assert_allclose(grads.g[:, 0], (columns * model.v / norms).sum(1), rtol=1e-12)
+        np.testing.assert_allclose(model.weight, model.g * model.v / norms, rtol=1e-12)
+        assert holds_no_tracer(model)

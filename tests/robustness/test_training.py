@@ -204,3 +204,49 @@ def test_torch_applies_a_negative_max_norm_and_flips_the_gradients_we_refuse_it(
     p.grad = torch.full((2,), 4.0)
     torch.nn.utils.clip_grad_norm_([p], -1.0)
     assert (p.grad < 0).all()  # silently reversed: the reason for the refusal above
+
+
+def _opt():
+    return optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1, momentum=0.9)
+
+
+# schedulers (those test_atomic_state.py does not already list): (avalon call, torch call, words)
+SCHEDULERS = {
+    "CosineAnnealingWarmRestarts T_0 0": (lambda: optim.lr_scheduler.CosineAnnealingWarmRestarts(_opt(), T_0=0),
+                                          lambda: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+                                              torch.optim.SGD(T_MODEL.parameters(), lr=0.1), T_0=0), "T_0"),
+    "CosineAnnealingWarmRestarts T_mult 0.5": (
+        lambda: optim.lr_scheduler.CosineAnnealingWarmRestarts(_opt(), T_0=2, T_mult=0.5),
+        lambda: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(torch.optim.SGD(T_MODEL.parameters(), lr=0.1),
+                                                                     T_0=2, T_mult=0.5), "T_mult"),
+    "OneCycleLR total_steps 0": (lambda: optim.lr_scheduler.OneCycleLR(_opt(), max_lr=0.1, total_steps=0),
+                                 lambda: torch.optim.lr_scheduler.OneCycleLR(
+                                     torch.optim.SGD(T_MODEL.parameters(), lr=0.1, momentum=0.9), max_lr=0.1,
+                                     total_steps=0), "total_steps"),
+    "OneCycleLR without a length": (lambda: optim.lr_scheduler.OneCycleLR(_opt(), max_lr=0.1),
+                                    lambda: torch.optim.lr_scheduler.OneCycleLR(
+                                        torch.optim.SGD(T_MODEL.parameters(), lr=0.1, momentum=0.9), max_lr=0.1),
+                                    "needs total_steps"),
+    "OneCycleLR pct_start 2": (lambda: optim.lr_scheduler.OneCycleLR(_opt(), max_lr=0.1, total_steps=10, pct_start=2),
+                               lambda: torch.optim.lr_scheduler.OneCycleLR(
+                                   torch.optim.SGD(T_MODEL.parameters(), lr=0.1, momentum=0.9), max_lr=0.1,
+                                   total_steps=10, pct_start=2), "pct_start"),
+    "OneCycleLR anneal_strategy 'exp'": (
+        lambda: optim.lr_scheduler.OneCycleLR(_opt(), max_lr=0.1, total_steps=10, anneal_strategy="exp"),
+        lambda: torch.optim.lr_scheduler.OneCycleLR(torch.optim.SGD(T_MODEL.parameters(), lr=0.1, momentum=0.9),
+                                                    max_lr=0.1, total_steps=10, anneal_strategy="exp"),
+        "anneal_strategy"),
+    "SequentialLR of nothing": (lambda: optim.lr_scheduler.SequentialLR(_opt(), [], milestones=[]), None,
+                                "at least one scheduler"),
+    "ReduceLROnPlateau stepped with a string": (lambda: optim.lr_scheduler.ReduceLROnPlateau(_opt()).step("loss"),
+                                                lambda: torch.optim.lr_scheduler.ReduceLROnPlateau(
+                                                    torch.optim.SGD(T_MODEL.parameters(), lr=0.1)).step("loss"),
+                                                "metric"),
+}
+
+
+@pytest.mark.parametrize("case", SCHEDULERS, ids=list(SCHEDULERS))
+def test_a_scheduler_built_or_stepped_with_arguments_it_cannot_use_is_refused(case):
+    ours, theirs, fragment = SCHEDULERS[case]
+    assert_refused(ours, OptimizerError, fragment)
+    assert_torch_refuses(theirs)
