@@ -62,8 +62,8 @@ def backward(trace, output, wrt, seed, release=False):
     grad_ids = tape.meta.setdefault("grads", {})
     rule_of = tape.meta.setdefault("rule_of", {})
     releasing = _Release(trace, wrt) if release else None
-    if release:
-        forward_release.sweep(trace)
+    if releasing:
+        forward_release.sweep(trace)  # what the forward pass left that no rule reads
     saved = trace.phase, trace.origin
     trace.phase = "backward"
     try:
@@ -72,15 +72,14 @@ def backward(trace, output, wrt, seed, release=False):
             for fire in trace.grad_hooks.get(node, ()):  # every gradient into `node` is in, none passed on
                 trace.origin = node
                 fire(grads)
+            replaced = []  # nodes of the gradients the rule's results were added to
             if isinstance(node, Call) and node in active and node in grads:
-                before = [grads.get(a) for a in node.inputs]
+                before = [grads.get(a) for a in node.inputs] if releasing else ()
                 _apply_rule(trace, node, grads, active)
                 replaced = [b._node for a, b in zip(node.inputs, before) if b is not None and grads[a] is not b]
                 del before
-                if releasing:
-                    releasing.after(node, grads, grad_ids, tape.nodes[start:], replaced)
-            elif releasing:
-                releasing.after(node, grads, grad_ids, (), ())
+            if releasing:
+                releasing.after(node, grads, grad_ids, tape.nodes[start:], replaced)
             rule_of.update((n.id, node.id) for n in tape.nodes[start:])
     finally:
         trace.phase, trace.origin = saved

@@ -13,6 +13,7 @@ Only for a trace whose tape is compiled and then forgets its values (`release_va
 """
 import contextlib
 import dis
+import heapq
 import inspect
 import weakref
 
@@ -39,10 +40,10 @@ def tick(trace):
 
 
 def sweep(trace):
-    """Drop now what can go (the end of the forward pass)."""
+    """Drop now whatever can go (at the end of the forward pass)."""
     sweeper = _sweepers.get(trace)
     if sweeper is not None:
-        sweeper.sweep(trace)
+        sweeper.sweep(trace, everything=True)
 
 
 @contextlib.contextmanager
@@ -61,35 +62,44 @@ def paused(trace):
 
 class _Sweeper:
     """The forward calls whose values may still go: their fate is decided once no tracer stands for
-    them (then their consumers are all known, since nothing can use them any more)."""
+    them (then their consumers are all known, since nothing can use them any more).
+
+    A call still held when looked at is looked at again once it is twice as old (in nodes recorded
+    since it was), so values the traced code keeps for long (a U-Net's skips, a decoder's outputs)
+    cost each a few looks, not one per sweep: O(n log n) in all, and a value goes by twice its age.
+    """
 
     def __init__(self):
         self.countdown = _EVERY
         self.paused = 0
-        self.pending = []
+        self.pending = []  # heap of (when to look again, position recorded, call)
         self.seen = 0
         self.consumers = {}
 
-    def sweep(self, trace):
+    def sweep(self, trace, everything=False):
         from .tracer import is_held
 
         if trace.phase != "forward" or self.paused:
             return  # the backward walk lets go of its own values
         nodes = trace.tape.nodes
-        for n in nodes[self.seen:]:
+        now = len(nodes)
+        for position in range(self.seen, now):
+            n = nodes[position]
             if isinstance(n, Call):
                 for a in n.inputs:
                     self.consumers.setdefault(a, []).append(n)
                 if not n.prim.pinned:  # a draw or an effect: a checkpoint's recomputation reads it
-                    self.pending.append(n)
-        self.seen = len(nodes)
-        still = []
-        for n in self.pending:
+                    heapq.heappush(self.pending, (position, position, n))
+        self.seen = now
+        later = []
+        while self.pending and (everything or self.pending[0][0] <= now):
+            _, born, n = heapq.heappop(self.pending)
             if is_held(trace, n):
-                still.append(n)
+                later.append((now + max(_EVERY, now - born), born, n))
             elif n not in trace.checkpoints and not _read_by_a_rule(n, self.consumers.get(n, ())):
                 n.value = None
-        self.pending = still
+        for entry in later:
+            heapq.heappush(self.pending, entry)
 
 
 def _read_by_a_rule(node, consumers):

@@ -87,3 +87,39 @@ def test_values_no_rule_reads_go_and_those_code_holds_stay(monkeypatch, rng):
     plain = recorded(model, x, sweeping=False).tape
     assert all(n.value is not None for n in plain.nodes)
     assert len(swept_but_held.nodes) == len(plain.nodes)
+
+
+def test_values_code_keeps_for_long_are_looked_at_a_few_times_each(monkeypatch, rng):
+    """Sweeping after every tracer, a trace whose code keeps every layer's output until it returns
+    looks at each kept call about log(n) times, not once per sweep (which would be quadratic), and
+    once the code lets go of them, what goes is what goes when nothing is kept."""
+    from avalon.tracing import tracer
+
+    monkeypatch.setattr(release, "_EVERY", 1)
+    looks = []
+    is_held = tracer.is_held
+    monkeypatch.setattr(tracer, "is_held", lambda trace, node: looks.append(node) or is_held(trace, node))
+    avalon.manual_seed(0)
+    model = nn.ModuleList([nn.Linear(4, 4) for _ in range(60)])
+    x = np.ones((2, 4), np.float32)
+
+    def dropped_when(keeping):
+        def f(model, x):
+            h, kept = x, []
+            for layer in model:
+                h = h + np.tanh(layer(h))
+                if keeping:
+                    kept.append(h)
+            kept.clear()
+            return (h ** 2).mean()
+
+        trace = Trace()
+        release.release_values(trace)
+        tape = record(f, (model, x), trace=trace).tape
+        release.sweep(trace)
+        return [i for i, n in enumerate(tape.nodes) if n.kind == "call" and n.value is None], tape
+
+    dropped_kept, tape = dropped_when(keeping=True)
+    calls = sum(n.kind == "call" for n in tape.nodes)
+    assert len(looks) < 12 * calls, (len(looks), calls)  # once per sweep would be ~calls² / 2
+    assert dropped_kept == dropped_when(keeping=False)[0] != []
