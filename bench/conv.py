@@ -2,8 +2,9 @@
 PyTorch eager on the CPU, for a few layer shapes typical of small CNNs, in one process.
 
 Run: `python bench/conv.py [threads]` (prints median milliseconds per step and the ratio avalon / torch;
-both libraries get the same number of BLAS threads, 1 by default). Rounds of the two alternate, so a
-busy machine slows both alike.
+both libraries get the same number of BLAS threads, 1 by default). Rounds alternate, so a busy machine
+slows all alike. "plain" is Avalon with its convolution fast paths off (`avalon.ops.conv.FAST_PATHS =
+False`: whole-batch im2col), so the last column is what they gain.
 """
 from harness import THREADS, median_ms  # noqa: I001 - sets the thread count before numpy loads
 
@@ -11,10 +12,13 @@ import numpy as np  # noqa: E402
 
 import avalon  # noqa: E402
 import avalon.nn.functional as F  # noqa: E402
+from avalon.ops import conv as cv  # noqa: E402
 
 # (name, N, C_in, H=W, C_out, kernel, stride, padding, groups)
 CASES = [
     ("LeNet conv1", 64, 1, 28, 6, 5, 1, 0, 1),
+    ("LeNet conv2", 128, 32, 13, 64, 3, 1, 0, 1),  # bench/steps.py's LeNet
+    ("ResNet-ish", 64, 64, 32, 64, 3, 1, 1, 1),    # bench/steps.py's ResNet-ish blocks
     ("CIFAR stem", 32, 3, 32, 32, 3, 1, 1, 1),
     ("ResNet 3x3", 32, 64, 16, 64, 3, 1, 1, 1),
     ("ResNet down", 32, 64, 16, 128, 3, 2, 1, 1),
@@ -31,7 +35,7 @@ def main():
     torch.set_num_threads(THREADS)
     rng = np.random.default_rng(0)
     print(f"conv2d forward+backward, median ms per step ({THREADS} threads)")
-    print(f"{'case':<14}{'shape':<34}{'avalon':>9}{'torch':>9}{'ratio':>8}")
+    print(f"{'case':<14}{'shape':<34}{'plain':>9}{'avalon':>9}{'torch':>9}{'ratio':>8}{'vs plain':>10}")
     ratios = []
     for name, n, cin, hw, cout, k, s, p, g in CASES:
         x = rng.standard_normal((n, cin, hw, hw)).astype(np.float32)
@@ -43,6 +47,11 @@ def main():
             return (F.conv2d(x, w, b, s, p, 1, g) * seed).sum()
 
         def ours():  # one function object, so every call after the first replays the compiled tape
+            cv.FAST_PATHS = True
+            return avalon.grad(loss, x, w, b)
+
+        def plain():
+            cv.FAST_PATHS = False
             return avalon.grad(loss, x, w, b)
 
         tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
@@ -53,10 +62,11 @@ def main():
                 t.grad = None
             (torch.nn.functional.conv2d(tx, tw, tb, s, p, 1, g) * tseed).sum().backward()
 
-        a, t = median_ms(ours, theirs)
+        p, a, t = median_ms(plain, ours, theirs)
         ratios.append(a / t)
         shape = f"{n}x{cin}x{hw}x{hw} -> {cout}, k{k} s{s} g{g}"
-        print(f"{name:<14}{shape:<34}{a:>9.2f}{t:>9.2f}{a / t:>8.2f}")
+        print(f"{name:<14}{shape:<34}{p:>9.2f}{a:>9.2f}{t:>9.2f}{a / t:>8.2f}{a / p:>10.2f}")
+    cv.FAST_PATHS = True
     print(f"geometric mean ratio avalon / torch: {np.exp(np.mean(np.log(ratios))):.2f}")
 
 

@@ -23,6 +23,24 @@ def every_layer_fast(monkeypatch):
     monkeypatch.setattr(winograd, "MIN_ROWS", 1)
 
 
+def _column_bytes(monkeypatch, size):
+    """Chunks of `size` bytes of columns, whatever the number of BLAS threads."""
+    monkeypatch.setattr(conv_gemm, "COLUMN_BYTES", size)
+    monkeypatch.setattr(conv_gemm, "COLUMN_BYTES_THREADED", size)
+
+
+def test_chunks_hold_the_column_budget_of_the_blas_threads(monkeypatch):
+    # one BLAS thread: COLUMN_BYTES of columns a chunk; several: the larger COLUMN_BYTES_THREADED
+    monkeypatch.setattr(conv_gemm, "COLUMN_BYTES", 1000)
+    monkeypatch.setattr(conv_gemm, "COLUMN_BYTES_THREADED", 4000)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert conv_gemm.blas_threads() == 1
+    assert conv_gemm.chunks(np, 7, 10, 30) == [slice(i, min(i + 3, 7)) for i in range(0, 7, 3)]
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert conv_gemm.chunks(np, 7, 10, 30) == [slice(0, 7)]
+    assert conv_gemm.chunks(np, 7, 10, 3000) == [slice(i, i + 1) for i in range(7)]  # at least a sample
+
+
 CASES = [  # (C_in, C_out, kernel, stride, padding pairs, dilation, groups, spatial)
     (4, 6, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, (6, 7)),
     (4, 6, (3, 2), (2, 1), ((1, 0), (2, 1)), (1, 2), 2, (7, 8)),
@@ -46,7 +64,7 @@ def _three(x, w, g, stride, padding, dilation, groups):
 @pytest.mark.parametrize("column_bytes", [conv_gemm.COLUMN_BYTES, 1], ids=["one-chunk", "a-chunk-per-sample"])
 @pytest.mark.parametrize("case", CASES, ids=_ids)
 def test_fast_path_matches_the_plain_path(case, column_bytes, every_layer_fast, monkeypatch):
-    monkeypatch.setattr(conv_gemm, "COLUMN_BYTES", column_bytes)
+    _column_bytes(monkeypatch, column_bytes)
     cin, cout, kernel, stride, padding, dilation, groups, spatial = case
     x, w = _x(5, cin, *spatial), _x(cout, cin // groups, *kernel, seed=1)
     out = cv.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
@@ -72,7 +90,7 @@ WINOGRAD_CASES = [  # 3 taps at unit stride along the first axis; anything along
 @pytest.mark.parametrize("column_bytes", [conv_gemm.COLUMN_BYTES, 1], ids=["one-chunk", "a-chunk-per-sample"])
 @pytest.mark.parametrize("case", WINOGRAD_CASES, ids=_ids)
 def test_winograd_rows_match_the_direct_products(case, column_bytes, every_layer_fast, monkeypatch):
-    monkeypatch.setattr(conv_gemm, "COLUMN_BYTES", column_bytes)
+    _column_bytes(monkeypatch, column_bytes)
     calls = []
     for name in ("conv", "conv_weight_grad"):
         monkeypatch.setattr(winograd, name, lambda *a, _f=getattr(winograd, name): calls.append(1) or _f(*a))
