@@ -17,7 +17,7 @@ import numpy as np
 from ...backend import is_array
 from ...distributed import all_reduce_sum, broadcast, group
 from ...distributed.errors import DistributedError
-from ...distributed.collectives import wait
+from ...distributed.collectives import arrive
 from ...tensor import wrap
 from ...tracing import Tracer
 from ..module import Module
@@ -112,19 +112,14 @@ class DistributedDataParallel(Module):
             named = [(name, g + runtime.pending[name] if name in runtime.pending else g) for name, g in named]
             runtime.pending = None
         pg = group.active()
-        size = 1 if pg is None else pg.size
-        requests, flats = [], []
+        if pg is not None:
+            arrive(pg, "all_reduce (DistributedDataParallel gradients)")
         # Reverse order, as torch: the last layers' gradients are the first ready in a backward pass.
         for bucket in _buckets(named[::-1], runtime.bucket_bytes):
             flat = _flat(bucket)
-            flats.append((flat, bucket))
             if pg is not None:
-                requests.append(pg.comm.Iallreduce(pg.mpi.IN_PLACE, flat, pg.mpi.SUM))
-        for request in requests:  # all buckets in flight at once
-            wait(pg, request, "all_reduce (DistributedDataParallel gradients)")
-        for flat, bucket in flats:
-            if size > 1:
-                flat *= 1.0 / size
+                pg.comm.Allreduce(pg.mpi.IN_PLACE, flat, pg.mpi.SUM)
+                flat *= 1.0 / pg.size
             for (name, _), part in zip(bucket, _parts(flat, bucket)):
                 grads[name] = wrap(part)  # a view of the bucket: no copy back
         return grads
