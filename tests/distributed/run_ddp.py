@@ -1,5 +1,6 @@
 """Scenario (2 ranks): 10 steps of SGD with momentum under DistributedDataParallel end where one process
-training on the combined batches ends, on both ranks; gradient accumulation under no_sync; small buckets.
+training on the combined batches ends, on both ranks; gradient accumulation under no_sync; small buckets; a
+step compiled whole (avalon.jit) averages at every replay.
 Each rank reports its parameters' checksum, then `ok`. argv[1]: bucket_cap_mb."""
 import sys
 
@@ -63,4 +64,19 @@ every = [[(x[r * 8 + k * 4: r * 8 + (k + 1) * 4], y[r * 8 + k * 4: r * 8 + (k + 
 for name, g in accumulated[0]:
     expected = sum(avalon.grad(loss_fn, ddp.module, *mb)[1][0][name[len("module."):]] for r in every for mb in r) / size
     assert np.allclose(g, expected, rtol=1e-5, atol=1e-7), (name, np.abs(g - expected).max())
+
+# A step compiled whole (avalon.jit around avalon.grad): the averaging is recorded (all_reduce_sum), and the
+# replays communicate at every call
+@avalon.jit
+def gradients(model, x, y):
+    return [g for _, g in avalon.grad(loss_fn, model, x, y)[1][0]]
+
+
+for step in range(3):
+    x, y = batches(200 + step)
+    part = slice(rank * 8, (rank + 1) * 8)
+    compiled = gradients(ddp, x[part], y[part])
+    expected = avalon.grad(loss_fn, reference, x, y)[1][0]  # reference holds the same weights by now
+    for g, (name, e) in zip(compiled, expected):
+        assert np.allclose(g, e, rtol=1e-5, atol=1e-6), (step, name, np.abs(g - e).max())
 say(rank, "ok")

@@ -6,11 +6,10 @@ under DDP): `avalon.grad` hands a DDP holder's fresh gradients to `_reduced_grad
 them across ranks in buckets (flat buffers of about `bucket_cap_mb`, one message each, as torch) and
 divides by the world size. So `opt.step(grads[0])` keeps every rank's parameters identical.
 
-State that changes between calls (the `no_sync` flag, gradients accumulated under it) lives outside the
-module's attributes, so it neither enters the compile cache's key nor is traced as an array.
+State that changes between calls (the `no_sync` flag, gradients accumulated under it) lives in a slotted
+`_Runtime`, which the compile cache keys by identity: changing it neither retraces nor is traced.
 """
 import contextlib
-import weakref
 
 import numpy as np
 
@@ -22,10 +21,10 @@ from ...tensor import wrap
 from ...tracing import Tracer
 from ..module import Module
 
-_runtime = weakref.WeakKeyDictionary()  # DDP -> _Runtime
-
-
 class _Runtime:
+    # Slotted: the compile cache keys it by identity, so changing its fields does not retrace
+    __slots__ = ("bucket_bytes", "sync", "pending")
+
     def __init__(self, bucket_bytes):
         self.bucket_bytes = bucket_bytes
         self.sync = True
@@ -56,7 +55,7 @@ class DistributedDataParallel(Module):
                                    "pass the model: DistributedDataParallel(model)")
         group.current()  # refuses, saying what to call, before anything changes
         self.module = module
-        _runtime[self] = _Runtime(int((25 if bucket_cap_mb is None else bucket_cap_mb) * 1024 * 1024))
+        self._runtime = _Runtime(int((25 if bucket_cap_mb is None else bucket_cap_mb) * 1024 * 1024))
         arrays = [p for p in module.parameters()]
         if broadcast_buffers:
             arrays += [b for b in module.buffers() if is_array(b)]
@@ -65,10 +64,6 @@ class DistributedDataParallel(Module):
             broadcast(flat, src=0)
             for (_, array), part in zip(bucket, _parts(flat, bucket)):
                 np.copyto(array, part)
-
-    @property
-    def _runtime(self):
-        return _runtime[self]
 
     def forward(self, *inputs, **kwargs):
         return self.module(*inputs, **kwargs)
