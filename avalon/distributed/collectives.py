@@ -9,11 +9,13 @@ that dies inside the collective ends the job through the launcher.
 With one process they are identities, so single-process code runs them unchanged.
 """
 import enum
+import numbers
 import time
 
 import numpy as np
 
 from .errors import CollectiveTimeout, DistributedError
+from ..tracing import Tracer
 from .group import current
 
 SPIN_SECONDS = 0.5
@@ -38,6 +40,10 @@ def _mpi_op(group, op):
 
 def _buffer(array, what, collective):
     """The array itself (written in place), refused when MPI cannot write into it."""
+    if isinstance(array, Tracer):
+        raise DistributedError(f"{collective} changes {what} in place, which traced code cannot record",
+                               "in traced code use avalon.distributed.all_reduce_sum(x), which returns the sum "
+                               "over the ranks and is recorded (a replay communicates too)")
     if not isinstance(array, np.ndarray):
         raise DistributedError(f"{collective}: {what} is a {type(array).__name__}, not a numpy array",
                                "pass the array to be changed in place (collectives write their result into it)")
@@ -96,7 +102,7 @@ def broadcast(tensor, src, group=None, async_op=False):
     """Copy rank `src`'s `tensor` into every rank's `tensor`."""
     pg = current()
     buf = _buffer(tensor, "tensor", "broadcast")
-    if not isinstance(src, int) or not 0 <= src < pg.size:
+    if not isinstance(src, numbers.Integral) or not 0 <= src < pg.size:
         raise DistributedError(f"broadcast(src={src!r}) names no rank of the {pg.size}",
                                f"pass a rank from 0 to {pg.size - 1}")
     if pg.size > 1:

@@ -48,6 +48,12 @@ try:
     raise SystemExit("AVG on integers was not refused")
 except dist.DistributedError as error:
     assert "integer" in str(error) and np.array_equal(a, np.ones(3)), error
+# In traced code the in-place collective is refused, naming the recorded one
+try:
+    avalon.grad(lambda x: (dist.all_reduce(x) or x).sum(), np.ones(3))
+    raise SystemExit("all_reduce on a tracer was not refused")
+except dist.DistributedError as error:
+    assert "all_reduce_sum" in str(error), error
 say(rank, "ok")
 dist.destroy_process_group()
 assert not dist.is_initialized()

@@ -3,6 +3,9 @@ batches and leaves both ranks identical; gradient accumulation; buckets."""
 import numpy as np
 import pytest
 
+import avalon.distributed as dist
+import avalon.nn as nn
+from avalon.nn.parallel import DistributedDataParallel
 from avalon.nn.parallel.distributed import _buckets
 from launch import mpirun, needs_mpi, outputs
 
@@ -22,3 +25,13 @@ def test_buckets_hold_one_dtype_up_to_the_cap_in_order():
               ("d", np.zeros(2, np.float64)), ("e", np.zeros(1, np.float64))]
     names = [[name for name, _ in bucket] for bucket in _buckets(arrays, cap=80)]
     assert names == [["a", "b"], ["c"], ["d", "e"]]  # c alone exceeds the cap; a dtype change starts a bucket
+
+
+def test_without_a_process_group_ddp_says_to_create_one_and_changes_nothing():
+    model = nn.Linear(2, 2)
+    before = np.array(model.weight)
+    with pytest.raises(dist.DistributedError, match=r"init_process_group\('mpi'\)"):
+        DistributedDataParallel(model)
+    assert np.array_equal(model.weight, before)
+    with pytest.raises(dist.DistributedError, match="wraps an nn.Module, got a function"):
+        DistributedDataParallel(lambda x: x)

@@ -29,7 +29,7 @@ class SyncBatchNorm(_BatchNorm):
 
     def forward(self, input):
         self._check(input, self.dims, 1)
-        if not (self.training or self.running_mean is None):
+        if not self.training:  # running statistics, or (without them) this rank's batch alone, as torch
             return super().forward(input)
         axes, count = Fn.batch_statistics(self.layer_name(), input)
         # The combined count is communicated too: the other ranks' batches may be of other sizes.
