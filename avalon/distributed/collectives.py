@@ -58,15 +58,16 @@ def arrive(group, collective):
     wait(group, group.comm.Ibarrier(), collective)
 
 
-def wait(group, request, collective):
-    """Complete `request`, or raise CollectiveTimeout once the group's timeout has passed."""
+def wait(group, request, collective, timeout=None):
+    """Complete `request`, or raise CollectiveTimeout once `timeout` seconds (the group's) have passed."""
+    timeout = group.timeout if timeout is None else timeout
     start = time.monotonic()
-    deadline, patience = start + group.timeout, start + SPIN_SECONDS
+    deadline, patience = start + timeout, start + SPIN_SECONDS
     while not request.Test():
         now = time.monotonic()
         if now > deadline:
             group.broken = True  # the job is aborted at exit: see group._abort_if_broken
-            raise CollectiveTimeout(collective, group.rank, group.size, group.timeout)
+            raise CollectiveTimeout(collective, group.rank, group.size, timeout)
         # MPI advances a non-blocking collective only inside calls such as Test, so spin (as a blocking
         # MPI call does) while the peers are about to arrive; past that, short sleeps leave the CPU to them.
         if now > patience:
@@ -146,11 +147,12 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
     return _done(async_op)
 
 
-def barrier(group=None, async_op=False, device_ids=None):
-    """Wait until every rank has reached its barrier (or the group's timeout passes)."""
+def barrier(group=None, async_op=False, device_ids=None, timeout=None):
+    """Wait until every rank has reached its barrier, or raise CollectiveTimeout after `timeout` (a
+    `datetime.timedelta`; the group's by default)."""
     pg = current()
     if pg.size > 1:
-        arrive(pg, "barrier")
+        wait(pg, pg.comm.Ibarrier(), "barrier", None if timeout is None else timeout.total_seconds())
     return _done(async_op)
 
 

@@ -24,8 +24,8 @@ class SyncBatchNorm(_BatchNorm):
     pattern = "(N, {C}, *)"
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 process_group=None, device=None, dtype=None):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+                 process_group=None, device=None, dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
     def forward(self, input):
         self._check(input, self.dims, 1)
@@ -42,9 +42,11 @@ class SyncBatchNorm(_BatchNorm):
             self._update(mean, var, np.reshape(total, ()))
         # Not the fused `normalize`: its rule takes var to be this rank's mean of centred², which it is not
         out = centred * (1.0 / np.sqrt(var + self.eps))
+        shape = (1, -1) + (1,) * (input.ndim - 2)
         if self.weight is not None:
-            shape = (1, -1) + (1,) * (input.ndim - 2)
-            out = out * np.reshape(self.weight, shape) + np.reshape(self.bias, shape)
+            out = out * np.reshape(self.weight, shape)
+        if self.bias is not None:
+            out = out + np.reshape(self.bias, shape)
         return out
 
     @classmethod
@@ -53,7 +55,7 @@ class SyncBatchNorm(_BatchNorm):
         the same parameters and buffers, as torch's."""
         if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
             converted = cls(module.num_features, module.eps, module.momentum, module.affine,
-                            module.track_running_stats)
+                            module.track_running_stats, bias=module.bias is not None or not module.affine)
             for table in ("_parameters", "_buffers"):
                 getattr(converted, table).update(getattr(module, table))
             converted.training = module.training

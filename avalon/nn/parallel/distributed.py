@@ -41,14 +41,18 @@ class DistributedDataParallel(Module):
     >>> opt.step(grads[0])
 
     `ddp.module` is the wrapped model; `state_dict()` keys carry torch's `module.` prefix. Buffers (batch
-    norm's running statistics) are broadcast from rank 0 at construction only; use `SyncBatchNorm` to keep
-    them in step. `device_ids`, `output_device`, `dim`, `find_unused_parameters`, `static_graph` … are
-    accepted for torch's signature; a parameter that gets no gradient contributes zeros.
+    norm's running statistics) are broadcast from rank 0 at construction (with `init_sync`) only, not at
+    every forward as torch's: use `SyncBatchNorm` to keep them in step. `bucket_cap_mb` (25) sizes the
+    buckets. The other arguments (`device_ids`, `find_unused_parameters`, `static_graph` …) are torch's,
+    accepted and without effect here: a parameter that gets no gradient contributes zeros.
     """
 
-    def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=True,
+    def __init__(self, module, device_ids=None, output_device=None, dim=0, broadcast_buffers=None, init_sync=True,
                  process_group=None, bucket_cap_mb=None, find_unused_parameters=False, check_reduction=False,
-                 gradient_as_bucket_view=False, static_graph=False, **kwargs):
+                 gradient_as_bucket_view=False, static_graph=False, delay_all_reduce_named_params=None,
+                 param_to_hook_all_reduce=None, mixed_precision=None, device_mesh=None,
+                 skip_all_reduce_unused_params=False, bucket_cap_mb_list=None, batched_grad_copy=False,
+                 forward_sync_buffers=None):
         super().__init__()
         if not isinstance(module, Module):
             raise DistributedError(f"DistributedDataParallel wraps an nn.Module, got a {type(module).__name__}",
@@ -56,8 +60,8 @@ class DistributedDataParallel(Module):
         group.current()  # refuses, saying what to call, before anything changes
         self.module = module
         self._runtime = _Runtime(int((25 if bucket_cap_mb is None else bucket_cap_mb) * 1024 * 1024))
-        arrays = [p for p in module.parameters()]
-        if broadcast_buffers:
+        arrays = list(module.parameters()) if init_sync else []
+        if init_sync and broadcast_buffers in (None, True):
             arrays += [b for b in module.buffers() if is_array(b)]
         for bucket in _buckets([(str(i), a) for i, a in enumerate(arrays)], self._runtime.bucket_bytes):
             flat = _flat(bucket)
