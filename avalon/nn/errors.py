@@ -48,7 +48,7 @@ def array_input(who, input, floating=True, name="input"):
     at = f"\n  at {where}\n      {where.code}" if where is not None else ""
     if not hasattr(input, "ndim") or not hasattr(input, "dtype") or isinstance(input, (np.generic, str)):
         raise DtypeError(f"{who} expects an array as {name}, got {type(input).__name__}{at}\n"
-                         f"  why: a layer computes on arrays (torch's layers take only Tensors)\n"
+                         f"  why: Avalon's layers and functions compute on arrays (torch's take only Tensors)\n"
                          f"  fix: pass an array, e.g. np.asarray(x, dtype=np.float32) or avalon.tensor(x)")
     if floating and np.dtype(input.dtype).kind not in "fc":
         raise DtypeError(f"{who} expects a floating-point {name}, got dtype {input.dtype}{at}\n"

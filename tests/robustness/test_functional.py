@@ -1,6 +1,8 @@
 """The catalogue, functional calls: `avalon.nn.functional` with shapes, reductions, dims and modes it
 cannot use. Each refusal names the user's line and the fix, and torch refuses the same mistake; the
 arrays passed in are left as they were."""
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +115,26 @@ def test_a_bad_reduction_is_refused_inside_traced_code_at_the_traced_line():
     with pytest.raises(ArgumentError) as info:
         avalon.grad(loss, X)
     assert f"{__file__}:{loss.__code__.co_firstlineno + 1}" in str(info.value)
+
+
+def _public_functions():
+    import inspect
+
+    return sorted(name for name in dir(F) if not name.startswith("_") and inspect.isfunction(getattr(F, name)))
+
+
+@pytest.mark.parametrize("bad", [[1.0, -1.0], None], ids=["a list", "None"])
+@pytest.mark.parametrize("name", _public_functions())
+def test_every_function_refuses_a_first_argument_that_is_not_an_array(name, bad):
+    import inspect
+
+    fn = getattr(F, name)
+    required = [p for p in inspect.signature(fn).parameters.values()
+                if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD]
+    rest = [np.ones((2, 2), np.float32)] * (len(required) - 1)
+    line = sys._getframe().f_lineno + 2
+    with pytest.raises(DtypeError) as info:
+        fn(bad, *rest)
+    message = str(info.value)
+    assert f"{__file__}:{line}" in message and "fix:" in message, message
+    assert f"got {type(bad).__name__}" in message
