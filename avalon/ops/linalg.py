@@ -1,5 +1,5 @@
 """Linear algebra: batched matmul and einsum (dot, tensordot, outer, bmm are written with these)."""
-from ..backend import namespace
+from ..backend import is_numpy_like, namespace
 from .primitive import primitive
 
 
@@ -19,10 +19,20 @@ def _broadcast(s, t, what):
             raise ValueError(f"{what} {tuple(s)} and {tuple(t)} do not broadcast")
 
 
-@primitive("matmul", xp_name=("matmul",), out=True, check=_matmul_operands)
-def matmul(a, b):
-    """Matrix product of the last two axes, broadcast over the leading ones (both operands ≥ 2-D)."""
-    return namespace(a, b).matmul(a, b)
+@primitive("matmul", out=True, check=_matmul_operands)
+def matmul(a, b, out=None):
+    """Matrix product of the last two axes, broadcast over the leading ones (both operands ≥ 2-D).
+
+    A matrix applied over batch axes (x (…, m, k) @ W (k, n), every Linear on a sequence) is one
+    (B·m, k)·(k, n) product when x's rows lie one after another: BLAS runs one large product faster
+    than B small ones, and with several threads much faster (each small product waits for them all).
+    """
+    xp = namespace(a, b)
+    if a.ndim > 2 and b.ndim == 2 and is_numpy_like(xp) and a.flags.c_contiguous \
+            and (out is None or out.flags.c_contiguous):
+        rows = xp.matmul(a.reshape(-1, a.shape[-1]), b, out=None if out is None else out.reshape(-1, b.shape[-1]))
+        return rows.reshape(a.shape[:-1] + b.shape[-1:]) if out is None else out
+    return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
 
 
 @primitive("einsum")

@@ -60,6 +60,23 @@ def test_a_matrix_over_batch_axes_gets_its_gradient_from_one_product(rng):
                 rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_matmul_primitive_over_batch_axes_into_out(layout, rng):
+    """The primitive computes x (…, m, k) @ W as one product over all rows when x's rows lie one after
+    another, and as numpy's batched product otherwise; both equal numpy's, with or without `out=`
+    (where compiled replays put the result)."""
+    from avalon.ops import linalg
+
+    x = sample("real", (3, 2, 5, 4), rng)
+    x = x if layout == "contiguous" else x.transpose(1, 0, 2, 3)
+    w = sample("real", (4, 6), rng)
+    expected = np.matmul(x, w)
+    np.testing.assert_allclose(linalg.matmul(x, w), expected, rtol=1e-6)
+    out = np.full(expected.shape, np.nan, dtype=expected.dtype)
+    assert linalg.matmul.impl(x, w, out=out) is out
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
 def test_torch_style_products(rng):
     a, b = sample("real", (2, 3, 4), rng), sample("real", (2, 4, 5), rng)
     with pytest.raises(avalon.AvalonError, match="bmm expects .*3-D"):
