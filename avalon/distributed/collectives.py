@@ -5,8 +5,8 @@ Each one first waits for every rank to arrive with a non-blocking barrier polled
 deadline, so a rank that stops answering makes the others raise `CollectiveTimeout` (and end the job)
 instead of hanging; then it runs MPI's blocking collective. (OpenMPI's non-blocking collectives, polled
 from Python, reach a tenth of the blocking ones' bandwidth at a few MB: bench/distributed.py.) A rank
-that dies inside the collective ends the job through the launcher.
-With one process they are identities, so single-process code runs them unchanged.
+that dies inside the collective ends the job through the launcher. With one process they are identities,
+so single-process code runs them unchanged.
 """
 import enum
 import numbers
@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 
-from .errors import CollectiveTimeout, DistributedError
 from ..tracing import Tracer
-from .group import current
+from .errors import CollectiveTimeout, DistributedError
+from .group import current, mark_broken
 
-SPIN_SECONDS = 0.5
+SPIN_SECONDS = 0.5  # how long a wait spins on MPI before it sleeps between polls
 
 
 class ReduceOp(enum.Enum):
@@ -66,7 +66,7 @@ def wait(group, request, collective, timeout=None):
     while not request.Test():
         now = time.monotonic()
         if now > deadline:
-            group.broken = True  # the job is aborted at exit: see group._abort_if_broken
+            mark_broken(group)  # the job is aborted when the program ends
             raise CollectiveTimeout(collective, group.rank, group.size, timeout)
         # MPI advances a non-blocking collective only inside calls such as Test, so spin (as a blocking
         # MPI call does) while the peers are about to arrive; past that, short sleeps leave the CPU to them.

@@ -17,10 +17,10 @@ class _Group:
     def __init__(self, mpi, comm, timeout):
         self.mpi, self.comm, self.timeout = mpi, comm, timeout
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        self.broken = False  # a collective timed out: its request is still pending, MPI cannot finalise
 
 
 _group = None
+_broken = []  # groups a collective timed out in: a request is still pending, so MPI cannot finalise
 
 
 def _mpi():
@@ -94,6 +94,7 @@ def is_available():
 
 
 def is_mpi_available():
+    """Whether the MPI backend can work here (the only backend: `is_available()`)."""
     return is_available()
 
 
@@ -108,6 +109,7 @@ def get_world_size(group=None):
 
 
 def get_backend(group=None):
+    """"mpi", the group's backend."""
     current()
     return "mpi"
 
@@ -126,12 +128,17 @@ def active():
     return _group if _group is not None and _group.size > 1 else None
 
 
+def mark_broken(group):
+    """A collective of `group` timed out: the job is aborted when the program ends."""
+    _broken.append(group)
+
+
 def _abort_if_broken():
     # A timed-out collective leaves a request pending that the dead or stalled rank will never complete:
     # MPI_Finalize would wait for it. Abort instead, which also ends the ranks still waiting elsewhere.
-    if _group is not None and _group.broken:
+    if _broken:
         sys.stderr.flush()
-        _group.comm.Abort(1)
+        _broken[0].comm.Abort(1)
 
 
 atexit.register(_abort_if_broken)
