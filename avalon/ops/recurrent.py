@@ -4,8 +4,9 @@ Unrolled into per-step calls, a recurrence of T steps puts ~20·T nodes on the t
 of reading each step's output is a scatter into a full-size zero array: quadratic in T. Fused, one
 layer and direction is
 
-    gi = x·W_ihᵀ + b_ih + b_hh            one GEMM over all time steps (outside, ordinary calls)
-    ws = lstm_scan(gi, h0, c0, W_hh)      the recurrence: one call, the per-step work in a loop here
+    gi = x·W_ihᵀ                          one GEMM over all time steps (outside, ordinary calls)
+    ws = lstm_scan(gi, h0, c0, W_hh, b)   the recurrence (b = b_ih + b_hh added per step: a pass over
+                                          gi saved): one call, the per-step work in a loop here
     d  = lstm_scan_grad(g, ws, …)         its backward: one call walking the steps in reverse
 
 `ws` is the workspace the forward keeps for the backward, (T, N, 6H): per step the state h and c and
@@ -44,17 +45,17 @@ def _timeline(reverse, *arrays):
 
 
 @primitive("lstm_scan")
-def lstm_scan(gi, h0, c0, w_hh, *mask, reverse=False):
+def lstm_scan(gi, h0, c0, w_hh, bias, *mask, reverse=False):
     """The LSTM recurrence over precomputed input projections.
 
-    gi (T, N, 4H): x_t·W_ihᵀ + b_ih + b_hh per step; h0, c0 (N, H); w_hh (4H, H); optional `mask`
-    (T, N, 1) booleans. `reverse` runs from the last step to the first. Returns the workspace
+    gi (T, N, 4H): x_t·W_ihᵀ per step; h0, c0 (N, H); w_hh (4H, H); bias (4H,): b_ih + b_hh, added at
+    each step (a separate add would be one more pass over gi); optional `mask` (T, N, 1) booleans. `reverse` runs from the last step to the first. Returns the workspace
     (T, N, 6H): h, c, i, f, g, o of each step at its own time index.
 
-    >>> ws = lstm_scan(gi, h0, c0, w_hh)
+    >>> ws = lstm_scan(gi, h0, c0, w_hh, b_ih + b_hh)
     >>> output, h_n, c_n = ws[..., :H], ws[-1, :, :H], ws[-1, :, H:2 * H]
     """
-    xp = namespace(gi, h0, c0, w_hh)
+    xp = namespace(gi, h0, c0, w_hh, bias)
     steps, batch, width = gi.shape
     size = width // 4
     ws = xp.empty((steps, batch, 6 * size), dtype=gi.dtype)
@@ -68,6 +69,7 @@ def lstm_scan(gi, h0, c0, w_hh, *mask, reverse=False):
     for t in range(steps):
         xp.matmul(h, w_hh_t, out=pre)
         pre += gi_t[t]
+        pre += bias
         pre *= scale
         xp.tanh(pre, out=pre)
         pre *= scale

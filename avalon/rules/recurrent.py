@@ -2,7 +2,8 @@
 
 `lstm_scan`'s rule is one `lstm_scan_grad` call (the reverse walk over the steps) and one GEMM over
 all steps for W_hh's gradient: Σ_t dgates_tᵀ·h_{t-1}, with h_{t-1} the workspace's h block shifted by
-one step (h0 first). The gradient of gi is the gate gradient itself. `rnn_scan`'s is the same with
+one step (h0 first). The gradient of gi is the gate gradient itself, the bias's its sum over steps and
+batch. `rnn_scan`'s is the same with
 `rnn_scan_grad`.
 
 Second derivatives through the fused recurrence are refused (the backward walk is one opaque loop):
@@ -27,12 +28,13 @@ def _weight_grad(dgi, h_all, h0, reverse):
 
 
 @rule(rc.lstm_scan)
-def _lstm_scan(g, ws, gi, h0, c0, w_hh, *mask, reverse=False):
+def _lstm_scan(g, ws, gi, h0, c0, w_hh, bias, *mask, reverse=False):
     steps, size = gi.shape[0], h0.shape[-1]
     d = rc.lstm_scan_grad(g, ws, h0, c0, w_hh, *mask, reverse=reverse)
     dgi = d[:steps]
     dw_hh = _weight_grad(dgi, ws[:, :, :size], h0, reverse)
-    return (dgi, d[steps, :, :size], d[steps, :, size:2 * size], dw_hh) + (None,) * len(mask)
+    dbias = rd.sum(dgi, axis=(0, 1))
+    return (dgi, d[steps, :, :size], d[steps, :, size:2 * size], dw_hh, dbias) + (None,) * len(mask)
 
 
 @rule(rc.rnn_scan)

@@ -124,9 +124,9 @@ def _scatter_sum(whole, rows, row):
     return PRIMITIVES["scatter_sum"](whole, rows, row, keys=keys, shape=(3, 4))
 
 
-def _lstm_scan(gi, h0, c0, w_hh):
+def _lstm_scan(gi, h0, c0, w_hh, bias):
     # the whole workspace is its output: the h and c blocks the layers read, and the four gates
-    return PRIMITIVES["lstm_scan"](gi, h0, c0, w_hh, reverse=True)
+    return PRIMITIVES["lstm_scan"](gi, h0, c0, w_hh, bias, reverse=True)
 
 
 def _rnn_scan(gi, h0, w_hh):
@@ -137,7 +137,7 @@ def _gru_scan(gi, h0, w_hh, b_hh):
     return PRIMITIVES["gru_scan"](gi, h0, w_hh, b_hh, reverse=True)
 
 
-_LSTM = (_r(3, 2, 8), _r(2, 2), _r(2, 2, seed=1), _r(8, 2, low=-0.5, high=0.5))
+_LSTM = (_r(3, 2, 8), _r(2, 2), _r(2, 2, seed=1), _r(8, 2, low=-0.5, high=0.5), _r(8, seed=4))
 _RNN = (_r(3, 2, 2), _r(2, 2, seed=1), _r(2, 2, low=-0.5, high=0.5))
 _GRU = (_r(3, 2, 6), _r(2, 2, seed=2), _r(6, 2, low=-0.5, high=0.5), _r(6, seed=3))
 

@@ -104,14 +104,14 @@ def test_lstm_primitive_gradcheck_with_mask(reverse):
     rng = np.random.default_rng(4)
     steps, batch, size = 4, 3, 2
     gi, h0, c0 = (rng.standard_normal(s) for s in [(steps, batch, 4 * size), (batch, size), (batch, size)])
-    w_hh = rng.standard_normal((4 * size, size))
+    w_hh, bias = rng.standard_normal((4 * size, size)), rng.standard_normal(4 * size)
     mask = np.arange(steps)[:, None, None] < np.array([4, 1, 2])[None, :, None]
     weights = rng.standard_normal((steps, batch, 6 * size))  # the gates read as well as h and c
 
-    def loss(gi, h0, c0, w_hh):
-        return (rc.lstm_scan(gi, h0, c0, w_hh, mask, reverse=reverse) * weights).sum()
+    def loss(gi, h0, c0, w_hh, bias):
+        return (rc.lstm_scan(gi, h0, c0, w_hh, bias, mask, reverse=reverse) * weights).sum()
 
-    assert avalon.gradcheck(loss, gi, h0, c0, w_hh)
+    assert avalon.gradcheck(loss, gi, h0, c0, w_hh, bias)
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])

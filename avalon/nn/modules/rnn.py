@@ -61,14 +61,14 @@ def _step(mode, gi, h, c, w_hh_t, b_hh):
 
 
 def _projection(x, w_ih, b_ih, b_hh, mode):
-    """x·W_ihᵀ plus the biases that can be added before the recurrence. A sequence (T, N, F) is
-    projected as one (T·N, F) matrix: one GEMM, and one for W_ih's gradient, where a batched product
-    would make T small ones (and T gradients summed afterwards)."""
+    """x·W_ihᵀ plus the biases that can be added before the recurrence (`mode` None: none). A sequence
+    (T, N, F) is projected as one (T·N, F) matrix: one GEMM, and one for W_ih's gradient, where a
+    batched product would make T small ones (and T gradients summed afterwards)."""
     lead = tuple(x.shape[:-1])
     out = npa.matmul(npa.reshape(x, (-1, x.shape[-1])) if len(lead) > 1 else x, npa.transpose(w_ih))
     if len(lead) > 1:
         out = npa.reshape(out, lead + (out.shape[-1],))
-    if b_ih is not None:
+    if b_ih is not None and mode is not None:
         out = out + (b_ih + b_hh if mode != "GRU" else b_ih)
     return out
 
@@ -175,11 +175,13 @@ class RNNBase(Module):
                 names = [f"{kind}_l{layer}{suffix}" for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
                 b_ih, b_hh = (getattr(self, names[2]), getattr(self, names[3])) if self.bias else (None, None)
-                gi = _projection(x, w_ih, b_ih, b_hh, self.mode)
-                if self.fused and self.mode == "LSTM":
+                lstm = self.fused and self.mode == "LSTM"  # lstm_scan adds the biases at each step
+                gi = _projection(x, w_ih, b_ih, b_hh, None if lstm else self.mode)
+                if lstm:
                     size = self.hidden_size
                     mask = () if running is None else (running,)
-                    ws = rc.lstm_scan(gi, h0[index], c0[index], w_hh, *mask, reverse=direction == 1)
+                    bias = b_ih + b_hh if b_ih is not None else np.zeros(w_hh.shape[0], w_hh.dtype)
+                    ws = rc.lstm_scan(gi, h0[index], c0[index], w_hh, bias, *mask, reverse=direction == 1)
                     last = -1 if direction == 0 else 0  # the step visited last
                     outputs.append(ws[:, :, :size])
                     h_n.append(ws[last, :, :size])
