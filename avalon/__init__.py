@@ -16,6 +16,7 @@ from .autodiff.grad_mode import enable_grad, inference_mode, is_grad_enabled, no
 from .compile import compile_tape
 from .errors import AvalonError, GradientError, ReplayError, ShapeError, UnsupportedConstruct
 from .arguments import ArgumentError
+from .arguments import refusing_non_arrays as _refusing_non_arrays
 from .errors import DtypeError
 from .rules import primitive, rule
 from .rules.registry import RuleError, restore_rule
@@ -40,6 +41,7 @@ _taking_torch_tensors(globals(), _torch_select.__all__ + ["is_floating_point"])
 from . import torch_scatter as _torch_scatter  # noqa: E402
 from .torch_scatter import *  # noqa: E402,F401,F403 - scatter, index_copy, index_fill, index_put, take
 _taking_torch_tensors(globals(), _torch_scatter.__all__)
+_refusing_non_arrays(globals(), _torch_api.__all__ + _torch_select.__all__ + _torch_scatter.__all__)
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int8, int16, int32, int64, uint8 = _np.int8, _np.int16, _np.int32, _np.int64, _np.uint8

@@ -3,6 +3,8 @@
 A layer built with `Linear(-1, 3)` or `MaxPool2d(0)` used to fail deep inside numpy (or divide by
 zero at its first call); these checks refuse it at the user's line, naming the argument and the fix.
 """
+import functools
+import inspect
 import numbers
 
 import numpy as np
@@ -39,3 +41,33 @@ def whole(who, name, value, minimum=0):
                                 f"pass {name} >= {minimum}")
     return value
 
+
+
+def refusing_non_arrays(namespace, names):
+    """Rebind the functions `names` of `namespace` whose first parameter is torch's `input` (`tensor`, or
+    the `tensors` of cat and stack) so that None, a str, bytes or a dict there is refused at the user's
+    line (torch: "argument 'input' must be Tensor"), instead of failing deep inside with an AttributeError."""
+    for name in names:
+        fn = namespace.get(name)
+        try:
+            first = next(iter(inspect.signature(fn).parameters), None)
+        except (TypeError, ValueError):
+            continue
+        if first in ("input", "tensor", "tensors"):
+            namespace[name] = _refusing_non_arrays(fn)
+
+
+def _refusing_non_arrays(fn):
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if args and (args[0] is None or isinstance(args[0], (str, bytes, dict))):
+            from .errors import DtypeError, _where
+            from .tracing.source import user_location
+
+            raise DtypeError("\n".join([f"{fn.__name__} expects an array (or a list of them) as its first argument, "
+                                        f"got {type(args[0]).__name__}",
+                                        *_where(user_location()),
+                                        "  fix: pass an array (np.asarray(x) or avalon.tensor(x))"]))
+        return fn(*args, **kwargs)
+
+    return call

@@ -147,3 +147,38 @@ def test_moving_to_cuda_without_cupy_says_how_to_get_it():
     except ImportError:
         pass
     assert_refused(lambda: avalon.tensor([1.0]).to("cuda"), avalon.AvalonError, "cupy", "pip install")
+
+
+def _torch_named_functions():
+    import inspect
+
+    from avalon import torch_api, torch_scatter, torch_select
+
+    names = torch_api.__all__ + torch_select.__all__ + torch_scatter.__all__
+    chosen = []
+    for name in sorted(set(names)):
+        try:
+            first = next(iter(inspect.signature(getattr(avalon, name)).parameters), None)
+        except (TypeError, ValueError):
+            continue
+        if first in ("input", "tensor", "tensors"):
+            chosen.append(name)
+    return chosen
+
+
+@pytest.mark.parametrize("bad", [None, "abc"], ids=["None", "a str"])
+@pytest.mark.parametrize("name", _torch_named_functions())
+def test_every_torch_named_function_refuses_a_first_argument_that_is_not_an_array(name, bad):
+    import inspect
+    import sys
+
+    fn = getattr(avalon, name)
+    required = [p for p in inspect.signature(fn).parameters.values()
+                if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD]
+    rest = [np.ones((2, 2), np.float32)] * (len(required) - 1)
+    line = sys._getframe().f_lineno + 2
+    with pytest.raises(DtypeError) as info:
+        fn(bad, *rest)
+    message = str(info.value)
+    assert f"{__file__}:{line}" in message and "fix:" in message, message
+    assert f"got {type(bad).__name__}" in message
