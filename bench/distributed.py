@@ -82,7 +82,7 @@ def bandwidth_worker(sizes_mb, rounds=11):
     result = {}
     for mb in sizes_mb:
         a = np.ones(max(1, int(mb * 1024 * 1024 / 4)), np.float32)
-        repeats = max(1, min(200, int(4 / max(mb, 1e-3))))
+        repeats = max(3, min(200, int(16 / max(mb, 1e-3))))
         samples = {"avalon": [], "mpi4py": []}
         for _ in range(rounds):
             for who in samples:
