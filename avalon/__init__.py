@@ -56,6 +56,6 @@ from .ops.special import erf  # noqa: E402 - torch.erf (exact GELU in ported cod
 from .train import History, fit  # noqa: E402 - the training loop: avalon.fit(...) -> History
 from . import autograd  # noqa: E402 - torch.autograd's detect_anomaly, set_detect_anomaly
 from .anomaly import detect_anomaly, enabled as is_anomaly_enabled  # noqa: E402 - as torch's
-from .errors import AnomalyError, IndexRangeError, InternalError  # noqa: E402 - checks at every call
+from .errors import AnomalyError, IndexRangeError, InternalError, ValueRangeError  # noqa: E402 - checks at every call
 
 __version__ = "0.1.0"

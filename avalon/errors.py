@@ -126,6 +126,28 @@ class IndexRangeError(_Located, AvalonError, IndexError):
                                location, replayed)
 
 
+class ValueRangeError(_Located, AvalonError, ValueError):
+    """An operand holds a value outside the domain an operation accepts (checked at every call, cached
+    replays included), as binary_cross_entropy's probabilities outside [0, 1]: names the operation,
+    the first bad value and its position, the domain and the user's line. A `ValueError`, as torch's."""
+
+    def __init__(self, op, value, position, low, high, fix, location=None, replayed=""):
+        self.op, self.value, self.position, self.low, self.high = op, value, position, low, high
+        self.location, self.replayed, self.node = location, replayed, None
+        self.construct = f"{op}: value {value} at position {list(position)} is outside [{low}, {high}]"
+        self.why = "torch refuses it too: outside that range the result is NaN"
+        self.fix = fix
+        lines = [self.construct, *_where(location)]
+        lines += [f"  on a cached replay (its node {replayed}): checked at every call"] if replayed else []
+        lines += [f"  why: {self.why}", f"  fix: {fix}"]
+        super().__init__("\n".join(lines))
+
+    def at(self, location, replayed=""):
+        """The same error, located at the user's line (and the replayed node that raised it)."""
+        return ValueRangeError(self.op, self.value, self.position, self.low, self.high, self.fix, location,
+                               replayed)
+
+
 class InternalError(_Located, AvalonError, RuntimeError):
     """A primitive's own implementation failed on operands that passed its checks: a bug in Avalon,
     not in the user's code. Names the primitive, its node, the operands' shapes and dtypes and the

@@ -5,7 +5,10 @@ does the weighting of the mean and the reduction. Integer class targets are int6
 gradient; an optional class `weight` is a trailing operand (`*weight`: given or not), also without a
 gradient (as in PyTorch).
 """
+import numpy as np
+
 from ..backend import namespace
+from ..errors import ValueRangeError
 from . import nn
 from .index import check_range
 from .primitive import primitive
@@ -20,6 +23,21 @@ def _along(shape_ndim, axis, n):
     shape = [1] * shape_ndim
     shape[axis] = n
     return tuple(shape)
+
+
+@primitive("checked_probability")
+def checked_probability(x, *, what):
+    """`x` itself, once every value lies in [0, 1] (NaN does not): recorded, so a cached replay refuses
+    what tracing would have, instead of a NaN loss."""
+    xp = namespace(x)
+    bad = ~((x >= 0) & (x <= 1))
+    if not bool(xp.any(bad)):
+        return x
+    flat = int(xp.argmax(xp.reshape(bad, (-1,))))
+    position = tuple(int(p) for p in np.unravel_index(flat, tuple(x.shape)))
+    raise ValueRangeError(what, float(xp.reshape(x, (-1,))[flat]), position, 0, 1,
+                          "pass probabilities (a sigmoid's output), or logits to binary_cross_entropy_with_logits, "
+                          "which is also numerically safer")
 
 
 def _checked_targets(xp, target, num_classes, ignore_index):

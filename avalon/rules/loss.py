@@ -40,6 +40,11 @@ def _softplus_of_negative(x):
     return ew.log1p(ew.exp(-ew.absolute(x))) + ew.relu(-x)
 
 
+@rule(L.checked_probability)
+def _checked_probability(g, out, x, **params):
+    return (g,)
+
+
 @rule(L.sigmoid_cross_entropy)
 def _sigmoid_cross_entropy(g, out, x, target, *pos_weight):
     if not pos_weight:

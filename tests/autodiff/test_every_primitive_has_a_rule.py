@@ -233,6 +233,8 @@ CASES = {
     "cross_entropy": (_cross_entropy, _r(4, 3)),
     "cross_entropy_backward": (_second(_cross_entropy), _r(4, 3)),
     "soft_cross_entropy": (lambda x, t: F.cross_entropy(x, t), _r(4, 3), _r(4, 3, low=0.0, high=1.0)),
+    "checked_probability": (lambda x, t: F.binary_cross_entropy(x, t), _r(4, 3, low=0.1, high=0.9),
+                            _r(4, 3, low=0.0, high=1.0)),
     "sigmoid_cross_entropy": (lambda x, t, pw: F.binary_cross_entropy_with_logits(x, t, pos_weight=pw),
                               _r(4, 3), _r(4, 3, low=0.0, high=1.0), _r(3, low=0.5, high=2.0)),
     # attention

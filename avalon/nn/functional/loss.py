@@ -234,6 +234,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     fn = "binary_cross_entropy"
     reduction = _reduction(fn, size_average, reduce, reduction)
     _same_shape(fn, input, target)
+    input = L.checked_probability(input, what=fn)  # at every call, replays too: torch refuses, numpy gives NaN
     log_x = ew.clip(ew.log(input), -100.0, None)
     log_not_x = ew.clip(ew.log(1 - input), -100.0, None)
     loss = -(target * log_x + (1 - target) * log_not_x)
