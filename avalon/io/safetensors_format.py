@@ -41,6 +41,9 @@ class CorruptCheckpointError(CheckpointError, ValueError):
     """
 
     def __init__(self, message, path=None, entry=None):
+        if "fix:" not in message:
+            message += ("\n  fix: the file cannot be repaired: save it again from the model or optimiser "
+                        "(avalon.save(model, path)), or use a copy made before it was damaged")
         super().__init__(message)
         self.path, self.entry = path, entry
 

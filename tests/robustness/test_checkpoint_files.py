@@ -222,6 +222,7 @@ def test_a_malformed_file_raises_corrupt_checkpoint_error_naming_file_and_entry(
         result = avalon.load(path)
     message = str(info.value)
     assert str(path) in message and entry in message, message
+    assert "\n  fix: " in message  # what to do, as every AvalonError says
     assert info.value.path == str(path) and entry in info.value.entry
     assert isinstance(info.value, avalon.AvalonError) and isinstance(info.value, ValueError)
     assert len(message) < 600  # a crafted header cannot blow up the message
