@@ -125,7 +125,7 @@ def main():
     print("\n| all-reduce size (MB, float32) | Avalon GB/s | mpi4py Allreduce GB/s | ratio |")
     print("|---|---|---|---|")
     for mb, figures in bandwidth.items():
-        print(f"| {mb} | {figures['avalon']:.3f} | {figures['mpi4py']:.3f} | "
+        print(f"| {mb} | {figures['avalon']:.3g} | {figures['mpi4py']:.3g} | "
               f"{figures['avalon'] / figures['mpi4py']:.2f} |")
 
 

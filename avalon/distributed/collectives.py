@@ -18,7 +18,7 @@ from ..tracing import Tracer
 from .errors import CollectiveTimeout, DistributedError
 from .group import current, mark_broken
 
-SPIN_SECONDS = 0.5  # how long a wait spins on MPI before it sleeps between polls
+SPIN_SECONDS = 0.002  # how long a wait spins on MPI before it sleeps between polls (a late peer may need the core)
 
 
 class ReduceOp(enum.Enum):

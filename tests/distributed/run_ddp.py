@@ -79,4 +79,9 @@ for step in range(3):
     expected = avalon.grad(loss_fn, reference, x, y)[1][0]  # reference holds the same weights by now
     for g, (name, e) in zip(compiled, expected):
         assert np.allclose(g, e, rtol=1e-5, atol=1e-6), (step, name, np.abs(g - e).max())
+with ddp.no_sync():  # a second compiled entry (the flag is part of the key): this rank's own gradients
+    local = gradients(ddp, x[part], y[part])
+own = avalon.grad(loss_fn, ddp.module, x[part], y[part])[1][0]
+assert all(np.allclose(g, e, rtol=1e-6) for g, (_, e) in zip(local, own))
+assert all(np.allclose(g, e, rtol=1e-5, atol=1e-6) for g, (_, e) in zip(gradients(ddp, x[part], y[part]), expected))
 say(rank, "ok")

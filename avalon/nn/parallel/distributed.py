@@ -6,8 +6,9 @@ under DDP): `avalon.grad` hands a DDP holder's fresh gradients to `_reduced_grad
 them across ranks in buckets (flat buffers of about `bucket_cap_mb`, one message each, as torch) and
 divides by the world size. So `opt.step(grads[0])` keeps every rank's parameters identical.
 
-State that changes between calls (the `no_sync` flag, gradients accumulated under it) lives in a slotted
-`_Runtime`, which the compile cache keys by identity: changing it neither retraces nor is traced.
+`no_sync` sets torch's `require_backward_grad_sync` flag, an ordinary attribute, so the compile cache
+keys on it (a step compiled with it and one without are two entries). The gradients accumulated under
+it live in a slotted `_Runtime`, which the cache keys by identity: they neither retrace nor are traced.
 """
 import contextlib
 
@@ -15,19 +16,19 @@ import numpy as np
 
 from ...backend import is_array
 from ...distributed import all_reduce_sum, broadcast, group
-from ...distributed.errors import DistributedError
 from ...distributed.collectives import arrive
+from ...distributed.errors import DistributedError
 from ...tensor import wrap
 from ...tracing import Tracer
 from ..module import Module
 
+
 class _Runtime:
     # Slotted: the compile cache keys it by identity, so changing its fields does not retrace
-    __slots__ = ("bucket_bytes", "sync", "pending")
+    __slots__ = ("bucket_bytes", "pending")
 
     def __init__(self, bucket_bytes):
         self.bucket_bytes = bucket_bytes
-        self.sync = True
         self.pending = None  # {name: local gradient sum} accumulated under no_sync
 
 
@@ -60,6 +61,7 @@ class DistributedDataParallel(Module):
         group.current()  # refuses, saying what to call, before anything changes
         self.module = module
         self._runtime = _Runtime(int((25 if bucket_cap_mb is None else bucket_cap_mb) * 1024 * 1024))
+        self.require_backward_grad_sync = True
         arrays = list(module.parameters()) if init_sync else []
         if init_sync and broadcast_buffers in (None, True):
             arrays += [b for b in module.buffers() if is_array(b)]
@@ -76,33 +78,34 @@ class DistributedDataParallel(Module):
     def no_sync(self):
         """Gradients of the calls inside are this rank's own (no communication); the first `avalon.grad`
         after the block returns the average over ranks of everything accumulated, its own gradients
-        included, as torch's `p.grad` after the synchronised `backward()`.
+        included, as torch's `p.grad` after the synchronised `backward()`. (Inside a compiled step,
+        avalon.jit around avalon.grad, gradients under no_sync are local and are not accumulated.)
 
         >>> with ddp.no_sync():
         ...     for x, y in micro_batches[:-1]:
         ...         avalon.grad(loss_fn, ddp, x, y)
         >>> loss, grads = avalon.grad(loss_fn, ddp, *micro_batches[-1])   # averaged over ranks and batches
         """
-        runtime, before = self._runtime, self._runtime.sync
-        runtime.sync = False
+        before = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
         try:
             yield
         finally:
-            runtime.sync = before
+            self.require_backward_grad_sync = before
 
     def _reduced_gradients(self, grads):
         """`grads` (a tree.Grads of this holder, changed in place) averaged over ranks, or accumulated
         locally under `no_sync`."""
-        runtime = self._runtime
+        runtime, sync = self._runtime, self.require_backward_grad_sync
         named = [(name, g) for name, g in grads.items() if g is not None]
         if not named:
             return grads
         if any(isinstance(g, Tracer) for _, g in named):  # grad inside traced code: recorded collectives
             size = group.get_world_size()
             for name, g in named:
-                grads[name] = all_reduce_sum(g) * (1.0 / size) if runtime.sync else g
+                grads[name] = all_reduce_sum(g) * (1.0 / size) if sync else g
             return grads
-        if not runtime.sync:
+        if not sync:
             pending = runtime.pending or {}
             runtime.pending = {name: pending[name] + g if name in pending else np.array(g, copy=True)
                                for name, g in named}
