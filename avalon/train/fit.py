@@ -14,7 +14,7 @@ from ..io.atomic import check_target
 from ..io.safetensors_format import checked_path
 from .checkpoints import resume_training, save_training
 from .history import History
-from .ranks import averaged, rank_and_size
+from .ranks import averaged, rank_and_size, same_start
 
 __all__ = ["fit", "evaluate"]
 
@@ -65,6 +65,8 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
     history = History()
     rank, _ = rank_and_size()
     start = resume_training(checkpoint, model, optimizer, scheduler, epochs, history) if resume else 0
+    if resume:
+        same_start(start, checkpoint)
     was_training = model.training
     try:
         for epoch in range(start, epochs):

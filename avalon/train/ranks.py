@@ -4,6 +4,7 @@ history is the same. Without a process group there is one rank, and nothing chan
 import numpy as np
 
 from .. import distributed
+from ..errors import AvalonError
 
 
 def rank_and_size():
@@ -21,3 +22,18 @@ def averaged(values):
     vector = np.array([values[name] for name in names], dtype=np.float64)
     distributed.all_reduce(vector, op=distributed.ReduceOp.AVG)
     return dict(zip(names, vector.tolist()))
+
+
+def same_start(start, path):
+    """Refuse a resumed run whose ranks would start from different epochs (a checkpoint some rank cannot
+    read): their collectives would not match, and every rank would wait until the timeout."""
+    if rank_and_size()[1] == 1:
+        return
+    low, high = np.array([start], np.int64), np.array([start], np.int64)
+    distributed.all_reduce(low, op=distributed.ReduceOp.MIN)
+    distributed.all_reduce(high, op=distributed.ReduceOp.MAX)
+    if low[0] != high[0]:
+        raise AvalonError(f"fit(resume=True): rank {rank_and_size()[0]} resumes after {start} epoch(s) from {path}, "
+                          f"but the ranks resume after {int(low[0])} to {int(high[0])}: some rank reads another "
+                          "file or none\n  fix: put the checkpoint where every rank reads the same file (a shared "
+                          "file system), or copy it to each machine before restarting")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import avalon.distributed as dist
-from launch import ROOT, mpirun, needs_mpi, outputs
+from mpi_launch import ROOT, mpirun, needs_mpi, outputs
 
 
 @needs_mpi

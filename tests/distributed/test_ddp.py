@@ -7,7 +7,7 @@ import avalon.distributed as dist
 import avalon.nn as nn
 from avalon.nn.parallel import DistributedDataParallel
 from avalon.nn.parallel.distributed import _buckets
-from launch import mpirun, needs_mpi, outputs
+from mpi_launch import mpirun, needs_mpi, outputs
 
 
 @needs_mpi

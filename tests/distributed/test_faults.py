@@ -2,7 +2,7 @@
 CollectiveTimeout within the group's timeout, and the job ends instead of hanging (run_faults.py)."""
 import time
 
-from launch import mpirun, needs_mpi, outputs
+from mpi_launch import mpirun, needs_mpi, outputs
 
 
 @needs_mpi

@@ -7,7 +7,7 @@ import pytest
 
 from avalon.data import DataError, DistributedSampler
 from avalon.data.distributed import torch_randperm
-from launch import ROOT
+from mpi_launch import ROOT
 
 torch = pytest.importorskip("torch")
 from torch.utils.data import DistributedSampler as TorchSampler  # noqa: E402

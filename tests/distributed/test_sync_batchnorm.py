@@ -4,7 +4,7 @@ import numpy as np
 
 import avalon
 import avalon.nn as nn
-from launch import mpirun, needs_mpi, outputs
+from mpi_launch import mpirun, needs_mpi, outputs
 
 
 @needs_mpi

@@ -1,11 +1,11 @@
 """avalon.fit under DDP (run_fit.py): rank 0 alone shows progress and writes checkpoints, the history is
 averaged over the ranks (the same on both), and a run resumed from the last checkpoint ends where the
-uninterrupted run ends."""
+uninterrupted run ends; ranks that would resume from different epochs are refused."""
 import json
 
 import numpy as np
 
-from launch import mpirun, needs_mpi
+from mpi_launch import mpirun, needs_mpi
 
 
 def run(path, epochs, mode):
@@ -29,6 +29,9 @@ def test_fit_under_ddp_with_a_checkpoint_and_a_resumed_run(tmp_path):
 
     first = run(tmp_path / "resumed.safetensors", 1, "fresh")  # stopped after one epoch, then started again
     assert first[0]["saved"] == [1]
+    split = run(tmp_path / "resumed.safetensors", 2, "split")  # refused on both ranks, nothing trained
+    assert all("ranks resume after 0 to 1" in split[r]["error"] and "shared file system" in split[r]["error"]
+               for r in (0, 1)), split
     resumed = run(tmp_path / "resumed.safetensors", 2, "resume")
     assert resumed[0]["saved"] == [2] and resumed[1]["saved"] == []
     assert resumed[0]["checksum"] == resumed[1]["checksum"]
