@@ -44,6 +44,11 @@ def _einsum(g, out, *operands, subscripts):
     return tuple(grads)
 
 
+# What the rule reads of a call (avalon.tracing.release): each operand's gradient reads the other
+# operands, so a lone operand's value (a mean taken with einsum) is read by no one.
+_einsum.reads = lambda call: (False, frozenset(range(len(call.args)) if len(call.args) > 1 else ()))
+
+
 def _onto_diagonals(gi, unique, term, sizes):
     """A gradient over `unique` placed on the diagonals of `term`, where an index repeats ('ii', 'iji'):
     each repeat gets a fresh index tied to the first by an identity matrix."""

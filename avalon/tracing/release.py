@@ -19,7 +19,8 @@ import weakref
 
 from ..tape import Call
 
-_EVERY = 128  # tracers made between two sweeps
+_EVERY = 128  # tracers made between two sweeps, at most
+_BYTES = 32 << 20  # and values made between two sweeps, at most (large activations go sooner)
 
 _sweepers = weakref.WeakKeyDictionary()  # trace -> its _Sweeper
 
@@ -29,13 +30,15 @@ def release_values(trace):
     _sweepers[trace] = _Sweeper()
 
 
-def tick(trace):
-    """A tracer was made on `trace`: sweep every `_EVERY` of them (no-op for other traces)."""
+def tick(trace, node):
+    """A tracer of `node` was made on `trace`: sweep every `_EVERY` of them, or sooner once values of
+    `_BYTES` in all were made since the last sweep (no-op for other traces)."""
     sweeper = _sweepers.get(trace)
     if sweeper is not None:
         sweeper.countdown -= 1
-        if not sweeper.countdown:
-            sweeper.countdown = _EVERY
+        sweeper.made += getattr(node.value, "nbytes", 0)
+        if not sweeper.countdown or sweeper.made >= _BYTES:
+            sweeper.countdown, sweeper.made = _EVERY, 0
             sweeper.sweep(trace)
 
 
@@ -71,6 +74,7 @@ class _Sweeper:
 
     def __init__(self):
         self.countdown = _EVERY
+        self.made = 0
         self.paused = 0
         self.pending = []  # heap of (when to look again, position recorded, call)
         self.seen = 0
@@ -95,7 +99,7 @@ class _Sweeper:
         while self.pending and (everything or self.pending[0][0] <= now):
             _, born, n = heapq.heappop(self.pending)
             if is_held(trace, n):
-                later.append((now + max(_EVERY, now - born), born, n))
+                later.append((now + max(1, now - born), born, n))
             elif n not in trace.checkpoints and not _read_by_a_rule(n, self.consumers.get(n, ())):
                 n.value = None
         for entry in later:
@@ -103,23 +107,32 @@ class _Sweeper:
 
 
 def _read_by_a_rule(node, consumers):
-    if reads(node.prim)[0]:
+    if reads(node.prim, node)[0]:
         return True
     for c in consumers:
-        operands = reads(c.prim)[1]
+        operands = reads(c.prim, c)[1]
         if operands is None or any(a is node and i in operands for i, a in enumerate(c.args)):
             return True
     return False
 
 
-def reads(prim):
+def reads(prim, call=None):
     """(whether `prim`'s rule reads its output, the positions of the operands it reads — None for
-    all): read from the rule's code, a parameter its body never loads being one it never reads.
-    A primitive without a rule reads nothing (no gradient can pass it); a rule whose code cannot be
-    read this way (not a plain function, taking *args, calling locals()) reads everything."""
+    all), for `call` (a Call of `prim`) when given.
+
+    Read from the rule's code: a parameter its body never loads, or loads only for its `.shape`,
+    `.dtype` or `.ndim` (which a tracer knows without its value), is one it never reads. A rule whose
+    code cannot be read this way (not a plain function, taking *args, calling locals()) reads
+    everything, unless it says what it reads of a call: `vjp.reads = lambda call: (out, positions)`
+    (einsum's reads the operands other than each one it differentiates: none of a lone operand).
+    A primitive without a rule reads nothing (no gradient can pass it).
+    """
     rule = prim.vjp
     if rule is None:
         return False, frozenset()
+    declared = getattr(rule, "reads", None)
+    if declared is not None and call is not None:
+        return declared(call)
     found = _reads_of.get(rule)
     if found is None:
         found = _reads_of[rule] = _loaded_parameters(rule)
@@ -128,6 +141,7 @@ def reads(prim):
 
 _reads_of = weakref.WeakKeyDictionary()  # rule function -> reads(...)
 _LOADS = ("LOAD_FAST", "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_CLASSDEREF")
+_STATIC = ("shape", "dtype", "ndim")  # what a tracer knows without its value
 
 
 def _loaded_parameters(rule):
@@ -135,9 +149,14 @@ def _loaded_parameters(rule):
     if not inspect.isfunction(rule) or code is None or code.co_flags & inspect.CO_VARARGS:
         return True, None
     loaded = set()
-    for instruction in dis.get_instructions(code):
+    instructions = list(dis.get_instructions(code))
+    for k, instruction in enumerate(instructions):
         if instruction.opname.startswith(_LOADS):
             names = instruction.argval
+            following = instructions[k + 1] if k + 1 < len(instructions) else None
+            if instruction.opname == "LOAD_FAST" and following is not None and \
+                    following.opname == "LOAD_ATTR" and following.argval in _STATIC:
+                continue  # `x.shape`: no value read
             loaded.update(names if isinstance(names, tuple) else (names,))
         elif instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME") and instruction.argval in ("locals", "vars"):
             return True, None

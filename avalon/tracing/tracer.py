@@ -47,7 +47,7 @@ class Tracer(TorchMethods):
         self._node = node
         self._trace = trace
         _holding(trace, node).add(self)
-        release.tick(trace)
+        release.tick(trace, node)
 
     # what a tracer knows statically
 

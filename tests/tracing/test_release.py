@@ -32,6 +32,7 @@ def reading_everything(g, out, x, y):
     (reading_out_through_a_closure, (True, frozenset())),
     (reading_everything, (True, None)),
     (lambda g, out, *operands: tuple(g for _ in operands), (True, None)),
+    (lambda g, out, x, y: (np.broadcast_to(g, x.shape).astype(x.dtype), g * x.ndim * y), (False, frozenset({1}))),
 ])
 def test_what_a_rule_reads_is_what_its_code_loads(rule, expected):
     assert release.reads(primitive_with(rule)) == expected
@@ -43,6 +44,18 @@ def test_built_in_rules_as_read():
     assert release.reads(PRIMITIVES["tanh"])[0] is True
     no_rule = primitive_with(None)
     assert release.reads(no_rule) == (False, frozenset())
+
+
+def test_einsums_rule_says_what_it_reads_of_a_call():
+    """Each operand's gradient reads the other operands: a lone operand (a mean) is read by no one."""
+    class Call:
+        def __init__(self, *args):
+            self.args = args
+
+    einsum = PRIMITIVES["einsum"]
+    assert release.reads(einsum, Call("x")) == (False, frozenset())
+    assert release.reads(einsum, Call("x", "y")) == (False, frozenset({0, 1}))
+    assert release.reads(einsum) == (True, None)  # without a call, only its code: it takes *operands
 
 
 def mlp_loss(model, x):
