@@ -15,8 +15,8 @@ from .collectives import ReduceOp, Work, all_gather, all_reduce, barrier, broadc
 from .errors import CollectiveTimeout, DistributedError
 from .group import (destroy_process_group, get_backend, get_rank, get_world_size, init_process_group, is_available,
                     is_initialized, is_mpi_available)
-from .traced import all_reduce_sum
+from .traced import all_reduce_sum, broadcast_from
 
 __all__ = ["init_process_group", "destroy_process_group", "is_initialized", "is_available", "is_mpi_available",
            "get_rank", "get_world_size", "get_backend", "ReduceOp", "Work", "all_reduce", "broadcast", "all_gather",
-           "reduce_scatter", "barrier", "all_reduce_sum", "DistributedError", "CollectiveTimeout"]
+           "reduce_scatter", "barrier", "all_reduce_sum", "broadcast_from", "DistributedError", "CollectiveTimeout"]

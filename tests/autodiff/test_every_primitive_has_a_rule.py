@@ -38,6 +38,8 @@ NOT_DIFFERENTIABLE = {
     "host_callback": "an effect: calls back into Python at every replay, its result is not a function of "
                      "its operands the tape can see",
     "multinomial": "a random draw of integer positions",
+    "broadcast_from": "a collective giving every rank one rank's buffers (DDP's running statistics): nothing "
+                      "differentiates through it",
     "fused": "made by the compiler's fusion pass in compiled replays only: tapes that are differentiated "
              "never hold one",
     **dict.fromkeys(["normal", "uniform", "randint", "randperm"],

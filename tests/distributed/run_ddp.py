@@ -1,6 +1,6 @@
 """Scenario (2 ranks): 10 steps of SGD with momentum under DistributedDataParallel end where one process
 training on the combined batches ends, on both ranks; gradient accumulation under no_sync; small buckets; a
-step compiled whole (avalon.jit) averages at every replay.
+step compiled whole (avalon.jit) averages at every replay; buffers are rank 0's at every forward.
 Each rank reports its parameters' checksum, then `ok`. argv[1]: bucket_cap_mb."""
 import sys
 
@@ -84,4 +84,15 @@ with ddp.no_sync():  # a second compiled entry (the flag is part of the key): th
 own = avalon.grad(loss_fn, ddp.module, x[part], y[part])[1][0]
 assert all(np.allclose(g, e, rtol=1e-6) for g, (_, e) in zip(local, own))
 assert all(np.allclose(g, e, rtol=1e-5, atol=1e-6) for g, (_, e) in zip(gradients(ddp, x[part], y[part]), expected))
+
+# Buffers (BatchNorm without Sync): every forward starts from rank 0's running statistics, as torch's
+bn = DistributedDataParallel(nn.BatchNorm1d(3))
+for step in range(3):
+    previous = [np.zeros(3, np.float32) for _ in range(size)]
+    dist.all_gather(previous, np.array(bn.module.running_mean))
+    batch = np.random.default_rng(300 + 10 * step + rank).standard_normal((5, 3)).astype(np.float32) + rank
+    bn(batch)
+    expected = 0.9 * previous[0] + 0.1 * batch.mean(0)  # rank 0's statistics, then this rank's batch
+    assert np.allclose(bn.module.running_mean, expected, atol=1e-6), (step, bn.module.running_mean, expected)
+    assert int(bn.module.num_batches_tracked) == step + 1
 say(rank, "ok")

@@ -15,7 +15,7 @@ import contextlib
 import numpy as np
 
 from ...backend import is_array
-from ...distributed import all_reduce_sum, broadcast, group
+from ...distributed import all_reduce_sum, broadcast, broadcast_from, group
 from ...distributed.collectives import arrive
 from ...distributed.errors import DistributedError
 from ...tensor import wrap
@@ -42,9 +42,8 @@ class DistributedDataParallel(Module):
     >>> opt.step(grads[0])
 
     `ddp.module` is the wrapped model; `state_dict()` keys carry torch's `module.` prefix. Buffers (batch
-    norm's running statistics) are broadcast from rank 0 at construction (with `init_sync`) only, not at
-    every forward as torch's: use `SyncBatchNorm` to keep them in step. `bucket_cap_mb` (25) sizes the
-    buckets. The other arguments (`device_ids`, `find_unused_parameters`, `static_graph` …) are torch's,
+    norm's running statistics) are rank 0's at the start of every forward, as torch's (`broadcast_buffers`);
+    `SyncBatchNorm` computes them from all ranks' batches. `bucket_cap_mb` (25) sizes the buckets. The other arguments (`device_ids`, `find_unused_parameters`, `static_graph` …) are torch's,
     accepted and without effect here: a parameter that gets no gradient contributes zeros.
     """
 
@@ -62,6 +61,7 @@ class DistributedDataParallel(Module):
         self.module = module
         self._runtime = _Runtime(int((25 if bucket_cap_mb is None else bucket_cap_mb) * 1024 * 1024))
         self.require_backward_grad_sync = True
+        self.broadcast_buffers = broadcast_buffers in (None, True)
         arrays = list(module.parameters()) if init_sync else []
         if init_sync and broadcast_buffers in (None, True):
             arrays += [b for b in module.buffers() if is_array(b)]
@@ -72,6 +72,12 @@ class DistributedDataParallel(Module):
                 np.copyto(array, part)
 
     def forward(self, *inputs, **kwargs):
+        if self.broadcast_buffers and group.active() is not None:
+            # As torch: every forward starts from rank 0's buffers (a recorded collective: replays too)
+            for _, owner in self.module.named_modules():
+                for name, buffer in list(owner._buffers.items()):
+                    if buffer is not None:
+                        setattr(owner, name, broadcast_from(buffer, src=0))
         return self.module(*inputs, **kwargs)
 
     @contextlib.contextmanager
