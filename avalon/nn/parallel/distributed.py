@@ -73,12 +73,22 @@ class DistributedDataParallel(Module):
 
     def forward(self, *inputs, **kwargs):
         if self.broadcast_buffers and group.active() is not None:
-            # As torch: every forward starts from rank 0's buffers (a recorded collective: replays too)
-            for _, owner in self.module.named_modules():
-                for name, buffer in list(owner._buffers.items()):
-                    if buffer is not None:
-                        setattr(owner, name, broadcast_from(buffer, src=0))
+            self._take_rank0_buffers()
         return self.module(*inputs, **kwargs)
+
+    def _take_rank0_buffers(self):
+        """As torch: every forward starts from rank 0's buffers, one recorded broadcast per dtype (replays
+        communicate too)."""
+        held = [(owner, name, buffer) for _, owner in self.module.named_modules()
+                for name, buffer in owner._buffers.items() if buffer is not None]
+        for dtype in dict.fromkeys(np.dtype(b.dtype) for _, _, b in held):
+            same = [(owner, name, b) for owner, name, b in held if np.dtype(b.dtype) == dtype]
+            flat = broadcast_from(np.concatenate([np.reshape(b, (-1,)) for _, _, b in same]), src=0)
+            offset = 0
+            for owner, name, b in same:
+                size = int(np.prod(b.shape))
+                setattr(owner, name, np.reshape(flat[offset:offset + size], b.shape))
+                offset += size
 
     @contextlib.contextmanager
     def no_sync(self):
