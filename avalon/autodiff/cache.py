@@ -14,7 +14,8 @@ from collections import OrderedDict
 
 from .. import tree
 from ..tensor import plain, wrap
-from ..tracing import Tracer, current, record, write_back
+from ..tracing import Trace, Tracer, current, record, write_back
+from ..tracing.release import release_values
 from . import guards, host_random, retraces
 
 _MAX_ENTRIES = 512
@@ -172,7 +173,7 @@ def call(f, args, kwargs=None, subject=None):
     key = key_of(f, spec, leaves, "call")
     entry, captured, stale = fetch(key)
     if entry is None:
-        recording, read = traced(f, subject or f, key, stale, lambda: record(f, args, kwargs), holders)
+        recording, read = traced(f, subject or f, key, stale, lambda: _record_releasing(f, args, kwargs), holders)
         compiled = recording.tape.compile()
         entry = _CallEntry(recording, compiled, read)
         store(key, entry)
@@ -181,6 +182,14 @@ def call(f, args, kwargs=None, subject=None):
         outputs = entry.replay(*leaves, *captured)
     write_back(entry, holders + entry.captures.objects, leaves, outputs[entry.n_out:])
     return tree.unflatten(entry.out_spec, [wrap(o) for o in outputs[:entry.n_out]], [], None)
+
+
+def _record_releasing(f, args, kwargs):
+    """`record`, dropping forward values nothing will read while it goes (its tape is compiled, then
+    forgets them): the first call holds about what a replay holds."""
+    trace = Trace()
+    release_values(trace)
+    return record(f, args, kwargs, trace=trace)
 
 
 def jit(f):
