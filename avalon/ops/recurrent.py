@@ -13,8 +13,8 @@ layer and direction is
 the activated gates i, f, g, o (PyTorch's order); the layer's output is its h block, h_n and c_n its
 last step's h and c. The backward accumulates the gradient of the gate pre-activations into one
 preallocated (T+1, N, 4H) array (row T carries dh0 and dc0), so W_hh's gradient is afterwards one GEMM
-over all steps, and gi's gradient is the array itself (x, W_ih and the biases then follow by the
-ordinary rules of the projection).
+over all steps, gi's gradient is the array itself (x and W_ih then follow by the ordinary rules of
+the projection) and the bias's is its sum over steps and batch.
 
 An optional boolean `mask` (T, N, 1) says which sequences run at each step (a PackedSequence padded):
 where it is False the state is carried over unchanged, and so is its gradient.
