@@ -27,33 +27,62 @@ def save_training(path, model, optimizer, scheduler, epochs_done, history):
     save(state, path)
 
 
-def resume_training(path, model, optimizer, scheduler, epochs, history):
+def resume_training(path, model, optimizer, scheduler, epochs, history, agree=None):
     """The number of epochs already done, after loading the run saved at `path` (0, changing nothing,
-    when there is no file yet). `history` gets the saved history."""
-    if not os.path.exists(path):
-        return 0
-    state = load(path)
-    _check(state, path, scheduler, epochs)
+    when there is no file yet). `history` gets the saved history.
+
+    `agree(epochs_done)`, given, is called once on every rank whatever happened locally (-1 for a rank
+    that could not load): it raises unless the ranks agree, and then every rank puts its states back,
+    so a resume refused on one rank changes no rank."""
     # Copies: a model's state dict holds its live arrays, which loading writes into.
     saved = [(target, copy.deepcopy(target.state_dict())) for target in (model, optimizer, scheduler)
              if target is not None]
-    loaded = []
+    loaded, error, done, state = [], None, 0, None
     try:
-        for target, key in [(model, "model"), (optimizer, "optimizer"), (scheduler, "scheduler")][:len(saved)]:
+        if os.path.exists(path):
+            state = load(path)
+            _check(state, path, scheduler, epochs)
+            done = _load_into(state, path, saved, loaded)
+    except Exception as exc:
+        error, done = exc, -1
+    try:
+        if agree is not None:
+            agree(done)
+    except BaseException:
+        _put_back(saved, loaded)
+        if error is not None:
+            raise error from None  # this rank's own reason says more than the ranks' disagreement
+        raise
+    if error is not None:
+        raise error
+    if state is not None:
+        history.epochs.update({k: list(v) for k, v in state["history"]["epochs"].items()})
+        history.steps.update({k: list(v) for k, v in state["history"]["steps"].items()})
+    return done
+
+
+def _load_into(state, path, saved, loaded):
+    """Load the saved parts into the run's model, optimiser and scheduler (`loaded` lists those done);
+    any failure puts the loaded ones back."""
+    try:
+        for (target, _), key in zip(saved, ("model", "optimizer", "scheduler")):
             target.load_state_dict(state[key])
             loaded.append(target)
     except BaseException as error:
-        for target, before in saved[:len(loaded)]:
-            target.load_state_dict(before)
+        _put_back(saved, loaded)
         if isinstance(error, Exception) and not isinstance(error, CheckpointError):
             raise CheckpointError(f"cannot resume from {path}: its {key} does not fit this run's {key} "
                                   f"({error}); nothing was changed. Resume with the model, optimiser and "
                                   "scheduler the checkpoint was made with, or start afresh without resume=True"
                                   ) from error
         raise
-    history.epochs.update({k: list(v) for k, v in state["history"]["epochs"].items()})
-    history.steps.update({k: list(v) for k, v in state["history"]["steps"].items()})
     return state["epochs_done"]
+
+
+def _put_back(saved, loaded):
+    for target, before in saved[:len(loaded)]:
+        target.load_state_dict(before)
+    loaded.clear()
 
 
 def _check(state, path, scheduler, epochs):

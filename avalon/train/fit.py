@@ -64,9 +64,8 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
     _check_checkpoint(checkpoint, resume)
     history = History()
     rank, _ = rank_and_size()
-    start = resume_training(checkpoint, model, optimizer, scheduler, epochs, history) if resume else 0
-    if resume:
-        same_start(start, checkpoint)
+    start = resume_training(checkpoint, model, optimizer, scheduler, epochs, history,
+                            agree=lambda done: same_start(done, checkpoint)) if resume else 0
     was_training = model.training
     try:
         for epoch in range(start, epochs):

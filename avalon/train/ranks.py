@@ -26,14 +26,18 @@ def averaged(values):
 
 def same_start(start, path):
     """Refuse a resumed run whose ranks would start from different epochs (a checkpoint some rank cannot
-    read): their collectives would not match, and every rank would wait until the timeout."""
+    read; -1 for a rank that failed to load): their collectives would not match, and every rank would
+    wait until the timeout. `fit` calls it on every rank whatever happened locally."""
     if rank_and_size()[1] == 1:
         return
     low, high = np.array([start], np.int64), np.array([start], np.int64)
     distributed.all_reduce(low, op=distributed.ReduceOp.MIN)
     distributed.all_reduce(high, op=distributed.ReduceOp.MAX)
     if low[0] != high[0]:
-        raise AvalonError(f"fit(resume=True): rank {rank_and_size()[0]} resumes after {start} epoch(s) from {path}, "
-                          f"but the ranks resume after {int(low[0])} to {int(high[0])}: some rank reads another "
-                          "file or none\n  fix: put the checkpoint where every rank reads the same file (a shared "
-                          "file system), or copy it to each machine before restarting")
+        mine = f"resumes after {start} epoch(s)" if start >= 0 else "could not resume"
+        raise AvalonError(f"fit(resume=True): rank {rank_and_size()[0]} {mine} from {path}, but the ranks "
+                          f"{'differ' if low[0] >= 0 else 'do not all succeed'} (from {int(low[0])} to "
+                          f"{int(high[0])} epochs; -1: could not load): some rank reads another file, none, or "
+                          "one that does not fit its model; nothing was changed on any rank\n  fix: put the "
+                          "checkpoint where every rank reads the same file (a shared file system), or copy it to "
+                          "each machine before restarting")

@@ -38,12 +38,19 @@ val_loader = DataLoader(dataset, batch_size=10, sampler=DistributedSampler(datas
 avalon.manual_seed(rank)  # different on each rank: DDP starts every rank from rank 0's weights
 model = DistributedDataParallel(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)))
 opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+
+def checksum():
+    return float(sum(np.asarray(p, np.float64).sum() for p in model.parameters()))
+
+
+before = checksum()
 try:
     history = avalon.fit(model, lambda m, x, y: F.cross_entropy(m(x), y), loader, opt, epochs, val_loader=val_loader,
                          metrics={"accuracy": lambda out, y: float((np.asarray(out).argmax(1) == y).mean())},
                          checkpoint=checkpoint, resume=resume)
 except avalon.AvalonError as error:
-    say(rank, json.dumps({"error": str(error)}))
+    say(rank, json.dumps({"error": str(error), "unchanged": checksum() == before}))
     raise SystemExit(0)
 say(rank, json.dumps({"epochs": history.epochs, "steps": history.steps, "shown": shown, "saved": saved,
-                      "checksum": float(sum(np.asarray(p, np.float64).sum() for p in model.parameters()))}))
+                      "checksum": checksum()}))
