@@ -84,23 +84,31 @@ class _Seen:
     def __init__(self):
         self.globals_of = {}
         self.host = HostGenerators()
+        self.before = {}  # (globals' id, name) or (code, free variable) -> its state when first seen
 
     def chained(self, previous):
         """The trace function: called at every Python call while tracing, so it does one set lookup
         for code it has seen (most of it Avalon's own)."""
-        globals_of, seen, host = self.globals_of, set(), self.host
+        globals_of, seen, host, before = self.globals_of, set(), self.host, self.before
 
         def on_call(frame, event, arg):
             code = frame.f_code
             if code not in seen:
                 seen.add(code)
                 if _kind_of(code.co_filename) == "user":
-                    if not any(g is frame.f_globals for g in globals_of.values()):
-                        host.add_from(frame.f_globals, f"global of {code.co_filename}")
-                    globals_of[code] = frame.f_globals
+                    globs = frame.f_globals
+                    if not any(g is globs for g in globals_of.values()):
+                        host.add_from(globs, f"global of {code.co_filename}")
+                    globals_of[code] = globs
+                    for name in _global_loads(code):
+                        if (id(globs), name) not in before:
+                            before[id(globs), name] = _state_key(globs.get(name, _MISSING))
                     if code.co_freevars:  # generators in a closure, seen before the body draws from them
                         free = frame.f_locals
-                        host.add_from({n: free.get(n) for n in code.co_freevars}, f"closure of {code.co_name}")
+                        values = {n: free.get(n, _MISSING) for n in code.co_freevars}
+                        host.add_from(values, f"closure of {code.co_name}")
+                        for name, value in values.items():
+                            before.setdefault((code, name), _state_key(value))
             return previous(frame, event, arg) if previous is not None else None
 
         return on_call
@@ -113,7 +121,8 @@ class _Seen:
                 value = globs.get(name, _MISSING)
                 if value is not _MISSING and (id(globs), name) not in done:
                     done.add((id(globs), name))
-                    checks.append(_check(value, _GlobalRead(globs, name, code), name in _written(code)))
+                    written = name in _written(code) or self._changed((id(globs), name), value)
+                    checks.append(_check(value, _GlobalRead(globs, name, code), written))
                     functions.extend(_functions_of(value))
                     holders += [value] if tree.holder_of(value) is not None else []
         seen_cells = set()
@@ -123,10 +132,32 @@ class _Seen:
                     seen_cells.add(id(cell))
                     value = _cell_value(cell)
                     if value is not _MISSING:
-                        checks.append(_check(value, _CellRead(cell, name, fn), name in _written(fn.__code__)))
+                        written = name in _written(fn.__code__) or self._changed((fn.__code__, name), value)
+                        checks.append(_check(value, _CellRead(cell, name, fn), written))
                         holders += [value] if tree.holder_of(value) is not None else []
         checks += [_check(value, _ClassRead(cls, name)) for cls, name, value in _class_attributes(holders)]
         return Guards(c for c in checks if c is not None)
+
+
+    def _changed(self, where, value):
+        """Did the trace itself change this value (a log it appends to, a counter)? Then it is the
+        code's side effect, not an input: comparing it would make the entry stale after every trace."""
+        first = self.before.get(where, _UNKNOWN)
+        return first is not _UNKNOWN and first != _state_key(value)
+
+
+_UNKNOWN = object()
+
+
+def _state_key(value):
+    """What a mutable value holds (a list, a dict, a config object), to tell whether the trace
+    changed it; None for values compared by identity or never changed in place."""
+    if isinstance(value, (list, dict, set)) and not _large(value) or is_plain_data(value):
+        try:
+            return tree.static_key(value)
+        except Exception:
+            return None
+    return None
 
 
 def _class_attributes(holders):

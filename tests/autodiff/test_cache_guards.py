@@ -304,3 +304,20 @@ def test_explain_cache_names_a_model_that_grew_or_froze_a_weight(data):
     reasons = [e.reason for e in avalon.explain_cache(loss).events]
     assert "('1.weight', 'param') added" in reasons[1]
     assert "`0.weight` 'param' before, 'buffer' now" in reasons[2]
+
+
+log = []
+
+
+def logging_loss(W, x):
+    log.append(x.shape)  # a side effect of the trace: a log it appends to, not an input
+    return (x @ W).sum()
+
+
+def test_a_log_the_traced_code_appends_to_does_not_make_entries_stale(data):
+    W, x = data
+    log.clear()
+    for _ in range(3):
+        avalon.grad(logging_loss, W, x)
+        avalon.grad(logging_loss, W, x[:2])
+    assert log == [(4, 3), (2, 3)]
