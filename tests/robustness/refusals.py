@@ -28,6 +28,18 @@ def assert_refused(call, kind, *fragments):
     return info.value
 
 
+def assert_refuses_non_array_first(fn, bad):
+    """`fn(bad, <arrays for its other required arguments>)` is a DtypeError at this call's line, with a
+    fix, naming the type it got (the sweeps over every function of an API)."""
+    import inspect
+
+    required = [p for p in inspect.signature(fn).parameters.values()
+                if p.default is p.empty and p.kind == p.POSITIONAL_OR_KEYWORD]
+    rest = [np.ones((2, 2), np.float32)] * (len(required) - 1)
+    call = lambda: fn(bad, *rest)  # noqa: E731 - its own line is the bad call's
+    assert_refused(call, avalon.DtypeError, f"got {type(bad).__name__}")
+
+
 def assert_torch_refuses(call, kind=Exception):
     """torch, given the same mistake, raises too (the catalogue's PyTorch column)."""
     if call is None:
