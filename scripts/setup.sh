@@ -47,7 +47,7 @@ fi
 py=.venv/bin/python
 
 # --- Python packages -------------------------------------------------------
-"$py" -m pip install -q -e '.[widgets,dev,io,fast,distributed]'
+"$py" -m pip install -q -e '.[widgets,dev,io,fast,distributed,onnx]'
 "$py" -m pip install -q torch==2.13.0
 
 echo "setup.sh: done ($("$py" --version), torch $("$py" -c 'import torch; print(torch.__version__)'))"

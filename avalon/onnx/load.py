@@ -1,0 +1,189 @@
+"""avalon.onnx.load: read an ONNX model, check it, and build a trainable OnnxModule."""
+import os
+
+import numpy as np
+
+from .errors import OnnxError, UnsupportedOperator
+from .graph_module import OnnxModule
+from .node import Node
+from .ops import HANDLERS
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+# Input slots whose float value is a weight: a Constant node feeding one becomes a parameter.
+_WEIGHT_SLOTS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (0, 1), "BatchNormalization": (1, 2),
+                 "LayerNormalization": (1, 2)}
+# Slots holding running statistics: they become buffers.
+_STATISTIC_SLOTS = {"BatchNormalization": (3, 4)}
+# Float slots that are settings, not weights: an initializer feeding only these stays a constant.
+_SETTING_SLOTS = {"Clip": (1, 2), "Pow": (1,), "Range": (0, 1, 2), "Dropout": (1,), "ConstantOfShape": (0,)}
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as error:
+        raise OnnxError("avalon.onnx needs the onnx package: pip install 'avalon[onnx]'") from error
+    return onnx
+
+
+def _read(onnx, source):
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, where = bytes(source), "the given bytes"
+    else:
+        where = os.fspath(source)
+        try:
+            with open(where, "rb") as f:
+                data = f.read()
+        except OSError as error:
+            raise OnnxError(f"cannot read the ONNX file {where!r}: {error.strerror}") from error
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception as error:  # protobuf's DecodeError and friends
+        raise OnnxError(f"{where} is not a valid ONNX model (truncated or not a protobuf): {error}") from error
+    if not model.HasField("graph") or not model.graph.node:
+        raise OnnxError(f"{where} holds no ONNX graph (an empty, truncated or non-ONNX file)")
+    return model
+
+
+def _opset(model):
+    versions = {o.domain: o.version for o in model.opset_import}
+    for domain in _DEFAULT_DOMAINS:
+        if domain in versions:
+            return versions[domain]
+    raise OnnxError("the model imports no version of the default ONNX operator set (opset_import)")
+
+
+def _nodes(onnx, graph, opset):
+    from onnx import helper, numpy_helper
+    nodes, unsupported = [], {}
+    for i, proto in enumerate(graph.node):
+        name = proto.name or f"{proto.op_type}_{i}"
+        if proto.domain not in _DEFAULT_DOMAINS or proto.op_type not in HANDLERS:
+            entry = unsupported.setdefault((proto.domain, proto.op_type), (opset, []))
+            entry[1].append(name)
+            continue
+        attrs = {}
+        for a in proto.attribute:
+            value = helper.get_attribute_value(a)
+            if isinstance(value, onnx.TensorProto):
+                value = _array(numpy_helper, value, f"attribute {a.name!r} of node {name!r}")
+            elif isinstance(value, bytes):
+                value = value.decode()
+            attrs[a.name] = value
+        nodes.append(Node(proto.op_type, name, proto.input, proto.output, attrs, opset))
+    if unsupported:
+        raise UnsupportedOperator(unsupported)
+    return nodes
+
+
+def _array(numpy_helper, tensor, what):
+    if tensor.data_location == tensor.EXTERNAL:
+        raise OnnxError(f"{what} ({tensor.name!r}) is stored in an external data file, which avalon.onnx "
+                        "cannot read yet: re-export with the weights inside the model "
+                        "(onnx.save_model(model, path, save_as_external_data=False))")
+    try:
+        return np.array(numpy_helper.to_array(tensor))  # a writeable copy: optimisers update it in place
+    except Exception as error:
+        raise OnnxError(f"{what} ({tensor.name!r}) is malformed: {error}") from error
+
+
+def _uses(nodes):
+    uses = {}
+    for node in nodes:
+        for slot, name in enumerate(node.inputs):
+            if name:
+                uses.setdefault(name, []).append((node.op_type, slot))
+    return uses
+
+
+def _in(table, uses):
+    return any(slot in table.get(op_type, ()) for op_type, slot in uses)
+
+
+def _only(table, uses):
+    return bool(uses) and all(slot in table.get(op_type, ()) for op_type, slot in uses)
+
+
+def _check_order(nodes, known):
+    """Every input is defined before its node (ONNX requires topological order; this also refuses
+    cycles and dangling names)."""
+    defined = set(known)
+    for node in nodes:
+        missing = [name for name in node.inputs if name and name not in defined]
+        if missing:
+            raise OnnxError(f"ONNX node {node.name!r} ({node.op_type}) reads {missing}, which no earlier node, "
+                            "input or initializer defines (the graph is not in topological order, has a "
+                            "cycle, or is truncated)")
+        defined.update(o for o in node.outputs if o)
+
+
+def _undo_deduplication(nodes, initializers):
+    """PyTorch's exporter stores equal weights once and makes the others Identity nodes of it (a fresh
+    BatchNorm's running_var is `Identity(weight)`); give each its own copy under its own name, so it
+    trains, and keeps its state_dict key, separately."""
+    kept = []
+    for node in nodes:
+        if node.op_type == "Identity" and node.inputs[0] in initializers:
+            initializers[node.outputs[0]] = initializers[node.inputs[0]].copy()
+        else:
+            kept.append(node)
+    return kept
+
+
+def load(source):
+    """An ONNX model (a file path or the model's bytes) as a trainable `avalon.nn.Module`.
+
+    Float initializers become parameters named by their ONNX names (so a PyTorch export exported with
+    `do_constant_folding=False` keeps its `state_dict` keys); BatchNormalization's running mean and
+    variance become buffers, updated in training mode; integer initializers stay constants, as do
+    float ones used only as settings (Clip bounds, Pow exponents). Weights stored as Constant nodes
+    that feed a weight slot (Conv, Gemm, MatMul, normalisation scale and bias) become parameters too.
+    The module is returned in eval mode, as the file's inference semantics; call `.train()` to
+    fine-tune. Inputs go positionally in graph order or by name; several outputs come as a tuple.
+
+    >>> model = avalon.onnx.load("mlp.onnx")          # doctest: +SKIP
+    >>> loss, grads = avalon.grad(lambda m, x: m(x).sum(), model, x)   # doctest: +SKIP
+
+    Raises `UnsupportedOperator` listing every unsupported operator at once, and `OnnxError` for a
+    file that is not a readable ONNX model.
+    """
+    onnx = _onnx()
+    from onnx import numpy_helper
+    model = _read(onnx, source)
+    graph = model.graph
+    nodes = _nodes(onnx, graph, _opset(model))
+    initializers = {t.name: _array(numpy_helper, t, "initializer") for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in initializers]
+    _check_order(nodes, list(initializers) + inputs)
+    outputs = [o.name for o in graph.output]
+    defined = set(initializers) | set(inputs) | {o for n in nodes for o in n.outputs}
+    missing = [o for o in outputs if o not in defined]
+    if missing:
+        raise OnnxError(f"the graph's output(s) {missing} are produced by no node")
+
+    nodes = _undo_deduplication(nodes, initializers)
+    uses = _uses(nodes)
+    constants, parameters, buffers = {}, {}, {}
+    for name, value in initializers.items():
+        floating = np.issubdtype(value.dtype, np.floating)
+        if floating and _only(_STATISTIC_SLOTS, uses.get(name, [])):
+            buffers[name] = value
+        elif floating and uses.get(name) and not _only(_SETTING_SLOTS, uses[name]):
+            parameters[name] = value
+        else:
+            constants[name] = value
+    kept = []
+    for node in nodes:
+        out = node.outputs[0] if node.outputs else ""
+        if node.op_type == "Constant" and "value" in node.attrs and np.issubdtype(node.attrs["value"].dtype,
+                                                                                   np.floating):
+            if _only(_STATISTIC_SLOTS, uses.get(out, [])):
+                buffers[out] = node.attrs["value"]
+                continue
+            if _in(_WEIGHT_SLOTS, uses.get(out, [])):
+                parameters[out] = node.attrs["value"]
+                continue
+        kept.append(node)
+    module = OnnxModule(kept, inputs, outputs, constants, parameters, buffers)
+    return module.eval()

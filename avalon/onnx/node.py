@@ -1,0 +1,34 @@
+"""One ONNX node as the interpreter sees it, and the helpers handlers share."""
+import numpy as np
+
+from .errors import OnnxError
+
+
+class Node:
+    """An ONNX node: op type, name, input and output names, attributes (Python values, tensors as numpy
+    arrays), the opset of its domain, and `module` (the OnnxModule running it) while it runs."""
+
+    def __init__(self, op_type, name, inputs, outputs, attrs, opset):
+        self.op_type, self.name, self.inputs, self.outputs = op_type, name, list(inputs), list(outputs)
+        self.attrs, self.opset = attrs, opset
+        self.module = None
+
+    def attr(self, name, default=None):
+        return self.attrs.get(name, default)
+
+    def error(self, message):
+        return OnnxError(f"ONNX node {self.name!r} ({self.op_type}, opset {self.opset}): {message}")
+
+    def constant(self, value, what):
+        """`value` as a numpy array, which it must be: a shape, axes or index computed from constants."""
+        if isinstance(value, (np.ndarray, np.generic)):
+            return np.asarray(value)
+        raise self.error(f"{what} must be computable from constants and shapes, but it depends on the "
+                         "model's inputs or weights (data-dependent shapes cannot be traced)")
+
+    def ints(self, value, what):
+        return [int(v) for v in self.constant(value, what).reshape(-1)]
+
+
+def is_array_constant(x):
+    return isinstance(x, (np.ndarray, np.generic))

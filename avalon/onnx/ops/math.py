@@ -1,0 +1,145 @@
+"""Elementwise arithmetic, activations, comparisons, casts and the softmax family."""
+import numpy as np
+
+from ... import erf as _erf
+from ...nn import functional as F
+from ...ops import elementwise as ew
+from ..node import is_array_constant
+from . import operator
+
+
+def cast(x, dtype):
+    dtype = np.dtype(dtype)
+    if is_array_constant(x):
+        return np.asarray(x).astype(dtype)
+    return x if x.dtype == dtype else ew.astype(x, dtype=dtype)
+
+
+@operator("Add")
+def add(n, a, b):
+    return a + b
+
+
+@operator("Sub")
+def sub(n, a, b):
+    return a - b
+
+
+@operator("Mul")
+def mul(n, a, b):
+    return a * b
+
+
+@operator("Div")
+def div(n, a, b):
+    if np.issubdtype(a.dtype, np.integer):  # ONNX integer division truncates toward zero
+        return cast(np.trunc(np.asarray(a) / np.asarray(b)), a.dtype)
+    return a / b
+
+
+@operator("Pow")
+def power(n, a, b):
+    return cast(a ** b, a.dtype)  # the result has the base's type
+
+
+_UNARY = {"Neg": np.negative, "Abs": np.abs, "Sqrt": np.sqrt, "Exp": np.exp, "Log": np.log, "Tanh": np.tanh,
+          "Reciprocal": np.reciprocal, "Floor": np.floor, "Ceil": np.ceil, "Sin": np.sin, "Cos": np.cos,
+          "Erf": _erf, "Sigmoid": F.sigmoid, "Relu": F.relu, "Softsign": F.softsign}
+
+
+@operator(*_UNARY)
+def unary(n, x):
+    return _UNARY[n.op_type](x)
+
+
+@operator("LeakyRelu")
+def leaky_relu(n, x):
+    return F.leaky_relu(x, n.attr("alpha", 0.01))
+
+
+@operator("Elu")
+def elu(n, x):
+    return F.elu(x, n.attr("alpha", 1.0))
+
+
+@operator("Gelu")
+def gelu(n, x):
+    return F.gelu(x, approximate=n.attr("approximate", "none"))
+
+
+@operator("HardSigmoid")
+def hard_sigmoid(n, x):
+    alpha, beta = n.attr("alpha", 0.2), n.attr("beta", 0.5)
+    return np.minimum(np.maximum(x * alpha + beta, 0.0), 1.0)
+
+
+@operator("HardSwish")
+def hard_swish(n, x):
+    return F.hardswish(x)
+
+
+@operator("Softplus")
+def softplus(n, x):
+    return F.softplus(x)
+
+
+def _along_axis(n, x, fn):
+    """Softmax-like `fn(x, dim)`: before opset 13 over the input coerced to 2-D at `axis` (default 1),
+    from 13 along `axis` (default -1)."""
+    if n.opset >= 13:
+        return fn(x, n.attr("axis", -1))
+    axis = n.attr("axis", 1) % max(x.ndim, 1)
+    rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+    return np.reshape(fn(np.reshape(x, (rows, -1)), 1), x.shape)
+
+
+@operator("Softmax")
+def softmax(n, x):
+    return _along_axis(n, x, lambda v, d: F.softmax(v, dim=d))
+
+
+@operator("LogSoftmax")
+def log_softmax(n, x):
+    return _along_axis(n, x, lambda v, d: F.log_softmax(v, dim=d))
+
+
+@operator("Equal")
+def equal(n, a, b):
+    return a == b
+
+
+@operator("Where")
+def where(n, condition, a, b):
+    return np.where(condition, a, b)
+
+
+@operator("Cast")
+def cast_op(n, x):
+    from onnx.helper import tensor_dtype_to_np_dtype
+    return cast(x, tensor_dtype_to_np_dtype(n.attr("to")))
+
+
+@operator("Clip")
+def clip(n, x, low=None, high=None):
+    if n.opset < 11:
+        low, high = n.attr("min"), n.attr("max")
+    if low is not None:
+        x = np.maximum(x, np.asarray(low, dtype=x.dtype) if is_array_constant(low) else low)
+    if high is not None:
+        x = np.minimum(x, np.asarray(high, dtype=x.dtype) if is_array_constant(high) else high)
+    return x
+
+
+@operator("Identity")
+def identity(n, x):
+    return x
+
+
+@operator("Dropout")
+def dropout(n, x, ratio=None, training_mode=None):
+    """Dropout drops only when the module is in training mode (module.train()); an export's
+    training_mode input says how it was exported, not how the imported model is used."""
+    p = float(n.attr("ratio", 0.5) if ratio is None else np.asarray(ratio))
+    training = n.module.training and p > 0
+    y = F.dropout(x, p, training=True) if training else x
+    return (y, np.ones(x.shape, dtype=bool)) if len(n.outputs) > 1 else y

@@ -1,0 +1,154 @@
+"""Shapes, indexing, constants and reductions. Shape-valued inputs (Reshape's shape, Slice's starts …)
+are numpy arrays computed at trace time from constants and traced shapes, so a batch size never
+gets stored in the model."""
+import numpy as np
+
+from ..node import is_array_constant
+from . import operator
+from .math import cast
+
+
+def _axis(axis, ndim):
+    return int(axis) % ndim if ndim else 0
+
+
+@operator("Shape")
+def shape(n, x):
+    dims = np.array(x.shape, dtype=np.int64)
+    start, end = n.attr("start", 0), n.attr("end")
+    return dims[start:end]
+
+
+@operator("Size")
+def size(n, x):
+    return np.array(int(np.prod(x.shape, dtype=np.int64)), dtype=np.int64)
+
+
+@operator("Constant")
+def constant(n):
+    for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+        if key in n.attrs:
+            value = n.attrs[key]
+            dtype = np.float32 if "float" in key else (np.int64 if "int" in key else None)
+            return np.asarray(value, dtype=dtype)
+    raise n.error(f"Constant with attribute(s) {sorted(n.attrs)} is not supported (value, value_float(s), "
+                  "value_int(s) are)")
+
+
+@operator("ConstantOfShape")
+def constant_of_shape(n, dims):
+    value = n.attr("value", np.zeros(1, np.float32))
+    return np.full(n.ints(dims, "the shape"), value.reshape(-1)[0], dtype=value.dtype)
+
+
+@operator("Flatten")
+def flatten(n, x):
+    axis = n.attr("axis", 1)
+    axis = axis % x.ndim if axis < 0 else axis
+    rows = int(np.prod(x.shape[:axis], dtype=np.int64))
+    return np.reshape(x, (rows, int(np.prod(x.shape[axis:], dtype=np.int64))))
+
+
+@operator("Reshape")
+def reshape(n, x, dims=None):
+    dims = n.attr("shape") if n.opset < 5 else n.ints(dims, "the target shape")
+    if not n.attr("allowzero", 0):  # 0 copies the input's dimension
+        dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
+    return np.reshape(x, tuple(dims))
+
+
+@operator("Transpose")
+def transpose(n, x):
+    return np.transpose(x, n.attr("perm", list(range(x.ndim))[::-1]))
+
+
+@operator("Concat")
+def concat(n, *xs):
+    xs = [x for x in xs if x is not None]
+    if all(is_array_constant(x) for x in xs):
+        return np.concatenate([np.asarray(x) for x in xs], axis=n.attr("axis"))
+    return np.concatenate(xs, axis=n.attr("axis"))
+
+
+def _axes(n, given, ndim, what="axes"):
+    """Axes from the attribute (before `since`) or the optional input; None when absent."""
+    if given is not None:
+        return [_axis(a, ndim) for a in n.ints(given, what)]
+    attr = n.attr("axes")
+    return None if attr is None else [_axis(a, ndim) for a in attr]
+
+
+@operator("Squeeze")
+def squeeze(n, x, axes=None):
+    axes = _axes(n, axes, x.ndim)
+    if axes is None:
+        axes = [i for i, d in enumerate(x.shape) if d == 1]
+    return np.reshape(x, tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+@operator("Unsqueeze")
+def unsqueeze(n, x, axes=None):
+    values = n.attr("axes") if axes is None else n.ints(axes, "axes")
+    out_ndim = x.ndim + len(values)
+    dims = list(x.shape)
+    for a in sorted(_axis(a, out_ndim) for a in values):
+        dims.insert(a, 1)
+    return np.reshape(x, tuple(dims))
+
+
+@operator("Slice")
+def slice_op(n, x, starts=None, ends=None, axes=None, steps=None):
+    if n.opset < 10:
+        starts, ends, axes, steps = n.attr("starts"), n.attr("ends"), n.attr("axes"), None
+    else:
+        starts, ends = n.ints(starts, "starts"), n.ints(ends, "ends")
+        axes = None if axes is None else n.ints(axes, "axes")
+        steps = None if steps is None else n.ints(steps, "steps")
+    axes = list(range(len(starts))) if axes is None else [_axis(a, x.ndim) for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    index = [slice(None)] * x.ndim
+    for a, start, end, step in zip(axes, starts, ends, steps):
+        # Python's slice clamps as ONNX does (also for negative steps); indices() keeps the ints small
+        index[a] = slice(*slice(start, end, step).indices(x.shape[a]))
+        if step < 0 and index[a].stop < 0:
+            index[a] = slice(index[a].start, None, step)
+    return x[tuple(index)]
+
+
+@operator("Gather")
+def gather(n, data, indices):
+    axis = _axis(n.attr("axis", 0), data.ndim)
+    if is_array_constant(indices):
+        indices = np.asarray(indices)
+        indices = np.where(indices < 0, indices + data.shape[axis], indices)
+    return np.take(data, indices, axis=axis)
+
+
+@operator("Expand")
+def expand(n, x, dims):
+    target = np.broadcast_shapes(tuple(x.shape), tuple(n.ints(dims, "the shape")))
+    return np.broadcast_to(x, target)
+
+
+@operator("Range")
+def range_op(n, start, limit, delta):
+    start, limit, delta = (n.constant(v, "Range's inputs") for v in (start, limit, delta))
+    return np.arange(start, limit, delta).astype(np.asarray(start).dtype)
+
+
+_REDUCE = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max, "ReduceMin": np.min}
+_AXES_BECAME_INPUT = {"ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18}
+
+
+@operator(*_REDUCE)
+def reduce(n, x, axes=None):
+    if n.opset < _AXES_BECAME_INPUT[n.op_type]:
+        axes = n.attr("axes")
+    elif axes is not None:
+        axes = n.ints(axes, "axes")
+    if not axes:
+        if n.attr("noop_with_empty_axes", 0) and n.opset >= _AXES_BECAME_INPUT[n.op_type]:
+            return x
+        axes = range(x.ndim)
+    y = _REDUCE[n.op_type](x, axis=tuple(_axis(a, x.ndim) for a in axes), keepdims=bool(n.attr("keepdims", 1)))
+    return cast(y, x.dtype) if is_array_constant(y) else y
