@@ -1,0 +1,119 @@
+"""Each operator at the opsets where its form changed (attributes that became inputs, changed defaults),
+against onnxruntime, on one-node models; and its gradient against finite differences where it has one."""
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import avalon
+import avalon.onnx
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+M = rng.standard_normal((3, 4)).astype(np.float32)
+
+
+def one_node(op, opset, inputs, constants=(), attrs=None, outputs=1, out_type=TensorProto.FLOAT):
+    """A model of one `op` node: `inputs` (name -> array) are graph inputs, `constants` initializers."""
+    constants = dict(constants)
+    names = list(inputs) + list(constants)
+    out = [f"y{i}" for i in range(outputs)]
+    graph = helper.make_graph(
+        [helper.make_node(op, names, out, name=f"the_{op}", **(attrs or {}))], "g",
+        [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+         for k, v in inputs.items()],
+        [helper.make_tensor_value_info(o, out_type, None) for o in out],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    return model.SerializeToString()
+
+
+CASES = [
+    ("Add", 7, {"a": X, "b": X[0, 0]}, {}, {}),
+    ("Div", 13, {"a": X, "b": np.abs(X) + 1}, {}, {}),
+    ("Pow", 12, {"a": np.abs(X) + 0.5}, {"p": np.float32(1.7)}, {}),
+    ("Sqrt", 13, {"a": np.abs(X)}, {}, {}),
+    ("Erf", 13, {"a": X}, {}, {}),
+    ("LeakyRelu", 16, {"a": X}, {}, {"alpha": 0.2}),
+    ("Elu", 6, {"a": X}, {}, {"alpha": 0.7}),
+    ("Gelu", 20, {"a": X}, {}, {"approximate": "tanh"}),
+    ("HardSigmoid", 6, {"a": X}, {}, {"alpha": 0.3, "beta": 0.4}),
+    ("HardSwish", 14, {"a": X}, {}, {}),
+    ("Softplus", 7, {"a": X}, {}, {}),
+    ("Softmax", 11, {"a": X}, {}, {}),                      # default axis 1, over the flattened tail
+    ("Softmax", 11, {"a": X}, {}, {"axis": 2}),
+    ("Softmax", 13, {"a": X}, {}, {}),                      # default axis -1
+    ("LogSoftmax", 9, {"a": X}, {}, {"axis": -1}),
+    ("LogSoftmax", 13, {"a": X}, {}, {"axis": 1}),
+    ("MatMul", 13, {"a": X}, {"w": rng.standard_normal((5, 2)).astype(np.float32)}, {}),
+    ("Gemm", 7, {"a": M}, {"b": M, "c": np.float32([1, 2, 3])}, {"transB": 1, "alpha": 0.5, "beta": 2.0}),
+    ("Gemm", 13, {"a": M.T.copy()}, {"b": M.T.copy()}, {"transA": 1}),
+    ("Conv", 11, {"x": X}, {"w": rng.standard_normal((6, 3, 3, 2)).astype(np.float32)},
+     {"pads": [1, 0, 2, 1], "strides": [2, 1], "dilations": [1, 2]}),
+    ("Conv", 11, {"x": X}, {"w": rng.standard_normal((6, 1, 3, 3)).astype(np.float32)},
+     {"group": 3, "auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    ("Conv", 11, {"x": X}, {"w": rng.standard_normal((2, 3, 2, 2)).astype(np.float32)},
+     {"auto_pad": "SAME_LOWER"}),
+    ("Conv", 22, {"x": X}, {"w": rng.standard_normal((2, 3, 3, 3)).astype(np.float32),
+                            "b": np.float32([0.5, -1])}, {"auto_pad": "VALID"}),
+    ("MaxPool", 12, {"x": X}, {}, {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1}),
+    ("MaxPool", 8, {"x": X}, {}, {"kernel_shape": [3, 3], "pads": [1, 0, 0, 1]}),
+    ("AveragePool", 11, {"x": X}, {}, {"kernel_shape": [2, 3], "pads": [1, 1, 1, 1], "strides": [1, 2]}),
+    ("AveragePool", 19, {"x": X}, {}, {"kernel_shape": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    ("GlobalAveragePool", 1, {"x": X}, {}, {}),
+    ("BatchNormalization", 15, {"x": X}, {"s": np.float32([1, 2, 3]), "b": np.float32([0, 1, -1]),
+                                          "m": np.float32([0.1, 0, -0.2]), "v": np.float32([1, 0.5, 2])},
+     {"epsilon": 1e-3}),
+    ("LayerNormalization", 17, {"x": X}, {"s": rng.standard_normal((4, 5)).astype(np.float32)}, {"axis": -2}),
+    ("Flatten", 9, {"x": X}, {}, {"axis": 2}),
+    ("Flatten", 13, {"x": X}, {}, {"axis": -1}),
+    ("Reshape", 13, {"x": X}, {"s": np.int64([0, -1, 5])}, {}),
+    ("Transpose", 13, {"x": X}, {}, {"perm": [0, 2, 3, 1]}),
+    ("Transpose", 13, {"x": X}, {}, {}),
+    ("Concat", 13, {"x": X, "z": X[:, :1]}, {}, {"axis": 1}),
+    ("Squeeze", 11, {"x": X[:, :1]}, {}, {"axes": [1]}),
+    ("Squeeze", 13, {"x": X[:, :1]}, {"axes": np.int64([-3])}, {}),
+    ("Unsqueeze", 11, {"x": X}, {}, {"axes": [0, -1]}),
+    ("Unsqueeze", 13, {"x": X}, {"axes": np.int64([1, 4])}, {}),
+    ("Slice", 9, {"x": X}, {}, {"starts": [1, -3], "ends": [1000, -1], "axes": [2, 3]}),
+    ("Slice", 13, {"x": X}, {"s": np.int64([-1, 0]), "e": np.int64([-(2 ** 63), 5]), "a": np.int64([2, 3]),
+                             "t": np.int64([-1, 2])}, {}),
+    ("Gather", 13, {"x": X}, {"i": np.int64([[0, -1], [2, 1]])}, {"axis": 2}),
+    ("Expand", 13, {"x": X[:1, :, :1]}, {"s": np.int64([3, 1, 1, 1, 5])}, {}),
+    ("Clip", 6, {"x": X}, {}, {"min": -0.5, "max": 0.7}),
+    ("Clip", 13, {"x": X}, {"lo": np.float32(-0.3)}, {}),
+    ("ReduceMean", 13, {"x": X}, {}, {"axes": [1, -1], "keepdims": 0}),
+    ("ReduceMean", 18, {"x": X}, {"a": np.int64([2])}, {}),
+    ("ReduceSum", 11, {"x": X}, {}, {"axes": [0]}),
+    ("ReduceSum", 13, {"x": X}, {"a": np.int64([1, 2])}, {"keepdims": 0}),
+    ("ReduceSum", 13, {"x": X}, {}, {}),
+    ("Where", 16, {"c": X > 0, "x": X, "z": -X}, {}, {}),
+]
+
+
+def _id(case):
+    op, opset, _, _, attrs = case
+    return f"{op}-{opset}-" + "-".join(f"{k}" for k in attrs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
+def test_matches_onnxruntime(case):
+    op, opset, inputs, constants, attrs = case
+    data = one_node(op, opset, inputs, constants, attrs)
+    expected = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, inputs)[0]
+    ours = avalon.onnx.load(data)(**inputs)
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op, opset, attrs", [("Softmax", 11, {}), ("Conv", 11, {"pads": [1, 0, 2, 1]}),
+                                               ("MaxPool", 12, {"kernel_shape": [2, 2]}),
+                                               ("LayerNormalization", 17, {})])
+def test_gradients_match_finite_differences(op, opset, attrs):
+    x = rng.standard_normal((1, 2, 3, 3)).astype(np.float64)
+    constants = {"Conv": {"w": rng.standard_normal((2, 2, 2, 2))}, "LayerNormalization": {"s": np.ones(3) * 1.5}}
+    model = avalon.onnx.load(one_node(op, opset, {"x": x}, constants.get(op, {}), attrs, out_type=TensorProto.DOUBLE))
+    weights = rng.standard_normal(model(x).shape)
+    result = avalon.gradcheck(lambda v: (model(v) * weights).sum(), x)
+    assert result
