@@ -15,7 +15,8 @@ _WEIGHT_SLOTS = {"Conv": (1, 2), "Gemm": (1, 2), "MatMul": (0, 1), "BatchNormali
 # Slots holding running statistics: they become buffers.
 _STATISTIC_SLOTS = {"BatchNormalization": (3, 4)}
 # Float slots that are settings, not weights: an initializer feeding only these stays a constant.
-_SETTING_SLOTS = {"Clip": (1, 2), "Pow": (1,), "Range": (0, 1, 2), "Dropout": (1,), "ConstantOfShape": (0,)}
+_SETTING_SLOTS = {"Clip": (1, 2), "Pow": (1,), "Range": (0, 1, 2), "Dropout": (1,), "ConstantOfShape": (0,),
+                  "Pad": (2,)}
 
 
 def _onnx():

@@ -8,12 +8,12 @@ import numpy as np
 import torch
 
 
-def export(model, x, dynamic_batch=True, **options):
+def export(model, x, dynamic_axes=None, **options):
     f = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), f, dynamo=False, do_constant_folding=False, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {0: "batch"}} if dynamic_batch else None,
+                          output_names=["y"], dynamic_axes=dynamic_axes or {"x": {0: "batch"}},
                           **options)
     return f.getvalue()
 
@@ -45,3 +45,27 @@ def images(batch=2, seed=1):
 
 def rows(batch=4, seed=1):
     return np.random.default_rng(seed).standard_normal((batch, 6)).astype(np.float32)
+
+
+class SelfAttention(torch.nn.Module):
+    """One attention block written with view/transpose/softmax/LayerNorm: its export computes the
+    head shapes from Shape → Gather → Concat → Reshape, so batch and length must stay dynamic."""
+
+    def __init__(self, width=8, heads=2):
+        super().__init__()
+        self.heads, self.qkv, self.norm = heads, torch.nn.Linear(width, 3 * width), torch.nn.LayerNorm(width)
+
+    def forward(self, x):
+        batch, length, width = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attention = torch.softmax(q @ k.transpose(-1, -2) / (width // self.heads) ** 0.5, dim=-1)
+        return self.norm((attention @ v).transpose(1, 2).reshape(batch, length, width) + x)
+
+
+def attention():
+    torch.manual_seed(0)
+    return SelfAttention().eval()
+
+
+def sequences(batch=2, length=5, seed=1):
+    return np.random.default_rng(seed).standard_normal((batch, length, 8)).astype(np.float32)

@@ -88,6 +88,15 @@ CASES = [
     ("ReduceSum", 11, {"x": X}, {}, {"axes": [0]}),
     ("ReduceSum", 13, {"x": X}, {"a": np.int64([1, 2])}, {"keepdims": 0}),
     ("ReduceSum", 13, {"x": X}, {}, {}),
+    ("Pad", 2, {"x": X}, {}, {"pads": [0, 0, 1, 2, 0, 0, 3, 0], "value": 1.5}),
+    ("Pad", 13, {"x": X}, {"p": np.int64([0, 1, 0, 1, 0, 2, 0, 0]), "v": np.float32(-2)}, {}),
+    ("Pad", 13, {"x": X}, {"p": np.int64([0, 0, 1, 2, 0, 0, 2, 1])}, {"mode": "reflect"}),
+    ("Pad", 18, {"x": X}, {"p": np.int64([1, 2, 2, 1]), "v": np.float32(0), "a": np.int64([-1, 2])},
+     {"mode": "edge"}),
+    ("Split", 11, {"x": X}, {}, {"axis": 3, "split": [2, 3]}),
+    ("Split", 13, {"x": X}, {"s": np.int64([1, 3])}, {"axis": 2}),
+    ("Split", 13, {"x": X[:, :, :4]}, {}, {"axis": -2}),
+    ("Split", 18, {"x": X}, {}, {"axis": 3, "num_outputs": 2}),
     ("Where", 16, {"c": X > 0, "x": X, "z": -X}, {}, {}),
 ]
 
@@ -100,11 +109,13 @@ def _id(case):
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_matches_onnxruntime(case):
     op, opset, inputs, constants, attrs = case
-    data = one_node(op, opset, inputs, constants, attrs)
-    expected = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, inputs)[0]
+    outputs = 2 if op == "Split" else 1
+    data = one_node(op, opset, inputs, constants, attrs, outputs)
+    expected = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, inputs)
     ours = avalon.onnx.load(data)(**inputs)
-    assert ours.shape == expected.shape
-    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+    for y, e in zip(ours if outputs > 1 else [ours], expected, strict=True):
+        assert y.shape == e.shape
+        np.testing.assert_allclose(y, e, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("op, opset, attrs", [("Softmax", 11, {}), ("Conv", 11, {"pads": [1, 0, 2, 1]}),

@@ -7,7 +7,7 @@ import torch
 
 import avalon
 import avalon.onnx
-from tests.onnx.exports import cnn, export, images, mlp, rows
+from tests.onnx.exports import attention, cnn, export, images, mlp, rows, sequences
 
 
 def _runtime(data, x):
@@ -15,10 +15,12 @@ def _runtime(data, x):
     return session.run(None, {"x": x})[0]
 
 
-@pytest.mark.parametrize("make, inputs", [(mlp, rows), (cnn, images)], ids=["mlp", "cnn"])
-def test_outputs_match_torch_and_onnxruntime(make, inputs):
+@pytest.mark.parametrize("opset", [9, 13, 17])
+@pytest.mark.parametrize("make, inputs", [(mlp, rows), (cnn, images), (attention, sequences)],
+                         ids=["mlp", "cnn", "attention"])
+def test_outputs_match_torch_and_onnxruntime(make, inputs, opset):
     model, x = make(), inputs()
-    data = export(model, torch.from_numpy(x))
+    data = export(model, torch.from_numpy(x), opset_version=opset)
     ours = avalon.onnx.load(data)
     y = ours(x)
     np.testing.assert_allclose(y, model(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
@@ -64,6 +66,13 @@ def test_dynamic_batch_axis_runs_at_other_sizes():
     for batch in (1, 5):
         x = images(batch, seed=batch)
         np.testing.assert_allclose(ours(x), model(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_and_length_stay_dynamic_through_shape_arithmetic():
+    model = attention()
+    ours = avalon.onnx.load(export(model, torch.from_numpy(sequences()), dynamic_axes={"x": {0: "b", 1: "n"}}))
+    x = sequences(3, 7)
+    np.testing.assert_allclose(ours(x), model(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_training_mode_updates_batchnorm_statistics_as_torch():

@@ -156,3 +156,30 @@ def layer_normalization(n, x, scale, bias=None):
     var = np.mean(centred * centred, axis=axes, keepdims=True)
     y = centred / np.sqrt(var + n.attr("epsilon", 1e-5)) * scale
     return y if bias is None else y + bias
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
+
+
+@operator("Pad")
+def pad(n, x, pads=None, value=None, axes=None):
+    """Before opset 11 `pads` and `value` are attributes, then inputs; `axes` (opset 18) picks the axes
+    the pads are for."""
+    if n.opset < 11:
+        pads, value = n.attr("pads"), n.attr("value", 0.0)
+    else:
+        pads = n.ints(pads, "pads")
+        value = 0.0 if value is None else float(n.constant(value, "the pad value").reshape(-1)[0])
+    axes = list(range(x.ndim)) if axes is None else [a % x.ndim for a in n.ints(axes, "axes")]
+    k = len(axes)
+    if any(p < 0 for p in pads):
+        raise n.error("negative pads (cropping) are not supported")
+    per_axis = {a: (pads[i], pads[i + k]) for i, a in enumerate(axes)}
+    mode = n.attr("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise n.error(f"pad mode {mode!r} is not one of {sorted(_PAD_MODES)}")
+    first = min((a for a, p in per_axis.items() if p != (0, 0)), default=x.ndim)
+    flat = [p for a in range(x.ndim - 1, first - 1, -1) for p in per_axis.get(a, (0, 0))]
+    if not flat:
+        return x
+    return F.pad(x, flat, mode=_PAD_MODES[mode], value=value if mode == "constant" else None)

@@ -152,3 +152,25 @@ def reduce(n, x, axes=None):
         axes = range(x.ndim)
     y = _REDUCE[n.op_type](x, axis=tuple(_axis(a, x.ndim) for a in axes), keepdims=bool(n.attr("keepdims", 1)))
     return cast(y, x.dtype) if is_array_constant(y) else y
+
+
+@operator("Split")
+def split(n, x, sizes=None):
+    """Sizes from the `split` attribute (before opset 13) or input; without them, equal parts, one per
+    output (opset 18's num_outputs: ceil-sized parts, the last one smaller)."""
+    axis = _axis(n.attr("axis", 0), x.ndim)
+    if n.opset < 13:
+        sizes = n.attr("split")
+    elif sizes is not None:
+        sizes = n.ints(sizes, "split")
+    if not sizes:
+        parts, length = len(n.outputs), x.shape[axis]
+        step = -(-length // parts)
+        sizes = [min(step, length - i * step) for i in range(parts)]
+    bounds = np.cumsum([0] + list(sizes))
+    index = [slice(None)] * x.ndim
+    pieces = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        index[axis] = slice(int(start), int(stop))
+        pieces.append(x[tuple(index)])
+    return tuple(pieces)
