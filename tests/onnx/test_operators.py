@@ -14,7 +14,7 @@ X = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
 M = rng.standard_normal((3, 4)).astype(np.float32)
 
 
-def one_node(op, opset, inputs, constants=(), attrs=None, outputs=1, out_type=TensorProto.FLOAT):
+def one_node(op, opset, inputs, constants=(), attrs=None, outputs=1):
     """A model of one `op` node: `inputs` (name -> array) are graph inputs, `constants` initializers."""
     constants = dict(constants)
     names = list(inputs) + list(constants)
@@ -23,7 +23,7 @@ def one_node(op, opset, inputs, constants=(), attrs=None, outputs=1, out_type=Te
         [helper.make_node(op, names, out, name=f"the_{op}", **(attrs or {}))], "g",
         [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
          for k, v in inputs.items()],
-        [helper.make_tensor_value_info(o, out_type, None) for o in out],
+        [helper.make_empty_tensor_value_info(o) for o in out],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in constants.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
     return model.SerializeToString()
@@ -97,6 +97,30 @@ CASES = [
     ("Split", 13, {"x": X}, {"s": np.int64([1, 3])}, {"axis": 2}),
     ("Split", 13, {"x": X[:, :, :4]}, {}, {"axis": -2}),
     ("Split", 18, {"x": X}, {}, {"axis": 3, "num_outputs": 2}),
+    ("Sub", 14, {"a": X, "b": X[:, :1]}, {}, {}),
+    ("Mul", 7, {"a": X}, {"b": np.float32(3)}, {}),
+    ("Div", 14, {"a": np.int64([7, -7, 6])}, {"b": np.int64([2, 2, -4])}, {}),
+    ("Neg", 13, {"a": X}, {}, {}),
+    ("Abs", 13, {"a": X}, {}, {}),
+    ("Exp", 13, {"a": X}, {}, {}),
+    ("Log", 13, {"a": np.abs(X) + 0.1}, {}, {}),
+    ("Tanh", 13, {"a": X}, {}, {}),
+    ("Sigmoid", 13, {"a": X}, {}, {}),
+    ("Relu", 14, {"a": X}, {}, {}),
+    ("Identity", 16, {"a": X}, {}, {}),
+    ("Dropout", 7, {"a": X}, {}, {"ratio": 0.3}),
+    ("Dropout", 13, {"a": X}, {"r": np.float32(0.3)}, {}),
+    ("Cast", 13, {"a": X * 3}, {}, {"to": TensorProto.INT32}),
+    ("Cast", 6, {"a": X}, {}, {"to": TensorProto.DOUBLE}),
+    ("Equal", 13, {"a": np.int64([1, 2, 3])}, {"b": np.int64([1, 0, 3])}, {}),
+    ("Shape", 13, {"a": X}, {}, {}),
+    ("Shape", 15, {"a": X}, {}, {"start": 1, "end": -1}),
+    ("ConstantOfShape", 9, {}, {"s": np.int64([2, 3])}, {"value": numpy_helper.from_array(np.float32([1.5]))}),
+    ("ConstantOfShape", 20, {}, {"s": np.int64([4])}, {}),
+    ("Range", 11, {}, {"a": np.float32(1), "b": np.float32(4), "d": np.float32(0.5)}, {}),
+    ("Range", 11, {}, {"a": np.int64(10), "b": np.int64(2), "d": np.int64(-3)}, {}),
+    ("Constant", 13, {}, {}, {"value_floats": [1.0, 2.5]}),
+    ("Constant", 13, {}, {}, {"value": numpy_helper.from_array(M)}),
     ("Where", 16, {"c": X > 0, "x": X, "z": -X}, {}, {}),
 ]
 
@@ -124,7 +148,7 @@ def test_matches_onnxruntime(case):
 def test_gradients_match_finite_differences(op, opset, attrs):
     x = rng.standard_normal((1, 2, 3, 3)).astype(np.float64)
     constants = {"Conv": {"w": rng.standard_normal((2, 2, 2, 2))}, "LayerNormalization": {"s": np.ones(3) * 1.5}}
-    model = avalon.onnx.load(one_node(op, opset, {"x": x}, constants.get(op, {}), attrs, out_type=TensorProto.DOUBLE))
+    model = avalon.onnx.load(one_node(op, opset, {"x": x}, constants.get(op, {}), attrs))
     weights = rng.standard_normal(model(x).shape)
     result = avalon.gradcheck(lambda v: (model(v) * weights).sum(), x)
     assert result

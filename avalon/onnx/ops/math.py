@@ -33,7 +33,7 @@ def mul(n, a, b):
 @operator("Div")
 def div(n, a, b):
     if np.issubdtype(a.dtype, np.integer):  # ONNX integer division truncates toward zero
-        return cast(np.trunc(np.asarray(a) / np.asarray(b)), a.dtype)
+        return np.sign(a) * np.sign(b) * (np.abs(a) // np.abs(b))
     return a / b
 
 
