@@ -4,6 +4,7 @@ import os
 import numpy as np
 
 from .errors import OnnxError, UnsupportedOperator
+from .external import read_external
 from .graph_module import OnnxModule
 from .node import Node
 from .ops import HANDLERS
@@ -55,7 +56,7 @@ def _opset(model):
     raise OnnxError("the model imports no version of the default ONNX operator set (opset_import)")
 
 
-def _nodes(onnx, graph, opset):
+def _nodes(onnx, graph, opset, base):
     from onnx import helper, numpy_helper
     nodes, unsupported = [], {}
     for i, proto in enumerate(graph.node):
@@ -68,7 +69,7 @@ def _nodes(onnx, graph, opset):
         for a in proto.attribute:
             value = helper.get_attribute_value(a)
             if isinstance(value, onnx.TensorProto):
-                value = _array(numpy_helper, value, f"attribute {a.name!r} of node {name!r}")
+                value = _array(numpy_helper, value, f"attribute {a.name!r} of node {name!r}", base)
             elif isinstance(value, bytes):
                 value = value.decode()
             attrs[a.name] = value
@@ -78,11 +79,13 @@ def _nodes(onnx, graph, opset):
     return nodes
 
 
-def _array(numpy_helper, tensor, what):
+def _array(numpy_helper, tensor, what, base=None):
     if tensor.data_location == tensor.EXTERNAL:
-        raise OnnxError(f"{what} ({tensor.name!r}) is stored in an external data file, which avalon.onnx "
-                        "cannot read yet: re-export with the weights inside the model "
-                        "(onnx.save_model(model, path, save_as_external_data=False))")
+        raw = read_external(tensor, base)
+        tensor = type(tensor).FromString(tensor.SerializeToString())  # a copy, the model stays as read
+        del tensor.external_data[:]
+        tensor.data_location = tensor.DEFAULT
+        tensor.raw_data = raw
     try:
         return np.array(numpy_helper.to_array(tensor))  # a writeable copy: optimisers update it in place
     except Exception as error:
@@ -132,7 +135,7 @@ def _undo_deduplication(nodes, initializers):
     return kept
 
 
-def load(source):
+def load(source, *, base_dir=None):
     """An ONNX model (a file path or the model's bytes) as a trainable `avalon.nn.Module`.
 
     Float initializers become parameters named by their ONNX names (so a PyTorch export exported with
@@ -146,15 +149,18 @@ def load(source):
     >>> model = avalon.onnx.load("mlp.onnx")          # doctest: +SKIP
     >>> loss, grads = avalon.grad(lambda m, x: m(x).sum(), model, x)   # doctest: +SKIP
 
-    Raises `UnsupportedOperator` listing every unsupported operator at once, and `OnnxError` for a
-    file that is not a readable ONNX model.
+    Weights in an external data file are read only from inside the model's folder (`base_dir` when the
+    model is given as bytes). Raises `UnsupportedOperator` listing every unsupported operator at once,
+    and `OnnxError` for a file that is not a readable, safe ONNX model.
     """
     onnx = _onnx()
     from onnx import numpy_helper
     model = _read(onnx, source)
     graph = model.graph
-    nodes = _nodes(onnx, graph, _opset(model))
-    initializers = {t.name: _array(numpy_helper, t, "initializer") for t in graph.initializer}
+    if base_dir is None and not isinstance(source, (bytes, bytearray, memoryview)):
+        base_dir = os.path.dirname(os.path.abspath(os.fspath(source)))
+    nodes = _nodes(onnx, graph, _opset(model), base_dir)
+    initializers = {t.name: _array(numpy_helper, t, "initializer", base_dir) for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in initializers]
     _check_order(nodes, list(initializers) + inputs)
     outputs = [o.name for o in graph.output]
