@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..nn import Module
+from ..tracing import scope
 from .errors import OnnxError
 from .ops import HANDLERS
 
@@ -75,7 +76,8 @@ class OnnxModule(Module):
         for node in self._nodes:
             node.module = self
             try:
-                results = HANDLERS[node.op_type](node, *[env[i] if i else None for i in node.inputs])
+                with scope(node.scope):  # the tape and the workbench group nodes by the exporter's modules
+                    results = HANDLERS[node.op_type](node, *[env[i] if i else None for i in node.inputs])
             finally:
                 node.module = None
             if not isinstance(results, tuple):

@@ -11,6 +11,7 @@ class Node:
     def __init__(self, op_type, name, inputs, outputs, attrs, opset):
         self.op_type, self.name, self.inputs, self.outputs = op_type, name, list(inputs), list(outputs)
         self.attrs, self.opset = attrs, opset
+        self.scope = module_scope(name)
         self.module = None
 
     def attr(self, name, default=None):
@@ -28,6 +29,16 @@ class Node:
 
     def ints(self, value, what):
         return [int(v) for v in self.constant(value, what).reshape(-1)]
+
+
+def module_scope(name):
+    """The module path in an exporter's node name: PyTorch writes '/layer1/layer1.0/conv1/Conv' for
+    `layer1.0.conv1` (a part may repeat its parent's path); a name without slashes has none."""
+    parts = name.strip("/").split("/")[:-1] if "/" in name else []
+    path = ""
+    for part in parts:
+        path = part if not path or part.startswith(path + ".") else f"{path}.{part}"
+    return path
 
 
 def is_array_constant(x):

@@ -45,3 +45,13 @@ def test_integer_and_setting_initializers_stay_constants():
 def test_import_avalon_does_not_import_onnx():
     code = "import sys, avalon; assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_recorded_nodes_carry_the_exporters_module_scopes():
+    import torch
+    from tests.onnx.exports import cnn, export, images
+
+    x = images()
+    model = avalon.onnx.load(export(cnn(), torch.from_numpy(x)))
+    scopes = {node.scope for node in avalon.trace(lambda m, v: m(v), model, x).nodes}
+    assert {"0", "1", "4", "10"} <= scopes
