@@ -82,6 +82,9 @@ class OnnxModule(Module):
                 node.module = None
             if not isinstance(results, tuple):
                 results = (results,)
+            unmade = [name for name in node.outputs[len(results):] if name]
+            if unmade:
+                raise node.error(f"its output(s) {unmade} are not supported yet")
             for name, value in zip(node.outputs, results):
                 if name:
                     env[name] = value

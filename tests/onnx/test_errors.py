@@ -73,3 +73,35 @@ def test_wrong_inputs_name_the_expected_ones():
         model()
     with pytest.raises(OnnxError, match="takes 1 input"):
         model(x, x)
+
+
+def test_declared_sizes_beyond_the_data_raise_promptly():
+    from onnx import numpy_helper
+
+    tensor = numpy_helper.from_array(np.ones(4, np.float32), "w")
+    tensor.dims[:] = [10 ** 6, 10 ** 6]
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [tensor])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    with pytest.raises(OnnxError, match="initializer \\('w'\\) is malformed"):
+        avalon.onnx.load(data)
+
+
+def test_an_output_not_supported_yet_is_named():
+    data = _graph([helper.make_node("LayerNormalization", ["x", "x"], ["y", "mean"], name="norm")],
+                  outputs=("y", "mean"))
+    model = avalon.onnx.load(data)
+    with pytest.raises(OnnxError, match=r"node 'norm' \(LayerNormalization, opset 17\): its output\(s\) \['mean'\]"):
+        model(np.ones(2, np.float32))
+
+
+def test_training_dropout_drops_and_scales():
+    data = _graph([helper.make_node("Dropout", ["x"], ["y"], ratio=0.5)], opset=7)
+    model = avalon.onnx.load(data)
+    x = np.ones(2, np.float32)
+    np.testing.assert_array_equal(model(x), x)
+    model.train()
+    draws = [tuple(model(np.ones(8, np.float32))) for _ in range(20)]
+    assert set(np.unique(draws)) == {0.0, 2.0}
+    assert len(set(draws)) > 1  # a new mask at every call, not one baked into the compiled replay

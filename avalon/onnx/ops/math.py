@@ -139,7 +139,9 @@ def identity(n, x):
 def dropout(n, x, ratio=None, training_mode=None):
     """Dropout drops only when the module is in training mode (module.train()); an export's
     training_mode input says how it was exported, not how the imported model is used."""
-    p = float(n.attr("ratio", 0.5) if ratio is None else np.asarray(ratio))
-    training = n.module.training and p > 0
-    y = F.dropout(x, p, training=True) if training else x
-    return (y, np.ones(x.shape, dtype=bool)) if len(n.outputs) > 1 else y
+    p = float(n.attr("ratio", 0.5) if ratio is None else n.constant(ratio, "the ratio"))
+    if not (n.module.training and p > 0):
+        return (x, np.ones(x.shape, dtype=bool)) if len(n.outputs) > 1 else x
+    if len(n.outputs) > 1 and n.outputs[1]:
+        raise n.error("Dropout's mask output is not supported in training mode")
+    return F.dropout(x, p, training=True)
