@@ -145,3 +145,61 @@ def dropout(n, x, ratio=None, training_mode=None):
     if len(n.outputs) > 1 and n.outputs[1]:
         raise n.error("Dropout's mask output is not supported in training mode")
     return F.dropout(x, p, training=True)
+
+
+_VARIADIC = {"Max": np.maximum, "Min": np.minimum, "Sum": np.add}
+
+
+@operator("Max", "Min", "Sum", "Mean")
+def variadic(n, *xs):
+    combine = _VARIADIC.get(n.op_type, np.add)
+    y = xs[0]
+    for x in xs[1:]:
+        y = combine(y, x)
+    return y / len(xs) if n.op_type == "Mean" else y
+
+
+_COMPARE = {"Less": np.less, "LessOrEqual": np.less_equal, "Greater": np.greater,
+            "GreaterOrEqual": np.greater_equal, "And": np.logical_and, "Or": np.logical_or,
+            "Xor": np.logical_xor}
+
+
+@operator(*_COMPARE)
+def compare(n, a, b):
+    return _COMPARE[n.op_type](a, b)
+
+
+@operator("Not")
+def logical_not(n, x):
+    return np.logical_not(x)
+
+
+@operator("Sign")
+def sign(n, x):
+    return np.sign(x)
+
+
+@operator("PRelu")
+def prelu(n, x, slope):
+    return np.where(x < 0, x * slope, x)
+
+
+@operator("Selu")
+def selu(n, x):
+    alpha, gamma = n.attr("alpha", 1.67326319217681884765625), n.attr("gamma", 1.05070102214813232421875)
+    return np.where(x > 0, x * gamma, (np.exp(np.minimum(x, 0.0)) - 1.0) * (alpha * gamma))
+
+
+@operator("Celu")
+def celu(n, x):
+    return F.celu(x, n.attr("alpha", 1.0))
+
+
+@operator("Mish")
+def mish(n, x):
+    return F.mish(x)
+
+
+@operator("ThresholdedRelu")
+def thresholded_relu(n, x):
+    return np.where(x > n.attr("alpha", 1.0), x, np.zeros((), x.dtype))

@@ -183,3 +183,71 @@ def pad(n, x, pads=None, value=None, axes=None):
     if not flat:
         return x
     return F.pad(x, flat, mode=_PAD_MODES[mode], value=value if mode == "constant" else None)
+
+
+@operator("Einsum")
+def einsum(n, *xs):
+    return np.einsum(n.attr("equation").replace(" ", ""), *xs)
+
+
+_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+@operator("ConvTranspose")
+def conv_transpose(n, x, w, b=None):
+    """The full transposed convolution, then the pads cropped from its two ends (ONNX allows them
+    unequal); `output_shape` or auto_pad SAME_* set the pads from the wanted size."""
+    d = w.ndim - 2
+    kernel = n.attr("kernel_shape", list(w.shape[2:]))
+    strides, dilations = n.attr("strides", [1] * d), n.attr("dilations", [1] * d)
+    output_padding = n.attr("output_padding", [0] * d)
+    full = [s * (size - 1) + op + (k - 1) * dil + 1 for size, s, op, k, dil in
+            zip(x.shape[2:], strides, output_padding, kernel, dilations)]
+    auto = n.attr("auto_pad", "NOTSET")
+    wanted = n.attr("output_shape")
+    if wanted is None and auto in ("SAME_UPPER", "SAME_LOWER"):
+        wanted = [size * s for size, s in zip(x.shape[2:], strides)]
+    if wanted is not None:
+        wanted = list(wanted)[-d:]
+        totals = [f - o for f, o in zip(full, wanted)]
+        if any(t < 0 for t in totals):
+            raise n.error(f"output_shape {wanted} is larger than the full transposed convolution {full}")
+        upper = auto == "SAME_UPPER"
+        pads = [(t // 2, t - t // 2) if upper else (t - t // 2, t // 2) for t in totals]
+    else:
+        flat = n.attr("pads", [0] * (2 * d))
+        pads = list(zip(flat[:d], flat[d:]))
+    y = _CONV_T[d](x, w, b, stride=strides, padding=0, output_padding=output_padding,
+                   groups=n.attr("group", 1), dilation=dilations)
+    index = (slice(None), slice(None)) + tuple(slice(begin, size - end) for (begin, end), size in zip(pads, full))
+    return y[index]
+
+
+def _normalize_groups(x, groups, eps):
+    """x normalised over each of `groups` channel groups and all positions, per sample."""
+    grouped = np.reshape(x, (x.shape[0], groups, -1))
+    mean = np.mean(grouped, axis=2, keepdims=True)
+    centred = grouped - mean
+    var = np.mean(centred * centred, axis=2, keepdims=True)
+    return np.reshape(centred / np.sqrt(var + eps), x.shape)
+
+
+def _per_channel(v, ndim):
+    return np.reshape(v, (1, -1) + (1,) * (ndim - 2))
+
+
+@operator("InstanceNormalization")
+def instance_normalization(n, x, scale, bias):
+    y = _normalize_groups(x, x.shape[1], n.attr("epsilon", 1e-5))
+    return y * _per_channel(scale, x.ndim) + _per_channel(bias, x.ndim)
+
+
+@operator("GroupNormalization")
+def group_normalization(n, x, scale, bias):
+    """Opset 18 has one scale and bias per group, opset 21 per channel."""
+    groups = n.attr("num_groups")
+    y = _normalize_groups(x, groups, n.attr("epsilon", 1e-5))
+    if n.opset < 21:
+        per_group = (x.shape[1] // groups,)
+        scale, bias = np.repeat(scale, per_group[0]), np.repeat(bias, per_group[0])
+    return y * _per_channel(scale, x.ndim) + _per_channel(bias, x.ndim)

@@ -174,3 +174,43 @@ def split(n, x, sizes=None):
         index[axis] = slice(int(start), int(stop))
         pieces.append(x[tuple(index)])
     return tuple(pieces)
+
+
+@operator("Tile")
+def tile(n, x, repeats):
+    return np.tile(x, tuple(n.ints(repeats, "repeats")))
+
+
+@operator("GatherElements")
+def gather_elements(n, data, indices):
+    axis = _axis(n.attr("axis", 0), data.ndim)
+    indices = np.where(indices < 0, indices + data.shape[axis], indices)
+    return np.take_along_axis(data, indices, axis=axis)
+
+
+@operator("Trilu")
+def trilu(n, x, k=None):
+    k = 0 if k is None else n.ints(k, "k")[0]
+    return np.triu(x, k) if n.attr("upper", 1) else np.tril(x, k)
+
+
+@operator("ArgMax", "ArgMin")
+def arg_extreme(n, x):
+    axis, keep = _axis(n.attr("axis", 0), x.ndim), bool(n.attr("keepdims", 1))
+    find = np.argmax if n.op_type == "ArgMax" else np.argmin
+    if n.attr("select_last_index", 0):  # the last of equal extremes: search the reversed axis
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(None, None, -1)
+        y = (x.shape[axis] - 1) - find(x[tuple(index)], axis=axis)
+    else:
+        y = find(x, axis=axis)
+    y = cast(y, np.int64)
+    return np.expand_dims(y, axis) if keep else y
+
+
+@operator("TopK")
+def top_k(n, x, k=None):
+    from ... import topk
+    k = n.attr("k") if n.opset < 10 else n.ints(k, "k")[0]
+    values, indices = topk(x, k, dim=n.attr("axis", -1), largest=bool(n.attr("largest", 1)), sorted=True)
+    return values, cast(indices, np.int64)
