@@ -22,7 +22,7 @@ import itertools
 import math
 
 from ..backend import is_numpy_like, namespace
-from . import conv_gemm, winograd
+from . import conv_gemm, conv_split, winograd
 from .primitive import primitive
 
 # The fast paths (conv_gemm.py: channels-last im2col a few samples at a time). False runs the plain
@@ -170,9 +170,10 @@ def conv(x, w, stride, padding, dilation, groups):
     if _depthwise(xp, w, groups):
         return _depthwise_conv(xp, x, w, out, stride, padding, dilation)
     if _fast(xp, w.shape[1], kernel):
-        if WINOGRAD and winograd.applies(kernel, stride, dilation, out):
-            return winograd.conv(xp, x, w, out, stride, padding, dilation, groups)
-        return conv_gemm.conv(xp, x, w, out, stride, padding, dilation, groups)
+        path = winograd if WINOGRAD and winograd.applies(kernel, stride, dilation, out) else conv_gemm
+        return conv_split.split_batch(  # halves of the batch on the BLAS threads (conv_split.py)
+            xp, x.shape[0], lambda s, into: path.conv(xp, x[s], w, out, stride, padding, dilation, groups, into),
+            (x.shape[0], w.shape[0]) + out, x.dtype)
     cols = _columns(x, kernel, stride, padding, dilation, out, groups)
     wmat = xp.reshape(w, (groups, w.shape[0] // groups, -1))
     return _to_batch_major(xp, xp.matmul(wmat, cols), x.shape[0], out)
@@ -205,7 +206,8 @@ def conv_transpose(g, w, shape, stride, padding, dilation, groups):
         pads = tuple((f - lo, n - o + lo) for n, o, (lo, hi), f in zip(shape, out, padding, full))
         return conv.impl(g, wt, stride, pads, dilation, groups)
     if _fast(xp, cg, kernel):
-        return conv_gemm.conv_transpose(xp, g, w, shape, stride, padding, dilation, groups)
+        return conv_split.split_batch(xp, n, lambda s, into: conv_gemm.conv_transpose(
+            xp, g[s], w, shape, stride, padding, dilation, groups, into), (n, groups * cg) + tuple(shape), g.dtype)
     # weight as (G, *kernel, Cg, Co/G) rows: the products come out kernel-offset major, as col2im wants
     wk = xp.reshape(w, (groups, co // groups, cg) + kernel)
     wk = xp.reshape(_permute(xp, wk, (0,) + tuple(range(3, 3 + d)) + (2, 1)), (groups, -1, co // groups))
@@ -224,9 +226,10 @@ def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     if groups > 1 and groups == c and _as_strided(xp) is not None:
         return _depthwise_weight_grad(xp, x, g, kernel, stride, padding, dilation)
     if _fast(xp, c // groups, kernel):
-        if WINOGRAD and winograd.applies(kernel, stride, dilation, tuple(g.shape[2:])):
-            return winograd.conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups)
-        return conv_gemm.conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups)
+        path = winograd if WINOGRAD and winograd.applies(kernel, stride, dilation, tuple(g.shape[2:])) \
+            else conv_gemm
+        return conv_split.split_batch(xp, x.shape[0], lambda s, _: path.conv_weight_grad(
+            xp, x[s], g[s], kernel, stride, padding, dilation, groups))
     cols = _columns(x, kernel, stride, padding, dilation, tuple(g.shape[2:]), groups)
     gw = xp.matmul(_to_group_major(xp, g, groups), _swap_last(xp, cols))
     return xp.reshape(gw, (g.shape[1], c // groups) + tuple(kernel))

@@ -16,6 +16,7 @@ by the weight and adds each kernel offset's block into a channels-last padded in
 import itertools
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -40,11 +41,23 @@ def blas_threads():
     return os.cpu_count() or 1
 
 
+_local = threading.local()
+
+
+def set_one_thread(on):
+    """Mark this thread as running its products on one BLAS thread (conv_split.py's workers)."""
+    _local.one = on
+
+
+def one_thread():
+    return getattr(_local, "one", False)
+
+
 def chunks(xp, n, row_bytes, per_sample):
     """Slices of the batch holding about COLUMN_BYTES of column rows each (whole samples)."""
     if xp is not np:
         return [slice(0, n)]
-    budget = COLUMN_BYTES if blas_threads() == 1 else COLUMN_BYTES_THREADED
+    budget = COLUMN_BYTES if one_thread() or blas_threads() == 1 else COLUMN_BYTES_THREADED
     size = max(1, budget // max(1, row_bytes * per_sample))
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
@@ -116,12 +129,12 @@ def group_rows(xp, g, groups):
     return xp.reshape(g, (groups, co // groups, -1))
 
 
-def conv(xp, x, w, out, stride, padding, dilation, groups):
-    """`conv.conv` (N, C, *S) * (Co, C/G, *K) -> (N, Co, *out), chunk by chunk."""
+def conv(xp, x, w, out, stride, padding, dilation, groups, into=None):
+    """`conv.conv` (N, C, *S) * (Co, C/G, *K) -> (N, Co, *out), chunk by chunk (into `into` if given)."""
     n, kernel = x.shape[0], tuple(w.shape[2:])
     co = w.shape[0]
     wk = kernel_rows(xp, w, groups)
-    result = xp.empty((n, co) + tuple(out), dtype=x.dtype)
+    result = xp.empty((n, co) + tuple(out), dtype=x.dtype) if into is None else into
     positions = math.prod(out)
     pieces = chunks(xp, n, w[0].size * x.itemsize, positions)
     columns = _Columns(xp, x, pieces[0].stop, kernel, stride, padding, dilation, out, groups)
@@ -153,7 +166,7 @@ def conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups):
     return xp.reshape(gw, (co, c // groups) + tuple(kernel))
 
 
-def conv_transpose(xp, g, w, shape, stride, padding, dilation, groups):
+def conv_transpose(xp, g, w, shape, stride, padding, dilation, groups, into=None):
     """`conv.conv_transpose` through col2im: each chunk's g rows times the weight give the columns,
     whose kernel-offset blocks are added into a channels-last padded input (runs of Cg values)."""
     n, co = g.shape[:2]
@@ -165,7 +178,7 @@ def conv_transpose(xp, g, w, shape, stride, padding, dilation, groups):
     wk = xp.transpose(kernel_rows(xp, w, groups), (0, 2, 1))  # (G, Co/G, K·Cg)
     padded = tuple(size + lo + hi for size, (lo, hi) in zip(shape, padding))
     inside = tuple(slice(lo, lo + size) for size, (lo, _) in zip(shape, padding))
-    result = xp.empty((n, groups * cg) + tuple(shape), dtype=g.dtype)
+    result = xp.empty((n, groups * cg) + tuple(shape), dtype=g.dtype) if into is None else into
     for chunk in chunks(xp, n, math.prod(kernel) * cg * g.itemsize, positions):
         m = chunk.stop - chunk.start
         rows = xp.swapaxes(group_rows(xp, g[chunk], groups), -1, -2)  # (G, rows, Co/G)

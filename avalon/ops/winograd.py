@@ -76,7 +76,7 @@ class _Plan:
                                self.groups, self.cols)
 
 
-def conv(xp, x, w, out, stride, padding, dilation, groups):
+def conv(xp, x, w, out, stride, padding, dilation, groups, into=None):
     """`conv.conv` for a kernel of 3 taps along the first axis at unit stride and dilation."""
     n, co = x.shape[0], w.shape[0]
     og = co // groups
@@ -85,7 +85,7 @@ def conv(xp, x, w, out, stride, padding, dilation, groups):
     w0, w1, w2 = (wk[:, i * (wk.shape[1] // 3):(i + 1) * (wk.shape[1] // 3)] for i in range(3))
     half = (w0 + w2) * 0.5
     filters = (w0, half + w1 * 0.5, half - w1 * 0.5, w2)
-    result = xp.empty((n, co) + tuple(out), dtype=x.dtype)
+    result = xp.empty((n, co) + tuple(out), dtype=x.dtype) if into is None else into
     t, rest = plan.tiles, tuple(out[1:])
     for chunk in plan.pieces:
         m = chunk.stop - chunk.start

@@ -1,0 +1,96 @@
+"""The convolution fast paths at several BLAS threads: the batch split across Python threads, each
+running its share of the chunks on one BLAS thread.
+
+Why: with numpy's BLAS on 2 threads, a ResNet layer spends ~60% of its time outside the products (the
+column copies and Winograd combinations of conv_gemm.py and winograd.py, on one core), while each
+product waits for both BLAS threads. Here each thread takes a contiguous part of the batch with column
+buffers of its own and the one-thread chunk size, BLAS is held to one thread for the duration, and
+numpy releases the GIL in its copies, ufuncs and products. Two concurrent one-thread OpenBLAS products
+ran no faster than one after the other, and two large copies no faster than one (memory bandwidth),
+both measured here, so this is not two cores' worth: what it buys is one part's copies running while the other part multiplies. Measured on the quiet
+2-core machine, the ResNet-ish training step (bench/resnet_ab.py) at 2 threads: 1206-1255 ms split
+against 1368-1435 ms whole; at 1 thread nothing changes (no split). The forward and the input's
+gradient write each part's samples into one result; the weight's gradient is the sum of the parts'
+(added in a fixed order: deterministic).
+
+Runs when numpy is the array module, BLAS has more than one thread and threadpoolctl (which sets
+BLAS's thread count) is importable. SPLIT = False runs the plain chunk loop, which the tests compare.
+"""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import conv_gemm
+
+SPLIT = True
+# Fewest samples per thread: below that the parts' fixed costs (buffers, filters) outweigh the gain.
+MIN_SAMPLES = 2
+
+_state = {"pool": None, "workers": 0, "controller": None}
+_lock = threading.Lock()
+
+
+def _controller():
+    """threadpoolctl's controller of the loaded thread pools, made once; None without threadpoolctl."""
+    if _state["controller"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _state["controller"] = False
+        else:
+            _state["controller"] = ThreadpoolController()
+    return _state["controller"] or None
+
+
+def workers(xp, n):
+    """How many threads share a batch of `n` samples (1: no split)."""
+    if not SPLIT or xp is not np or conv_gemm.one_thread():
+        return 1
+    count = min(conv_gemm.blas_threads(), n // MIN_SAMPLES)
+    return count if count > 1 and _controller() is not None else 1
+
+
+def _pool(count):
+    with _lock:
+        if _state["workers"] < count - 1:
+            if _state["pool"] is not None:
+                _state["pool"].shutdown(wait=False)
+            _state["pool"] = ThreadPoolExecutor(count - 1, thread_name_prefix="avalon-conv")
+            _state["workers"] = count - 1
+        return _state["pool"]
+
+
+def _single(part, piece, out):
+    """`part` on `piece` in this thread, with conv_gemm's one-thread chunk size."""
+    conv_gemm.set_one_thread(True)
+    try:
+        return part(piece, out)
+    finally:
+        conv_gemm.set_one_thread(False)
+
+
+def split_batch(xp, n, part, shape=None, dtype=None):
+    """`part(piece, out)` over the batch's samples: each call computes the samples of the slice `piece`
+    (into `out`, that slice of the result, when `shape` is given; else returns its share of a sum).
+
+    With `shape` the (n, ...) result of `dtype` is returned; without, the sum of the parts."""
+    count = workers(xp, n)
+    if count == 1:
+        return part(slice(0, n), None)
+    bounds = [n * i // count for i in range(count + 1)]
+    pieces = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    result = None if shape is None else xp.empty(shape, dtype=dtype)
+    outs = [None if result is None else result[p] for p in pieces]
+    with _controller().limit(limits=1, user_api="blas"):
+        futures = [_pool(count).submit(_single, part, p, o) for p, o in zip(pieces[1:], outs[1:])]
+        try:
+            first = _single(part, pieces[0], outs[0])
+        finally:
+            parts = [f.result() for f in futures]  # waits for all, and raises what a thread raised
+    if result is not None:
+        return result
+    total = first
+    for other in parts:
+        total += other
+    return total

@@ -1,0 +1,38 @@
+"""A/B of one switch on the ResNet-ish training step (bench/steps.py's), in one process, interleaved.
+
+Run: `python bench/resnet_ab.py [threads] [steps]`; prints the median ms per step with each setting of
+the switches in SETTINGS (module, attribute, value) and the ratios to the first.
+"""
+from harness import THREADS  # noqa: I001 - sets the thread count before numpy loads
+
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import steps  # noqa: E402
+from avalon.ops import conv_split  # noqa: E402
+
+SETTINGS = {"split": [(conv_split, "SPLIT", True)], "plain": [(conv_split, "SPLIT", False)]}
+
+
+def main():
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    models = steps.load_models("avalon")
+    x, y = steps.batch_of("ResNet-ish", None, models)
+    _, step = steps.avalon_step(models, "ResNet-ish", x, y)
+    step()
+    times = {name: [] for name in SETTINGS}
+    for _ in range(count):
+        for name, switches in SETTINGS.items():
+            for module, attr, value in switches:
+                setattr(module, attr, value)
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    base = statistics.median(next(iter(times.values())))
+    for name, ts in times.items():
+        print(f"{THREADS} threads {name:>8}: {statistics.median(ts) * 1e3:8.1f} ms  ({statistics.median(ts) / base:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()
