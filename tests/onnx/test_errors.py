@@ -19,17 +19,17 @@ def _graph(nodes, inputs=("x",), outputs=("y",), opset=17):
 
 def test_every_unsupported_operator_is_listed_at_once():
     data = _graph([helper.make_node("Relu", ["x"], ["a"], name="ok"),
-                   helper.make_node("Einsum", ["a", "a"], ["b"], name="mix1", equation="i,i->i"),
-                   helper.make_node("Einsum", ["b", "b"], ["c"], name="mix2", equation="i,i->i"),
-                   helper.make_node("TopK", ["c", "c"], ["y", "idx"], name="best")])
+                   helper.make_node("Resize", ["a", "", "scale"], ["b"], name="up1"),
+                   helper.make_node("Resize", ["b", "", "scale"], ["c"], name="up2"),
+                   helper.make_node("NonZero", ["c"], ["y"], name="where")], inputs=("x", "scale"))
     with pytest.raises(UnsupportedOperator) as info:
         avalon.onnx.load(data)
     message = str(info.value)
     assert isinstance(info.value, avalon.AvalonError)
-    assert "Einsum (ai.onnx opset 17): node(s) 'mix1', 'mix2'" in message
-    assert "TopK (ai.onnx opset 17): node(s) 'best'" in message
+    assert "Resize (ai.onnx opset 17): node(s) 'up1', 'up2'" in message
+    assert "NonZero (ai.onnx opset 17): node(s) 'where'" in message
     assert "Relu" not in message
-    assert set(info.value.operators) == {("", "Einsum"), ("", "TopK")}
+    assert set(info.value.operators) == {("", "Resize"), ("", "NonZero")}
 
 
 def test_an_operator_of_another_domain_is_unsupported():
