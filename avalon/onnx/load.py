@@ -44,26 +44,26 @@ def _read(onnx, source):
         model.ParseFromString(data)
     except Exception as error:  # protobuf's DecodeError and friends
         raise OnnxError(f"{where} is not a valid ONNX model (truncated or not a protobuf): {error}") from error
-    if not model.HasField("graph") or not model.graph.node:
+    if not model.HasField("graph") or not model.graph.output:
         raise OnnxError(f"{where} holds no ONNX graph (an empty, truncated or non-ONNX file)")
     return model
 
 
-def _opset(model):
-    versions = {o.domain: o.version for o in model.opset_import}
-    for domain in _DEFAULT_DOMAINS:
-        if domain in versions:
-            return versions[domain]
-    raise OnnxError("the model imports no version of the default ONNX operator set (opset_import)")
+def _opsets(model):
+    """Operator-set version per domain ('' for the default one, also spelled 'ai.onnx')."""
+    versions = {("" if o.domain in _DEFAULT_DOMAINS else o.domain): o.version for o in model.opset_import}
+    if "" not in versions:
+        raise OnnxError("the model imports no version of the default ONNX operator set (opset_import)")
+    return versions
 
 
-def _nodes(onnx, graph, opset, base):
+def _nodes(onnx, graph, versions, base):
     from onnx import helper, numpy_helper
     nodes, unsupported = [], {}
     for i, proto in enumerate(graph.node):
         name = proto.name or f"{proto.op_type}_{i}"
         if proto.domain not in _DEFAULT_DOMAINS or proto.op_type not in HANDLERS:
-            entry = unsupported.setdefault((proto.domain, proto.op_type), (opset, []))
+            entry = unsupported.setdefault((proto.domain, proto.op_type), (versions.get(proto.domain, "?"), []))
             entry[1].append(name)
             continue
         attrs = {}
@@ -74,7 +74,7 @@ def _nodes(onnx, graph, opset, base):
             elif isinstance(value, bytes):
                 value = value.decode()
             attrs[a.name] = value
-        nodes.append(Node(proto.op_type, name, proto.input, proto.output, attrs, opset))
+        nodes.append(Node(proto.op_type, name, proto.input, proto.output, attrs, versions[""]))
     if unsupported:
         raise UnsupportedOperator(unsupported)
     return nodes
@@ -160,7 +160,7 @@ def load(source, *, base_dir=None):
     graph = model.graph
     if base_dir is None and not isinstance(source, (bytes, bytearray, memoryview)):
         base_dir = os.path.dirname(os.path.abspath(os.fspath(source)))
-    nodes = _nodes(onnx, graph, _opset(model), base_dir)
+    nodes = _nodes(onnx, graph, _opsets(model), base_dir)
     initializers = {t.name: _array(numpy_helper, t, "initializer", base_dir) for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in initializers]
     _check_order(nodes, list(initializers) + inputs)

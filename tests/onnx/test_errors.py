@@ -11,10 +11,11 @@ from avalon.onnx import OnnxError, UnsupportedOperator
 from tests.onnx.exports import export, mlp, rows
 
 
-def _graph(nodes, inputs=("x",), outputs=("y",), opset=17):
+def _graph(nodes, inputs=("x",), outputs=("y",), opset=17, domains=()):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(i, TensorProto.FLOAT, [2]) for i in inputs],
                               [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in domains]
+    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
 
 
 def test_every_unsupported_operator_is_listed_at_once():
@@ -33,8 +34,9 @@ def test_every_unsupported_operator_is_listed_at_once():
 
 
 def test_an_operator_of_another_domain_is_unsupported():
-    data = _graph([helper.make_node("FusedGemm", ["x", "x"], ["y"], name="fused", domain="com.microsoft")])
-    with pytest.raises(UnsupportedOperator, match=r"FusedGemm \(com.microsoft opset 17\): node\(s\) 'fused'"):
+    data = _graph([helper.make_node("FusedGemm", ["x", "x"], ["y"], name="fused", domain="com.microsoft")],
+                  domains=[("com.microsoft", 1)])
+    with pytest.raises(UnsupportedOperator, match=r"FusedGemm \(com.microsoft opset 1\): node\(s\) 'fused'"):
         avalon.onnx.load(data)
 
 
@@ -55,6 +57,11 @@ def test_bytes_that_are_not_onnx_raise():
 def test_a_missing_file_raises(tmp_path):
     with pytest.raises(OnnxError, match="cannot read the ONNX file"):
         avalon.onnx.load(tmp_path / "absent.onnx")
+
+
+def test_a_graph_without_nodes_passes_its_input_through():
+    model = avalon.onnx.load(_graph([], outputs=("x",)))
+    np.testing.assert_array_equal(model(np.float32([1, 2])), [1, 2])
 
 
 def test_a_node_reading_an_undefined_name_raises():
