@@ -13,12 +13,12 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 # Input slots whose float value is a weight: a Constant node feeding one becomes a parameter.
 _WEIGHT_SLOTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (0, 1),
                  "BatchNormalization": (1, 2), "LayerNormalization": (1, 2), "InstanceNormalization": (1, 2),
-                 "GroupNormalization": (1, 2), "PRelu": (1,)}
+                 "GroupNormalization": (1, 2), "RMSNormalization": (1,), "PRelu": (1,)}
 # Slots holding running statistics: they become buffers.
 _STATISTIC_SLOTS = {"BatchNormalization": (3, 4)}
 # Float slots that are settings, not weights: an initializer feeding only these stays a constant.
 _SETTING_SLOTS = {"Clip": (1, 2), "Pow": (1,), "Range": (0, 1, 2), "Dropout": (1,), "ConstantOfShape": (0,),
-                  "Pad": (2,)}
+                  "Pad": (2,), "Resize": (1, 2), "Upsample": (1,)}
 
 
 def _onnx():

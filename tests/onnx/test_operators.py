@@ -160,6 +160,20 @@ CASES = [
      {"s": np.float32([1, 2, 3, 4]), "b": np.float32([0, 1, -1, 2])}, {"num_groups": 2}),
     ("GroupNormalization", 18, {"x": rng.standard_normal((2, 4, 3)).astype(np.float32)},
      {"s": np.float32([1, 2]), "b": np.float32([0, 1])}, {"num_groups": 2}),
+    ("RMSNormalization", 23, {"x": X}, {"s": rng.standard_normal((4, 5)).astype(np.float32)}, {"axis": 2}),
+    ("Resize", 10, {"x": X}, {"s": np.float32([1, 1, 2, 1.5])}, {}),
+    ("Resize", 10, {"x": X}, {"s": np.float32([1, 1, 2, 1.5])}, {"mode": "linear"}),
+    ("Resize", 13, {"x": X}, {"r": np.float32([]), "s": np.float32([1, 1, 1.5, 2])}, {"mode": "linear"}),
+    ("Resize", 13, {"x": X}, {"r": np.float32([]), "s": np.float32([1, 1, 2, 0.6])}, {}),
+    ("Resize", 11, {"x": X}, {"r": np.float32([]), "s": np.float32([]), "z": np.int64([2, 3, 7, 9])},
+     {"mode": "linear", "coordinate_transformation_mode": "align_corners"}),
+    ("Resize", 19, {"x": X}, {"r": np.float32([]), "s": np.float32([]), "z": np.int64([2, 3, 1, 9])},
+     {"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"}),
+    ("Resize", 13, {"x": X}, {"r": np.float32([]), "s": np.float32([1, 1, 2.5, 3])},
+     {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "ceil"}),
+    ("Resize", 13, {"x": X}, {"r": np.float32([]), "s": np.float32([1, 1, 0.5, 1.5])},
+     {"nearest_mode": "round_prefer_ceil"}),
+    ("Upsample", 9, {"x": X}, {"s": np.float32([1, 1, 2, 2])}, {}),
     ("Where", 16, {"c": X > 0, "x": X, "z": -X}, {}, {}),
 ]
 
@@ -190,6 +204,8 @@ GRADIENT_CASES = [
     ("InstanceNormalization", 6, {}, {"s": np.float64([1, 2]), "b": np.float64([0, 1])}),
     ("GatherElements", 13, {"axis": 3}, {"i": np.int64([[[[2, 0, 0]] * 3] * 2])}),
     ("Pad", 13, {"mode": "reflect"}, {"p": np.int64([0, 0, 1, 2, 0, 0, 2, 1])}),
+    ("Resize", 13, {"mode": "linear"}, {"r": np.float64([]), "s": np.float32([1, 1, 1.5, 2])}),
+    ("RMSNormalization", 23, {}, {"s": np.float64([1, 2, 3])}),
 ]
 
 

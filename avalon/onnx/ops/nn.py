@@ -251,3 +251,9 @@ def group_normalization(n, x, scale, bias):
         per_group = (x.shape[1] // groups,)
         scale, bias = np.repeat(scale, per_group[0]), np.repeat(bias, per_group[0])
     return y * _per_channel(scale, x.ndim) + _per_channel(bias, x.ndim)
+
+
+@operator("RMSNormalization")
+def rms_normalization(n, x, scale):
+    axes = tuple(range(n.attr("axis", -1) % x.ndim, x.ndim))
+    return x / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + n.attr("epsilon", 1e-5)) * scale
