@@ -21,6 +21,10 @@ def plan(program, signature, out_shape, out_dtype, scratch_out=True):
     root = len(program.steps) - 1
     targets, temps, free, holder = [], [], [], {}
     out_busy = not scratch_out
+    # what a `where` selects from stays out of `out` (the `where` writing there): its bit-mask selection
+    # needs a side apart from the target (4.5x faster on ReLU's backward with an add before it)
+    selected = {a.j for op, operands in program.steps if op == "where" for a in operands[1:]
+                if isinstance(a, Step)}
     for i, (op, operands) in enumerate(program.steps):
         shape, dtype = infos[i]
         dying = [a.j for a in operands if isinstance(a, Step) and last[a.j] == i]
@@ -31,7 +35,7 @@ def plan(program, signature, out_shape, out_dtype, scratch_out=True):
             choice = _OUT
         else:
             choice = next((b for b in mine + free if b != _OUT and temps[b] == (shape, dtype)), None)
-            if choice is None and _OUT in mine + ([] if out_busy else [_OUT]) and \
+            if choice is None and i not in selected and _OUT in mine + ([] if out_busy else [_OUT]) and \
                     (shape, dtype) == (out_shape, out_dtype):
                 choice = _OUT
             if choice is None:

@@ -155,3 +155,20 @@ def test_concurrent_calls_never_share_temporaries(backend):
     for t in threads:
         t.join()
     assert not failures
+
+
+def test_what_a_where_selects_is_planned_apart_from_out():
+    """In where(x > 0, a + b, 0) the sum gets a temporary of its own, not `out` (which the where
+    writes): the bit-mask selection then runs instead of numpy's where over an overlapping target."""
+    from avalon.kernels import numpy_backend
+    from avalon.kernels.program import Program
+
+    program = Program("where(x > 0, a + b, 0)", ["x", "a", "b"])
+    signature = ((4, 5), np.dtype(np.float32)), ((4, 5), np.dtype(np.float32)), ((4, 5), np.dtype(np.float32))
+    targets, temps = numpy_backend.plan(program, signature, (4, 5), np.dtype(np.float32))
+    sums = [i for i, (op, _) in enumerate(program.steps) if op == "add"]
+    assert targets[-1] == "out" and all(targets[i] != "out" for i in sums)
+    assert ((4, 5), np.dtype(np.float32)) in temps
+    # a chain without a where still works in `out`, allocating nothing
+    chain = Program("x * 0.1 + g", ["x", "g"])
+    assert numpy_backend.plan(chain, signature[:2], (4, 5), np.dtype(np.float32)) == (["out", "out"], [])
