@@ -30,9 +30,11 @@ class OnnxModule(Module):
     submodules split at the dots, so `state_dict()` keys are the ONNX names."""
 
     def __init__(self, nodes, inputs, outputs, constants, parameters, buffers):
+        """`inputs` maps each graph input's name to its declared numpy dtype (None when undeclared)."""
         super().__init__()
         object.__setattr__(self, "_nodes", nodes)
         object.__setattr__(self, "input_names", list(inputs))
+        object.__setattr__(self, "_input_dtypes", dict(inputs))
         object.__setattr__(self, "output_names", list(outputs))
         object.__setattr__(self, "_constants", constants)
         object.__setattr__(self, "_state_names", list(parameters) + list(buffers))
@@ -65,6 +67,10 @@ class OnnxModule(Module):
         missing = [name for name in self.input_names if name not in values]
         if missing:
             raise OnnxError(f"missing input(s) {missing}; this ONNX model takes {self.input_names}")
+        for name, value in values.items():
+            if isinstance(value, (list, tuple, int, float, bool)):
+                # a Python value is static (a new value retraces): shapes, axes, sizes given as inputs
+                values[name] = np.asarray(value, dtype=self._input_dtypes[name])
         return values
 
     def forward(self, *args, **kwargs):

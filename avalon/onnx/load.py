@@ -93,6 +93,15 @@ def _array(numpy_helper, tensor, what, base=None):
         raise OnnxError(f"{what} ({tensor.name!r}) is malformed: {error}") from error
 
 
+def _declared_dtype(value_info):
+    from onnx.helper import tensor_dtype_to_np_dtype
+    elem_type = value_info.type.tensor_type.elem_type
+    try:
+        return tensor_dtype_to_np_dtype(elem_type) if elem_type else None
+    except KeyError:
+        return None
+
+
 def _uses(nodes):
     uses = {}
     for node in nodes:
@@ -162,8 +171,8 @@ def load(source, *, base_dir=None):
         base_dir = os.path.dirname(os.path.abspath(os.fspath(source)))
     nodes = _nodes(onnx, graph, _opsets(model), base_dir)
     initializers = {t.name: _array(numpy_helper, t, "initializer", base_dir) for t in graph.initializer}
-    inputs = [i.name for i in graph.input if i.name not in initializers]
-    _check_order(nodes, list(initializers) + inputs)
+    inputs = {i.name: _declared_dtype(i) for i in graph.input if i.name not in initializers}
+    _check_order(nodes, list(initializers) + list(inputs))
     outputs = [o.name for o in graph.output]
     defined = set(initializers) | set(inputs) | {o for n in nodes for o in n.outputs}
     missing = [o for o in outputs if o not in defined]

@@ -55,3 +55,22 @@ def test_recorded_nodes_carry_the_exporters_module_scopes():
     model = avalon.onnx.load(export(cnn(), torch.from_numpy(x)))
     scopes = {node.scope for node in avalon.trace(lambda m, v: m(v), model, x).nodes}
     assert {"0", "1", "4", "10"} <= scopes
+
+
+def test_python_values_given_as_inputs_are_static():
+    """Axes given as a graph input: a Python list is a constant of the trace (a new value retraces),
+    an array would be traced and cannot set a shape."""
+    graph = helper.make_graph([helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=0)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("axes", TensorProto.INT64, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = avalon.onnx.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString())
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(model(x, [1]), [3, 12])
+    np.testing.assert_array_equal(model(x, axes=[0]), [3, 5, 7])
+    try:
+        model(x, np.int64([0]))
+    except avalon.onnx.OnnxError as error:
+        assert "axes must be computable from constants and shapes" in str(error)
+    else:
+        raise AssertionError("a traced axes array was accepted")
