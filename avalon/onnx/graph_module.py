@@ -25,15 +25,23 @@ def _holder(root, dotted, create):
     return module, leaf
 
 
+def _python(value):
+    return value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+
+
 class OnnxModule(Module):
     """An imported ONNX graph (see `avalon.onnx.load`). Parameters and buffers carry the ONNX names, in
     submodules split at the dots, so `state_dict()` keys are the ONNX names."""
 
-    def __init__(self, nodes, inputs, outputs, constants, parameters, buffers):
-        """`inputs` maps each graph input's name to its declared numpy dtype (None when undeclared)."""
+    _array_first = False  # a first input may be static (a list of sizes); _bind checks the inputs
+
+    def __init__(self, nodes, inputs, static_inputs, outputs, constants, parameters, buffers):
+        """`inputs` maps each graph input's name to its declared numpy dtype (None when undeclared);
+        `static_inputs` name those read while tracing (shapes, axes, scales)."""
         super().__init__()
         object.__setattr__(self, "_nodes", nodes)
         object.__setattr__(self, "input_names", list(inputs))
+        object.__setattr__(self, "static_inputs", list(static_inputs))
         object.__setattr__(self, "_input_dtypes", dict(inputs))
         object.__setattr__(self, "output_names", list(outputs))
         object.__setattr__(self, "_constants", constants)
@@ -52,6 +60,15 @@ class OnnxModule(Module):
             module, leaf = _holder(self, name, create=False)
             if leaf in module._buffers:
                 setattr(module, leaf, value)
+
+    def __call__(self, *args, **kwargs):
+        # arrays for static inputs become Python values, which tracing keeps as constants (and retraces
+        # for a new value), so the handlers can read them
+        static = set(self.static_inputs)
+        args = [_python(a) if name in static else a for name, a in zip(self.input_names, args)] + \
+            list(args[len(self.input_names):])
+        kwargs = {k: _python(v) if k in static else v for k, v in kwargs.items()}
+        return super().__call__(*args, **kwargs)
 
     def _bind(self, args, kwargs):
         if len(args) > len(self.input_names):

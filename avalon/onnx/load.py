@@ -16,9 +16,13 @@ _WEIGHT_SLOTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMu
                  "GroupNormalization": (1, 2), "RMSNormalization": (1,), "PRelu": (1,)}
 # Slots holding running statistics: they become buffers.
 _STATISTIC_SLOTS = {"BatchNormalization": (3, 4)}
+# Slots read at trace time (shapes, axes, sizes, scales): a graph input feeding only these is static.
+_STATIC_SLOTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqueeze": (1,), "Expand": (1,),
+                 "Tile": (1,), "TopK": (1,), "ConstantOfShape": (0,), "Split": (1,), "Range": (0, 1, 2),
+                 "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "Pad": (1, 2, 3),
+                 "Resize": (1, 2, 3), "Upsample": (1,), "Dropout": (1, 2), "Trilu": (1,)}
 # Float slots that are settings, not weights: an initializer feeding only these stays a constant.
-_SETTING_SLOTS = {"Clip": (1, 2), "Pow": (1,), "Range": (0, 1, 2), "Dropout": (1,), "ConstantOfShape": (0,),
-                  "Pad": (2,), "Resize": (1, 2), "Upsample": (1,)}
+_SETTING_SLOTS = {**_STATIC_SLOTS, "Clip": (1, 2), "Pow": (1,)}
 
 
 def _onnx():
@@ -155,6 +159,8 @@ def load(source, *, base_dir=None):
     that feed a weight slot (Conv, Gemm, MatMul, normalisation scale and bias) become parameters too.
     The module is returned in eval mode, as the file's inference semantics; call `.train()` to
     fine-tune. Inputs go positionally in graph order or by name; several outputs come as a tuple.
+    Inputs that only set shapes, axes, sizes or scales (`model.static_inputs`) are static: they are
+    read when the model is traced, and a new value traces again.
 
     >>> model = avalon.onnx.load("mlp.onnx")          # doctest: +SKIP
     >>> loss, grads = avalon.grad(lambda m, x: m(x).sum(), model, x)   # doctest: +SKIP
@@ -202,5 +208,6 @@ def load(source, *, base_dir=None):
                 parameters[out] = node.attrs["value"]
                 continue
         kept.append(node)
-    module = OnnxModule(kept, inputs, outputs, constants, parameters, buffers)
+    static = [name for name in inputs if _only(_STATIC_SLOTS, uses.get(name, []))]
+    module = OnnxModule(kept, inputs, static, outputs, constants, parameters, buffers)
     return module.eval()

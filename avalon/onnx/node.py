@@ -25,7 +25,8 @@ class Node:
         if isinstance(value, (np.ndarray, np.generic)):
             return np.asarray(value)
         raise self.error(f"{what} must be computable from constants and shapes, but it depends on the "
-                         "model's inputs or weights (data-dependent shapes cannot be traced)")
+                         "model's inputs or weights (data-dependent shapes cannot be traced); a model input "
+                         "that sets it can be given as a Python list or number")
 
     def ints(self, value, what):
         return [int(v) for v in self.constant(value, what).reshape(-1)]
