@@ -1,0 +1,75 @@
+"""Normalisation: Batch-, Layer-, Instance-, Group- and RMSNormalization."""
+import numpy as np
+
+from ...nn.functional import normalization as Fn
+from . import operator
+from .math import cast
+
+
+@operator("BatchNormalization")
+def batch_normalization(n, x, scale, bias, mean, var):
+    """Inference uses the running statistics. In training mode (module.train()) it uses the batch's and,
+    when mean and var are the module's buffers, updates them as running·momentum + batch·(1 - momentum)
+    with the unbiased batch variance (PyTorch's update, which a PyTorch export encodes as momentum)."""
+    eps = n.attr("epsilon", 1e-5)
+    if not n.module.training:
+        y = Fn.normalize_with(x, mean, var, scale, bias, eps)
+        return (y, mean, var) if len([o for o in n.outputs if o]) > 1 else y
+    axes, count = Fn.batch_statistics(f"ONNX node {n.name!r}", x)
+    batch_mean, centred, batch_var = Fn.moments(x, axes)
+    y = Fn.normalize_per_channel(centred, batch_var, scale, bias, eps, axes)
+    momentum = n.attr("momentum", 0.9)
+    channels = (x.shape[1],)
+    new_mean = mean * momentum + np.reshape(batch_mean, channels) * (1.0 - momentum)
+    new_var = var * momentum + np.reshape(batch_var, channels) * (count / (count - 1) * (1.0 - momentum))
+    new_mean, new_var = cast(new_mean, mean.dtype), cast(new_var, var.dtype)
+    for name, value in ((n.inputs[3], new_mean), (n.inputs[4], new_var)):
+        n.module.update_buffer(name, value)
+    return (y, new_mean, new_var) if len([o for o in n.outputs if o]) > 1 else y
+
+
+@operator("LayerNormalization")
+def layer_normalization(n, x, scale, bias=None):
+    axis = n.attr("axis", -1) % x.ndim
+    axes = tuple(range(axis, x.ndim))
+    mean = np.mean(x, axis=axes, keepdims=True)
+    centred = x - mean
+    var = np.mean(centred * centred, axis=axes, keepdims=True)
+    y = centred / np.sqrt(var + n.attr("epsilon", 1e-5)) * scale
+    return y if bias is None else y + bias
+
+
+def _normalize_groups(x, groups, eps):
+    """x normalised over each of `groups` channel groups and all positions, per sample."""
+    grouped = np.reshape(x, (x.shape[0], groups, -1))
+    mean = np.mean(grouped, axis=2, keepdims=True)
+    centred = grouped - mean
+    var = np.mean(centred * centred, axis=2, keepdims=True)
+    return np.reshape(centred / np.sqrt(var + eps), x.shape)
+
+
+def _per_channel(v, ndim):
+    return np.reshape(v, (1, -1) + (1,) * (ndim - 2))
+
+
+@operator("InstanceNormalization")
+def instance_normalization(n, x, scale, bias):
+    y = _normalize_groups(x, x.shape[1], n.attr("epsilon", 1e-5))
+    return y * _per_channel(scale, x.ndim) + _per_channel(bias, x.ndim)
+
+
+@operator("GroupNormalization")
+def group_normalization(n, x, scale, bias):
+    """Opset 18 has one scale and bias per group, opset 21 per channel."""
+    groups = n.attr("num_groups")
+    y = _normalize_groups(x, groups, n.attr("epsilon", 1e-5))
+    if n.opset < 21:
+        per_group = (x.shape[1] // groups,)
+        scale, bias = np.repeat(scale, per_group[0]), np.repeat(bias, per_group[0])
+    return y * _per_channel(scale, x.ndim) + _per_channel(bias, x.ndim)
+
+
+@operator("RMSNormalization")
+def rms_normalization(n, x, scale):
+    axes = tuple(range(n.attr("axis", -1) % x.ndim, x.ndim))
+    return x / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + n.attr("epsilon", 1e-5)) * scale
