@@ -26,7 +26,9 @@ import numpy as np
 COLUMN_BYTES = 1 << 19
 # ... when numpy's BLAS runs on several threads: each product then waits for all of them. On a quiet
 # 2-core machine, a ResNet layer's forward and both backward products at 2 threads took 149 / 141 /
-# 160 / 216 ms with 512 KiB / 2 MiB / 8 MiB / 32 MiB chunks (the plain path 232).
+# 160 / 216 ms with 512 KiB / 2 MiB / 8 MiB / 32 MiB chunks (the plain path 232). Also the chunks of
+# each part of a batch split across the threads (conv_split.py): 99 / 86 / 86 / 101 ms a layer with
+# 512 KiB / 1 / 2 / 4 MiB there.
 COLUMN_BYTES_THREADED = 1 << 21
 # Fewest channels per group for this path (conv.py's `_fast`).
 CHANNELS_LAST_MIN = 16
@@ -44,12 +46,13 @@ def blas_threads():
 _local = threading.local()
 
 
-def set_one_thread(on):
-    """Mark this thread as running its products on one BLAS thread (conv_split.py's workers)."""
+def set_in_part(on):
+    """Mark this thread as running a part of a split batch (conv_split.py's workers), which it does
+    not split again."""
     _local.one = on
 
 
-def one_thread():
+def in_part():
     return getattr(_local, "one", False)
 
 
@@ -57,7 +60,7 @@ def chunks(xp, n, row_bytes, per_sample):
     """Slices of the batch holding about COLUMN_BYTES of column rows each (whole samples)."""
     if xp is not np:
         return [slice(0, n)]
-    budget = COLUMN_BYTES if one_thread() or blas_threads() == 1 else COLUMN_BYTES_THREADED
+    budget = COLUMN_BYTES if blas_threads() == 1 else COLUMN_BYTES_THREADED
     size = max(1, budget // max(1, row_bytes * per_sample))
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 

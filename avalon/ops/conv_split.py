@@ -4,12 +4,12 @@ running its share of the chunks on one BLAS thread.
 Why: with numpy's BLAS on 2 threads, a ResNet layer spends ~60% of its time outside the products (the
 column copies and Winograd combinations of conv_gemm.py and winograd.py, on one core), while each
 product waits for both BLAS threads. Here each thread takes a contiguous part of the batch with column
-buffers of its own and the one-thread chunk size, BLAS is held to one thread for the duration, and
+buffers of its own, BLAS is held to one thread for the duration, and
 numpy releases the GIL in its copies, ufuncs and products. Two concurrent one-thread OpenBLAS products
 ran no faster than one after the other, and two large copies no faster than one (memory bandwidth),
 both measured here, so this is not two cores' worth: what it buys is one part's copies running while the other part multiplies. Measured on the quiet
-2-core machine, the ResNet-ish training step (bench/resnet_ab.py) at 2 threads: 1206-1255 ms split
-against 1368-1435 ms whole; at 1 thread nothing changes (no split). The forward and the input's
+2-core machine, the ResNet-ish training step (bench/resnet_ab.py) at 2 threads: 1106 ms split
+(2 MiB chunks) against 1467 ms whole; at 1 thread nothing changes (no split). The forward and the input's
 gradient write each part's samples into one result; the weight's gradient is the sum of the parts'
 (added in a fixed order: deterministic).
 
@@ -45,7 +45,7 @@ def _controller():
 
 def workers(xp, n):
     """How many threads share a batch of `n` samples (1: no split)."""
-    if not SPLIT or xp is not np or conv_gemm.one_thread():
+    if not SPLIT or xp is not np or conv_gemm.in_part():
         return 1
     count = min(conv_gemm.blas_threads(), n // MIN_SAMPLES)
     return count if count > 1 and _controller() is not None else 1
@@ -62,12 +62,12 @@ def _pool(count):
 
 
 def _single(part, piece, out):
-    """`part` on `piece` in this thread, with conv_gemm's one-thread chunk size."""
-    conv_gemm.set_one_thread(True)
+    """`part` on `piece` in this thread, marked as a part (not split again)."""
+    conv_gemm.set_in_part(True)
     try:
         return part(piece, out)
     finally:
-        conv_gemm.set_one_thread(False)
+        conv_gemm.set_in_part(False)
 
 
 def split_batch(xp, n, part, shape=None, dtype=None):

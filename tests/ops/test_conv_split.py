@@ -21,7 +21,7 @@ def two_threads(monkeypatch):
     """The split as on 2 BLAS threads, for the tests' narrow layers, with a chunk per sample."""
     monkeypatch.setattr(conv_gemm, "blas_threads", lambda: 2)
     monkeypatch.setattr(conv_gemm, "CHANNELS_LAST_MIN", 1)
-    monkeypatch.setattr(conv_gemm, "COLUMN_BYTES", 1)
+    monkeypatch.setattr(conv_gemm, "COLUMN_BYTES_THREADED", 1)
     monkeypatch.setattr(winograd, "MIN_ROWS", 1)
     monkeypatch.setattr(conv_split, "SPLIT", True)
 
@@ -59,7 +59,7 @@ def test_blas_gets_its_thread_count_back_and_small_batches_stay_whole(two_thread
     cv.conv(x, w, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
     assert [pool["num_threads"] for pool in threadpool_info()] == before
     assert conv_split.workers(np, 3) == 1  # fewer than MIN_SAMPLES a thread
-    assert not conv_gemm.one_thread()
+    assert not conv_gemm.in_part()
 
 
 def test_an_error_in_a_worker_reaches_the_caller(two_threads):
