@@ -79,7 +79,8 @@ _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 @operator("ConvTranspose")
 def conv_transpose(n, x, w, b=None):
     """The full transposed convolution, then the pads cropped from its two ends (ONNX allows them
-    unequal); `output_shape` or auto_pad SAME_* set the pads from the wanted size."""
+    unequal); `output_shape` or auto_pad SAME_* set the pads from the wanted size (zeros are added
+    where it is larger than the full result)."""
     d = w.ndim - 2
     kernel = n.attr("kernel_shape", list(w.shape[2:]))
     strides, dilations = n.attr("strides", [1] * d), n.attr("dilations", [1] * d)
@@ -92,9 +93,7 @@ def conv_transpose(n, x, w, b=None):
         wanted = [size * s for size, s in zip(x.shape[2:], strides)]
     if wanted is not None:
         wanted = list(wanted)[-d:]
-        totals = [f - o for f, o in zip(full, wanted)]
-        if any(t < 0 for t in totals):
-            raise n.error(f"output_shape {wanted} is larger than the full transposed convolution {full}")
+        totals = [f - o for f, o in zip(full, wanted)]  # negative: zeros are added instead
         upper = auto == "SAME_UPPER"
         pads = [(t // 2, t - t // 2) if upper else (t - t // 2, t // 2) for t in totals]
     else:
@@ -102,5 +101,9 @@ def conv_transpose(n, x, w, b=None):
         pads = list(zip(flat[:d], flat[d:]))
     y = _CONV_T[d](x, w, b, stride=strides, padding=0, output_padding=output_padding,
                    groups=n.attr("group", 1), dilation=dilations)
+    if any(p < 0 for pair in pads for p in pair):
+        y = padded(y, [(max(0, -b), max(0, -e)) for b, e in pads], 0.0)
+        full = [f + max(0, -b) + max(0, -e) for f, (b, e) in zip(full, pads)]
+        pads = [(max(0, b), max(0, e)) for b, e in pads]
     index = (slice(None), slice(None)) + tuple(slice(begin, size - end) for (begin, end), size in zip(pads, full))
     return y[index]

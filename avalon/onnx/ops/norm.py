@@ -8,24 +8,31 @@ from .math import cast
 
 @operator("BatchNormalization")
 def batch_normalization(n, x, scale, bias, mean, var):
-    """Inference uses the running statistics. In training mode (module.train()) it uses the batch's and,
-    when mean and var are the module's buffers, updates them as running·momentum + batch·(1 - momentum)
-    with the unbiased batch variance (PyTorch's update, which a PyTorch export encodes as momentum)."""
+    """An inference node (the usual export) uses the running statistics in eval mode; in training mode
+    (module.train()) it uses the batch's and updates the buffers as PyTorch's BatchNorm does:
+    running·momentum + batch·(1 - momentum) with the unbiased batch variance (a PyTorch export's momentum
+    is 1 - torch's). A node exported in training mode (training_mode=1, opset 14+) always uses the
+    batch's statistics and gives the running ones as the spec defines them (the biased variance); they
+    become the buffers' new values when the module is training."""
     eps = n.attr("epsilon", 1e-5)
-    if not n.module.training:
+    exported_training = bool(n.attr("training_mode", 0))
+    outputs = len([o for o in n.outputs if o])
+    if not (n.module.training or exported_training):
         y = Fn.normalize_with(x, mean, var, scale, bias, eps)
-        return (y, mean, var) if len([o for o in n.outputs if o]) > 1 else y
+        return (y, mean, var) if outputs > 1 else y
     axes, count = Fn.batch_statistics(f"ONNX node {n.name!r}", x)
     batch_mean, centred, batch_var = Fn.moments(x, axes)
     y = Fn.normalize_per_channel(centred, batch_var, scale, bias, eps, axes)
     momentum = n.attr("momentum", 0.9)
     channels = (x.shape[1],)
+    unbias = 1.0 if exported_training else count / (count - 1)
     new_mean = mean * momentum + np.reshape(batch_mean, channels) * (1.0 - momentum)
-    new_var = var * momentum + np.reshape(batch_var, channels) * (count / (count - 1) * (1.0 - momentum))
+    new_var = var * momentum + np.reshape(batch_var, channels) * (unbias * (1.0 - momentum))
     new_mean, new_var = cast(new_mean, mean.dtype), cast(new_var, var.dtype)
-    for name, value in ((n.inputs[3], new_mean), (n.inputs[4], new_var)):
-        n.module.update_buffer(name, value)
-    return (y, new_mean, new_var) if len([o for o in n.outputs if o]) > 1 else y
+    if n.module.training:
+        for name, value in ((n.inputs[3], new_mean), (n.inputs[4], new_var)):
+            n.module.update_buffer(name, value)
+    return (y, new_mean, new_var) if outputs > 1 else y
 
 
 @operator("LayerNormalization")
@@ -35,8 +42,10 @@ def layer_normalization(n, x, scale, bias=None):
     mean = np.mean(x, axis=axes, keepdims=True)
     centred = x - mean
     var = np.mean(centred * centred, axis=axes, keepdims=True)
-    y = centred / np.sqrt(var + n.attr("epsilon", 1e-5)) * scale
-    return y if bias is None else y + bias
+    inverse_std = 1.0 / np.sqrt(var + n.attr("epsilon", 1e-5))
+    y = centred * inverse_std * scale
+    y = y if bias is None else y + bias
+    return y, mean, inverse_std  # Mean and InvStdDev, the optional outputs, keep the reduced axes
 
 
 def _normalize_groups(x, groups, eps):
