@@ -29,6 +29,9 @@ MIN_SAMPLES = 2
 
 _state = {"pool": None, "workers": 0, "controller": None}
 _lock = threading.Lock()
+# Held while a batch is split: BLAS's thread count is process-wide, so a second caller at that time
+# (another user thread) runs its batch whole rather than set and restore the count over the first's.
+_busy = threading.Lock()
 
 
 def _controller():
@@ -76,8 +79,15 @@ def split_batch(xp, n, part, shape=None, dtype=None):
 
     With `shape` the (n, ...) result of `dtype` is returned; without, the sum of the parts."""
     count = workers(xp, n)
-    if count == 1:
+    if count == 1 or not _busy.acquire(blocking=False):
         return part(slice(0, n), None)
+    try:
+        return _split(xp, n, part, shape, dtype, count)
+    finally:
+        _busy.release()
+
+
+def _split(xp, n, part, shape, dtype, count):
     bounds = [n * i // count for i in range(count + 1)]
     pieces = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
     result = None if shape is None else xp.empty(shape, dtype=dtype)

@@ -71,3 +71,11 @@ def test_an_error_in_a_worker_reaches_the_caller(two_threads):
     with pytest.raises(ValueError, match="second part"):
         conv_split.split_batch(np, 4, part)
     assert conv_split.split_batch(np, 4, lambda piece, out: np.full(2, piece.stop - piece.start)).tolist() == [4, 4]
+
+
+def test_a_second_caller_during_a_split_runs_its_batch_whole(two_threads):
+    # BLAS's thread count is process-wide: only one split sets it at a time
+    pieces = []
+    with conv_split._busy:
+        conv_split.split_batch(np, 4, lambda piece, out: pieces.append(piece) or np.zeros(1))
+    assert pieces == [slice(0, 4)]
