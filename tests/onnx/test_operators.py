@@ -180,6 +180,13 @@ CASES = [
      {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "ceil"}),
     ("Resize", 13, {"x": X}, {"r": np.float32([]), "s": np.float32([1, 1, 0.5, 1.5])},
      {"nearest_mode": "round_prefer_ceil"}),
+    ("Resize", 13, {"x": X}, {"r": np.float32([]), "s": np.float32([1, 1, 1.7, 0.8])},
+     {"mode": "cubic", "cubic_coeff_a": -0.5, "exclude_outside": 1}),
+    ("Resize", 19, {"x": X}, {"r": np.float32([]), "s": np.float32([]), "z": np.int64([7, 7])},
+     {"axes": [3, 2], "keep_aspect_ratio_policy": "not_larger"}),
+    ("Resize", 13, {"x": X}, {"r": np.float32([0, 0, 0.2, 0.1, 1, 1, 0.9, 1.2]), "s": np.float32([]),
+                              "z": np.int64([2, 3, 3, 6])},
+     {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize", "extrapolation_value": 9.0}),
     ("Upsample", 9, {"x": X}, {"s": np.float32([1, 1, 2, 2])}, {}),
     ("Where", 16, {"c": X > 0, "x": X, "z": -X}, {}, {}),
 ]
@@ -214,6 +221,7 @@ GRADIENT_CASES = [
     ("Pad", 13, {"mode": "reflect"}, {"p": np.int64([0, 0, 1, 2, 0, 0, 2, 1])}),
     ("Resize", 13, {"mode": "linear"}, {"r": np.float64([]), "s": np.float32([1, 1, 1.5, 2])}),
     ("RMSNormalization", 23, {}, {"s": np.float64([1, 2, 3])}),
+    ("Resize", 13, {"mode": "cubic"}, {"r": np.float64([]), "s": np.float32([1, 1, 1.5, 2])}),
 ]
 
 

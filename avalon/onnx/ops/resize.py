@@ -1,73 +1,131 @@
-"""Resize (and Upsample, its older form) in nearest and linear modes, one resized axis at a time: the
-source positions are computed at trace time from the shapes, then gathered (and blended) from the
-input, so the result differentiates with respect to it."""
+"""Resize (and Upsample, its older form) in nearest, linear and cubic modes, one resized axis at a time:
+the source positions and blend weights are computed at trace time from the shapes, then gathered and
+blended from the input, so the result differentiates with respect to it."""
 import numpy as np
 
 from . import operator
 
 
-def _source_positions(n, mode, out, size, scale):
-    """Where output positions 0..out-1 fall in the input, by `coordinate_transformation_mode`."""
+def _source_positions(n, transform, out, size, scale, roi):
+    """Where output positions 0..out-1 fall in the input (`coordinate_transformation_mode`); the
+    modes use the unrounded output length size·scale, as the spec does."""
     x = np.arange(out, dtype=np.float64)
-    if mode == "half_pixel":
+    length = size * scale
+    if transform == "half_pixel":
         return (x + 0.5) / scale - 0.5
-    if mode == "pytorch_half_pixel":
-        return (x + 0.5) / scale - 0.5 if out > 1 else np.zeros(out)
-    if mode == "align_corners":
-        return x * (size - 1) / (out - 1) if out > 1 else np.zeros(out)
-    if mode == "asymmetric":
+    if transform == "half_pixel_symmetric":
+        offset = size / 2 * (1 - out / length)
+        return offset + (x + 0.5) / scale - 0.5
+    if transform == "pytorch_half_pixel":
+        return (x + 0.5) / scale - 0.5 if length != 1 else np.full(out, -0.5)
+    if transform == "align_corners":
+        return x * (size - 1) / (length - 1) if length != 1 else np.zeros(out)
+    if transform == "asymmetric":
         return x / scale
-    raise n.error(f"coordinate_transformation_mode {mode!r} is not supported (half_pixel, pytorch_half_pixel, "
-                  "align_corners and asymmetric are)")
+    if transform == "tf_crop_and_resize":
+        start, end = roi
+        if length == 1:
+            return np.full(out, (end - start) * (size - 1) / 2 + start * (size - 1))
+        return x * (end - start) * (size - 1) / (length - 1) + start * (size - 1)
+    raise n.error(f"coordinate_transformation_mode {transform!r} is not supported")
 
 
 _ROUNDING = {"round_prefer_floor": lambda p: np.ceil(p - 0.5), "round_prefer_ceil": lambda p: np.floor(p + 0.5),
              "floor": np.floor, "ceil": np.ceil}
 
 
-def _resize_axis(n, x, axis, out, scale, mode, transform, rounding):
-    size = x.shape[axis]
-    positions = _source_positions(n, transform, out, size, scale)
+def _cubic_weights(t, a):
+    """Keys' cubic convolution weights of the four neighbours floor-1 .. floor+2 at fraction t."""
+    def near(d):  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def _taps(n, mode, positions, size):
+    """Per output position: source indices (clamped to the input) and weights, one list per tap."""
     if mode == "nearest":
-        index = np.clip(_ROUNDING[rounding](positions), 0, size - 1).astype(np.int64)
-        return np.take(x, index, axis=axis)
-    positions = np.clip(positions, 0, size - 1)
-    low = np.floor(positions).astype(np.int64)
-    high = np.minimum(low + 1, size - 1)
+        rounding = _ROUNDING[n.attr("nearest_mode", "round_prefer_floor") if n.opset >= 11 else "floor"]
+        return [rounding(positions)], [np.ones_like(positions)]
+    base = np.floor(positions)
+    t = positions - base
+    if mode == "linear":
+        offsets, weights = [0, 1], [1 - t, t]
+    else:
+        offsets, weights = [-1, 0, 1, 2], _cubic_weights(t, n.attr("cubic_coeff_a", -0.75))
+    indices = [base + o for o in offsets]
+    if n.attr("exclude_outside", 0):  # neighbours outside the input get no weight; the rest renormalised
+        weights = [np.where((i < 0) | (i > size - 1), 0.0, w) for i, w in zip(indices, weights)]
+        total = sum(weights)
+        weights = [w / total for w in weights]
+    return indices, weights
+
+
+def _resize_axis(n, x, axis, out, scale, mode, transform, roi):
+    size = x.shape[axis]
+    positions = _source_positions(n, transform, out, size, scale, roi)
+    indices, weights = _taps(n, mode, positions, size)
     shape = [1] * x.ndim
     shape[axis] = out
-    weight = (positions - low).astype(x.dtype).reshape(shape)
-    return np.take(x, low, axis=axis) * (1 - weight) + np.take(x, high, axis=axis) * weight
+    y = None
+    for index, weight in zip(indices, weights):
+        taken = np.take(x, np.clip(index, 0, size - 1).astype(np.int64), axis=axis)
+        term = taken if mode == "nearest" else taken * weight.astype(x.dtype).reshape(shape)
+        y = term if y is None else y + term
+    if transform == "tf_crop_and_resize":
+        outside = ((positions < 0) | (positions > size - 1)).reshape(shape)
+        y = np.where(outside, np.asarray(n.attr("extrapolation_value", 0.0), x.dtype), y)
+    return y
+
+
+def _targets(n, x, axes, scales, sizes):
+    """Output size and scale of every axis, from `sizes` (with keep_aspect_ratio_policy) or `scales`."""
+    outs, factors = list(x.shape), [1.0] * x.ndim
+    if sizes is not None and np.size(n.constant(sizes, "sizes")):
+        wanted = n.ints(sizes, "sizes")
+        policy = n.attr("keep_aspect_ratio_policy", "stretch")
+        ratios = [w / x.shape[a] for a, w in zip(axes, wanted)]
+        if policy != "stretch":
+            if policy not in ("not_larger", "not_smaller"):
+                raise n.error(f"keep_aspect_ratio_policy {policy!r} is not stretch, not_larger or not_smaller")
+            ratio = min(ratios) if policy == "not_larger" else max(ratios)
+            ratios, wanted = [ratio] * len(axes), [int(ratio * x.shape[a] + 0.5) for a in axes]
+        for a, w, r in zip(axes, wanted, ratios):
+            outs[a], factors[a] = w, r
+    else:
+        given = [float(f) for f in n.constant(scales, "scales").reshape(-1)]
+        for a, f in zip(axes, given):
+            outs[a], factors[a] = int(np.floor(x.shape[a] * f)), f
+    return outs, factors
 
 
 @operator("Resize", "Upsample")
 def resize(n, x, *rest):
     """Opset 10 (and Upsample) take `scales` only and place pixels asymmetrically; from 11 `roi, scales,
-    sizes` and the coordinate_transformation_mode (default half_pixel) and nearest_mode attributes."""
-    if n.op_type == "Upsample" or n.opset < 11:
+    sizes` with coordinate_transformation_mode (default half_pixel), nearest_mode, cubic_coeff_a,
+    exclude_outside, extrapolation_value; from 18 `axes` and keep_aspect_ratio_policy."""
+    legacy = n.op_type == "Upsample" or n.opset < 11
+    if legacy:
         scales = n.attr("scales") if n.op_type == "Upsample" and n.opset < 9 else rest[0]
-        sizes, transform, rounding = None, "asymmetric", "floor"
+        roi = sizes = None
+        transform = "asymmetric"
     else:
-        scales = rest[1] if len(rest) > 1 else None
-        sizes = rest[2] if len(rest) > 2 else None
+        roi, scales, sizes = (list(rest) + [None, None, None])[:3]
         transform = n.attr("coordinate_transformation_mode", "half_pixel")
-        rounding = n.attr("nearest_mode", "round_prefer_floor")
-    mode = n.attr("mode", "nearest")
-    if mode not in ("nearest", "linear", "bilinear"):
-        raise n.error(f"mode {mode!r} is not supported (nearest and linear are)")
-    for name in ("antialias", "axes", "exclude_outside"):
-        if n.attr(name):
-            raise n.error(f"the {name} attribute is not supported")
-    if sizes is not None and np.size(n.constant(sizes, "sizes")):
-        outs = n.ints(sizes, "sizes")
-        factors = [o / s for o, s in zip(outs, x.shape)]
-    else:
-        factors = [float(f) for f in n.constant(scales, "scales").reshape(-1)]
-        outs = [int(np.floor(s * f)) for s, f in zip(x.shape, factors)]
-    if len(outs) != x.ndim:
-        raise n.error(f"{len(outs)} scales or sizes for a {x.ndim}-D input")
-    for axis, (out, factor) in enumerate(zip(outs, factors)):
-        if out != x.shape[axis] or factor != 1:
-            x = _resize_axis(n, x, axis, out, factor, "nearest" if mode == "nearest" else "linear", transform,
-                             rounding)
+    mode = {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(n.attr("mode", "nearest"),
+                                                                              n.attr("mode", "nearest"))
+    if mode not in ("nearest", "linear", "cubic"):
+        raise n.error(f"mode {mode!r} is not supported (nearest, linear and cubic are)")
+    if n.attr("antialias"):
+        raise n.error("antialiased resizing is not supported")
+    axes = [a % x.ndim for a in n.attr("axes", range(x.ndim))]
+    outs, factors = _targets(n, x, axes, scales, sizes)
+    roi = None if roi is None or not np.size(n.constant(roi, "roi")) else n.constant(roi, "roi").reshape(-1)
+    for i, axis in enumerate(axes):
+        crop = (0.0, 1.0) if roi is None else (float(roi[i]), float(roi[i + len(axes)]))
+        if outs[axis] == x.shape[axis] and factors[axis] == 1 and crop == (0.0, 1.0):
+            continue
+        x = _resize_axis(n, x, axis, outs[axis], factors[axis], mode, transform, crop)
     return x
