@@ -221,6 +221,10 @@ GRADIENT_CASES = [
     ("Pad", 13, {"mode": "reflect"}, {"p": np.int64([0, 0, 1, 2, 0, 0, 2, 1])}),
     ("Resize", 13, {"mode": "linear"}, {"r": np.float64([]), "s": np.float32([1, 1, 1.5, 2])}),
     ("RMSNormalization", 23, {}, {"s": np.float64([1, 2, 3])}),
+    ("ReduceLogSumExp", 18, {"keepdims": 0}, {"a": np.int64([1, 3])}),
+    ("ReduceL2", 13, {"axes": [2]}, {}),
+    ("CumSum", 14, {"exclusive": 1, "reverse": 1}, {"a": np.int64(2)}),
+    ("Mod", 13, {"fmod": 1}, {"b": np.float64(-0.7)}),
     ("Resize", 13, {"mode": "cubic"}, {"r": np.float64([]), "s": np.float32([1, 1, 1.5, 2])}),
 ]
 

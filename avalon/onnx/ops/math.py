@@ -203,3 +203,47 @@ def mish(n, x):
 @operator("ThresholdedRelu")
 def thresholded_relu(n, x):
     return np.where(x > n.attr("alpha", 1.0), x, np.zeros((), x.dtype))
+
+
+@operator("CastLike")
+def cast_like(n, x, target):
+    return cast(x, target.dtype)
+
+
+@operator("Mod")
+def mod(n, a, b):
+    """fmod=1: the remainder has the dividend's sign (C's fmod); fmod=0: the divisor's (Python's %)."""
+    remainder = np.mod(a, b)
+    if not n.attr("fmod", 0):
+        return remainder
+    # np.mod's remainder has b's sign; where that differs from a's, step back by b
+    return np.where((remainder != 0) & ((remainder < 0) != (a < 0)), remainder - b, remainder)
+
+
+_MORE_UNARY = {"Tan": np.tan, "Asin": np.arcsin, "Acos": np.arccos, "Atan": np.arctan, "Sinh": np.sinh,
+               "Cosh": np.cosh, "Asinh": np.arcsinh, "Acosh": np.arccosh, "Atanh": np.arctanh, "Round": np.round,
+               "IsNaN": np.isnan, "BitwiseNot": np.invert}
+
+
+@operator(*_MORE_UNARY)
+def more_unary(n, x):
+    return _MORE_UNARY[n.op_type](x)
+
+
+@operator("IsInf")
+def is_inf(n, x):
+    negative, positive = n.attr("detect_negative", 1), n.attr("detect_positive", 1)
+    return np.isinf(x) & ((x < 0) if not positive else True) & ((x > 0) if not negative else True)
+
+
+@operator("Swish")
+def swish(n, x):
+    return x * F.sigmoid(x * n.attr("alpha", 1.0))
+
+
+_BITWISE = {"BitwiseAnd": np.bitwise_and, "BitwiseOr": np.bitwise_or, "BitwiseXor": np.bitwise_xor}
+
+
+@operator(*_BITWISE)
+def bitwise(n, a, b):
+    return _BITWISE[n.op_type](a, b)

@@ -1,4 +1,4 @@
-"""Shapes, indexing, constants and reductions. Shape-valued inputs (Reshape's shape, Slice's starts …)
+"""Shapes, indexing and constants. Shape-valued inputs (Reshape's shape, Slice's starts …)
 are numpy arrays computed at trace time from constants and traced shapes, so a batch size never
 gets stored in the model."""
 import numpy as np
@@ -134,24 +134,6 @@ def expand(n, x, dims):
 def range_op(n, start, limit, delta):
     start, limit, delta = (n.constant(v, "Range's inputs") for v in (start, limit, delta))
     return np.arange(start, limit, delta).astype(np.asarray(start).dtype)
-
-
-_REDUCE = {"ReduceMean": np.mean, "ReduceSum": np.sum, "ReduceMax": np.max, "ReduceMin": np.min}
-_AXES_BECAME_INPUT = {"ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18}
-
-
-@operator(*_REDUCE)
-def reduce(n, x, axes=None):
-    if n.opset < _AXES_BECAME_INPUT[n.op_type]:
-        axes = n.attr("axes")
-    elif axes is not None:
-        axes = n.ints(axes, "axes")
-    if not axes:
-        if n.attr("noop_with_empty_axes", 0) and n.opset >= _AXES_BECAME_INPUT[n.op_type]:
-            return x
-        axes = range(x.ndim)
-    y = _REDUCE[n.op_type](x, axis=tuple(_axis(a, x.ndim) for a in axes), keepdims=bool(n.attr("keepdims", 1)))
-    return cast(y, x.dtype) if is_array_constant(y) else y
 
 
 @operator("Split")
