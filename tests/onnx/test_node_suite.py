@@ -24,7 +24,6 @@ KNOWN = {
     r"expanded)": "bfloat16 arithmetic (not a numpy dtype; out of scope)",
     r"test_training_dropout(_default)?(_mask)?": "the expected output uses numpy's random mask; Avalon draws its own",
     r"test_maxpool_with_argmax\w*": "MaxPool's Indices output is not supported yet",
-    r"test_reduce_(max|min)_empty_set\w*": "reducing an empty axis to -inf / +inf is not supported yet",
     r"test_resize_\w+_antialias": "antialiased Resize is not supported yet",
     r"test_(blackman|hamming|hann)window\w*": "a Range whose limits are computed from an input's values "
                                               "(a data-dependent shape)",
