@@ -24,7 +24,8 @@ _STATIC_SLOTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqu
                  "ReduceSumSquare": (1,), "CumSum": (1,), "Pad": (1, 2, 3),
                  "Resize": (1, 2, 3), "Upsample": (1,), "Dropout": (1, 2), "Trilu": (1,)}
 # Float slots that are settings, not weights: an initializer feeding only these stays a constant.
-_SETTING_SLOTS = {**_STATIC_SLOTS, "Clip": (1, 2), "Pow": (1,)}
+_SETTING_SLOTS = {**_STATIC_SLOTS, "Clip": (1, 2), "Pow": (1,), "NegativeLogLikelihoodLoss": (2,),
+                  "SoftmaxCrossEntropyLoss": (2,)}
 
 
 def _onnx():

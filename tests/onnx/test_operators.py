@@ -225,6 +225,9 @@ GRADIENT_CASES = [
     ("ReduceL2", 13, {"axes": [2]}, {}),
     ("CumSum", 14, {"exclusive": 1, "reverse": 1}, {"a": np.int64(2)}),
     ("Mod", 13, {"fmod": 1}, {"b": np.float64(-0.7)}),
+    ("SoftmaxCrossEntropyLoss", 13, {"ignore_index": 1}, {"t": np.int64([[[0, 1, 1], [0, 0, 1], [1, 0, 0]]]),
+                                                          "w": np.float64([0.3, 2.0])}),
+    ("NegativeLogLikelihoodLoss", 13, {"reduction": "sum"}, {"t": np.int64([[[0, 1, 1], [0, 0, 1], [1, 0, 0]]])}),
     ("Resize", 13, {"mode": "cubic"}, {"r": np.float64([]), "s": np.float32([1, 1, 1.5, 2])}),
 ]
 

@@ -17,4 +17,4 @@ def operator(*op_types):
     return register
 
 
-from . import math, nn, norm, pool, reduce, resize, shape  # noqa: E402,F401 - they register their handlers
+from . import loss, math, nn, norm, pool, reduce, resize, shape  # noqa: E402,F401 - they register their handlers
