@@ -1,6 +1,7 @@
-"""A/B of one switch on the ResNet-ish training step (bench/steps.py's), in one process, interleaved.
+"""A/B of one switch on a training step of bench/steps.py (ResNet-ish by default), in one process,
+interleaved.
 
-Run: `python bench/resnet_ab.py [threads] [steps]`; prints the median ms per step with each setting of
+Run: `python bench/resnet_ab.py [threads] [steps] [workload]`; prints the median ms per step with each setting of
 the switches in SETTINGS (module, attribute, value) and the ratios to the first.
 """
 from harness import THREADS  # noqa: I001 - sets the thread count before numpy loads
@@ -17,21 +18,22 @@ SETTINGS = {"split": [(conv_split, "SPLIT", True)], "plain": [(conv_split, "SPLI
 
 def main():
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    name = sys.argv[3] if len(sys.argv) > 3 else "ResNet-ish"
     models = steps.load_models("avalon")
-    x, y = steps.batch_of("ResNet-ish", None, models)
-    _, step = steps.avalon_step(models, "ResNet-ish", x, y)
+    x, y = steps.batch_of(name, None, models)
+    _, step = steps.avalon_step(models, name, x, y)
     step()
-    times = {name: [] for name in SETTINGS}
+    times = {setting: [] for setting in SETTINGS}
     for _ in range(count):
-        for name, switches in SETTINGS.items():
+        for setting, switches in SETTINGS.items():
             for module, attr, value in switches:
                 setattr(module, attr, value)
             start = time.perf_counter()
             step()
-            times[name].append(time.perf_counter() - start)
+            times[setting].append(time.perf_counter() - start)
     base = statistics.median(next(iter(times.values())))
-    for name, ts in times.items():
-        print(f"{THREADS} threads {name:>8}: {statistics.median(ts) * 1e3:8.1f} ms  ({statistics.median(ts) / base:.2f}x)")
+    for setting, ts in times.items():
+        print(f"{name}, {THREADS} threads {setting:>8}: {statistics.median(ts) * 1e3:8.1f} ms  ({statistics.median(ts) / base:.2f}x)")
 
 
 if __name__ == "__main__":

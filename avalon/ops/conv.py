@@ -170,10 +170,11 @@ def conv(x, w, stride, padding, dilation, groups):
     if _depthwise(xp, w, groups):
         return _depthwise_conv(xp, x, w, out, stride, padding, dilation)
     if _fast(xp, w.shape[1], kernel):
-        path = winograd if WINOGRAD and winograd.applies(kernel, stride, dilation, out) else conv_gemm
-        return conv_split.split_batch(  # halves of the batch on the BLAS threads (conv_split.py)
-            xp, x.shape[0], lambda s, into: path.conv(xp, x[s], w, out, stride, padding, dilation, groups, into),
-            (x.shape[0], w.shape[0]) + out, x.dtype)
+        if WINOGRAD and winograd.applies(kernel, stride, dilation, out):
+            return conv_split.split_batch(  # parts of the batch on the BLAS threads (conv_split.py)
+                xp, x.shape[0], lambda s, into: winograd.conv(xp, x[s], w, out, stride, padding, dilation,
+                                                              groups, into), (x.shape[0], w.shape[0]) + out, x.dtype)
+        return conv_gemm.conv(xp, x, w, out, stride, padding, dilation, groups)
     cols = _columns(x, kernel, stride, padding, dilation, out, groups)
     wmat = xp.reshape(w, (groups, w.shape[0] // groups, -1))
     return _to_batch_major(xp, xp.matmul(wmat, cols), x.shape[0], out)
@@ -206,8 +207,7 @@ def conv_transpose(g, w, shape, stride, padding, dilation, groups):
         pads = tuple((f - lo, n - o + lo) for n, o, (lo, hi), f in zip(shape, out, padding, full))
         return conv.impl(g, wt, stride, pads, dilation, groups)
     if _fast(xp, cg, kernel):
-        return conv_split.split_batch(xp, n, lambda s, into: conv_gemm.conv_transpose(
-            xp, g[s], w, shape, stride, padding, dilation, groups, into), (n, groups * cg) + tuple(shape), g.dtype)
+        return conv_gemm.conv_transpose(xp, g, w, shape, stride, padding, dilation, groups)
     # weight as (G, *kernel, Cg, Co/G) rows: the products come out kernel-offset major, as col2im wants
     wk = xp.reshape(w, (groups, co // groups, cg) + kernel)
     wk = xp.reshape(_permute(xp, wk, (0,) + tuple(range(3, 3 + d)) + (2, 1)), (groups, -1, co // groups))
@@ -226,10 +226,10 @@ def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     if groups > 1 and groups == c and _as_strided(xp) is not None:
         return _depthwise_weight_grad(xp, x, g, kernel, stride, padding, dilation)
     if _fast(xp, c // groups, kernel):
-        path = winograd if WINOGRAD and winograd.applies(kernel, stride, dilation, tuple(g.shape[2:])) \
-            else conv_gemm
-        return conv_split.split_batch(xp, x.shape[0], lambda s, _: path.conv_weight_grad(
-            xp, x[s], g[s], kernel, stride, padding, dilation, groups))
+        if WINOGRAD and winograd.applies(kernel, stride, dilation, tuple(g.shape[2:])):
+            return conv_split.split_batch(xp, x.shape[0], lambda s, _: winograd.conv_weight_grad(
+                xp, x[s], g[s], kernel, stride, padding, dilation, groups))
+        return conv_gemm.conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups)
     cols = _columns(x, kernel, stride, padding, dilation, tuple(g.shape[2:]), groups)
     gw = xp.matmul(_to_group_major(xp, g, groups), _swap_last(xp, cols))
     return xp.reshape(gw, (g.shape[1], c // groups) + tuple(kernel))

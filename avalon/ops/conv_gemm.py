@@ -132,12 +132,12 @@ def group_rows(xp, g, groups):
     return xp.reshape(g, (groups, co // groups, -1))
 
 
-def conv(xp, x, w, out, stride, padding, dilation, groups, into=None):
-    """`conv.conv` (N, C, *S) * (Co, C/G, *K) -> (N, Co, *out), chunk by chunk (into `into` if given)."""
+def conv(xp, x, w, out, stride, padding, dilation, groups):
+    """`conv.conv` (N, C, *S) * (Co, C/G, *K) -> (N, Co, *out), chunk by chunk."""
     n, kernel = x.shape[0], tuple(w.shape[2:])
     co = w.shape[0]
     wk = kernel_rows(xp, w, groups)
-    result = xp.empty((n, co) + tuple(out), dtype=x.dtype) if into is None else into
+    result = xp.empty((n, co) + tuple(out), dtype=x.dtype)
     positions = math.prod(out)
     pieces = chunks(xp, n, w[0].size * x.itemsize, positions)
     columns = _Columns(xp, x, pieces[0].stop, kernel, stride, padding, dilation, out, groups)
@@ -169,7 +169,7 @@ def conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups):
     return xp.reshape(gw, (co, c // groups) + tuple(kernel))
 
 
-def conv_transpose(xp, g, w, shape, stride, padding, dilation, groups, into=None):
+def conv_transpose(xp, g, w, shape, stride, padding, dilation, groups):
     """`conv.conv_transpose` through col2im: each chunk's g rows times the weight give the columns,
     whose kernel-offset blocks are added into a channels-last padded input (runs of Cg values)."""
     n, co = g.shape[:2]
@@ -181,7 +181,7 @@ def conv_transpose(xp, g, w, shape, stride, padding, dilation, groups, into=None
     wk = xp.transpose(kernel_rows(xp, w, groups), (0, 2, 1))  # (G, Co/G, K·Cg)
     padded = tuple(size + lo + hi for size, (lo, hi) in zip(shape, padding))
     inside = tuple(slice(lo, lo + size) for size, (lo, _) in zip(shape, padding))
-    result = xp.empty((n, groups * cg) + tuple(shape), dtype=g.dtype) if into is None else into
+    result = xp.empty((n, groups * cg) + tuple(shape), dtype=g.dtype)
     for chunk in chunks(xp, n, math.prod(kernel) * cg * g.itemsize, positions):
         m = chunk.stop - chunk.start
         rows = xp.swapaxes(group_rows(xp, g[chunk], groups), -1, -2)  # (G, rows, Co/G)

@@ -1,5 +1,5 @@
-"""The convolution fast paths at several BLAS threads: the batch split across Python threads, each
-running its share of the chunks on one BLAS thread.
+"""The Winograd convolutions (winograd.py) at several BLAS threads: the batch split across Python
+threads, each running its share of the chunks on one BLAS thread.
 
 Why: with numpy's BLAS on 2 threads, a ResNet layer spends ~60% of its time outside the products (the
 column copies and Winograd combinations of conv_gemm.py and winograd.py, on one core), while each
@@ -11,7 +11,9 @@ both measured here, so this is not two cores' worth: what it buys is one part's 
 2-core machine, the ResNet-ish training step (bench/resnet_ab.py) at 2 threads: 1106 ms split
 (2 MiB chunks) against 1467 ms whole; at 1 thread nothing changes (no split). The forward and the input's
 gradient write each part's samples into one result; the weight's gradient is the sum of the parts'
-(added in a fixed order: deterministic).
+(added in a fixed order: deterministic). The direct im2col path (conv_gemm.py) is left whole: its
+products are most of its time, and LeNet's second layer (128×32×13×13 -> 64, whose 11 output rows are
+too few for Winograd) took 30-32 ms split against 23 whole.
 
 Runs when numpy is the array module, BLAS has more than one thread and threadpoolctl (which sets
 BLAS's thread count) is importable. SPLIT = False runs the plain chunk loop, which the tests compare.
