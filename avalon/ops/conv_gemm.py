@@ -16,7 +16,6 @@ by the weight and adds each kernel offset's block into a channels-last padded in
 import itertools
 import math
 import os
-import threading
 
 import numpy as np
 
@@ -41,19 +40,6 @@ def blas_threads():
         if value.isdigit():
             return int(value)
     return os.cpu_count() or 1
-
-
-_local = threading.local()
-
-
-def set_in_part(on):
-    """Mark this thread as running a part of a split batch (conv_split.py's workers), which it does
-    not split again."""
-    _local.one = on
-
-
-def in_part():
-    return getattr(_local, "one", False)
 
 
 def chunks(xp, n, row_bytes, per_sample):

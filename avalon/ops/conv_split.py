@@ -50,7 +50,7 @@ def _controller():
 
 def workers(xp, n):
     """How many threads share a batch of `n` samples (1: no split)."""
-    if not SPLIT or xp is not np or conv_gemm.in_part():
+    if not SPLIT or xp is not np or _in_part():
         return 1
     count = min(conv_gemm.blas_threads(), n // MIN_SAMPLES)
     return count if count > 1 and _controller() is not None else 1
@@ -66,13 +66,21 @@ def _pool(count):
         return _state["pool"]
 
 
+_local = threading.local()
+
+
+def _in_part():
+    """Whether this thread is running a part of a split batch (which it does not split again)."""
+    return getattr(_local, "part", False)
+
+
 def _single(part, piece, out):
-    """`part` on `piece` in this thread, marked as a part (not split again)."""
-    conv_gemm.set_in_part(True)
+    """`part` on `piece` in this thread, marked as a part."""
+    _local.part = True
     try:
         return part(piece, out)
     finally:
-        conv_gemm.set_in_part(False)
+        _local.part = False
 
 
 def split_batch(xp, n, part, shape=None, dtype=None):

@@ -60,7 +60,7 @@ def test_blas_gets_its_thread_count_back_and_small_batches_stay_whole(two_thread
     cv.conv(x, w, stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
     assert [pool["num_threads"] for pool in threadpool_info()] == before
     assert conv_split.workers(np, 3) == 1  # fewer than MIN_SAMPLES a thread
-    assert not conv_gemm.in_part()
+    assert not conv_split._in_part()
 
 
 def test_an_error_in_a_worker_reaches_the_caller(two_threads):
