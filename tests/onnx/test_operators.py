@@ -227,6 +227,8 @@ GRADIENT_CASES = [
     ("Mod", 13, {"fmod": 1}, {"b": np.float64(-0.7)}),
     ("SoftmaxCrossEntropyLoss", 13, {"ignore_index": 1}, {"t": np.int64([[[0, 1, 1], [0, 0, 1], [1, 0, 0]]]),
                                                           "w": np.float64([0.3, 2.0])}),
+    ("Attention", 23, {"is_causal": 1, "softcap": 2.0}, {"k": rng.standard_normal((1, 2, 4, 3)),
+                                                        "v": rng.standard_normal((1, 2, 4, 5))}),
     ("NegativeLogLikelihoodLoss", 13, {"reduction": "sum"}, {"t": np.int64([[[0, 1, 1], [0, 0, 1], [1, 0, 0]]])}),
     ("Resize", 13, {"mode": "cubic"}, {"r": np.float64([]), "s": np.float32([1, 1, 1.5, 2])}),
 ]
@@ -243,6 +245,9 @@ def test_gradients_match_finite_differences(op, opset, attrs, constants):
 
 
 @pytest.mark.parametrize("op, opset, inputs, constants, attrs, outputs", [
+    ("Attention", 24, {"q": X[:, :2, :, :4], "k": X[:, :2, :2, :4], "v": X[:, :2, :2, 1:],
+                       "m": np.array([[True, False], [True, True], [False, True], [True, True]])},
+     {"pk": X[:, :2, :3, :4], "pv": X[:, :2, 1:, 1:]}, {}, 3),
     ("LayerNormalization", 17, {"x": X}, {"s": rng.standard_normal(5).astype(np.float32)}, {}, 3),
     ("BatchNormalization", 15, {"x": X}, {"s": np.float32([1, 2, 3]), "b": np.float32([0, 1, -1]),
                                           "m": np.float32([0.1, 0, -0.2]), "v": np.float32([1, 0.5, 2])},

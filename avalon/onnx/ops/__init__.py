@@ -17,4 +17,5 @@ def operator(*op_types):
     return register
 
 
-from . import loss, math, nn, norm, pool, reduce, resize, shape  # noqa: E402,F401 - they register their handlers
+# importing the families registers their handlers
+from . import attention, loss, math, nn, norm, pool, reduce, resize, shape  # noqa: E402,F401
