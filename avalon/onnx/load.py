@@ -22,10 +22,11 @@ _STATIC_SLOTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqu
                  "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,),
                  "ReduceL1": (1,), "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,),
                  "ReduceSumSquare": (1,), "CumSum": (1,), "Pad": (1, 2, 3),
-                 "Resize": (1, 2, 3), "Upsample": (1,), "Dropout": (1, 2), "Trilu": (1,), "Attention": (6,)}
+                 "Resize": (1, 2, 3), "Upsample": (1,), "Dropout": (1, 2), "Trilu": (1,), "Attention": (6,),
+                 "OneHot": (1,), "GatherND": (1,)}
 # Float slots that are settings, not weights: an initializer feeding only these stays a constant.
 _SETTING_SLOTS = {**_STATIC_SLOTS, "Clip": (1, 2), "Pow": (1,), "NegativeLogLikelihoodLoss": (2,),
-                  "SoftmaxCrossEntropyLoss": (2,)}
+                  "SoftmaxCrossEntropyLoss": (2,), "OneHot": (1, 2)}
 
 
 def _onnx():

@@ -247,3 +247,21 @@ _BITWISE = {"BitwiseAnd": np.bitwise_and, "BitwiseOr": np.bitwise_or, "BitwiseXo
 @operator(*_BITWISE)
 def bitwise(n, a, b):
     return _BITWISE[n.op_type](a, b)
+
+
+@operator("Hardmax")
+def hardmax(n, x):
+    """1 at the first maximum along `axis`, 0 elsewhere (before opset 13 over the input coerced to 2-D)."""
+    def first_max(v, axis):
+        top = np.argmax(v, axis=axis)
+        positions = np.arange(v.shape[axis]).reshape([-1 if a == axis % v.ndim else 1 for a in range(v.ndim)])
+        return cast(np.expand_dims(top, axis) == positions, v.dtype)
+    return _along_axis(n, x, first_max)
+
+
+@operator("LpNormalization")
+def lp_normalization(n, x):
+    axis, p = n.attr("axis", -1), n.attr("p", 2)
+    norm = np.sum(np.abs(x), axis=axis, keepdims=True) if p == 1 else \
+        np.sqrt(np.sum(x * x, axis=axis, keepdims=True))
+    return x / np.where(norm == 0, np.ones((), x.dtype), norm)  # a zero vector stays zero

@@ -196,3 +196,47 @@ def top_k(n, x, k=None):
     k = n.attr("k") if n.opset < 10 else n.ints(k, "k")[0]
     values, indices = topk(x, k, dim=n.attr("axis", -1), largest=bool(n.attr("largest", 1)), sorted=True)
     return values, cast(indices, np.int64)
+
+
+@operator("SpaceToDepth", "DepthToSpace")
+def space_depth(n, x):
+    """Blocks of the spatial axes moved into channels, or back, in DCR (default) or CRD order."""
+    b, c, h, w = x.shape
+    s = n.attr("blocksize")
+    if n.op_type == "SpaceToDepth":
+        y = np.reshape(x, (b, c, h // s, s, w // s, s))
+        order = (0, 3, 5, 1, 2, 4) if n.attr("mode", "DCR") == "DCR" else (0, 1, 3, 5, 2, 4)
+        return np.reshape(np.transpose(y, order), (b, c * s * s, h // s, w // s))
+    if n.attr("mode", "DCR") == "DCR":
+        y = np.transpose(np.reshape(x, (b, s, s, c // (s * s), h, w)), (0, 3, 4, 1, 5, 2))
+    else:
+        y = np.transpose(np.reshape(x, (b, c // (s * s), s, s, h, w)), (0, 1, 4, 2, 5, 3))
+    return np.reshape(y, (b, c // (s * s), h * s, w * s))
+
+
+@operator("EyeLike")
+def eye_like(n, x):
+    from onnx.helper import tensor_dtype_to_np_dtype
+    dtype = tensor_dtype_to_np_dtype(n.attr("dtype")) if "dtype" in n.attrs else x.dtype
+    return np.eye(x.shape[0], x.shape[1], k=n.attr("k", 0), dtype=dtype)
+
+
+@operator("OneHot")
+def one_hot(n, indices, depth, values):
+    depth = int(n.constant(depth, "depth").reshape(-1)[0])
+    axis = n.attr("axis", -1) % (indices.ndim + 1)
+    indices = np.where(indices < 0, indices + depth, indices)
+    hot = np.expand_dims(indices, axis) == np.arange(depth).reshape([-1 if a == axis else 1
+                                                                      for a in range(indices.ndim + 1)])
+    return np.where(hot, values[1], values[0])
+
+
+@operator("GatherND")
+def gather_nd(n, data, indices):
+    batch = n.attr("batch_dims", 0)
+    indices = n.constant(indices, "GatherND's indices")
+    depth = indices.shape[-1]
+    indices = np.where(indices < 0, indices + np.array(data.shape[batch:batch + depth]), indices)
+    lead = np.indices(indices.shape[:batch]).reshape(batch, *indices.shape[:batch], *([1] * (indices.ndim - 1 - batch)))
+    index = tuple(np.broadcast_to(l, indices.shape[:-1]) for l in lead) + tuple(np.moveaxis(indices, -1, 0))
+    return data[index]
