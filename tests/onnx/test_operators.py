@@ -229,6 +229,9 @@ GRADIENT_CASES = [
                                                           "w": np.float64([0.3, 2.0])}),
     ("Attention", 23, {"is_causal": 1, "softcap": 2.0}, {"k": rng.standard_normal((1, 2, 4, 3)),
                                                         "v": rng.standard_normal((1, 2, 4, 5))}),
+    ("ScatterElements", 18, {"axis": 3, "reduction": "add"}, {"i": np.int64([[[[2, 0], [1, 1], [0, -1]]] * 2]),
+                                                             "u": rng.standard_normal((1, 2, 3, 2))}),
+    ("ScatterND", 16, {}, {"i": np.int64([[0, 1, 2], [0, 0, -1]]), "u": rng.standard_normal((2, 3))}),
     ("NegativeLogLikelihoodLoss", 13, {"reduction": "sum"}, {"t": np.int64([[[0, 1, 1], [0, 0, 1], [1, 0, 0]]])}),
     ("Resize", 13, {"mode": "cubic"}, {"r": np.float64([]), "s": np.float32([1, 1, 1.5, 2])}),
 ]

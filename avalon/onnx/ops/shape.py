@@ -240,3 +240,29 @@ def gather_nd(n, data, indices):
     lead = np.indices(indices.shape[:batch]).reshape(batch, *indices.shape[:batch], *([1] * (indices.ndim - 1 - batch)))
     index = tuple(np.broadcast_to(l, indices.shape[:-1]) for l in lead) + tuple(np.moveaxis(indices, -1, 0))
     return data[index]
+
+
+@operator("ScatterElements", "Scatter")
+def scatter_elements(n, data, indices, updates):
+    """`updates` written into `data` at `indices` along `axis` (reduction none or add)."""
+    from ... import scatter
+    axis = _axis(n.attr("axis", 0), data.ndim)
+    indices = np.where(indices < 0, indices + data.shape[axis], indices)
+    reduction = n.attr("reduction", "none")
+    if reduction == "none":
+        return scatter(data, axis, indices, src=updates)
+    if reduction == "add":
+        return data + scatter(np.zeros(data.shape, data.dtype), axis, indices, src=updates)
+    raise n.error(f"reduction {reduction!r} is not supported yet (none and add are)")
+
+
+@operator("ScatterND")
+def scatter_nd(n, data, indices, updates):
+    """`updates` written into `data` at the index tuples in `indices`' last axis (reduction none or add)."""
+    from ... import index_put
+    reduction = n.attr("reduction", "none")
+    if reduction not in ("none", "add"):
+        raise n.error(f"reduction {reduction!r} is not supported yet (none and add are)")
+    depth = indices.shape[-1]
+    indices = np.where(indices < 0, indices + np.array(data.shape[:depth]), indices)
+    return index_put(data, tuple(indices[..., i] for i in range(depth)), updates, accumulate=reduction == "add")
