@@ -28,18 +28,16 @@ def source(program, signature, out_dtype):
     infos = program.dtypes(signature)
     lines = []
 
-    def operand(a, others, dtype):
+    def operand(a, others):
         if isinstance(a, Input):
             return f"a{a.k}"
         if isinstance(a, Step):
             return f"t{a.j}"
-        dtypes = [signature[o.k][1] if isinstance(o, Input) else infos[o.j][1] for o in others
-                  if isinstance(o, (Input, Step))]
-        return _literal(a, np.result_type(*dtypes, a))
+        return _literal(a, program.number_dtype(a, others, signature))
 
     for i, (op, operands) in enumerate(program.steps):
         dtype = infos[i][1]
-        args = [operand(a, operands, dtype) for a in operands]
+        args = [operand(a, operands) for a in operands]
         lines.append(f"{c_type(dtype)} t{i} = {_expression(op, args, dtype)};")
     lines.append(f"out = t{len(program.steps) - 1};")
     params = ", ".join(f"{c_type(d)} a{k}" for k, (_, d) in enumerate(signature))

@@ -46,9 +46,7 @@ def text(program, signature):
         if isinstance(a, Step):
             return parts[a.j]
         name = f"k{len(numbers)}"
-        dtypes = [signature[o.k][1] if isinstance(o, Input) else infos[o.j][1] for o in others
-                  if isinstance(o, (Input, Step))]
-        numbers[name] = np.asarray(a, np.result_type(*dtypes, a))
+        numbers[name] = np.asarray(a, program.number_dtype(a, others, signature))
         return name
 
     for op, operands in program.steps:

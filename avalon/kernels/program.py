@@ -119,6 +119,14 @@ class Program:
             self._signatures[key] = self._infer(inputs)
         return self._signatures[key]
 
+    def number_dtype(self, number, operands, inputs):
+        """The dtype numpy gives a Python `number` operand next to the step's array `operands`, for
+        inputs of these (shape, dtype) pairs (backends that spell numbers as literals type them so)."""
+        steps = self.dtypes(inputs)
+        dtypes = [inputs[o.k][1] if isinstance(o, Input) else steps[o.j][1] for o in operands
+                  if isinstance(o, (Input, Step))]
+        return np.result_type(*dtypes, number)
+
     def _infer(self, inputs):
         if len(inputs) != len(self.names):
             raise KernelError(f"kernel {self.text!r} takes {len(self.names)} arrays ({', '.join(self.names)}), "
