@@ -72,10 +72,8 @@ def watching(f, holders=(), subject=None):
         sys.settrace(previous)
     shown = subject if subject is not None else f
     drawn = seen.host.drawn(shown if isinstance(shown, types.FunctionType) else getattr(shown, "forward", shown))
-    found = seen.guards(f, holders)
-    if drawn:
-        found.checks += (_Never(f"{retraces.DRAWS} from {', '.join(drawn)} while traced"),)
-    result.append(found)
+    never = [_Never(f"{retraces.DRAWS} from {', '.join(drawn)} while traced")] if drawn else []
+    result.append(seen.guards(f, holders, never))
 
 
 class _Seen:
@@ -113,8 +111,9 @@ class _Seen:
 
         return on_call
 
-    def guards(self, f, holders):
-        checks, done = [], set()
+    def guards(self, f, holders, checks):
+        """The Guards of the values the trace read, after `checks` (an entry's own conditions)."""
+        checks, done = list(checks), set()
         functions, holders = _functions_of(f), list(holders)
         for code, globs in self.globals_of.items():
             for name in _global_loads(code):
