@@ -98,7 +98,15 @@ class ReplayError(AvalonError, RuntimeError):
     primitive and the user's line that recorded it; the original error is its `__cause__`."""
 
 
-class IndexRangeError(_Located, AvalonError, IndexError):
+class CheckedValueError(_Located, AvalonError):
+    """A value refused by a check recorded on the tape, so it runs at every call (an index or a
+    probability out of range): raised without a location, then placed at the user's line by `at`."""
+
+    def at(self, location, replayed=""):
+        raise NotImplementedError
+
+
+class IndexRangeError(CheckedValueError, IndexError):
     """An index array holds a value outside the range an operation accepts (checked at every call,
     cached replays included): names the operation, the first bad value and its position, the valid
     range and the user's line. An `IndexError`, as torch's and numpy's."""
@@ -126,7 +134,7 @@ class IndexRangeError(_Located, AvalonError, IndexError):
                                location, replayed)
 
 
-class ValueRangeError(_Located, AvalonError, ValueError):
+class ValueRangeError(CheckedValueError, ValueError):
     """An operand holds a value outside the domain an operation accepts (checked at every call, cached
     replays included), as binary_cross_entropy's probabilities outside [0, 1]: names the operation,
     the first bad value and its position, the domain and the user's line. A `ValueError`, as torch's."""

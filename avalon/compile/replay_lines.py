@@ -9,7 +9,7 @@ import linecache
 import re
 
 from .. import anomaly
-from ..errors import AvalonError, IndexRangeError, InternalError, ReplayError, ValueRangeError
+from ..errors import AvalonError, CheckedValueError, InternalError, ReplayError
 from ..tape import Call
 
 _ASSIGNMENT = re.compile(r"^    v(\d+) = ")
@@ -55,7 +55,7 @@ class ReplayLines:
 
     def error(self, exc):
         """A `ReplayError` telling where `exc` was raised in this replay (an index out of range: the
-        `IndexRangeError` placed at the user's line); None when it was not raised by a line of it (or
+        `CheckedValueError` placed at the user's line); None when it was not raised by a line of it (or
         is an AvalonError already, which says what it is)."""
         if isinstance(exc, MemoryError):
             return None
@@ -66,7 +66,7 @@ class ReplayLines:
             tb = tb.tb_next
         if lineno not in self.nodes:
             return None
-        if isinstance(exc, (IndexRangeError, ValueRangeError)) and exc.location is None:
+        if isinstance(exc, CheckedValueError) and exc.location is None:
             return exc.at(self.locations[lineno], self.nodes[lineno].split(" = ", 1)[0])
         if isinstance(exc, AvalonError):
             return None
@@ -102,6 +102,6 @@ def located(fn, lines, checked=None):
             error = where.error(exc)
             if error is None:
                 raise
-            raise error from (None if isinstance(exc, (IndexRangeError, ValueRangeError)) else exc)
+            raise error from (None if isinstance(exc, CheckedValueError) else exc)
 
     return replay

@@ -1,6 +1,6 @@
 """Tracing: run user code on tracers and record a tape; refuse what cannot be traced faithfully."""
 from .. import tree
-from ..errors import IndexRangeError, InternalError, ShapeError, ValueRangeError
+from ..errors import CheckedValueError, InternalError, ShapeError
 from .context import Trace, bind, current, scope
 from .record import Recording, argument_names, record, write_back, write_state
 from .source import source_context, user_location
@@ -65,7 +65,7 @@ def check(f, *args, **kwargs):
     problems = recording_trace.problems
     try:
         _record(f, args, kwargs, trace=recording_trace)
-    except (ShapeError, IndexRangeError, ValueRangeError, InternalError) as error:  # one that cannot be stepped over ends it
+    except (ShapeError, CheckedValueError, InternalError) as error:  # one that cannot be stepped over ends it
         if error.node is None:
             error.node = recording_trace.last_node()
         problems.append(error)
