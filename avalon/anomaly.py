@@ -6,9 +6,8 @@ Calls are checked while tracing, eagerly, and in cached replays: a compiled tape
 checked replay, generated the first time it runs in this mode (`avalon.compile.anomaly_checks`), so
 outside the mode a replay costs what it did.
 """
-import numpy as np
 
-from .backend import namespace
+from .backend import first_marked, namespace
 from .errors import AnomalyError
 
 _enabled = False  # process-wide, as torch's
@@ -81,10 +80,8 @@ def nonfinite(value):
     finite = xp.isfinite(value)
     if bool(xp.all(finite)):
         return None
-    flat = int(xp.argmin(xp.reshape(finite, (-1,))))
-    position = [int(p) for p in np.unravel_index(flat, tuple(value.shape))]  # flat is a Python int
-    found = xp.reshape(value, (-1,))[flat]
-    return (complex(found) if dtype.kind == "c" else float(found)), position
+    found, position = first_marked(~finite, value)
+    return (complex(found) if dtype.kind == "c" else float(found)), list(position)
 
 
 def node_text(node):

@@ -34,6 +34,15 @@ def _is_tracer(x):
     return getattr(type(x), "_avalon_tracer", False)
 
 
+def first_marked(mask, values):
+    """(the entry of `values` at the first True of `mask`, its position as a tuple): where a check
+    found a bad value, for its message. `mask` has at least one True."""
+    xp = namespace(values)
+    flat = int(xp.argmax(xp.reshape(mask, (-1,))))
+    position = tuple(int(p) for p in np.unravel_index(flat, tuple(values.shape)))  # flat is a Python int
+    return xp.reshape(values, (-1,))[flat], position
+
+
 def is_numpy_like(xp):
     """numpy and cupy accept `out=`, `axis=` tuples everywhere and the wider numpy API."""
     return xp is np or getattr(xp, "__name__", "") == "cupy"

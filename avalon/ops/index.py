@@ -4,9 +4,7 @@ An index key is static, except for integer arrays in it, which are operands: the
 where the i-th index array goes. So `x[idx, 1:]` is `getitem(x, idx, key=(Slot(0), slice(1, None)))`.
 take, take_along_axis and torch's gather are written with getitem.
 """
-import numpy as np
-
-from ..backend import is_numpy_like, namespace
+from ..backend import first_marked, is_numpy_like, namespace
 from ..errors import IndexRangeError
 from .primitive import primitive
 
@@ -128,9 +126,8 @@ def check_range(index, size, what, low=0, ignore=None):
         bad = bad & (index != ignore)
     if not bool(xp.any(bad)):
         return
-    flat = int(xp.argmax(xp.reshape(bad, (-1,))))
-    position = tuple(int(p) for p in np.unravel_index(flat, tuple(index.shape)))  # flat is a Python int
-    raise IndexRangeError(what, int(xp.reshape(index, (-1,))[flat]), position, low, size, ignore)
+    value, position = first_marked(bad, index)
+    raise IndexRangeError(what, int(value), position, low, size, ignore)
 
 
 _NEVER_NEGATIVE = {"argsort", "argpartition", "argmax", "argmin"}

@@ -5,9 +5,7 @@ does the weighting of the mean and the reduction. Integer class targets are int6
 gradient; an optional class `weight` is a trailing operand (`*weight`: given or not), also without a
 gradient (as in PyTorch).
 """
-import numpy as np
-
-from ..backend import namespace
+from ..backend import first_marked, namespace
 from ..errors import ValueRangeError
 from . import nn
 from .index import check_range
@@ -33,9 +31,8 @@ def checked_probability(x, *, what):
     bad = ~((x >= 0) & (x <= 1))
     if not bool(xp.any(bad)):
         return x
-    flat = int(xp.argmax(xp.reshape(bad, (-1,))))
-    position = tuple(int(p) for p in np.unravel_index(flat, tuple(x.shape)))
-    raise ValueRangeError(what, float(xp.reshape(x, (-1,))[flat]), position, 0, 1,
+    value, position = first_marked(bad, x)
+    raise ValueRangeError(what, float(value), position, 0, 1,
                           "pass probabilities (a sigmoid's output), or logits to binary_cross_entropy_with_logits, "
                           "which is also numerically safer")
 
