@@ -13,7 +13,8 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 # Input slots whose float value is a weight: a Constant node feeding one becomes a parameter.
 _WEIGHT_SLOTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (0, 1),
                  "BatchNormalization": (1, 2), "LayerNormalization": (1, 2), "InstanceNormalization": (1, 2),
-                 "GroupNormalization": (1, 2), "RMSNormalization": (1,), "PRelu": (1,)}
+                 "GroupNormalization": (1, 2), "RMSNormalization": (1,), "PRelu": (1,),
+                 "LSTM": (1, 2, 3, 7), "GRU": (1, 2, 3), "RNN": (1, 2, 3)}
 # Slots holding running statistics: they become buffers.
 _STATISTIC_SLOTS = {"BatchNormalization": (3, 4)}
 # Slots read at trace time (shapes, axes, sizes, scales): a graph input feeding only these is static.
@@ -23,7 +24,8 @@ _STATIC_SLOTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqu
                  "ReduceL1": (1,), "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,),
                  "ReduceSumSquare": (1,), "CumSum": (1,), "Pad": (1, 2, 3),
                  "Resize": (1, 2, 3), "Upsample": (1,), "Dropout": (1, 2), "Trilu": (1,), "Attention": (6,),
-                 "OneHot": (1,), "GatherND": (1,)}
+                 "OneHot": (1,), "GatherND": (1,),
+                 "LSTM": (4,), "GRU": (4,), "RNN": (4,)}
 # Float slots that are settings, not weights: an initializer feeding only these stays a constant.
 _SETTING_SLOTS = {**_STATIC_SLOTS, "Clip": (1, 2), "Pow": (1,), "NegativeLogLikelihoodLoss": (2,),
                   "SoftmaxCrossEntropyLoss": (2,), "OneHot": (1, 2)}
