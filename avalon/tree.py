@@ -240,30 +240,32 @@ def unflatten(spec, leaves, holders, on_holder, statics=True):
     `on_holder(obj, {name: leaf}, roles)` decides what a holder becomes (bound in place, or a `Grads`).
     Static values come back as they were, or as None with `statics=False` (a gradient tree).
     """
-    leaves, holders = iter(leaves), iter(holders)
+    return _unflatten(spec, iter(leaves), iter(holders), on_holder, statics)
 
-    def build(spec):
-        kind = spec[0]
-        if kind == "leaf":
-            return next(leaves)
-        if kind in ("tuple", "list"):
-            items = [build(s) for s in spec[1]]
-            return tuple(items) if kind == "tuple" else items
-        if kind == "namedtuple":
-            return spec[1](*(build(s) for s in spec[2]))
-        if kind == "dict":
-            return {k: build(s) for k, s in zip(spec[1], spec[2])}
-        if kind == "container":
-            return _containers[spec[1]].unflatten(spec[2], [build(s) for s in spec[3]])
-        if kind == "holder":
-            obj = next(holders)
-            values = {key: next(leaves) for key, _ in spec[2]}
-            return on_holder(obj, values, dict(spec[2]))
-        if kind == "static":
-            return spec[2].value if statics else None
-        return _fail(spec)
 
-    return build(spec)
+def _unflatten(spec, leaves, holders, on_holder, statics):
+    # A module-level recursion, not a closure calling itself: that closure would be a reference cycle
+    # holding `leaves` (a step's gradient arrays) until the cyclic collector happened to run.
+    kind = spec[0]
+    if kind == "leaf":
+        return next(leaves)
+    if kind in ("tuple", "list"):
+        items = [_unflatten(s, leaves, holders, on_holder, statics) for s in spec[1]]
+        return tuple(items) if kind == "tuple" else items
+    if kind == "namedtuple":
+        return spec[1](*(_unflatten(s, leaves, holders, on_holder, statics) for s in spec[2]))
+    if kind == "dict":
+        return {k: _unflatten(s, leaves, holders, on_holder, statics) for k, s in zip(spec[1], spec[2])}
+    if kind == "container":
+        return _containers[spec[1]].unflatten(spec[2], [_unflatten(s, leaves, holders, on_holder, statics)
+                                                        for s in spec[3]])
+    if kind == "holder":
+        obj = next(holders)
+        values = {key: next(leaves) for key, _ in spec[2]}
+        return on_holder(obj, values, dict(spec[2]))
+    if kind == "static":
+        return spec[2].value if statics else None
+    return _fail(spec)
 
 
 class _Static:
