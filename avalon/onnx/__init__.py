@@ -14,3 +14,8 @@ def supported_operators():
 
 
 __all__ = ["load", "OnnxModule", "OnnxError", "UnsupportedOperator", "supported_operators"]
+
+from .errors import UnexportablePrimitive  # noqa: E402
+from .export import export, exportable_primitives  # noqa: E402
+
+__all__ += ["export", "exportable_primitives", "UnexportablePrimitive"]

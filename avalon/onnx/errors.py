@@ -20,3 +20,23 @@ class UnsupportedOperator(OnnxError):
         lines.append("  fix: export with operators from the supported list (avalon.onnx.supported_operators()), "
                      "or file an issue naming these operators")
         super().__init__("\n".join(lines))
+
+
+class UnexportablePrimitive(OnnxError):
+    """`avalon.onnx.export` met primitives with no ONNX form; `primitives` maps each primitive's name to
+    (count, reason, the user's source locations), all of them at once. Nothing was written."""
+
+    def __init__(self, primitives):
+        self.primitives = primitives
+        lines = [f"export: the traced program uses {len(primitives)} primitive(s) with no ONNX form; "
+                 "nothing was written:"]
+        for name, (count, reason, locations) in sorted(primitives.items()):
+            lines.append(f"  {name} (used {count}×): {reason}")
+            for location in locations[:3]:
+                lines.append(f"      at {location}" + (f": {location.code}" if location.code else ""))
+            if len(locations) > 3:
+                lines.append(f"      and {len(locations) - 3} more line(s)")
+        lines.append("  fix: rewrite these lines with operations that have an ONNX form (see "
+                     "avalon.onnx.exportable_primitives()), or put the model in eval mode if they are "
+                     "training-only (dropout draws random numbers)")
+        super().__init__("\n".join(lines))

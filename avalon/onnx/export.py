@@ -1,0 +1,245 @@
+"""`avalon.onnx.export`: a model's (or a numpy function's) forward tape written as an ONNX file.
+
+The function is traced once into a tape (twice with dynamic axes: export_dynamic.py), each primitive
+becomes ONNX nodes (export_ops/), parameters and buffers become initializers under their state_dict
+names, and node names carry the module scope (`/layer1/0/conv1/Conv`), so that `avalon.onnx.load`
+of the file rebuilds the scopes. Every primitive without an ONNX form is reported at once, before
+anything is written.
+"""
+import os
+
+import numpy as np
+
+from ..backend import is_array, to_numpy
+from ..tape import Call, Const, Input
+from ..tracing import _record
+from .errors import OnnxError, UnexportablePrimitive
+from .export_dynamic import DynamicDims, DynamicSizeError, check_static, differences
+from .export_fuse import fuse
+from .export_graph import GraphBuilder
+from .export_ops import EMITTERS, refusal
+
+# Opsets whose operator forms export writes and the tests check against onnxruntime. The default is
+# torch.onnx.export's (20): files meant for the same runtimes as PyTorch's own exports.
+MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 22, 20
+
+
+def exportable_primitives():
+    """The names of the primitives `export` can write, sorted."""
+    return sorted(EMITTERS)
+
+
+def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic_axes=None,
+           opset_version=None):
+    """Write `model_or_fn(*args)`'s forward as an ONNX model to `f` (a path or a binary file object),
+    as `torch.onnx.export` does; returns the `onnx.ModelProto`.
+
+    A Module is traced in its current mode (call `.eval()` first for inference: dropout is then the
+    identity and batch norm uses its running statistics); a plain numpy function works too. `args` is
+    a tuple of arrays, or one array. The array arguments become the graph's inputs (named after the
+    function's parameters unless `input_names` names them), the results its outputs (`output`, or
+    `output_names`). `dynamic_axes` as torch's: `{"x": {0: "batch"}, "y": {0: "batch"}}` or
+    `{"x": [0]}` makes those dimensions symbolic, and shapes the program computes follow them.
+    `opset_version` between 13 and 22 (default 20).
+
+    >>> avalon.onnx.export(model.eval(), x, "model.onnx", input_names=["x"],
+    ...                    dynamic_axes={"x": {0: "batch"}})          # doctest: +SKIP
+
+    Raises `UnexportablePrimitive` listing every primitive with no ONNX form (with the lines that
+    use them) and `OnnxError` for bad arguments; in either case nothing is written.
+    """
+    onnx = _onnx()
+    opset = _opset(opset_version)
+    args = args if isinstance(args, tuple) else (args,)
+    recording = _record(model_or_fn, args, {})
+    tape, outputs = recording.tape, list(recording.out_nodes)
+    data = [n for n in tape.inputs if n.role == "data"]
+    in_names = _names(input_names, [n.name for n in data], "input_names")
+    out_names = _names(output_names, ["output"] if len(outputs) == 1 else [f"output_{i}" for i in
+                                                                          range(len(outputs))], "output_names")
+    axes = _dynamic_axes(dynamic_axes, dict(zip(in_names, data)), dict(zip(out_names, outputs)))
+    replaced = fuse(tape, outputs, opset)
+    live = _live(tape, outputs, replaced)
+    _refuse_unexportable(live, opset, replaced)
+
+    g = GraphBuilder(onnx, opset)
+    if any(axes[name] for name in in_names):
+        twin_tape = _record(model_or_fn, _twin_args(args, data, in_names, axes), {}).tape
+        g.twins = differences(tape, twin_tape)
+        for node in live:
+            check_static(node, g.twins[node])
+        g.dims = DynamicDims([(name, axis, node.shape[axis], g.twins[node].shape[axis])
+                              for name, node in zip(in_names, data) for axis in axes[name]])
+    graph_inputs = []
+    for name, node in zip(in_names, data):
+        g.names[node] = g.reserve(name)
+        graph_inputs.append(_value_info(onnx, name, node.dtype, node.shape, axes[name]))
+    for node in live:
+        if isinstance(node, Input) and node.role != "data":
+            g.names[node] = g.initializer(node.name, to_numpy(node.value))
+    for node in live:
+        g.scope = node.scope
+        if isinstance(node, Const):
+            g.names[node] = _constant(g, node)
+        elif isinstance(node, Call):
+            g.names[node] = replaced[node](g) if node in replaced else EMITTERS[node.prim.name](g, node)
+    graph_outputs = []
+    for name, node in zip(out_names, outputs):
+        g.scope = ""
+        g.rename(g.names[node], g.reserve(name))
+        twin = g.twin(node)
+        dynamic = axes.get(name) or {a: None for a in range(len(node.shape)) if twin and twin.shape[a] != node.shape[a]}
+        graph_outputs.append(_value_info(onnx, name, node.dtype, node.shape, _symbols(dynamic, name, axes, g, node)))
+    model = _model(onnx, g, graph_inputs, graph_outputs, opset)
+    _write(model, f)
+    return model
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as error:
+        raise OnnxError("avalon.onnx.export needs the onnx package: pip install 'avalon[onnx]'") from error
+    return onnx
+
+
+def _opset(version):
+    if version is None:
+        return DEFAULT_OPSET
+    if not isinstance(version, (int, np.integer)) or not MIN_OPSET <= version <= MAX_OPSET:
+        raise OnnxError(f"export: opset_version={version!r} is not supported; Avalon writes opsets "
+                        f"{MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
+    return int(version)
+
+
+def _names(given, default, what):
+    if given is None:
+        return list(default)
+    given = list(given)
+    if len(given) > len(default) or not all(isinstance(n, str) and n for n in given):
+        raise OnnxError(f"export: {what} must be at most {len(default)} non-empty strings (one per "
+                        f"{'array argument' if what == 'input_names' else 'result'}), got {given!r}")
+    return given + list(default[len(given):])
+
+
+def _dynamic_axes(dynamic_axes, inputs, outputs):
+    """{name: {axis: symbol or None}} for every input and output name (empty when static)."""
+    axes = {name: {} for name in (*inputs, *outputs)}
+    for name, spec in (dynamic_axes or {}).items():
+        node = inputs.get(name, outputs.get(name))
+        if node is None:
+            raise OnnxError(f"export: dynamic_axes names {name!r}, which is none of the inputs {list(inputs)} "
+                            f"or outputs {list(outputs)}")
+        spec = spec if isinstance(spec, dict) else {a: None for a in spec}
+        for axis, symbol in spec.items():
+            if not isinstance(axis, (int, np.integer)) or not 0 <= axis < len(node.shape):
+                raise OnnxError(f"export: dynamic_axes[{name!r}] has axis {axis!r}, but {name!r} has "
+                                f"{len(node.shape)} dimensions")
+            axes[name][int(axis)] = symbol if symbol is not None else f"{name}_dynamic_axes_{axis + 1}"
+    return axes
+
+
+def _live(tape, outputs, replaced):
+    """The nodes the outputs need, in tape order (a fused group's inner nodes left out)."""
+    needed, stack = set(), list(outputs)
+    while stack:
+        node = stack.pop()
+        if node in needed:
+            continue
+        needed.add(node)
+        if node in replaced:
+            stack.extend(replaced[node].inputs)
+        elif isinstance(node, Call):
+            stack.extend(node.inputs)
+    return [n for n in tape.nodes if n in needed]
+
+
+def _refuse_unexportable(live, opset, replaced):
+    found = {}
+    for node in live:
+        if isinstance(node, Call) and node not in replaced:
+            why = refusal(node, opset)
+            if why is not None:
+                count, _, locations = found.get(node.prim.name, (0, why, []))
+                if node.location is not None and node.location not in locations:
+                    locations.append(node.location)
+                found[node.prim.name] = (count + 1, why, locations)
+    if found:
+        raise UnexportablePrimitive(found)
+
+
+def _twin_args(args, data, in_names, axes):
+    """The arguments with every dynamic axis longer: each symbol by its own amount (3, 4, …), the
+    values repeated cyclically so indices and masks stay valid."""
+    arrays = [i for i, a in enumerate(args) if is_array(a)]
+    if len(arrays) != len(data):
+        raise OnnxError("export: dynamic_axes works with array arguments passed directly in args, not inside "
+                        "lists, dicts or other containers")
+    symbols = list(dict.fromkeys(s for name in in_names for s in axes[name].values()))
+    new = list(args)
+    for i, name in zip(arrays, in_names):
+        value = to_numpy(args[i])
+        for axis, symbol in axes[name].items():
+            size = value.shape[axis] + 3 + symbols.index(symbol)
+            value = np.take(value, np.arange(size) % value.shape[axis], axis=axis)
+        new[i] = value
+    return tuple(new)
+
+
+def _constant(g, node):
+    twin = g.twin(node)
+    value = to_numpy(node.value)
+    if twin is None or twin.shape == node.shape:
+        return g.const(value, value.dtype)
+    if value.size and (value == value.flat[0]).all():  # a filled array (an initial state): expanded
+        return g.op("Expand", [g.const(value.flat[0], value.dtype), g.shape_tensor(node.shape, twin.shape, fill=None)])
+    raise DynamicSizeError(node, f"a constant array of shape {node.shape} built from a dynamic size")
+
+
+def _symbols(dynamic, name, axes, g, node):
+    """Output dimension names: those given in dynamic_axes, else an input's symbol of the same size."""
+    out = {}
+    for axis, symbol in dynamic.items():
+        if symbol is None and g.dims is not None:
+            twin = g.twin(node)
+            for (input_name, input_axis, a, b) in g.dims.entries:
+                if (a, b) == (node.shape[axis], twin.shape[axis]):
+                    symbol = axes[input_name][input_axis]
+                    break
+        out[axis] = symbol or f"{name}_dim_{axis}"
+    return out
+
+
+def _value_info(onnx, name, dtype, shape, dynamic):
+    dims = [dynamic.get(a, n) for a, n in enumerate(shape)]
+    return onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), dims)
+
+
+def _model(onnx, g, inputs, outputs, opset):
+    graph = onnx.helper.make_graph(g.nodes, "avalon", inputs, outputs, initializer=g.initializers)
+    opsets = [onnx.helper.make_opsetid("", opset)]
+    model = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="avalon",
+                                   ir_version=onnx.helper.find_min_ir_version_for(opsets))
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise OnnxError(f"export made a model the ONNX checker refuses (a bug in Avalon's export, please "
+                        f"report it): {error}") from error
+    return model
+
+
+def _write(model, f):
+    """To a file object, or to a path through a temporary file (an old file stays whole on failure)."""
+    data = model.SerializeToString()
+    if hasattr(f, "write"):
+        f.write(data)
+        return
+    path = os.fspath(f)
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)

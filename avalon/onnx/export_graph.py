@@ -1,0 +1,166 @@
+"""The ONNX graph an export writes, built node by node: unique names, module scopes in node names,
+constants, and the helpers whose form changed between opsets (axes as an attribute or an input).
+
+Emitters (avalon/onnx/export_ops/) call `op` and the helpers; they never touch protobufs themselves.
+"""
+import numpy as np
+
+from ..tape import Node
+from .errors import OnnxError
+
+# Reductions whose axes became an input at opset 13 (ReduceSum) or 18 (the others).
+_AXES_INPUT_FROM = {"ReduceSum": 13}
+
+
+class GraphBuilder:
+    """Accumulates nodes and initializers; `scope` (a module path like `layer1.0.conv1`) is the
+    module of the tape node being exported, put into every node name as `/layer1/0/conv1/Conv`, so
+    `avalon.onnx.load` rebuilds the module scopes from the file."""
+
+    def __init__(self, onnx, opset):
+        self.onnx, self.opset = onnx, opset
+        self.nodes, self.initializers = [], []
+        self.scope = ""
+        self._names = set()
+        self._outputs = set()
+        self._renamed = {}
+        self._constants = {}  # (dtype, shape, bytes) -> name: a literal used twice is one Constant
+        self.dims = None  # a DynamicDims when the export has dynamic axes (export_dynamic.py)
+        self.twins = {}  # tape node -> the same node traced at other dynamic sizes
+        self.names = {}  # tape node -> the ONNX name of its value
+
+    def fresh(self, hint):
+        """A tensor or node name not used yet, from `hint`."""
+        name, k = hint, 0
+        while name in self._names:
+            k += 1
+            name = f"{hint}_{k}"
+        self._names.add(name)
+        return name
+
+    def reserve(self, name):
+        if name in self._names:
+            raise OnnxError(f"export: the name {name!r} is given to two inputs, outputs or parameters; "
+                            "pass distinct input_names and output_names")
+        self._names.add(name)
+        return name
+
+    def op(self, op_type, inputs, outputs=1, **attrs):
+        """Add one node; returns its output name (or a list of `outputs` names when that is > 1)."""
+        prefix = "/" + "/".join(self.scope.split(".")) + "/" if self.scope else "/"
+        node_name = self.fresh(prefix + op_type)
+        names = [self.fresh(f"{node_name}_output_{i}") for i in range(outputs)]
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), names, name=node_name, **attrs))
+        return names[0] if outputs == 1 else names
+
+    def rename(self, old, new):
+        """Give the value `old` the name `new` (a graph output's): the producing node's output is
+        renamed, or an Identity added where `old` is a graph input, an initializer or another output."""
+        old = self._renamed.get(old, old)
+        producer = next((n for n in reversed(self.nodes) if old in n.output), None)
+        if producer is None or producer.op_type == "Constant" or old in self._outputs:
+            self.nodes.append(self.onnx.helper.make_node("Identity", [old], [new], name=self.fresh("/Identity")))
+        else:
+            producer.output[list(producer.output).index(old)] = new
+            for n in self.nodes:
+                for i, name in enumerate(n.input):
+                    if name == old:
+                        n.input[i] = new
+            self._renamed[old] = new
+        self._outputs.add(new)
+        return new
+
+    def initializer(self, name, array):
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.array(array, order="C"), self.reserve(name)))
+        return name
+
+    def const(self, value, dtype=None):
+        """A Constant node holding `value` (a literal or an array): constants, not parameters, so that
+        importing the file back makes none of them trainable."""
+        array = np.asarray(value, dtype=dtype)
+        if array.dtype == np.float64 and dtype is None and not isinstance(value, np.ndarray):
+            array = array.astype(np.float32)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key not in self._constants:
+            saved, self.scope = self.scope, ""  # shared between modules: no module's scope
+            tensor = self.onnx.numpy_helper.from_array(np.array(array, order="C"))
+            self._constants[key] = self.op("Constant", [], value=tensor)
+            self.scope = saved
+        return self._constants[key]
+
+    def ints(self, values):
+        """A 1-D int64 Constant (shapes, axes, pads)."""
+        return self.const(np.asarray(list(values), dtype=np.int64).reshape(-1))
+
+    def cast(self, name, from_dtype, to_dtype):
+        if np.dtype(from_dtype) == np.dtype(to_dtype):
+            return name
+        return self.op("Cast", [name], to=self.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(to_dtype)))
+
+    # The forms that changed between opsets.
+
+    def unsqueeze(self, x, axes):
+        axes = list(axes)
+        return self.op("Unsqueeze", [x, self.ints(axes)]) if self.opset >= 13 else self.op("Unsqueeze", [x], axes=axes)
+
+    def squeeze(self, x, axes):
+        axes = list(axes)
+        return self.op("Squeeze", [x, self.ints(axes)]) if self.opset >= 13 else self.op("Squeeze", [x], axes=axes)
+
+    def reduce(self, op_type, x, axes, keepdims):
+        """`op_type` (ReduceSum, ReduceMean, …) over `axes` (None: all of them)."""
+        keep = int(bool(keepdims))
+        if axes is None:
+            return self.op(op_type, [x], keepdims=keep)
+        axes = list(axes)
+        if self.opset >= _AXES_INPUT_FROM.get(op_type, 18):
+            return self.op(op_type, [x, self.ints(axes)], keepdims=keep)
+        return self.op(op_type, [x], axes=axes, keepdims=keep)
+
+    def split(self, x, sizes, axis):
+        """x cut along `axis` into pieces of `sizes`: one name per piece."""
+        if len(sizes) == 1:
+            return [self.op("Identity", [x])]
+        if self.opset >= 13:
+            return self.op("Split", [x, self.ints(sizes)], outputs=len(sizes), axis=axis)
+        return self.op("Split", [x], outputs=len(sizes), axis=axis, split=list(sizes))
+
+    def slice(self, x, starts, ends, axes, steps=None):
+        args = [x, self.ints(starts), self.ints(ends), self.ints(axes)]
+        if steps is not None:
+            args.append(self.ints(steps))
+        return self.op("Slice", args)
+
+    def shape_tensor(self, values, twin_values=None, fill=-1):
+        """A 1-D int64 tensor of the shape `values` (the traced sizes): a constant, or, where a size
+        follows a dynamic axis (it differs in the twin trace), computed from the inputs' shapes;
+        a size found in no input's shape becomes `fill` (-1 for Reshape, 1 for Expand)."""
+        if self.dims is None or twin_values is None or tuple(values) == tuple(twin_values):
+            return self.ints(values)
+        return self.dims.shape(self, values, twin_values, fill)
+
+    # Operands of the tape node being exported.
+
+    def arg(self, node, i, dtype=None):
+        """The ONNX name of `node.args[i]`: a tape node's tensor (cast to `dtype` when given), or a
+        Python literal as a Constant of `dtype` (else of the node's own dtype)."""
+        a = node.args[i]
+        if isinstance(a, Node):
+            return self.cast(self.names[a], a.dtype, dtype) if dtype is not None else self.names[a]
+        return self.const(a, dtype=dtype if dtype is not None else node.dtype)
+
+    def twin(self, node):
+        """The same node in the trace at other sizes of the dynamic axes (None without dynamic axes)."""
+        return self.twins.get(node) if self.twins else None
+
+    def static_sizes(self, node, operand, axes, what):
+        """Refuse to bake sizes of `operand` along `axes` (None: all) into `what` when they follow a
+        dynamic axis: the file would be wrong at other sizes."""
+        twin = self.twin(operand)
+        if twin is None:
+            return
+        axes = range(len(operand.shape)) if axes is None else axes
+        if any(operand.shape[a] != twin.shape[a] for a in axes):
+            from .export_dynamic import DynamicSizeError
+            raise DynamicSizeError(node, f"{what} is computed from sizes along a dynamic axis")

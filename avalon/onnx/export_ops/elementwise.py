@@ -1,0 +1,140 @@
+"""Elementwise primitives: arithmetic, comparisons, logic, unary math, where, clip, casts."""
+import math
+
+import numpy as np
+
+from ...tape import Node
+from . import emits
+
+_BINARY = {"add": "Add", "subtract": "Sub", "multiply": "Mul", "divide": "Div", "power": "Pow",
+           "maximum": "Max", "minimum": "Min"}
+_COMPARE = {"equal": "Equal", "less": "Less", "less_equal": "LessOrEqual", "greater": "Greater",
+            "greater_equal": "GreaterOrEqual"}
+_LOGIC = {"logical_and": "And", "logical_or": "Or", "logical_xor": "Xor"}
+_BITWISE = {"bitwise_and": ("And", "BitwiseAnd"), "bitwise_or": ("Or", "BitwiseOr"),
+            "bitwise_xor": ("Xor", "BitwiseXor")}
+_UNARY = {"exp": "Exp", "log": "Log", "sqrt": "Sqrt", "reciprocal": "Reciprocal", "abs": "Abs", "sin": "Sin",
+          "cos": "Cos", "tan": "Tan", "arcsin": "Asin", "arccos": "Acos", "arctan": "Atan", "sinh": "Sinh",
+          "cosh": "Cosh", "tanh": "Tanh", "arcsinh": "Asinh", "arccosh": "Acosh", "arctanh": "Atanh",
+          "sign": "Sign", "floor": "Floor", "ceil": "Ceil", "rint": "Round", "negative": "Neg", "erf": "Erf",
+          "sigmoid": "Sigmoid", "relu": "Relu", "isnan": "IsNaN", "isinf": "IsInf", "stop_gradient": "Identity"}
+
+
+def _common(node, positions):
+    """numpy's result dtype of the operands at `positions` (Python numbers weak, as numpy 2 has them)."""
+    values = [node.args[i] for i in positions]
+    return np.result_type(*[a.dtype if isinstance(a, Node) else a for a in values])
+
+
+def _operands(g, node, dtype):
+    return [g.arg(node, i, dtype) for i in range(len(node.args))]
+
+
+@emits(*_BINARY)
+def binary(g, node):
+    return g.op(_BINARY[node.prim.name], _operands(g, node, node.dtype))
+
+
+@emits("remainder", "floor_divide")
+def floored(g, node):
+    """Python's floored remainder and division: Mod(fmod=0) for integers; x - floor(x/y)·y for floats."""
+    a, b = _operands(g, node, node.dtype if node.prim.name == "remainder" else _common(node, (0, 1)))
+    if np.issubdtype(node.dtype, np.integer):
+        mod = g.op("Mod", [a, b], fmod=0)
+        return mod if node.prim.name == "remainder" else g.op("Div", [g.op("Sub", [a, mod]), b])
+    quotient = g.op("Floor", [g.op("Div", [a, b])])
+    return quotient if node.prim.name == "floor_divide" else g.op("Sub", [a, g.op("Mul", [quotient, b])])
+
+
+@emits(*_COMPARE, "not_equal")
+def compare(g, node):
+    operands = _operands(g, node, _common(node, (0, 1)))
+    if node.prim.name == "not_equal":
+        return g.op("Not", [g.op("Equal", operands)])
+    return g.op(_COMPARE[node.prim.name], operands)
+
+
+@emits(*_LOGIC)
+def logic(g, node):
+    return g.op(_LOGIC[node.prim.name], _operands(g, node, np.bool_))
+
+
+@emits("logical_not")
+def logical_not(g, node):
+    return g.op("Not", [g.arg(node, 0, np.bool_)])
+
+
+def _bitwise_needs_18(node, opset):
+    if node.dtype != np.bool_ and opset < 18:
+        return "integer bitwise operators need opset 18 or newer"
+    return None
+
+
+@emits(*_BITWISE, refuse=_bitwise_needs_18)
+def bitwise(g, node):
+    logical, bitwise_op = _BITWISE[node.prim.name]
+    operands = _operands(g, node, node.dtype)
+    return g.op(logical if node.dtype == np.bool_ else bitwise_op, operands)
+
+
+@emits("invert", refuse=_bitwise_needs_18)
+def invert(g, node):
+    return g.op("Not" if node.dtype == np.bool_ else "BitwiseNot", [g.arg(node, 0)])
+
+
+@emits(*_UNARY)
+def unary(g, node):
+    return g.op(_UNARY[node.prim.name], [g.arg(node, 0, node.dtype if node.dtype != np.bool_ else None)])
+
+
+@emits("square")
+def square(g, node):
+    x = g.arg(node, 0, node.dtype)
+    return g.op("Mul", [x, x])
+
+
+@emits("trunc")
+def trunc(g, node):
+    x = g.arg(node, 0)
+    return g.op("Where", [g.op("Less", [x, g.const(0, node.dtype)]), g.op("Ceil", [x]), g.op("Floor", [x])])
+
+
+@emits("exp2", "expm1", "log1p", "log2", "log10")
+def exp_log(g, node):
+    x, name, dt = g.arg(node, 0, node.dtype), node.prim.name, node.dtype
+    if name == "exp2":
+        return g.op("Pow", [g.const(2, dt), x])
+    if name == "expm1":
+        return g.op("Sub", [g.op("Exp", [x]), g.const(1, dt)])
+    if name == "log1p":
+        return g.op("Log", [g.op("Add", [x, g.const(1, dt)])])
+    return g.op("Div", [g.op("Log", [x]), g.const(math.log(2 if name == "log2" else 10), dt)])
+
+
+@emits("isfinite")
+def isfinite(g, node):
+    x = g.arg(node, 0)
+    if not np.issubdtype(node.args[0].dtype, np.floating):
+        return g.op("Equal", [x, x])  # integers are always finite
+    return g.op("Not", [g.op("Or", [g.op("IsNaN", [x]), g.op("IsInf", [x])])])
+
+
+@emits("where")
+def where(g, node):
+    return g.op("Where", [g.arg(node, 0, np.bool_), g.arg(node, 1, node.dtype), g.arg(node, 2, node.dtype)])
+
+
+@emits("clip")
+def clip(g, node):
+    """np.clip: maximum with the lower bound, then minimum with the upper (either may be None)."""
+    y = g.arg(node, 0, node.dtype)
+    for i, op_type in ((1, "Max"), (2, "Min")):
+        if node.args[i] is not None:
+            y = g.op(op_type, [y, g.arg(node, i, node.dtype)])
+    return y
+
+
+@emits("astype")
+def astype(g, node):
+    return g.cast(g.arg(node, 0), node.args[0].dtype, node.dtype) if isinstance(node.args[0], Node) \
+        else g.const(node.args[0], node.dtype)

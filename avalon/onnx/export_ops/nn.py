@@ -1,0 +1,154 @@
+"""Network primitives: matmul, softmax, convolutions, pooling, resampling, normalisation, attention."""
+import math
+
+import numpy as np
+
+from ...ops.pool import _inverse_divisor
+from ...ops.vision import _nearest_index, axis_matrix
+from . import emits
+
+
+@emits("matmul")
+def matmul(g, node):
+    return g.op("MatMul", [g.arg(node, 0, node.dtype), g.arg(node, 1, node.dtype)])
+
+
+@emits("softmax", "log_softmax")
+def softmax(g, node):
+    op_type = "Softmax" if node.prim.name == "softmax" else "LogSoftmax"
+    return g.op(op_type, [g.arg(node, 0)], axis=int(node.params["axis"]))
+
+
+def _pads(padding):
+    return [int(a) for a, _ in padding] + [int(b) for _, b in padding]
+
+
+_UNBATCHED = "ONNX pools and convolves (N, C, *spatial) arrays only: add the batch and channel axes"
+
+
+def _batched(node, opset):
+    spatial = len(node.params["kernel"]) if "kernel" in node.params else len(node.args[1].shape) - 2
+    return _UNBATCHED if len(node.args[0].shape) != spatial + 2 else None
+
+
+@emits("conv", refuse=_batched)
+def conv(g, node):
+    w = node.args[1]
+    return g.op("Conv", [g.arg(node, 0), g.arg(node, 1)], kernel_shape=list(w.shape[2:]),
+                strides=list(node.params["stride"]), pads=_pads(node.params["padding"]),
+                dilations=list(node.params["dilation"]), group=int(node.params["groups"]))
+
+
+@emits("conv_transpose", refuse=_batched)
+def conv_transpose(g, node):
+    """ConvTranspose; the output's extra rows past the last window (torch's output_padding) from `shape`."""
+    x, w, p = node.args[0], node.args[1], node.params
+    kernel = w.shape[2:]
+    extra = [n - ((i - 1) * s - lo - hi + d * (k - 1) + 1)
+             for n, i, s, (lo, hi), d, k in zip(p["shape"], x.shape[2:], p["stride"], p["padding"], p["dilation"],
+                                                 kernel)]
+    return g.op("ConvTranspose", [g.arg(node, 0), g.arg(node, 1)], kernel_shape=list(kernel),
+                strides=list(p["stride"]), pads=_pads(p["padding"]), dilations=list(p["dilation"]),
+                group=int(p["groups"]), output_padding=extra if any(extra) else None)
+
+
+@emits("max_pool", refuse=_batched)
+def max_pool(g, node):
+    p = node.params
+    return g.op("MaxPool", [g.arg(node, 0)], kernel_shape=list(p["kernel"]), strides=list(p["stride"]),
+                pads=_pads(p["padding"]), dilations=list(p["dilation"]) if any(d != 1 for d in p["dilation"]) else None)
+
+
+@emits("avg_pool", refuse=_batched)
+def avg_pool(g, node):
+    """AveragePool counting the padding (so each window's sum over the kernel size), then rescaled
+    by the exact divisor of each output position where Avalon's (torch's) divisor differs from it."""
+    p, x = node.params, node.args[0]
+    kernel = list(p["kernel"])
+    y = g.op("AveragePool", [g.arg(node, 0)], kernel_shape=kernel, strides=list(p["stride"]),
+             pads=_pads(p["padding"]), count_include_pad=1)
+    d = len(kernel)
+    inverse = np.asarray(_inverse_divisor(np, node.dtype, x.shape[-d:], node.shape[-d:], kernel, p["stride"],
+                                          p["padding"], p["count_include_pad"], p["divisor_override"]))
+    factor = inverse * math.prod(kernel)
+    if np.allclose(factor, 1, rtol=0, atol=1e-7):
+        return y
+    return g.op("Mul", [y, g.const(np.broadcast_to(factor, node.shape[-d:]).astype(node.dtype), node.dtype)])
+
+
+@emits("resample")
+def resample(g, node):
+    """Each trailing axis through its matrix: nearest as a Gather of the chosen rows (exact), a
+    single adaptive window as a mean, other maps as an Einsum with the (out, in) matrix."""
+    x, maps = g.arg(node, 0), node.params["maps"]
+    ndim = len(node.shape)
+    first = ndim - len(maps)
+    letters = "abcdefghijklmnopqrstuvwxy"[:ndim]
+    for axis in range(ndim - 1, first - 1, -1):
+        desc = maps[axis - first]
+        m = axis_matrix(desc, str(node.dtype))
+        if m is None:
+            continue
+        if desc[0] == "nearest":
+            x = g.op("Gather", [x, g.const(_nearest_index(*desc[1:]).astype(np.int64))], axis=axis)
+        elif desc[0] == "area" and desc[2] == 1:
+            x = g.reduce("ReduceMean", x, [axis], True)
+        else:
+            source = letters[:axis] + "z" + letters[axis + 1:]
+            x = g.op("Einsum", [g.const(m, node.dtype), x], equation=f"{letters[axis]}z,{source}->{letters}")
+    return x if x != g.arg(node, 0) else g.op("Identity", [x])
+
+
+@emits("center")
+def center(g, node):
+    return g.op("Sub", [g.arg(node, 0, node.dtype), g.arg(node, 1, node.dtype)])
+
+
+@emits("normalize")
+def normalize(g, node):
+    """c / sqrt(var + eps) · weight + bias (weight and bias may be None)."""
+    c, var, weight, bias = node.args[:4]
+    eps = node.params.get("eps", node.args[4] if len(node.args) > 4 else None)
+    dt = node.dtype
+    std = g.op("Sqrt", [g.op("Add", [g.arg(node, 1, dt), g.const(eps, dt)])])
+    y = g.op("Div", [g.arg(node, 0, dt), std])
+    if weight is not None:
+        y = g.op("Mul", [y, g.arg(node, 2, dt)])
+    if bias is not None:
+        y = g.op("Add", [y, g.arg(node, 3, dt)])
+    return y
+
+
+def _scores(g, node):
+    """q·kᵀ·scale, masked: the boolean mask's False and (causal) every later key at -inf, a float
+    mask added."""
+    q, k = node.args[0], node.args[1]
+    dt = node.dtype
+    rank = len(k.shape)
+    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
+    scaled = g.op("Mul", [g.arg(node, 0, dt), g.const(node.params["scale"], dt)])
+    scores = g.op("MatMul", [scaled, g.op("Transpose", [g.arg(node, 1, dt)], perm=perm)])
+    if node.params.get("causal"):
+        g.static_sizes(node, q, [len(q.shape) - 2], "the causal mask")
+        g.static_sizes(node, k, [rank - 2], "the causal mask")
+        length, source = q.shape[-2], k.shape[-2]
+        above = np.arange(source)[None, :] > np.arange(length)[:, None]
+        scores = g.op("Where", [g.const(above), g.const(-np.inf, dt), scores])
+    masks = node.args[3:] if node.prim.name == "attention" else node.args[2:]
+    if masks:
+        i = len(node.args) - 1
+        if masks[0].dtype == np.bool_:
+            scores = g.op("Where", [g.arg(node, i), scores, g.const(-np.inf, dt)])
+        else:
+            scores = g.op("Add", [scores, g.arg(node, i, dt)])
+    return g.op("Softmax", [scores], axis=-1)
+
+
+@emits("attention_weights")
+def attention_weights(g, node):
+    return _scores(g, node)
+
+
+@emits("attention")
+def attention(g, node):
+    return g.op("MatMul", [_scores(g, node), g.arg(node, 2, node.dtype)])
