@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from ..backend import is_array, to_numpy
+from ..errors import AvalonError
 from ..tape import Call, Const, Input
 from ..tracing import _record
 from .errors import OnnxError, UnexportablePrimitive
@@ -64,7 +65,7 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
 
     g = GraphBuilder(onnx, opset)
     if any(axes[name] for name in in_names):
-        twin_tape = _record(model_or_fn, _twin_args(args, data, in_names, axes), {}).tape
+        twin_tape = _twin_trace(model_or_fn, _twin_args(args, data, in_names, axes))
         g.twins = differences(tape, twin_tape)
         for node in live:
             check_static(node, g.twins[node])
@@ -184,6 +185,15 @@ def _twin_args(args, data, in_names, axes):
             value = np.take(value, np.arange(size) % value.shape[axis], axis=axis)
         new[i] = value
     return tuple(new)
+
+
+def _twin_trace(model_or_fn, args):
+    try:
+        return _record(model_or_fn, args, {}).tape
+    except AvalonError as error:
+        raise OnnxError("export: with dynamic_axes the function is traced a second time with those axes longer, "
+                        f"and there it failed:\n{error}\n  fix: make the code work at any size of the dynamic "
+                        "axes (sizes from x.shape, -1 in reshape), or export without dynamic_axes") from error
 
 
 def _constant(g, node):

@@ -1,0 +1,87 @@
+"""avalon.onnx.export refuses clearly, before writing anything: every primitive with no ONNX form at
+once with the user's lines, unsupported opsets, bad names and axes, sizes baked along a dynamic axis."""
+import io
+
+import numpy as np
+import pytest
+
+import avalon
+import avalon.onnx
+from avalon.errors import AvalonError
+from avalon.onnx import OnnxError, UnexportablePrimitive
+
+x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+
+
+def two_unexportable(a):
+    angle = np.arctan2(a, a + 1)  # the arctan2 line
+    running = np.cumprod(a, axis=1)  # the cumprod line
+    return np.arctan2(angle, running) + 1  # arctan2 again
+
+
+def line_of(marker):
+    import inspect
+    source, start = inspect.getsourcelines(two_unexportable)
+    return start + next(i for i, s in enumerate(source) if marker in s)
+
+
+def test_every_unexportable_primitive_is_listed_with_its_lines(tmp_path):
+    path = tmp_path / "f.onnx"
+    path.write_bytes(b"old")
+    with pytest.raises(UnexportablePrimitive) as caught:
+        avalon.onnx.export(two_unexportable, x, path)
+    error = caught.value
+    assert isinstance(error, AvalonError)
+    assert set(error.primitives) == {"arctan2", "cumprod"}
+    count, why, locations = error.primitives["arctan2"]
+    assert count == 2 and why == "no ONNX form"
+    assert [loc.lineno for loc in locations] == [line_of("the arctan2 line"), line_of("arctan2 again")]
+    assert error.primitives["cumprod"][2][0].lineno == line_of("the cumprod line")
+    message = str(error)
+    assert "arctan2 (used 2×)" in message and "cumprod (used 1×)" in message
+    assert "running = np.cumprod(a, axis=1)" in message
+    assert path.read_bytes() == b"old"  # nothing written
+
+
+def test_training_mode_dropout_is_refused_with_the_hint():
+    model = avalon.nn.Sequential(avalon.nn.Linear(4, 4), avalon.nn.Dropout(0.5)).train()
+    with pytest.raises(UnexportablePrimitive, match="eval mode"):
+        avalon.onnx.export(model, x, io.BytesIO())
+
+
+@pytest.mark.parametrize("opset", [12, 23, "18", 17.0])
+def test_unsupported_opset(opset):
+    with pytest.raises(OnnxError, match=r"opset_version=.* is not supported; Avalon writes opsets 13 to 22"):
+        avalon.onnx.export(np.tanh, x, io.BytesIO(), opset_version=opset)
+
+
+def test_dynamic_axes_must_name_an_input_or_output_and_a_real_axis():
+    with pytest.raises(OnnxError, match=r"dynamic_axes names 'y', which is none of the inputs \['x'\]"):
+        avalon.onnx.export(np.tanh, x, io.BytesIO(), input_names=["x"], dynamic_axes={"y": [0]})
+    with pytest.raises(OnnxError, match=r"dynamic_axes\['x'\] has axis 2, but 'x' has 2 dimensions"):
+        avalon.onnx.export(np.tanh, x, io.BytesIO(), input_names=["x"], dynamic_axes={"x": [2]})
+
+
+def test_too_many_input_names():
+    with pytest.raises(OnnxError, match="input_names must be at most 1"):
+        avalon.onnx.export(np.tanh, x, io.BytesIO(), input_names=["a", "b"])
+
+
+def baked(a):
+    return a.reshape(3, 4) * 2  # a size of the batch written as a number
+
+
+def test_code_that_fails_at_another_dynamic_size_is_refused():
+    with pytest.raises(OnnxError, match="traced a second time with those axes longer, and there it failed") as caught:
+        avalon.onnx.export(baked, x, io.BytesIO(), dynamic_axes={"a": {0: "batch"}})
+    assert "a.reshape(3, 4)" in str(caught.value)
+
+
+def mean_over_batch(a):
+    return a - a.sum(axis=0) / a.shape[0]  # the count as a number
+
+
+def test_a_literal_computed_from_a_dynamic_size_is_refused_at_its_line():
+    with pytest.raises(OnnxError, match="cannot follow the dynamic axes") as caught:
+        avalon.onnx.export(mean_over_batch, x, io.BytesIO(), dynamic_axes={"a": {0: "batch"}})
+    assert "a.sum(axis=0) / a.shape[0]" in str(caught.value)
