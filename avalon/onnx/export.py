@@ -197,12 +197,18 @@ def _twin_trace(model_or_fn, args):
 
 
 def _constant(g, node):
+    """A captured array as a Constant; one filled with a single value (an initial state of zeros) as
+    ConstantOfShape, whose shape follows the dynamic axes (and which an import never takes for a
+    weight)."""
     twin = g.twin(node)
     value = to_numpy(node.value)
+    filled = value.size > 1 and (value == value.flat[0]).all()
+    if filled:
+        fill = g.onnx.numpy_helper.from_array(value.reshape(-1)[:1].copy())
+        shape = g.shape_tensor(node.shape, twin.shape if twin is not None else None, fill=None)
+        return g.op("ConstantOfShape", [shape], value=fill)
     if twin is None or twin.shape == node.shape:
         return g.const(value, value.dtype)
-    if value.size and (value == value.flat[0]).all():  # a filled array (an initial state): expanded
-        return g.op("Expand", [g.const(value.flat[0], value.dtype), g.shape_tensor(node.shape, twin.shape, fill=None)])
     raise DynamicSizeError(node, f"a constant array of shape {node.shape} built from a dynamic size")
 
 

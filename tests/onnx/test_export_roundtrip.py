@@ -1,0 +1,50 @@
+"""Exported files at every supported opset, and imported back: avalon.onnx.load of an exported model
+gives the same outputs, the same parameter names and the same module scopes."""
+import numpy as np
+import onnx
+import pytest
+
+import avalon.onnx
+from avalon.onnx.export import MAX_OPSET, MIN_OPSET
+from tests.onnx.test_export_models import MODELS, exported, run
+
+
+@pytest.mark.parametrize("opset", range(MIN_OPSET, MAX_OPSET + 1))
+@pytest.mark.parametrize("name", ["cnn", "transformer", "lstm"])
+def test_every_opset_passes_the_checker_and_matches(name, opset):
+    make, x = MODELS[name]
+    model = make()
+    data = exported(model, x, opset_version=opset, dynamic_axes={next(iter(_inputs(model, x))): [0]})
+    file = onnx.load_from_string(data)
+    assert [(o.domain, o.version) for o in file.opset_import] == [("", opset)]
+    ops = {n.op_type for n in file.graph.node}
+    if name == "transformer":
+        assert ("LayerNormalization" in ops) == (opset >= 17)  # decomposed before opset 17
+    (y,) = run(data, x)
+    np.testing.assert_allclose(y, np.asarray(model(x)), rtol=1e-4, atol=1e-5)
+
+
+def _inputs(model, x):
+    import avalon
+    return [n.name for n in avalon.trace(model, x).inputs if n.role == "data"]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_load_gives_the_same_outputs_and_parameter_names(name):
+    make, x = MODELS[name]
+    model = make()
+    loaded = avalon.onnx.load(exported(model, x))
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-4, atol=1e-5)
+    assert sorted(n for n, _ in loaded.named_parameters()) == sorted(n for n, _ in model.named_parameters())
+    buffers = {n for n, _ in model.named_buffers() if not n.endswith("num_batches_tracked")}
+    assert {n for n, _ in loaded.named_buffers()} == buffers
+    for n, p in model.named_parameters():
+        np.testing.assert_array_equal(np.asarray(dict(loaded.named_parameters())[n]), np.asarray(p))
+
+
+def test_load_rebuilds_the_module_scopes():
+    import avalon
+    make, x = MODELS["resnet"]
+    loaded = avalon.onnx.load(exported(make(), x))
+    scopes = {n.scope for n in avalon.trace(loaded, x).calls}
+    assert {"layer1.0.conv1", "layer1.1.downsample.0", "fc"} <= scopes
