@@ -1,0 +1,109 @@
+"""PyTorch exports of an MLP, a CNN with BatchNorm and pooling, a ResNet-18, an LSTM and a Transformer
+encoder, by every exporter setting (tests/onnx/torch_models.py: SETTINGS), load as trainable Modules:
+outputs match PyTorch at the export's batch size and another; with the names kept, every parameter
+gradient of one `avalon.grad` matches PyTorch's; an imported ResNet-18 backbone under a new head
+fine-tunes with part of it frozen."""
+import functools
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import avalon
+import avalon.onnx
+from tests.onnx.torch_models import DYNAMO_ONLY, MODELS, SETTINGS, export_with, resnet18, small_images
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
+                                        "ignore::UserWarning")
+CASES = [(model, setting) for model in MODELS for setting in SETTINGS
+         if model not in DYNAMO_ONLY or SETTINGS[setting][0]["dynamo"]]
+NAMED = [(model, setting) for model, setting in CASES if SETTINGS[setting][1]]
+
+
+@functools.lru_cache(maxsize=None)
+def exported(model, setting):
+    """(torch model, its ONNX bytes), exported once per test process."""
+    make, inputs = MODELS[model]
+    torch_model = make()
+    return torch_model, export_with(setting, torch_model, inputs())
+
+
+@pytest.mark.parametrize("model, setting", CASES, ids=[f"{m}-{s}" for m, s in CASES])
+def test_outputs_match_torch_at_any_batch_size(model, setting):
+    torch_model, data = exported(model, setting)
+    ours = avalon.onnx.load(data)
+    for batch in (2, 3):  # exported at 2; the batch axis stays dynamic
+        x = MODELS[model][1](batch, seed=batch)
+        with torch.no_grad():
+            expected = torch_model(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(ours(x), expected, rtol=1e-4, atol=2e-5)
+
+
+def test_exports_use_the_operators_they_are_named_for():
+    """The cases cover what they claim: default exports fold BatchNorm into Conv, the name-keeping ones
+    keep it, both write the LSTM op, opset 23 writes Attention and RMSNormalization."""
+    def op_types(model, setting):
+        return {node.op_type for node in onnx.load_from_string(exported(model, setting)[1]).graph.node}
+
+    assert "BatchNormalization" not in op_types("resnet18", "legacy") | op_types("resnet18", "dynamo")
+    assert "BatchNormalization" in op_types("resnet18", "legacy-names") & op_types("resnet18", "dynamo-names")
+    assert "LSTM" in op_types("lstm", "legacy") & op_types("lstm", "dynamo-names")
+    assert "Attention" in op_types("transformer", "dynamo-opset23")
+    assert "RMSNormalization" in op_types("rms_mlp", "dynamo-opset23")
+    assert onnx.load_from_string(exported("mlp", "dynamo-opset23")[1]).opset_import[0].version == 23
+
+
+@pytest.mark.parametrize("model, setting", NAMED, ids=[f"{m}-{s}" for m, s in NAMED])
+def test_parameter_gradients_match_torch(model, setting):
+    torch_model, data = exported(model, setting)
+    ours = avalon.onnx.load(data)
+    x = MODELS[model][1](3, seed=7)
+    weights = np.random.default_rng(0).standard_normal(ours(x).shape).astype(np.float32)
+    _, grads = avalon.grad(lambda m, v: (m(v) * weights).sum(), ours, x)
+    torch_model.zero_grad()
+    (torch_model(torch.from_numpy(x)) * torch.from_numpy(weights)).sum().backward()
+    expected = dict(torch_model.named_parameters())
+    assert {name for name, _ in ours.named_parameters()} == set(expected)
+    for name, p in expected.items():
+        scale = np.abs(p.grad.numpy()).max()
+        np.testing.assert_allclose(grads[0][name], p.grad.numpy(), rtol=1e-3, atol=1e-4 * scale, err_msg=name)
+
+
+class Classifier(avalon.nn.Module):
+    """An imported backbone under a new Linear head."""
+
+    def __init__(self, backbone, features, classes):
+        super().__init__()
+        self.backbone, self.head = backbone, avalon.nn.Linear(features, classes)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+@pytest.mark.parametrize("setting", ["legacy-names", "dynamo-names"])
+def test_imported_resnet_backbone_fine_tunes_under_a_new_head(setting):
+    torch_model = resnet18()
+    torch_model.fc = torch.nn.Identity()  # the backbone: 512 features
+    backbone = avalon.onnx.load(export_with(setting, torch_model, small_images()))
+    model = Classifier(backbone, 512, 4).train()
+    model.backbone.conv1.requires_grad_(False)  # the stem stays frozen
+    model.backbone.layer1.requires_grad_(False)
+    frozen = {name: p.copy() for name, p in model.named_parameters() if not p.requires_grad}
+    trained = {name: p.copy() for name, p in model.named_parameters() if p.requires_grad}
+    statistics = {name: b.copy() for name, b in model.named_buffers()}
+    assert len(frozen) == 1 + 2 * 2 * 3 and len(trained) == 62 - len(frozen) + 2 - 2  # the old fc is gone
+    x, target = small_images(8, seed=3), np.arange(8) % 4
+    opt = avalon.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(4):
+        loss, grads = avalon.grad(lambda m, v, t: avalon.nn.functional.cross_entropy(m(v), t), model, x, target)
+        opt.step(grads[0])
+        losses.append(float(loss))
+    assert losses[-1] < losses[0]
+    for name, before in frozen.items():
+        np.testing.assert_array_equal(model.get_parameter(name), before, err_msg=name)
+    changed = [name for name, before in trained.items() if not np.allclose(model.get_parameter(name), before)]
+    assert set(changed) == set(trained)
+    moved = [name for name, before in statistics.items() if not np.allclose(model.get_buffer(name), before)]
+    assert set(moved) == set(statistics)  # every BatchNorm's running statistics, the frozen ones' too
