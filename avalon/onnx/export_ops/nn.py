@@ -23,50 +23,61 @@ def _pads(padding):
     return [int(a) for a, _ in padding] + [int(b) for _, b in padding]
 
 
-_UNBATCHED = "ONNX pools and convolves (N, C, *spatial) arrays only: add the batch and channel axes"
+def _batched(g, node, spatial, op):
+    """`op` (a name -> name function) applied to x seen as (N, C, *spatial), as ONNX's convolutions
+    and pools want it: leading axes added when x has fewer (an unbatched input), folded into N when
+    it has more, and the result given the node's own shape back."""
+    x = node.args[0]
+    lead = len(x.shape) - spatial
+    if lead == 2:
+        return op(g.arg(node, 0))
+    if lead < 2:
+        return g.squeeze(op(g.unsqueeze(g.arg(node, 0), range(2 - lead))), range(2 - lead))
+    folded = g.op("Reshape", [g.arg(node, 0), g.ints((-1,) + tuple(x.shape[lead - 1:]))])
+    twin = g.twin(node)
+    return g.op("Reshape", [op(folded), g.shape_tensor(node.shape, twin and twin.shape, fill=-1)])
 
 
-def _batched(node, opset):
-    spatial = len(node.params["kernel"]) if "kernel" in node.params else len(node.args[1].shape) - 2
-    return _UNBATCHED if len(node.args[0].shape) != spatial + 2 else None
-
-
-@emits("conv", refuse=_batched)
+@emits("conv")
 def conv(g, node):
-    w = node.args[1]
-    return g.op("Conv", [g.arg(node, 0), g.arg(node, 1)], kernel_shape=list(w.shape[2:]),
-                strides=list(node.params["stride"]), pads=_pads(node.params["padding"]),
-                dilations=list(node.params["dilation"]), group=int(node.params["groups"]))
+    w, p = node.args[1], node.params
+    return _batched(g, node, len(w.shape) - 2, lambda x: g.op(
+        "Conv", [x, g.arg(node, 1)], kernel_shape=list(w.shape[2:]), strides=list(p["stride"]),
+        pads=_pads(p["padding"]), dilations=list(p["dilation"]), group=int(p["groups"])))
 
 
-@emits("conv_transpose", refuse=_batched)
+@emits("conv_transpose")
 def conv_transpose(g, node):
     """ConvTranspose; the output's extra rows past the last window (torch's output_padding) from `shape`."""
     x, w, p = node.args[0], node.args[1], node.params
     kernel = w.shape[2:]
     extra = [n - ((i - 1) * s - lo - hi + d * (k - 1) + 1)
-             for n, i, s, (lo, hi), d, k in zip(p["shape"], x.shape[2:], p["stride"], p["padding"], p["dilation"],
-                                                 kernel)]
-    return g.op("ConvTranspose", [g.arg(node, 0), g.arg(node, 1)], kernel_shape=list(kernel),
-                strides=list(p["stride"]), pads=_pads(p["padding"]), dilations=list(p["dilation"]),
-                group=int(p["groups"]), output_padding=extra if any(extra) else None)
+             for n, i, s, (lo, hi), d, k in zip(p["shape"], x.shape[-len(kernel):], p["stride"], p["padding"],
+                                                 p["dilation"], kernel)]
+    return _batched(g, node, len(kernel), lambda x: g.op(
+        "ConvTranspose", [x, g.arg(node, 1)], kernel_shape=list(kernel), strides=list(p["stride"]),
+        pads=_pads(p["padding"]), dilations=list(p["dilation"]), group=int(p["groups"]),
+        output_padding=extra if any(extra) else None))
 
 
-@emits("max_pool", refuse=_batched)
+@emits("max_pool")
 def max_pool(g, node):
     p = node.params
-    return g.op("MaxPool", [g.arg(node, 0)], kernel_shape=list(p["kernel"]), strides=list(p["stride"]),
-                pads=_pads(p["padding"]), dilations=list(p["dilation"]) if any(d != 1 for d in p["dilation"]) else None)
+    dilations = list(p["dilation"]) if any(d != 1 for d in p["dilation"]) else None
+    return _batched(g, node, len(p["kernel"]), lambda x: g.op(
+        "MaxPool", [x], kernel_shape=list(p["kernel"]), strides=list(p["stride"]), pads=_pads(p["padding"]),
+        dilations=dilations))
 
 
-@emits("avg_pool", refuse=_batched)
+@emits("avg_pool")
 def avg_pool(g, node):
     """AveragePool counting the padding (so each window's sum over the kernel size), then rescaled
     by the exact divisor of each output position where Avalon's (torch's) divisor differs from it."""
     p, x = node.params, node.args[0]
     kernel = list(p["kernel"])
-    y = g.op("AveragePool", [g.arg(node, 0)], kernel_shape=kernel, strides=list(p["stride"]),
-             pads=_pads(p["padding"]), count_include_pad=1)
+    y = _batched(g, node, len(kernel), lambda x: g.op(
+        "AveragePool", [x], kernel_shape=kernel, strides=list(p["stride"]), pads=_pads(p["padding"]),
+        count_include_pad=1))
     d = len(kernel)
     inverse = np.asarray(_inverse_divisor(np, node.dtype, x.shape[-d:], node.shape[-d:], kernel, p["stride"],
                                           p["padding"], p["count_include_pad"], p["divisor_override"]))

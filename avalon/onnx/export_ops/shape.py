@@ -90,11 +90,12 @@ def checked_index(g, node):
 def _getitem_refusal(node, opset):
     key = node.params["key"]
     slots = [k for k in key if isinstance(k, Slot)]
-    if len(slots) > 1:
-        return "indexing with more than one index array has no ONNX form here"
+    ints = [k for k in key if isinstance(k, (int, np.integer))]
     if any(isinstance(a, Node) and a.dtype == np.bool_ for a in node.args[1:]):
         return "a boolean mask index gives a shape that depends on the data"
-    if slots and any(isinstance(k, (int, np.integer)) for k in key):
+    if len(slots) > 1 and (ints or None in key):
+        return "several index arrays mixed with integers or new axes have no ONNX form here"
+    if len(slots) == 1 and ints:
         entries = [i for i, k in enumerate(key) if isinstance(k, (int, np.integer, Slot))]
         if entries != list(range(entries[0], entries[-1] + 1)) and key.index(slots[0]) != 0:
             return "integers and an index array apart from each other (numpy moves the result axes first)"
@@ -141,6 +142,9 @@ def getitem(g, node):
     if dropped:
         x = g.squeeze(x, dropped)
     kept = [k for k in key if k is not None and not isinstance(k, (int, np.integer))]
+    slots = [i for i, k in enumerate(kept) if isinstance(k, Slot)]
+    if len(slots) > 1:
+        return _gather_nd(g, node, x, slots)
     out_axes, position = [], 0  # where each None lands in the result
     for k in key:
         if isinstance(k, Slot):
@@ -155,3 +159,28 @@ def getitem(g, node):
     if out_axes:
         x = g.unsqueeze(x, out_axes)
     return x if x != g.arg(node, 0) else g.op("Identity", [x])
+
+
+def _gather_nd(g, node, x, slots):
+    """Several index arrays (numpy's advanced indexing, as take_along_dim records it): their axes moved
+    first, the arrays broadcast and stacked into GatherND's index tuples, and the indexed axes put
+    where numpy puts them (in place of the first index when the arrays are adjacent, else first)."""
+    arrays = [k for k in node.params["key"] if isinstance(k, Slot)]
+    indices = [node.args[1 + k.i] for k in arrays]
+    twins = [g.twin(a) for a in indices]
+    common = np.broadcast_shapes(*[a.shape for a in indices])
+    twin_common = np.broadcast_shapes(*[t.shape for t in twins]) if all(twins) else None
+    ndim = len(node.args[0].shape)
+    others = [a for a in range(ndim) if a not in slots]
+    x = g.op("Transpose", [x], perm=slots + others)
+    stacked = []
+    for k in arrays:
+        index = g.op("Expand", [g.arg(node, 1 + k.i, np.int64), g.shape_tensor(common, twin_common, fill=1)])
+        stacked.append(g.unsqueeze(index, [len(common)]))
+    y = g.op("GatherND", [x, g.op("Concat", stacked, axis=-1)])
+    first = slots[0] if slots == list(range(slots[0], slots[0] + len(slots))) else 0
+    if first == 0:
+        return y
+    b = len(common)
+    perm = [b + i for i in range(first)] + list(range(b)) + [b + i for i in range(first, len(others))]
+    return g.op("Transpose", [y], perm=perm)

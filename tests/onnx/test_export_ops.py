@@ -1,0 +1,198 @@
+"""avalon.onnx.export primitive by primitive: functions using each family export, pass the checker
+and give Avalon's values in onnxruntime, at the default opset and at the oldest (13) and the one
+before LayerNormalization (16)."""
+import io
+
+import numpy as np
+import onnx
+import pytest
+
+import avalon
+import avalon.nn as nn
+import avalon.nn.functional as F
+import avalon.onnx
+from tests.onnx.test_export_models import repeated, run
+
+rng = np.random.default_rng(0)
+V = rng.standard_normal((3, 5)).astype(np.float32)
+X = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+S = rng.standard_normal((2, 4, 6)).astype(np.float32)
+ONES = np.ones
+
+
+def activations(x):
+    return [F.gelu(x), F.gelu(x, approximate="tanh"), F.silu(x), F.leaky_relu(x, 0.1), F.elu(x), F.selu(x),
+            F.softplus(x), F.mish(x), F.hardtanh(x), F.relu6(x), F.hardsigmoid(x), F.hardswish(x), F.logsigmoid(x),
+            F.softsign(x), F.celu(x), F.sigmoid(x), F.tanh(x), F.relu(x), F.softmax(x, dim=0), F.log_softmax(x, -1),
+            F.glu(avalon.cat([x, x * 2], 1))]
+
+
+def elementwise(x):
+    return [x * 2 - 1, 3 / (x + 5), x ** 2, abs(x) ** 0.5, np.floor_divide(x, 0.7), np.remainder(x, 0.7), x > 0.2,
+            (x < 0) | (x > 1), ~(x > 0), np.where(x > 0, x, 0.0), np.clip(x, -0.5, 0.5), np.sign(x), np.trunc(x * 3),
+            np.rint(x * 3), np.floor(x), np.ceil(x), np.log1p(abs(x)), np.expm1(x), np.exp2(x), np.log2(abs(x) + 1),
+            np.log10(abs(x) + 1), np.isfinite(x), np.isnan(x), x.astype(np.float64), np.maximum(x, 0.1),
+            np.minimum(x, V), avalon.rsqrt(abs(x) + 1), np.sin(x), np.cos(x), np.arctan(x), np.sinh(x), np.square(x)]
+
+
+def integers(i):
+    return [i // 2, i % 3, i * 2 + 1, i / 2, -i, abs(i), i.astype(np.float32) * 0.5, i == 2, i != 1, np.maximum(i, 0),
+            i >= 1, (i > 0) & (i < 3), (i > 0) | (i < -2), ~(i > 0)]
+
+
+def reductions(x):
+    return [x.sum(), x.mean(axis=1), x.max(axis=0, keepdims=True), x.min(), x.prod(axis=1), (x > 0).any(axis=1),
+            (x > 0).all(), x.argmax(axis=1), x.argmin(), np.argmax(x, axis=0, keepdims=True), x.var(axis=1, ddof=1),
+            x.std(axis=0), avalon.logsumexp(x, 1), np.cumsum(x, axis=1), avalon.amax(x, dim=1), x.sum(axis=(0, 1))]
+
+
+def shapes(x):
+    return [x.reshape(2, -1), x.transpose(1, 0, 2, 3), avalon.cat([x, x], 2), avalon.stack([x, x], 1),
+            F.pad(x, (1, 2, 0, 1)), F.pad(x, (1, 1), value=2.0), np.flip(x, axis=(2, 3)), np.tile(x, (1, 2, 1, 1)),
+            np.tile(x[0, 0], (2, 1, 1)), avalon.repeat_interleave(x, 2, dim=1), x[:, None, 1], x[..., ::2, -1],
+            x[0, :, 1:4:2], x[:, :, ::-1], avalon.split(x, 2, dim=1)[1], avalon.squeeze(x[:, :1], 1),
+            avalon.unsqueeze(x, 0), avalon.flatten(x, 1), avalon.chunk(x, 3, dim=2)[2], avalon.narrow(x, 3, 1, 2),
+            avalon.roll(x, 1, 3), avalon.permute(x, (0, 2, 3, 1)), avalon.movedim(x, 1, 3), avalon.tril(x),
+            avalon.triu(x, 1), np.broadcast_to(x[:, :1], (2, 3, 6, 6)) + 0]
+
+
+def indexing(x, i):
+    return [x[i], x[:, i], x[i, 1], np.take(x, i, axis=1), F.embedding(i, x), avalon.index_select(x, 1, i),
+            avalon.gather(x, 1, np.stack([i, i[::-1]], 1)), avalon.take_along_dim(x, np.stack([i, i], 1), 1)]
+
+
+W = rng.standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.1
+
+
+def convolutions(x, w=W):
+    return [F.conv2d(x, w, stride=2, padding=(1, 0), dilation=(1, 2)),
+            F.conv2d(x, np.ones((3, 1, 3, 3), np.float32), groups=3, padding="same"),
+            F.conv1d(x[:, :, 0], np.ones((6, 1, 2), np.float32), groups=3, padding=1),
+            F.conv1d(x[0, :, 0], np.ones((2, 3, 2), np.float32)),
+            F.conv_transpose2d(x, w.transpose(1, 0, 2, 3)[:, :2], stride=2, padding=1, output_padding=1),
+            F.conv_transpose2d(x, np.ones((3, 1, 2, 2), np.float32) * 0.1, groups=3, dilation=2),
+            F.conv3d(x[:, :, None], np.ones((2, 3, 1, 2, 2), np.float32))]
+
+
+def pools(x):
+    return [F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True), F.max_pool2d(x, 2, dilation=2),
+            F.avg_pool2d(x, 3, 2, padding=1, count_include_pad=False), F.avg_pool2d(x, 3, 2, ceil_mode=True),
+            F.avg_pool2d(x, 2, divisor_override=3), F.adaptive_avg_pool2d(x, (4, 3)), F.adaptive_max_pool2d(x, 3),
+            F.max_pool1d(x[:, :, 0], 2), F.avg_pool1d(x[:, :, 0], 3, 1, 1), F.max_pool2d(x[0], 2),
+            F.avg_pool3d(x[:, :, None], (1, 2, 2))]
+
+
+def resampling(x):
+    return [F.interpolate(x, scale_factor=2, mode="nearest"), F.interpolate(x, size=(9, 4), mode="bilinear"),
+            F.interpolate(x, size=(5, 7), mode="bilinear", align_corners=True),
+            F.interpolate(x, size=(4, 5), mode="nearest-exact"), F.interpolate(x[:, :, 0], size=9, mode="linear"),
+            F.pixel_shuffle(avalon.cat([x, x, x, x], 1)[:, :4], 2), F.pixel_unshuffle(x, 2)]
+
+
+def normalisation(x):
+    return [F.layer_norm(x, (6,)), F.layer_norm(x, (6, 6), np.full((6, 6), 2, np.float32), None),
+            F.group_norm(x, 3, ONES(3, np.float32), np.zeros(3, np.float32)), F.instance_norm(x),
+            F.batch_norm(x, None, None, training=True), F.rms_norm(x, (6, 6)), F.normalize(x, dim=1),
+            F.local_response_norm(x, 2)]
+
+
+def attention(q):
+    return [F.scaled_dot_product_attention(q, q * 0.5, q + 1), F.scaled_dot_product_attention(q, q, q, is_causal=True),
+            F.scaled_dot_product_attention(q, q, q, attn_mask=np.tril(ONES((4, 4), bool))),
+            F.scaled_dot_product_attention(q, q, q, attn_mask=ONES((4, 4), np.float32) * 0.3)]
+
+
+def losses(x, t):
+    w = np.array([1, 2, 0.5, 1, 3], np.float32)
+    return [F.cross_entropy(x, t), F.mse_loss(x, x * 0.5), F.nll_loss(F.log_softmax(x, 1), t),
+            F.binary_cross_entropy_with_logits(x, (x > 0).astype(np.float32)),
+            F.binary_cross_entropy_with_logits(x, (x > 0).astype(np.float32), pos_weight=w),
+            F.cross_entropy(x, t, reduction="none", label_smoothing=0.1, weight=w),
+            F.cross_entropy(x, np.array([1, -100, 4]), ignore_index=-100, reduction="sum"),
+            F.cross_entropy(x, F.softmax(x * 2, 1)), F.smooth_l1_loss(x, x * 0.3), F.l1_loss(x, -x)]
+
+
+CASES = {
+    "activations": (activations, (V,)), "elementwise": (elementwise, (V,)),
+    "integers": (integers, (rng.integers(-3, 5, (3, 5)),)), "reductions": (reductions, (V,)),
+    "shapes": (shapes, (X,)), "indexing": (indexing, (V, np.array([2, 0, 1]))), "convolutions": (convolutions, (X,)),
+    "pools": (pools, (X,)), "resampling": (resampling, (X,)), "normalisation": (normalisation, (X,)),
+    "attention": (attention, (S,)), "losses": (losses, (V, np.array([1, 0, 4]))),
+}
+
+
+def check(fn, args, opset=None, **options):
+    def f(*a):
+        return tuple(fn(*a))
+    buffer = io.BytesIO()
+    avalon.onnx.export(f, args, buffer, opset_version=opset, **options)
+    onnx.checker.check_model(onnx.load_from_string(buffer.getvalue()), full_check=True)
+    return buffer.getvalue(), f
+
+
+@pytest.mark.parametrize("opset", [None, 13, 16])
+@pytest.mark.parametrize("name", CASES)
+def test_family_matches_onnxruntime(name, opset):
+    fn, args = CASES[name]
+    data, f = check(fn, args, opset)
+    for k, (got, want) in enumerate(zip(run(data, *args), f(*args))):
+        want = np.asarray(want)
+        assert got.dtype == want.dtype and got.shape == want.shape, k
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"{name} result {k}")
+
+
+@pytest.mark.parametrize("make", [lambda: nn.GRU(6, 5, batch_first=True), lambda: nn.RNN(6, 5, nonlinearity="relu"),
+                                  lambda: nn.LSTM(6, 5, num_layers=2, bidirectional=True, batch_first=True),
+                                  lambda: nn.GRU(6, 4, bidirectional=True)])
+def test_recurrences_unroll_and_match_with_a_dynamic_batch(make):
+    avalon.manual_seed(0)
+    model = make().eval()
+    x = rng.standard_normal((3, 4, 6)).astype(np.float32)
+    axis = 0 if model.batch_first else 1
+    data, _ = check(lambda m, x: _flat(m(x)), (model, x), input_names=["x"], dynamic_axes={"x": {axis: "batch"}})
+    x5 = np.take(x, np.arange(5) % 3, axis=axis)
+    for got, want in zip(run(data, x5), _flat(model(x5))):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-4, atol=1e-5)
+
+
+def _flat(result):
+    out, state = result
+    return [out] + (list(state) if isinstance(state, tuple) else [state])
+
+
+def bitwise(i):
+    return [i & 6, i | 1, i ^ 5, ~i]
+
+
+def test_integer_bitwise_operators_from_opset_18_and_refused_before():
+    i = rng.integers(-3, 5, (3, 5))
+    data, f = check(bitwise, (i,), 18)
+    for got, want in zip(run(data, i), f(i)):
+        np.testing.assert_array_equal(got, np.asarray(want))
+    with pytest.raises(avalon.onnx.UnexportablePrimitive, match="need opset 18 or newer") as caught:
+        check(bitwise, (i,), 17)
+    assert set(caught.value.primitives) == {"bitwise_and", "bitwise_or", "bitwise_xor", "invert"}
+
+
+def test_multihead_attention_and_float64():
+    avalon.manual_seed(0)
+    attn = nn.MultiheadAttention(6, 2, batch_first=True).eval()
+    data, _ = check(lambda m, q: m(q, q * 0.5, q, need_weights=True), (attn, S[:, :, :6]), input_names=["q"],
+                    dynamic_axes={"q": [0]})
+    q = repeated(S[:, :, :6], 3)
+    for got, want in zip(run(data, q), attn(q, q * 0.5, q, need_weights=True)):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-4, atol=1e-5)
+    x64 = V.astype(np.float64)
+    data, f = check(lambda x: [np.tanh(x @ x.T), F.softmax(x, 1)], (x64,))
+    for got, want in zip(run(data, x64), f(x64)):
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-12)
+
+
+def test_dropout_in_eval_mode_is_identity_and_buffers_stay_named():
+    model = nn.Sequential(nn.Linear(5, 5), nn.Dropout(0.5), nn.BatchNorm1d(5)).eval()
+    data, _ = check(lambda m, x: [m(x)], (model, V))
+    graph = onnx.load_from_string(data).graph
+    assert "RandomUniform" not in {n.op_type for n in graph.node}
+    assert {"2.running_mean", "2.running_var"} <= {t.name for t in graph.initializer}
+    np.testing.assert_allclose(run(data, V)[0], np.asarray(model(V)), rtol=1e-5, atol=1e-6)
