@@ -107,3 +107,15 @@ def test_imported_resnet_backbone_fine_tunes_under_a_new_head(setting):
     assert set(changed) == set(trained)
     moved = [name for name, before in statistics.items() if not np.allclose(model.get_buffer(name), before)]
     assert set(moved) == set(statistics)  # every BatchNorm's running statistics, the frozen ones' too
+
+
+def test_default_export_to_a_file_with_external_weights(tmp_path):
+    """`torch.onnx.export(model, args, path)` with every default (dynamo, optimized) writes the weights
+    to `<model>.onnx.data` beside the model; loading the path reads them from there."""
+    torch_model, x = resnet18(), small_images()
+    path = tmp_path / "resnet18.onnx"
+    torch.onnx.export(torch_model, (torch.from_numpy(x),), str(path), verbose=False)
+    assert (tmp_path / "resnet18.onnx.data").stat().st_size > 10 * path.stat().st_size
+    with torch.no_grad():
+        expected = torch_model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(avalon.onnx.load(path)(x), expected, rtol=1e-4, atol=2e-5)
