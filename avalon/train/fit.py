@@ -30,7 +30,8 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
       eval mode and averaged over samples; recorded as `val_<name>`.
     - `scheduler` steps once per epoch (a `ReduceLROnPlateau` with the validation loss, or the training
       loss without `val_loader`); step per-batch schedules such as OneCycleLR in your own loop.
-    - `progress`: a tqdm bar per epoch (tqdm.auto, so notebooks get the widget); none if tqdm is missing.
+    - `progress`: a tqdm bar per epoch (tqdm.auto, so notebooks get the widget) that keeps the epoch's
+      mean loss and validation metrics when it ends.
     - `checkpoint`: a file path; after each epoch the model, optimiser and scheduler states, the epoch
       count and the history are written to it atomically. With `resume=True` a run starts from that file
       when it exists (training the epochs left of `epochs`; the returned history holds them all) and from
@@ -64,6 +65,8 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
     _check_checkpoint(checkpoint, resume)
     history = History()
     rank, _ = rank_and_size()
+    if progress and rank == 0:
+        _tqdm()  # refused before anything changes
     start = resume_training(checkpoint, model, optimizer, scheduler, epochs, history,
                             agree=lambda done: same_start(done, checkpoint)) if resume else 0
     was_training = model.training
@@ -76,22 +79,26 @@ def fit(model, loss_fn, train_loader, optimizer, epochs, val_loader=None, metric
             if callable(getattr(sampler, "set_epoch", None)):  # a DistributedSampler: this epoch's order
                 sampler.set_epoch(epoch)
             bar = _progress(train_loader, f"epoch {epoch + 1}/{epochs}", progress and rank == 0)
-            for batch in bar:
-                x, y = _split(batch)
-                loss, grads = grad(loss_fn, model, x, y, argnums=0)  # the model's gradient alone
-                optimizer.step(grads[0])
-                value, n = averaged({"loss": float(loss)})["loss"], _count(x)
-                total, count = total + value * n, count + n
-                history.log_step(loss=value, lr=lr)
-                if bar is not train_loader:
-                    bar.set_postfix(loss=f"{value:.4g}")
-            results = {"loss": total / count if count else math.nan, "lr": lr}
-            if val_loader is not None:
-                results.update({f"val_{k}": v for k, v in averaged(evaluate(model, loss_fn, val_loader, metrics)).items()})
-            history.log_epoch(**results)
-            if bar is not train_loader:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in results.items() if k != "lr"})
-                bar.close()
+            try:
+                for batch in train_loader:
+                    x, y = _split(batch)
+                    loss, grads = grad(loss_fn, model, x, y, argnums=0)  # the model's gradient alone
+                    optimizer.step(grads[0])
+                    value, n = averaged({"loss": float(loss)})["loss"], _count(x)
+                    total, count = total + value * n, count + n
+                    history.log_step(loss=value, lr=lr)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+                        bar.update(1)
+                results = {"loss": total / count if count else math.nan, "lr": lr}
+                if val_loader is not None:
+                    results.update({f"val_{k}": v for k, v in averaged(evaluate(model, loss_fn, val_loader, metrics)).items()})
+                history.log_epoch(**results)
+                if bar is not None:  # the epoch's figures stay on its line once the bar closes
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in results.items() if k != "lr"})
+            finally:
+                if bar is not None:
+                    bar.close()
             if scheduler is not None:
                 if isinstance(scheduler, ReduceLROnPlateau):
                     scheduler.step(results.get("val_loss", results["loss"]))
@@ -193,10 +200,17 @@ def _count(x):
 
 
 def _progress(loader, description, enabled):
+    """One epoch's open tqdm bar (None when not shown), advanced by hand: iterating a tqdm closes it at
+    the last batch, before the epoch's mean loss and validation figures could be written on it."""
     if not enabled:
-        return loader
+        return None
+    return _tqdm()(desc=description, total=len(loader) if hasattr(loader, "__len__") else None, leave=True)
+
+
+def _tqdm():
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        return loader
-    return tqdm(loader, desc=description, total=len(loader) if hasattr(loader, "__len__") else None, leave=True)
+        _refuse("progress=True needs tqdm, which is not installed",
+                "pip install tqdm (a dependency of avalon: reinstalling avalon brings it), or pass progress=False")
+    return tqdm

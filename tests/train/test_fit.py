@@ -1,4 +1,6 @@
 """fit trains a tiny model on generated data (the loss falls), records a History, steps schedulers, plots."""
+import functools
+import io
 import sys
 
 import numpy as np
@@ -90,15 +92,34 @@ def test_reduce_on_plateau_gets_the_validation_loss():
     assert seen == history["val_loss"]
 
 
-def test_progress_bar_with_and_without_tqdm(capsys, monkeypatch):
-    pytest.importorskip("tqdm")
+def test_each_epoch_line_keeps_its_mean_loss_and_validation_metrics(monkeypatch):
+    tqdm_auto = pytest.importorskip("tqdm.auto")
+    import tqdm as tqdm_package
+
+    written = io.StringIO()
+    monkeypatch.setattr(tqdm_auto, "tqdm", functools.partial(tqdm_package.tqdm, file=written))
+    model, opt, train, val = setup()
+    history = avalon.fit(model, loss_fn, train, opt, epochs=2, val_loader=val, metrics={"accuracy": accuracy})
+    lines = [line.rsplit("\r", 1)[-1] for line in written.getvalue().strip().split("\n")]  # what stays on screen
+    assert len(lines) == 2
+    for epoch, line in enumerate(lines):
+        assert line.startswith(f"epoch {epoch + 1}/2") and "4/4" in line, line
+        assert f"loss={history['loss'][epoch]:.4g}" in line, line  # the epoch's mean, not the last batch's
+        assert f"val_loss={history['val_loss'][epoch]:.4g}" in line, line
+        assert f"val_accuracy={history['val_accuracy'][epoch]:.4g}" in line, line
+    assert history.steps["loss"][3] != history["loss"][0]  # so the mean is not the last batch's loss
+
+
+def test_progress_without_tqdm_says_to_install_it_and_changes_nothing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # an import of it fails
     model, opt, train, _ = setup()
-    avalon.fit(model, loss_fn, train, opt, epochs=2)
-    err = capsys.readouterr().err
-    assert "epoch 1/2" in err and "epoch 2/2" in err and "loss=" in err
-    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    history = avalon.fit(model, loss_fn, train, opt, epochs=1)
-    assert capsys.readouterr().err == "" and len(history) == 1
+    before = [p.copy() for p in model.parameters()]
+    with pytest.raises(avalon.AvalonError, match=r"progress=True needs tqdm(.|\n)*pip install tqdm") as refused:
+        avalon.fit(model, loss_fn, train, opt, epochs=1)
+    assert "progress=False" in str(refused.value) and __file__ in str(refused.value)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.parameters()))
+    history = avalon.fit(model, loss_fn, train, opt, epochs=1, progress=False)
+    assert len(history) == 1
 
 
 def test_bad_uses_say_what_to_do():
