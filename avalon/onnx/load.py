@@ -22,7 +22,7 @@ _STATIC_SLOTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqu
                  "Tile": (1,), "TopK": (1,), "ConstantOfShape": (0,), "Split": (1,), "Range": (0, 1, 2),
                  "ReduceMean": (1,), "ReduceSum": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,),
                  "ReduceL1": (1,), "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,),
-                 "ReduceSumSquare": (1,), "CumSum": (1,), "Pad": (1, 2, 3),
+                 "ReduceSumSquare": (1,), "CumSum": (1,), "CumProd": (1,), "Pad": (1, 2, 3),
                  "Resize": (1, 2, 3), "Upsample": (1,), "Dropout": (1, 2), "Trilu": (1,), "Attention": (6,),
                  "OneHot": (1,), "GatherND": (1,),
                  "LSTM": (4,), "GRU": (4,), "RNN": (4,)}

@@ -86,3 +86,33 @@ def attention(n, q, k, v, mask=None, past_key=None, past_value=None, nonpad_kv_s
         y = np.transpose(y, (0, 2, 1, 3))
         y = np.reshape(y, (y.shape[0], y.shape[1], -1))
     return y, present_key, present_value, qk_output
+
+
+@operator("RotaryEmbedding")
+def rotary_embedding(n, x, cos, sin, position_ids=None):
+    """Rotary position embedding: pairs of the first `rotary_embedding_dim` features of each head (the two
+    halves, or neighbours when `interleaved`) rotated by their position's angle. `x` is (batch, heads,
+    sequence, size) or (batch, sequence, heads·size); the caches are (positions, dim/2) gathered at
+    `position_ids`, or already (batch, sequence, dim/2)."""
+    shape = x.shape
+    if x.ndim == 4:
+        x = np.transpose(x, (0, 2, 1, 3))  # (batch, sequence, heads, size)
+    else:
+        x = np.reshape(x, (shape[0], shape[1], n.attr("num_heads"), -1))
+    size = x.shape[3]
+    rotated = n.attr("rotary_embedding_dim", 0) or size
+    if position_ids is not None:
+        cos, sin = np.take(cos, position_ids, axis=0), np.take(sin, position_ids, axis=0)
+    cos, sin = cos[:, :, None, :], sin[:, :, None, :]
+    part, rest = x[..., :rotated], x[..., rotated:]
+    if n.attr("interleaved", 0):
+        first, second = part[..., 0::2], part[..., 1::2]
+    else:
+        first, second = part[..., :rotated // 2], part[..., rotated // 2:]
+    real, imaginary = cos * first - sin * second, sin * first + cos * second
+    if n.attr("interleaved", 0):
+        part = np.reshape(np.stack([real, imaginary], axis=-1), part.shape)
+    else:
+        part = np.concatenate([real, imaginary], axis=-1)
+    y = np.concatenate([part, rest], axis=-1)
+    return np.transpose(y, (0, 2, 1, 3)) if len(shape) == 4 else np.reshape(y, shape)

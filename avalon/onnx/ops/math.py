@@ -181,6 +181,9 @@ def sign(n, x):
 
 @operator("PRelu")
 def prelu(n, x, slope):
+    if n.opset < 7 and slope.ndim == 1 and x.ndim > 2 and slope.shape[0] == x.shape[1] != 1:
+        # before opset 7 a slope per channel lines up with axis 1 (numpy's broadcasting came with 7)
+        slope = np.reshape(slope, (-1,) + (1,) * (x.ndim - 2))
     return np.where(x < 0, x * slope, x)
 
 
@@ -265,3 +268,31 @@ def lp_normalization(n, x):
     norm = np.sum(np.abs(x), axis=axis, keepdims=True) if p == 1 else \
         np.sqrt(np.sum(x * x, axis=axis, keepdims=True))
     return x / np.where(norm == 0, np.ones((), x.dtype), norm)  # a zero vector stays zero
+
+
+@operator("Shrink")
+def shrink(n, x):
+    lambd, bias = n.attr("lambd", 0.5), np.asarray(n.attr("bias", 0.0)).astype(x.dtype)
+    zero = np.zeros((), x.dtype)
+    return np.where(x < -lambd, x + bias, np.where(x > lambd, x - bias, zero))
+
+
+@operator("SwiGLU")
+def swiglu(n, gate, value):
+    return gate * F.sigmoid(gate * np.asarray(n.attr("alpha", 1.0), gate.dtype)) * value
+
+
+@operator("BitShift")
+def bit_shift(n, x, y):
+    """Shifts as products and floor divisions by powers of two (integers wrap as the bits do); an amount
+    outside the type's bits gives what the sign alone gives: -1 for a negative right-shifted signed
+    value, 0 otherwise."""
+    bits, signed = x.dtype.itemsize * 8, np.issubdtype(x.dtype, np.signedinteger)
+    right = n.attr("direction") == "RIGHT"
+    # a signed right shift by bits-1 is the sign alone too, and 2**(bits-1) does not fit the type
+    usable = (y >= 0) & (y < bits - (1 if right and signed else 0))
+    powers = np.power(np.ones((), x.dtype) * 2, np.where(usable, y, np.zeros((), y.dtype)).astype(x.dtype))
+    if not right:
+        return np.where(usable, x * powers, np.zeros((), x.dtype))
+    sign_only = np.where(x < 0, -np.ones((), x.dtype), np.zeros((), x.dtype)) if signed else np.zeros((), x.dtype)
+    return np.where(usable, x // powers, sign_only)

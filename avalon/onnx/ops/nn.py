@@ -107,3 +107,27 @@ def conv_transpose(n, x, w, b=None):
         pads = [(max(0, b), max(0, e)) for b, e in pads]
     index = (slice(None), slice(None)) + tuple(slice(begin, size - end) for (begin, end), size in zip(pads, full))
     return y[index]
+
+
+@operator("CausalConvWithState")
+def causal_conv_with_state(n, x, weight, bias=None, past=None):
+    """A depthwise 1-D convolution over (batch, channels, length) that sees only the current and past
+    positions: the last k-1 positions of `past` (zeros by default) go in front; the new state is the last
+    k-1 positions of that padded input. activation 'silu' (or 'swish') applies x·sigmoid(x)."""
+    k = weight.shape[2]
+    if past is None:
+        past = np.zeros((x.shape[0], x.shape[1], k - 1), x.dtype)
+    full = np.concatenate([past, x], axis=2)
+    # half precision accumulates in float32 and rounds once, as the spec's reference
+    wide, w = (full.astype(np.float32), weight.astype(np.float32)) if x.dtype == np.float16 else (full, weight)
+    length = x.shape[2]
+    y = wide[:, :, 0:length] * w[:, :, 0]
+    for j in range(1, k):
+        y = y + wide[:, :, j:j + length] * w[:, :, j]
+    if bias is not None:
+        y = y + bias.astype(y.dtype)[:, None]
+    y = y.astype(x.dtype)
+    if n.attr("activation", "none") in ("silu", "swish"):
+        y = y.astype(wide.dtype)
+        y = (y * F.sigmoid(y)).astype(x.dtype)
+    return y, full[:, :, full.shape[2] - (k - 1):]

@@ -82,3 +82,25 @@ def group_normalization(n, x, scale, bias):
 def rms_normalization(n, x, scale):
     axes = tuple(range(n.attr("axis", -1) % x.ndim, x.ndim))
     return x / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + n.attr("epsilon", 1e-5)) * scale
+
+
+@operator("LRN")
+def local_response_normalization(n, x):
+    """x / (bias + alpha/size · Σ x² over the `size` channels around each one)^beta."""
+    size = n.attr("size")
+    alpha, beta, bias = n.attr("alpha", 1e-4), n.attr("beta", 0.75), n.attr("bias", 1.0)
+    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+    squares = np.pad(x * x, [(0, 0), (before, after)] + [(0, 0)] * (x.ndim - 2))
+    channels = x.shape[1]
+    total = squares[:, 0:channels]
+    for i in range(1, size):
+        total = total + squares[:, i:i + channels]
+    return x / (total * np.asarray(alpha / size, x.dtype) + np.asarray(bias, x.dtype)) ** np.asarray(beta, x.dtype)
+
+
+@operator("MeanVarianceNormalization")
+def mean_variance_normalization(n, x):
+    axes = tuple(a % x.ndim for a in n.attr("axes", [0, 2, 3]))
+    centred = x - np.mean(x, axis=axes, keepdims=True)
+    deviation = np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True))
+    return centred / (deviation + np.asarray(1e-9, x.dtype))  # the spec's function adds 1e-9

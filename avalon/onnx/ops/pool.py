@@ -95,3 +95,15 @@ def global_average_pool(n, x):
 @operator("GlobalMaxPool")
 def global_max_pool(n, x):
     return np.max(x, axis=tuple(range(2, x.ndim)), keepdims=True)
+
+
+@operator("LpPool")
+def lp_pool(n, x):
+    """(Σ |x|^p over each window)^(1/p), padding counting as zeros."""
+    kernel, ceil, p = n.attr("kernel_shape"), bool(n.attr("ceil_mode", 0)), n.attr("p", 2)
+    strides, dilations, pads = geometry(n, x, kernel)
+    views, _ = _windows(np.abs(x) ** p if p != 2 else x * x, kernel, strides, dilations, pads, ceil, 0.0)
+    total = views[0]
+    for view in views[1:]:
+        total = total + view
+    return total ** np.asarray(1.0 / p, x.dtype)

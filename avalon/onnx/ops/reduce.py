@@ -66,3 +66,20 @@ def cumulative_sum(n, x, axis):
     if n.attr("exclusive", 0):  # each position sums only what comes before it
         y = y - x
     return y[flip] if n.attr("reverse", 0) else y
+
+
+@operator("CumProd")
+def cumulative_product(n, x, axis):
+    axis = n.ints(axis, "axis")[0] % x.ndim
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(None, None, -1)
+    flip = tuple(index)
+    if n.attr("reverse", 0):
+        x = x[flip]
+    if n.attr("exclusive", 0):  # each position multiplies only what comes before it: shift in a one
+        index[axis] = slice(0, x.shape[axis] - 1)
+        ones = [slice(None)] * x.ndim
+        ones[axis] = slice(0, 1)
+        x = np.concatenate([np.ones_like(x[tuple(ones)]), x[tuple(index)]], axis=axis)
+    y = cast(np.cumprod(x, axis=axis), x.dtype)
+    return y[flip] if n.attr("reverse", 0) else y
