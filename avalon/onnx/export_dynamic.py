@@ -3,8 +3,9 @@
 The function is traced twice: at the sizes given, and with every dynamic axis made longer (each
 named axis by its own amount). A size that differs between the two traces follows a dynamic axis;
 a size equal in both is fixed. Shapes that the program computes (a Reshape's target, an Expand's) are
-then written as Shape → Gather → Concat of the inputs' own sizes instead of the traced numbers, so
-the file runs at other batch sizes; anything else that would bake a dynamic size into the file is
+then written as Shape → Gather → Concat of the inputs' own sizes instead of the traced numbers, and
+numbers the code computed from them (the count a mean divides by) as those sizes, so the file runs at
+other batch sizes; anything else that would bake a dynamic size into the file is
 refused (`DynamicSizeError`) rather than exported wrong.
 """
 import numpy as np
@@ -45,6 +46,19 @@ class DynamicDims:
                 return dim if size == a else g.op("Mul", [dim, g.ints([size // a])])
         return None
 
+    def scalar(self, g, node, value, twin_value, dtype):
+        """A literal operand that differs between the traces (a count, or its reciprocal, as a mean
+        over a dynamic axis divides by) computed from the inputs' sizes; refused when it is neither."""
+        for size, twin_size, inverse in ((value, twin_value, False), (1 / value if value else 0,
+                                                                       1 / twin_value if twin_value else 0, True)):
+            if _whole(size) and _whole(twin_size):
+                dim = self._size(g, int(round(size)), int(round(twin_size)))
+                if dim is not None:
+                    scalar = g.cast(g.op("Reshape", [dim, g.ints([])]), np.int64, dtype)
+                    return g.op("Reciprocal", [scalar]) if inverse else scalar
+        raise DynamicSizeError(node, f"its operand {value!r} is {twin_value!r} at another size, and is neither "
+                                     "a size of an input's dynamic axis nor its reciprocal")
+
     def shape(self, g, values, twin_values, fill):
         parts, unknown = [], 0
         for v, w in zip(values, twin_values):
@@ -84,11 +98,15 @@ def check_static(node, twin):
     if not isinstance(node, Call):
         return
     for a, b in zip(node.args, twin.args):
-        if not isinstance(a, Node) and not _same(a, b):
+        if not isinstance(a, Node) and not _same(a, b) and not isinstance(a, (int, float, np.number)):
             raise DynamicSizeError(node, f"its operand {a!r} is {b!r} at another size")
     for key, value in node.params.items():
         if key not in _COMPUTED.get(node.prim.name, ()) and not _same(value, twin.params.get(key)):
             raise DynamicSizeError(node, f"its parameter {key}={value!r} is {twin.params.get(key)!r} at another size")
+
+
+def _whole(x):
+    return x >= 1 and abs(x - round(x)) < 1e-6 * x
 
 
 def _same(a, b):

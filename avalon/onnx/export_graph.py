@@ -148,7 +148,11 @@ class GraphBuilder:
         a = node.args[i]
         if isinstance(a, Node):
             return self.cast(self.names[a], a.dtype, dtype) if dtype is not None else self.names[a]
-        return self.const(a, dtype=dtype if dtype is not None else node.dtype)
+        dtype = dtype if dtype is not None else node.dtype
+        twin = self.twin(node)
+        if twin is not None and isinstance(a, (int, float, np.number)) and twin.args[i] != a:
+            return self.dims.scalar(self, node, a, twin.args[i], dtype)  # computed from a dynamic size
+        return self.const(a, dtype=dtype)
 
     def twin(self, node):
         """The same node in the trace at other sizes of the dynamic axes (None without dynamic axes)."""

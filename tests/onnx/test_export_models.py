@@ -165,3 +165,27 @@ def test_numpy_function_exports_with_several_outputs(tmp_path):
     assert [o.name for o in model.graph.output] == ["total", "output_1"]
     for got, want in zip(run(path.read_bytes(), a, b), numpy_function(a, b)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def mean_over_batch(a):
+    return a - a.sum(axis=0) / a.shape[0], a * (1 / a.shape[0])
+
+
+def test_numbers_computed_from_the_dynamic_batch_follow_it():
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    data = exported(mean_over_batch, a, dynamic_axes={"a": {0: "batch"}})
+    a7 = repeated(a, 7) + 1
+    for got, want in zip(run(data, a7), mean_over_batch(a7)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_training_mode_batch_norm_uses_the_batch_statistics_at_any_batch():
+    model = cnn().train()
+    x = MODELS["cnn"][1]
+    state = {k: np.array(v) for k, v in model.state_dict().items()}
+    data = exported(model, x, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    assert all(np.array_equal(v, np.asarray(model.state_dict()[k])) for k, v in state.items())  # untouched
+    assert "BatchNormalization" not in {n.op_type for n in onnx.load_from_string(data).graph.node}
+    x7 = repeated(x, 7) * 1.5
+    (y,) = run(data, x7)
+    np.testing.assert_allclose(y, np.asarray(model(x7)), rtol=1e-4, atol=1e-5)
