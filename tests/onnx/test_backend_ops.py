@@ -1,0 +1,34 @@
+"""The operators added for onnx's backend suite differentiate: gradients of one-node models against
+finite differences (their values are checked by the suite itself, tests/onnx/test_backend_suite.py)."""
+import numpy as np
+import pytest
+
+import avalon
+import avalon.onnx
+from tests.onnx.test_operators import one_node
+
+rng = np.random.default_rng(3)
+
+CASES = [  # op, opset, attributes, further inputs (initializers), input shape
+    ("LRN", 13, {"size": 3, "alpha": 0.3, "beta": 0.6, "bias": 1.5}, {}, (1, 4, 2, 3)),
+    ("MeanVarianceNormalization", 13, {}, {}, (2, 3, 2, 2)),
+    ("LpPool", 18, {"kernel_shape": [2, 2], "p": 3, "pads": [0, 1, 1, 0]}, {}, (1, 2, 3, 3)),
+    ("CumProd", 26, {"exclusive": 1, "reverse": 1}, {"axis": np.int64(1)}, (1, 4, 3)),
+    ("Shrink", 9, {"lambd": 0.3, "bias": 0.2}, {}, (2, 3, 4)),
+    ("SwiGLU", 28, {"alpha": 1.3}, {"value": rng.standard_normal((2, 3, 4))}, (2, 3, 4)),
+    ("RotaryEmbedding", 23, {"interleaved": 1, "rotary_embedding_dim": 4},
+     {"cos": rng.standard_normal((5, 2)), "sin": rng.standard_normal((5, 2)),
+      "positions": np.int64([[0, 3, 4]])}, (1, 2, 3, 6)),
+    ("CausalConvWithState", 27, {"activation": "silu"},
+     {"weight": rng.standard_normal((3, 1, 3)), "bias": rng.standard_normal(3),
+      "past": rng.standard_normal((2, 3, 2))}, (2, 3, 4)),
+]
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")  # one lambda per case, by design
+@pytest.mark.parametrize("op, opset, attrs, constants, shape", CASES, ids=[c[0] for c in CASES])
+def test_gradients_match_finite_differences(op, opset, attrs, constants, shape):
+    x = rng.standard_normal(shape) + (0.5 if op == "LpPool" else 0.0)
+    model = avalon.onnx.load(one_node(op, opset, {"x": x}, constants, attrs, outputs=1))
+    weights = rng.standard_normal(np.shape(model(x)))
+    assert avalon.gradcheck(lambda v: (model(v) * weights).sum(), x)
