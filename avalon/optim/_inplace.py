@@ -38,11 +38,20 @@ def own_grad(param, grad, roots):
     return grad.copy() if id(root(grad)) in roots else grad
 
 
+def needs_space(param, grad, group):
+    """Whether `effective_grad` writes into its `space` (else it may be None): under L2 decay, under
+    `maximize`, or for a gradient in another memory layout than the parameter's."""
+    decay = group["weight_decay"]
+    return bool((decay != 0 and not group.get("decoupled_weight_decay", False)) or group["maximize"]
+                or grad.strides != param.strides)
+
+
 def effective_grad(param, grad, group, space):
     """The gradient an update rule sees: negated under `maximize`, plus `weight_decay * param` under L2
     decay, in the parameter's memory layout. That is `grad` itself where nothing changes it (it is then
-    only read), else it is written into `space`. Decoupled weight decay (AdamW's, where the optimiser offers
-    `decoupled_weight_decay`) instead shrinks the parameter here, in place, before the update."""
+    only read), else it is written into `space` (None where not `needs_space`). Decoupled weight decay
+    (AdamW's, where the optimiser offers `decoupled_weight_decay`) instead shrinks the parameter here, in
+    place, before the update."""
     xp, decay, maximize = namespace(param), group["weight_decay"], group["maximize"]
     if decay != 0 and group.get("decoupled_weight_decay", False):
         param *= 1 - group["lr"] * decay

@@ -33,7 +33,7 @@ from ..backend import device_of, is_array, is_numpy_like, namespace
 from ..errors import AvalonError, _where
 from ..tracing import user_location
 from ..tree import Grads
-from ._inplace import Scratch, effective_grad, own_grad, root
+from ._inplace import Scratch, effective_grad, needs_space, own_grad, root
 from ._undo import StepUndo
 
 
@@ -227,8 +227,9 @@ class Optimizer:
                     state = self.state.get(param, {})
                     if undo is not None:
                         undo.save(param, state, self.state)
-                    grad_space, *temps = self._scratch.take(param, 1 + self._temporaries)
-                    self._update(param, effective_grad(param, grad, group, grad_space), state, group, temps)
+                    spaces = self._scratch.take(param, self._scratch_count(param, grad, group))
+                    grad_space = spaces.pop() if len(spaces) > self._temporaries else None
+                    self._update(param, effective_grad(param, grad, group, grad_space), state, group, spaces)
                     if state:  # stateless updates (SGD without momentum) keep no entry, as in PyTorch
                         self.state[param] = state
         except BaseException:
@@ -238,6 +239,8 @@ class Optimizer:
         if undo is not None:
             undo.end()
         self._flags_at_last_step = self._buffer_flags()
+        if undo is not None and self._cannot_fail(work):  # the next steps are not saved: nor is the
+            del self._step_undo  # memory for their copies kept (a model's size, the first step's)
 
     def _cannot_fail(self, work):
         """True when this step's updates cannot raise: the update rule is Avalon's own (not a subclass's
@@ -250,9 +253,14 @@ class Optimizer:
             return False
         if self._buffer_flags() != self.__dict__.get("_flags_at_last_step"):
             return False  # a state array may be created in this step (amsgrad or momentum turned on)
-        for _, param, _ in work:  # grows the scratch buffers now, where a MemoryError changes nothing
-            self._scratch.take(param, 1 + self._temporaries)
+        for group, param, grad in work:  # grows the scratch buffers now, where a MemoryError changes nothing
+            self._scratch.take(param, self._scratch_count(param, grad, group))
         return True
+
+    def _scratch_count(self, param, grad, group):
+        """How many scratch arrays shaped like `param` its update takes: `_temporaries`, and one more
+        where the gradient the rule sees is not `grad` itself (`needs_space`)."""
+        return self._temporaries + needs_space(param, grad, group)
 
     def _buffer_flags(self):
         """The options that decide which state arrays an update creates, per group."""

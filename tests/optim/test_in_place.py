@@ -125,3 +125,18 @@ def test_a_state_dict_whose_scalar_is_not_a_number_is_refused_and_changes_nothin
     with pytest.raises(OptimizerError, match="'step' of parameter 0 is a str"):
         opt.load_state_dict(saved)
     assert opt.state[params[0]]["step"] == 1.0
+
+
+def test_memory_kept_between_steps_is_the_state_and_one_scratch_per_temporary(rng):
+    # SGD with momentum reads its gradients as they are: one scratch array (its one temporary), sized by
+    # the largest parameter; the copies that make the first step undoable are not kept once steps
+    # cannot fail.
+    params, grads = _problem(rng, np.float32)
+    opt = optim.SGD(params, lr=0.1, momentum=0.9)
+    opt.step(grads[0])
+    assert "_step_undo" not in vars(opt)
+    opt.step(grads[1])
+    assert [flat.size for flat in opt._scratch._flat.values()] == [max(p.size for p in params)]
+    transposed = [np.ascontiguousarray(g.T).T for g in grads[2]]  # another layout: copied into scratch
+    opt.step(transposed)
+    assert [flat.size for flat in opt._scratch._flat.values()] == [2 * max(p.size for p in params)]
