@@ -39,10 +39,15 @@ class Compiled:
         return self.replay(*inputs)
 
     def fresh(self, outputs):
-        """`outputs` (e.g. the values seen while tracing) made as fresh as the replay's."""
+        """`outputs` (e.g. the values seen while tracing) made as fresh as the replay's, and row-major
+        where they are strided views (a Linear weight's gradient is a transposed product while tracing,
+        row-major in the replay, `matmul_layout`): a first call's arrays are laid out as the next ones',
+        so what reads them (an optimiser's step) needs no other memory for the first call's."""
         outputs = list(outputs)
-        for i in self.copied:
-            outputs[i] = self._copy(outputs[i])
+        for i, value in enumerate(outputs):
+            flags = getattr(value, "flags", None)
+            if i in self.copied or (flags is not None and not flags.c_contiguous):
+                outputs[i] = self._copy(value)
         return outputs
 
     def __repr__(self):

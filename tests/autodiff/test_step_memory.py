@@ -39,3 +39,15 @@ def test_a_cached_step_leaves_no_reference_cycles(rng):
         if enabled:
             gc.enable()
     assert unreachable == 0
+
+
+def test_the_first_call_gives_gradients_laid_out_as_later_calls_do(rng):
+    # A Linear weight's gradient is a transposed product while tracing; the replay computes it row-major.
+    model = mlp()
+    x, y = rng.standard_normal((16, 32)).astype(np.float32), rng.integers(0, 10, 16)
+    _, first = avalon.grad(loss_fn, model, x, y)
+    _, later = avalon.grad(loss_fn, model, x, y)
+    for name, g in first[0].items():
+        assert g.flags.c_contiguous, name
+        assert g.strides == later[0][name].strides, name
+        np.testing.assert_array_equal(g, later[0][name])
