@@ -37,6 +37,5 @@ class UnexportablePrimitive(OnnxError):
             if len(locations) > 3:
                 lines.append(f"      and {len(locations) - 3} more line(s)")
         lines.append("  fix: rewrite these lines with operations that have an ONNX form (see "
-                     "avalon.onnx.exportable_primitives()), or put the model in eval mode if they are "
-                     "training-only (dropout draws random numbers)")
+                     "avalon.onnx.exportable_primitives())")
         super().__init__("\n".join(lines))

@@ -88,7 +88,8 @@ def differences(tape, twin):
     return dict(zip(tape.nodes, twin.nodes))
 
 
-_COMPUTED = {"reshape": ("shape",), "broadcast_to": ("shape",), "sum_to": ("shape",)}
+_COMPUTED = {"reshape": ("shape",), "broadcast_to": ("shape",), "sum_to": ("shape",), "uniform": ("shape",),
+             "normal": ("shape",)}
 
 
 def check_static(node, twin):

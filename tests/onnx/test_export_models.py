@@ -189,3 +189,19 @@ def test_training_mode_batch_norm_uses_the_batch_statistics_at_any_batch():
     x7 = repeated(x, 7) * 1.5
     (y,) = run(data, x7)
     np.testing.assert_allclose(y, np.asarray(model(x7)), rtol=1e-4, atol=1e-5)
+
+
+def test_training_mode_dropout_draws_a_new_mask_in_onnxruntime():
+    model = nn.Sequential(nn.Linear(6, 64), nn.Dropout(0.25)).train()
+    x = MODELS["mlp"][1]
+    data = exported(model, x, input_names=["x"], dynamic_axes={"x": [0]})
+    ops = {n.op_type for n in onnx.load_from_string(data).graph.node}
+    assert "RandomUniformLike" in ops
+    x50 = repeated(x, 50)
+    plain = np.asarray(model.eval()(x50))
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    first, second = (session.run(None, {"x": x50})[0] for _ in range(2))
+    kept = first != 0
+    np.testing.assert_allclose(first[kept], plain[kept] / 0.75, rtol=1e-5, atol=1e-6)
+    assert 0.2 < 1 - kept.mean() < 0.3  # about p of 3200 values dropped
+    assert not np.array_equal(first, second)
