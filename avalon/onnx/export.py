@@ -37,7 +37,7 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
 
     A Module is traced in its current mode (call `.eval()` first for inference: dropout is then the
     identity and batch norm uses its running statistics); a plain numpy function works too. `args` is
-    a tuple of arrays, or one array. The array arguments become the graph's inputs (named after the
+    a tuple of arrays, or one array; as in torch, a dict as its last element holds keyword arguments. The array arguments become the graph's inputs (named after the
     function's parameters unless `input_names` names them), the results its outputs (`output`, or
     `output_names`). `dynamic_axes` as torch's: `{"x": {0: "batch"}, "y": {0: "batch"}}` or
     `{"x": [0]}` makes those dimensions symbolic, and shapes the program computes follow them.
@@ -52,7 +52,10 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
     onnx = _onnx()
     opset = _opset(opset_version)
     args = args if isinstance(args, tuple) else (args,)
-    recording = _record(model_or_fn, args, {})
+    kwargs = {}
+    if args and isinstance(args[-1], dict):  # torch's convention: a last dict holds keyword arguments
+        args, kwargs = args[:-1], args[-1]
+    recording = _record(model_or_fn, args, kwargs)
     tape, outputs = recording.tape, list(recording.out_nodes)
     data = [n for n in tape.inputs if n.role == "data"]
     in_names = _names(input_names, [n.name for n in data], "input_names")
@@ -65,7 +68,7 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
 
     g = GraphBuilder(onnx, opset)
     if any(axes[name] for name in in_names):
-        twin_tape = _twin_trace(model_or_fn, _twin_args(args, data, in_names, axes))
+        twin_tape = _twin_trace(model_or_fn, _twin_args(args, kwargs, data, in_names, axes), kwargs)
         g.twins = differences(tape, twin_tape)
         for node in live:
             check_static(node, g.twins[node])
@@ -169,13 +172,14 @@ def _refuse_unexportable(live, opset, replaced):
         raise UnexportablePrimitive(found)
 
 
-def _twin_args(args, data, in_names, axes):
+def _twin_args(args, kwargs, data, in_names, axes):
     """The arguments with every dynamic axis longer: each symbol by its own amount (3, 4, …), the
     values repeated cyclically so indices and masks stay valid."""
     arrays = [i for i, a in enumerate(args) if is_array(a)]
-    if len(arrays) != len(data):
-        raise OnnxError("export: dynamic_axes works with array arguments passed directly in args, not inside "
-                        "lists, dicts or other containers")
+    keyword_arrays = sum(1 for a in kwargs.values() if is_array(a))
+    if len(arrays) + keyword_arrays != len(data) or any(axes[name] for name in in_names[len(arrays):]):
+        raise OnnxError("export: dynamic_axes works with array arguments passed directly in args (positional, "
+                        "not keyword arguments, lists, dicts or other containers)")
     symbols = list(dict.fromkeys(s for name in in_names for s in axes[name].values()))
     new = list(args)
     for i, name in zip(arrays, in_names):
@@ -187,9 +191,9 @@ def _twin_args(args, data, in_names, axes):
     return tuple(new)
 
 
-def _twin_trace(model_or_fn, args):
+def _twin_trace(model_or_fn, args, kwargs):
     try:
-        return _record(model_or_fn, args, {}).tape
+        return _record(model_or_fn, args, kwargs).tape
     except AvalonError as error:
         raise OnnxError("export: with dynamic_axes the function is traced a second time with those axes longer, "
                         f"and there it failed:\n{error}\n  fix: make the code work at any size of the dynamic "

@@ -205,3 +205,18 @@ def test_training_mode_dropout_draws_a_new_mask_in_onnxruntime():
     np.testing.assert_allclose(first[kept], plain[kept] / 0.75, rtol=1e-5, atol=1e-6)
     assert 0.2 < 1 - kept.mean() < 0.3  # about p of 3200 values dropped
     assert not np.array_equal(first, second)
+
+
+def masked(x, scale, *, mask, shift=1.0):
+    return np.where(mask, x * scale, shift)
+
+
+def test_a_last_dict_in_args_holds_keyword_arguments():
+    x = MODELS["mlp"][1]
+    mask = x[0] > 0  # one row, broadcast over the dynamic batch
+    data = exported(masked, (x, np.array(2.0, np.float32), {"mask": mask}), input_names=["x", "scale", "mask"],
+                    dynamic_axes={"x": [0]})
+    assert [i.name for i in onnx.load_from_string(data).graph.input] == ["x", "scale", "mask"]
+    x7 = repeated(x, 7)
+    (y,) = run(data, x7, np.array(3.0, np.float32), ~mask)
+    np.testing.assert_array_equal(y, masked(x7, np.float32(3.0), mask=~mask))
