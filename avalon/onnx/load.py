@@ -24,7 +24,8 @@ _STATIC_SLOTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqu
                  "ReduceL1": (1,), "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,),
                  "ReduceSumSquare": (1,), "CumSum": (1,), "CumProd": (1,), "Pad": (1, 2, 3),
                  "Resize": (1, 2, 3), "Upsample": (1,), "Dropout": (1, 2), "Trilu": (1,), "Attention": (6,),
-                 "OneHot": (1,), "GatherND": (1,),
+                 "OneHot": (1,), "GatherND": (1,), "CenterCropPad": (1,),
+                 "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,),
                  "LSTM": (4,), "GRU": (4,), "RNN": (4,)}
 # Float slots that are settings, not weights: an initializer feeding only these stays a constant.
 _SETTING_SLOTS = {**_STATIC_SLOTS, "Clip": (1, 2), "Pow": (1,), "NegativeLogLikelihoodLoss": (2,),
@@ -122,6 +123,17 @@ def _uses(nodes):
 
 
 def _in(table, uses):
+def _read_while_tracing(nodes):
+    """Names whose values the trace reads: those in static slots and, walking back, whatever they are
+    computed from (a window's size cast and scaled before Range); Shape and Size read only shapes."""
+    needed = {name for node in nodes for slot, name in enumerate(node.inputs)
+              if name and slot in _STATIC_SLOTS.get(node.op_type, ())}
+    for node in reversed(nodes):  # topological order: a consumer is seen before its producers
+        if node.op_type not in ("Shape", "Size") and any(o in needed for o in node.outputs):
+            needed.update(name for name in node.inputs if name)
+    return needed
+
+
     return any(slot in table.get(op_type, ()) for op_type, slot in uses)
 
 
@@ -214,6 +226,9 @@ def load(source, *, base_dir=None):
                 parameters[out] = node.attrs["value"]
                 continue
         kept.append(node)
-    static = [name for name in inputs if _only(_STATIC_SLOTS, uses.get(name, []))]
+    # an integer input the trace reads through other nodes is static too (it sets a shape either way)
+    read = _read_while_tracing(kept)
+    static = [name for name, dtype in inputs.items() if _only(_STATIC_SLOTS, uses.get(name, [])) or
+              (name in read and dtype is not None and (np.issubdtype(dtype, np.integer) or dtype == np.bool_))]
     module = OnnxModule(kept, inputs, static, outputs, constants, parameters, buffers)
     return module.eval()

@@ -22,6 +22,8 @@ CASES = [  # op, opset, attributes, further inputs (initializers), input shape
     ("CausalConvWithState", 27, {"activation": "silu"},
      {"weight": rng.standard_normal((3, 1, 3)), "bias": rng.standard_normal(3),
       "past": rng.standard_normal((2, 3, 2))}, (2, 3, 4)),
+    ("CenterCropPad", 18, {"axes": [1, 2]}, {"shape": np.int64([5, 2])}, (2, 3, 4)),
+    ("ReverseSequence", 10, {"time_axis": 1, "batch_axis": 0}, {"lengths": np.int64([2, 4])}, (2, 4, 3)),
 ]
 
 

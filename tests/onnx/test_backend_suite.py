@@ -22,12 +22,7 @@ NOT_YET = {
     r"test_affine_grid\w*": "AffineGrid is not supported yet",
     r"test_linear_attention\w*": "LinearAttention (opset 26) is not supported yet",
     r"test_tensorscatter\w*": "TensorScatter is not supported yet",
-    r"test_center_crop_pad\w*": "CenterCropPad is not supported yet (and its expanded form pads by amounts "
-                                 "computed from an input's values)",
-    r"test_(blackman|hamming|hann)window\w*": "the window operators are not supported yet (and their expanded "
-                                              "forms need a Range whose limits come from an input's values)",
     r"test_(dft|stft)\w*|test_melweightmatrix": "DFT, STFT and MelWeightMatrix are not supported yet",
-    r"test_reversesequence_\w+": "ReverseSequence is not supported yet",
     r"test_col2im\w*": "Col2Im is not supported yet",
     r"test_(basic_)?deform_conv\w*": "DeformConv is not supported yet",
     r"test_roialign\w*": "RoiAlign is not supported yet",

@@ -266,3 +266,35 @@ def scatter_nd(n, data, indices, updates):
     depth = indices.shape[-1]
     indices = np.where(indices < 0, indices + np.array(data.shape[:depth]), indices)
     return index_put(data, tuple(indices[..., i] for i in range(depth)), updates, accumulate=reduction == "add")
+
+
+@operator("CenterCropPad")
+def center_crop_pad(n, x, dims):
+    """`x` cropped or zero-padded about its centre to `dims` along `axes` (all by default); an odd
+    difference leaves the extra element at the end."""
+    dims = n.ints(dims, "the shape")
+    axes = [_axis(a, x.ndim) for a in n.attr("axes", range(x.ndim))]
+    crop, pads = [slice(None)] * x.ndim, [(0, 0)] * x.ndim
+    for a, target in zip(axes, dims):
+        size = x.shape[a]
+        if target < size:
+            start = (size - target) // 2
+            crop[a] = slice(start, start + target)
+        elif target > size:
+            before = (target - size) // 2
+            pads[a] = (before, target - size - before)
+    return np.pad(x[tuple(crop)], pads)
+
+
+@operator("ReverseSequence")
+def reverse_sequence(n, x, lengths):
+    """The first lengths[b] steps of each batch entry reversed along the time axis, the rest kept."""
+    time, batch = n.attr("time_axis", 0), n.attr("batch_axis", 1)
+    steps = np.arange(x.shape[time])
+    lengths = np.asarray(n.constant(lengths, "sequence_lens")) if is_array_constant(lengths) else lengths
+    # source position of each (time, batch) output element: mirrored inside the length, itself beyond
+    where = np.where(steps[:, None] < lengths[None, :], lengths[None, :] - 1 - steps[:, None], steps[:, None])
+    if time > batch:
+        where = where.T
+    where = np.reshape(where, where.shape + (1,) * (x.ndim - 2))
+    return np.take_along_axis(x, where.astype(np.int64), axis=time)
