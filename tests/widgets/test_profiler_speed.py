@@ -1,0 +1,72 @@
+"""The Profiler's charts (plain SVG, no matplotlib) and the BLAS threads its timed runs use."""
+import re
+import sys
+
+import pytest
+
+import avalon
+from avalon.widgets import Profiler
+from avalon.widgets.charts import bar_chart_svg
+
+from workbench_models import mse
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def bars(svg):
+    """(name shown in the tooltip, value text, bar width) of each bar of a chart."""
+    return [(name, float(value), float(width)) for name, value, width in re.findall(
+        r'<title>([^<:]*): ([0-9.e+-]+) (?:ms|µs)</title>.*?<rect [^>]*width="([0-9.]+)"', svg)]
+
+
+def test_a_chart_draws_each_group_with_its_time_and_a_bar_in_proportion():
+    groups = [{"name": "matmul", "median_s": 4e-3}, {"name": "layer1.0.conv1", "median_s": 1e-3},
+              {"name": "x" * 40, "median_s": 5e-4}]
+    svg = bar_chart_svg(groups, "time by primitive")
+    assert svg.startswith("<svg") and svg.endswith("</svg>") and "median time (ms)" in svg
+    drawn = bars(svg)
+    assert [(n, v) for n, v, _ in drawn] == [("matmul", 4.0), ("layer1.0.conv1", 1.0), ("x" * 40, 0.5)]
+    assert drawn[0][2] == pytest.approx(4 * drawn[1][2]) == pytest.approx(8 * drawn[2][2])
+    assert "…" + "x" * 27 in svg  # long names keep their end, the full name in the tooltip
+    assert "median time (µs)" in bar_chart_svg([{"name": "add", "median_s": 3e-6}], "t")
+    assert len(bars(bar_chart_svg(groups * 10, "t", limit=15))) == 15
+
+
+def test_the_profilers_charts_show_its_own_totals_without_matplotlib(net, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # importing it would fail
+    model, x, y = net
+    view = Profiler(mse, model, x, y, repeat=2)
+    charts = view.charts.value
+    by_op, by_module = charts.split("time by module")
+    scale = 1e3 if view.by_op()[0]["median_s"] >= 1e-3 else 1e6
+    assert [(n, round(v, 3)) for n, v, _ in bars(by_op)] == \
+        [(g["name"], round(float(f"{g['median_s'] * scale:.4g}"), 3)) for g in view.by_op()[:15]]
+    assert [n for n, _, _ in bars(by_module)] == [g["name"] for g in view.by_module()[:15]]
+
+
+def test_timed_runs_use_one_blas_thread_by_default_and_the_setting_is_restored(net, monkeypatch):
+    import avalon.profile.engine as engine
+
+    seen = []
+    timed = engine.profile_tape
+
+    def watched(*args, **kwargs):
+        seen.append({pool["internal_api"]: pool["num_threads"] for pool in threadpoolctl.threadpool_info()})
+        return timed(*args, **kwargs)
+
+    monkeypatch.setattr("avalon.widgets.profiler.profile_tape", watched)
+    before = [pool["num_threads"] for pool in threadpoolctl.threadpool_info()]
+    model, x, y = net
+    view = Profiler(mse, model, x, y, repeat=1)
+    assert seen[-1] and set(seen[-1].values()) == {1}
+    assert "1 BLAS thread)" in view.table.main
+    assert [pool["num_threads"] for pool in threadpoolctl.threadpool_info()] == before
+    Profiler(mse, model, x, y, repeat=1, threads=None)
+    assert list(seen[-1].values()) == before[:len(seen[-1])]
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True])
+def test_a_bad_thread_count_says_what_it_takes(net, threads):
+    model, x, y = net
+    with pytest.raises(avalon.AvalonError, match="threads must be a positive int"):
+        Profiler(mse, model, x, y, repeat=1, threads=threads)
