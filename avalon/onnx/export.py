@@ -37,10 +37,11 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
 
     A Module is traced in its current mode (call `.eval()` first for inference: dropout is then the
     identity and batch norm uses its running statistics); a plain numpy function works too. `args` is
-    a tuple of arrays, or one array; as in torch, a dict as its last element holds keyword arguments. The array arguments become the graph's inputs (named after the
-    function's parameters unless `input_names` names them), the results its outputs (`output`, or
-    `output_names`). `dynamic_axes` as torch's: `{"x": {0: "batch"}, "y": {0: "batch"}}` or
-    `{"x": [0]}` makes those dimensions symbolic, and shapes the program computes follow them.
+    a tuple of arrays, or one array; as in torch, a dict as its last element holds keyword arguments.
+    The array arguments become the graph's inputs (named after the function's parameters unless
+    `input_names` names them), the results its outputs (`output`, or `output_names`).
+    `dynamic_axes` as torch's: `{"x": {0: "batch"}, "y": {0: "batch"}}` or `{"x": [0]}` makes those
+    dimensions symbolic, and shapes the program computes follow them.
     `opset_version` between 13 and 22 (default 20).
 
     >>> avalon.onnx.export(model.eval(), x, "model.onnx", input_names=["x"],
@@ -68,12 +69,7 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
 
     g = GraphBuilder(onnx, opset)
     if any(axes[name] for name in in_names):
-        twin_tape = _twin_trace(model_or_fn, _twin_args(args, kwargs, data, in_names, axes), kwargs)
-        g.twins = differences(tape, twin_tape)
-        for node in live:
-            check_static(node, g.twins[node])
-        g.dims = DynamicDims([(name, axis, node.shape[axis], g.twins[node].shape[axis])
-                              for name, node in zip(in_names, data) for axis in axes[name]])
+        _follow_dynamic_axes(g, model_or_fn, args, kwargs, tape, live, data, in_names, axes)
     graph_inputs = []
     for name, node in zip(in_names, data):
         g.names[node] = g.reserve(name)
@@ -87,13 +83,8 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
             g.names[node] = _constant(g, node)
         elif isinstance(node, Call):
             g.names[node] = replaced[node](g) if node in replaced else EMITTERS[node.prim.name](g, node)
-    graph_outputs = []
-    for name, node in zip(out_names, outputs):
-        g.scope = ""
-        g.rename(g.names[node], g.reserve(name))
-        twin = g.twin(node)
-        dynamic = axes.get(name) or {a: None for a in range(len(node.shape)) if twin and twin.shape[a] != node.shape[a]}
-        graph_outputs.append(_value_info(onnx, name, node.dtype, node.shape, _symbols(dynamic, name, axes, g, node)))
+    g.scope = ""
+    graph_outputs = [_output(g, name, node, axes) for name, node in zip(out_names, outputs)]
     model = _model(onnx, g, graph_inputs, graph_outputs, opset)
     _write(model, f)
     return model
@@ -191,6 +182,17 @@ def _twin_args(args, kwargs, data, in_names, axes):
     return tuple(new)
 
 
+def _follow_dynamic_axes(g, model_or_fn, args, kwargs, tape, live, data, in_names, axes):
+    """Trace again with the dynamic axes longer, pair the nodes of the two tapes, refuse what would
+    bake a dynamic size, and give `g` the inputs' dynamic dimensions (export_dynamic.py)."""
+    twin_tape = _twin_trace(model_or_fn, _twin_args(args, kwargs, data, in_names, axes), kwargs)
+    g.twins = differences(tape, twin_tape)
+    for node in live:
+        check_static(node, g.twins[node])
+    g.dims = DynamicDims([(name, axis, node.shape[axis], g.twins[node].shape[axis])
+                          for name, node in zip(in_names, data) for axis in axes[name]])
+
+
 def _twin_trace(model_or_fn, args, kwargs):
     try:
         return _record(model_or_fn, args, kwargs).tape
@@ -207,13 +209,27 @@ def _constant(g, node):
     twin = g.twin(node)
     value = to_numpy(node.value)
     filled = value.size > 1 and (value == value.flat[0]).all()
+    if twin is not None:
+        other = to_numpy(twin.value)
+        if (other.shape == value.shape and not np.array_equal(other, value, equal_nan=True)) or \
+                (other.shape != value.shape and not (filled and (other == value.flat[0]).all())):
+            raise DynamicSizeError(node, "a constant array whose values are computed from a dynamic size")
     if filled:
         fill = g.onnx.numpy_helper.from_array(value.reshape(-1)[:1].copy())
         shape = g.shape_tensor(node.shape, twin.shape if twin is not None else None, fill=None)
         return g.op("ConstantOfShape", [shape], value=fill)
     if twin is None or twin.shape == node.shape:
         return g.const(value, value.dtype)
-    raise DynamicSizeError(node, f"a constant array of shape {node.shape} built from a dynamic size")
+    raise DynamicSizeError(node, f"a constant array of shape {node.shape} whose shape follows a dynamic size")
+
+
+def _output(g, name, node, axes):
+    """The graph output `name` for `node`: its value renamed, its dimensions that follow the dynamic
+    axes named (as dynamic_axes names them, else as the input's axis of the same size)."""
+    g.rename(g.names[node], g.reserve(name))
+    twin = g.twin(node)
+    dynamic = axes.get(name) or {a: None for a in range(len(node.shape)) if twin and twin.shape[a] != node.shape[a]}
+    return _value_info(g.onnx, name, node.dtype, node.shape, _symbols(dynamic, name, axes, g, node))
 
 
 def _symbols(dynamic, name, axes, g, node):

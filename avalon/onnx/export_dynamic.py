@@ -10,7 +10,7 @@ refused (`DynamicSizeError`) rather than exported wrong.
 """
 import numpy as np
 
-from ..tape import Call, Const, Node
+from ..tape import Call, Node
 from .errors import OnnxError
 
 
@@ -77,9 +77,8 @@ class DynamicDims:
 
 
 def differences(tape, twin):
-    """Pairs (node, twin node), after checking that both traces recorded the same program; raises
-    DynamicSizeError for a node whose static parameters (or literal operands) differ, unless its
-    emitter computes that parameter from the shapes (`computed`)."""
+    """{node: the same node in the twin trace}, after checking that both traces recorded the same
+    program."""
     if len(tape.nodes) != len(twin.nodes) or any(type(a) is not type(b) or getattr(a, "prim", None) is not
                                                  getattr(b, "prim", None) for a, b in zip(tape.nodes, twin.nodes)):
         raise OnnxError("export: the code records a different program when a dynamic axis has another size "
@@ -94,8 +93,6 @@ _COMPUTED = {"reshape": ("shape",), "broadcast_to": ("shape",), "sum_to": ("shap
 
 def check_static(node, twin):
     """Refuse a node whose parameters would bake a dynamic size into the file."""
-    if isinstance(node, Const):
-        return
     if not isinstance(node, Call):
         return
     for a, b in zip(node.args, twin.args):

@@ -81,3 +81,20 @@ def test_a_literal_computed_from_a_dynamic_size_is_refused_at_its_line():
         avalon.onnx.export(squared_batch, x, io.BytesIO(), dynamic_axes={"a": {0: "batch"}})
     assert "a * a.shape[0] ** 2" in str(caught.value)
     assert "is 36 at another size" in str(caught.value)
+
+
+def positions_below_batch(a):
+    return a * (np.arange(4) < a.shape[0])  # a constant whose values depend on the batch size
+
+
+def test_a_constant_computed_from_a_dynamic_size_is_refused():
+    with pytest.raises(OnnxError, match="a constant array whose values are computed from a dynamic size") as caught:
+        avalon.onnx.export(positions_below_batch, x, io.BytesIO(), dynamic_axes={"a": {0: "batch"}})
+    assert "np.arange(4) < a.shape[0]" in str(caught.value)
+
+
+def test_pool_divisors_of_dynamic_spatial_sizes_are_refused():
+    images = np.ones((1, 2, 5, 5), np.float32)
+    pool = lambda im: avalon.nn.functional.avg_pool2d(im, 3, 1, padding=1, count_include_pad=False)  # noqa: E731
+    with pytest.raises(OnnxError, match="the divisor of each window is computed from sizes along a dynamic axis"):
+        avalon.onnx.export(pool, images, io.BytesIO(), dynamic_axes={"im": {2: "height"}})

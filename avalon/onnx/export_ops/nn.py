@@ -33,6 +33,7 @@ def _batched(g, node, spatial, op):
         return op(g.arg(node, 0))
     if lead < 2:
         return g.squeeze(op(g.unsqueeze(g.arg(node, 0), range(2 - lead))), range(2 - lead))
+    g.static_sizes(node, x, range(lead - 1, len(x.shape)), "the channel and spatial sizes of the folded batch")
     folded = g.op("Reshape", [g.arg(node, 0), g.ints((-1,) + tuple(x.shape[lead - 1:]))])
     twin = g.twin(node)
     return g.op("Reshape", [op(folded), g.shape_tensor(node.shape, twin and twin.shape, fill=-1)])
@@ -84,6 +85,7 @@ def avg_pool(g, node):
     factor = inverse * math.prod(kernel)
     if np.allclose(factor, 1, rtol=0, atol=1e-7):
         return y
+    g.static_sizes(node, x, range(len(x.shape) - d, len(x.shape)), "the divisor of each window")
     return g.op("Mul", [y, g.const(np.broadcast_to(factor, node.shape[-d:]).astype(node.dtype), node.dtype)])
 
 

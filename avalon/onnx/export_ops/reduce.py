@@ -20,7 +20,8 @@ def _axes(node, ndim):
 def reduction(g, node):
     # numpy sums booleans and small integers in a wider type: the node's dtype
     x = g.arg(node, 0, node.dtype)
-    return g.reduce(_REDUCE[node.prim.name], x, _axes(node, len(node.args[0].shape)), node.params.get("keepdims", False))
+    axes = _axes(node, len(node.args[0].shape))
+    return g.reduce(_REDUCE[node.prim.name], x, axes, node.params.get("keepdims", False))
 
 
 @emits("any", "all")
