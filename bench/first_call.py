@@ -10,7 +10,7 @@ arithmetic), so a first call after another model's would look cheaper than a use
 - forward: running the function on tracers, the forward values computed as it goes;
 - backward: the backward transform (rules appended to the tape), the gradient values computed;
 - of which compute: the time inside the primitives' implementations during those two (numpy's work);
-- passes: the compile passes (folding, CSE, layout, accumulation, dead code, buffer plan);
+- passes: the compile passes (folding, CSE, layout, accumulation, dead code, fusion, buffer plan);
 - codegen: generating the replay's source; compile: Python's `compile` and `exec` of it;
 - rest: everything else in the first call (flattening, the cache, copying the outputs).
 
@@ -159,6 +159,7 @@ def measure(name, cached_calls):
                  "workspace_slots"):
         phases.wrap(codegen.passes, attr, "passes")
     phases.wrap(codegen, "accumulate_slices", "passes")
+    phases.wrap(codegen, "fuse_elementwise", "passes")
     phases.wrap(codegen, "_generate", "codegen")
     codegen.compile, codegen.exec = builtins.compile, builtins.exec  # module globals shadowing the
     phases.wrap(codegen, "compile", "compile")  # builtins, to time them

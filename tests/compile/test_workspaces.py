@@ -3,6 +3,7 @@ workspace=)`): both compute exactly what the plain path does, outputs stay the c
 workspace is never shared by two calls in flight (threads, or a replay inside itself)."""
 import itertools
 import threading
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -110,3 +111,36 @@ def test_a_replay_inside_itself_gets_its_own_workspace(rng):
     np.testing.assert_allclose(outer, a + np.cos(a), rtol=1e-12)
     b = np.tanh(inner_x) * 3.0
     np.testing.assert_allclose(inner[1][0], b + np.cos(b), rtol=1e-12)
+
+
+def mlp_step_tape(rng):
+    avalon.manual_seed(0)
+    model = avalon.nn.Sequential(avalon.nn.Linear(256, 512), avalon.nn.ReLU(), avalon.nn.Linear(512, 512),
+                                 avalon.nn.ReLU(), avalon.nn.Linear(512, 10))
+    x, y = rng.standard_normal((128, 256)).astype(np.float32), rng.integers(0, 10, 128)
+    tape = avalon.grad_tape(lambda m, x, y: avalon.nn.functional.cross_entropy(m(x), y), model, x, y)
+    return tape, [*(p for p in model.parameters()), x, y]
+
+
+def allocated_by_a_later_call(compiled, inputs):
+    """(bytes allocated at most at once during a third call, bytes of its outputs)."""
+    compiled(*inputs), compiled(*inputs)
+    tracemalloc.start()
+    try:
+        outputs = compiled(*inputs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, sum(np.asarray(o).nbytes for o in outputs)
+
+
+def test_with_workspaces_a_later_call_allocates_only_its_outputs(rng):
+    tape, inputs = mlp_step_tape(rng)
+    assert len(tape.inputs) == len(inputs)
+    largest = 128 * 512 * 4  # the step's largest intermediate (an activation)
+    peak, outputs = allocated_by_a_later_call(tape.compile(workspace=True), inputs)
+    assert peak - outputs < largest / 8, (peak, outputs)
+    plain_peak, _ = allocated_by_a_later_call(tape.compile(), inputs)
+    assert plain_peak - outputs > largest  # without workspaces the intermediates are allocated afresh
+    for got, want in zip(tape.compile(workspace=True)(*inputs), tape.compile(workspace=False)(*inputs)):
+        np.testing.assert_array_equal(got, want)
