@@ -1,15 +1,20 @@
 """The drawable graph of a tape: module scopes as boxes that open and close, repeated blocks rolled
 up, and the DOT text of what is visible now.
 
-A *unit* is one thing drawn: a node of the tape, a closed module (one box per pass: its forward part
-and its backward part), or a roll of identical sibling blocks (`layers.0` … `layers.11` as one box
-marked ×12). Open modules are drawn as clusters around their units. A big tape opens closed down to
-at most `max_nodes` units, widest scopes first.
+A *unit* is one thing drawn: a node of the tape, a closed module (one box for its forward and
+backward parts together), a roll of identical sibling blocks (`layers.0` … `layers.11` as one box
+marked ×12), or a group of the ops written outside any module, one per function (`loss_fn()`). Open
+modules are drawn as clusters around their units. A tape that does not fit in `max_nodes` units opens
+as an overview: its top-level modules closed, the ops outside them grouped, the gradient outputs one
+`gradients ×62` node. Opening a module lays out at most `max_layout` units: a module with more ops of
+its own than that opens partly, its own ops one box, its child modules open one at a time.
 """
 from avalon.tape import Call, Const, Input
 
 FILL = {"input": "#dbeafe", "param": "#e0e7ff", "buffer": "#ede9fe", "const": "#f3f4f6",
-        "forward": "#ffffff", "backward": "#fef3c7", "box_forward": "#eef2ff", "box_backward": "#fde68a"}
+        "forward": "#ffffff", "backward": "#fef3c7", "box": "#eef2ff", "output": "#dcfce7"}
+BOX_CLASS = {"s": "module", "r": "roll", "g": "group", "p": "partial"}
+GROUP_OUTPUTS = 8  # more gradient (or other) outputs than this are drawn as one node
 
 
 def group_scope(node):
@@ -54,15 +59,17 @@ class Roll:
 class TapeGraph:
     """Which units of a tape are visible, and their DOT text.
 
-    State: `expanded` (open scopes), `unrolled` (roll keys shown as separate blocks), `phase`
-    ('both' or 'forward'). `units()` lists what is drawn; `dot()` writes it with element ids
-    `{uid}_…` so styles and clicks can find them.
+    State: `expanded` (open scopes), `unrolled` (roll keys shown as separate blocks), `grouped`
+    (whether the ops outside modules are drawn as one box per function), `partial` (open scopes
+    whose own ops are one box), `phase` ('both' or 'forward'). `units()` lists what is drawn; `dot()`
+    writes it with element ids `{uid}_…` so styles and clicks can find them.
     """
 
-    def __init__(self, tape, uid, max_nodes=150, roll=True):
+    def __init__(self, tape, uid, max_nodes=150, roll=True, max_layout=400):
         self.tape = tape
         self.uid = uid
         self.max_nodes = max_nodes
+        self.max_layout = max_layout
         self.roll = roll
         self.nodes = list(tape.nodes)
         self.by_id = {n.id: n for n in self.nodes}
@@ -72,8 +79,10 @@ class TapeGraph:
         self.scope_of = {n.id: group_scope(n) for n in self.nodes}
         self._build_tree()
         self._find_rolls()
-        self.expanded, self.unrolled = set(), set()
-        self.open_to_budget()
+        self._find_groups()
+        self.expanded, self.unrolled, self.partial = set(), set(), set()
+        self.grouped = False
+        self.open_at_start()
 
     # --- structure ------------------------------------------------------------------------------
 
@@ -124,6 +133,25 @@ class TapeGraph:
                     run = [kid] if num is not None else []
                 last_sig, last_num = sig, num
 
+    def _find_groups(self):
+        """The ops outside every module, by the function that wrote them (a backward op goes with the
+        forward op whose rule made it): `loss_fn()`, `forward()`."""
+        rule_of = self.tape.meta.get("rule_of", {})
+
+        def origin(n):
+            if isinstance(n, Const):  # a constant (the loss's seed 1.0) goes with what reads it
+                return next((origin(c) for c in self.consumers.get(n, ()) if not self.scope_of[c.id]), n)
+            return self.by_id.get(rule_of.get(n.id), n) if n.phase == "backward" else n
+
+        self.groups, self.group_of = {}, {}
+        for n in self.nodes:
+            if isinstance(n, Input) or self.scope_of[n.id]:
+                continue
+            where = origin(n).location
+            key = f"{where.function}()" if where is not None else "(top level)"
+            self.groups.setdefault(key, []).append(n)
+            self.group_of[n.id] = key
+
     # --- state ----------------------------------------------------------------------------------
 
     def visible_node(self, node):
@@ -135,9 +163,8 @@ class TapeGraph:
         return node.phase == "forward"
 
     def _phases(self, scope):
-        """How many boxes a closed scope draws (one per pass present under the phase filter)."""
-        phases = {n.phase for n in self.subtree[scope] if self.visible_node(n)}
-        return len(phases)
+        """How many boxes a closed scope draws: one, or none when the phase filter hides all it holds."""
+        return int(any(self.visible_node(n) for n in self.subtree[scope]))
 
     def _rolled(self, scope):
         roll = self.roll_of.get(scope) if self.roll else None
@@ -156,10 +183,19 @@ class TapeGraph:
                 cost += self._phases(kid)
         return cost
 
+    def open_at_start(self):
+        """The opening view: everything when it fits in `max_nodes` units, else the overview (the
+        top-level modules closed, the ops outside them grouped by function)."""
+        self.open_to_budget(self.max_nodes)
+        if len(self.units()) < sum(map(self.visible_node, self.nodes)):
+            self.expanded, self.unrolled, self.partial = set(), set(), set()
+            self.grouped = True
+
     def open_to_budget(self, budget=None):
         """Open scopes, widest first, while at most `budget` (default `max_nodes`) units are visible.
         When everything fits with every block shown, nothing is rolled up."""
         budget = self.max_nodes if budget is None else budget
+        self.grouped, self.partial = False, set()
         self.expanded = set(self.children) - {""}
         self.unrolled = set(self.rolls)
         if len(self.units()) <= budget:
@@ -178,27 +214,40 @@ class TapeGraph:
                 queue.extend(self.children[scope])
 
     def expand(self, key):
-        """Open a scope (and the scopes around it) or unroll a roll of blocks."""
+        """Open a scope (and the scopes around it), unroll a roll of blocks, or show the ops of the
+        groups outside modules. A scope whose opening would lay out more than `max_layout` units opens
+        partly (its own ops one box, see `partial`)."""
         if key in self.rolls:
             self.unrolled.add(key)
+            return
+        if key in self.groups:
+            self.grouped = False
             return
         if key not in self.children:
             raise KeyError(f"no module scope {key!r} on this tape; scopes are "
                            f"{', '.join(sorted(s for s in self.children if s)[:12]) or '(none)'}")
         for anc in self.ancestors[key]:
-            self.expanded.add(anc)
+            if anc not in self.expanded:
+                self.expanded.add(anc)
+                if len(self.units()) > self.max_layout:
+                    self.partial.add(anc)
             roll = self.roll_of.get(anc)
             if roll is not None:
                 self.unrolled.add(roll.key)
 
     def collapse(self, key):
-        """Close a scope, or roll its blocks back up (a member's roll, or the roll itself)."""
+        """Close a scope, roll its blocks back up (a member's roll, or the roll itself), or group the
+        ops outside modules again."""
         if key in self.rolls:
             self.unrolled.discard(key)
+            return
+        if key in self.groups:
+            self.grouped = True
             return
         if key not in self.children:
             raise KeyError(f"no module scope {key!r} on this tape")
         self.expanded.discard(key)
+        self.partial.discard(key)
 
     def reveal(self, node):
         """Open whatever hides `node` (and show the backward pass if it is a backward node)."""
@@ -207,6 +256,8 @@ class TapeGraph:
         scope = self.scope_of[node.id]
         if scope:
             self.expand(scope)
+        elif node.id in self.group_of:
+            self.grouped = False
 
     # --- what is drawn --------------------------------------------------------------------------
 
@@ -221,30 +272,33 @@ class TapeGraph:
         return None
 
     def unit_of(self, node):
-        """The unit drawing `node`: ('n', id), or a box ('s'|'r', key, phase)."""
-        box = self.box_of(self.scope_of[node.id])
-        return ("n", node.id) if box is None else (box[0], box[1], node.phase)
+        """The unit drawing `node`: ('n', id), or a box: ('s', scope), ('r', roll key), ('g', group
+        key) or ('p', scope) (the own ops of a partly open scope)."""
+        scope = self.scope_of[node.id]
+        box = self.box_of(scope)
+        if box is not None:
+            return box
+        if scope in self.partial and not isinstance(node, Input):
+            return ("p", scope)
+        if self.grouped and node.id in self.group_of:
+            return ("g", self.group_of[node.id])
+        return ("n", node.id)
 
     def units(self):
         """{unit: [nodes]} of everything visible, in tape order."""
         out = {}
-        boxes = {}
         for n in self.nodes:
-            if not self.visible_node(n):
-                continue
-            scope = self.scope_of[n.id]
-            if scope not in boxes:
-                boxes[scope] = self.box_of(scope)
-            box = boxes[scope]
-            unit = ("n", n.id) if box is None else (box[0], box[1], n.phase)
-            out.setdefault(unit, []).append(n)
+            if self.visible_node(n):
+                out.setdefault(self.unit_of(n), []).append(n)
         return out
 
     def dot_name(self, unit):
-        if unit[0] == "n":
-            return f"n{unit[1]}"
-        index = self.scope_index[unit[1]] if unit[0] == "s" else list(self.rolls).index(unit[1])
-        return f"{unit[0]}{index}{unit[2][0]}"
+        kind, key = unit
+        if kind == "n":
+            return f"n{key}"
+        index = (self.scope_index[key] if kind in "sp" else list(self.rolls).index(key) if kind == "r"
+                 else list(self.groups).index(key))
+        return f"{kind}{index}"
 
     def element_id(self, unit):
         """The SVG element id of a unit (`{uid}_n12`)."""
@@ -259,12 +313,13 @@ class TapeGraph:
         kind, rest = name[:1], name[1:]
         if kind == "n" and rest.isdigit():
             return ("node", self.by_id[int(rest)])
-        if kind in "sc" and rest.rstrip("fb").isdigit():
-            index = int(rest.rstrip("fb"))
-            scope = next(s for s, i in self.scope_index.items() if i == index)
+        if kind in "scp" and rest.isdigit():
+            scope = next(s for s, i in self.scope_index.items() if i == int(rest))
             return ("scope", scope)
-        if kind == "r":
-            return ("roll", list(self.rolls)[int(rest.rstrip("fb"))])
+        if kind == "r" and rest.isdigit():
+            return ("roll", list(self.rolls)[int(rest)])
+        if kind == "g" and rest.isdigit():
+            return ("group", list(self.groups)[int(rest)])
         raise KeyError(f"no graph element {element_id!r}")
 
     def _output_names(self):
@@ -298,33 +353,57 @@ class TapeGraph:
                     continue
                 tail = self.unit_of(a)
                 if tail != head:
-                    edges.setdefault((tail, head), []).append(a.shape)
+                    edges.setdefault((tail, head), []).append((a.shape, n.phase == "backward"))
         # an edge label is a node to `dot`'s ranking and costs most of the layout time of a big
         # graph; external labels (xlabel) are placed after the layout instead
         attr = "label" if len(units) <= 60 else "xlabel"
-        for (tail, head), shapes in edges.items():
+        for (tail, head), found in edges.items():
+            backward = all(b for _, b in found)
+            if backward and tail[0] != "n" and head[0] != "n":
+                continue  # gradients between boxes go back along the forward edges drawn
+            shapes = [shape for shape, b in found if b == backward]
             label = dims(shapes[0]) + (f" (+{len(shapes) - 1})" if len(shapes) > 1 else "")
-            lines.append(f'  {self.dot_name(tail)} -> {self.dot_name(head)} [{attr}="{label}"];')
-        names = self._output_names()
-        for i, o in enumerate(self.tape.outputs):
-            if not self.visible_node(o):
-                continue
-            text = f"∂/∂{names[o.id]}" if o.id in names and o.phase == "backward" else f"output {i}"
-            lines.append(f'  out{i} [id="{self.uid}_o{i}", label="{_esc(text)}", shape=oval, '
-                         'fillcolor="#dcfce7", class="output"];')
-            lines.append(f"  {self.dot_name(self.unit_of(o))} -> out{i};")
+            # a gradient entering a box would pull the box below its consumers: it does not rank it
+            rank = ", constraint=false" if backward and head[0] != "n" else ""
+            lines.append(f'  {self.dot_name(tail)} -> {self.dot_name(head)} [{attr}="{label}"{rank}];')
+        self._write_outputs(lines)
         lines.append("}")
         return "\n".join(lines)
 
+    def _write_outputs(self, lines):
+        """The tape's outputs as ovals: the first one each, the gradients (and the other outputs)
+        grouped into one `gradients ×62` node when there are many."""
+        names = self._output_names()
+        gradients, others = [], []
+        for i, o in enumerate(self.tape.outputs):
+            if self.visible_node(o):
+                (gradients if o.id in names and o.phase == "backward" else others).append((i, o))
+        kept = others[:1]
+        groups = [(gradients, "gradients", "og"), (others[1:], "outputs", "oo")]
+        for members, word, name in groups:
+            if len(members) <= GROUP_OUTPUTS:
+                kept += members
+                continue
+            lines.append(f'  {name} [id="{self.uid}_{name}", label="{word} ×{len(members)}", shape=oval, '
+                         f'fillcolor="{FILL["output"]}", class="output group", fontsize=12];')
+            for tail in dict.fromkeys(self.dot_name(self.unit_of(o)) for _, o in members):
+                lines.append(f'  {tail} -> {name} [color="#d1d5db", arrowsize=0.4];')
+        for i, o in sorted(kept, key=lambda item: item[0]):
+            text = f"∂/∂{names[o.id]}" if o.id in names and o.phase == "backward" else f"output {i}"
+            lines.append(f'  out{i} [id="{self.uid}_o{i}", label="{_esc(text)}", shape=oval, '
+                         f'fillcolor="{FILL["output"]}", class="output"];')
+            lines.append(f"  {self.dot_name(self.unit_of(o))} -> out{i};")
+
     def _cluster_of(self, unit, first):
         """The open scope whose cluster a unit sits in."""
-        if unit[0] == "n":
-            scope = self.scope_of[first.id]
-        elif unit[0] == "s":
-            scope = self.parent_of.get(unit[1], "")
-        else:
-            scope = self.rolls[unit[1]].parent
-        return scope
+        kind, key = unit
+        if kind == "n":
+            return self.scope_of[first.id]
+        if kind == "s":
+            return self.parent_of.get(key, "")
+        if kind == "r":
+            return self.rolls[key].parent
+        return key if kind == "p" else ""
 
     def _write_cluster(self, scope, placed, units, lines, indent):
         if scope:
@@ -358,17 +437,19 @@ class TapeGraph:
                 fill, cls = FILL[n.phase], "call"
             return (f'{name} [id="{eid}", label="{_esc(node_title(n))}\\n{_esc(n.type_str)}", '
                     f'fillcolor="{fill}", class="{cls} {n.phase}"];')
-        phase = unit[2]
-        mark = " ∇" if phase == "backward" else ""
-        if unit[0] == "r":
-            roll = self.rolls[unit[1]]
-            label = f"{roll.label}{mark}\\n×{len(roll.members)}  ({len(members)} nodes)"
-            shape = "box3d"
+        kind, key = unit
+        forward = sum(n.phase == "forward" for n in members)
+        count = f"{forward} + {len(members) - forward} ∇ nodes" if forward < len(members) else f"{forward} nodes"
+        shape = "box"
+        if kind == "r":
+            roll = self.rolls[key]
+            label, shape = f"{roll.label}\\n×{len(roll.members)}  ({count})", "box3d"
+        elif kind == "p":
+            label = f"{key}: its own ops\\n{count} (too many to lay out)"
         else:
-            label = f"{unit[1]}{mark}\\n{len(members)} nodes"
-            shape = "box"
-        return (f'{name} [id="{eid}", label="{_esc_label(label)}", shape={shape}, peripheries=2, '
-                f'style="filled,bold", fillcolor="{FILL["box_" + phase]}", class="box {phase}"];')
+            label = f"{key}\\n{count}"
+        return (f'{name} [id="{eid}", label="{_esc_label(label)}", shape={shape}, peripheries=2, fontsize=12, '
+                f'style="filled,bold", fillcolor="{FILL["box"]}", class="box {BOX_CLASS[kind]}"];')
 
 
 def _esc(text):

@@ -24,10 +24,10 @@ class GraphPane:
     """The picture of one tape. `svg(marks)` draws the visible units with overlay colours and extra
     `marks` ({node or unit: css}); `panel(target)` is the side panel of a node or a box."""
 
-    def __init__(self, tape, max_nodes=150, roll=True):
+    def __init__(self, tape, max_nodes=150, roll=True, max_layout=400):
         self.tape = tape
         self.uid = new_uid()
-        self.graph = TapeGraph(tape, self.uid, max_nodes=max_nodes, roll=roll)
+        self.graph = TapeGraph(tape, self.uid, max_nodes=max_nodes, roll=roll, max_layout=max_layout)
         self.consumers = self.graph.consumers
         by_id = self.graph.by_id
         self.grad_of = {by_id[f]: by_id[g] for f, g in tape.meta.get("grads", {}).items()
@@ -56,7 +56,7 @@ class GraphPane:
         return exact + partial
 
     def resolve(self, target):
-        """What `target` names: ('node', Node), ('scope', name) or ('roll', key).
+        """What `target` names: ('node', Node), ('scope', name), ('roll', key) or ('group', key).
 
         Accepts a Node, a node id, `'%7'`, an SVG element id, an input name, a scope, a roll key,
         or any search text (the first match)."""
@@ -74,6 +74,8 @@ class GraphPane:
             return ("node", g.by_id[int(text[1:])])
         if text in g.rolls:
             return ("roll", text)
+        if text in g.groups:
+            return ("group", text)
         if text in g.children and text:
             return ("scope", text)
         for n in self.tape.inputs:
@@ -120,9 +122,11 @@ class GraphPane:
                 if unit[0] == "r" and unit[1] == item:
                     return g.element_id(unit)
             return None
+        if item in g.groups:
+            return g.element_id(("g", item)) if g.grouped else None
         box = g.box_of(item)
         if box is not None:
-            return g.element_id((box[0], box[1], "forward"))
+            return g.element_id(box)
         return g.cluster_id(item) if item in g.expanded else None
 
     def rules(self, marks):
@@ -225,6 +229,9 @@ class GraphPane:
             roll = g.rolls[what]
             members = [n for m in roll.members for n in g.subtree[m]]
             return box_panel(f"{roll.label}  ×{len(roll.members)}", members, what)
+        if kind == "group":
+            return box_panel(f"{what}: ops outside modules", g.groups[what], what,
+                             "expand" if g.grouped else "collapse")
         action = "collapse" if what in g.expanded else "expand"
         return box_panel(what, g.subtree[what], what, action)
 

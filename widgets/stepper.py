@@ -200,6 +200,8 @@ class BackwardStepper(View):
     def _first_in(self, scope):
         """The first step differentiating a node of a module scope (or roll of blocks)."""
         g = self.pane.graph
+        if scope in g.groups:
+            return next((s.index for s in self.steps if g.group_of.get(s.forward.id) == scope), None)
         scopes = g.rolls[scope].members if scope in g.rolls else [scope]
         for s in self.steps:
             own = g.scope_of[s.forward.id]

@@ -24,7 +24,7 @@ class TapeView(View):
                  selection=None):
         super().__init__(selection=selection)
         self.max_layout = max_layout
-        self.pane = GraphPane(tape_of(f_or_tape, args), max_nodes=max_nodes, roll=roll)
+        self.pane = GraphPane(tape_of(f_or_tape, args), max_nodes=max_nodes, roll=roll, max_layout=max_layout)
         self.tape = self.pane.tape
         self.profile = profile
         self._target = None
