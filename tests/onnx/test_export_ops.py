@@ -32,7 +32,8 @@ def elementwise(x):
             (x < 0) | (x > 1), ~(x > 0), np.where(x > 0, x, 0.0), np.clip(x, -0.5, 0.5), np.sign(x), np.trunc(x * 3),
             np.rint(x * 3), np.floor(x), np.ceil(x), np.log1p(abs(x)), np.expm1(x), np.exp2(x), np.log2(abs(x) + 1),
             np.log10(abs(x) + 1), np.isfinite(x), np.isnan(x), x.astype(np.float64), np.maximum(x, 0.1),
-            np.minimum(x, V), avalon.rsqrt(abs(x) + 1), np.sin(x), np.cos(x), np.arctan(x), np.sinh(x), np.square(x)]
+            np.minimum(x, V), avalon.rsqrt(abs(x) + 1), np.sin(x), np.cos(x), np.arctan(x), np.sinh(x), np.square(x),
+            np.arctan2(x, V), np.arctan2(np.maximum(x, 0), np.minimum(V, 0)), np.arctan2(-x, np.zeros_like(x))]
 
 
 def integers(i):
@@ -43,7 +44,8 @@ def integers(i):
 def reductions(x):
     return [x.sum(), x.mean(axis=1), x.max(axis=0, keepdims=True), x.min(), x.prod(axis=1), (x > 0).any(axis=1),
             (x > 0).all(), x.argmax(axis=1), x.argmin(), np.argmax(x, axis=0, keepdims=True), x.var(axis=1, ddof=1),
-            x.std(axis=0), avalon.logsumexp(x, 1), np.cumsum(x, axis=1), avalon.amax(x, dim=1), x.sum(axis=(0, 1))]
+            x.std(axis=0), avalon.logsumexp(x, 1), np.cumsum(x, axis=1), avalon.amax(x, dim=1), x.sum(axis=(0, 1)),
+            np.argsort(x, 1), np.sort(x, 0), avalon.topk(x, 2, dim=1)[0], avalon.topk(x, 2, dim=0, largest=False)[1]]
 
 
 def shapes(x):
@@ -71,7 +73,8 @@ def convolutions(x, w=W):
             F.conv1d(x[0, :, 0], np.ones((2, 3, 2), np.float32)),
             F.conv_transpose2d(x, w.transpose(1, 0, 2, 3)[:, :2], stride=2, padding=1, output_padding=1),
             F.conv_transpose2d(x, np.ones((3, 1, 2, 2), np.float32) * 0.1, groups=3, dilation=2),
-            F.conv3d(x[:, :, None], np.ones((2, 3, 1, 2, 2), np.float32))]
+            F.conv3d(x[:, :, None], np.ones((2, 3, 1, 2, 2), np.float32)),
+            F.unfold(x, 2, padding=1, stride=(1, 2)), F.unfold(x, (3, 2), dilation=(1, 2))]
 
 
 def pools(x):
@@ -109,7 +112,8 @@ def losses(x, t):
             F.binary_cross_entropy_with_logits(x, (x > 0).astype(np.float32), pos_weight=w),
             F.cross_entropy(x, t, reduction="none", label_smoothing=0.1, weight=w),
             F.cross_entropy(x, np.array([1, -100, 4]), ignore_index=-100, reduction="sum"),
-            F.cross_entropy(x, F.softmax(x * 2, 1)), F.smooth_l1_loss(x, x * 0.3), F.l1_loss(x, -x)]
+            F.cross_entropy(x, F.softmax(x * 2, 1)), F.smooth_l1_loss(x, x * 0.3), F.l1_loss(x, -x),
+            F.binary_cross_entropy(F.sigmoid(x), (x > 0).astype(np.float32))]
 
 
 CASES = {

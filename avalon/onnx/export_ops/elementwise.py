@@ -13,7 +13,7 @@ _COMPARE = {"equal": "Equal", "less": "Less", "less_equal": "LessOrEqual", "grea
 _LOGIC = {"logical_and": "And", "logical_or": "Or", "logical_xor": "Xor"}
 _BITWISE = {"bitwise_and": ("And", "BitwiseAnd"), "bitwise_or": ("Or", "BitwiseOr"),
             "bitwise_xor": ("Xor", "BitwiseXor")}
-_UNARY = {"exp": "Exp", "log": "Log", "sqrt": "Sqrt", "reciprocal": "Reciprocal", "abs": "Abs", "sin": "Sin",
+_UNARY = {"checked_probability": "Identity", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "reciprocal": "Reciprocal", "abs": "Abs", "sin": "Sin",
           "cos": "Cos", "tan": "Tan", "arcsin": "Asin", "arccos": "Acos", "arctan": "Atan", "sinh": "Sinh",
           "cosh": "Cosh", "tanh": "Tanh", "arcsinh": "Asinh", "arccosh": "Acosh", "arctanh": "Atanh",
           "sign": "Sign", "floor": "Floor", "ceil": "Ceil", "rint": "Round", "negative": "Neg", "erf": "Erf",
@@ -85,6 +85,21 @@ def invert(g, node):
 @emits(*_UNARY)
 def unary(g, node):
     return g.op(_UNARY[node.prim.name], [g.arg(node, 0, node.dtype if node.dtype != np.bool_ else None)])
+
+
+@emits("arctan2")
+def arctan2(g, node):
+    """atan(y/x), moved by ±π where x < 0, ±π/2 (or 0) where x = 0. (A zero's sign is not read:
+    numpy's arctan2(-0.0, -1) is -π, this gives π.)"""
+    dt = node.dtype
+    y, x = g.arg(node, 0, dt), g.arg(node, 1, dt)
+    zero = g.const(0, dt)
+    base = g.op("Atan", [g.op("Div", [y, g.op("Where", [g.op("Equal", [x, zero]), g.const(1, dt), x])])])
+    turn = g.op("Where", [g.op("Less", [y, zero]), g.const(-np.pi, dt), g.const(np.pi, dt)])
+    half = g.op("Mul", [g.op("Sign", [y]), g.const(np.pi / 2, dt)])
+    left = g.op("Add", [base, turn])
+    return g.op("Where", [g.op("Greater", [x, zero]), base,
+                          g.op("Where", [g.op("Less", [x, zero]), left, half])])
 
 
 @emits("square")

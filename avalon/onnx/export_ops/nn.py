@@ -89,6 +89,22 @@ def avg_pool(g, node):
     return g.op("Mul", [y, g.const(np.broadcast_to(factor, node.shape[-d:]).astype(node.dtype), node.dtype)])
 
 
+@emits("unfold")
+def unfold(g, node):
+    """im2col as a grouped convolution with one-hot kernels: output channel c·K + k is input channel
+    c at kernel offset k, as torch orders the columns; then (N, C·K, L)."""
+    x, p = node.args[0], node.params
+    kernel, channels = tuple(p["kernel"]), x.shape[1]
+    size = math.prod(kernel)
+    picks = np.zeros((channels * size, 1) + kernel, node.dtype)
+    for c in range(channels):
+        picks[c * size:(c + 1) * size, 0].reshape(size, -1)[np.arange(size), np.arange(size)] = 1
+    windows = g.op("Conv", [g.arg(node, 0), g.const(picks, node.dtype)], kernel_shape=list(kernel),
+                   strides=list(p["stride"]), pads=_pads(p["padding"]), dilations=list(p["dilation"]), group=channels)
+    twin = g.twin(node)
+    return g.op("Reshape", [windows, g.shape_tensor(node.shape, twin and twin.shape, fill=-1)])
+
+
 @emits("resample")
 def resample(g, node):
     """Each trailing axis through its matrix: nearest as a Gather of the chosen rows (exact), a

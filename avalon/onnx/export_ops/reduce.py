@@ -60,6 +60,18 @@ def var(g, node):
     return y
 
 
+@emits("argsort")
+def argsort(g, node):
+    """TopK over the whole axis (ties keep the lower index first, as a stable sort)."""
+    x = node.args[0]
+    axis = node.params.get("axis", -1) % len(x.shape)
+    g.static_sizes(node, x, [axis], "the number of sorted elements")
+    k = g.ints([x.shape[axis]])
+    _, indices = g.op("TopK", [g.arg(node, 0), k], outputs=2, axis=axis,
+                      largest=int(bool(node.params.get("descending"))), sorted=1)
+    return indices
+
+
 @emits("cumsum")
 def cumsum(g, node):
     return g.op("CumSum", [g.arg(node, 0), g.const(np.int64(node.params["axis"]))])
