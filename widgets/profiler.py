@@ -132,6 +132,12 @@ class Profiler(View):
         """Time per module scope, largest first (`depth=1`: top-level modules)."""
         return self.profile.by_module(depth)
 
+    def compare(self, other, labels=("before", "after")):
+        """A `Compare` view of this profile (before) and `other` (after, a Profiler or a Profile)."""
+        from .compare import Compare
+
+        return Compare(self, other, labels=labels)
+
     def to_chrome_trace(self, path):
         """Write the Chrome trace JSON (open it in Perfetto); returns the path."""
         self.profile.to_chrome_trace(path)
