@@ -178,6 +178,21 @@ def test_integer_bitwise_operators_from_opset_18_and_refused_before():
     assert set(caught.value.primitives) == {"bitwise_and", "bitwise_or", "bitwise_xor", "invert"}
 
 
+def scatters(x):
+    return [avalon.index_add(x, 1, np.array([0, 2, 0]), x[:, :3]),
+            avalon.scatter(x, 1, np.array([[0], [1], [2]]), x[:, :1]),
+            avalon.scatter_add(x, 0, np.array([[0, 1, 2, 0, 1]]), x[:1]),
+            avalon.index_add(x, 0, np.array([2, 2]), x[:2] * 3), F.one_hot(np.array([1, 0, 3]), 4)]
+
+
+def test_scatters_accumulate_from_opset_16_and_are_refused_before():
+    data, f = check(scatters, (V,), 16)
+    for got, want in zip(run(data, V), f(V)):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-6)
+    with pytest.raises(avalon.onnx.UnexportablePrimitive, match="need opset 16 or newer"):
+        check(scatters, (V,), 15)
+
+
 def test_multihead_attention_and_float64():
     avalon.manual_seed(0)
     attn = nn.MultiheadAttention(6, 2, batch_first=True).eval()

@@ -13,11 +13,12 @@ _COMPARE = {"equal": "Equal", "less": "Less", "less_equal": "LessOrEqual", "grea
 _LOGIC = {"logical_and": "And", "logical_or": "Or", "logical_xor": "Xor"}
 _BITWISE = {"bitwise_and": ("And", "BitwiseAnd"), "bitwise_or": ("Or", "BitwiseOr"),
             "bitwise_xor": ("Xor", "BitwiseXor")}
-_UNARY = {"checked_probability": "Identity", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "reciprocal": "Reciprocal", "abs": "Abs", "sin": "Sin",
+_UNARY = {"exp": "Exp", "log": "Log", "sqrt": "Sqrt", "reciprocal": "Reciprocal", "abs": "Abs", "sin": "Sin",
           "cos": "Cos", "tan": "Tan", "arcsin": "Asin", "arccos": "Acos", "arctan": "Atan", "sinh": "Sinh",
           "cosh": "Cosh", "tanh": "Tanh", "arcsinh": "Asinh", "arccosh": "Acosh", "arctanh": "Atanh",
           "sign": "Sign", "floor": "Floor", "ceil": "Ceil", "rint": "Round", "negative": "Neg", "erf": "Erf",
-          "sigmoid": "Sigmoid", "relu": "Relu", "isnan": "IsNaN", "isinf": "IsInf", "stop_gradient": "Identity"}
+          "sigmoid": "Sigmoid", "relu": "Relu", "isnan": "IsNaN", "isinf": "IsInf", "stop_gradient": "Identity",
+          "checked_probability": "Identity"}  # the [0, 1] check has no ONNX form; the value passes
 
 
 def _common(node, positions):

@@ -184,3 +184,40 @@ def _gather_nd(g, node, x, slots):
     b = len(common)
     perm = [b + i for i in range(first)] + list(range(b)) + [b + i for i in range(first, len(others))]
     return g.op("Transpose", [y], perm=perm)
+
+
+def _scatter_refusal(node, opset):
+    if opset < 16:
+        return "accumulating scatters (index_add, scatter_add, scatter) need opset 16 or newer (ScatterND's reduction)"
+    if any(not isinstance(k, Slot) and k != slice(None) and k is not Ellipsis for k in node.params["key"]):
+        return "a scatter into integers, partial slices or new axes has no ONNX form here"
+    if any(isinstance(a, Node) and a.dtype == np.bool_ for a in node.args[1:]):
+        return "a boolean mask index gives a shape that depends on the data"
+    return None
+
+
+@emits("scatter_add", refuse=_scatter_refusal)
+def scatter_add(g, node):
+    """zeros(shape) with the values added at the index arrays' positions (the adjoint of getitem's
+    GatherND above): ScatterND with reduction add, on the zeros with the indexed axes first."""
+    shape = tuple(node.params["shape"])
+    key = _full_key(node.params["key"], len(shape))
+    slots = [i for i, k in enumerate(key) if isinstance(k, Slot)]
+    others = [a for a in range(len(shape)) if a not in slots]
+    arrays = [key[i] for i in slots]
+    common = np.broadcast_shapes(*[node.args[1 + k.i].shape for k in arrays])
+    g.static_sizes(node, node, None, "the scattered array's shape")
+    first = slots[0] if slots == list(range(slots[0], slots[0] + len(slots))) else 0
+    b = len(common)
+    region = [shape[a] for a in others[:first]] + list(common) + [shape[a] for a in others[first:]]
+    values = g.arg(node, 0, node.dtype)
+    if tuple(node.args[0].shape) != tuple(region):
+        values = g.op("Expand", [values, g.ints(region)])
+    updates = g.op("Transpose", [values], perm=[first + i for i in range(b)] + list(range(first)) +
+                   [first + b + i for i in range(len(others) - first)])
+    order = slots + others
+    zero = g.onnx.numpy_helper.from_array(np.zeros(1, node.dtype))
+    data = g.op("ConstantOfShape", [g.ints([shape[a] for a in order])], value=zero)
+    stacked = [g.unsqueeze(g.op("Expand", [g.arg(node, 1 + k.i, np.int64), g.ints(common)]), [b]) for k in arrays]
+    scattered = g.op("ScatterND", [data, g.op("Concat", stacked, axis=-1), updates], reduction="add")
+    return g.op("Transpose", [scattered], perm=[order.index(a) for a in range(len(shape))])
