@@ -1,6 +1,7 @@
 """A tape's picture with everything the views lay over it: the graph state (`TapeGraph`), overlays
 that colour nodes by a number, highlights, node lookup and search, and side panels. Every view
 draws through one of these; it holds no widgets, so it is what tests and scripts can drive too."""
+import html
 import math
 
 from avalon.profile import seconds_text
@@ -233,7 +234,15 @@ class GraphPane:
             return box_panel(f"{what}: ops outside modules", g.groups[what], what,
                              "expand" if g.grouped else "collapse")
         action = "collapse" if what in g.expanded else "expand"
-        return box_panel(what, g.subtree[what], what, action)
+        text = box_panel(what, g.subtree[what], what, action)
+        if what in g.partial:  # too large to lay out whole: offer its parts one at a time
+            parts = "".join(f'<li><a href="#" class="avalon-link" data-av-action="expand" '
+                            f'data-av-target="{html.escape(kid)}">open {html.escape(kid)}</a></li>'
+                            for kid in g.children[what])
+            text += (f'<div class="avalon-flag">{html.escape(what)} is too large to lay out whole: its '
+                     f"{len(g.direct[what])} own ops are one box."
+                     + (f" Open its parts one at a time:<ul>{parts}</ul>" if parts else "") + "</div>")
+        return text
 
     def static_panels(self, limit=400):
         """Panels of the visible nodes, for the static page: ({label: html}, {label: element id})."""

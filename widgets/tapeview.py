@@ -127,9 +127,19 @@ class TapeView(View):
         return self.selected
 
     def expand(self, scope):
-        """Open a module scope (`encoder.layers.0`) or unroll a roll of blocks (`layers[0-11]`)."""
-        self.pane.graph.expand(scope)
+        """Open a module scope (`encoder.layers.0`) or unroll a roll of blocks (`layers[0-11]`).
+        A module too large to lay out whole opens partly: its own ops stay one box, and the status
+        line and side panel offer its child modules to open one at a time."""
+        g = self.pane.graph
+        before = set(g.partial)
+        g.expand(scope)
         self.refresh()
+        for part in sorted(g.partial - before):
+            own, kids = len(g.direct[part]), g.children[part]
+            self.status.value = (f"{part} is too large to open whole ({own} ops of its own, more than "
+                                 f"{g.max_layout} units to lay out): its own ops are one box"
+                                 + (f"; open its parts one at a time: {', '.join(kids[:8])}" if kids else ""))
+            self.canvas.side = self.pane.panel(("scope", part))
 
     def collapse(self, scope):
         """Close a module scope, or roll unrolled blocks back up."""
@@ -150,7 +160,7 @@ class TapeView(View):
 
     def collapse_all(self):
         """Close modules back to the opening view (at most `max_nodes` units)."""
-        self.pane.graph.open_to_budget()
+        self.pane.graph.open_at_start()
         self.refresh()
 
     def show_phase(self, phase):
