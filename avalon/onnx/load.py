@@ -25,7 +25,7 @@ _STATIC_SLOTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqu
                  "ReduceSumSquare": (1,), "CumSum": (1,), "CumProd": (1,), "Pad": (1, 2, 3),
                  "Resize": (1, 2, 3), "Upsample": (1,), "Dropout": (1, 2), "Trilu": (1,), "Attention": (6,),
                  "OneHot": (1,), "GatherND": (1,), "CenterCropPad": (1,),
-                 "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,),
+                 "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,), "AffineGrid": (1,),
                  "LSTM": (4,), "GRU": (4,), "RNN": (4,)}
 # Float slots that are settings, not weights: an initializer feeding only these stays a constant.
 _SETTING_SLOTS = {**_STATIC_SLOTS, "Clip": (1, 2), "Pow": (1,), "NegativeLogLikelihoodLoss": (2,),

@@ -34,3 +34,24 @@ def test_gradients_match_finite_differences(op, opset, attrs, constants, shape):
     model = avalon.onnx.load(one_node(op, opset, {"x": x}, constants, attrs, outputs=1))
     weights = rng.standard_normal(np.shape(model(x)))
     assert avalon.gradcheck(lambda v: (model(v) * weights).sum(), x)
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+@pytest.mark.parametrize("mode, padding", [("linear", "zeros"), ("cubic", "border"), ("linear", "reflection")])
+def test_grid_sample_gradients_reach_the_input_and_the_grid(mode, padding):
+    """A spatial transformer trains both: the gradient with respect to the sampled input and to the
+    positions (through the interpolation weights) match finite differences."""
+    x = rng.standard_normal((1, 2, 4, 5))
+    grid = rng.uniform(-1.2, 1.2, (1, 3, 2, 2))
+    model = avalon.onnx.load(one_node("GridSample", 22, {"x": x, "grid": grid}, {},
+                                      {"mode": mode, "padding_mode": padding}))
+    weights = rng.standard_normal((1, 2, 3, 2))
+    assert avalon.gradcheck(lambda v, g: (model(v, g) * weights).sum(), x, grid)
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+def test_affine_grid_gradient_reaches_theta():
+    theta = rng.standard_normal((2, 2, 3))
+    model = avalon.onnx.load(one_node("AffineGrid", 20, {"theta": theta}, {"size": np.int64([2, 1, 3, 4])}, {}))
+    weights = rng.standard_normal((2, 3, 4, 2))
+    assert avalon.gradcheck(lambda t: (model(t) * weights).sum(), theta)

@@ -1,0 +1,112 @@
+"""Sampling an input at computed positions: AffineGrid (the positions of an affine transform) and
+GridSample (nearest, linear or cubic interpolation, zeros, border or reflection padding, any number of
+spatial axes). Values at the positions are gathered and weighted with ordinary ops, so the result
+differentiates with respect to the input (and, through the weights, the grid)."""
+import itertools
+
+import numpy as np
+
+from . import operator
+
+
+def _base_coordinates(size, align_corners, dtype):
+    """Normalised positions in [-1, 1] of `size` points: the pixel centres, or the corners' centres."""
+    if align_corners:
+        return np.linspace(-1.0, 1.0, size).astype(dtype)
+    return ((2 * np.arange(size) + 1) / size - 1).astype(dtype)
+
+
+@operator("AffineGrid")
+def affine_grid(n, theta, size):
+    """theta (N, r, r+1) applied to the grid of (x, y[, z], 1) positions of an output of `size`
+    (N, C, [D,] H, W): positions (N, [D,] H, W, r), x first."""
+    dims = n.ints(size, "the size")[2:]
+    axes = [_base_coordinates(d, n.attr("align_corners", 0), theta.dtype) for d in dims]
+    mesh = np.meshgrid(*axes, indexing="ij")  # per spatial axis, outermost first
+    homogeneous = np.stack(list(mesh[::-1]) + [np.ones(tuple(dims), theta.dtype)], axis=-1)  # x, y[, z], 1
+    flat = np.reshape(homogeneous, (-1, len(dims) + 1))
+    positions = np.matmul(flat, np.transpose(theta, (0, 2, 1)))  # (N, points, r)
+    return np.reshape(positions, (theta.shape[0],) + tuple(dims) + (len(dims),))
+
+
+def _reflect(p, low, high):
+    """`p` folded back into [low, high] at the borders, as often as it takes."""
+    span = high - low if high > low else 1.0
+    below, above = low - p, p - high
+    distance = np.where(p < low, below, np.where(p > high, above, np.zeros((), p.dtype)))
+    folds = np.floor(distance / span)
+    rest = distance - folds * span
+    even = np.equal(np.mod(folds, 2), 0)
+    from_below = np.where(even, low + rest, high - rest)
+    from_above = np.where(even, high - rest, low + rest)
+    return np.where(p < low, from_below, np.where(p > high, from_above, p))
+
+
+def _cubic(t, a=-0.75):
+    """Keys' cubic convolution weights of the taps at -1, 0, 1, 2 for a fraction t in [0, 1)."""
+    def near(d):
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
+
+
+def _taps(p, mode):
+    """(integer position, weight) per tap along one axis."""
+    if mode == "nearest":
+        return [(p, None)]
+    base = np.floor(p)
+    frac = p - base
+    if mode == "linear":
+        return [(base, 1 - frac), (base + 1, frac)]
+    return [(base + offset, weight) for offset, weight in zip((-1, 0, 1, 2), _cubic(frac))]
+
+
+@operator("GridSample")
+def grid_sample(n, x, grid):
+    """Y[n, c, *out] = X[n, c] sampled at grid[n, *out] (normalised, x first; see the ONNX spec)."""
+    mode = n.attr("mode", "linear")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)  # GridSample-16's names
+    padding, align = n.attr("padding_mode", "zeros"), n.attr("align_corners", 0)
+    dims = x.shape[2:]
+    rank = len(dims)
+    per_axis = []
+    for axis, size in enumerate(dims):
+        g = grid[..., rank - 1 - axis]  # the grid's last axis lists x (the last spatial axis) first
+        p = (g + 1) / 2 * (size - 1) if align else ((g + 1) * size - 1) / 2
+        if mode == "nearest":
+            p = np.rint(p)
+        low, high = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+        if padding == "border":  # only positions beyond the borders move (cubic taps see the difference)
+            p = np.where((p < low) | (p > high), np.clip(p, 0, size - 1), p)
+        elif padding == "reflection":
+            p = _reflect(p, low, high)
+        taps = []
+        for position, weight in _taps(p, mode):
+            index = np.trunc(position).astype(np.int64)
+            valid = None
+            if padding == "zeros":
+                valid = (index >= 0) & (index < size)
+            elif padding == "reflection":
+                index = np.trunc(_reflect(index.astype(p.dtype), low, high)).astype(np.int64)
+            taps.append((np.clip(index, 0, size - 1), weight, valid))
+        per_axis.append(taps)
+    batch, channels = x.shape[:2]
+    out = grid.shape[1:-1]
+    flat = np.reshape(x, (batch, channels, -1))
+    strides = [int(np.prod(dims[axis + 1:], dtype=np.int64)) for axis in range(rank)]
+    total = None
+    for combination in itertools.product(*per_axis):
+        index, weight, valid = 0, None, None
+        for stride, (i, w, ok) in zip(strides, combination):
+            index = index + i * stride
+            weight = w if weight is None else (weight if w is None else weight * w)
+            valid = ok if valid is None else (valid if ok is None else valid & ok)
+        values = np.take_along_axis(flat, np.reshape(index, (batch, 1, -1)), axis=2)
+        if valid is not None:
+            values = np.where(np.reshape(valid, (batch, 1, -1)), values, np.zeros((), x.dtype))
+        if weight is not None:
+            values = values * np.reshape(weight, (batch, 1, -1)).astype(x.dtype)
+        total = values if total is None else total + values
+    return np.reshape(total, (batch, channels) + tuple(out))
