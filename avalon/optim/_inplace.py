@@ -4,6 +4,9 @@ Each operation of a formula is one ufunc with `out=` (or an in-place operator), 
 PyTorch's formula evaluates it, so an in-place rule rounds exactly like the same formula written with
 temporaries: the allocations go, no bit of the result changes. Arrays must accept `out=` (numpy, cupy).
 """
+import contextlib
+import threading
+
 from ..backend import device_of, is_array, namespace
 
 
@@ -86,8 +89,40 @@ def buffer(state, key, param, fill=0.0):
     """The state array `key`, created as an array of `fill` shaped like `param` at the first step."""
     value = state.get(key)
     if value is None:
-        value = state[key] = namespace(param).full_like(param, fill)
+        value = state[key] = new_state(param)
+        value[...] = fill
     return value
+
+
+class Reserve:
+    """State arrays allocated before a step's first write, so that an update creating state cannot fail
+    half-way (a MemoryError now changes nothing): `new_state` hands them out during the step."""
+
+    _current = threading.local()
+
+    def __init__(self):
+        self.arrays = {}  # id(param) -> arrays shaped like it, not yet handed out
+
+    def add(self, param, count):
+        if count:
+            self.arrays.setdefault(id(param), []).extend(namespace(param).empty_like(param) for _ in range(count))
+
+    @contextlib.contextmanager
+    def handing_out(self):
+        previous = getattr(Reserve._current, "reserve", None)
+        Reserve._current.reserve = self
+        try:
+            yield
+        finally:
+            Reserve._current.reserve = previous
+
+
+def new_state(param):
+    """A new state array shaped like `param`, contents undefined: from the step's `Reserve` when it holds
+    one for `param`, else allocated now."""
+    reserve = getattr(Reserve._current, "reserve", None)
+    kept = reserve.arrays.get(id(param)) if reserve is not None else None
+    return kept.pop() if kept else namespace(param).empty_like(param)
 
 
 def decay_squares_(average, grad, beta, temp):

@@ -33,7 +33,7 @@ from ..backend import device_of, is_array, is_numpy_like, namespace
 from ..errors import AvalonError, _where
 from ..tracing import user_location
 from ..tree import Grads
-from ._inplace import Scratch, effective_grad, needs_space, own_grad, root
+from ._inplace import Reserve, Scratch, effective_grad, needs_space, own_grad, root
 from ._undo import StepUndo
 
 
@@ -218,11 +218,15 @@ class Optimizer:
         self._check_writeable(work)
         roots = {id(root(param)) for _, param, _ in work}
         work = [(group, param, own_grad(param, grad, roots)) for group, param, grad in work]
-        undo = self._undo() if self.atomic_steps and not self._cannot_fail(work) else None
+        undo = reserve = None
+        if self.atomic_steps and not self._cannot_fail(work):
+            reserve = self._reserve(work)
+            undo = self._undo() if reserve is None else None
         if undo is not None:
             undo.begin(work, self.state)
         try:
-            with np.errstate(all="ignore"), _interrupts_held():  # NaN and inf propagate, as in PyTorch
+            with np.errstate(all="ignore"), _interrupts_held(), \
+                    reserve.handing_out() if reserve is not None else contextlib.nullcontext():
                 for group, param, grad in work:
                     state = self.state.get(param, {})
                     if undo is not None:
@@ -245,9 +249,7 @@ class Optimizer:
     def _cannot_fail(self, work):
         """True when this step's updates cannot raise: the update rule is Avalon's own (not a subclass's
         or a patched one), every parameter already has its state, and the scratch memory is allocated."""
-        update = type(self)._update
-        if getattr(update, "__module__", "").rsplit(".", 1)[0] != __package__ or update.__qualname__.split(".")[0] \
-                not in _BUILT_IN:
+        if not self._built_in_update():
             return False
         if any(self.state.get(param) is None and self._keeps_state(group) for group, param, _ in work):
             return False
@@ -256,6 +258,37 @@ class Optimizer:
         for group, param, grad in work:  # grows the scratch buffers now, where a MemoryError changes nothing
             self._scratch.take(param, self._scratch_count(param, grad, group))
         return True
+
+    def _built_in_update(self):
+        update = type(self)._update
+        return getattr(update, "__module__", "").rsplit(".", 1)[0] == __package__ and \
+            update.__qualname__.split(".")[0] in _BUILT_IN
+
+    def _reserve(self, work):
+        """For Avalon's own update rules, a step that creates state made unable to fail without saving
+        anything: the state arrays its updates will create and the scratch memory, allocated now, where a
+        MemoryError changes nothing (a `Reserve`; None for other rules, which run under `StepUndo`).
+        Saving would keep a copy of every parameter during the step: a model's size more memory."""
+        if not self._built_in_update():
+            return None
+        reserve = Reserve()
+        for group, param, grad in work:
+            self._scratch.take(param, self._scratch_count(param, grad, group))
+            reserve.add(param, self._new_state_arrays(param, group))
+        return reserve
+
+    def _new_state_arrays(self, param, group):
+        """How many state arrays the next update of `param` creates, counted by running the update rule
+        on one-element stand-ins (the options decide which arrays a rule keeps, not the values)."""
+        xp, one = namespace(param), (1,) * param.ndim
+        before = self.state.get(param, {})
+        state = {k: xp.zeros(one, dtype=v.dtype) if is_array(v) else v for k, v in before.items()}
+        arrays = sum(is_array(v) for v in state.values())
+        stand_in = xp.zeros(one, dtype=param.dtype)
+        temps = [xp.zeros(one, dtype=param.dtype) for _ in range(self._temporaries)]
+        with np.errstate(all="ignore"):
+            self._update(stand_in, xp.zeros(one, dtype=param.dtype), state, group, temps)
+        return sum(is_array(v) for v in state.values()) - arrays
 
     def _scratch_count(self, param, grad, group):
         """How many scratch arrays shaped like `param` its update takes: `_temporaries`, and one more

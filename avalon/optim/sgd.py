@@ -1,5 +1,6 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
 from ..backend import namespace
+from ._inplace import new_state
 from .optimizer import Optimizer, OptimizerError
 
 
@@ -35,7 +36,8 @@ class SGD(Optimizer):
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = grad.copy()
+                buf = state["momentum_buffer"] = new_state(param)
+                buf[...] = grad
             else:
                 buf *= momentum
                 buf += grad if dampening == 0 else xp.multiply(grad, 1 - dampening, out=temp)  # 1.0 * g is g
