@@ -13,9 +13,10 @@ exception inside an update rule, a MemoryError) is undone: each parameter and it
 before their update (`StepUndo`) and put back, so a step that fails changes nothing. Saving costs one
 read and write of each array per step, so it is done only where a failure is possible: Avalon's own
 update rules, once every state array and scratch buffer exists, write through preallocated arrays with
-`out=` and cannot fail, and a Ctrl-C arriving during them is held until the step is complete; the first
-step (which allocates the state) and update rules written elsewhere (a subclass's own `_update`) run under
-`StepUndo`. `atomic_steps = False` (on a class or an optimiser) never saves.
+`out=` and cannot fail, and a Ctrl-C arriving during them is held until the step is complete; a step
+of theirs that creates state (the first) allocates it before writing anything (`Reserve`), and update
+rules written elsewhere (a subclass's own `_update`) run under `StepUndo`. `atomic_steps = False` (on a
+class or an optimiser) never saves.
 
 Subclasses implement `_update(param, grad, state, group, temps)`, which writes into `param` and the
 arrays of `state` with numpy's `out=` and in-place operators, using the scratch arrays `temps` for
