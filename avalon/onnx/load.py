@@ -4,10 +4,10 @@ import os
 import numpy as np
 
 from .errors import OnnxError, UnsupportedOperator
-from .external import read_external
 from .graph_module import OnnxModule
 from .node import Node
 from .ops import HANDLERS
+from .tensors import to_numpy
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 # Input slots whose float value is a weight: a Constant node feeding one becomes a parameter.
@@ -60,16 +60,22 @@ def _read(onnx, source):
     return model
 
 
-def _opsets(model):
-    """Operator-set version per domain ('' for the default one, also spelled 'ai.onnx')."""
+def _opsets(onnx, model):
+    """Operator-set version per domain ('' for the default one, also spelled 'ai.onnx'); the default
+    one must be a version the installed onnx defines (a newer one's operators may mean other things)."""
     versions = {("" if o.domain in _DEFAULT_DOMAINS else o.domain): o.version for o in model.opset_import}
     if "" not in versions:
         raise OnnxError("the model imports no version of the default ONNX operator set (opset_import)")
+    newest = onnx.defs.onnx_opset_version()
+    if not 1 <= versions[""] <= newest:
+        raise OnnxError(f"the model imports ai.onnx opset {versions['']}, which does not exist in the installed "
+                        f"onnx (opsets 1 to {newest}): the file is malformed, or needs a newer onnx "
+                        "(pip install -U onnx)")
     return versions
 
 
 def _nodes(onnx, graph, versions, base):
-    from onnx import helper, numpy_helper
+    from onnx import helper
     nodes, unsupported = [], {}
     for i, proto in enumerate(graph.node):
         name = proto.name or f"{proto.op_type}_{i}"
@@ -81,7 +87,7 @@ def _nodes(onnx, graph, versions, base):
         for a in proto.attribute:
             value = helper.get_attribute_value(a)
             if isinstance(value, onnx.TensorProto):
-                value = _array(numpy_helper, value, f"attribute {a.name!r} of node {name!r}", base)
+                value = to_numpy(value, f"attribute {a.name!r} of node {name!r}", base)
             elif isinstance(value, bytes):
                 value = value.decode()
             attrs[a.name] = value
@@ -89,19 +95,6 @@ def _nodes(onnx, graph, versions, base):
     if unsupported:
         raise UnsupportedOperator(unsupported)
     return nodes
-
-
-def _array(numpy_helper, tensor, what, base=None):
-    if tensor.data_location == tensor.EXTERNAL:
-        raw = read_external(tensor, base)
-        tensor = type(tensor).FromString(tensor.SerializeToString())  # a copy, the model stays as read
-        del tensor.external_data[:]
-        tensor.data_location = tensor.DEFAULT
-        tensor.raw_data = raw
-    try:
-        return np.array(numpy_helper.to_array(tensor))  # a writeable copy: optimisers update it in place
-    except Exception as error:
-        raise OnnxError(f"{what} ({tensor.name!r}) is malformed: {error}") from error
 
 
 def _declared_dtype(value_info):
@@ -123,6 +116,13 @@ def _uses(nodes):
 
 
 def _in(table, uses):
+    return any(slot in table.get(op_type, ()) for op_type, slot in uses)
+
+
+def _only(table, uses):
+    return bool(uses) and all(slot in table.get(op_type, ()) for op_type, slot in uses)
+
+
 def _read_while_tracing(nodes):
     """Names whose values the trace reads: those in static slots and, walking back, whatever they are
     computed from (a window's size cast and scaled before Range); Shape and Size read only shapes."""
@@ -134,24 +134,27 @@ def _read_while_tracing(nodes):
     return needed
 
 
-    return any(slot in table.get(op_type, ()) for op_type, slot in uses)
-
-
-def _only(table, uses):
-    return bool(uses) and all(slot in table.get(op_type, ()) for op_type, slot in uses)
-
-
 def _check_order(nodes, known):
     """Every input is defined before its node (ONNX requires topological order; this also refuses
-    cycles and dangling names)."""
-    defined = set(known)
+    cycles and dangling names), and every name once (a graph is SSA: a second definition would
+    silently replace the first)."""
+    defined = set()
+    for name in known:
+        if name in defined:
+            raise OnnxError(f"the name {name!r} is defined twice among the graph's inputs and initializers")
+        defined.add(name)
     for node in nodes:
         missing = [name for name in node.inputs if name and name not in defined]
         if missing:
             raise OnnxError(f"ONNX node {node.name!r} ({node.op_type}) reads {missing}, which no earlier node, "
                             "input or initializer defines (the graph is not in topological order, has a "
                             "cycle, or is truncated)")
-        defined.update(o for o in node.outputs if o)
+        for name in node.outputs:
+            if name in defined:
+                raise OnnxError(f"ONNX node {node.name!r} ({node.op_type}) writes {name!r}, which an input, an "
+                                "initializer or an earlier node already defines (names must be unique)")
+            if name:
+                defined.add(name)
 
 
 def _undo_deduplication(nodes, initializers):
@@ -188,15 +191,15 @@ def load(source, *, base_dir=None):
     and `OnnxError` for a file that is not a readable, safe ONNX model.
     """
     onnx = _onnx()
-    from onnx import numpy_helper
     model = _read(onnx, source)
     graph = model.graph
     if base_dir is None and not isinstance(source, (bytes, bytearray, memoryview)):
         base_dir = os.path.dirname(os.path.abspath(os.fspath(source)))
-    nodes = _nodes(onnx, graph, _opsets(model), base_dir)
-    initializers = {t.name: _array(numpy_helper, t, "initializer", base_dir) for t in graph.initializer}
+    nodes = _nodes(onnx, graph, _opsets(onnx, model), base_dir)
+    initializers = {t.name: to_numpy(t, "initializer", base_dir) for t in graph.initializer}
     inputs = {i.name: _declared_dtype(i) for i in graph.input if i.name not in initializers}
-    _check_order(nodes, list(initializers) + list(inputs))
+    _check_order(nodes, [t.name for t in graph.initializer] + [i.name for i in graph.input
+                                                              if i.name not in initializers])
     outputs = [o.name for o in graph.output]
     defined = set(initializers) | set(inputs) | {o for n in nodes for o in n.outputs}
     missing = [o for o in outputs if o not in defined]
