@@ -1,108 +1,120 @@
-"""Layout time of the workbench's TapeView on a ResNet-18 forward+backward tape.
+"""How long the workbench takes at model scale (issue #12): for a ResNet-18 training step and a
+GPT-style model's at 12 and 57 layers, the trace, each view's construction from the function and its
+arguments (tracing included, as a user calls it) and its `.to_html()`, and the Profiler with its
+default repeats. One Markdown table, the targets beside the figures. Nothing is asserted.
 
-Targets (issue 4): the view opens in under 2 s, collapsed to at most ~150 visible nodes; opening one
-module takes under 1 s. Printed, not asserted.
+    python bench/layout.py [threads] [--size 224] [--batch 1] [--layers 12,57]
 
-    .venv/bin/python bench/layout.py [--size 32]
+The models: the torchvision-style ResNet-18 of tests/zoo (batch × 3 × size × size, 10 classes) and the
+nanoGPT of tests/zoo (d 128, 4 heads, sequence 64, vocabulary 256, dropout 0.1: about 2,100 nodes at 12
+layers and 9,700 at 57), batch 1. Each figure is wall seconds (what the user waits for) with the CPU
+seconds of this process beside it: on a shared machine the two part, and the CPU figure is the one
+that does not depend on the neighbours. One BLAS thread unless a thread count is given.
 """
-import argparse
-import time
+from harness import THREADS  # noqa: I001 - sets the threads before numpy loads
 
-import numpy as np
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import time  # noqa: E402
 
-import avalon
-import avalon.nn as nn
-from avalon.widgets import TapeView
-from avalon.widgets import render
+from first_call import ZOO, ported  # noqa: E402
 
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False),
-                                            nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
+VIEWS = ("TapeView", "BackwardStepper", "CheckView", "Workbench", "Profiler")
+# the issue's targets, for a ResNet-18 and the two GPT depths alike unless said
+TARGETS = {"trace": "–", "TapeView": "≤ 2 s (GPT-57: ≤ 3 s)", "Profiler": "≤ 6 s"}
+DEFAULT_TARGET = "≤ 2 s"
 
 
-class ResNet18(nn.Module):
-    """torchvision's resnet18 layout (conv1, bn1, maxpool, layer1…layer4 of two BasicBlocks, fc)."""
+def resnet(size, batch):
+    """(name, loss function, model, images, labels) of a ResNet-18 training step."""
+    import numpy as np
 
-    def __init__(self, classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU()
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        widths = [64, 128, 256, 512]
-        cin = 64
-        for i, width in enumerate(widths):
-            stride = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, width, stride),
-                                                         BasicBlock(width, width, 1)))
-            cin = width
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, classes)
+    import avalon
 
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(self.avgpool(x).reshape(x.shape[0], -1))
+    avalon.manual_seed(0)
+    zoo = ported(ZOO / "resnet_torchvision_style.py", "layout_resnet")
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((batch, 3, size, size), dtype=np.float32)
+    return f"ResNet-18 ({batch}×3×{size}×{size})", zoo.loss_fn, zoo.resnet18(num_classes=10), images, \
+        rng.integers(0, 10, batch)
 
 
-def loss_fn(model, x, y):
-    return nn.functional.cross_entropy(model(x), y)
+def gpt(layers, d=128, heads=4, seq=64, vocab=256):
+    """(name, loss function, model, tokens, targets) of a nanoGPT training step, batch 1."""
+    import numpy as np
+
+    import avalon
+
+    avalon.manual_seed(0)
+    zoo = ported(ZOO / "nanogpt.py", "layout_gpt")
+    config = zoo.GPTConfig(n_layer=layers, n_head=heads, n_embd=d, block_size=seq, vocab_size=vocab,
+                           dropout=0.1, bias=True)
+    tokens = np.random.default_rng(0).integers(0, vocab, (1, seq))
+    return f"GPT-{layers}", zoo.loss_fn, zoo.GPT(config), tokens, np.roll(tokens, -1, axis=1)
 
 
 def timed(fn):
-    start = time.perf_counter()
+    """(result, wall seconds, CPU seconds) of one call, after a garbage collection."""
+    gc.collect()
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn()
-    return out, time.perf_counter() - start
+    return out, time.perf_counter() - start, time.process_time() - cpu
+
+
+def measure(workload, views):
+    """{row name: (wall, cpu)} and the tape's node count for one model."""
+    import avalon
+    import avalon.widgets as widgets
+
+    name, loss_fn, model, *args = workload
+    tape, wall, cpu = timed(lambda: avalon.grad_tape(loss_fn, model, *args))
+    rows = {"trace": (wall, cpu)}
+    for view_name in views:
+        view, wall, cpu = timed(lambda: getattr(widgets, view_name)(loss_fn, model, *args))
+        rows[view_name] = (wall, cpu)
+        _, wall, cpu = timed(view.to_html)
+        rows[f"{view_name}.to_html()"] = (wall, cpu)
+        del view
+    return name, len(tape.nodes), rows
+
+
+def table(results):
+    """The Markdown table: one row per measurement, one column per model, the target beside."""
+    heads = [f"{name} ({nodes:,} nodes)" for name, nodes, _ in results]
+    lines = ["| measurement | target | " + " | ".join(heads) + " |",
+             "|---|---|" + "---:|" * len(heads)]
+    for key in results[0][2]:
+        target = TARGETS.get(key, DEFAULT_TARGET)
+        cells = [f"{rows[key][0]:.2f} s (cpu {rows[key][1]:.2f})" for _, _, rows in results]
+        label = {"trace": "trace (grad_tape)", "Profiler": "Profiler (repeat=5), tracing included"}.get(
+            key, f"{key}, tracing included" if "." not in key else key)
+        lines.append(f"| {label} | {target} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=32, help="image side (the tape's size does not depend on it)")
+    parser.add_argument("threads", nargs="?", default=None, help="BLAS threads (default 1)")
+    parser.add_argument("--size", type=int, default=224, help="ResNet-18's image side")
+    parser.add_argument("--batch", type=int, default=1, help="ResNet-18's batch")
+    parser.add_argument("--layers", default="12,57", help="the GPT depths, comma-separated")
+    parser.add_argument("--gpt-width", type=int, default=128, help="the GPT's d (4 heads)")
+    parser.add_argument("--views", default=",".join(VIEWS), help="the views to time, comma-separated")
     opts = parser.parse_args()
+    from avalon.widgets import render
+
     render.require_dot()
-    avalon.manual_seed(0)
-    model = ResNet18()
-    x = np.random.default_rng(0).standard_normal((2, 3, opts.size, opts.size)).astype(np.float32)
-    y = np.array([1, 3])
-    tape, t_trace = timed(lambda: avalon.grad_tape(loss_fn, model, x, y))
-    n_forward = sum(n.phase == "forward" for n in tape.nodes)
-    print(f"ResNet-18 forward+backward tape: {len(tape.nodes)} nodes ({n_forward} forward), "
-          f"traced in {t_trace:.2f} s (not part of the layout)")
-
-    render.layout("digraph warm { a -> b }")  # the first `dot` process start is not the view's
-    view, t_open = timed(lambda: TapeView(tape))
-    shown = len(view.pane.graph.units())
-    print(f"open TapeView:            {t_open:.3f} s  ({shown} units visible; target < 2 s, ≤ ~150 units)")
-
-    g = view.pane.graph
-    closed = [unit[1] for unit in g.units() if unit[0] in "sr"]  # one box per closed module
-    worst = 0.0
-    for key in closed[:6]:
-        _, t = timed(lambda: view.expand(key))
-        worst = max(worst, t)
-        print(f"expand {key:<20} {t:.3f} s  ({len(g.units())} units)")
-        view.collapse_all()
-    _, t_select = timed(lambda: view.select("conv_weight_grad"))
-    print(f"select a hidden node:     {t_select:.3f} s  (reveals its module)")
-    _, t_all = timed(view.expand_all)
-    print(f"open all (≤ {view.max_layout} units): {t_all:.3f} s  ({len(view.pane.graph.units())} units)")
-    print(f"worst single expand:      {worst:.3f} s  (target < 1 s)")
+    render.layout("digraph warm { a -> b }")  # the first `dot` process start is not a view's
+    views = [v for v in opts.views.split(",") if v]
+    workloads = [lambda: resnet(opts.size, opts.batch)]
+    workloads += [lambda n=int(n): gpt(n, d=opts.gpt_width) for n in opts.layers.split(",") if n]
+    results = []
+    for make in workloads:
+        results.append(measure(make(), views))
+        print(f"measured {results[-1][0]}", flush=True)
+    print(f"\nWorkbench at model scale, {THREADS} BLAS thread{'s' if THREADS > 1 else ''}: wall seconds "
+          "(CPU seconds of this process)\n")
+    print(table(results))
 
 
 if __name__ == "__main__":
