@@ -31,9 +31,13 @@ def _operands(g, node, dtype):
     return [g.arg(node, i, dtype) for i in range(len(node.args))]
 
 
+_BOOLEAN = {"add": "Or", "multiply": "And", "maximum": "Or", "minimum": "And"}  # numpy's meaning on bools
+
+
 @emits(*_BINARY)
 def binary(g, node):
-    return g.op(_BINARY[node.prim.name], _operands(g, node, node.dtype))
+    table = _BOOLEAN if node.dtype == np.bool_ and node.prim.name in _BOOLEAN else _BINARY
+    return g.op(table[node.prim.name], _operands(g, node, node.dtype))
 
 
 @emits("remainder", "floor_divide")
