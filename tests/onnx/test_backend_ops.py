@@ -55,3 +55,21 @@ def test_affine_grid_gradient_reaches_theta():
     model = avalon.onnx.load(one_node("AffineGrid", 20, {"theta": theta}, {"size": np.int64([2, 1, 3, 4])}, {}))
     weights = rng.standard_normal((2, 3, 4, 2))
     assert avalon.gradcheck(lambda t: (model(t) * weights).sum(), theta)
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+def test_linear_attention_gradients_reach_every_input():
+    """gated_delta with grouped heads: query, key, value, decay, beta and the past state all get
+    finite-difference gradients (the recurrence is unrolled into ordinary ops)."""
+    b, t, hq, hkv, d = 1, 3, 4, 2, 2
+    inputs = {"q": rng.standard_normal((b, t, hq * d)), "k": rng.standard_normal((b, t, hkv * d)) / 2,
+              "v": rng.standard_normal((b, t, hkv * d)), "past": rng.standard_normal((b, hkv, d, d)),
+              "decay": -rng.uniform(0.1, 1, (b, t, hkv * d)), "beta": rng.uniform(0.2, 0.9, (b, t, hkv))}
+    model = avalon.onnx.load(one_node("LinearAttention", 27, inputs, {},
+                                      {"q_num_heads": hq, "kv_num_heads": hkv}, outputs=2))
+    w_out, w_state = rng.standard_normal((b, t, hq * d)), rng.standard_normal((b, hkv, d, d))
+
+    def loss(*values):
+        y, state = model(*values)
+        return (y * w_out).sum() + (state * w_state).sum()
+    assert avalon.gradcheck(loss, *inputs.values())

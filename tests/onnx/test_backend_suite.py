@@ -18,7 +18,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 # in-scope case-name pattern (re.fullmatch) -> why it does not pass yet
 NOT_YET = {
     r"test_bitcast_\w+": "BitCast reinterprets an array's bits as another dtype, which tracing refuses",
-    r"test_linear_attention\w*": "LinearAttention (opset 26) is not supported yet",
     r"test_tensorscatter\w*": "TensorScatter is not supported yet",
     r"test_(dft|stft)\w*|test_melweightmatrix": "DFT, STFT and MelWeightMatrix are not supported yet",
     r"test_col2im\w*": "Col2Im is not supported yet",

@@ -116,3 +116,40 @@ def rotary_embedding(n, x, cos, sin, position_ids=None):
         part = np.concatenate([real, imaginary], axis=-1)
     y = np.concatenate([part, rest], axis=-1)
     return np.transpose(y, (0, 2, 1, 3)) if len(shape) == 4 else np.reshape(y, shape)
+
+
+def _per_head(x, heads):
+    """(batch, time, heads·size) -> (batch, heads, time, size)."""
+    return np.transpose(np.reshape(x, (x.shape[0], x.shape[1], heads, -1)), (0, 2, 1, 3))
+
+
+@operator("LinearAttention")
+def linear_attention(n, q, k, v, past=None, decay=None, beta=None):
+    """The recurrence of linear attention, one step per position (the spec's sequential semantics;
+    chunk_size is a speed hint), in float32: a state S (batch, kv heads, d_k, d_v) decayed by exp(decay)
+    ('gated' rules), corrected by beta·(v - Sᵀk) ('delta' rules), plus k⊗v; output scale·qᵀS, each kv
+    head's state shared by q_num_heads / kv_num_heads query heads."""
+    rule = n.attr("update_rule", "gated_delta")
+    q_heads, kv_heads = n.attr("q_num_heads"), n.attr("kv_num_heads")
+    wide = np.float32 if q.dtype == np.float16 else q.dtype
+    q4, k4, v4 = (_per_head(x, h).astype(wide) for x, h in ((q, q_heads), (k, kv_heads), (v, kv_heads)))
+    batch, steps, d_k, d_v = q.shape[0], q.shape[1], q4.shape[3], v4.shape[3]
+    if decay is not None:
+        decay = _per_head(decay, kv_heads).astype(wide)  # (batch, kv heads, time, 1 or d_k)
+    if beta is not None:
+        beta = _per_head(beta, beta.shape[2]).astype(wide)  # (batch, kv heads or 1, time, 1)
+    state = np.zeros((batch, kv_heads, d_k, d_v), wide) if past is None else past.astype(wide)
+    scale = n.attr("scale", 0.0) or 1.0 / np.sqrt(d_k)
+    outputs = []
+    for t in range(steps):
+        k_t, v_t = k4[:, :, t, :], v4[:, :, t, :]
+        if rule in ("gated", "gated_delta"):
+            state = state * np.exp(decay[:, :, t, :])[..., None]
+        if rule in ("delta", "gated_delta"):
+            v_t = beta[:, :, t, :] * (v_t - np.einsum("bhdm,bhd->bhm", state, k_t))
+        state = state + k_t[..., :, None] * v_t[..., None, :]
+        shared = np.repeat(state, q_heads // kv_heads, axis=1) if q_heads != kv_heads else state
+        outputs.append(np.einsum("bhd,bhdm->bhm", q4[:, :, t, :], shared) * np.asarray(scale, wide))
+    y = np.transpose(np.stack(outputs, axis=2), (0, 2, 1, 3))
+    y = np.reshape(y, (batch, steps, q_heads * d_v)).astype(q.dtype)
+    return y, state.astype(q.dtype if past is None else past.dtype)
