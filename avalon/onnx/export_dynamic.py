@@ -34,17 +34,23 @@ class DynamicDims:
         self.entries = entries  # [(onnx input name, axis, size, twin size)]
         self._gathered = {}
 
-    def _size(self, g, size, twin_size):
-        """A 1-element int64 tensor for a size that is (size, twin_size) in the two traces: an input's
-        dynamic dimension, or a whole multiple of one; None when there is none."""
+    def size(self, g, size, twin_size):
+        """A 1-element int64 tensor for a number that is (size, twin_size) in the two traces: an
+        input's dynamic dimension, a whole multiple of one (k·n), or one plus an offset (n + c, as in
+        `x.size(0) - 1`); None when it is none of these (two traces cannot tell other relations)."""
         for name, axis, a, b in self.entries:
             if a and size % a == 0 and twin_size * a == size * b:
-                dim = self._gathered.get((name, axis))
-                if dim is None:
-                    dim = g.op("Gather", [g.op("Shape", [name]), g.ints([axis])], axis=0)
-                    self._gathered[(name, axis)] = dim
-                return dim if size == a else g.op("Mul", [dim, g.ints([size // a])])
+                return self._dim(g, name, axis) if size == a else g.op("Mul", [self._dim(g, name, axis),
+                                                                               g.ints([size // a])])
+        for name, axis, a, b in self.entries:
+            if twin_size - size == b - a:
+                return g.op("Add", [self._dim(g, name, axis), g.ints([size - a])])
         return None
+
+    def _dim(self, g, name, axis):
+        if (name, axis) not in self._gathered:
+            self._gathered[(name, axis)] = g.op("Gather", [g.op("Shape", [name]), g.ints([axis])], axis=0)
+        return self._gathered[(name, axis)]
 
     def scalar(self, g, node, value, twin_value, dtype):
         """A literal operand that differs between the traces (a count, or its reciprocal, as a mean
@@ -52,7 +58,7 @@ class DynamicDims:
         for size, twin_size, inverse in ((value, twin_value, False), (1 / value if value else 0,
                                                                        1 / twin_value if twin_value else 0, True)):
             if _whole(size) and _whole(twin_size):
-                dim = self._size(g, int(round(size)), int(round(twin_size)))
+                dim = self.size(g, int(round(size)), int(round(twin_size)))
                 if dim is not None:
                     scalar = g.cast(g.op("Reshape", [dim, g.ints([])]), np.int64, dtype)
                     return g.op("Reciprocal", [scalar]) if inverse else scalar
@@ -62,7 +68,7 @@ class DynamicDims:
     def shape(self, g, values, twin_values, fill):
         parts, unknown = [], 0
         for v, w in zip(values, twin_values):
-            part = g.ints([v]) if v == w else self._size(g, v, w)
+            part = g.ints([v]) if v == w else self.size(g, v, w)
             if part is None and fill is None:
                 raise OnnxError(f"export: a shape {tuple(values)} has a size that follows the dynamic axes in a "
                                 "way not found in any input's shape")
@@ -88,7 +94,7 @@ def differences(tape, twin):
 
 
 _COMPUTED = {"reshape": ("shape",), "broadcast_to": ("shape",), "sum_to": ("shape",), "uniform": ("shape",),
-             "normal": ("shape",)}
+             "normal": ("shape",), "getitem": ("key",)}
 
 
 def check_static(node, twin):

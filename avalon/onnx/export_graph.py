@@ -127,10 +127,16 @@ class GraphBuilder:
         return self.op("Split", [x], outputs=len(sizes), axis=axis, split=list(sizes))
 
     def slice(self, x, starts, ends, axes, steps=None):
-        args = [x, self.ints(starts), self.ints(ends), self.ints(axes)]
+        """Slice; a start or end may be a 1-element tensor name (a bound that follows a dynamic axis)."""
+        args = [x, self._int_list(starts), self._int_list(ends), self.ints(axes)]
         if steps is not None:
             args.append(self.ints(steps))
         return self.op("Slice", args)
+
+    def _int_list(self, values):
+        if not any(isinstance(v, str) for v in values):
+            return self.ints(values)
+        return self.op("Concat", [v if isinstance(v, str) else self.ints([v]) for v in values], axis=0)
 
     def shape_tensor(self, values, twin_values=None, fill=-1):
         """A 1-D int64 tensor of the shape `values` (the traced sizes): a constant, or, where a size

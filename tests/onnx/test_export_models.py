@@ -220,3 +220,23 @@ def test_a_last_dict_in_args_holds_keyword_arguments():
     x7 = repeated(x, 7)
     (y,) = run(data, x7, np.array(3.0, np.float32), ~mask)
     np.testing.assert_array_equal(y, masked(x7, np.float32(3.0), mask=~mask))
+
+
+class Positions(nn.Module):
+    """Sequence-first input plus a slice of a positional table as long as the input (`pe[:x.size(0)]`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("pe", np.arange(40, dtype=np.float32).reshape(20, 1, 2) / 10)
+
+    def forward(self, x):
+        return x + self.pe[:x.shape[0]] * x[-1] + self.pe[x.shape[0] - 1:x.shape[0] + 1].sum()
+
+
+def test_slices_as_long_as_a_dynamic_axis_follow_it():
+    model = Positions()
+    x = rng.standard_normal((5, 3, 2)).astype(np.float32)
+    data = exported(model, x, input_names=["x"], dynamic_axes={"x": {0: "length", 1: "batch"}})
+    x9 = rng.standard_normal((9, 4, 2)).astype(np.float32)
+    (y,) = run(data, x9)
+    np.testing.assert_allclose(y, np.asarray(model(x9)), rtol=1e-5, atol=1e-6)

@@ -3,6 +3,7 @@ getitem (basic slicing, integers, new axes and one index array) and the index ra
 import numpy as np
 
 from ...ops.index import Slot
+from ..export_dynamic import DynamicSizeError
 from ...tape import Node
 from . import emits
 
@@ -113,24 +114,47 @@ def _full_key(key, ndim):
     return out
 
 
+def _bound(g, node, value, twin_value):
+    """A slice bound: the traced number, or where it follows a dynamic axis (`pe[:x.size(0)]`) a
+    1-element tensor computed from the inputs' sizes."""
+    if twin_value == value:
+        return value
+    size = g.dims.size(g, value, twin_value) if value is not None and twin_value is not None else None
+    if size is None:
+        _refuse(node, value, twin_value)
+    return size
+
+
+def _refuse(node, value, twin_value):
+    raise DynamicSizeError(node, f"its index {value!r} is {twin_value!r} at another size")
+
+
 @emits("getitem", refuse=_getitem_refusal)
 def getitem(g, node):
     """Slice every sliced or integer axis at once, drop the integer axes, gather along the index
     array's axis, then add the new (None) axes."""
     key = _full_key(node.params["key"], len(node.args[0].shape))
+    twin = g.twin(node)
+    twin_key = _full_key(twin.params["key"], len(node.args[0].shape)) if twin is not None else key
     x = g.arg(node, 0)
     starts, ends, axes, steps, dropped = [], [], [], [], []
     axis = 0
-    for k in key:
+    for k, t in zip(key, twin_key):
         if k is None:
             continue
         if isinstance(k, slice) and k != slice(None):
             step = 1 if k.step is None else int(k.step)
-            starts.append(int(k.start) if k.start is not None else (0 if step > 0 else -1))
-            ends.append(int(k.stop) if k.stop is not None else (_END if step > 0 else _BEFORE_START))
+            if t.step != k.step:
+                _refuse(node, k.step, t.step)
+            start = _bound(g, node, k.start, t.start) if k.start is not None else (0 if step > 0 else -1)
+            stop = _bound(g, node, k.stop, t.stop) if k.stop is not None else (_END if step > 0 else _BEFORE_START)
+            starts.append(start)
+            ends.append(stop)
             axes.append(axis)
             steps.append(step)
         elif isinstance(k, (int, np.integer)):
+            if t != k:
+                _refuse(node, k, t)
             starts.append(int(k))
             ends.append(int(k) + 1 if int(k) != -1 else _END)
             axes.append(axis)
