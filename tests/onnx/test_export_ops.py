@@ -33,7 +33,8 @@ def elementwise(x):
             np.rint(x * 3), np.floor(x), np.ceil(x), np.log1p(abs(x)), np.expm1(x), np.exp2(x), np.log2(abs(x) + 1),
             np.log10(abs(x) + 1), np.isfinite(x), np.isnan(x), x.astype(np.float64), np.maximum(x, 0.1),
             np.minimum(x, V), avalon.rsqrt(abs(x) + 1), np.sin(x), np.cos(x), np.arctan(x), np.sinh(x), np.square(x),
-            (x > 0) + (x < -1), (x > 0) * (x < 1), np.maximum(x > 0, x < -1), np.arctan2(x, V), np.arctan2(np.maximum(x, 0), np.minimum(V, 0)), np.arctan2(-x, np.zeros_like(x))]
+            (x > 0) + (x < -1), (x > 0) * (x < 1), np.maximum(x > 0, x < -1), np.arctan2(x, V),
+            np.arctan2(np.maximum(x, 0), np.minimum(V, 0)), np.arctan2(-x, np.zeros_like(x))]
 
 
 def integers(i):
