@@ -54,7 +54,8 @@ def _gemm(node):
         return None
     x, wt = product.args
     wt = _call(wt, "transpose")
-    if wt is None or not _param(wt.args[0]) or len(x.shape) != 2 or x.dtype != node.dtype:
+    if wt is None or tuple(wt.params["axes"]) != (1, 0) or not _param(wt.args[0]) or len(x.shape) != 2 \
+            or x.dtype != node.dtype:
         return None
     w = wt.args[0]
 
