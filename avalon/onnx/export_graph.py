@@ -1,5 +1,6 @@
 """The ONNX graph an export writes, built node by node: unique names, module scopes in node names,
-constants, and the helpers whose form changed between opsets (axes as an attribute or an input).
+constants, and the helpers whose form changed between opsets (a reduction's axes as an attribute or
+an input).
 
 Emitters (avalon/onnx/export_ops/) call `op` and the helpers; they never touch protobufs themselves.
 """
@@ -8,7 +9,7 @@ import numpy as np
 from ..tape import Node
 from .errors import OnnxError
 
-# Reductions whose axes became an input at opset 13 (ReduceSum) or 18 (the others).
+# The opset from which a reduction takes its axes as an input: 13 for ReduceSum, 18 for the others.
 _AXES_INPUT_FROM = {"ReduceSum": 13}
 
 
@@ -98,15 +99,14 @@ class GraphBuilder:
             return name
         return self.op("Cast", [name], to=self.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(to_dtype)))
 
-    # The forms that changed between opsets.
+    # The forms that changed between opsets (export writes 13 and newer: axes and split sizes are
+    # inputs there; the reductions but ReduceSum took their axes as an attribute until 18).
 
     def unsqueeze(self, x, axes):
-        axes = list(axes)
-        return self.op("Unsqueeze", [x, self.ints(axes)]) if self.opset >= 13 else self.op("Unsqueeze", [x], axes=axes)
+        return self.op("Unsqueeze", [x, self.ints(axes)])
 
     def squeeze(self, x, axes):
-        axes = list(axes)
-        return self.op("Squeeze", [x, self.ints(axes)]) if self.opset >= 13 else self.op("Squeeze", [x], axes=axes)
+        return self.op("Squeeze", [x, self.ints(axes)])
 
     def reduce(self, op_type, x, axes, keepdims):
         """`op_type` (ReduceSum, ReduceMean, …) over `axes` (None: all of them)."""
@@ -122,9 +122,7 @@ class GraphBuilder:
         """x cut along `axis` into pieces of `sizes`: one name per piece."""
         if len(sizes) == 1:
             return [self.op("Identity", [x])]
-        if self.opset >= 13:
-            return self.op("Split", [x, self.ints(sizes)], outputs=len(sizes), axis=axis)
-        return self.op("Split", [x], outputs=len(sizes), axis=axis, split=list(sizes))
+        return self.op("Split", [x, self.ints(sizes)], outputs=len(sizes), axis=axis)
 
     def slice(self, x, starts, ends, axes, steps=None):
         """Slice; a start or end may be a 1-element tensor name (a bound that follows a dynamic axis)."""
