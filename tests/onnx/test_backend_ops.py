@@ -73,3 +73,30 @@ def test_linear_attention_gradients_reach_every_input():
         y, state = model(*values)
         return (y * w_out).sum() + (state * w_state).sum()
     assert avalon.gradcheck(loss, *inputs.values())
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+@pytest.mark.parametrize("attrs, last", [({}, 1), ({"inverse": 1}, 2), ({"onesided": 1}, 2),
+                                         ({"inverse": 1, "onesided": 1}, 2)])
+def test_dft_matches_numpy_and_differentiates(attrs, last):
+    """DFT at opset 20 (axis as an input, dft_length padding) against numpy's FFT, and its gradient."""
+    x = rng.standard_normal((2, 5, 3, last))
+    model = avalon.onnx.load(one_node("DFT", 20, {"x": x}, {"length": np.int64(6), "axis": np.int64(1)}, attrs))
+    signal = x[..., 0] + (1j * x[..., 1] if last == 2 else 0)
+    inverse, onesided = attrs.get("inverse"), attrs.get("onesided")
+    expected = (np.fft.irfft if onesided else np.fft.ifft)(signal, 6, axis=1) if inverse else \
+        np.fft.fft(signal, 6, axis=1)[:, :4 if onesided else 6]
+    got = model(x)
+    np.testing.assert_allclose(got[..., 0], expected.real, atol=1e-12)
+    if not (inverse and onesided):
+        np.testing.assert_allclose(got[..., 1], expected.imag, atol=1e-12)
+    weights = rng.standard_normal(got.shape)
+    assert avalon.gradcheck(lambda v: (model(v) * weights).sum(), x)
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+def test_stft_gradient():
+    x, window = rng.standard_normal((1, 20, 1)), np.hanning(8)
+    model = avalon.onnx.load(one_node("STFT", 17, {"x": x}, {"step": np.int64(3), "window": window}, {}))
+    weights = rng.standard_normal(model(x).shape)
+    assert avalon.gradcheck(lambda v: (model(v) * weights).sum(), x)

@@ -19,7 +19,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 NOT_YET = {
     r"test_bitcast_\w+": "BitCast reinterprets an array's bits as another dtype, which tracing refuses",
     r"test_tensorscatter\w*": "TensorScatter is not supported yet",
-    r"test_(dft|stft)\w*|test_melweightmatrix": "DFT, STFT and MelWeightMatrix are not supported yet",
     r"test_col2im\w*": "Col2Im is not supported yet",
     r"test_(basic_)?deform_conv\w*": "DeformConv is not supported yet",
     r"test_roialign\w*": "RoiAlign is not supported yet",
