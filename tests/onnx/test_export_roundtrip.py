@@ -48,3 +48,14 @@ def test_load_rebuilds_the_module_scopes():
     loaded = avalon.onnx.load(exported(make(), x))
     scopes = {n.scope for n in avalon.trace(loaded, x).calls}
     assert {"layer1.0.conv1", "layer1.1.downsample.0", "fc"} <= scopes
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_reduction_axes_are_an_attribute_until_17_and_an_input_from_18(opset):
+    make, x = MODELS["resnet"]
+    model = make()
+    data = exported(model, x, opset_version=opset)
+    (mean,) = [n for n in onnx.load_from_string(data).graph.node if n.op_type == "ReduceMean"]
+    assert (len(mean.input), [a.name for a in mean.attribute if a.name == "axes"]) == \
+        ((1, ["axes"]) if opset == 17 else (2, []))
+    np.testing.assert_allclose(run(data, x)[0], np.asarray(model(x)), rtol=1e-4, atol=1e-5)
