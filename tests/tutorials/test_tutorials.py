@@ -23,11 +23,11 @@ CELL_TIMEOUT = 300  # seconds; a whole tutorial takes well under a minute on two
 SKIP_MESSAGE = "torch is not installed: skipping the side-by-side check"
 
 
-def test_there_are_eight_tutorials():
+def test_there_are_nine_tutorials():
     names = [p.name for p in TUTORIAL_NOTEBOOKS]
     assert names == ["01-mlp-digits.ipynb", "02-cnn-digits.ipynb", "03-regression-diabetes.ipynb",
                      "04-char-lstm.ipynb", "05-tiny-gpt.ipynb", "06-vae-digits.ipynb",
-                     "07-transfer-learning.ipynb", "08-port-a-gpt-file.ipynb"]
+                     "07-transfer-learning.ipynb", "08-port-a-gpt-file.ipynb", "09-onnx-transfer.ipynb"]
 
 
 @pytest.mark.slow
