@@ -109,6 +109,9 @@ class _Seen:
                             before.setdefault((code, name), _state_key(value))
             return previous(frame, event, arg) if previous is not None else None
 
+        # It looks at the user's code only, so Avalon may switch it off while it records a built-in
+        # primitive (tracing/context.py), unless it chains another hook (a debugger, coverage).
+        on_call.skips_avalon = previous is None
         return on_call
 
     def guards(self, f, holders, checks):

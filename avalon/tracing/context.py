@@ -1,5 +1,6 @@
 """A trace in progress: the tape being recorded, the module scope, and `bind`, which records calls."""
 import contextlib
+import sys
 import threading
 
 from ..backend import is_array, namespace
@@ -196,6 +197,20 @@ class Trace:
 
         `value` is the result when the caller already has it (a host callback that ran its hook
         itself, so that the hook's own errors reach the user as they are): `prim` is not run again."""
+        hook = sys.gettrace()
+        if hook is None or not getattr(hook, "skips_avalon", False) or not prim.builtin or prim.effect:
+            return self._record(prim, args, params, value)
+        # A Python trace hook (the compile cache's watch of the user's code) makes the interpreter run
+        # every line slower while it is set, and a built-in primitive runs none of the user's code. The
+        # trace in a 57-layer GPT's first gradient call: 0.55 s of CPU with no hook, 1.1 s with the
+        # hook on throughout, 0.9 s with it off here.
+        sys.settrace(None)
+        try:
+            return self._record(prim, args, params, value)
+        finally:
+            sys.settrace(hook)
+
+    def _record(self, prim, args, params, value):
         from .tracer import Tracer
 
         nodes, values = [], []
