@@ -100,3 +100,38 @@ def test_stft_gradient():
     model = avalon.onnx.load(one_node("STFT", 17, {"x": x}, {"step": np.int64(3), "window": window}, {}))
     weights = rng.standard_normal(model(x).shape)
     assert avalon.gradcheck(lambda v: (model(v) * weights).sum(), x)
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+@pytest.mark.parametrize("op, reduction", [("ScatterElements", "mul"), ("ScatterElements", "max"),
+                                           ("ScatterND", "min"), ("ScatterND", "mul")])
+def test_scatter_reductions_with_repeated_indices(op, reduction):
+    """Repeated indices combine every update (against a plain loop), and the gradients with respect to
+    the data and the updates match finite differences."""
+    data = rng.standard_normal((3, 4))
+    if op == "ScatterElements":
+        indices, updates = np.int64([[1, 1, 0, 2], [1, 0, 0, 2]]), rng.standard_normal((2, 4))
+        expected = data.copy()
+        for (i, j), u in zip(np.ndindex(indices.shape), updates.ravel()):
+            target = (indices[i, j], j)
+            expected[target] = {"mul": np.multiply, "max": np.maximum}[reduction](expected[target], u)
+        attrs = {"reduction": reduction, "axis": 0}
+    else:
+        indices, updates = np.int64([[2], [0], [2]]), rng.standard_normal((3, 4))
+        expected = data.copy()
+        for (row,), u in zip(indices, updates):
+            expected[row] = {"mul": np.multiply, "min": np.minimum}[reduction](expected[row], u)
+        attrs = {"reduction": reduction}
+    model = avalon.onnx.load(one_node(op, 18, {"data": data, "indices": indices, "updates": updates}, {}, attrs))
+    np.testing.assert_allclose(model(data, indices, updates), expected, rtol=1e-12)
+    weights = rng.standard_normal(data.shape)
+    assert avalon.gradcheck(lambda d, u: (model(d, indices, u) * weights).sum(), data, updates)
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+def test_tensor_scatter_gradient():
+    cache, update = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 2, 3))
+    model = avalon.onnx.load(one_node("TensorScatter", 24, {"cache": cache, "update": update},
+                                      {"at": np.int64([1, 4])}, {"mode": "circular"}))
+    weights = rng.standard_normal(cache.shape)
+    assert avalon.gradcheck(lambda c, u: (model(c, u) * weights).sum(), cache, update)

@@ -18,15 +18,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 # in-scope case-name pattern (re.fullmatch) -> why it does not pass yet
 NOT_YET = {
     r"test_bitcast_\w+": "BitCast reinterprets an array's bits as another dtype, which tracing refuses",
-    r"test_tensorscatter\w*": "TensorScatter is not supported yet",
     r"test_col2im\w*": "Col2Im is not supported yet",
     r"test_(basic_)?deform_conv\w*": "DeformConv is not supported yet",
     r"test_roialign\w*": "RoiAlign is not supported yet",
     r"test_maxunpool\w*": "MaxUnpool is not supported yet",
     r"test_maxpool_with_argmax\w*": "MaxPool's Indices output is not supported yet",
     r"test_resize_\w+_antialias": "antialiased Resize is not supported yet",
-    r"test_scatter(_elements_with_reduction|nd)_(mul|multiply|max|min)\w*": "scatter reductions mul, max and "
-                                                                             "min are not supported yet",
     r"test_(unique|compress|nonzero|nonmaxsuppression)\w*": "outputs whose shape depends on the input's values "
                                                              "(Unique, Compress, NonZero, NonMaxSuppression) are "
                                                              "not supported yet",

@@ -244,7 +244,7 @@ def gather_nd(n, data, indices):
 
 @operator("ScatterElements", "Scatter")
 def scatter_elements(n, data, indices, updates):
-    """`updates` written into `data` at `indices` along `axis` (reduction none or add)."""
+    """`updates` written into `data` at `indices` along `axis` (reduction none, add, mul, max or min)."""
     from ... import scatter
     axis = _axis(n.attr("axis", 0), data.ndim)
     indices = np.where(indices < 0, indices + data.shape[axis], indices)
@@ -253,19 +253,51 @@ def scatter_elements(n, data, indices, updates):
         return scatter(data, axis, indices, src=updates)
     if reduction == "add":
         return data + scatter(np.zeros(data.shape, data.dtype), axis, indices, src=updates)
-    raise n.error(f"reduction {reduction!r} is not supported yet (none and add are)")
+    # the other reductions: flat positions of every update (its own coordinates, `indices` along axis)
+    strides = [int(np.prod(data.shape[a + 1:], dtype=np.int64)) for a in range(data.ndim)]
+    grid = np.indices(updates.shape)
+    targets = sum(indices * strides[a] if a == axis else grid[a] * strides[a] for a in range(data.ndim))
+    flat = _reduce_into(n, np.reshape(data, (-1, 1)), np.reshape(targets, (-1,)), np.reshape(updates, (-1, 1)))
+    return np.reshape(flat, data.shape)
 
 
 @operator("ScatterND")
 def scatter_nd(n, data, indices, updates):
-    """`updates` written into `data` at the index tuples in `indices`' last axis (reduction none or add)."""
+    """`updates` written into `data` at the index tuples in `indices`' last axis (any reduction)."""
     from ... import index_put
     reduction = n.attr("reduction", "none")
-    if reduction not in ("none", "add"):
-        raise n.error(f"reduction {reduction!r} is not supported yet (none and add are)")
     depth = indices.shape[-1]
     indices = np.where(indices < 0, indices + np.array(data.shape[:depth]), indices)
-    return index_put(data, tuple(indices[..., i] for i in range(depth)), updates, accumulate=reduction == "add")
+    if reduction in ("none", "add"):
+        return index_put(data, tuple(indices[..., i] for i in range(depth)), updates,
+                         accumulate=reduction == "add")
+    strides = [int(np.prod(data.shape[a + 1:depth], dtype=np.int64)) for a in range(depth)]
+    targets = sum(indices[..., a] * strides[a] for a in range(depth))
+    rest = tuple(data.shape[depth:])
+    flat = _reduce_into(n, np.reshape(data, (-1,) + rest), np.reshape(targets, (-1,)),
+                        np.reshape(updates, (-1,) + rest))
+    return np.reshape(flat, data.shape)
+
+
+def _reduce_into(n, data, targets, updates):
+    """data (P, ...) with each update row k combined into row targets[k] by the node's reduction (mul,
+    max or min), duplicates included: through a (K, P) one-hot table, as ordinary differentiable ops
+    (memory K·P, for the rare models that use these reductions)."""
+    reduction = n.attr("reduction")
+    hits = np.reshape(targets, (-1, 1)) == np.arange(data.shape[0])[None, :]
+    hits = np.reshape(hits, hits.shape + (1,) * (data.ndim - 1))
+    spread = updates[:, None]
+    if reduction == "mul":
+        return data * np.prod(np.where(hits, spread, np.ones((), data.dtype)), axis=0)
+    if reduction not in ("max", "min"):
+        raise n.error(f"reduction {reduction!r} is not one of none, add, mul, max, min")
+    combine, extreme = (np.max, -np.inf) if reduction == "max" else (np.min, np.inf)
+    if not np.issubdtype(data.dtype, np.floating):
+        info = np.iinfo(data.dtype)
+        extreme = info.min if reduction == "max" else info.max
+    best = combine(np.where(hits, spread, np.full((), extreme, data.dtype)), axis=0)
+    pick = np.maximum if reduction == "max" else np.minimum
+    return np.where(np.any(hits, axis=0), pick(data, best), data)
 
 
 @operator("CenterCropPad")
@@ -298,3 +330,19 @@ def reverse_sequence(n, x, lengths):
         where = where.T
     where = np.reshape(where, where.shape + (1,) * (x.ndim - 2))
     return np.take_along_axis(x, where.astype(np.int64), axis=time)
+
+
+@operator("TensorScatter")
+def tensor_scatter(n, cache, update, write_indices=None):
+    """A key/value cache update: `update`'s positions along `axis` written into the cache from each
+    batch entry's write index (0 by default), wrapping around in 'circular' mode."""
+    from ... import scatter
+    axis = _axis(n.attr("axis", -2), cache.ndim)
+    shape = [1] * cache.ndim
+    shape[axis] = update.shape[axis]
+    index = np.reshape(np.arange(update.shape[axis]), shape)
+    if write_indices is not None:
+        index = index + np.reshape(write_indices, (-1,) + (1,) * (cache.ndim - 1))
+    if n.attr("mode", "linear") == "circular":
+        index = index % cache.shape[axis]
+    return scatter(cache, axis, np.broadcast_to(index, update.shape).astype(np.int64), src=update)
