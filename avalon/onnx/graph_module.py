@@ -68,7 +68,11 @@ class OnnxModule(Module):
         args = [_python(a) if name in static else a for name, a in zip(self.input_names, args)] + \
             list(args[len(self.input_names):])
         kwargs = {k: _python(v) if k in static else v for k, v in kwargs.items()}
-        return super().__call__(*args, **kwargs)
+        try:
+            return super().__call__(*args, **kwargs)
+        except MemoryError as error:  # a broadcast view (Expand) is only materialised for the outputs
+            raise OnnxError(f"this ONNX model's results do not fit in memory ({error}): the model asks for more "
+                            "than this machine has, or the file is malformed") from error
 
     def _bind(self, args, kwargs):
         if len(args) > len(self.input_names):
@@ -101,6 +105,9 @@ class OnnxModule(Module):
             try:
                 with scope(node.scope):  # the tape and the workbench group nodes by the exporter's modules
                     results = HANDLERS[node.op_type](node, *[env[i] if i else None for i in node.inputs])
+            except MemoryError as error:  # a shape from the file (ConstantOfShape, Expand) beyond any memory
+                raise node.error(f"its result does not fit in memory ({error}): the model asks for more than "
+                                 "this machine has, or the file is malformed") from error
             finally:
                 node.module = None
             if not isinstance(results, tuple):

@@ -215,6 +215,18 @@ CASES = {  # name -> (build(layout) -> model bytes, error class, message pattern
         "Constant", [], ["c"], name="big", value=tensor("v", [2 ** 40], raw=b"\0" * 8)),
         helper.make_node("Add", ["x", "c"], ["y"])]), "OnnxError",
         r"attribute 'value' of node 'big' \('v'\) is malformed: it declares the shape \[1099511627776\]"),
+    "ConstantOfShape of 16 TiB": (lambda d: model_bytes(
+        [helper.make_node("ConstantOfShape", ["s"], ["c"], name="big"), helper.make_node("Add", ["x", "c"], ["y"])],
+        initializers=[numpy_helper.from_array(np.int64([2 ** 20, 2 ** 20, 4]), "s")]), "OnnxError",
+        r"node 'big' \(ConstantOfShape, opset 17\): its result does not fit in memory"),
+    "Expand to 32 TiB": (lambda d: model_bytes(
+        [helper.make_node("Expand", ["x", "s"], ["y"], name="big")],
+        initializers=[numpy_helper.from_array(np.int64([2 ** 20, 2 ** 20, 2, 4]), "s")]), "OnnxError",
+        "results do not fit in memory"),
+    "Reshape to 2^40 rows": (lambda d: model_bytes(
+        [helper.make_node("Reshape", ["x", "s"], ["y"], name="r")],
+        initializers=[numpy_helper.from_array(np.int64([2 ** 40, 2]), "s")]), "ShapeError",
+        r"shape \(1099511627776, 2\) is invalid for an array of shape \(2, 4\)"),
     "attribute tensor with external data outside": (lambda d: model_bytes([helper.make_node(
         "Constant", [], ["c"], name="big", value=external("v", "../secret/secret.bin")),
         helper.make_node("Add", ["x", "c"], ["y"])]), "OnnxError", "outside the model's folder"),
