@@ -3,9 +3,10 @@ GPT-style model's at 12 and 57 layers, the trace, each view's construction from 
 arguments (tracing included, as a user calls it) and its `.to_html()`, and the Profiler with its
 default repeats. One Markdown table, the targets beside the figures. Nothing is asserted.
 
-    python bench/layout.py [threads] [--size 224] [--batch 1] [--layers 12,57]
+    python bench/layout.py [threads] [--resnet 2x32,1x224] [--layers 12,57]
 
-The models: the torchvision-style ResNet-18 of tests/zoo (batch × 3 × size × size, 10 classes) and the
+The models: the torchvision-style ResNet-18 of tests/zoo (10 classes) on 2×3×32×32 (the size the
+issue's first figures were taken at) and on 1×3×224×224 (ImageNet's), and the
 nanoGPT of tests/zoo (d 128, 4 heads, sequence 64, vocabulary 256, dropout 0.1: about 2,100 nodes at 12
 layers and 9,700 at 57), batch 1. Each figure is wall seconds (what the user waits for) with the CPU
 seconds of this process beside it: on a shared machine the two part, and the CPU figure is the one
@@ -95,8 +96,9 @@ def table(results):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("threads", nargs="?", default=None, help="BLAS threads (default 1)")
-    parser.add_argument("--size", type=int, default=224, help="ResNet-18's image side")
-    parser.add_argument("--batch", type=int, default=1, help="ResNet-18's batch")
+    parser.add_argument("--resnet", default="2x32,1x224",
+                        help="ResNet-18's inputs as BATCHxSIDE, comma-separated (a batch of 1 needs a side "
+                             "of 64 or more: batch norm needs two values per channel)")
     parser.add_argument("--layers", default="12,57", help="the GPT depths, comma-separated")
     parser.add_argument("--gpt-width", type=int, default=128, help="the GPT's d (4 heads)")
     parser.add_argument("--views", default=",".join(VIEWS), help="the views to time, comma-separated")
@@ -106,7 +108,8 @@ def main():
     render.require_dot()
     render.layout("digraph warm { a -> b }")  # the first `dot` process start is not a view's
     views = [v for v in opts.views.split(",") if v]
-    workloads = [lambda: resnet(opts.size, opts.batch)]
+    shapes = [tuple(map(int, shape.split("x"))) for shape in opts.resnet.split(",") if shape]
+    workloads = [lambda batch=batch, side=side: resnet(side, batch) for batch, side in shapes]
     workloads += [lambda n=int(n): gpt(n, d=opts.gpt_width) for n in opts.layers.split(",") if n]
     results = []
     for make in workloads:

@@ -17,9 +17,8 @@ VIEWS = ("TapeView", "BackwardStepper", "CheckView", "Workbench", "Profiler")
 def test_it_times_every_view_of_each_model():
     pytest.importorskip("ipywidgets")
     env = {k: v for k, v in os.environ.items() if k != "BENCH_THREADS"}
-    done = subprocess.run([sys.executable, str(BENCH / "layout.py"), "--size", "32", "--batch", "2",
-                           "--layers", "1", "--gpt-width", "32"], capture_output=True, text=True, timeout=300,
-                          env=env)
+    done = subprocess.run([sys.executable, str(BENCH / "layout.py"), "--resnet", "2x32", "--layers", "1",
+                           "--gpt-width", "32"], capture_output=True, text=True, timeout=300, env=env)
     if "GraphvizNotFound" in done.stderr:
         pytest.skip("Graphviz's dot is not installed")
     assert done.returncode == 0, done.stderr[-4000:]
