@@ -5,10 +5,9 @@ default repeats. One Markdown table, the targets beside the figures. Nothing is 
 
     python bench/layout.py [threads] [--resnet 2x32,1x224] [--layers 12,57]
 
-The models: the torchvision-style ResNet-18 of tests/zoo (10 classes) on 2×3×32×32 (the size the
-issue's first figures were taken at) and on 1×3×224×224 (ImageNet's), and the
-nanoGPT of tests/zoo (d 128, 4 heads, sequence 64, vocabulary 256, dropout 0.1: about 2,100 nodes at 12
-layers and 9,700 at 57), batch 1. Each figure is wall seconds (what the user waits for) with the CPU
+The models: the torchvision-style ResNet-18 of tests/zoo (10 classes) on 2×3×32×32 (this script's
+earlier size) and on 1×3×224×224 (ImageNet's), and the nanoGPT of tests/zoo (d 128, 4 heads,
+sequence 64, vocabulary 256, dropout 0.1: about 2,100 nodes at 12 layers and 9,700 at 57), batch 1. Each figure is wall seconds (what the user waits for) with the CPU
 seconds of this process beside it: on a shared machine the two part, and the CPU figure is the one
 that does not depend on the neighbours. One BLAS thread unless a thread count is given.
 """
