@@ -101,7 +101,8 @@ function zoomable(box) {
   let svg = null, W = 1, H = 1, k = 1, x0 = 0, y0 = 0, fitted = true, layoutKey = "", miniScale = 1;
   const width = () => box.clientWidth;
   const height = () => (svg ? svg.clientHeight : 0);
-  const fitK = () => Math.min(width() / W, height() / H, PX);
+  const TOP = 30;  // room above the fitted graph for the buttons
+  const fitK = () => Math.min(width() / W, (height() - TOP) / H, PX);
   function apply() {
     if (!svg || !width()) return;
     svg.setAttribute("viewBox", x0 + " " + y0 + " " + width() / k + " " + height() / k);
@@ -120,11 +121,12 @@ function zoomable(box) {
   function fit() {
     if (!svg || !width()) return;
     // the view grows with the graph up to most of the window, never a fixed keyhole
-    const tall = Math.min(H * PX * Math.min(1, width() / (W * PX)), Math.max(240, window.innerHeight * 0.85));
+    const room = Math.max(240, Math.min(window.innerHeight * 0.85, window.innerHeight - 180));
+    const tall = Math.min(H * PX * Math.min(1, width() / (W * PX)) + TOP, room);
     svg.style.height = Math.max(tall, 60) + "px";
     k = fitK();
     x0 = (W - width() / k) / 2;
-    y0 = (H - height() / k) / 2;
+    y0 = (H - (height() - TOP) / k) / 2 - TOP / k;
     fitted = true;
     apply();
   }
@@ -159,9 +161,11 @@ function zoomable(box) {
     svg = box.querySelector(":scope > svg");
     box.classList.toggle("avalon-zoomable", !!svg);
     if (!svg) { ui.remove(); mini.remove(); return; }
-    const vb = svg.viewBox.baseVal;
-    W = vb && vb.width ? vb.width : 1;
-    H = vb && vb.height ? vb.height : 1;
+    // the layout's own viewBox, kept aside: the view rewrites the attribute
+    if (!svg.dataset.layout) svg.dataset.layout = svg.getAttribute("viewBox") || "0 0 1 1";
+    const vb = svg.dataset.layout.trim().split(/[^-+.0-9e]+/).map(Number);
+    W = vb[2] || 1;
+    H = vb[3] || 1;
     svg.removeAttribute("width");
     svg.removeAttribute("height");
     svg.setAttribute("preserveAspectRatio", "xMinYMin meet");

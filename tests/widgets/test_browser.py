@@ -1,21 +1,12 @@
 """The workbench as a user sees it: JupyterLab on a loopback port, the demo notebook run in headless
 Chromium (Debian's package, driven by Playwright), and assertions on the rendered page. Screenshots
 of each view are saved under artifacts/."""
-import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from browser import LINK_COLOUR, launch, missing_browser, overflowing, ringed_in_view
+from browser import LINK_COLOUR, jupyter_lab, launch, missing_lab, overflowing, ringed_in_view, run_notebook
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
@@ -24,67 +15,14 @@ ARTIFACTS = ROOT / "artifacts" / "browser"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def _missing():
-    reason = missing_browser()
-    if reason is None and shutil.which("jupyter", path=os.path.dirname(sys.executable)) is None:
-        reason = "jupyter lab is not installed in this environment"
-    return reason
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab():
-    """A fresh JupyterLab serving a temporary folder with the demo notebook; yields its URL."""
-    reason = _missing()
+    """A fresh JupyterLab serving the demo notebook; yields its URL."""
+    reason = missing_lab()
     if reason:
         pytest.skip(reason)
-    home = Path(tempfile.mkdtemp(prefix="avalon-lab-"))
-    work = home / "work"
-    work.mkdir()
-    shutil.copy(HERE / "workbench_demo.ipynb", work)
-    shutil.copy(HERE / "workbench_models.py", work)
-    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    port = _free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    cmd = [os.path.join(os.path.dirname(sys.executable), "jupyter"), "lab", "--no-browser", "--allow-root",
-           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-           f"--ServerApp.root_dir={work}", f"--LabApp.user_settings_dir={home / 'settings'}",
-           f"--LabApp.workspaces_dir={home / 'workspaces'}", "--LabApp.extension_manager=readonly",
-           "--LabApp.expose_app_in_browser=True"]
-    log = open(home / "lab.log", "w")
-    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 40
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.time() > deadline:
-                raise RuntimeError("JupyterLab did not start:\n" + (home / "lab.log").read_text()[-3000:])
-            time.sleep(0.3)
+    with jupyter_lab([HERE / "workbench_demo.ipynb", HERE / "workbench_models.py"]) as url:
         yield url
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def _expected_node_count():
@@ -107,9 +45,7 @@ def test_workbench_views_in_jupyterlab(lab):
         browser = launch(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{lab}/lab/tree/workbench_demo.ipynb")
-            expect(page.locator("#jp-main-statusbar")).to_contain_text("(ipykernel) | Idle", timeout=60_000)
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+            run_notebook(page, lab, "workbench_demo.ipynb")
 
             # TapeView: the SVG graph with the expected number of nodes
             tape_view = page.locator(".avalon-tapeview").first
