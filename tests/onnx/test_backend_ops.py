@@ -135,3 +135,17 @@ def test_tensor_scatter_gradient():
                                       {"at": np.int64([1, 4])}, {"mode": "circular"}))
     weights = rng.standard_normal(cache.shape)
     assert avalon.gradcheck(lambda c, u: (model(c, u) * weights).sum(), cache, update)
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+def test_col2im_is_torch_fold_and_differentiates():
+    import torch
+    x = rng.standard_normal((2, 3 * 2 * 2, 20))
+    attrs = {"strides": [1, 2], "dilations": [2, 1], "pads": [1, 1, 1, 1]}
+    model = avalon.onnx.load(one_node("Col2Im", 18, {"x": x}, {"image": np.int64([5, 6]),
+                                                                "block": np.int64([2, 2])}, attrs))
+    expected = torch.nn.functional.fold(torch.from_numpy(x), (5, 6), (2, 2), dilation=(2, 1), padding=(1, 1),
+                                        stride=(1, 2)).numpy()
+    np.testing.assert_allclose(model(x), expected, rtol=1e-12)
+    weights = rng.standard_normal((2, 3, 5, 6))
+    assert avalon.gradcheck(lambda v: (model(v) * weights).sum(), x)

@@ -18,7 +18,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 # in-scope case-name pattern (re.fullmatch) -> why it does not pass yet
 NOT_YET = {
     r"test_bitcast_\w+": "BitCast reinterprets an array's bits as another dtype, which tracing refuses",
-    r"test_col2im\w*": "Col2Im is not supported yet",
     r"test_(basic_)?deform_conv\w*": "DeformConv is not supported yet",
     r"test_roialign\w*": "RoiAlign is not supported yet",
     r"test_maxunpool\w*": "MaxUnpool is not supported yet",

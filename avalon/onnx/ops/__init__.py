@@ -18,4 +18,5 @@ def operator(*op_types):
 
 
 # importing the families registers their handlers
-from . import attention, loss, math, nn, norm, pool, recurrent, reduce, resize, sampling, shape, signal  # noqa: E402,F401
+from . import (attention, loss, math, nn, norm, pool, recurrent, reduce, resize, sampling,  # noqa: E402,F401
+               shape, signal)

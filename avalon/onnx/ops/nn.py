@@ -1,4 +1,6 @@
-"""Linear layers and convolutions: MatMul, Gemm, Einsum, Conv, ConvTranspose, Pad."""
+"""Linear layers and convolutions: MatMul, Gemm, Einsum, Conv, ConvTranspose, Pad, CausalConvWithState, Col2Im."""
+import itertools
+
 import numpy as np
 
 from ...nn import functional as F
@@ -131,3 +133,44 @@ def causal_conv_with_state(n, x, weight, bias=None, past=None):
         y = y.astype(wide.dtype)
         y = (y * F.sigmoid(y)).astype(x.dtype)
     return y, full[:, :, full.shape[2] - (k - 1):]
+
+
+def _spread(x, axis, stride, start, length):
+    """`x`'s positions along `axis` placed `stride` apart from `start` in zeros of `length`."""
+    count = x.shape[axis]
+    if stride > 1:  # interleave stride-1 zeros after each position
+        y = np.expand_dims(x, axis + 1)
+        pads = [(0, 0)] * y.ndim
+        pads[axis + 1] = (0, stride - 1)
+        y = np.pad(y, pads)
+        shape = list(x.shape)
+        shape[axis] = count * stride
+        x = np.reshape(y, shape)
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(0, (count - 1) * stride + 1)
+        x = x[tuple(index)]
+    pads = [(0, 0)] * x.ndim
+    pads[axis] = (start, length - start - x.shape[axis])
+    return np.pad(x, pads)
+
+
+@operator("Col2Im")
+def col2im(n, x, image_shape, block_shape):
+    """The inverse of im2col (torch's fold): each block's column added back into the (padded) image
+    at its place, then the padding cut off."""
+    image, block = n.ints(image_shape, "image_shape"), n.ints(block_shape, "block_shape")
+    d = len(image)
+    dilations, strides = n.attr("dilations", [1] * d), n.attr("strides", [1] * d)
+    pads = n.attr("pads", [0] * (2 * d))
+    padded_size = [image[i] + pads[i] + pads[i + d] for i in range(d)]
+    counts = [(padded_size[i] - (dilations[i] * (block[i] - 1) + 1)) // strides[i] + 1 for i in range(d)]
+    batch = x.shape[0]
+    columns = np.reshape(x, (batch, -1) + tuple(block) + tuple(counts))  # (N, C, *block, *counts)
+    total = None
+    for offsets in itertools.product(*[range(b) for b in block]):
+        part = columns[(slice(None), slice(None)) + offsets]  # (N, C, *counts)
+        for i in range(d):
+            part = _spread(part, 2 + i, strides[i], offsets[i] * dilations[i], padded_size[i])
+        total = part if total is None else total + part
+    crop = tuple(slice(pads[i], pads[i] + image[i]) for i in range(d))
+    return total[(slice(None), slice(None)) + crop]
