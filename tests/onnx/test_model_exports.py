@@ -4,6 +4,8 @@ outputs match PyTorch at the export's batch size and another; with the names kep
 gradient of one `avalon.grad` matches PyTorch's; an imported ResNet-18 backbone under a new head
 fine-tunes with part of it frozen."""
 import functools
+import io
+import warnings
 
 import numpy as np
 import onnx
@@ -119,3 +121,33 @@ def test_default_export_to_a_file_with_external_weights(tmp_path):
     with torch.no_grad():
         expected = torch_model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(avalon.onnx.load(path)(x), expected, rtol=1e-4, atol=2e-5)
+
+
+def test_a_model_exported_in_training_mode_trains_with_batch_statistics():
+    """`training=TrainingMode.TRAINING` writes BatchNormalization with training_mode=1: outputs use the
+    batch's statistics, the running mean updates as torch's, the running variance as the ONNX spec says
+    (with the batch's biased variance, where torch uses the unbiased one)."""
+    from tests.onnx.exports import cnn, images
+
+    torch_model, x = cnn().train(), images(4)
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torch_model, (torch.from_numpy(x),), f, dynamo=False, do_constant_folding=False,
+                          training=torch.onnx.TrainingMode.TRAINING, input_names=["x"])
+    ours = avalon.onnx.load(f.getvalue()).train()
+    with torch.no_grad():  # tracing ran the model in training mode: start both from the exported statistics
+        for name, value in ours.named_buffers():
+            torch_model.get_buffer(name).copy_(torch.from_numpy(value))
+    seen = {}
+
+    def keep_input(module, args, out):
+        seen["x"] = args[0].detach().numpy()
+
+    torch_model[1].register_forward_hook(keep_input)
+    old_var = ours.get_buffer("1.running_var").copy()
+    np.testing.assert_allclose(ours(x), torch_model(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours.get_buffer("1.running_mean"), torch_model.get_buffer("1.running_mean").numpy(),
+                               rtol=1e-5, atol=1e-6)
+    biased = seen["x"].var(axis=(0, 2, 3))
+    np.testing.assert_allclose(ours.get_buffer("1.running_var"), 0.9 * old_var + 0.1 * biased, rtol=1e-5, atol=1e-6)
