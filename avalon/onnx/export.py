@@ -18,11 +18,8 @@ from .errors import OnnxError, UnexportablePrimitive
 from .export_dynamic import DynamicDims, DynamicSizeError, check_static, differences
 from .export_fuse import fuse
 from .export_graph import GraphBuilder
+from .export_opset import DEFAULT_OPSET, MIN_OPSET, NeedsOpset, max_opset
 from .export_ops import EMITTERS, refusal
-
-# Opsets whose operator forms export writes and the tests check against onnxruntime. The default is
-# torch.onnx.export's (20): files meant for the same runtimes as PyTorch's own exports.
-MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 13, 22, 20
 
 
 def exportable_primitives():
@@ -42,7 +39,8 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
     `input_names` names them), the results its outputs (`output`, or `output_names`).
     `dynamic_axes` as torch's: `{"x": {0: "batch"}, "y": {0: "batch"}}` or `{"x": [0]}` makes those
     dimensions symbolic, and shapes the program computes follow them.
-    `opset_version` between 13 and 22 (default 20).
+    `opset_version` from 9 to the newest the installed onnx defines (default 20, as torch's): each
+    opset's operator forms are written, and a primitive whose form needs a newer opset is refused.
 
     >>> avalon.onnx.export(model.eval(), x, "model.onnx", input_names=["x"],
     ...                    dynamic_axes={"x": {0: "batch"}})          # doctest: +SKIP
@@ -77,12 +75,19 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
     for node in live:
         if isinstance(node, Input) and node.role != "data":
             g.names[node] = g.initializer(node.name, to_numpy(node.value))
+    too_new = {}
     for node in live:
         g.scope = node.scope
-        if isinstance(node, Const):
-            g.names[node] = _constant(g, node)
-        elif isinstance(node, Call):
-            g.names[node] = replaced[node](g) if node in replaced else EMITTERS[node.prim.name](g, node)
+        try:
+            if isinstance(node, Const):
+                g.names[node] = _constant(g, node)
+            elif isinstance(node, Call):
+                g.names[node] = replaced[node](g) if node in replaced else EMITTERS[node.prim.name](g, node)
+        except NeedsOpset as error:  # listed with the others below; later nodes read a placeholder
+            g.names[node] = g.fresh("unexported")
+            _count(too_new, node, f"its ONNX form {error}")
+    if too_new:
+        raise UnexportablePrimitive(too_new)
     g.scope = ""
     graph_outputs = [_output(g, name, node, axes) for name, node in zip(out_names, outputs)]
     model = _model(onnx, g, graph_inputs, graph_outputs, opset)
@@ -101,9 +106,10 @@ def _onnx():
 def _opset(version):
     if version is None:
         return DEFAULT_OPSET
-    if not isinstance(version, (int, np.integer)) or not MIN_OPSET <= version <= MAX_OPSET:
+    if not isinstance(version, (int, np.integer)) or not MIN_OPSET <= version <= max_opset():
         raise OnnxError(f"export: opset_version={version!r} is not supported; Avalon writes opsets "
-                        f"{MIN_OPSET} to {MAX_OPSET} (default {DEFAULT_OPSET})")
+                        f"{MIN_OPSET} to {max_opset()} (the newest the installed onnx defines; default "
+                        f"{DEFAULT_OPSET})")
     return int(version)
 
 
@@ -155,12 +161,18 @@ def _refuse_unexportable(live, opset, replaced):
         if isinstance(node, Call) and node not in replaced:
             why = refusal(node, opset)
             if why is not None:
-                count, _, locations = found.get(node.prim.name, (0, why, []))
-                if node.location is not None and node.location not in locations:
-                    locations.append(node.location)
-                found[node.prim.name] = (count + 1, why, locations)
+                _count(found, node, why)
     if found:
         raise UnexportablePrimitive(found)
+
+
+def _count(found, node, why):
+    """Add `node` to UnexportablePrimitive's table {primitive: (count, why, user's lines)}."""
+    name = node.prim.name if isinstance(node, Call) else "constant"
+    count, first_why, locations = found.get(name, (0, why, []))
+    if node.location is not None and node.location not in locations:
+        locations.append(node.location)
+    found[name] = (count + 1, first_why, locations)
 
 
 def _twin_args(args, kwargs, data, in_names, axes):

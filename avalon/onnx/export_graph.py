@@ -1,13 +1,15 @@
 """The ONNX graph an export writes, built node by node: unique names, module scopes in node names,
-constants, and the helpers whose form changed between opsets (a reduction's axes as an attribute or
-an input).
+constants, and the helpers whose form changed between opsets (axes and sizes as attributes or
+inputs, Softmax over one axis or a flattened tail, the types Equal and Max accept).
 
 Emitters (avalon/onnx/export_ops/) call `op` and the helpers; they never touch protobufs themselves.
+Every node is checked against the requested opset's schema as it is added (export_opset.py).
 """
 import numpy as np
 
 from ..tape import Node
 from .errors import OnnxError
+from .export_opset import NeedsOpset, check_node
 
 # The opset from which a reduction takes its axes as an input: 13 for ReduceSum, 18 for the others.
 _AXES_INPUT_FROM = {"ReduceSum": 13}
@@ -52,6 +54,7 @@ class GraphBuilder:
         node_name = self.fresh(prefix + op_type)
         names = [self.fresh(f"{node_name}_output_{i}") for i in range(outputs)]
         attrs = {k: v for k, v in attrs.items() if v is not None}
+        check_node(self.onnx, self.opset, op_type, len(inputs), attrs)
         self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), names, name=node_name, **attrs))
         return names[0] if outputs == 1 else names
 
@@ -99,14 +102,19 @@ class GraphBuilder:
             return name
         return self.op("Cast", [name], to=self.onnx.helper.np_dtype_to_tensor_dtype(np.dtype(to_dtype)))
 
-    # The forms that changed between opsets (export writes 13 and newer: axes and split sizes are
-    # inputs there; the reductions but ReduceSum took their axes as an attribute until 18).
+    # The forms that changed between opsets: axes, split sizes, slice bounds and pads were
+    # attributes before they became inputs (13 for axes and splits, 10 for Slice, 11 for Pad; the
+    # reductions but ReduceSum kept their axes as an attribute until 18).
 
     def unsqueeze(self, x, axes):
-        return self.op("Unsqueeze", [x, self.ints(axes)])
+        if self.opset >= 13:
+            return self.op("Unsqueeze", [x, self.ints(axes)])
+        return self.op("Unsqueeze", [x], axes=[int(a) for a in axes])
 
     def squeeze(self, x, axes):
-        return self.op("Squeeze", [x, self.ints(axes)])
+        if self.opset >= 13:
+            return self.op("Squeeze", [x, self.ints(axes)])
+        return self.op("Squeeze", [x], axes=[int(a) for a in axes])
 
     def reduce(self, op_type, x, axes, keepdims):
         """`op_type` (ReduceSum, ReduceMean, …) over `axes` (None: all of them)."""
@@ -122,14 +130,59 @@ class GraphBuilder:
         """x cut along `axis` into pieces of `sizes`: one name per piece."""
         if len(sizes) == 1:
             return [self.op("Identity", [x])]
-        return self.op("Split", [x, self.ints(sizes)], outputs=len(sizes), axis=axis)
+        if self.opset >= 13:
+            return self.op("Split", [x, self.ints(sizes)], outputs=len(sizes), axis=axis)
+        return self.op("Split", [x], outputs=len(sizes), axis=axis, split=[int(n) for n in sizes])
 
     def slice(self, x, starts, ends, axes, steps=None):
         """Slice; a start or end may be a 1-element tensor name (a bound that follows a dynamic axis)."""
+        if self.opset < 10 and (any(s != 1 for s in steps or ()) or
+                                any(isinstance(v, str) for v in (*starts, *ends))):
+            raise NeedsOpset("Slice", "with steps or bounds computed in the graph", 10, self.opset)
+        if self.opset < 10:
+            return self.op("Slice", [x], starts=[int(v) for v in starts], ends=[int(v) for v in ends],
+                           axes=[int(a) for a in axes])
         args = [x, self._int_list(starts), self._int_list(ends), self.ints(axes)]
         if steps is not None:
             args.append(self.ints(steps))
         return self.op("Slice", args)
+
+    def pad(self, x, pads, value, dtype):
+        """Constant padding, `pads` as ONNX orders them (all starts, then all ends)."""
+        if self.opset >= 11:
+            return self.op("Pad", [x, self.ints(pads), self.const(value, dtype)], mode="constant")
+        return self.op("Pad", [x], mode="constant", pads=[int(p) for p in pads], value=float(value))
+
+    def softmax(self, op_type, x, axis, rank):
+        """Softmax or LogSoftmax over one axis. Before 13 they normalise over the flattened axes from
+        `axis` on, the same only for the last axis: another axis is moved last and back."""
+        axis %= rank
+        if self.opset >= 13 or axis == rank - 1:
+            return self.op(op_type, [x], axis=axis)
+        perm = list(range(rank))
+        perm[axis], perm[-1] = perm[-1], perm[axis]
+        moved = self.op(op_type, [self.op("Transpose", [x], perm=perm)], axis=rank - 1)
+        return self.op("Transpose", [moved], perm=perm)
+
+    def compare(self, op_type, a, b, dtype):
+        """Equal, Less, Greater, LessOrEqual or GreaterOrEqual of two operands of `dtype`. Equal takes
+        floats from 11 (before: neither less nor greater, nor NaN), the *OrEqual forms exist from 12."""
+        if op_type in ("LessOrEqual", "GreaterOrEqual") and self.opset < 12:
+            strict = "Less" if op_type == "LessOrEqual" else "Greater"
+            return self.op("Or", [self.op(strict, [a, b]), self.compare("Equal", a, b, dtype)])
+        if op_type == "Equal" and self.opset < 11 and np.issubdtype(np.dtype(dtype), np.floating):
+            apart = [self.op("Less", [a, b]), self.op("Greater", [a, b]), self.op("IsNaN", [a]), self.op("IsNaN", [b])]
+            either = apart[0]
+            for other in apart[1:]:
+                either = self.op("Or", [either, other])
+            return self.op("Not", [either])
+        return self.op(op_type, [a, b])
+
+    def extreme(self, op_type, a, b, dtype):
+        """Max or Min of two operands; they take integers from 12 (before: a Where)."""
+        if self.opset >= 12 or not np.issubdtype(np.dtype(dtype), np.integer):
+            return self.op(op_type, [a, b])
+        return self.op("Where", [self.op("Greater" if op_type == "Max" else "Less", [a, b]), a, b])
 
     def _int_list(self, values):
         if not any(isinstance(v, str) for v in values):

@@ -37,7 +37,10 @@ _BOOLEAN = {"add": "Or", "multiply": "And", "maximum": "Or", "minimum": "And"}  
 @emits(*_BINARY)
 def binary(g, node):
     table = _BOOLEAN if node.dtype == np.bool_ and node.prim.name in _BOOLEAN else _BINARY
-    return g.op(table[node.prim.name], _operands(g, node, node.dtype))
+    op_type = table[node.prim.name]
+    if op_type in ("Max", "Min"):
+        return g.extreme(op_type, *_operands(g, node, node.dtype), node.dtype)
+    return g.op(op_type, _operands(g, node, node.dtype))
 
 
 @emits("remainder", "floor_divide")
@@ -53,10 +56,11 @@ def floored(g, node):
 
 @emits(*_COMPARE, "not_equal")
 def compare(g, node):
-    operands = _operands(g, node, _common(node, (0, 1)))
+    dtype = _common(node, (0, 1))
+    operands = _operands(g, node, dtype)
     if node.prim.name == "not_equal":
-        return g.op("Not", [g.op("Equal", operands)])
-    return g.op(_COMPARE[node.prim.name], operands)
+        return g.op("Not", [g.compare("Equal", *operands, dtype)])
+    return g.compare(_COMPARE[node.prim.name], *operands, dtype)
 
 
 @emits(*_LOGIC)
@@ -99,7 +103,7 @@ def arctan2(g, node):
     dt = node.dtype
     y, x = g.arg(node, 0, dt), g.arg(node, 1, dt)
     zero = g.const(0, dt)
-    base = g.op("Atan", [g.op("Div", [y, g.op("Where", [g.op("Equal", [x, zero]), g.const(1, dt), x])])])
+    base = g.op("Atan", [g.op("Div", [y, g.op("Where", [g.compare("Equal", x, zero, dt), g.const(1, dt), x])])])
     turn = g.op("Where", [g.op("Less", [y, zero]), g.const(-np.pi, dt), g.const(np.pi, dt)])
     half = g.op("Mul", [g.op("Sign", [y]), g.const(np.pi / 2, dt)])
     left = g.op("Add", [base, turn])
@@ -136,7 +140,7 @@ def isfinite(g, node):
     x = g.arg(node, 0)
     if not np.issubdtype(node.args[0].dtype, np.floating):
         return g.op("Equal", [x, x])  # integers are always finite
-    return g.op("Not", [g.op("Or", [g.op("IsNaN", [x]), g.op("IsInf", [x])])])
+    return g.op("Less", [g.op("Abs", [x]), g.const(np.inf, node.args[0].dtype)])  # False for ±inf and NaN
 
 
 @emits("where")
@@ -150,7 +154,7 @@ def clip(g, node):
     y = g.arg(node, 0, node.dtype)
     for i, op_type in ((1, "Max"), (2, "Min")):
         if node.args[i] is not None:
-            y = g.op(op_type, [y, g.arg(node, i, node.dtype)])
+            y = g.extreme(op_type, y, g.arg(node, i, node.dtype), node.dtype)
     return y
 
 

@@ -13,7 +13,7 @@ def cross_entropy(g, node):
     axis = node.params.get("axis", 1) % len(x.shape)
     ignore, smoothing = node.params.get("ignore_index", -100), node.params.get("label_smoothing", 0.0)
     classes = x.shape[axis]
-    logp = g.op("LogSoftmax", [g.arg(node, 0)], axis=axis)
+    logp = g.softmax("LogSoftmax", g.arg(node, 0), axis, len(x.shape))
     target = g.arg(node, 1, np.int64)
     counted = g.op("Not", [g.op("Equal", [target, g.const(np.int64(ignore))])])
     safe = g.op("Where", [counted, target, g.const(np.int64(0))])
@@ -35,8 +35,8 @@ def cross_entropy(g, node):
 
 @emits("soft_cross_entropy")
 def soft_cross_entropy(g, node):
-    axis = node.params.get("axis", 1)
-    logp = g.op("LogSoftmax", [g.arg(node, 0)], axis=axis)
+    axis = node.params.get("axis", 1) % len(node.args[0].shape)
+    logp = g.softmax("LogSoftmax", g.arg(node, 0), axis, len(node.args[0].shape))
     return g.op("Neg", [g.reduce("ReduceSum", g.op("Mul", [g.arg(node, 1, node.dtype), logp]), [axis], False)])
 
 

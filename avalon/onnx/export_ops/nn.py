@@ -6,6 +6,7 @@ import numpy as np
 from ...ops.pool import _inverse_divisor
 from ...ops.vision import _nearest_index, axis_matrix
 from . import emits
+from .reduce import einsum_form
 
 
 @emits("matmul")
@@ -16,7 +17,7 @@ def matmul(g, node):
 @emits("softmax", "log_softmax")
 def softmax(g, node):
     op_type = "Softmax" if node.prim.name == "softmax" else "LogSoftmax"
-    return g.op(op_type, [g.arg(node, 0)], axis=int(node.params["axis"]))
+    return g.softmax(op_type, g.arg(node, 0), int(node.params["axis"]), len(node.shape))
 
 
 def _pads(padding):
@@ -124,7 +125,7 @@ def resample(g, node):
             x = g.reduce("ReduceMean", x, [axis], True)
         else:
             source = letters[:axis] + "z" + letters[axis + 1:]
-            x = g.op("Einsum", [g.const(m, node.dtype), x], equation=f"{letters[axis]}z,{source}->{letters}")
+            x = einsum_form(g, f"{letters[axis]}z,{source}->{letters}", [g.const(m, node.dtype), x], [2, ndim])
     return x if x != g.arg(node, 0) else g.op("Identity", [x])
 
 
@@ -170,7 +171,7 @@ def _scores(g, node):
             scores = g.op("Where", [g.arg(node, i), scores, g.const(-np.inf, dt)])
         else:
             scores = g.op("Add", [scores, g.arg(node, i, dt)])
-    return g.op("Softmax", [scores], axis=-1)
+    return g.softmax("Softmax", scores, -1, len(node.shape))  # the scores have the result's rank
 
 
 @emits("attention_weights")

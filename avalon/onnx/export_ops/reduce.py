@@ -2,6 +2,7 @@
 sum_to, and einsum (layer norm's sums are einsums on the tape)."""
 import numpy as np
 
+from ..export_opset import NeedsOpset
 from . import emits
 
 _REDUCE = {"sum": "ReduceSum", "mean": "ReduceMean", "prod": "ReduceProd", "max": "ReduceMax",
@@ -39,7 +40,7 @@ def arg_extreme(g, node):
     op_type = "ArgMax" if node.prim.name == "argmax" else "ArgMin"
     axis, keep = node.params.get("axis"), int(bool(node.params.get("keepdims", False)))
     if axis is not None:
-        return g.op(op_type, [x], axis=int(axis), keepdims=keep)
+        return g.op(op_type, [x], axis=int(axis) % len(node.args[0].shape), keepdims=keep)
     flat = g.op(op_type, [g.op("Reshape", [x, g.ints([-1])])], axis=0, keepdims=0)
     return g.op("Reshape", [flat, g.ints(node.shape)]) if keep else flat
 
@@ -90,4 +91,39 @@ def sum_to(g, node):
 
 @emits("einsum")
 def einsum(g, node):
-    return g.op("Einsum", [g.arg(node, i) for i in range(len(node.args))], equation=node.params["subscripts"])
+    return einsum_form(g, node.params["subscripts"], [g.arg(node, i) for i in range(len(node.args))],
+                       [len(a.shape) for a in node.args])
+
+
+def einsum_form(g, equation, names, ranks):
+    """Einsum from opset 12; before it, each operand laid out over all the indices (Transpose, then
+    Unsqueeze where it lacks one), the operands multiplied (broadcasting) and the indices the output
+    lacks summed out: the same sums, with a larger intermediate."""
+    if g.opset >= 12:
+        return g.op("Einsum", names, equation=equation)
+    terms, output = _explicit(equation, ranks)
+    letters = list(output) + [c for c in dict.fromkeys("".join(terms)) if c not in output]
+    product = None
+    for term, x in zip(terms, names):
+        if len(set(term)) != len(term):
+            raise NeedsOpset("Einsum", "with an index repeated within one operand (a diagonal)", 12, g.opset)
+        ordered = sorted(term, key=letters.index)
+        if ordered != list(term):
+            x = g.op("Transpose", [x], perm=[term.index(c) for c in ordered])
+        missing = [i for i, c in enumerate(letters) if c not in term]
+        x = g.unsqueeze(x, missing) if missing else x
+        product = x if product is None else g.op("Mul", [product, x])
+    summed = list(range(len(output), len(letters)))
+    return g.reduce("ReduceSum", product, summed, False) if summed else g.op("Identity", [product])
+
+
+def _explicit(equation, ranks):
+    """The terms and output of `equation` with any `...` written as letters of its own."""
+    inputs, output = equation.replace(" ", "").split("->")
+    terms = inputs.split(",")
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in equation]
+    width = max([r - (len(t) - 3) for t, r in zip(terms, ranks) if "..." in t] or [0])
+    ellipsis = "".join(spare[:width])
+    terms = [t.replace("...", ellipsis[width - (r - (len(t) - 3)):]) if "..." in t else t
+             for t, r in zip(terms, ranks)]
+    return terms, output.replace("...", ellipsis)

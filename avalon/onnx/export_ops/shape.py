@@ -34,15 +34,14 @@ def concatenate(g, node):
     names = [g.arg(node, i, node.dtype) for i in range(len(node.args))]
     if len(names) == 1:
         return g.op("Identity", names)
-    return g.op("Concat", names, axis=int(node.params.get("axis", 0)))
+    return g.op("Concat", names, axis=int(node.params.get("axis", 0)) % len(node.shape))
 
 
 @emits("pad")
 def pad(g, node):
     widths = node.params["widths"]
     pads = [int(a) for a, _ in widths] + [int(b) for _, b in widths]
-    value = g.const(node.params.get("value", 0.0), node.dtype)
-    return g.op("Pad", [g.arg(node, 0), g.ints(pads), value], mode="constant")
+    return g.pad(g.arg(node, 0), pads, node.params.get("value", 0.0), node.dtype)
 
 
 @emits("flip")
@@ -201,7 +200,7 @@ def _gather_nd(g, node, x, slots):
     for k in arrays:
         index = g.op("Expand", [g.arg(node, 1 + k.i, np.int64), g.shape_tensor(common, twin_common, fill=1)])
         stacked.append(g.unsqueeze(index, [len(common)]))
-    y = g.op("GatherND", [x, g.op("Concat", stacked, axis=-1)])
+    y = g.op("GatherND", [x, g.op("Concat", stacked, axis=len(common))])
     first = slots[0] if slots == list(range(slots[0], slots[0] + len(slots))) else 0
     if first == 0:
         return y
@@ -243,5 +242,5 @@ def scatter_add(g, node):
     zero = g.onnx.numpy_helper.from_array(np.zeros(1, node.dtype))
     data = g.op("ConstantOfShape", [g.ints([shape[a] for a in order])], value=zero)
     stacked = [g.unsqueeze(g.op("Expand", [g.arg(node, 1 + k.i, np.int64), g.ints(common)]), [b]) for k in arrays]
-    scattered = g.op("ScatterND", [data, g.op("Concat", stacked, axis=-1), updates], reduction="add")
+    scattered = g.op("ScatterND", [data, g.op("Concat", stacked, axis=b), updates], reduction="add")
     return g.op("Transpose", [scattered], perm=[order.index(a) for a in range(len(shape))])
