@@ -102,6 +102,8 @@ function zoomable(box) {
   const width = () => box.clientWidth;
   const height = () => (svg ? svg.clientHeight : 0);
   const TOP = 30;  // room above the fitted graph for the buttons
+  const LEGIBLE = 0.75;  // pixels per point at which a module box's label is 9 px tall
+  let fresh = false;  // refitted since the last reveal
   const fitK = () => Math.min(width() / W, (height() - TOP) / H, PX);
   function apply() {
     if (!svg || !width()) return;
@@ -148,11 +150,19 @@ function zoomable(box) {
   function reveal(id) {
     // false when there is nothing to show or the box is not laid out (a hidden tab, not yet attached)
     const target = id && svg ? svg.querySelector("#" + CSS.escape(id)) : null;
-    if (!target || !width()) return false;
+    if (!target || !width()) { fresh = false; return false; }
     const r = target.getBoundingClientRect(), v = svg.getBoundingClientRect();
-    if (r.top >= v.top && r.bottom <= v.bottom && r.left >= v.left && r.right <= v.right) return true;
     const gx = x0 + (r.left + r.width / 2 - v.left) / k, gy = y0 + (r.top + r.height / 2 - v.top) / k;
     const need = Math.min(width() / (r.width / k + 16), height() / (r.height / k + 16));
+    const refitted = fresh;
+    fresh = false;
+    if (refitted && k < LEGIBLE) {
+      // a new layout too large to read whole: show the focus (an opened module, a step) legibly
+      k = Math.max(fitK(), Math.min(LEGIBLE, need));
+      centre(gx, gy);
+      return true;
+    }
+    if (r.top >= v.top && r.bottom <= v.bottom && r.left >= v.left && r.right <= v.right) return true;
     if (need < k) k = Math.max(need, fitK());
     centre(gx, gy);
     return true;
@@ -181,6 +191,7 @@ function zoomable(box) {
     if (key !== layoutKey || fitted) {
       layoutKey = key;
       fit();
+      fresh = true;
     } else {
       svg.style.height = box.dataset.height;
       apply();
