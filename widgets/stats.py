@@ -23,20 +23,30 @@ def stats(value):
         return None
     if a.dtype.kind == "c":
         a = np.abs(a)
-    flat = a.astype(np.float64, copy=False).ravel()
-    finite_mask = np.isfinite(flat)
-    finite = flat[finite_mask]
-    out = {"count": int(flat.size), "nan": int(np.isnan(flat).sum()),
-           "inf": int(np.isinf(flat).sum()), "shape": tuple(a.shape), "dtype": str(a.dtype)}
+    finite, nan, inf = _finite(a)
+    out = {"count": int(a.size), "nan": nan, "inf": inf, "shape": tuple(a.shape), "dtype": str(a.dtype)}
     if finite.size:
-        out.update(min=float(finite.min()), max=float(finite.max()), mean=float(finite.mean()),
-                   std=float(finite.std()), norm=float(np.sqrt(np.square(finite).sum())))
+        # sums in float64 without a float64 copy of a large float32 value (panels show thousands);
+        # the norm from the same mean and variance: Σx² = n·(var + mean²)
+        mean, var = float(finite.mean(dtype=np.float64)), float(finite.var(dtype=np.float64))
+        out.update(min=float(finite.min()), max=float(finite.max()), mean=mean, std=math.sqrt(var),
+                   norm=math.sqrt(finite.size * (var + mean * mean)))
     else:
         out.update(min=None, max=None, mean=None, std=None, norm=None)
     out["finite"] = out["nan"] == 0 and out["inf"] == 0
     if not out["finite"]:
         out["norm"] = math.inf if out["nan"] == 0 else math.nan
     return out
+
+
+def _finite(a):
+    """(the finite entries of `a`, flat; its NaN count; its ±inf count), copying only when some are not."""
+    flat = a.ravel() if a.dtype.kind in "fc" else a.astype(np.float64).ravel()
+    mask = np.isfinite(flat)
+    if mask.all():
+        return flat, 0, 0
+    nan = int(np.isnan(flat).sum())
+    return flat[mask], nan, int(flat.size - mask.sum() - nan)
 
 
 def fmt(x):
@@ -64,8 +74,7 @@ def histogram_svg(value, bins=24, width=220, height=56):
     a = to_numpy(value)
     if a is None or a.dtype.kind not in "biuf" or a.size == 0:
         return ""
-    flat = a.astype(np.float64, copy=False).ravel()
-    flat = flat[np.isfinite(flat)]
+    flat = _finite(a)[0]
     if flat.size == 0:
         return ""
     lo, hi = float(flat.min()), float(flat.max())
