@@ -5,6 +5,7 @@ import sys
 import pytest
 
 import avalon
+import avalon.profile
 from avalon.widgets import Profiler
 from avalon.widgets.charts import bar_chart_svg
 
@@ -70,3 +71,16 @@ def test_a_bad_thread_count_says_what_it_takes(net, threads):
     model, x, y = net
     with pytest.raises(avalon.AvalonError, match="threads must be a positive int"):
         Profiler(mse, model, x, y, repeat=1, threads=threads)
+
+
+def test_on_a_device_every_clock_read_waits_for_the_queued_work_first(small, monkeypatch):
+    import avalon.profile.engine as engine
+
+    waits = []
+    monkeypatch.setattr(engine, "_needs_sync", lambda xp: True)  # as on cupy
+    monkeypatch.setattr(engine, "_synchronize", lambda xp: waits.append(1))
+    f, W1, W2, x = small
+    prof = avalon.profile.profile(f, W1, W2, x, repeat=2, warmup=1)
+    runs = 3  # warmup + repeat, each a clocked and a plain call
+    assert len(waits) == runs * (len(prof.rows) + 1) + runs  # a mark after each line, one on entry
+    assert all(row["median_s"] >= 0 for row in prof.rows)
