@@ -103,7 +103,7 @@ function zoomable(box) {
   const height = () => (svg ? svg.clientHeight : 0);
   const TOP = 30;  // room above the fitted graph for the buttons
   const LEGIBLE = 0.75;  // pixels per point at which a module box's label is 9 px tall
-  let fresh = false;  // refitted since the last reveal
+  let fresh = false, opened = false;  // refitted since the last reveal; fitted once (the opening)
   const fitK = () => Math.min(width() / W, (height() - TOP) / H, PX);
   function apply() {
     if (!svg || !width()) return;
@@ -191,7 +191,8 @@ function zoomable(box) {
     if (key !== layoutKey || fitted) {
       layoutKey = key;
       fit();
-      fresh = true;
+      fresh = opened;  // the opening shows the whole graph, focus or not
+      opened = opened || width() > 0;
     } else {
       svg.style.height = box.dataset.height;
       apply();

@@ -114,3 +114,36 @@ def test_model_scale_views_in_jupyterlab(lab):
                 view.screenshot(path=str(ARTIFACTS / f"{css}-lab-opened-{opened}.png"))
         finally:
             browser.close()
+
+
+def test_every_view_of_a_workbench_opens_whole_in_the_static_page(tmp_path):
+    """TapeView, BackwardStepper, Profiler and CheckView of a ResNet-18 step: each graph opens
+    fitted, the whole model in view, its top-level modules labelled at least 9 px tall (the stepper
+    and the profiler beside their side panels)."""
+    reason = missing_browser()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    from avalon.widgets import Workbench
+
+    models = _scale_models()
+    path = tmp_path / "workbench.html"
+    path.write_text(Workbench(*models.resnet18_step(), repeat=1).to_html(), encoding="utf-8")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH + 16, "height": 900})
+            page.goto(path.as_uri())
+            for kind in ("tapeview", "stepper", "profiler", "checkview"):
+                graph = page.locator(f".avalon-static.avalon-{kind} .avalon-graph")
+                graph.evaluate("(g) => g.scrollIntoView({ block: 'start' })")
+                at_open = geometry(graph, models.ResNet18.TOP)
+                assert at_open["whole"], (kind, at_open)
+                assert set(at_open["labels"]) == set(models.ResNet18.TOP), (kind, at_open["labels"])
+                for name, label in at_open["labels"].items():
+                    assert label["inside"] and label["height"] >= 9, (kind, name, label)
+                graph.screenshot(path=str(ARTIFACTS / f"scale-resnet-workbench-{kind}.png"))
+        finally:
+            browser.close()
