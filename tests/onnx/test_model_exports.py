@@ -14,7 +14,8 @@ import torch
 
 import avalon
 import avalon.onnx
-from tests.onnx.torch_models import DYNAMO_ONLY, MODELS, SETTINGS, export_with, resnet18, small_images
+from tests.onnx.torch_models import (DYNAMO_ONLY, MODELS, SETTINGS, export_with, recurrent, resnet18, series,
+                                     small_images)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
                                         "ignore::UserWarning")
@@ -70,6 +71,24 @@ def test_parameter_gradients_match_torch(model, setting):
     for name, p in expected.items():
         scale = np.abs(p.grad.numpy()).max()
         np.testing.assert_allclose(grads[0][name], p.grad.numpy(), rtol=1e-3, atol=1e-4 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("setting", ["legacy-names", "dynamo-names"])
+@pytest.mark.parametrize("kind", ["gru", "rnn", "lstm"])
+def test_recurrent_layers_match_torch_with_gradients(kind, setting):
+    """Stacked and bidirectional GRU and LSTM layers and a ReLU RNN (the ONNX GRU, LSTM and RNN ops, or
+    the exporter's unrolled steps) at another batch size than the export's, with every gradient."""
+    torch_model = recurrent(kind)
+    ours = avalon.onnx.load(export_with(setting, torch_model, series()))
+    x = series(3, seed=4)
+    _, grads = avalon.grad(lambda m, v: m(v).sum(), ours, x)
+    y = torch_model(torch.from_numpy(x))
+    y.sum().backward()
+    np.testing.assert_allclose(ours(x), y.detach().numpy(), rtol=1e-4, atol=1e-5)
+    expected = dict(torch_model.named_parameters())
+    assert {name for name, _ in ours.named_parameters()} == set(expected)
+    for name, p in expected.items():
+        np.testing.assert_allclose(grads[0][name], p.grad.numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
 
 
 class Classifier(avalon.nn.Module):

@@ -1,6 +1,6 @@
 """The PyTorch models of the export tests (a ResNet-18, an LSTM classifier, a Transformer encoder, an
-MLP with RMSNorm, with the MLP and CNN of exports.py), small inputs for them, and `export_with`, which exports one by one of
-the exporter settings in SETTINGS."""
+MLP with RMSNorm, recurrent layers, and the MLP and CNN of exports.py), small inputs for them, and
+`export_with`, which exports a model by one of the exporter settings in SETTINGS."""
 import io
 import os
 import tempfile
@@ -78,6 +78,31 @@ class LSTMClassifier(nn.Module):
     def forward(self, x):
         out, _ = self.lstm(x)
         return self.fc(out[:, -1])
+
+
+class Recurrent(nn.Module):
+    """A two-layer bidirectional GRU, a ReLU RNN or a two-layer bidirectional time-first LSTM under a
+    Linear, reading the output and the final states (so every ONNX output of the op is used)."""
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+        self.rnn = {"gru": lambda: nn.GRU(6, 5, num_layers=2, batch_first=True, bidirectional=True),
+                    "rnn": lambda: nn.RNN(6, 5, nonlinearity="relu", batch_first=True),
+                    "lstm": lambda: nn.LSTM(6, 5, num_layers=2, bidirectional=True)}[kind]()
+        self.fc = nn.Linear(5 if kind == "rnn" else 10, 3)
+
+    def forward(self, x):
+        if self.kind == "lstm":
+            out, (h, c) = self.rnn(x.transpose(0, 1))
+            return self.fc(out[-1]) + h.sum(0).sum(-1, keepdim=True) + c.mean()
+        out, h = self.rnn(x)
+        return self.fc(out[:, -1]) + h.sum()
+
+
+def recurrent(kind):
+    torch.manual_seed(0)
+    return Recurrent(kind).eval()
 
 
 def rms_mlp():
