@@ -35,15 +35,18 @@ def _rate(gflops):
     return f"{gflops:.2f}" if gflops else ""
 
 
+def _check_threads(threads):
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise AvalonError(f"Profiler(threads={threads!r}): threads must be a positive int (BLAS threads the "
+                          "timed runs use) or None (the process's own setting)")
+
+
 @contextlib.contextmanager
 def _blas_threads(threads):
     """BLAS and OpenMP pools held to `threads` inside (threadpoolctl); None leaves them as they are."""
     if threads is None:
         yield
         return
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise AvalonError(f"Profiler(threads={threads!r}): threads must be a positive int (BLAS threads the "
-                          "timed runs use) or None (the process's own setting)")
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -72,6 +75,7 @@ class Profiler(View):
     def __init__(self, f_or_tape, *args, repeat=5, warmup=1, threads=1, max_rows=300, max_nodes=150,
                  selection=None):
         super().__init__(selection=selection)
+        _check_threads(threads)  # before tracing
         tape = tape_of(f_or_tape, args)
         self.tape = tape
         self.threads = threads
