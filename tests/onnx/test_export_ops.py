@@ -12,6 +12,7 @@ import avalon
 import avalon.nn as nn
 import avalon.nn.functional as F
 import avalon.onnx
+from avalon.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from tests.onnx.test_export_models import repeated, run
 
 rng = np.random.default_rng(0)
@@ -171,18 +172,59 @@ def test_family_matches_onnxruntime(name, opset):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=f"{name} result {k}")
 
 
-@pytest.mark.parametrize("make", [lambda: nn.GRU(6, 5, batch_first=True), lambda: nn.RNN(6, 5, nonlinearity="relu"),
-                                  lambda: nn.LSTM(6, 5, num_layers=2, bidirectional=True, batch_first=True),
-                                  lambda: nn.GRU(6, 4, bidirectional=True)])
-def test_recurrences_unroll_and_match_with_a_dynamic_batch(make):
+RECURRENCES = {
+    "gru": (lambda: nn.GRU(6, 5, batch_first=True), "GRU", 1),
+    "rnn_relu": (lambda: nn.RNN(6, 5, nonlinearity="relu"), "RNN", 1),
+    "rnn_bidirectional_no_bias": (lambda: nn.RNN(6, 4, bidirectional=True, bias=False), "RNN", 2),
+    "lstm_2_layers_bidirectional": (lambda: nn.LSTM(6, 5, num_layers=2, bidirectional=True, batch_first=True),
+                                    "LSTM", 4),
+    "lstm_no_bias": (lambda: nn.LSTM(6, 4, bias=False), "LSTM", 1),
+    "gru_2_layers_bidirectional": (lambda: nn.GRU(6, 4, num_layers=2, bidirectional=True), "GRU", 4),
+}
+
+
+@pytest.mark.parametrize("opset", [9, None])
+@pytest.mark.parametrize("name", RECURRENCES)
+def test_recurrences_are_onnx_operators_with_a_dynamic_sequence_length(name, opset):
+    """Exported at 5 steps and a batch of 3, run at 9 steps and a batch of 4: output and final
+    states (h_n, c_n) as Avalon's; the file holds one ONNX operator per layer and direction, with
+    the layer's weights as X's and R's sources, and imports back to the same values."""
+    make, op_type, count = RECURRENCES[name]
     avalon.manual_seed(0)
     model = make().eval()
-    x = rng.standard_normal((3, 4, 6)).astype(np.float32)
-    axis = 0 if model.batch_first else 1
-    data, _ = check(lambda m, x: _flat(m(x)), (model, x), input_names=["x"], dynamic_axes={"x": {axis: "batch"}})
-    x5 = np.take(x, np.arange(5) % 3, axis=axis)
-    for got, want in zip(run(data, x5), _flat(model(x5))):
+    seq, batch = (1, 0) if model.batch_first else (0, 1)
+    x = np.moveaxis(rng.standard_normal((5, 3, 6)).astype(np.float32), 0, seq)
+    data, f = check(lambda m, x: _flat(m(x)), (model, x), opset, input_names=["x"],
+                    dynamic_axes={"x": {seq: "seq", batch: "batch"}})
+    ops = [n.op_type for n in onnx.load_from_string(data).graph.node]
+    assert ops.count(op_type) == count and "MatMul" not in ops  # the input projections are the operators' W
+    x9 = np.moveaxis(rng.standard_normal((9, 4, 6)).astype(np.float32), 0, seq)
+    want = f(model, x9)
+    for got, w in zip(run(data, x9), want):
+        np.testing.assert_allclose(got, np.asarray(w), rtol=1e-4, atol=1e-5)
+    for got, w in zip(avalon.onnx.load(data)(x9), want):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(w), rtol=1e-4, atol=1e-5)
+
+
+def packed(m, x):
+    out, state = m(pack_padded_sequence(x, [5, 3, 2]))
+    return [pad_packed_sequence(out)[0]] + (list(state) if isinstance(state, tuple) else [state])
+
+
+@pytest.mark.parametrize("make", [lambda: nn.GRU(6, 5), lambda: nn.LSTM(6, 4, bidirectional=True)])
+def test_packed_sequences_unroll_and_their_length_stays_fixed(make):
+    """A PackedSequence's masked recurrence has no ONNX operator (their outputs past a sequence's end
+    differ): it is unrolled over the traced steps, and a dynamic sequence axis is refused."""
+    avalon.manual_seed(0)
+    model = make().eval()
+    x = rng.standard_normal((5, 3, 6)).astype(np.float32)
+    data, f = check(packed, (model, x), input_names=["x"])
+    assert not {"LSTM", "GRU"} & {n.op_type for n in onnx.load_from_string(data).graph.node}
+    for got, want in zip(run(data, x), f(model, x)):
         np.testing.assert_allclose(got, np.asarray(want), rtol=1e-4, atol=1e-5)
+    with pytest.raises(avalon.onnx.OnnxError, match="cannot follow the dynamic axes") as caught:
+        check(packed, (model, x), input_names=["x"], dynamic_axes={"x": {0: "seq"}})
+    assert "m(pack_padded_sequence(x, [5, 3, 2]))" in str(caught.value)
 
 
 def _flat(result):

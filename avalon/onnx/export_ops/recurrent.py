@@ -1,4 +1,6 @@
-"""The fused recurrences (lstm_scan, gru_scan, rnn_scan), unrolled over their traced steps.
+"""The fused recurrences (lstm_scan, gru_scan, rnn_scan), unrolled over their traced steps: the form
+for the scans that ONNX's LSTM, GRU and RNN operators cannot write (export_recurrent.py), a masked
+scan (a PackedSequence) above all.
 
 Each step is written out with MatMul, Split and the gate activations, and the steps' states are
 joined into the same workspace layout the primitive returns (h, c and the gates of each step), so
