@@ -149,3 +149,27 @@ def test_col2im_is_torch_fold_and_differentiates():
     np.testing.assert_allclose(model(x), expected, rtol=1e-12)
     weights = rng.standard_normal((2, 3, 5, 6))
     assert avalon.gradcheck(lambda v: (model(v) * weights).sum(), x)
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+def test_compress_differentiates_and_its_condition_input_is_static():
+    data, condition = rng.standard_normal((3, 4)), np.array([True, False, True, True])
+    model = avalon.onnx.load(one_node("Compress", 11, {"data": data, "condition": condition}, {}, {"axis": 1}))
+    assert model.static_inputs == ["condition"]
+    np.testing.assert_array_equal(model(data, condition), data[:, condition])
+    np.testing.assert_array_equal(model(data, ~condition), data[:, ~condition])  # a new value traces again
+    weights = rng.standard_normal((3, 3))
+    assert avalon.gradcheck(lambda d: (model(d, condition) * weights).sum(), data)
+
+
+def test_a_shape_decided_inside_the_model_is_refused_with_the_node_named():
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node("Greater", ["x", "zero"], ["mask"]),
+         helper.make_node("NonZero", ["mask"], ["where"], name="find_positive")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("where", TensorProto.INT64, [1, None])],
+        [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+    model = avalon.onnx.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    with pytest.raises(avalon.onnx.OnnxError, match=r"'find_positive' \(NonZero.*depends on the model's inputs"):
+        model(np.float32([1, -1, 2, 0]))

@@ -20,17 +20,17 @@ def _graph(nodes, inputs=("x",), outputs=("y",), opset=17, domains=()):
 
 def test_every_unsupported_operator_is_listed_at_once():
     data = _graph([helper.make_node("Relu", ["x"], ["a"], name="ok"),
-                   helper.make_node("RoiAlign", ["a", "w", "r"], ["b"], name="roi1"),
-                   helper.make_node("RoiAlign", ["b", "w", "r"], ["c"], name="roi2"),
-                   helper.make_node("NonZero", ["c"], ["y"], name="where")], inputs=("x", "w", "r"))
+                   helper.make_node("TfIdfVectorizer", ["a", "w", "r"], ["b"], name="text1"),
+                   helper.make_node("TfIdfVectorizer", ["b", "w", "r"], ["c"], name="text2"),
+                   helper.make_node("StringNormalizer", ["c"], ["y"], name="where")], inputs=("x", "w", "r"))
     with pytest.raises(UnsupportedOperator) as info:
         avalon.onnx.load(data)
     message = str(info.value)
     assert isinstance(info.value, avalon.AvalonError)
-    assert "RoiAlign (ai.onnx opset 17): node(s) 'roi1', 'roi2'" in message
-    assert "NonZero (ai.onnx opset 17): node(s) 'where'" in message
+    assert "TfIdfVectorizer (ai.onnx opset 17): node(s) 'text1', 'text2'" in message
+    assert "StringNormalizer (ai.onnx opset 17): node(s) 'where'" in message
     assert "Relu" not in message
-    assert set(info.value.operators) == {("", "RoiAlign"), ("", "NonZero")}
+    assert set(info.value.operators) == {("", "TfIdfVectorizer"), ("", "StringNormalizer")}
 
 
 def test_an_operator_of_another_domain_is_unsupported():

@@ -19,4 +19,4 @@ def operator(*op_types):
 
 # importing the families registers their handlers
 from . import (attention, loss, math, nn, norm, pool, recurrent, reduce, resize, sampling,  # noqa: E402,F401
-               shape, signal)
+               selection, shape, signal)
