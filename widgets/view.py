@@ -21,7 +21,7 @@ class Canvas(anywidget.AnyWidget):
     _css = CSS
     main = traitlets.Unicode("").tag(sync=True)
     side = traitlets.Unicode("").tag(sync=True)
-    focus = traitlets.Unicode("").tag(sync=True)  # an element id scrolled into view
+    focus = traitlets.Unicode("").tag(sync=True)  # an element id kept in view (panned, zoomed to)
     event = traitlets.Dict({}).tag(sync=True)
 
 
