@@ -96,7 +96,7 @@ rule(ew.arcsinh)(lambda g, out, x: (g / ew.sqrt(x * x + 1),))
 rule(ew.arccosh)(lambda g, out, x: (g / ew.sqrt(x * x - 1),))
 rule(ew.arctanh)(lambda g, out, x: (g / (1 - x * x),))
 rule(ew.sigmoid)(lambda g, out, x: (g * out * (1 - out),))
-rule(ew.relu)(lambda g, out, x: (select(x > 0, g),))
+rule(ew.relu)(lambda g, out, x: (select(out > 0, g),))  # out > 0 where x > 0: x need not be kept
 rule(ew.where)(lambda g, out, c, a, b: (None, select(c, g), select(ew.logical_not(c), g)))
 
 

@@ -42,6 +42,9 @@ def test_built_in_rules_as_read():
     assert release.reads(PRIMITIVES["add"]) == (False, frozenset())
     assert release.reads(PRIMITIVES["matmul"]) == (False, frozenset({0, 1}))
     assert release.reads(PRIMITIVES["tanh"])[0] is True
+    # relu's mask is taken from its result (positive exactly where its input is), so a pre-activation
+    # (a convolution's, a batch norm's) need not be kept for it: ResNet-ish's step holds 9 fewer
+    assert release.reads(PRIMITIVES["relu"]) == (True, frozenset())
     no_rule = primitive_with(None)
     assert release.reads(no_rule) == (False, frozenset())
 
