@@ -12,6 +12,7 @@ from ..tape import Call, Const, Input, Node
 from . import passes
 from .accumulate import accumulate_slices
 from .anomaly_checks import CheckedReplay
+from .arena import arena_layout
 from .fuse import fuse_elementwise, fused
 from .replay_lines import ReplayLines, located
 
@@ -67,8 +68,9 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
     chains of elementwise calls in one pass each (`fuse_elementwise`, numpy and cupy), `reuse` writes
     results into dead buffers of the same shape and dtype (numpy and cupy), `release` lets go of each
     value after its last use (otherwise every intermediate lives until the call returns), and
-    `workspace` keeps the buffers of intermediates between calls (`passes.workspace_slots`): they are
-    allocated at the first call and written again at every later one instead of allocated afresh.
+    `workspace` keeps the buffers of intermediates between calls (`passes.workspace_slots`), laid out
+    in one arena where buffers never alive at once share bytes (`arena_layout`): allocated at the first
+    call and written again at every later one instead of allocated afresh.
     A call takes a workspace from a small pool and gives it back when it returns, so calls from
     several threads, or a replay inside itself, never share one.
 
@@ -97,23 +99,31 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
     env["copy"] = copy
     filename = f"<avalon replay {id(tape):x}>"
     exec(compile(source, filename, "exec"), env)
-    buffers = [(n.shape, n.dtype) for n in slots]
-    wrap = (lambda body: _pooled(body, xp, buffers)) if slots else (lambda body: body)
+    offsets, size = arena_layout(tape, plan, slots)
+    buffers = [(n.shape, n.dtype, offset) for n, offset in zip(slots, offsets)]
+    wrap = (lambda body: _pooled(body, xp, buffers, size)) if slots else (lambda body: body)
     lines = ReplayLines(filename, source, tape)
     return Compiled(tape, wrap(env["replay"]), source, copied, copy, lines,
                     CheckedReplay(source, env, lines, wrap, xp))
 
 
-def _pooled(body, xp, buffers):
-    """`body(*inputs, *workspace)` as a function of the inputs alone, with workspaces (arrays of the
-    shapes and dtypes `buffers` lists) taken from a pool of at most `_POOL_SIZE` and given back."""
+def _pooled(body, xp, buffers, size):
+    """`body(*inputs, *workspace)` as a function of the inputs alone, with workspaces taken from a pool
+    of at most `_POOL_SIZE` and given back. A workspace is one arena of `size` bytes, seen as arrays of
+    the shapes and dtypes `buffers` lists at their byte offsets (`arena_layout`: buffers never alive at
+    once share bytes)."""
     pool = []
+
+    def carve():
+        arena = xp.empty(size, dtype=xp.uint8)
+        return [arena[offset:offset + _nbytes(shape, dtype)].view(dtype).reshape(shape)
+                for shape, dtype, offset in buffers]
 
     def replay(*inputs):
         try:
             ws = pool.pop()  # atomic: two threads never take the same one
         except IndexError:
-            ws = [xp.empty(shape, dtype=dtype) for shape, dtype in buffers]
+            ws = carve()
         try:
             return body(*inputs, *ws)
         finally:
@@ -122,6 +132,10 @@ def _pooled(body, xp, buffers):
 
     replay.workspaces = pool  # what the pool holds between calls, for tests and memory accounting
     return replay
+
+
+def _nbytes(shape, dtype):
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
 def _is_cupy(xp):

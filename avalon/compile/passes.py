@@ -143,15 +143,9 @@ def memory_roots(tape):
     return roots
 
 
-def buffer_plan(tape):
-    """{call: earlier call}: calls that write their result into an earlier call's dead buffer (`out=`).
-
-    Memory belongs to its root (see `memory_roots`); a root is dead once the last user of every value
-    that may share it has run. Only the buffers of `out`-style primitives are recycled (never inputs,
-    constants, views, anything an output may share, or anything an effect hands to Python, which
-    may keep it), into calls that take `out=` and produce the same shape and dtype. A buffer is freed
-    after the call that last reads it, so no call ever writes into one of its own operands.
-    """
+def memory_lifetimes(tape):
+    """({node: the position of the last call that reads its memory, through any value that may share
+    it}, the end: the position given to memory that outputs or effects keep, past every call)."""
     order = {n: i for i, n in enumerate(tape.nodes)}
     end = len(tape.nodes)
     last = {n: order[n] for n in tape.nodes}
@@ -166,6 +160,19 @@ def buffer_plan(tape):
     for n in tape.nodes:
         for r in roots[n]:
             dies[r] = max(dies.get(r, -1), last[n])
+    return dies, end
+
+
+def buffer_plan(tape):
+    """{call: earlier call}: calls that write their result into an earlier call's dead buffer (`out=`).
+
+    Memory belongs to its root (see `memory_roots`); a root is dead once the last user of every value
+    that may share it has run. Only the buffers of `out`-style primitives are recycled (never inputs,
+    constants, views, anything an output may share, or anything an effect hands to Python, which
+    may keep it), into calls that take `out=` and produce the same shape and dtype. A buffer is freed
+    after the call that last reads it, so no call ever writes into one of its own operands.
+    """
+    dies, end = memory_lifetimes(tape)
     releases = {}
     for n in tape.nodes:
         if isinstance(n, Call) and n.prim.out and n.shape and dies[n] < end:

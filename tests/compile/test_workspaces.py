@@ -1,6 +1,7 @@
 """Releasing values after their last use and workspaces kept between calls (`compile_tape(release=,
-workspace=)`): both compute exactly what the plain path does, outputs stay the caller's own, and a
-workspace is never shared by two calls in flight (threads, or a replay inside itself)."""
+workspace=)`): both compute exactly what the plain path does, outputs stay the caller's own, a
+workspace is never shared by two calls in flight (threads, or a replay inside itself), and its buffers
+that are never alive together share the bytes of one arena."""
 import itertools
 import threading
 import tracemalloc
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 import avalon
-from avalon.compile.passes import workspace_slots
+from avalon.compile.arena import ALIGN, arena_layout
+from avalon.compile.passes import buffer_plan, workspace_slots
 from avalon.ops.callback import host_callback
 from compile_programs import joint_tape, program
 
@@ -144,3 +146,29 @@ def test_with_workspaces_a_later_call_allocates_only_its_outputs(rng):
     assert plain_peak - outputs > largest  # without workspaces the intermediates are allocated afresh
     for got, want in zip(tape.compile(workspace=True)(*inputs), tape.compile(workspace=False)(*inputs)):
         np.testing.assert_array_equal(got, want)
+
+
+def slot_bytes(tape):
+    compiled = tape.compile()
+    plan = buffer_plan(compiled.tape)
+    slots = workspace_slots(compiled.tape, plan)
+    sizes = [np.prod(n.shape, dtype=np.int64) * np.dtype(n.dtype).itemsize for n in slots]
+    return sizes, arena_layout(compiled.tape, plan, slots)
+
+
+def test_buffers_never_alive_together_share_the_arena(rng):
+    def narrowing(x, w1, w2, w3):  # each product's input is dead once it is made: one buffer at a time
+        return np.tanh(np.tanh(np.tanh(x @ w1) @ w2) @ w3).sum()
+
+    shapes = [(64, 256), (256, 128), (128, 96), (96, 64)]
+    sizes, (offsets, total) = slot_bytes(avalon.trace(narrowing, *[rng.standard_normal(s) for s in shapes]))
+    assert len(sizes) >= 3 and total < sum(sizes) and total >= max(sizes)
+    assert len(set(offsets)) < len(offsets)
+
+
+def test_the_equivalence_programs_do_share_arena_bytes():
+    shared = 0
+    for seed in SEEDS:
+        sizes, (_, total) = slot_bytes(joint_tape(*program(seed)))
+        shared += total < sum(max(ALIGN, s) for s in sizes)
+    assert shared >= 3  # the workspace runs compared with the plain path above cover shared bytes
