@@ -253,12 +253,33 @@ def scatters(x):
             avalon.index_add(x, 0, np.array([2, 2]), x[:2] * 3), F.one_hot(np.array([1, 0, 3]), 4)]
 
 
-def test_scatters_accumulate_from_opset_16_and_are_refused_before():
-    data, f = check(scatters, (V,), 16)
+@pytest.mark.parametrize("opset", [9, 11, 15, 16])
+def test_scatters_accumulate_repeated_positions_at_every_opset(opset):
+    """ScatterND's reduction from opset 16, a one-hot product before it (repeated indices add up)."""
+    data, f = check(scatters, (V,), opset)
+    ops = {n.op_type for n in onnx.load_from_string(data).graph.node}
+    assert ("ScatterND" in ops) == (opset >= 16)
     for got, want in zip(run(data, V), f(V)):
-        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-6)
-    with pytest.raises(avalon.onnx.UnexportablePrimitive, match="need opset 16 or newer"):
-        check(scatters, (V,), 15)
+        assert got.dtype == np.asarray(want).dtype
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-6, atol=1e-6)
+
+
+K = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+A, B = np.array([0, 1, 1, 0, 1, 0, 1]), np.array([[1], [0], [1]])
+
+
+def mixed_indices(x):
+    """Index arrays mixed with integers, new axes and slices: numpy puts the indexed axes in place
+    of the first where the arrays and integers are adjacent (a new axis parts them), else first."""
+    return [x[A, None, A], x[A, 0, A], x[:, A, None, A], x[:, A, 0, None], x[:, 0, :, A], x[:, A, 0],
+            x[B, A, 1:3], x[None, A, B], x[..., A, -1], x[1, A, :, A], x[A, :, B, ::2], x[-1, :, A]]
+
+
+@pytest.mark.parametrize("opset", [11, None])
+def test_several_index_arrays_with_integers_and_new_axes_follow_numpy(opset):
+    data, f = check(mixed_indices, (K,), opset)
+    for k, (got, want) in enumerate(zip(run(data, K), f(K))):
+        np.testing.assert_array_equal(got, np.asarray(want), err_msg=f"result {k}")
 
 
 def test_multihead_attention_and_float64():
