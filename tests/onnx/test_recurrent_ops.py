@@ -55,6 +55,7 @@ CASES = [  # op, attrs, operand options
     ("LSTM", {"clip": 0.7}, {"states": True}),
     ("LSTM", {"input_forget": 1}, {}),
     ("LSTM", {}, {"peepholes": True, "states": True}),
+    ("LSTM", {"clip": 0.5, "direction": "bidirectional"}, {"directions": 2, "peepholes": True, "lengths": [3, 4, 1]}),
     ("LSTM", {"activations": ["HardSigmoid", "LeakyRelu", "Softsign"], "activation_alpha": [0.3, 0.2],
               "activation_beta": [0.4]}, {}),
     ("GRU", {"linear_before_reset": 1}, {"states": True}),
@@ -67,9 +68,8 @@ CASES = [  # op, attrs, operand options
     ("RNN", {"direction": "bidirectional", "layout": 1}, {"directions": 2, "batch_first": True}),
     ("RNN", {"activations": ["ScaledTanh"], "activation_alpha": [0.8], "activation_beta": [1.5], "clip": 1.0}, {}),
 ]
-IDS = [f"{op}-{'-'.join(f'{k}={v}' for k, v in attrs.items() if k != 'activations') or 'plain'}"
-       + ("-activations" if "activations" in attrs else "") + ("-" + "-".join(options) if options else "")
-       for op, attrs, options in CASES]
+IDS = ["-".join([op] + [k if k == "activations" else f"{k}={v}" for k, v in attrs.items()
+                         if not k.startswith("activation_")] + list(options)) for op, attrs, options in CASES]
 
 
 def _runtime(data, inputs):
@@ -95,7 +95,7 @@ def test_outputs_match_onnxruntime(op, attrs, options):
         np.testing.assert_allclose(y, e, rtol=1e-4, atol=1e-5)
 
 
-GRADIENT_CASES = [CASES[i] for i in (1, 4, 6, 9, 11, 13, 15)]  # fused and unrolled, each op
+GRADIENT_CASES = [CASES[i] for i in (1, 4, 7, 10, 12, 14, 16)]  # fused and unrolled, each op
 
 
 @pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")  # one lambda per case, by design

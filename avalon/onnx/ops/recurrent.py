@@ -105,16 +105,18 @@ def _lstm(n, x, w, r, b, h, c, p, acts, running, reverse):
     clip = n.attr("clip")
     pi, po, pf = (p[:size], p[size:2 * size], p[2 * size:]) if p is not None else (None, None, None)
 
+    def gate(pre, peephole, cell):  # the clip bounds what the activation sees, peephole term included
+        pre = pre + peephole * cell if peephole is not None else pre
+        return np.minimum(np.maximum(pre, -clip), clip) if clip is not None else pre
+
     def step(gi_t, states):
         h, c = states
         pre = gi_t + h @ r.T
-        if clip is not None:
-            pre = np.minimum(np.maximum(pre, -clip), clip)
         pre_i, pre_o, pre_f, pre_c = (pre[:, k * size:(k + 1) * size] for k in range(4))
-        i = f(pre_i + pi * c if pi is not None else pre_i)
-        forget = 1 - i if n.attr("input_forget", 0) else f(pre_f + pf * c if pf is not None else pre_f)
-        c = forget * c + i * g(pre_c)
-        o = f(pre_o + po * c if po is not None else pre_o)
+        i = f(gate(pre_i, pi, c))
+        forget = 1 - i if n.attr("input_forget", 0) else f(gate(pre_f, pf, c))
+        c = forget * c + i * g(gate(pre_c, None, None))
+        o = f(gate(pre_o, po, c))
         return o * hf(c), c
 
     hs, (h, c) = _unrolled(step, gi, (h, c), running, reverse)
