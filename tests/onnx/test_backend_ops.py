@@ -173,3 +173,33 @@ def test_a_shape_decided_inside_the_model_is_refused_with_the_node_named():
     model = avalon.onnx.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
     with pytest.raises(avalon.onnx.OnnxError, match=r"'find_positive' \(NonZero.*depends on the model's inputs"):
         model(np.float32([1, -1, 2, 0]))
+
+
+@pytest.mark.parametrize("attrs", [
+    {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [1, 0, 1, 1], "storage_order": 1},
+    {"kernel_shape": [2, 2], "dilations": [2, 1], "ceil_mode": 1},
+])
+def test_max_pool_indices_match_onnxruntime(attrs):
+    import onnxruntime
+    x = rng.standard_normal((2, 3, 5, 6)).astype(np.float32)
+    model = one_node("MaxPool", 12, {"x": x}, {}, attrs, outputs=2)
+    expected = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    values, indices = avalon.onnx.load(model)(x)
+    np.testing.assert_array_equal(values, expected[0])
+    np.testing.assert_array_equal(indices, expected[1])
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+def test_max_unpool_puts_values_back_and_differentiates():
+    x = rng.standard_normal((1, 2, 4, 4))
+    pooled, indices = avalon.onnx.load(one_node("MaxPool", 12, {"x": x}, {}, {"kernel_shape": [2, 2],
+                                                                               "strides": [2, 2]}, outputs=2))(x)
+    unpool = avalon.onnx.load(one_node("MaxUnpool", 11, {"y": pooled, "i": indices}, {"shape": np.int64([1, 2, 5, 4])},
+                                       {"kernel_shape": [2, 2], "strides": [2, 2]}))
+    restored = unpool(pooled, indices)
+    assert restored.shape == (1, 2, 5, 4)
+    kept = np.zeros(x.size, bool)
+    kept[indices.ravel()] = True
+    np.testing.assert_array_equal(restored[:, :, :4], np.where(kept.reshape(x.shape), x, 0))
+    weights = rng.standard_normal(restored.shape)
+    assert avalon.gradcheck(lambda y: (unpool(y, indices) * weights).sum(), pooled)

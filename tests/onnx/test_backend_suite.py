@@ -21,8 +21,6 @@ NOT_YET = {
     r"test_bitcast_\w+": "BitCast reinterprets an array's bits as another dtype, which tracing refuses",
     r"test_(basic_)?deform_conv\w*": "DeformConv is not supported yet",
     r"test_roialign\w*": "RoiAlign is not supported yet",
-    r"test_maxunpool\w*": "MaxUnpool is not supported yet",
-    r"test_maxpool_with_argmax\w*": "MaxPool's Indices output is not supported yet",
     r"test_resize_\w+_antialias": "antialiased Resize is not supported yet",
     r"test_det_\w+": "Det is not supported yet",
 }

@@ -1,4 +1,4 @@
-"""Pooling: MaxPool and AveragePool (any pads, dilations, ceil_mode, count_include_pad),
+"""Pooling: MaxPool (with its Indices) and AveragePool (any pads, dilations, ceil_mode, count_include_pad),
 GlobalAveragePool, GlobalMaxPool.
 
 Pooling that torch's functions take (equal pads of at most half the kernel, a float input, no dilated
@@ -55,12 +55,35 @@ def _torch_takes(pads, kernel):
     return all(b == e and 2 * b <= k for (b, e), k in zip(pads, kernel))
 
 
+def _max_with_indices(n, x, kernel, strides, dilations, pads, ceil):
+    """MaxPool's values and Indices: each maximum's position (the first of equal ones) flattened over
+    the whole input, spatial axes row-major (storage_order 0) or column-major (1)."""
+    lowest = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
+    views, outs = _windows(x, kernel, strides, dilations, pads, ceil, lowest)
+    stacked = np.stack(views)
+    best = np.argmax(stacked, axis=0)
+    values = np.take_along_axis(stacked, best[None], axis=0)[0]
+    dims = x.shape[2:]
+    order = range(len(dims)) if n.attr("storage_order", 0) == 0 else reversed(range(len(dims)))
+    step, steps = 1, [0] * len(dims)
+    for axis in reversed(list(order)):  # the fastest-varying axis gets step 1
+        steps[axis], step = step, step * dims[axis]
+    flat = np.reshape(np.arange(x.shape[0] * x.shape[1]), (x.shape[0], x.shape[1]) + (1,) * len(dims)) * step
+    for axis in range(len(dims)):
+        start = np.reshape(np.arange(outs[axis]) * strides[axis] - pads[axis][0],
+                           [-1 if a == axis else 1 for a in range(len(dims))])
+        within = best // int(np.prod(kernel[axis + 1:], dtype=np.int64)) % kernel[axis]  # the window's offset
+        position = start + within * dilations[axis]
+        flat = flat + position * steps[axis]
+    return values, flat.astype(np.int64)
+
+
 @operator("MaxPool")
 def max_pool(n, x):
-    if len(n.outputs) > 1 and n.outputs[1]:
-        raise n.error("the Indices output of MaxPool is not supported")
     kernel, ceil = n.attr("kernel_shape"), bool(n.attr("ceil_mode", 0))
     strides, dilations, pads = geometry(n, x, kernel)
+    if len(n.outputs) > 1 and n.outputs[1]:
+        return _max_with_indices(n, x, kernel, strides, dilations, pads, ceil)
     if _torch_takes(pads, kernel) and np.issubdtype(x.dtype, np.floating):
         return _MAX[len(kernel)](x, kernel, stride=strides, padding=[b for b, _ in pads], dilation=dilations,
                                  ceil_mode=ceil)
@@ -107,3 +130,21 @@ def lp_pool(n, x):
     for view in views[1:]:
         total = total + view
     return total ** np.asarray(1.0 / p, x.dtype)
+
+
+@operator("MaxUnpool")
+def max_unpool(n, x, indices, output_shape=None):
+    """MaxPool undone: each value put back at its Indices position in zeros of the pooled input's shape
+    (from kernel, strides and pads), zero-padded at the end to `output_shape` when given."""
+    from ... import scatter
+    kernel = n.attr("kernel_shape")
+    d = len(kernel)
+    strides, pads = n.attr("strides", [1] * d), n.attr("pads", [0] * (2 * d))
+    shape = tuple(x.shape[:2]) + tuple((x.shape[2 + i] - 1) * strides[i] - pads[i] - pads[d + i] + kernel[i]
+                                       for i in range(d))
+    flat = scatter(np.zeros(int(np.prod(shape)), x.dtype), 0, np.reshape(indices, (-1,)), src=np.reshape(x, (-1,)))
+    y = np.reshape(flat, shape)
+    if output_shape is not None:
+        target = n.ints(output_shape, "output_shape")
+        y = np.pad(y, [(0, t - s) for t, s in zip(target, shape)])
+    return y
