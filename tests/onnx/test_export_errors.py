@@ -15,9 +15,9 @@ x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
 
 
 def two_unexportable(a):
-    running = np.cumprod(a, axis=1)  # the cumprod line
-    places = np.searchsorted(np.sort(a[0]), a[1])  # the searchsorted line
-    return np.cumprod(running, axis=0) + places  # cumprod again
+    order = np.argpartition(a, 1, axis=1)  # the argpartition line
+    draws = avalon.randint(0, 3, a.shape)  # the randint line
+    return np.argpartition(order + draws, 0, axis=0)  # argpartition again
 
 
 def line_of(marker):
@@ -33,14 +33,15 @@ def test_every_unexportable_primitive_is_listed_with_its_lines(tmp_path):
         avalon.onnx.export(two_unexportable, x, path)
     error = caught.value
     assert isinstance(error, AvalonError)
-    assert set(error.primitives) == {"cumprod", "searchsorted"}
-    count, why, locations = error.primitives["cumprod"]
-    assert count == 2 and why == "no ONNX form"
-    assert [loc.lineno for loc in locations] == [line_of("the cumprod line"), line_of("cumprod again")]
-    assert error.primitives["searchsorted"][2][0].lineno == line_of("the searchsorted line")
+    assert set(error.primitives) == {"argpartition", "randint"}
+    count, why, locations = error.primitives["argpartition"]
+    assert count == 2 and why.startswith("numpy leaves the order within each part unspecified")
+    assert [loc.lineno for loc in locations] == [line_of("the argpartition line"), line_of("argpartition again")]
+    assert error.primitives["randint"][2][0].lineno == line_of("the randint line")
+    assert error.primitives["randint"][1] == "ONNX draws random floats only (RandomUniform, RandomNormal), no integers"
     message = str(error)
-    assert "cumprod (used 2×)" in message and "searchsorted (used 1×)" in message
-    assert "running = np.cumprod(a, axis=1)" in message
+    assert "argpartition (used 2×)" in message and "randint (used 1×)" in message
+    assert "order = np.argpartition(a, 1, axis=1)" in message
     assert "avalon.onnx.exportable_primitives()" in message
     assert path.read_bytes() == b"old"  # nothing written
 

@@ -119,12 +119,26 @@ def losses(x, t):
             F.binary_cross_entropy(F.sigmoid(x), (x > 0).astype(np.float32))]
 
 
+SORTED = np.array([-1.5, -0.5, -0.5, 0.0, 0.25, 1.0, np.nan], np.float32)
+
+
+def scans(x):
+    """Running products, searches in a sorted array (ties on both sides, NaN last as numpy sorts it)
+    and col2im."""
+    v = avalon.cat([x[0, 0], SORTED[None, :6].repeat(6, 0), np.full((6, 1), np.nan, np.float32)], 1)
+    return [np.cumprod(x, axis=1), np.cumprod(x[0, 0]), np.cumprod(x[:, 0], axis=-1),
+            np.searchsorted(SORTED, v), np.searchsorted(SORTED, v, side="right"), np.searchsorted(SORTED[:6], 0.3),
+            F.fold(F.unfold(x, 2, padding=1, stride=(1, 2)), (6, 6), 2, padding=1, stride=(1, 2)),
+            F.fold(x.reshape(2, 18, 6), (7, 8), (2, 3), dilation=(2, 1), stride=(2, 3)),
+            F.fold(x[0].reshape(3, 36)[:, :20], (4, 9), (1, 3), stride=(1, 2), padding=(0, 1))]
+
+
 CASES = {
     "activations": (activations, (V,)), "elementwise": (elementwise, (V,)),
     "integers": (integers, (rng.integers(-3, 5, (3, 5)),)), "reductions": (reductions, (V,)),
     "shapes": (shapes, (X,)), "indexing": (indexing, (V, np.array([2, 0, 1]))), "convolutions": (convolutions, (X,)),
     "pools": (pools, (X,)), "resampling": (resampling, (X,)), "normalisation": (normalisation, (X,)),
-    "attention": (attention, (S,)), "losses": (losses, (V, np.array([1, 0, 4]))),
+    "attention": (attention, (S,)), "losses": (losses, (V, np.array([1, 0, 4]))), "scans": (scans, (X,)),
 }
 
 
@@ -154,7 +168,7 @@ for _opset in (9, 10):
                                      "argsort": "TopK with attribute largest, sorted needs opset 11"}
 
 
-@pytest.mark.parametrize("opset", [None, 9, 10, 11, 12, 13, 16, onnx.defs.onnx_opset_version()])
+@pytest.mark.parametrize("opset", [None, 9, 10, 11, 12, 13, 16, 17, onnx.defs.onnx_opset_version()])
 @pytest.mark.parametrize("name", CASES)
 def test_family_matches_onnxruntime(name, opset):
     fn, args = CASES[name]

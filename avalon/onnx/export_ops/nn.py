@@ -106,6 +106,33 @@ def unfold(g, node):
     return g.op("Reshape", [windows, g.shape_tensor(node.shape, twin and twin.shape, fill=-1)])
 
 
+@emits("fold")
+def fold(g, node):
+    """col2im: Col2Im from opset 18; before it the adjoint of unfold's convolution, a ConvTranspose
+    with one-hot kernels (input channel c·K + k adds to channel c at kernel offset k), its last rows
+    past the final window (output_padding) from `shape`."""
+    cols, p = node.args[0], node.params
+    shape, kernel, stride, dilation = (tuple(p[k]) for k in ("shape", "kernel", "stride", "dilation"))
+    pads = _pads(p["padding"])
+    if g.opset >= 18:
+        return g.op("Col2Im", [g.arg(node, 0), g.ints(shape), g.ints(kernel)], dilations=list(dilation),
+                    pads=pads, strides=list(stride))
+    g.static_sizes(node, cols, [1, 2], "the blocks' grid")
+    size = math.prod(kernel)
+    channels = cols.shape[1] // size
+    grid = [(n + lo + hi - d * (k - 1) - 1) // s + 1
+            for n, (lo, hi), k, s, d in zip(shape, p["padding"], kernel, stride, dilation)]
+    extra = [n - ((o - 1) * s - lo - hi + d * (k - 1) + 1)
+             for n, o, s, (lo, hi), d, k in zip(shape, grid, stride, p["padding"], dilation, kernel)]
+    picks = np.zeros((channels * size, 1) + kernel, node.dtype)
+    for c in range(channels):
+        picks[c * size:(c + 1) * size, 0].reshape(size, -1)[np.arange(size), np.arange(size)] = 1
+    blocks = g.op("Reshape", [g.arg(node, 0), g.ints([0, cols.shape[1]] + grid)])
+    return g.op("ConvTranspose", [blocks, g.const(picks, node.dtype)], kernel_shape=list(kernel),
+                strides=list(stride), pads=pads, dilations=list(dilation), group=channels,
+                output_padding=extra if any(extra) else None)
+
+
 @emits("resample")
 def resample(g, node):
     """Each trailing axis through its matrix: nearest as a Gather of the chosen rows (exact), a

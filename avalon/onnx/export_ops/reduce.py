@@ -1,5 +1,5 @@
-"""Reductions and scans: sum, mean, prod, max, min, any, all, argmax/argmin, var, logsumexp, cumsum,
-sum_to, and einsum (layer norm's sums are einsums on the tape)."""
+"""Reductions, scans and searches: sum, mean, prod, max, min, any, all, argmax/argmin, var, logsumexp,
+cumsum, cumprod, argsort, searchsorted, sum_to, and einsum (layer norm's sums are einsums on the tape)."""
 import numpy as np
 
 from ..export_opset import NeedsOpset
@@ -76,6 +76,37 @@ def argsort(g, node):
 @emits("cumsum")
 def cumsum(g, node):
     return g.op("CumSum", [g.arg(node, 0), g.const(np.int64(node.params["axis"]))])
+
+
+@emits("cumprod")
+def cumprod(g, node):
+    """Each running product as the product of the elements up to it (ONNX has no CumProd): the axis
+    set against a copy of itself, the elements past each position replaced by 1 (a lower-triangular
+    mask), ReduceProd over the copy; L² work for L elements along the axis."""
+    x, dt = node.args[0], node.dtype
+    axis = node.params["axis"] % len(x.shape)
+    g.static_sizes(node, x, [axis], "the triangular mask of the running product")
+    length = x.shape[axis]
+    upto = (np.arange(length)[None, :] <= np.arange(length)[:, None]).reshape(
+        (length, length) + (1,) * (len(x.shape) - axis - 1))
+    picked = g.op("Where", [g.const(upto), g.unsqueeze(g.arg(node, 0, dt), [axis]), g.const(1, dt)])
+    return g.reduce("ReduceProd", picked, [axis + 1], False)
+
+
+@emits("searchsorted")
+def searchsorted(g, node):
+    """How many elements of the sorted `a` come before each value (left: a < v; right: a ≤ v), in
+    numpy's order where NaN is largest; an (…, len(a)) comparison summed."""
+    a, v = node.args[:2]
+    dtype = np.result_type(a.dtype, v.dtype)
+    sorted_a, values = g.arg(node, 0, dtype), g.unsqueeze(g.arg(node, 1, dtype), [len(v.shape)])
+    left = node.params.get("side", "left") == "left"
+    before = g.compare("Less" if left else "LessOrEqual", sorted_a, values, dtype)
+    if np.issubdtype(dtype, np.floating):
+        nan_v = g.op("IsNaN", [values])
+        before = g.op("Or", [before, g.op("And", [nan_v, g.op("Not", [g.op("IsNaN", [sorted_a])])]) if left
+                             else nan_v])
+    return g.reduce("ReduceSum", g.cast(before, np.bool_, np.int64), [len(v.shape)], False)
 
 
 @emits("sum_to")
