@@ -203,3 +203,15 @@ def test_max_unpool_puts_values_back_and_differentiates():
     np.testing.assert_array_equal(restored[:, :, :4], np.where(kept.reshape(x.shape), x, 0))
     weights = rng.standard_normal(restored.shape)
     assert avalon.gradcheck(lambda y: (unpool(y, indices) * weights).sum(), pooled)
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+def test_det_matches_numpy_pivots_and_differentiates():
+    a = rng.standard_normal((2, 3, 4, 4))
+    a[0, 1, 0, 0] = 0.0  # a zero in the first pivot's place: the rows must swap
+    singular = np.float64([[1, 2], [2, 4]])
+    model = avalon.onnx.load(one_node("Det", 11, {"a": a}, {}, {}))
+    np.testing.assert_allclose(model(a), np.linalg.det(a), rtol=1e-12)
+    assert avalon.onnx.load(one_node("Det", 11, {"a": singular}, {}, {}))(singular) == 0
+    weights = rng.standard_normal((2, 3))
+    assert avalon.gradcheck(lambda v: (model(v) * weights).sum(), a)

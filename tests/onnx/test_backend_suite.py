@@ -22,7 +22,6 @@ NOT_YET = {
     r"test_(basic_)?deform_conv\w*": "DeformConv is not supported yet",
     r"test_roialign\w*": "RoiAlign is not supported yet",
     r"test_resize_\w+_antialias": "antialiased Resize is not supported yet",
-    r"test_det_\w+": "Det is not supported yet",
 }
 
 CASES = [case for case in coverage.cases() if coverage.out_of_scope(case.name, case.model) is None]

@@ -1,4 +1,4 @@
-"""Linear layers and convolutions: MatMul, Gemm, Einsum, Conv, ConvTranspose, Pad, CausalConvWithState, Col2Im."""
+"""Linear algebra and convolutions: MatMul, Gemm, Einsum, Det, Conv, ConvTranspose, Pad, CausalConvWithState, Col2Im."""
 import itertools
 
 import numpy as np
@@ -174,3 +174,27 @@ def col2im(n, x, image_shape, block_shape):
         total = part if total is None else total + part
     crop = tuple(slice(pads[i], pads[i] + image[i]) for i in range(d))
     return total[(slice(None), slice(None)) + crop]
+
+
+@operator("Det")
+def det(n, a):
+    """Determinants of the (..., m, m) matrices by Gaussian elimination with partial pivoting, written
+    with ordinary ops (row swaps as permutation products) so that it differentiates."""
+    m = a.shape[-1]
+    rows = np.arange(m)
+    eye = np.eye(m, dtype=a.dtype)
+    sign = np.ones(a.shape[:-2], a.dtype)
+    for k in range(m):
+        magnitude = np.where(rows >= k, np.abs(a[..., :, k]), -np.ones((), a.dtype))
+        p = np.argmax(magnitude, axis=-1)
+        hot_p = (rows == p[..., None]).astype(a.dtype)
+        hot_k = (rows == k).astype(a.dtype)
+        swap = eye - hot_k[:, None] * hot_k[None, :] - hot_p[..., :, None] * hot_p[..., None, :] + \
+            hot_k[:, None] * hot_p[..., None, :] + hot_p[..., :, None] * hot_k[None, :]
+        a = swap @ a
+        sign = np.where(p == k, sign, -sign)
+        pivot = a[..., k, k]
+        safe = np.where(pivot == 0, np.ones((), a.dtype), pivot)  # a zero pivot: the column is zero, det 0
+        factors = np.where(rows > k, a[..., :, k] / safe[..., None], np.zeros((), a.dtype))
+        a = a - factors[..., :, None] * a[..., k:k + 1, :]
+    return sign * np.prod(np.sum(a * eye, axis=-1), axis=-1)
