@@ -27,6 +27,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # the checkout's avalon
 
 ROUNDS, REPEATS = 7, 5
+# BENCH_CLOCK=cpu times steps in the process's CPU seconds instead of wall seconds: at one thread on a
+# shared machine, wall time also counts the time other processes ran (ratios then swing widely); CPU
+# time does not, though a busy sibling core still slows both libraries alike. Meaningless above one thread.
+CLOCK = time.process_time if os.environ.get("BENCH_CLOCK") == "cpu" else time.perf_counter
 
 
 def median_ms(*fns):
@@ -48,9 +52,9 @@ def time_calls(fn, repeats):
     """Seconds taken by each of `repeats` calls of `fn`."""
     samples = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         fn()
-        samples.append(time.perf_counter() - start)
+        samples.append(CLOCK() - start)
     return samples
 
 
@@ -63,9 +67,9 @@ def alternating_seconds(fns, steps, each_round=None):
     order = list(range(len(fns)))
     for _ in range(steps):
         for i in order:
-            start = time.perf_counter()
+            start = CLOCK()
             fns[i]()
-            samples[i].append(time.perf_counter() - start)
+            samples[i].append(CLOCK() - start)
         order.reverse()
         if each_round is not None:
             extra += time_calls(each_round, 1)

@@ -21,6 +21,7 @@ import gc  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import linecache  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -167,7 +168,8 @@ def table(times, memory, steps, warmup, memory_steps=MEMORY_STEPS):
     rate_text = ", ".join(f"{statistics.median(r):.0f} GFLOP/s at {_threads(n)}" for n, r in rates.items())
     mem_threads = times[0]["threads"] if times else None
     lines = [
-        f"Training step (forward, cross-entropy, backward, SGD momentum {MOMENTUM}), fp32; medians of "
+        f"Training step (forward, cross-entropy, backward, SGD momentum {MOMENTUM}), fp32"
+        f"{', timed in process CPU seconds' if os.environ.get('BENCH_CLOCK') == 'cpu' else ''}; medians of "
         f"{steps} alternating steps after {warmup} warm-up steps, each workload and thread count in a fresh "
         f"process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset. First call = trace + compile + run. "
         f"GEMM floor = the step's matmul/conv FLOPs ÷ numpy's fp32 GEMM rate in the same process "
@@ -234,9 +236,13 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20, help="timed steps per library (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps after the first (default 3)")
     parser.add_argument("--only", default=",".join(TITLES), help="workloads, comma-separated")
+    parser.add_argument("--cpu-clock", action="store_true",
+                        help="time steps in process CPU seconds (one thread on a busy machine), not wall")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "WORKLOAD"), help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cpu_clock:  # read by the workers' harness (a fresh process each)
+        os.environ["BENCH_CLOCK"] = "cpu"
     if args.worker:
         kind, name = args.worker
         if kind == "time":
