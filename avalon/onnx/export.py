@@ -15,7 +15,7 @@ from ..errors import AvalonError
 from ..tape import Call, Const, Input
 from ..tracing import _record
 from .errors import OnnxError, UnexportablePrimitive
-from .export_dynamic import DynamicDims, DynamicSizeError, check_static, differences
+from .export_dynamic import DynamicDims, DynamicSizeError, check_static, computed_constant, differences
 from .export_fuse import fuse
 from .export_graph import GraphBuilder
 from .export_opset import DEFAULT_OPSET, MIN_OPSET, NeedsOpset, max_opset
@@ -217,7 +217,7 @@ def _twin_trace(model_or_fn, args, kwargs):
 def _constant(g, node):
     """A captured array as a Constant; one filled with a single value (an initial state of zeros) as
     ConstantOfShape, whose shape follows the dynamic axes (and which an import never takes for a
-    weight)."""
+    weight); a range or a band (a causal mask) built from a dynamic size as computed from it."""
     twin = g.twin(node)
     value = to_numpy(node.value)
     filled = value.size > 1 and (value == value.flat[0]).all()
@@ -225,7 +225,11 @@ def _constant(g, node):
         other = to_numpy(twin.value)
         if (other.shape == value.shape and not np.array_equal(other, value, equal_nan=True)) or \
                 (other.shape != value.shape and not (filled and (other == value.flat[0]).all())):
-            raise DynamicSizeError(node, "a constant array whose values are computed from a dynamic size")
+            computed = computed_constant(g, value, other)
+            if computed is None:
+                raise DynamicSizeError(node, "a constant array whose values are computed from a dynamic size, and "
+                                             "neither a range nor a band of a matrix (np.arange, np.tril, np.triu)")
+            return computed
     if filled:
         fill = g.onnx.numpy_helper.from_array(value.reshape(-1)[:1].copy())
         shape = g.shape_tensor(node.shape, twin.shape if twin is not None else None, fill=None)

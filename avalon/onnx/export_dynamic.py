@@ -82,6 +82,64 @@ class DynamicDims:
         return g.op("Concat", parts, axis=0)
 
 
+def computed_constant(g, value, twin_value):
+    """An ONNX value for a constant array built from dynamic sizes, or None when it is none of the
+    forms two traces can prove: a range (np.arange(n), start + step·k), or a band of a matrix
+    (np.tril / np.triu of ones, a causal mask of -inf): p where col - row ≤ k (or ≥ k), else q, on
+    the last two axes (any leading ones of size 1). Sizes come from the inputs' shapes (Range)."""
+    if value.ndim == 1 and value.size > 1 and twin_value.ndim == 1 and np.issubdtype(value.dtype, np.number):
+        start, step = value[0], value[1] - value[0]
+        if all(np.array_equal(v, (start + step * np.arange(v.size)).astype(v.dtype)) for v in (value, twin_value)):
+            n = g.dims.size(g, value.size, twin_value.size)
+            if n is not None:
+                return _range(g, n, start, step, value.dtype)
+    if value.ndim < 2 or value.shape[:-2] != twin_value.shape[:-2] or any(n != 1 for n in value.shape[:-2]):
+        return None
+    band = _band(value)
+    if band is None or not np.array_equal(twin_value, _banded(twin_value.shape, *band, value.dtype)):
+        return None
+    rows, columns = (g.dims.size(g, a, b) if a != b else g.ints([a]) for a, b in zip(value.shape[-2:],
+                                                                                  twin_value.shape[-2:]))
+    if rows is None or columns is None:
+        return None
+    upper, k, p, q = band
+    offsets = g.op("Sub", [g.unsqueeze(_range(g, columns, 0, 1, np.int64), [0]),
+                           g.unsqueeze(_range(g, rows, 0, 1, np.int64), [1])])
+    inside = g.compare("GreaterOrEqual" if upper else "LessOrEqual", offsets, g.const(np.int64(k)), np.int64)
+    if value.dtype == np.bool_:  # the comparison itself (onnxruntime's Where takes no booleans before 16)
+        out = inside if p else g.op("Not", [inside])
+    else:
+        out = g.op("Where", [inside, g.const(p, value.dtype), g.const(q, value.dtype)])
+    return g.unsqueeze(out, range(value.ndim - 2)) if value.ndim > 2 else out
+
+
+def _range(g, n, start, step, dtype):
+    """Range(start, start + n·step, step) of `dtype`, n a 1-element int64 tensor."""
+    count = g.cast(g.op("Reshape", [n, g.ints([])]), np.int64, dtype)
+    first, delta = g.const(start, dtype), g.const(step, dtype)
+    return g.op("Range", [first, g.op("Add", [first, g.op("Mul", [count, delta])]), delta])
+
+
+def _band(value):
+    """(upper, k, p, q) with value = p where col - row ≥ k (upper) or ≤ k (else), q elsewhere; or None."""
+    matrix = value.reshape(value.shape[-2:])
+    kinds = np.unique(matrix)
+    if kinds.size != 2:
+        return None
+    p, q = kinds[0], kinds[1]
+    offsets = np.arange(matrix.shape[1])[None, :] - np.arange(matrix.shape[0])[:, None]
+    where_p = offsets[matrix == p]
+    for upper, k in ((False, where_p.max()), (True, where_p.min())):
+        if np.array_equal(matrix, _banded(matrix.shape, upper, k, p, q, value.dtype)):
+            return upper, int(k), p, q
+    return None
+
+
+def _banded(shape, upper, k, p, q, dtype):
+    offsets = np.arange(shape[-1])[None, :] - np.arange(shape[-2])[:, None]
+    return np.broadcast_to(np.where(offsets >= k if upper else offsets <= k, p, q).astype(dtype), shape)
+
+
 def differences(tape, twin):
     """{node: the same node in the twin trace}, after checking that both traces recorded the same
     program."""

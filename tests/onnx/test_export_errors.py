@@ -112,6 +112,18 @@ def test_a_constant_computed_from_a_dynamic_size_is_refused():
     assert "np.arange(4) < a.shape[0]" in str(caught.value)
 
 
+def causal(a):
+    return a * np.tril(np.ones((a.shape[0], 4), np.float32))  # the mask line
+
+
+def test_a_mask_built_from_a_dynamic_size_needs_range_from_opset_11():
+    with pytest.raises(UnexportablePrimitive) as caught:
+        avalon.onnx.export(causal, x, io.BytesIO(), dynamic_axes={"a": {0: "batch"}}, opset_version=10)
+    (count, why, locations), = caught.value.primitives.values()
+    assert why == "its ONNX form Range needs opset 11 or newer (opset_version=10)"
+    assert "np.tril(np.ones((a.shape[0], 4), np.float32))  # the mask line" in str(caught.value)
+
+
 def test_pool_divisors_of_dynamic_spatial_sizes_are_refused():
     images = np.ones((1, 2, 5, 5), np.float32)
     pool = lambda im: avalon.nn.functional.avg_pool2d(im, 3, 1, padding=1, count_include_pad=False)  # noqa: E731

@@ -240,3 +240,36 @@ def test_slices_as_long_as_a_dynamic_axis_follow_it():
     x9 = rng.standard_normal((9, 4, 2)).astype(np.float32)
     (y,) = run(data, x9)
     np.testing.assert_allclose(y, np.asarray(model(x9)), rtol=1e-5, atol=1e-6)
+
+
+class CausalAttention(nn.Module):
+    """A GPT-style block whose causal mask and positions are built from the input's length
+    (np.tril(np.ones((T, T))), np.arange(T)), as model code often writes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.qkv, self.pos = nn.Linear(8, 24), nn.Embedding(16, 8)
+
+    def forward(self, x):
+        length = x.shape[1]
+        x = x + self.pos(np.arange(length))
+        q, k, v = avalon.chunk(self.qkv(x), 3, dim=-1)
+        scores = (q @ k.transpose(0, 2, 1)) / np.sqrt(8.0)
+        scores = np.where(np.tril(np.ones((length, length), bool)), scores, -np.inf)
+        bias = np.triu(np.full((1, length, length), -1e4, np.float32), 1)  # the same mask, additive
+        return avalon.softmax(scores + bias, dim=-1) @ v
+
+
+@pytest.mark.parametrize("opset", [11, None])
+def test_masks_and_positions_built_from_a_dynamic_length_follow_it(opset):
+    """The mask and the positions become Range and comparisons of the computed length (Range exists
+    from opset 11); exported at length 5, run at 9 and 2."""
+    avalon.manual_seed(0)
+    model = CausalAttention().eval()
+    x = rng.standard_normal((2, 5, 8)).astype(np.float32)
+    data = exported(model, x, input_names=["x"], dynamic_axes={"x": {0: "batch", 1: "length"}}, opset_version=opset)
+    assert "Range" in {n.op_type for n in onnx.load_from_string(data).graph.node}
+    for shape in ((3, 9, 8), (1, 2, 8)):
+        other = rng.standard_normal(shape).astype(np.float32)
+        (y,) = run(data, other)
+        np.testing.assert_allclose(y, np.asarray(model(other)), rtol=1e-4, atol=1e-5)
