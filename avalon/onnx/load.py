@@ -28,7 +28,7 @@ _STATIC_SLOTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Squeeze": (1,), "Unsqu
                  "HannWindow": (0,), "HammingWindow": (0,), "BlackmanWindow": (0,), "AffineGrid": (1,),
                  "DFT": (1, 2), "STFT": (1, 3), "MelWeightMatrix": (0, 1, 2, 3, 4), "Col2Im": (1, 2),
                  "NonZero": (0,), "Compress": (1,), "Unique": (0,), "NonMaxSuppression": (0, 1, 2, 3, 4),
-                 "MaxUnpool": (2,),
+                 "MaxUnpool": (2,), "RoiAlign": (1, 2),
                  "LSTM": (4,), "GRU": (4,), "RNN": (4,)}
 # Float slots that are settings, not weights: an initializer feeding only these stays a constant.
 _SETTING_SLOTS = {**_STATIC_SLOTS, "Clip": (1, 2), "Pow": (1,), "NegativeLogLikelihoodLoss": (2,),

@@ -215,3 +215,19 @@ def test_det_matches_numpy_pivots_and_differentiates():
     assert avalon.onnx.load(one_node("Det", 11, {"a": singular}, {}, {}))(singular) == 0
     weights = rng.standard_normal((2, 3))
     assert avalon.gradcheck(lambda v: (model(v) * weights).sum(), a)
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+@pytest.mark.parametrize("opset, attrs", [(10, {"output_height": 2, "output_width": 3, "spatial_scale": 0.5}),
+                                          (16, {"output_height": 3, "output_width": 2, "sampling_ratio": 2})])
+def test_roi_align_matches_onnxruntime_and_differentiates(opset, attrs):
+    import onnxruntime
+    x = rng.standard_normal((2, 3, 6, 7)).astype(np.float32)
+    rois, where = np.float32([[0.5, 1, 5, 4.5], [-1, 0, 3, 7], [2, 2, 2.5, 2.5]]), np.int64([1, 0, 1])
+    model = one_node("RoiAlign", opset, {"x": x, "rois": rois, "where": where}, {}, attrs)
+    expected = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x, "rois": rois, "where": where})[0]
+    imported = avalon.onnx.load(model)
+    np.testing.assert_allclose(imported(x, rois, where), expected, rtol=1e-5, atol=1e-6)
+    weights = rng.standard_normal(expected.shape)
+    assert avalon.gradcheck(lambda v: (imported(v, rois, where) * weights).sum(), x.astype(np.float64))

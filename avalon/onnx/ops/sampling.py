@@ -1,4 +1,4 @@
-"""Sampling an input at computed positions: AffineGrid (the positions of an affine transform) and
+"""Sampling an input at computed positions: AffineGrid (the positions of an affine transform), RoiAlign and
 GridSample (nearest, linear or cubic interpolation, zeros, border or reflection padding, any number of
 spatial axes). Values at the positions are gathered and weighted with ordinary ops, so the result
 differentiates with respect to the input (and, through the weights, the grid)."""
@@ -110,3 +110,59 @@ def grid_sample(n, x, grid):
             values = values * np.reshape(weight, (batch, 1, -1)).astype(x.dtype)
         total = values if total is None else total + values
     return np.reshape(total, (batch, channels) + tuple(out))
+
+
+def _roi_axis(start, bin_size, bins, grid, size):
+    """Along one axis of a region: the lower and upper pixel and the upper weight of each sample,
+    (bins, grid), and which samples lie inside the image (RoiAlign's bilinear rules)."""
+    p = start + np.arange(bins)[:, None] * bin_size + (np.arange(grid)[None, :] + 0.5) * bin_size / grid
+    inside = (p >= -1.0) & (p <= size)
+    p = np.maximum(p, 0.0)
+    low = np.floor(p).astype(np.int64)
+    last = low >= size - 1
+    low = np.where(last, size - 1, low)
+    high = np.where(last, size - 1, low + 1)
+    p = np.where(last, low, p)
+    return low, high, p - low, inside
+
+
+@operator("RoiAlign")
+def roi_align(n, x, rois, batch_indices):
+    """Each region of interest (x1, y1, x2, y2 at spatial_scale) cut into output_height × output_width
+    bins, each the average (or max) of bilinear samples on a sampling_ratio grid (adaptive when 0). The
+    regions are read when traced; the gradient reaches the feature map."""
+    rois = np.asarray(n.constant(rois, "the regions"), np.float64)
+    batch_indices = n.ints(batch_indices, "batch_indices")
+    out_h, out_w, ratio = n.attr("output_height", 1), n.attr("output_width", 1), n.attr("sampling_ratio", 0)
+    scale, mode = n.attr("spatial_scale", 1.0), n.attr("mode", "avg")
+    half_pixel = n.attr("coordinate_transformation_mode", "half_pixel" if n.opset >= 16 else "output_half_pixel") \
+        == "half_pixel"
+    channels, height, width = x.shape[1:]
+    results = []
+    for (x1, y1, x2, y2), b in zip(rois, batch_indices):
+        offset = 0.5 if half_pixel else 0.0
+        start_w, start_h = x1 * scale - offset, y1 * scale - offset
+        roi_w, roi_h = x2 * scale - offset - start_w, y2 * scale - offset - start_h
+        if not half_pixel:
+            roi_w, roi_h = max(roi_w, 1.0), max(roi_h, 1.0)
+        grid_h = ratio if ratio > 0 else int(np.ceil(roi_h / out_h))
+        grid_w = ratio if ratio > 0 else int(np.ceil(roi_w / out_w))
+        ys = _roi_axis(start_h, roi_h / out_h, out_h, grid_h, height)
+        xs = _roi_axis(start_w, roi_w / out_w, out_w, grid_w, width)
+        inside = ys[3][:, :, None, None] & xs[3][None, None]  # (out_h, grid_h, out_w, grid_w)
+        flat = np.reshape(x[b], (channels, -1))
+        corners = []
+        for y_index, y_weight in ((ys[0], 1 - ys[2]), (ys[1], ys[2])):
+            for x_index, x_weight in ((xs[0], 1 - xs[2]), (xs[1], xs[2])):
+                position = np.where(inside, y_index[:, :, None, None] * width + x_index[None, None], 0)
+                weight = np.where(inside, y_weight[:, :, None, None] * x_weight[None, None], 0.0)
+                corners.append(np.take(flat, position, axis=1) * weight.astype(x.dtype))
+        if mode == "avg":
+            value = np.sum(corners[0] + corners[1] + corners[2] + corners[3], axis=(2, 4)) / max(grid_h * grid_w, 1)
+        else:  # the largest weighted corner of any sample (the reference's max mode)
+            value = np.max(np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3])),
+                           axis=(2, 4))
+        results.append(value.astype(x.dtype))
+    if not results:
+        return np.zeros((0, channels, out_h, out_w), x.dtype)
+    return np.stack(results)
