@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
 import avalon
 import avalon.onnx  # imported here, so the children start with it loaded
@@ -112,6 +112,28 @@ def with_weights(w):
     return model_bytes(initializers=[w, numpy_helper.from_array(np.ones(3, np.float32), "b")])
 
 
+def nested_subgraphs(depth):
+    """A model whose If node holds an If node … `depth` deep, written as protobuf wire bytes (onnx's
+    own classes refuse to build it)."""
+    def varint(n):
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n >> 7 else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    def field(number, payload):  # length-delimited
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    graph = field(1, field(4, b"Identity"))
+    for _ in range(depth):  # graph.node[0] = If(then_branch=graph)
+        attribute = field(1, b"then_branch") + field(6, graph) + varint(20 << 3) + varint(AttributeProto.GRAPH)
+        graph = field(1, field(4, b"If") + field(5, attribute))
+    opset = field(1, b"") + varint(2 << 3) + varint(17)
+    return varint(1 << 3) + varint(8) + field(8, opset) + field(7, graph + field(12, field(1, b"y")))
+
+
 @pytest.fixture
 def layout(tmp_path):
     """model/ (the model's folder, with weights.bin) and secret/ beside it (secret.bin, which no case
@@ -137,6 +159,7 @@ CASES = {  # name -> (build(layout) -> model bytes, error class, message pattern
     "truncated 40%": (lambda d: GOOD[:len(GOOD) * 2 // 5], "OnnxError", "not a valid ONNX model|holds no ONNX graph"),
     "truncated 90%": (lambda d: GOOD[:len(GOOD) * 9 // 10], "OnnxError", "not a valid ONNX model|holds no ONNX graph"),
     "random bytes": (lambda d: RNG.bytes(4096), "OnnxError", "not a valid ONNX model|holds no ONNX graph"),
+    "subgraphs nested 5000 deep": (lambda d: nested_subgraphs(5000), "OnnxError", "not a valid ONNX model"),
     "dims 2^40": (lambda d: with_weights(tensor("w", [2 ** 40, 3], raw=W.tobytes())), "OnnxError",
                   r"initializer \('w'\) is malformed: it declares the shape \[1099511627776, 3\]"),
     "dims overflowing int64": (lambda d: with_weights(tensor("w", [2 ** 32, 2 ** 32], raw=W.tobytes())), "OnnxError",
