@@ -9,12 +9,22 @@ as an overview: its top-level modules closed, the ops outside them grouped, the 
 `gradients ×62` node. Opening a module lays out at most `max_layout` units: a module with more ops of
 its own than that opens partly, its own ops one box, its child modules open one at a time.
 """
+from avalon.errors import AvalonError
 from avalon.tape import Call, Const, Input
 
 FILL = {"input": "#dbeafe", "param": "#e0e7ff", "buffer": "#ede9fe", "const": "#f3f4f6",
         "forward": "#ffffff", "backward": "#fef3c7", "box": "#eef2ff", "output": "#dcfce7"}
 BOX_CLASS = {"s": "module", "r": "roll", "g": "group", "p": "partial"}
 GROUP_OUTPUTS = 8  # more gradient (or other) outputs than this are drawn as one node
+
+
+class TooLargeToOpen(AvalonError, KeyError):
+    """Opening a roll of blocks or the ops outside modules would lay out more units than Graphviz
+    draws quickly (`max_layout`); nothing was opened. (A KeyError too, so a view's status line shows
+    it like any other target it cannot open.)"""
+
+    def __str__(self):
+        return self.args[0]
 
 
 def group_scope(node):
@@ -186,10 +196,11 @@ class TapeGraph:
     def open_at_start(self):
         """The opening view: everything when it fits in `max_nodes` units, else the overview (the
         top-level modules closed, the ops outside them grouped by function)."""
-        self.open_to_budget(self.max_nodes)
-        if len(self.units()) < sum(map(self.visible_node, self.nodes)):
-            self.expanded, self.unrolled, self.partial = set(), set(), set()
-            self.grouped = True
+        self.grouped, self.partial = False, set()
+        self.expanded = set(self.children) - {""}
+        self.unrolled = set(self.rolls)
+        if len(self.units()) > self.max_nodes:
+            self.expanded, self.unrolled, self.grouped = set(), set(), True
 
     def open_to_budget(self, budget=None):
         """Open scopes, widest first, while at most `budget` (default `max_nodes`) units are visible.
@@ -219,9 +230,14 @@ class TapeGraph:
         partly (its own ops one box, see `partial`)."""
         if key in self.rolls:
             self.unrolled.add(key)
+            self._undo_if_too_large(lambda: self.unrolled.discard(key), f"the {len(self.rolls[key].members)} "
+                                    f"blocks of {key}", "open one block at a time (select it, or expand "
+                                    f"{self.rolls[key].members[0]})")
             return
         if key in self.groups:
             self.grouped = False
+            self._undo_if_too_large(lambda: setattr(self, "grouped", True), "the ops outside modules",
+                                    "select one (search it) to see its panel")
             return
         if key not in self.children:
             raise KeyError(f"no module scope {key!r} on this tape; scopes are "
@@ -234,6 +250,13 @@ class TapeGraph:
             roll = self.roll_of.get(anc)
             if roll is not None:
                 self.unrolled.add(roll.key)
+
+    def _undo_if_too_large(self, undo, what, instead):
+        count = len(self.units())
+        if count > self.max_layout:
+            undo()
+            raise TooLargeToOpen(f"{what} would draw {count} units, more than Graphviz lays out quickly "
+                                 f"(max_layout={self.max_layout}); nothing was opened: {instead}")
 
     def collapse(self, key):
         """Close a scope, roll its blocks back up (a member's roll, or the roll itself), or group the
@@ -258,6 +281,8 @@ class TapeGraph:
             self.expand(scope)
         elif node.id in self.group_of:
             self.grouped = False
+            if len(self.units()) > self.max_layout:
+                self.grouped = True  # too many to draw one by one: the node's group box stands for it
 
     # --- what is drawn --------------------------------------------------------------------------
 

@@ -4,11 +4,12 @@ gradient outputs one node; modules open in place; a module too large to lay out 
 import re
 
 import numpy as np
+import pytest
 
 import avalon
 import avalon.nn as nn
 from avalon.widgets import BackwardStepper, CheckView, Profiler, TapeView
-from avalon.widgets.graph import node_title
+from avalon.widgets.graph import TooLargeToOpen, node_title
 
 from scale_models import ResNet18, GPT, gpt_step, resnet18_step
 
@@ -138,3 +139,33 @@ def test_a_module_too_large_to_lay_out_opens_partly_and_offers_its_parts():
     assert view.pane.resolve(view.pane.element_of(("p", "wide"))) == ("scope", "wide")
     view.collapse("wide")
     assert g.partial == set() and ("s", "wide") in g.units()
+
+
+def _many_ops(W, x):
+    """A function without modules: all its ops are one group at the overview."""
+    for _ in range(10):
+        x = np.tanh(x @ W)
+    return x.sum()
+
+
+def test_the_ops_outside_modules_open_only_when_they_can_be_laid_out():
+    W, x = np.eye(3) * 0.5, np.ones((2, 3))
+    view = TapeView(_many_ops, W, x, max_nodes=20, max_layout=40)
+    g = view.pane.graph
+    assert ("g", "_many_ops()") in g.units() and len(g.units()) == 3  # W, x and the group
+    with pytest.raises(TooLargeToOpen, match=r"the ops outside modules would draw \d+ units, more than "
+                                             r"Graphviz lays out quickly \(max_layout=40\); nothing was opened"):
+        view.expand("_many_ops()")
+    assert g.grouped and len(g.units()) == 3  # as it was
+    # a double click says so in the status line
+    view.canvas.event = {"action": "toggle", "target": view.pane.element_of("_many_ops()"), "stamp": 1}
+    assert "nothing was opened" in view.status.value and g.grouped
+    # selecting one of its nodes rings the group's box and shows the node's panel
+    tanh = next(n for n in view.tape.calls if n.prim.name == "tanh")
+    view.select(tanh)
+    assert g.grouped and view.canvas.focus == view.pane.element_of("_many_ops()")
+    assert tanh.label in view.canvas.side
+    # with room to lay them out, they open
+    roomy = TapeView(_many_ops, W, x, max_nodes=20)
+    roomy.expand("_many_ops()")
+    assert not roomy.pane.graph.grouped and len(roomy.pane.graph.units()) > 40
