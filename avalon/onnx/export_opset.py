@@ -8,8 +8,9 @@ or a runtime would reject.
 """
 from .errors import OnnxError
 
-# Opset 9 is the oldest with Where, Erf, ConstantOfShape and the BatchNormalization without `spatial`
-# that the forms here need; the newest is the installed onnx's. The default is torch.onnx.export's (20).
+# Opset 9 is the oldest with Where, Erf, ConstantOfShape, Sign and IsNaN, which most programs need
+# (7 and 8 would also want int64 Constants and the weights listed as graph inputs); the newest is the
+# installed onnx's. The default is torch.onnx.export's (20).
 MIN_OPSET, DEFAULT_OPSET = 9, 20
 
 

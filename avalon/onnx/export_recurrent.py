@@ -4,7 +4,8 @@ so the sequence length can be a dynamic axis.
 A scan's workspace holds more than those operators return (the LSTM's cell state and gates at every
 step), so a scan becomes one only where the traced code reads what the operator gives: every step's h,
 and the LSTM's c at the step visited last (output, h_n, c_n: what the layers read). A masked scan (a
-PackedSequence) or one whose gates are read is unrolled instead (export_ops/recurrent.py).
+PackedSequence), one whose gates are read, and one in another dtype than float32 (onnxruntime runs
+these operators in float32 only) are unrolled instead (export_ops/recurrent.py).
 
 Gate orders differ: PyTorch's LSTM rows are i, f, g, o and ONNX's i, o, f, c; the GRU's r, z, n and
 ONNX's z, r, h (with linear_before_reset=1, PyTorch's GRU). The input projection x·W_ihᵀ that the
@@ -24,7 +25,7 @@ def recurrence(node, readers, outputs):
     """A Fused writing the scan `node` as one ONNX recurrent operator, or None where none fits.
     `readers` are the tape's calls that read `node`, `outputs` the program's results."""
     form = _FORMS.get(node.prim.name) if isinstance(node, Call) else None
-    if form is None or len(node.args) > form[2] or (node in outputs and form[0] != "RNN"):
+    if form is None or len(node.args) > form[2] or (node in outputs and form[0] != "RNN") or node.dtype != np.float32:
         return None
     size = node.args[3 if form[0] == "LSTM" else 2].shape[1]
     if not all(_reads_states(reader, node, size, form[0]) for reader in readers):

@@ -241,6 +241,18 @@ def test_packed_sequences_unroll_and_their_length_stays_fixed(make):
     assert "m(pack_padded_sequence(x, [5, 3, 2]))" in str(caught.value)
 
 
+def test_float64_recurrences_unroll_as_onnxruntime_runs_its_recurrent_operators_in_float32_only():
+    avalon.manual_seed(0)
+    model = nn.GRU(6, 5, dtype=np.float64).eval()
+    x = rng.standard_normal((5, 3, 6))
+    data, f = check(lambda m, x: _flat(m(x)), (model, x), input_names=["x"], dynamic_axes={"x": {1: "batch"}})
+    assert "GRU" not in {n.op_type for n in onnx.load_from_string(data).graph.node}
+    x4 = rng.standard_normal((5, 4, 6))
+    for got, want in zip(run(data, x4), f(model, x4)):
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-12)
+
+
 def _flat(result):
     out, state = result
     return [out] + (list(state) if isinstance(state, tuple) else [state])

@@ -41,4 +41,4 @@ def refusal(node, opset):
     return check(node, opset) if check is not None else None
 
 
-from . import elementwise, index, loss, nn, random, recurrent, reduce, shape  # noqa: E402,F401 - they register their emitters
+from . import elementwise, index, loss, nn, random, recurrent, reduce, shape  # noqa: E402,F401 - they register emitters
