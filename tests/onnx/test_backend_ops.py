@@ -231,3 +231,17 @@ def test_roi_align_matches_onnxruntime_and_differentiates(opset, attrs):
     np.testing.assert_allclose(imported(x, rois, where), expected, rtol=1e-5, atol=1e-6)
     weights = rng.standard_normal(expected.shape)
     assert avalon.gradcheck(lambda v: (imported(v, rois, where) * weights).sum(), x.astype(np.float64))
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+def test_deform_conv_gradients_reach_input_weights_offsets_and_mask():
+    """Two groups, two offset groups, a stride and padding; offsets move taps off the image too."""
+    x, w = rng.standard_normal((1, 4, 4, 5)), rng.standard_normal((2, 2, 2, 2))
+    offset, mask = rng.uniform(-1.5, 1.5, (1, 2 * 2 * 2 * 2, 4, 3)), rng.uniform(0, 1, (1, 2 * 2 * 2, 4, 3))
+    attrs = {"group": 2, "offset_group": 2, "strides": [1, 2], "pads": [1, 1, 0, 1], "kernel_shape": [2, 2]}
+    model = avalon.onnx.load(one_node("DeformConv", 19, {"x": x, "w": w, "offset": offset, "b": np.ones(2),
+                                                         "mask": mask}, {}, attrs))
+    weights = rng.standard_normal((1, 2, 4, 3))
+    assert avalon.gradcheck(lambda *v: (model(*v) * weights).sum(), x, w, offset, np.ones(2), mask)
+    with pytest.raises(avalon.onnx.OnnxError, match=r"offsets' positions \(3, 3\) are not the output's \(4, 3\)"):
+        model(x, w, offset[:, :, :3], np.ones(2), mask[:, :, :3])

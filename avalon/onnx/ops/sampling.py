@@ -1,7 +1,7 @@
-"""Sampling an input at computed positions: AffineGrid (the positions of an affine transform), RoiAlign and
-GridSample (nearest, linear or cubic interpolation, zeros, border or reflection padding, any number of
-spatial axes). Values at the positions are gathered and weighted with ordinary ops, so the result
-differentiates with respect to the input (and, through the weights, the grid)."""
+"""Sampling an input at computed positions: AffineGrid (the positions of an affine transform), GridSample
+(nearest, linear or cubic interpolation, zeros, border or reflection padding, any number of spatial axes),
+RoiAlign and DeformConv. Values at the positions are gathered and weighted with ordinary ops, so the
+result differentiates with respect to the input (and, through the weights, the positions)."""
 import itertools
 
 import numpy as np
@@ -166,3 +166,42 @@ def roi_align(n, x, rois, batch_indices):
     if not results:
         return np.zeros((0, channels, out_h, out_w), x.dtype)
     return np.stack(results)
+
+
+@operator("DeformConv")
+def deform_conv(n, x, w, offset, bias=None, mask=None):
+    """A 2-D convolution whose every tap samples the input (bilinearly, zero outside) at its place moved
+    by `offset` (per offset group, tap and output position) and weighted by `mask`; the gradient reaches
+    the input, the weights, the offsets and the mask."""
+    batch, channels, height, width = x.shape
+    kh, kw = n.attr("kernel_shape", list(w.shape[2:]))
+    (sh, sw), (dh, dw) = n.attr("strides", [1, 1]), n.attr("dilations", [1, 1])
+    pads, groups, offset_groups = n.attr("pads", [0, 0, 0, 0]), n.attr("group", 1), n.attr("offset_group", 1)
+    out_h, out_w = offset.shape[2:]
+    expected = ((height + pads[0] + pads[2] - (kh - 1) * dh - 1) // sh + 1,
+                (width + pads[1] + pads[3] - (kw - 1) * dw - 1) // sw + 1)
+    if (out_h, out_w) != expected:
+        raise n.error(f"the offsets' positions {(out_h, out_w)} are not the output's {expected} (from the input "
+                      "size, kernel, strides, dilations and pads)")
+    offset = np.reshape(offset, (batch, offset_groups, kh, kw, 2, out_h, out_w))
+    taps_y = (np.arange(kh) * dh)[:, None, None, None] + (np.arange(out_h) * sh - pads[0])[None, None, :, None]
+    taps_x = (np.arange(kw) * dw)[None, :, None, None] + (np.arange(out_w) * sw - pads[1])[None, None, None, :]
+    py, px = offset[:, :, :, :, 0] + taps_y.astype(x.dtype), offset[:, :, :, :, 1] + taps_x.astype(x.dtype)
+    y0, x0 = np.floor(py), np.floor(px)
+    fy, fx = py - y0, px - x0
+    flat = np.reshape(x, (batch, offset_groups, channels // offset_groups, height * width))
+    sampled = None
+    for y, wy in ((y0, 1 - fy), (y0 + 1, fy)):
+        for xx, wx in ((x0, 1 - fx), (x0 + 1, fx)):
+            inside = (y >= 0) & (y < height) & (xx >= 0) & (xx < width)
+            position = np.clip(y, 0, height - 1) * width + np.clip(xx, 0, width - 1)
+            index = np.reshape(position.astype(np.int64), (batch, offset_groups, 1, -1))
+            weight = np.where(inside, wy * wx, np.zeros((), x.dtype))
+            value = np.take_along_axis(flat, index, axis=3) * np.reshape(weight, (batch, offset_groups, 1, -1))
+            sampled = value if sampled is None else sampled + value
+    if mask is not None:
+        sampled = sampled * np.reshape(mask, (batch, offset_groups, 1, -1))
+    columns = np.reshape(sampled, (batch, groups, (channels // groups) * kh * kw, out_h * out_w))
+    kernels = np.reshape(w, (groups, w.shape[0] // groups, -1))
+    y = np.reshape(np.einsum("ngkp,gok->ngop", columns, kernels), (batch, w.shape[0], out_h, out_w))
+    return y if bias is None else y + np.reshape(bias, (1, -1, 1, 1))
