@@ -91,6 +91,26 @@ def test_recurrent_layers_match_torch_with_gradients(kind, setting):
         np.testing.assert_allclose(grads[0][name], p.grad.numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
 
 
+RENAMED = [(model, setting) for model, setting in CASES if not SETTINGS[setting][1]]
+
+
+@pytest.mark.parametrize("model, setting", RENAMED, ids=[f"{m}-{s}" for m, s in RENAMED])
+def test_input_gradients_match_torch_where_weights_are_renamed(model, setting):
+    """Folded or renamed weights have no torch counterpart, but the gradient with respect to the input
+    does, and every imported parameter gets a gradient (so such an import still fine-tunes)."""
+    torch_model, data = exported(model, setting)
+    ours = avalon.onnx.load(data)
+    x = MODELS[model][1](3, seed=7)
+    weights = np.random.default_rng(0).standard_normal(ours(x).shape).astype(np.float32)
+    _, grads = avalon.grad(lambda m, v: (m(v) * weights).sum(), ours, x)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    (torch_model(tx) * torch.from_numpy(weights)).sum().backward()
+    scale = np.abs(tx.grad.numpy()).max()
+    np.testing.assert_allclose(grads[1], tx.grad.numpy(), rtol=1e-3, atol=1e-4 * scale)
+    for name, p in ours.named_parameters():
+        assert grads[0][name].shape == p.shape and np.any(grads[0][name] != 0), name
+
+
 class Classifier(avalon.nn.Module):
     """An imported backbone under a new Linear head."""
 
