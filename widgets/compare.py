@@ -124,6 +124,8 @@ class Compare(View):
         self.grouping, self.depth = grouping, depth
         if self.group_menu.value != grouping:
             self.group_menu.value = grouping
+        if self.depth_menu.value != depth and depth in (None, 1, 2, 3):
+            self.depth_menu.value = depth
         self._draw()
         return self.rows
 

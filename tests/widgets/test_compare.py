@@ -65,7 +65,11 @@ def test_per_module_rows_and_a_module_only_the_second_has(two_profiles):
     assert set(top) == {g["name"] for g in after.by_module(1)} | {g["name"] for g in before.by_module(1)}
     encoder = {g["name"]: g["median_s"] for g in after.by_module(1)}["encoder"]
     assert top["encoder"]["after_s"] == encoder
-    assert view.group_menu.value == "module"
+    assert view.group_menu.value == "module" and view.depth_menu.value == 1
+    view.depth_menu.value = None  # the menu shows every scope again
+    assert set(shown(view.canvas.main)) == {g["name"] for g in a} | {g["name"] for g in b}
+    view.group_menu.value = "op"
+    assert set(shown(view.canvas.main)) == {r["name"] for r in view.by_op()}
 
 
 def test_summary_sorting_static_copy_and_profiler_compare(two_profiles):
