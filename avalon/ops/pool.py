@@ -18,6 +18,12 @@ from ..backend import is_numpy_like, namespace
 from .conv import col2im, crop_spatial, pad_spatial, window_slices
 from .primitive import primitive
 
+# Bytes of the input pooled at a time (numpy): max pooling walks its input once per kernel offset with
+# strided slices, and a part of whole samples this size stays in a core's L2 across those walks instead
+# of coming from memory at each. LeNet's first pool (128×32×26×26, 2×2), one thread, caches cold: the
+# backward scatter 16.6 -> 9.7 ms, the forward 6.4 -> 3.8 ms. 0 pools the whole batch at once.
+PART_BYTES = 1 << 19
+
 
 def pool_geometry(size, kernel, stride, padding, dilation, ceil_mode):
     """torch's output length of a pooling window over `size`, and the (before, after) padding that
@@ -46,22 +52,46 @@ def _lowest(xp, dtype):
     return -np.inf if floating else xp.iinfo(dtype).min
 
 
+def _parts(xp, x, d):
+    """Slices of `x`'s first axis of about PART_BYTES each (pooling is independent along every axis
+    but the trailing `d`), or None where the whole is pooled at once (other namespaces, one part)."""
+    if not PART_BYTES or not is_numpy_like(xp) or x.ndim <= d or x.nbytes <= PART_BYTES:
+        return None
+    size = max(1, PART_BYTES * x.shape[0] // x.nbytes)
+    return [slice(i, i + size) for i in range(0, x.shape[0], size)]
+
+
 @primitive("max_pool")
 def max_pool(x, kernel, stride, padding, dilation):
     """The maximum of each window of `x`'s trailing axes (padding never wins; NaN propagates)."""
     xp = namespace(x)
+    parts = _parts(xp, x, len(kernel))
+    if parts is None:
+        return _max_pool(xp, x, kernel, stride, padding, dilation)
+    res = xp.empty(tuple(x.shape[:-len(kernel)]) + _out(x, kernel, stride, padding, dilation), dtype=x.dtype)
+    for part in parts:
+        _max_pool(xp, x[part], kernel, stride, padding, dilation, into=res[part])
+    return res
+
+
+def _max_pool(xp, x, kernel, stride, padding, dilation, into=None):
     out = _out(x, kernel, stride, padding, dilation)
     xpad = pad_spatial(x, padding, _lowest(xp, x.dtype))
-    res = None
-    for offset in _offsets(kernel):
+    res = into
+    for k, offset in enumerate(_offsets(kernel)):
         v = xpad[(...,) + window_slices(offset, stride, dilation, out)]
-        if res is None:
-            res = _copy(xp, v)
+        if k == 0:
+            res = _copy(xp, v) if res is None else _assign(res, v)
         elif is_numpy_like(xp):
             xp.maximum(res, v, out=res)
         else:
             res = xp.maximum(res, v)
     return res
+
+
+def _assign(target, v):
+    target[...] = v
+    return target
 
 
 def _first_maxima(xp, x, y, kernel, stride, padding, dilation):
@@ -97,6 +127,16 @@ def max_pool_scatter(g, x, y, kernel, stride, padding, dilation, out=None):
     """The gradient of `max_pool` at `x` (whose windows' maxima are `y`): each window's `g` added at
     the window's maximum. `y` is an operand for speed only (it takes no gradient)."""
     xp = namespace(g, x)
+    parts = _parts(xp, x, len(kernel))
+    if parts is None:
+        return _max_pool_scatter(xp, g, x, y, kernel, stride, padding, dilation, out)
+    res = xp.empty(x.shape, dtype=g.dtype) if out is None else out
+    for part in parts:
+        _max_pool_scatter(xp, g[part], x[part], y[part], kernel, stride, padding, dilation, res[part])
+    return res
+
+
+def _max_pool_scatter(xp, g, x, y, kernel, stride, padding, dilation, out):
     d = len(kernel)
     masks = _first_maxima(xp, x, y, kernel, stride, padding, dilation)
     padded = tuple(n + lo + hi for n, (lo, hi) in zip(x.shape[-d:], padding))
@@ -136,6 +176,16 @@ def max_pool_gather(v, x, y, kernel, stride, padding, dilation, out=None):
     """`v` (shaped like `x`) read at each window's maximum of `x` (the maxima being `y`): the adjoint
     of `max_pool_scatter`."""
     xp = namespace(v, x)
+    parts = _parts(xp, x, len(kernel))
+    if parts is None:
+        return _max_pool_gather(xp, v, x, y, kernel, stride, padding, dilation, out)
+    res = xp.empty(y.shape, dtype=v.dtype) if out is None else out
+    for part in parts:
+        _max_pool_gather(xp, v[part], x[part], y[part], kernel, stride, padding, dilation, res[part])
+    return res
+
+
+def _max_pool_gather(xp, v, x, y, kernel, stride, padding, dilation, out):
     masks = _first_maxima(xp, x, y, kernel, stride, padding, dilation)
     vpad = pad_spatial(v, padding)
     res = None
