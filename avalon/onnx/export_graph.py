@@ -134,16 +134,27 @@ class GraphBuilder:
             return self.op("Split", [x, self.ints(sizes)], outputs=len(sizes), axis=axis)
         return self.op("Split", [x], outputs=len(sizes), axis=axis, split=[int(n) for n in sizes])
 
-    def slice(self, x, starts, ends, axes, steps=None):
-        """Slice; a start or end may be a 1-element tensor name (a bound that follows a dynamic axis)."""
-        if self.opset < 10 and (any(s != 1 for s in steps or ()) or
-                                any(isinstance(v, str) for v in (*starts, *ends))):
-            raise NeedsOpset("Slice", "with steps or bounds computed in the graph", 10, self.opset)
+    def slice(self, x, starts, ends, axes, steps=None, sizes=None):
+        """Slice; a start or end may be a 1-element tensor name (a bound that follows a dynamic axis).
+        Before opset 10 (bounds as attributes, no steps) an axis with a step is a Gather of the
+        positions, from its size in `sizes` (None where it follows a dynamic axis)."""
+        steps = steps or [1] * len(axes)
+        if self.opset < 10 and any(isinstance(v, str) for v in (*starts, *ends)):
+            raise NeedsOpset("Slice", "with bounds computed in the graph", 10, self.opset)
         if self.opset < 10:
-            return self.op("Slice", [x], starts=[int(v) for v in starts], ends=[int(v) for v in ends],
-                           axes=[int(a) for a in axes])
+            for start, end, axis, step in zip(starts, ends, axes, steps):
+                if step != 1:
+                    if sizes is None or sizes[axis] is None:
+                        raise NeedsOpset("Slice", "with steps along a dynamic axis", 10, self.opset)
+                    picked = range(*slice(start, end, step).indices(sizes[axis]))
+                    x = self.op("Gather", [x, self.ints(picked)], axis=axis)
+            plain = [i for i, step in enumerate(steps) if step == 1]
+            if not plain:
+                return x
+            return self.op("Slice", [x], starts=[int(starts[i]) for i in plain], ends=[int(ends[i]) for i in plain],
+                           axes=[int(axes[i]) for i in plain])
         args = [x, self._int_list(starts), self._int_list(ends), self.ints(axes)]
-        if steps is not None:
+        if any(step != 1 for step in steps):
             args.append(self.ints(steps))
         return self.op("Slice", args)
 
@@ -214,6 +225,11 @@ class GraphBuilder:
     def twin(self, node):
         """The same node in the trace at other sizes of the dynamic axes (None without dynamic axes)."""
         return self.twins.get(node) if self.twins else None
+
+    def sizes(self, operand):
+        """`operand`'s sizes, None for those that follow a dynamic axis."""
+        twin = self.twin(operand)
+        return [n if twin is None or twin.shape[a] == n else None for a, n in enumerate(operand.shape)]
 
     def static_sizes(self, node, operand, axes, what):
         """Refuse to bake sizes of `operand` along `axes` (None: all) into `what` when they follow a

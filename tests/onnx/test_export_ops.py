@@ -155,10 +155,7 @@ def check(fn, args, opset=None, **options):
 TOO_NEW = {
     ("elementwise", 9): {"rint": "Round needs opset 11"}, ("elementwise", 10): {"rint": "Round needs opset 11"},
     ("integers", 9): {"floor_divide": "Mod needs opset 10", "remainder": "Mod needs opset 10"},
-    ("shapes", 9): {"flip": "Slice with steps or bounds computed in the graph needs opset 10",
-                    "getitem": "Slice with steps or bounds computed in the graph needs opset 10"},
-    ("indexing", 9): {"getitem": "Slice with steps or bounds computed in the graph needs opset 10"},
-    ("indexing", 10): {"getitem": "GatherND needs opset 11"},
+    ("indexing", 9): {"getitem": "GatherND needs opset 11"}, ("indexing", 10): {"getitem": "GatherND needs opset 11"},
     ("pools", 9): {"max_pool": "MaxPool with attribute dilations needs opset 10"},
     ("losses", 9): {"cross_entropy": "GatherElements needs opset 11", "getitem": "GatherND needs opset 11"},
     ("losses", 10): {"cross_entropy": "GatherElements needs opset 11", "getitem": "GatherND needs opset 11"},
@@ -276,7 +273,8 @@ def scatters(x):
     return [avalon.index_add(x, 1, np.array([0, 2, 0]), x[:, :3]),
             avalon.scatter(x, 1, np.array([[0], [1], [2]]), x[:, :1]),
             avalon.scatter_add(x, 0, np.array([[0, 1, 2, 0, 1]]), x[:1]),
-            avalon.index_add(x, 0, np.array([2, 2]), x[:2] * 3), F.one_hot(np.array([1, 0, 3]), 4)]
+            avalon.index_add(x, 0, np.array([2, 2]), x[:2] * 3), F.one_hot(np.array([1, 0, 3]), 4),
+            avalon.index_add(x > 0, 1, np.array([0, 2, 0]), x[:, :3] > 1)]  # booleans add as logical or
 
 
 @pytest.mark.parametrize("opset", [9, 11, 15, 16])

@@ -1,6 +1,7 @@
 """Every model of the zoo (tests/zoo/models: real-style PyTorch files ported by renaming `torch` to
-`avalon`) exported in evaluation mode from Avalon: the file passes the full checker and onnxruntime
-gives Avalon's outputs on the zoo's example inputs."""
+`avalon`) exported in evaluation mode from Avalon, at the default opset and at 11 (the legacy one
+users often ask for): the file passes the full checker and onnxruntime gives Avalon's outputs on the
+zoo's example inputs."""
 import io
 
 import numpy as np
@@ -16,8 +17,9 @@ Z = pytest.importorskip("tests.zoo.test_zoo")
 
 
 @pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("opset", [None, 11])
 @pytest.mark.parametrize("name", Z.NAMES)
-def test_zoo_model_exports_and_matches_onnxruntime(name):
+def test_zoo_model_exports_and_matches_onnxruntime(name, opset):
     model, _ = Z.pair(name)
     model.eval()
     inputs, _ = Z._examples(name, "example_inputs")
@@ -25,9 +27,9 @@ def test_zoo_model_exports_and_matches_onnxruntime(name):
     custom = getattr(module, "forward", None)
     f = io.BytesIO()
     if custom is None:
-        avalon.onnx.export(model, tuple(inputs), f)
+        avalon.onnx.export(model, tuple(inputs), f, opset_version=opset)
     else:
-        avalon.onnx.export(custom, (model, *inputs), f)
+        avalon.onnx.export(custom, (model, *inputs), f, opset_version=opset)
     onnx.checker.check_model(onnx.load_from_string(f.getvalue()), full_check=True)
     want = tree.flatten(Z._forward(module, model, tuple(inputs)))[0]
     got = run(f.getvalue(), *[np.asarray(a) for a in tree.flatten(tuple(inputs))[0]])

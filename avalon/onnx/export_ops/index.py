@@ -91,7 +91,7 @@ def getitem(g, node):
                 dropped.append(axis)
         axis += 1
     if axes:
-        x = g.slice(x, starts, ends, axes, steps)
+        x = g.slice(x, starts, ends, axes, steps, g.sizes(node.args[0]))
     if advanced:
         return _gather_nd(g, node, x, key)
     if dropped:
@@ -214,6 +214,8 @@ def _scatter_by_product(g, node, indices, updates, sizes, rest, common):
         flat = term if flat is None else g.op("Add", [flat, term])
     m, p, r = int(np.prod(common)), int(np.prod(sizes)), int(np.prod(rest))
     column = g.op("Reshape", [flat, g.ints([m, 1])])
-    hot = g.cast(g.op("Equal", [column, g.const(np.arange(p, dtype=np.int64)[None])]), np.bool_, node.dtype)
-    rows = g.op("MatMul", [g.op("Transpose", [hot], perm=[1, 0]), g.op("Reshape", [updates, g.ints([m, r])])])
+    dt = node.dtype if node.dtype != np.bool_ else np.float32  # booleans add as logical or: a sum, then ≠ 0
+    hot = g.cast(g.op("Equal", [column, g.const(np.arange(p, dtype=np.int64)[None])]), np.bool_, dt)
+    values = g.op("Reshape", [g.cast(updates, node.dtype, dt), g.ints([m, r])])
+    rows = g.cast(g.op("MatMul", [g.op("Transpose", [hot], perm=[1, 0]), values]), dt, node.dtype)
     return g.op("Reshape", [rows, g.ints(list(sizes) + list(rest))])

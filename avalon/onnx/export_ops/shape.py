@@ -46,7 +46,7 @@ def flip(g, node):
     axis = node.params["axis"]
     axes = [int(a) % len(node.shape) for a in ((axis,) if isinstance(axis, int) else axis)]
     n = len(axes)
-    return g.slice(g.arg(node, 0), [-1] * n, [_BEFORE_START] * n, axes, [-1] * n)
+    return g.slice(g.arg(node, 0), [-1] * n, [_BEFORE_START] * n, axes, [-1] * n, g.sizes(node.args[0]))
 
 
 @emits("tile")
