@@ -245,3 +245,18 @@ def test_deform_conv_gradients_reach_input_weights_offsets_and_mask():
     assert avalon.gradcheck(lambda *v: (model(*v) * weights).sum(), x, w, offset, np.ones(2), mask)
     with pytest.raises(avalon.onnx.OnnxError, match=r"offsets' positions \(3, 3\) are not the output's \(4, 3\)"):
         model(x, w, offset[:, :, :3], np.ones(2), mask[:, :, :3])
+
+
+@pytest.mark.filterwarnings("ignore::avalon.RetraceWarning")
+@pytest.mark.parametrize("mode, scales", [("linear", [1, 1, 0.4, 0.7]), ("cubic", [1, 1, 0.3, 0.55]),
+                                          ("linear", [1, 1, 0.5, 1.5])])
+def test_antialiased_resize_matches_onnxruntime_and_differentiates(mode, scales):
+    import onnxruntime
+    x = rng.standard_normal((1, 2, 9, 8)).astype(np.float32)
+    model = one_node("Resize", 18, {"x": x}, {"roi": np.float32([]), "scales": np.float32(scales)},
+                     {"mode": mode, "antialias": 1})
+    expected = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    imported = avalon.onnx.load(model)
+    np.testing.assert_allclose(imported(x), expected, rtol=1e-4, atol=1e-5)
+    weights = rng.standard_normal(expected.shape)
+    assert avalon.gradcheck(lambda v: (imported(v) * weights).sum(), x.astype(np.float64))

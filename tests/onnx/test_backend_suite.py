@@ -19,7 +19,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore::RuntimeWarning"),
 # in-scope case-name pattern (re.fullmatch) -> why it does not pass yet
 NOT_YET = {
     r"test_bitcast_\w+": "BitCast reinterprets an array's bits as another dtype, which tracing refuses",
-    r"test_resize_\w+_antialias": "antialiased Resize is not supported yet",
 }
 
 CASES = [case for case in coverage.cases() if coverage.out_of_scope(case.name, case.model) is None]

@@ -44,17 +44,40 @@ def _cubic_weights(t, a):
     return [far(t + 1), near(t), near(1 - t), far(2 - t)]
 
 
-def _taps(n, mode, positions, size):
+def _antialiased(n, mode, positions, scale):
+    """Downsampling with `antialias`: the linear or cubic filter stretched by 1/scale, so each output
+    blends every input it covers, the weights normalised to sum 1 (taps relative to ceil(p) - 1)."""
+    scale = min(scale, 1.0)
+    base = np.ceil(positions) - 1
+    t = positions - base  # in (0, 1]
+    reach = 1 if mode == "linear" else 2
+    start = int(np.floor(-reach / scale)) + 1
+    offsets = list(range(start, 2 - start))
+    if mode == "linear":
+        weights = [np.clip(1 - np.abs((o - t) * scale), 0, 1) for o in offsets]
+    else:
+        a = n.attr("cubic_coeff_a", -0.75)
+        distances = [np.abs((o - t) * scale) for o in offsets]  # Keys' kernel: near |d| <= 1, far below 2
+        weights = [np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                            np.where(d < 2, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a, 0.0)) for d in distances]
+    total = sum(weights)
+    return base, offsets, [w / total for w in weights]
+
+
+def _taps(n, mode, positions, size, scale):
     """Per output position: source indices (clamped to the input) and weights, one list per tap."""
     if mode == "nearest":
         rounding = _ROUNDING[n.attr("nearest_mode", "round_prefer_floor") if n.opset >= 11 else "floor"]
         return [rounding(positions)], [np.ones_like(positions)]
-    base = np.floor(positions)
-    t = positions - base
-    if mode == "linear":
-        offsets, weights = [0, 1], [1 - t, t]
+    if n.attr("antialias", 0) and scale < 1:
+        base, offsets, weights = _antialiased(n, mode, positions, scale)
     else:
-        offsets, weights = [-1, 0, 1, 2], _cubic_weights(t, n.attr("cubic_coeff_a", -0.75))
+        base = np.floor(positions)
+        t = positions - base
+        if mode == "linear":
+            offsets, weights = [0, 1], [1 - t, t]
+        else:
+            offsets, weights = [-1, 0, 1, 2], _cubic_weights(t, n.attr("cubic_coeff_a", -0.75))
     indices = [base + o for o in offsets]
     if n.attr("exclude_outside", 0):  # neighbours outside the input get no weight; the rest renormalised
         weights = [np.where((i < 0) | (i > size - 1), 0.0, w) for i, w in zip(indices, weights)]
@@ -66,7 +89,7 @@ def _taps(n, mode, positions, size):
 def _resize_axis(n, x, axis, out, scale, mode, transform, roi):
     size = x.shape[axis]
     positions = _source_positions(n, transform, out, size, scale, roi)
-    indices, weights = _taps(n, mode, positions, size)
+    indices, weights = _taps(n, mode, positions, size, scale)
     shape = [1] * x.ndim
     shape[axis] = out
     y = None
@@ -118,8 +141,8 @@ def resize(n, x, *rest):
                                                                               n.attr("mode", "nearest"))
     if mode not in ("nearest", "linear", "cubic"):
         raise n.error(f"mode {mode!r} is not supported (nearest, linear and cubic are)")
-    if n.attr("antialias"):
-        raise n.error("antialiased resizing is not supported")
+    if n.attr("antialias") and mode == "nearest":
+        raise n.error("antialias applies to the linear and cubic modes, not nearest")
     axes = [a % x.ndim for a in n.attr("axes", range(x.ndim))]
     outs, factors = _targets(n, x, axes, scales, sizes)
     roi = None if roi is None or not np.size(n.constant(roi, "roi")) else n.constant(roi, "roi").reshape(-1)
