@@ -63,3 +63,17 @@ def test_reduction_axes_are_an_attribute_until_17_and_an_input_from_18(opset):
     assert (len(mean.input), [a.name for a in mean.attribute if a.name == "axes"]) == \
         ((1, ["axes"]) if opset == 17 else (2, []))
     np.testing.assert_allclose(run(data, x)[0], np.asarray(model(x)), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [9, 14, None])
+def test_the_lstm_classifier_runs_at_other_lengths_in_onnxruntime_and_after_load(opset):
+    """Its LSTM is one ONNX LSTM operator, so the token sequence's length is a dynamic axis too."""
+    make, tokens = MODELS["lstm"]
+    model = make()
+    data = exported(model, tokens, input_names=["tokens"], dynamic_axes={"tokens": {0: "batch", 1: "length"}},
+                    opset_version=opset)
+    assert [n.op_type for n in onnx.load_from_string(data).graph.node].count("LSTM") == 1
+    longer = np.random.default_rng(5).integers(0, 10, (3, 9))
+    want = np.asarray(model(longer))
+    np.testing.assert_allclose(run(data, longer)[0], want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(avalon.onnx.load(data)(longer)), want, rtol=1e-4, atol=1e-5)
