@@ -19,6 +19,7 @@ from .export_dynamic import DynamicDims, DynamicSizeError, check_static, compute
 from .export_fuse import fuse
 from .export_graph import GraphBuilder
 from .export_opset import DEFAULT_OPSET, MIN_OPSET, NeedsOpset, max_opset
+from .export_recurrent import recurrences
 from .export_ops import EMITTERS, refusal
 
 
@@ -61,7 +62,7 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
     out_names = _names(output_names, ["output"] if len(outputs) == 1 else [f"output_{i}" for i in
                                                                           range(len(outputs))], "output_names")
     axes = _dynamic_axes(dynamic_axes, dict(zip(in_names, data)), dict(zip(out_names, outputs)))
-    replaced = fuse(tape, outputs, opset)
+    replaced = {**fuse(tape, outputs, opset), **recurrences(tape, outputs)}
     live = _live(tape, outputs, replaced)
     _refuse_unexportable(live, opset, replaced)
 

@@ -33,23 +33,14 @@ def _param(node):
 
 
 def fuse(tape, outputs, opset):
-    """{node: Fused} for every group found (the node being the group's result), and the fused
-    recurrences as ONNX's LSTM, GRU and RNN operators (export_recurrent.py)."""
-    from .export_recurrent import recurrence
-    found, readers = {}, {}
-    for node in tape.calls:
-        for a in node.args:
-            if isinstance(a, Call) and a.prim.name.endswith("_scan"):
-                readers.setdefault(a, []).append(node)
+    """{node: Fused} for every group found (the node being the group's result)."""
+    found = {}
     for node in tape.calls:
         for match in (_gemm, _batch_norm, _layer_norm if opset >= 17 else None):
             fused = match(node) if match is not None else None
             if fused is not None:
                 found[node] = fused
                 break
-        fused = recurrence(node, readers.get(node, []), outputs)
-        if fused is not None:
-            found[node] = fused
     return found
 
 

@@ -21,6 +21,18 @@ from .export_fuse import Fused, _call
 _FORMS = {"lstm_scan": ("LSTM", [0, 3, 1, 2], 5), "gru_scan": ("GRU", [1, 0, 2], 4), "rnn_scan": ("RNN", [0], 3)}
 
 
+def recurrences(tape, outputs):
+    """{scan node: Fused} for every scan written as an ONNX recurrent operator."""
+    readers = {}
+    for node in tape.calls:
+        for a in node.args:
+            if isinstance(a, Call) and a.prim.name in _FORMS:
+                readers.setdefault(a, []).append(node)
+    found = {node: recurrence(node, readers.get(node, []), outputs) for node in readers}
+    found.update({node: recurrence(node, [], outputs) for node in outputs if node not in readers})
+    return {node: fused for node, fused in found.items() if fused is not None}
+
+
 def recurrence(node, readers, outputs):
     """A Fused writing the scan `node` as one ONNX recurrent operator, or None where none fits.
     `readers` are the tape's calls that read `node`, `outputs` the program's results."""
