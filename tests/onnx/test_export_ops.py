@@ -155,13 +155,10 @@ def check(fn, args, opset=None, **options):
 TOO_NEW = {
     ("elementwise", 9): {"rint": "Round needs opset 11"}, ("elementwise", 10): {"rint": "Round needs opset 11"},
     ("integers", 9): {"floor_divide": "Mod needs opset 10", "remainder": "Mod needs opset 10"},
-    ("indexing", 9): {"getitem": "GatherND needs opset 11"}, ("indexing", 10): {"getitem": "GatherND needs opset 11"},
     ("pools", 9): {"max_pool": "MaxPool with attribute dilations needs opset 10"},
-    ("losses", 9): {"cross_entropy": "GatherElements needs opset 11", "getitem": "GatherND needs opset 11"},
-    ("losses", 10): {"cross_entropy": "GatherElements needs opset 11", "getitem": "GatherND needs opset 11"},
 }
 for _opset in (9, 10):
-    TOO_NEW["reductions", _opset] = {"cumsum": "CumSum needs opset 11", "getitem": "GatherND needs opset 11",
+    TOO_NEW["reductions", _opset] = {"cumsum": "CumSum needs opset 11",
                                      "argsort": "TopK with attribute largest, sorted needs opset 11"}
 
 
@@ -299,8 +296,9 @@ def mixed_indices(x):
             x[B, A, 1:3], x[None, A, B], x[..., A, -1], x[1, A, :, A], x[A, :, B, ::2], x[-1, :, A]]
 
 
-@pytest.mark.parametrize("opset", [11, None])
+@pytest.mark.parametrize("opset", [9, 11, None])
 def test_several_index_arrays_with_integers_and_new_axes_follow_numpy(opset):
+    """GatherND from opset 11; before it a Gather of the flat positions."""
     data, f = check(mixed_indices, (K,), opset)
     for k, (got, want) in enumerate(zip(run(data, K), f(K))):
         np.testing.assert_array_equal(got, np.asarray(want), err_msg=f"result {k}")

@@ -139,8 +139,11 @@ def _gather_nd(g, node, x, key):
         x = g.op("Transpose", [x], perm=indexed + others)
     b = len(common)
     target = g.shape_tensor(common, twin_common, fill=1)
-    stacked = [g.unsqueeze(g.op("Expand", [index, target]), [b]) for index in indices]
-    y = g.op("GatherND", [x, g.op("Concat", stacked, axis=b)])
+    if g.opset >= 11:
+        stacked = [g.unsqueeze(g.op("Expand", [index, target]), [b]) for index in indices]
+        y = g.op("GatherND", [x, g.op("Concat", stacked, axis=b)])
+    else:
+        y = _gather_flat(g, node, x, indices, [g.sizes(node.args[0])[a] for a in indexed], target)
     positions = [i for i, k in enumerate(key) if isinstance(k, (Slot, *_INT))]
     in_place = positions == list(range(positions[0], positions[-1] + 1))
     order, new_axes = ([] if in_place else list(range(b))), []
@@ -159,6 +162,22 @@ def _gather_nd(g, node, x, key):
     if order != list(range(len(order))):
         y = g.op("Transpose", [y], perm=order)
     return g.unsqueeze(y, new_axes) if new_axes else y
+
+
+def _gather_flat(g, node, x, indices, sizes, target):
+    """GatherND before opset 11: the indexed (leading) axes of x merged into one, and a Gather of the
+    flat positions Σ index·stride (numpy's negative indices wrapped first)."""
+    if any(n is None for n in sizes):
+        raise DynamicSizeError(node, "before opset 11 the index arrays' axes cannot follow a dynamic axis")
+    flat = None
+    for index, n, stride in zip(indices, sizes, np.cumprod([1] + sizes[::-1])[-2::-1]):
+        wrapped = g.op("Where", [g.op("Less", [index, g.const(np.int64(0))]),
+                                 g.op("Add", [index, g.const(np.int64(n))]), index])
+        term = g.op("Mul", [wrapped, g.const(np.int64(stride))])
+        flat = term if flat is None else g.op("Add", [flat, term])
+    rest = g.slice(g.op("Shape", [x]), [len(sizes)], [_END], [0])
+    merged = g.op("Reshape", [x, g.op("Concat", [g.ints([-1]), rest], axis=0)])
+    return g.op("Gather", [merged, g.op("Expand", [flat, target])], axis=0)
 
 
 def _scatter_refusal(node, opset):

@@ -17,8 +17,14 @@ def cross_entropy(g, node):
     target = g.arg(node, 1, np.int64)
     counted = g.op("Not", [g.op("Equal", [target, g.const(np.int64(ignore))])])
     safe = g.op("Where", [counted, target, g.const(np.int64(0))])
-    picked = g.op("GatherElements", [logp, g.unsqueeze(safe, [axis])], axis=axis)
-    loss = g.op("Neg", [g.squeeze(picked, [axis])])
+    if g.opset >= 11:
+        picked = g.squeeze(g.op("GatherElements", [logp, g.unsqueeze(safe, [axis])], axis=axis), [axis])
+    else:  # before GatherElements: the target's one-hot mask along the class axis, summed
+        along = [1] * len(x.shape)
+        along[axis] = classes
+        hot = g.op("Equal", [g.unsqueeze(safe, [axis]), g.const(np.arange(classes, dtype=np.int64).reshape(along))])
+        picked = g.reduce("ReduceSum", g.op("Where", [hot, logp, g.const(0, dt)]), [axis], False)
+    loss = g.op("Neg", [picked])
     weighted = len(node.args) > 2
     if weighted:
         loss = g.op("Mul", [loss, g.op("Gather", [g.arg(node, 2, dt), safe], axis=0)])
