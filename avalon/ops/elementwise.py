@@ -111,3 +111,9 @@ def astype(x, dtype):
     """`x` converted to `dtype` (a copy)."""
     xp = namespace(x)
     return xp.astype(x, dtype) if hasattr(xp, "astype") else x.astype(dtype)
+
+
+@primitive("bitcast", view=True, differentiable=False)
+def bitcast(x, dtype):
+    """`x`'s bits read as `dtype`, of the same width, without converting values (ONNX's BitCast)."""
+    return x.view(dtype)

@@ -32,6 +32,7 @@ NOT_DIFFERENTIABLE = {
     **dict.fromkeys(["bitwise_and", "bitwise_or", "bitwise_xor", "invert"], "integer (bit) operands"),
     **dict.fromkeys(["sign", "floor", "ceil", "trunc", "rint", "floor_divide"],
                     "piecewise constant: the derivative is 0 almost everywhere"),
+    "bitcast": "reads the bits as another dtype: not a function of the values with a derivative",
     "class_distribution": "builds the target distribution of integer class labels (a constant of the loss)",
     "stop_gradient": "its meaning is that no gradient flows (its rule returns None)",
     "checked_index": "passes integer indices through once their range is checked",

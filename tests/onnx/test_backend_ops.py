@@ -260,3 +260,12 @@ def test_antialiased_resize_matches_onnxruntime_and_differentiates(mode, scales)
     np.testing.assert_allclose(imported(x), expected, rtol=1e-4, atol=1e-5)
     weights = rng.standard_normal(expected.shape)
     assert avalon.gradcheck(lambda v: (imported(v) * weights).sum(), x.astype(np.float64))
+
+
+def test_bitcast_keeps_the_bits_and_refuses_another_width():
+    x = np.float32([1.0, -2.5, np.inf])
+    model = avalon.onnx.load(one_node("BitCast", 26, {"x": x}, {}, {"to": 6}))  # INT32
+    np.testing.assert_array_equal(model(x), x.view(np.int32))
+    wider = avalon.onnx.load(one_node("BitCast", 26, {"x": x}, {}, {"to": 7}))  # INT64
+    with pytest.raises(avalon.onnx.OnnxError, match="changes the width .32 to 64 bits"):
+        wider(x)

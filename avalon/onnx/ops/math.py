@@ -296,3 +296,14 @@ def bit_shift(n, x, y):
         return np.where(usable, x * powers, np.zeros((), x.dtype))
     sign_only = np.where(x < 0, -np.ones((), x.dtype), np.zeros((), x.dtype)) if signed else np.zeros((), x.dtype)
     return np.where(usable, x // powers, sign_only)
+
+
+@operator("BitCast")
+def bit_cast(n, x):
+    """The same bits read as the `to` type, which must be as wide (no value conversion)."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+    dtype = np.dtype(tensor_dtype_to_np_dtype(n.attr("to")))
+    if dtype.itemsize != x.dtype.itemsize:
+        raise n.error(f"BitCast from {x.dtype} to {dtype} changes the width ({x.dtype.itemsize * 8} to "
+                      f"{dtype.itemsize * 8} bits); the spec needs equal widths")
+    return np.asarray(x).view(dtype) if is_array_constant(x) else ew.bitcast(x, dtype=dtype)
