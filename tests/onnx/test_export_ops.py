@@ -40,7 +40,7 @@ def elementwise(x):
 
 
 def integers(i):
-    return [i // 2, i % 3, i * 2 + 1, i / 2, -i, abs(i), i.astype(np.float32) * 0.5, i == 2, i != 1, np.maximum(i, 0),
+    return [i // 2, i % 3, i * 2 + 1, i % -3, i // -2, -7 // (i * 0 + 2) + i % (i * 0 - 4), i / 2, -i, abs(i), i.astype(np.float32) * 0.5, i == 2, i != 1, np.maximum(i, 0),
             i >= 1, (i > 0) & (i < 3), (i > 0) | (i < -2), ~(i > 0)]
 
 
@@ -154,7 +154,6 @@ def check(fn, args, opset=None, **options):
 # (family, opset) -> {primitive: the ONNX form it needs, and from which opset}
 TOO_NEW = {
     ("elementwise", 9): {"rint": "Round needs opset 11"}, ("elementwise", 10): {"rint": "Round needs opset 11"},
-    ("integers", 9): {"floor_divide": "Mod needs opset 10", "remainder": "Mod needs opset 10"},
     ("pools", 9): {"max_pool": "MaxPool with attribute dilations needs opset 10"},
 }
 for _opset in (9, 10):

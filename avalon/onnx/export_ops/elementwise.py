@@ -45,10 +45,19 @@ def binary(g, node):
 
 @emits("remainder", "floor_divide")
 def floored(g, node):
-    """Python's floored remainder and division: Mod(fmod=0) for integers; x - floor(x/y)·y for floats."""
+    """Python's floored remainder and division: Mod(fmod=0) for integers (before opset 10, which has
+    no Mod: the truncated remainder moved by y where its sign differs from y's); x - floor(x/y)·y for
+    floats."""
     a, b = _operands(g, node, node.dtype if node.prim.name == "remainder" else _common(node, (0, 1)))
     if np.issubdtype(node.dtype, np.integer):
-        mod = g.op("Mod", [a, b], fmod=0)
+        if g.opset >= 10:
+            mod = g.op("Mod", [a, b], fmod=0)
+        else:
+            zero = g.const(0, node.dtype)
+            truncated = g.op("Sub", [a, g.op("Mul", [g.op("Div", [a, b]), b])])
+            apart = g.op("Xor", [g.op("Less", [truncated, zero]), g.op("Less", [b, zero])])
+            moved = g.op("And", [apart, g.op("Not", [g.op("Equal", [truncated, zero])])])
+            mod = g.op("Where", [moved, g.op("Add", [truncated, b]), truncated])
         return mod if node.prim.name == "remainder" else g.op("Div", [g.op("Sub", [a, mod]), b])
     quotient = g.op("Floor", [g.op("Div", [a, b])])
     return quotient if node.prim.name == "floor_divide" else g.op("Sub", [a, g.op("Mul", [quotient, b])])
