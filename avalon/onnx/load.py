@@ -1,4 +1,5 @@
 """avalon.onnx.load: read an ONNX model, check it, and build a trainable OnnxModule."""
+import ast
 import os
 
 import numpy as np
@@ -94,10 +95,26 @@ def _nodes(onnx, graph, versions, base):
             elif isinstance(value, bytes):
                 value = value.decode()
             attrs[a.name] = value
-        nodes.append(Node(proto.op_type, name, proto.input, proto.output, attrs, versions[""]))
+        node = Node(proto.op_type, name, proto.input, proto.output, attrs, versions[""])
+        node.scope = _torch_scope(proto) or node.scope
+        nodes.append(node)
     if unsupported:
         raise UnsupportedOperator(unsupported)
     return nodes
+
+
+def _torch_scope(proto):
+    """The module path PyTorch's dynamo exporter keeps in a node's metadata (its names carry none):
+    name_scopes is ['', 'layer1', 'layer1.0', 'layer1.0.conv1', 'conv2d'], the innermost module's
+    path second to last."""
+    text = next((p.value for p in proto.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+    if not text.startswith("['', ") or len(text) > 4096:
+        return ""
+    try:
+        scopes = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return ""
+    return scopes[-2] if len(scopes) > 2 and all(isinstance(s, str) for s in scopes) else ""
 
 
 def _declared_dtype(value_info):

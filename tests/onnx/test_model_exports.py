@@ -91,6 +91,16 @@ def test_recurrent_layers_match_torch_with_gradients(kind, setting):
         np.testing.assert_allclose(grads[0][name], p.grad.numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.parametrize("setting", ["legacy-names", "dynamo", "dynamo-names"])
+def test_tape_scopes_are_torch_module_paths(setting):
+    """The legacy exporter writes module paths into node names, the dynamo one into node metadata;
+    either way the imported model's tape (and the workbench) groups its calls by torch's modules."""
+    _, data = exported("resnet18", setting)
+    tape = avalon.trace(avalon.onnx.load(data), small_images())
+    scopes = {node.scope for node in tape}
+    assert {"conv1", "bn1", "layer1.0.conv1", "layer2.0.downsample.0", "layer4.1.bn2", "fc"} <= scopes
+
+
 RENAMED = [(model, setting) for model, setting in CASES if not SETTINGS[setting][1]]
 
 
