@@ -1,8 +1,10 @@
-"""PyTorch exports of an MLP, a CNN with BatchNorm and pooling, a ResNet-18, an LSTM and a Transformer
-encoder, by every exporter setting (tests/onnx/torch_models.py: SETTINGS), load as trainable Modules:
-outputs match PyTorch at the export's batch size and another; with the names kept, every parameter
-gradient of one `avalon.grad` matches PyTorch's; an imported ResNet-18 backbone under a new head
-fine-tunes with part of it frozen."""
+"""PyTorch exports of an MLP, a CNN with BatchNorm and pooling, a ResNet-18, an LSTM, a Transformer
+encoder and an RMSNorm MLP, by every exporter setting (tests/onnx/torch_models.py: SETTINGS), load as
+trainable Modules: outputs match PyTorch at the export's batch size and another; with the names kept,
+every parameter gradient of one `avalon.grad` matches PyTorch's, and where they are not, the input's
+gradient does; the tape is scoped by torch's modules. Also: recurrent layers, a training-mode export, a
+default export to a file with external weights, and an imported ResNet-18 backbone that fine-tunes
+under a new head with part of it frozen."""
 import functools
 import io
 import warnings
