@@ -7,6 +7,7 @@ of the file rebuilds the scopes. Every primitive without an ONNX form is reporte
 anything is written.
 """
 import os
+import re
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def export(model_or_fn, args, f, *, input_names=None, output_names=None, dynamic
             g.names[node] = g.initializer(node.name, to_numpy(node.value))
     too_new = {}
     for node in live:
-        g.scope = node.scope
+        g.scope, g.current = node.scope, node
         try:
             if isinstance(node, Const):
                 g.names[node] = _constant(g, node)
@@ -275,9 +276,16 @@ def _model(onnx, g, inputs, outputs, opset):
                                    ir_version=onnx.helper.find_min_ir_version_for(opsets))
     try:
         onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as error:
-        raise OnnxError(f"export made a model the ONNX checker refuses (a bug in Avalon's export, please "
-                        f"report it): {error}") from error
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        named = re.search(r"node name: ([^)]*)\)", str(error))
+        node = g.origin.get(named.group(1)) if named else None
+        if node is None or not isinstance(node, Call):
+            raise OnnxError(f"export made a model the ONNX checker refuses (a bug in Avalon's export, please "
+                            f"report it): {error}") from error
+        # most often an operator that takes these types only from a later opset (Pow on integers from 12)
+        raise UnexportablePrimitive({node.prim.name: (1, f"the ONNX checker refuses its form at opset {opset}: "
+                                                         f"{error} (a newer opset_version may take these types)",
+                                                      [node.location] if node.location else [])}) from error
     return model
 
 

@@ -31,6 +31,8 @@ class GraphBuilder:
         self.dims = None  # a DynamicDims when the export has dynamic axes (export_dynamic.py)
         self.twins = {}  # tape node -> the same node traced at other dynamic sizes
         self.names = {}  # tape node -> the ONNX name of its value
+        self.current = None  # the tape node being exported
+        self.origin = {}  # ONNX node name -> the tape node it was written for
 
     def fresh(self, hint):
         """A tensor or node name not used yet, from `hint`."""
@@ -55,6 +57,7 @@ class GraphBuilder:
         names = [self.fresh(f"{node_name}_output_{i}") for i in range(outputs)]
         attrs = {k: v for k, v in attrs.items() if v is not None}
         check_node(self.onnx, self.opset, op_type, len(inputs), attrs)
+        self.origin[node_name] = self.current
         self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), names, name=node_name, **attrs))
         return names[0] if outputs == 1 else names
 

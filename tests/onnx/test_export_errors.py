@@ -112,6 +112,21 @@ def test_a_constant_computed_from_a_dynamic_size_is_refused():
     assert "np.arange(4) < a.shape[0]" in str(caught.value)
 
 
+def integer_power(i):
+    return i ** 2 + 1  # the power line
+
+
+def test_types_an_operator_takes_only_at_a_newer_opset_are_refused_at_the_users_line(tmp_path):
+    path = tmp_path / "f.onnx"
+    with pytest.raises(UnexportablePrimitive) as caught:
+        avalon.onnx.export(integer_power, np.arange(4), path, opset_version=11)
+    (count, why, locations), = caught.value.primitives.values()
+    assert set(caught.value.primitives) == {"power"}
+    assert why.startswith("the ONNX checker refuses its form at opset 11: ") and "op_type:Pow" in why
+    assert "i ** 2 + 1  # the power line" in str(caught.value) and not path.exists()
+    avalon.onnx.export(integer_power, np.arange(4), path, opset_version=12)  # Pow takes integers from 12
+
+
 def causal(a):
     return a * np.tril(np.ones((a.shape[0], 4), np.float32))  # the mask line
 
