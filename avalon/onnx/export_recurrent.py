@@ -47,7 +47,7 @@ def recurrence(node, readers, outputs):
 
     def emit(g):
         return _emit(g, node, form, size, x, w_ih, input_bias)
-    return Fused([n for n in used if n is not None], emit)
+    return Fused([n for n in used if isinstance(n, Node)], emit)
 
 
 def _reads_states(reader, node, size, op_type):
