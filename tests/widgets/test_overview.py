@@ -168,4 +168,5 @@ def test_the_ops_outside_modules_open_only_when_they_can_be_laid_out():
     # with room to lay them out, they open
     roomy = TapeView(_many_ops, W, x, max_nodes=20)
     roomy.expand("_many_ops()")
-    assert not roomy.pane.graph.grouped and len(roomy.pane.graph.units()) > 40
+    assert not roomy.pane.graph.grouped and len(roomy.pane.graph.units()) > 60
+    assert "nslimit=2; nslimit1=2;" in roomy.dot  # bounded layout passes (a 300-node one took minutes)
