@@ -133,7 +133,11 @@ def lstm():
 def transformer():
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, dropout=0.0, batch_first=True)
-    return nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
+    model = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
+    with torch.no_grad():  # the layers start as copies of one; an optimizing exporter would store them once
+        for p in model.layers[1].parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
 
 
 def small_images(batch=2, seed=1):
