@@ -2,9 +2,10 @@
 Markdown table of the counts per suite, and the list of what is out of scope and why.
 
 The suites are the ones onnx's runner (`onnx.backend.test.BackendTest`) builds from the installed
-onnx wheel: the node tests (one operator each, generated in memory), and the shipped model suites
-pytorch-converted, pytorch-operator and simple. The 'real' suite is left out: its models are
-downloaded or rebuilt from stripped copies into ~/.onnx, and it repeats operators the others cover.
+onnx wheel: the node tests (one operator each, generated in memory), the shipped model suites
+pytorch-converted, pytorch-operator and simple, and 'real': nine classic CNNs (AlexNet … VGG-19) as the
+wheel's 'light' copies, whose weights are ConstantOfShape nodes, run on onnx's dummy input against the
+outputs the wheel ships (the runner writes that input under $ONNX_HOME: a temporary folder here).
 
 A case is *in scope* unless it needs something outside a deep-learning library's reach; OUT_OF_SCOPE
 says what and why, one group per reason. tests/onnx/test_backend_suite.py runs the in-scope cases.
@@ -15,7 +16,7 @@ import warnings
 from onnx import AttributeProto, TensorProto
 
 SUITES = {"NodeModel": "node", "PyTorchConvertedModel": "pytorch-converted",
-          "PyTorchOperatorModel": "pytorch-operator", "SimpleModel": "simple"}
+          "PyTorchOperatorModel": "pytorch-operator", "SimpleModel": "simple", "RealModel": "real"}
 
 _CONTROL_FLOW = {"If", "Loop", "Scan"}
 _SEQUENCES = {"SequenceAt", "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert",
@@ -106,13 +107,34 @@ class Case:
         self.suite, self.name, self.model, self._item = suite, name, model, item
 
     def run(self):
-        self._item.func(None)  # the runner's test function ignores its unittest `self`
+        if self.suite != "real":
+            self._item.func(None)  # the runner's test function ignores its unittest `self`
+            return
+        import os
+        import tempfile
+        before = os.environ.get("ONNX_HOME")
+        with tempfile.TemporaryDirectory() as home:  # where the runner writes the dummy input it makes
+            os.environ["ONNX_HOME"] = home
+            try:
+                self._item.func(None)
+            finally:
+                if before is None:
+                    del os.environ["ONNX_HOME"]
+                else:
+                    os.environ["ONNX_HOME"] = before
+
+
+def _model_file(data_dir, suite, name):
+    import json
+    import os
+    if suite != "real":
+        return os.path.join(data_dir, suite, name, "model.onnx")
+    with open(os.path.join(data_dir, suite, name, "data.json")) as f:
+        return os.path.join(data_dir, "light", f"light_{json.load(f)['model_name']}.onnx")
 
 
 def cases():
-    """Every CPU case of onnx's runner driving `avalon.onnx.backend` in the four SUITES, sorted."""
-    import os
-
+    """Every CPU case of onnx's runner driving `avalon.onnx.backend` in the SUITES, by suite and name."""
     import onnx
     from onnx.backend.test import BackendTest
     from onnx.backend.test.loader import DATA_DIR, load_model_tests
@@ -124,12 +146,11 @@ def cases():
         node_models = {case.name: case.model for case in load_model_tests(kind="node")}  # made once, shared
     found = []
     for category, suite in SUITES.items():
-        for name, item in runner._test_items[category].items():  # onnx's runner has no public per-item view
-            if name.endswith("_cpu"):
-                name = name[:-len("_cpu")]
-                model = node_models[name] if suite == "node" else \
-                    onnx.load(os.path.join(DATA_DIR, suite, name, "model.onnx"))
-                found.append(Case(suite, name, model, item))
+        items = runner._test_items[category]  # onnx's runner has no public per-item view
+        for name in sorted(n for n in items if n.endswith("_cpu")):
+            short = name[:-len("_cpu")]
+            model = node_models[short] if suite == "node" else onnx.load(_model_file(DATA_DIR, suite, short))
+            found.append(Case(suite, short, model, items[name]))
     return found
 
 

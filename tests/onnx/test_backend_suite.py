@@ -1,7 +1,7 @@
 """onnx's own backend test suite run against `avalon.onnx.backend` by onnx's runner
 (`onnx.backend.test.BackendTest`): the node tests of the installed onnx (generated in memory) and the
-model suites shipped in its wheel (pytorch-converted, pytorch-operator, simple). Test ids are onnx's
-test names. Out-of-scope cases are not collected: `avalon.onnx.coverage.OUT_OF_SCOPE` says which and why
+model suites shipped in its wheel (pytorch-converted, pytorch-operator, simple, and real: nine CNNs in
+their 'light' form). Test ids are onnx's test names. Out-of-scope cases are not collected: `avalon.onnx.coverage.OUT_OF_SCOPE` says which and why
 (`python -m avalon.onnx.coverage` prints the counts). In-scope cases that do not pass yet are listed in
 NOT_YET with the reason, and run as strict xfails, so one that starts passing is noticed."""
 import re
@@ -61,6 +61,11 @@ def test_pytorch_operator(case):
 
 @pytest.mark.parametrize("case", _params("simple"))
 def test_simple(case):
+    _run(case)
+
+
+@pytest.mark.parametrize("case", _params("real"))
+def test_real(case):
     _run(case)
 
 
