@@ -172,7 +172,7 @@ class TapeGraph:
             return any(user.phase == "forward" for user in self.consumers[node])
         return node.phase == "forward"
 
-    def _phases(self, scope):
+    def _draws(self, scope):
         """How many boxes a closed scope draws: one, or none when the phase filter hides all it holds."""
         return int(any(self.visible_node(n) for n in self.subtree[scope]))
 
@@ -188,9 +188,9 @@ class TapeGraph:
             if roll is not None:
                 if roll.key not in seen:
                     seen.add(roll.key)
-                    cost += self._phases(kid)
+                    cost += self._draws(kid)
             else:
-                cost += self._phases(kid)
+                cost += self._draws(kid)
         return cost
 
     def open_at_start(self):
@@ -216,9 +216,9 @@ class TapeGraph:
         queue = list(self.children[""])
         while queue:
             scope = queue.pop(0)
-            if self._rolled(scope) is not None or not self._phases(scope):
+            if self._rolled(scope) is not None or not self._draws(scope):
                 continue
-            new = count - self._phases(scope) + self._cost_open(scope)
+            new = count - self._draws(scope) + self._cost_open(scope)
             if new <= budget:
                 self.expanded.add(scope)
                 count = new
