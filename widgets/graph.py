@@ -472,7 +472,7 @@ class TapeGraph:
         shape = "box"
         if kind == "r":
             roll = self.rolls[key]
-            label, shape = f"{roll.label}\\n×{len(roll.members)}  ({count})", "box3d"
+            label, shape = f"{roll.label}\\n×{len(roll.members)}  ({count})", 'box3d, margin="0.16,0.06"'
         elif kind == "p":
             label = f"{key}: its own ops\\n{count} (too many to lay out)"
         else:
