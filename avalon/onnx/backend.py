@@ -44,15 +44,19 @@ class AvalonRep(BackendRep):
         if kwargs:
             raise TypeError(f"AvalonRep.run() takes no options, got {sorted(kwargs)}")
         if isinstance(inputs, dict):
-            outputs = self.module(**{k: self._to_device(v) for k, v in inputs.items()})
+            outputs = self.module(**{k: self._to_device(k, v) for k, v in inputs.items()})
         else:
             inputs = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
-            outputs = self.module(*[self._to_device(v) for v in inputs])
+            names = self.module.input_names + [None] * len(inputs)  # extra inputs go on, for the module to refuse
+            outputs = self.module(*[self._to_device(k, v) for k, v in zip(names, inputs)])
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
         return namedtupledict("Outputs", self.module.output_names)(*[to_numpy(o) for o in outputs])
 
-    def _to_device(self, value):
-        return to_device(value, self.device) if self.device != "cpu" and isinstance(value, np.ndarray) else value
+    def _to_device(self, name, value):
+        """An input on the model's device; static inputs (shapes, sizes) stay host values."""
+        if self.device == "cpu" or name in self.module.static_inputs or not isinstance(value, np.ndarray):
+            return value
+        return to_device(value, self.device)
 
 
 class AvalonBackend(Backend):

@@ -40,6 +40,8 @@ def test_prepare_runs_a_list_or_a_dict_and_names_the_outputs():
         assert isinstance(outputs[1], np.ndarray) and outputs[1].dtype == np.float32
     other = np.ones((7, 3), np.float32)  # the batch size stays dynamic
     np.testing.assert_allclose(rep.run([other])["y"], _expected(other)[0], rtol=1e-6)
+    with pytest.raises(avalon.onnx.OnnxError, match=r"takes 1 input\(s\) \['x'\], got 2 positional"):
+        rep.run([x, x])
 
 
 def test_the_prepared_module_is_trainable_under_the_onnx_names():
