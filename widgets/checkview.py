@@ -129,8 +129,8 @@ class CheckView(View):
             return
         try:
             self.canvas.main = self.svg
-        except render.GraphvizNotFound:
-            self.canvas.main = render.missing_dot_html()
+        except render.CannotDraw as exc:
+            self.canvas.main = exc.html()
         self.canvas.side = self.pane.panel(("node", self._selected)) if self._selected is not None else ""
         self.canvas.focus = self._focus() or ""
         self.status.value = (f"partial tape: {len(self.tape.nodes)} nodes recorded; nodes nearest the "

@@ -1,5 +1,6 @@
 """Graphviz layout (`dot -Tsvg`) and the styling laid over its SVG: highlights and overlay colours
 are one `<style>` block keyed by element ids, so a selection or a step never needs a new layout."""
+import html
 import shutil
 import subprocess
 from collections import OrderedDict
@@ -12,14 +13,34 @@ INSTALL = ("sudo apt-get install graphviz   (Debian/Ubuntu; `bash scripts/setup.
 
 _layouts = OrderedDict()
 _MAX_LAYOUTS = 64
+LAYOUT_TIMEOUT_S = 30  # a layout taking longer is stopped: the view says so instead of hanging
 
 
-class GraphvizNotFound(AvalonError):
+class CannotDraw(AvalonError):
+    """A graph the workbench cannot draw; `html()` is what a view shows in its place."""
+
+    def html(self):
+        return f'<div class="avalon-error">{html.escape(str(self))}</div>'
+
+
+class GraphvizNotFound(CannotDraw):
     """Graphviz's `dot` program, which lays out the workbench's graphs, is not installed."""
 
     def __init__(self):
         super().__init__("the workbench draws graphs with Graphviz, but its `dot` program is not on PATH.\n"
                          f"Install Graphviz (the system package, not only the Python one):\n{INSTALL}")
+
+    def html(self):
+        return missing_dot_html()
+
+
+class LayoutTooSlow(CannotDraw):
+    """Graphviz did not lay out a graph within `LAYOUT_TIMEOUT_S` seconds and was stopped."""
+
+    def __init__(self, seconds, units):
+        super().__init__(f"Graphviz did not lay out this graph ({units} nodes and boxes) within {seconds:g} s, "
+                         "so it was stopped. Close modules (close all) or show the forward pass only, then "
+                         "open the part you need.")
 
 
 def require_dot():
@@ -37,7 +58,11 @@ def layout(dot_text):
     if svg is not None:
         _layouts.move_to_end(dot_text)
         return svg
-    done = subprocess.run([require_dot(), "-Tsvg"], input=dot_text.encode(), capture_output=True)
+    try:
+        done = subprocess.run([require_dot(), "-Tsvg"], input=dot_text.encode(), capture_output=True,
+                              timeout=LAYOUT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise LayoutTooSlow(LAYOUT_TIMEOUT_S, dot_text.count(' [id="')) from None
     if done.returncode != 0:
         raise AvalonError(f"Graphviz could not lay out the graph: {done.stderr.decode().strip()}")
     text = done.stdout.decode()

@@ -339,8 +339,8 @@ class BackwardStepper(View):
             self.slider.value = self.position + 1
         try:
             self.canvas.main = self.svg
-        except render.GraphvizNotFound:
-            self.canvas.main = render.missing_dot_html()
+        except render.CannotDraw as exc:
+            self.canvas.main = exc.html()
         self.canvas.side = self.panel(s)
         self.canvas.focus = self.pane.element_of(s.forward) or ""
         self.status.value = (f"step {self.position + 1} / {len(self.steps)}: differentiating "

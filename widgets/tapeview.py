@@ -210,8 +210,8 @@ class TapeView(View):
         """Lay out again (after opening, closing, a phase or overlay change) and redraw."""
         try:
             self.pane.base_svg()
-        except render.GraphvizNotFound:
-            self.canvas.main = render.missing_dot_html()
+        except render.CannotDraw as exc:
+            self.canvas.main = exc.html()
             self.canvas.side = ""
             return
         self._redraw_marks()

@@ -249,3 +249,16 @@ def test_a_bare_tape_displays_as_a_picture(small):
     assert "<svg" in tape._repr_svg_()
     html = tape._repr_html_()
     assert "<svg" in html
+
+
+def test_a_layout_that_takes_too_long_is_stopped_and_says_what_to_do(monkeypatch, small):
+    f, W1, W2, x = small
+    monkeypatch.setattr(render, "_layouts", type(render._layouts)())
+    monkeypatch.setattr(render, "LAYOUT_TIMEOUT_S", 1e-4)  # no `dot` run ends this fast
+    view = TapeView(f, W1, W2, x)
+    assert "did not lay out this graph" in view.canvas.main and "close all" in view.canvas.main
+    with pytest.raises(render.LayoutTooSlow, match=r"within 0.0001 s, so it was stopped"):
+        view.svg
+    monkeypatch.setattr(render, "LAYOUT_TIMEOUT_S", 30)
+    view.collapse_all()
+    assert view.canvas.main.startswith("<svg")
