@@ -14,6 +14,7 @@ CSS = """
 .avalon-body { display: flex; gap: 8px; align-items: flex-start; font-family: Helvetica, Arial, sans-serif; }
 .avalon-graph { flex: 1 1 auto; min-width: 0; overflow: auto; border: 1px solid #e5e7eb;
   border-radius: 4px; background: #fff; position: relative; }
+.avalon-graph:not(.avalon-zoomable) { max-height: 640px; }  /* a report or a table, not a graph */
 .avalon-graph g.node, .avalon-graph g.cluster { cursor: pointer; }
 .avalon-panel { flex: 0 0 360px; max-height: 640px; overflow: auto; font-size: 12px; border: 1px solid #e5e7eb;
   border-radius: 4px; padding: 6px 8px; background: #fafafa; }
