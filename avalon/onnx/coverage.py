@@ -1,5 +1,6 @@
 """How much of onnx's own backend test suite Avalon passes: `python -m avalon.onnx.coverage` prints a
-Markdown table of the counts per suite, and the list of what is out of scope and why.
+Markdown table of the counts per suite, and the list of what is out of scope and why (`-v` also lists
+each failing case with its error).
 
 The suites are the ones onnx's runner (`onnx.backend.test.BackendTest`) builds from the installed
 onnx wheel: the node tests (one operator each, generated in memory), the shipped model suites
@@ -10,7 +11,9 @@ outputs the wheel ships (the runner writes that input under $ONNX_HOME: a tempor
 A case is *in scope* unless it needs something outside a deep-learning library's reach; OUT_OF_SCOPE
 says what and why, one group per reason. tests/onnx/test_backend_suite.py runs the in-scope cases.
 """
-import unittest
+import json
+import os
+import tempfile
 import warnings
 
 from onnx import AttributeProto, TensorProto
@@ -110,8 +113,6 @@ class Case:
         if self.suite != "real":
             self._item.func(None)  # the runner's test function ignores its unittest `self`
             return
-        import os
-        import tempfile
         before = os.environ.get("ONNX_HOME")
         with tempfile.TemporaryDirectory() as home:  # where the runner writes the dummy input it makes
             os.environ["ONNX_HOME"] = home
@@ -125,8 +126,6 @@ class Case:
 
 
 def _model_file(data_dir, suite, name):
-    import json
-    import os
     if suite != "real":
         return os.path.join(data_dir, suite, name, "model.onnx")
     with open(os.path.join(data_dir, suite, name, "data.json")) as f:
@@ -171,8 +170,9 @@ def run_all():
             try:
                 case.run()
                 row["pass"] += 1
-            except (Exception, unittest.SkipTest) as error:  # a failed case, whatever it raised
-                row["fail"].append(f"{case.name}: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+            except Exception as error:  # a failed case, whatever it raised (a runner's SkipTest too)
+                first = (str(error).splitlines() or [""])[0][:160]
+                row["fail"].append(f"{case.name}: {type(error).__name__}: {first}")
     return counts, excluded
 
 
