@@ -2,7 +2,8 @@
 training steps open whole and legible (fitted, top-level module labels at least 9 CSS px tall), zoom
 with the wheel and the + / − / fit buttons, pan by dragging, and show a minimap that moves the view;
 in JupyterLab (live widgets; a double click opens a module in place) and in the static `.to_html()`
-page. Screenshots are saved under artifacts/browser/."""
+page; and every view of a ResNet-18 Workbench opens whole in both. Screenshots are saved under
+artifacts/browser/."""
 import sys
 from pathlib import Path
 
@@ -27,10 +28,11 @@ def _notebook(path):
     import nbformat
 
     cells = [nbformat.v4.new_code_cell("from scale_models import GPT, ResNet18, gpt_step, resnet18_step\n"
-                                       "from avalon.widgets import TapeView")]
+                                       "from avalon.widgets import TapeView, Workbench")]
     for css, make, kwargs, _, _ in MODELS:
         cells.append(nbformat.v4.new_code_cell(f'view = TapeView(*{make}(**{kwargs!r}))\n'
                                                f'view.add_class("{css}")\nview'))
+    cells.append(nbformat.v4.new_code_cell('Workbench(*resnet18_step(), repeat=1)'))
     kernel = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": kernel}), path)
 
@@ -112,6 +114,18 @@ def test_model_scale_views_in_jupyterlab(lab):
                                        r.top >= v.top - 1 && r.bottom <= v.bottom + 1; }"""), bool)
                 assert inside
                 view.screenshot(path=str(ARTIFACTS / f"{css}-lab-opened-{opened}.png"))
+
+            # a Workbench's other views open whole too, each when its tab is first shown
+            bench = page.locator(".avalon-workbench").first
+            for tab, kind in (("backward", "stepper"), ("profile", "profiler"), ("check", "checkview")):
+                bench.locator(".lm-TabBar-tab", has_text=tab).first.click()
+                graph = bench.locator(f".avalon-{kind} .avalon-graph:has(> svg)").first
+                expect(graph.locator(":scope > svg g.node.box").first).to_be_visible(timeout=90_000)
+                names = _scale_models().ResNet18.TOP
+                at_open = wait_for(lambda: geometry(graph, names), lambda g: g["whole"])
+                assert at_open["whole"] and set(at_open["labels"]) == set(names), (kind, at_open)
+                assert all(label["height"] >= 9 for label in at_open["labels"].values()), (kind, at_open)
+                bench.screenshot(path=str(ARTIFACTS / f"scale-resnet-lab-workbench-{kind}.png"))
         finally:
             browser.close()
 
