@@ -22,7 +22,7 @@ ZOOM_CSS = """
 
 # The view is the SVG's viewBox: a window of `cw/k × ch/k` points at (x0, y0), k CSS pixels per
 # point. A new layout opens fitted; a restyle of the same layout (a selection, a step) keeps the
-# user's zoom. `zoomable(box)` returns {update, reveal, fit, zoomAt, state}: call update() after
+# user's zoom. `zoomable(box)` returns {update, reveal}: call update() after
 # putting a new SVG in the box, reveal(id) to bring an element into view.
 ZOOM_JS = """
 function zoomable(box) {
@@ -126,10 +126,11 @@ function zoomable(box) {
     copy.setAttribute("viewBox", "0 0 " + W + " " + H);
     mini.replaceChildren(copy, lens);
     box.append(ui, mini);
-    if (key !== layoutKey || fitted) {
+    const relayout = key !== layoutKey;
+    if (relayout || fitted) {
       layoutKey = key;
       fit();
-      fresh = opened;  // the opening shows the whole graph, focus or not
+      fresh = opened && relayout;  // the opening shows the whole graph, focus or not
       opened = opened || width() > 0;
     } else {
       svg.style.height = box.dataset.height;
@@ -196,6 +197,6 @@ function zoomable(box) {
     seenWidth = width();
     if (fitted) fit(); else apply();
   }).observe(box);
-  return { update, reveal, fit, zoomAt, state: () => ({ k, x0, y0, W, H, fitted }) };
+  return { update, reveal };
 }
 """
