@@ -132,3 +132,11 @@ def test_unknown_activation_is_refused_with_the_node_name():
     model = avalon.onnx.load(recurrent_model("RNN", {"hidden_size": 3, "activations": ["Swish"]}, inputs))
     with pytest.raises(avalon.onnx.OnnxError, match=r"'the_RNN' \(RNN.*unknown activation 'Swish'"):
         model(**inputs)
+
+
+@pytest.mark.parametrize("lengths", [[4, 2], [4, 5, 1], [-1, 2, 3]])
+def test_sequence_lengths_that_do_not_fit_are_refused(lengths):
+    inputs = operands("GRU", lengths=[4, 4, 4])
+    model = avalon.onnx.load(recurrent_model("GRU", {"hidden_size": 3}, inputs))
+    with pytest.raises(avalon.onnx.OnnxError, match=r"'the_GRU' \(GRU.*sequence_lens .* from 0 to 4 .* each of the 3"):
+        model(**{**inputs, "sequence_lens": np.int32(lengths)})

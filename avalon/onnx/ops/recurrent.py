@@ -73,6 +73,9 @@ def _running(n, lengths, steps, batch):
     if lengths is None:
         return None
     lengths = n.constant(lengths, "sequence_lens").reshape(-1)
+    if lengths.size != batch or np.any(lengths < 0) or np.any(lengths > steps):
+        raise n.error(f"sequence_lens {lengths.tolist()} must give one length from 0 to {steps} (the sequence's "
+                      f"length) for each of the {batch} sequences")
     return (np.arange(steps).reshape(-1, 1) < lengths.reshape(1, -1)).reshape(steps, batch, 1)
 
 
