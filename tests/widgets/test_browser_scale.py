@@ -4,11 +4,11 @@ with the wheel and the + / − / fit buttons, pan by dragging, and show a minima
 in JupyterLab (live widgets; a double click opens a module in place) and in the static `.to_html()`
 page; and every view of a ResNet-18 Workbench opens whole in both. Screenshots are saved under
 artifacts/browser/."""
-import sys
 from pathlib import Path
 
 import pytest
 
+import scale_models
 from browser import (check_fit_zoom_pan_minimap, geometry, jupyter_lab, launch, missing_browser, missing_lab,
                      run_notebook, wait_for)
 
@@ -37,13 +37,6 @@ def _notebook(path):
     nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": kernel}), path)
 
 
-def _scale_models():
-    sys.path.insert(0, str(HERE))
-    import scale_models
-
-    return scale_models
-
-
 def test_model_scale_views_in_the_static_page(tmp_path):
     reason = missing_browser()
     if reason:
@@ -52,8 +45,6 @@ def test_model_scale_views_in_the_static_page(tmp_path):
 
     from avalon.widgets import TapeView
 
-    models = _scale_models()
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = launch(p)
@@ -61,11 +52,11 @@ def test_model_scale_views_in_the_static_page(tmp_path):
             page = browser.new_page(viewport={"width": WIDTH + 16, "height": 900})
             for css, make, kwargs, model, _ in MODELS:
                 path = tmp_path / f"{css}.html"
-                path.write_text(TapeView(*getattr(models, make)(**kwargs)).to_html(), encoding="utf-8")
+                path.write_text(TapeView(*getattr(scale_models, make)(**kwargs)).to_html(), encoding="utf-8")
                 page.goto(path.as_uri())
                 graph = page.locator(".avalon-static .avalon-graph")
                 page.screenshot(path=str(ARTIFACTS / f"{css}-static-open.png"))
-                names = getattr(models, model).TOP
+                names = getattr(scale_models, model).TOP
                 check_fit_zoom_pan_minimap(page, graph, names, page.locator(".avalon-panel"))
         finally:
             browser.close()
@@ -100,7 +91,7 @@ def test_model_scale_views_in_jupyterlab(lab):
                 width = geometry(graph)["width"]
                 assert WIDTH - 150 <= width <= WIDTH + 150, width
                 graph.screenshot(path=str(ARTIFACTS / f"{css}-lab-open.png"))
-                names = getattr(_scale_models(), model).TOP
+                names = getattr(scale_models, model).TOP
                 check_fit_zoom_pan_minimap(page, graph, names, view.locator(".avalon-panel"))
 
                 # a double click opens a module in place; the new layout keeps it in view
@@ -121,7 +112,7 @@ def test_model_scale_views_in_jupyterlab(lab):
                 bench.locator(".lm-TabBar-tab", has_text=tab).first.click()
                 graph = bench.locator(f".avalon-{kind} .avalon-graph:has(> svg)").first
                 expect(graph.locator(":scope > svg g.node.box").first).to_be_visible(timeout=90_000)
-                names = _scale_models().ResNet18.TOP
+                names = scale_models.ResNet18.TOP
                 at_open = wait_for(lambda: geometry(graph, names), lambda g: g["whole"])
                 assert at_open["whole"] and set(at_open["labels"]) == set(names), (kind, at_open)
                 assert all(label["height"] >= 9 for label in at_open["labels"].values()), (kind, at_open)
@@ -141,9 +132,8 @@ def test_every_view_of_a_workbench_opens_whole_in_the_static_page(tmp_path):
 
     from avalon.widgets import Workbench
 
-    models = _scale_models()
     path = tmp_path / "workbench.html"
-    path.write_text(Workbench(*models.resnet18_step(), repeat=1).to_html(), encoding="utf-8")
+    path.write_text(Workbench(*scale_models.resnet18_step(), repeat=1).to_html(), encoding="utf-8")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = launch(p)
@@ -153,9 +143,9 @@ def test_every_view_of_a_workbench_opens_whole_in_the_static_page(tmp_path):
             for kind in ("tapeview", "stepper", "profiler", "checkview"):
                 graph = page.locator(f".avalon-static.avalon-{kind} .avalon-graph")
                 graph.evaluate("(g) => g.scrollIntoView({ block: 'start' })")
-                at_open = geometry(graph, models.ResNet18.TOP)
+                at_open = geometry(graph, scale_models.ResNet18.TOP)
                 assert at_open["whole"], (kind, at_open)
-                assert set(at_open["labels"]) == set(models.ResNet18.TOP), (kind, at_open["labels"])
+                assert set(at_open["labels"]) == set(scale_models.ResNet18.TOP), (kind, at_open["labels"])
                 for name, label in at_open["labels"].items():
                     assert label["inside"] and label["height"] >= 9, (kind, name, label)
                 graph.screenshot(path=str(ARTIFACTS / f"scale-resnet-workbench-{kind}.png"))
