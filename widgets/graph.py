@@ -345,6 +345,11 @@ class TapeGraph:
             return ("roll", list(self.rolls)[int(rest)])
         if kind == "g" and rest.isdigit():
             return ("group", list(self.groups)[int(rest)])
+        if kind == "o" and rest.isdigit():  # an output's oval: the node it shows
+            return ("node", self.tape.outputs[int(rest)])
+        if name in ("og", "oo"):
+            raise KeyError("this oval stands for many outputs of the tape: select a parameter (or search "
+                           "its name) to see its gradient, or a module to see what it holds")
         raise KeyError(f"no graph element {element_id!r}")
 
     def _output_names(self):

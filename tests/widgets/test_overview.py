@@ -170,3 +170,13 @@ def test_the_ops_outside_modules_open_only_when_they_can_be_laid_out():
     roomy.expand("_many_ops()")
     assert not roomy.pane.graph.grouped and len(roomy.pane.graph.units()) > 60
     assert "nslimit=2; nslimit1=2;" in roomy.dot  # bounded layout passes (a 300-node one took minutes)
+
+
+def test_a_click_on_an_output_oval_selects_its_node_or_says_what_the_group_is():
+    f, model, x, y = resnet18_step()
+    view = TapeView(f, model, x, y)
+    uid = view.pane.uid
+    view.canvas.event = {"action": "select", "target": f"{uid}_o0", "stamp": 1}
+    assert view.selected is view.tape.outputs[0]  # the loss
+    view.canvas.event = {"action": "select", "target": f"{uid}_og", "stamp": 2}
+    assert "stands for many outputs" in view.status.value and view.selected is view.tape.outputs[0]
