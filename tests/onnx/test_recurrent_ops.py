@@ -140,3 +140,11 @@ def test_sequence_lengths_that_do_not_fit_are_refused(lengths):
     model = avalon.onnx.load(recurrent_model("GRU", {"hidden_size": 3}, inputs))
     with pytest.raises(avalon.onnx.OnnxError, match=r"'the_GRU' \(GRU.*sequence_lens .* from 0 to 4 .* each of the 3"):
         model(**{**inputs, "sequence_lens": np.int32(lengths)})
+
+
+def test_weights_of_the_wrong_shape_are_refused():
+    inputs = operands("LSTM")
+    inputs["b"] = inputs["b"][:, :-1]
+    model = avalon.onnx.load(recurrent_model("LSTM", {"hidden_size": 3}, inputs, 3))
+    with pytest.raises(avalon.onnx.OnnxError, match=r"B has the shape \(1, 23\); .* must be \(1, 24\)"):
+        model(**inputs)

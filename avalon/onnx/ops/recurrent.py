@@ -177,6 +177,18 @@ def _rnn(n, x, w, r, b, h, acts, running, reverse):
     return hs, h
 
 
+def _check_weights(n, x, w, r, b, directions, size):
+    gates = len(_TORCH_ORDER[n.op_type])
+    expected = {"W": (directions, gates * size, x.shape[-1]), "R": (directions, gates * size, size),
+                "B": (directions, 2 * gates * size)}
+    for name, array in (("W", w), ("R", r), ("B", b)):
+        if array is not None and tuple(array.shape) != expected[name]:
+            raise n.error(f"{name} has the shape {tuple(array.shape)}; with hidden size {size}, {directions} "
+                          f"direction(s) and {x.shape[-1]} input features it must be {expected[name]}")
+    if n.attr("hidden_size", size) != size:
+        raise n.error(f"hidden_size is {n.attr('hidden_size')} but R's last axis is {size}")
+
+
 @operator("LSTM", "GRU", "RNN")
 def recurrent(n, x, w, r, b=None, sequence_lens=None, initial_h=None, initial_c=None, p=None):
     """X (T, N, F) (or (N, T, F) with layout=1), W (D, gates·H, F), R (D, gates·H, H), B (D, 2·gates·H),
@@ -194,6 +206,7 @@ def recurrent(n, x, w, r, b=None, sequence_lens=None, initial_h=None, initial_c=
         initial_c = np.transpose(initial_c, (1, 0, 2)) if initial_c is not None else None
     steps, batch = x.shape[0], x.shape[1]
     size = r.shape[-1]
+    _check_weights(n, x, w, r, b, directions, size)
     running = _running(n, sequence_lens, steps, batch)
     zeros = np.zeros((batch, size), x.dtype)
     acts = _activations(n, directions)
