@@ -78,9 +78,9 @@ def grid_sample(n, x, grid):
         if mode == "nearest":
             p = np.rint(p)
         low, high = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
-        if padding == "border":  # only positions beyond the borders move (cubic taps see the difference)
-            p = np.where((p < low) | (p > high), np.clip(p, 0, size - 1), p)
-        elif padding == "reflection":
+        # border: each tap is clamped to the edge below (as onnxruntime and PyTorch do; onnx's reference
+        # clamps the position first, which differs for cubic taps of positions beyond the edge)
+        if padding == "reflection":
             p = _reflect(p, low, high)
         taps = []
         for position, weight in _taps(p, mode):
