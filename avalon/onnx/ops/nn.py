@@ -164,7 +164,10 @@ def col2im(n, x, image_shape, block_shape):
     pads = n.attr("pads", [0] * (2 * d))
     padded_size = [image[i] + pads[i] + pads[i + d] for i in range(d)]
     counts = [(padded_size[i] - (dilations[i] * (block[i] - 1) + 1)) // strides[i] + 1 for i in range(d)]
-    batch = x.shape[0]
+    batch, rows, positions = x.shape
+    if positions != int(np.prod(counts)) or rows % int(np.prod(block)):
+        raise n.error(f"the input {tuple(x.shape)} does not hold {int(np.prod(counts))} block positions of "
+                      f"C·{int(np.prod(block))} values (from image_shape, block_shape, strides, dilations and pads)")
     columns = np.reshape(x, (batch, -1) + tuple(block) + tuple(counts))  # (N, C, *block, *counts)
     total = None
     for offsets in itertools.product(*[range(b) for b in block]):
