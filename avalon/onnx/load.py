@@ -1,6 +1,7 @@
 """avalon.onnx.load: read an ONNX model, check it, and build a trainable OnnxModule."""
 import ast
 import os
+import re
 
 import numpy as np
 
@@ -154,6 +155,14 @@ def _read_while_tracing(nodes):
     return needed
 
 
+def _generated_scalar(name, value, uses):
+    """A one-element value an exporter made (dynamo's `val_12`, the legacy exporter's `onnx::Mul_7`): an
+    epsilon, a scale, a zero expanded into an initial state. Unless it feeds a weight slot (PRelu's
+    slope) it is a constant; a torch parameter keeps its dotted identifier name and stays one."""
+    generated = re.fullmatch(r"val_\d+", name) or not re.fullmatch(r"[A-Za-z_]\w*(\.\w+)*", name)
+    return value.size <= 1 and bool(generated) and not _in(_WEIGHT_SLOTS, uses)
+
+
 def _check_order(nodes, known):
     """Every input is defined before its node (ONNX requires topological order; this also refuses
     cycles and dangling names), and every name once (a graph is SSA: a second definition would
@@ -196,7 +205,8 @@ def load(source, *, base_dir=None):
     Float initializers become parameters named by their ONNX names (so a PyTorch export exported with
     `do_constant_folding=False` keeps its `state_dict` keys); BatchNormalization's running mean and
     variance become buffers, updated in training mode; integer initializers stay constants, as do
-    float ones used only as settings (Clip bounds, Pow exponents). Weights stored as Constant nodes
+    float ones used only as settings (Clip bounds, Pow exponents) and one-element ones an exporter
+    made (dynamo's `val_7`: an epsilon, a scale, a zero initial state). Weights stored as Constant nodes
     that feed a weight slot (Conv, Gemm, MatMul, normalisation scale and bias) become parameters too.
     The module is returned in eval mode, as the file's inference semantics; call `.train()` to
     fine-tune. Inputs go positionally in graph order or by name; several outputs come as a tuple.
@@ -233,7 +243,8 @@ def load(source, *, base_dir=None):
         floating = np.issubdtype(value.dtype, np.floating)
         if floating and _only(_STATISTIC_SLOTS, uses.get(name, [])):
             buffers[name] = value
-        elif floating and uses.get(name) and not _only(_SETTING_SLOTS, uses[name]):
+        elif floating and uses.get(name) and not _only(_SETTING_SLOTS, uses[name]) \
+                and not _generated_scalar(name, value, uses[name]):
             parameters[name] = value
         else:
             constants[name] = value

@@ -103,6 +103,37 @@ def test_tape_scopes_are_torch_module_paths(setting):
     assert {"conv1", "bn1", "layer1.0.conv1", "layer2.0.downsample.0", "layer4.1.bn2", "fc"} <= scopes
 
 
+class ScaledMLP(torch.nn.Module):
+    """A learnable scalar (a temperature) beside a Linear: with names kept it stays a parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.scale = torch.nn.Linear(6, 3), torch.nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, x):
+        return self.fc(x) * self.scale + 1e-3
+
+
+@pytest.mark.parametrize("setting", ["legacy-names", "dynamo-names"])
+def test_a_learnable_scalar_stays_a_parameter(setting):
+    from tests.onnx.exports import rows
+    torch_model = ScaledMLP().eval()
+    ours = avalon.onnx.load(export_with(setting, torch_model, rows()))
+    assert {name for name, _ in ours.named_parameters()} == {"fc.weight", "fc.bias", "scale"}
+
+
+@pytest.mark.parametrize("model", ["lstm", "transformer", "rms_mlp"])
+def test_exporter_made_scalars_are_constants(model):
+    """An optimized dynamo export stores epsilons, scales and the zero of an initial state as one-element
+    initializers (val_N); they are not parameters (an optimiser would train them)."""
+    torch_model, data = exported(model, "dynamo")
+    ours = avalon.onnx.load(data)
+    generated = [t.name for t in onnx.load_from_string(data).graph.initializer if t.name.startswith("val_")
+                 and np.prod(t.dims) <= 1]
+    assert generated
+    assert not {name for name, _ in ours.named_parameters()} & set(generated)
+
+
 RENAMED = [(model, setting) for model, setting in CASES if not SETTINGS[setting][1]]
 
 
