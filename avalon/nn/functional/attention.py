@@ -2,7 +2,8 @@
 
 Both run on the fused attention primitives (avalon/ops/attention.py): without dropout and without
 the weights being asked for, one `attention` call per attention, whose rule recomputes the weights
-in the backward pass. A row whose keys are all masked gives zero weights, a zero output and zero
+in the backward pass, where the weights are larger than KEEP_WEIGHTS_BYTES; smaller weights are kept
+for the backward pass instead (`attention_weights` and a matmul). A row whose keys are all masked gives zero weights, a zero output and zero
 gradient instead of NaN, as PyTorch's scaled_dot_product_attention does.
 
 >>> out = F.scaled_dot_product_attention(q, k, v, is_causal=True)    # q: (N, H, L, E)
@@ -31,11 +32,24 @@ def _neg_inf(dtype):
     return np.asarray(-np.inf, dtype=dtype)
 
 
+# Attention whose weights take at most this many bytes keeps them from the forward pass for the backward
+# (`attention_weights` and a matmul on the tape) instead of one fused `attention` call whose rule
+# recomputes them (a batched product and a softmax: 5% of the Transformer workload's step). Larger
+# weights are recomputed, as flash attention does, so long sequences do not hold them. 0: always fused.
+KEEP_WEIGHTS_BYTES = 1 << 24
+
+
+def _weights_bytes(q, k, mask):
+    lead = np.broadcast_shapes(tuple(q.shape[:-2]), tuple(k.shape[:-2]),
+                               *(tuple(m.shape[:-2]) for m in mask))
+    return math.prod(lead) * q.shape[-2] * k.shape[-2] * np.dtype(q.dtype).itemsize
+
+
 def _attend(q, k, v, mask, dropout_p, scale, causal=False, need_weights=False):
     """(softmax(q·kᵀ·scale masked by `mask`)·v, the weights or None). `mask` is None, boolean (True =
     may attend) or float (added to the scores); all arrays broadcast over the leading dimensions."""
     masks = () if mask is None else (mask,)
-    if dropout_p == 0.0 and not need_weights:
+    if dropout_p == 0.0 and not need_weights and _weights_bytes(q, k, masks) > KEEP_WEIGHTS_BYTES:
         return A.attention(q, k, v, *masks, scale=scale, causal=causal), None
     # The weights have to exist as an array here (they are returned, or dropped out), so the fused
     # weights primitive and one matmul do the work, and the backward pass reuses them instead of
@@ -58,8 +72,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     `enable_gqa` lets key/value have fewer heads (dimension -3) than query, shared by groups.
     A query whose keys are all masked gets a zero output (and zero gradients), as in PyTorch.
 
-    Without dropout this is one fused `attention` primitive on the tape; with dropout it is the fused
-    weights (`attention_weights`), the dropout and one matmul.
+    Without dropout this is one fused `attention` primitive on the tape (weights above
+    KEEP_WEIGHTS_BYTES) or the fused weights (`attention_weights`) and one matmul; with dropout it is
+    the fused weights, the dropout and one matmul.
     """
     fn = "scaled_dot_product_attention"
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
