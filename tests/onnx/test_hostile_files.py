@@ -36,12 +36,16 @@ def _child(path, folder, report):
     limit = _address_space() + (2 << 30)  # 2 GiB beyond what the parent already holds
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     root = os.path.realpath(folder)
+    # modules imported on first use come from the import path: those reads are not the model's
+    modules = [os.path.realpath(p or os.getcwd()) for p in sys.path if os.path.isdir(p or os.getcwd())]
     outside = []
 
-    def audit(event, args):  # Python modules imported on first use are not the model's reads
+    def audit(event, args):
         if event == "open" and isinstance(args[0], (str, bytes)):
             opened = os.path.realpath(os.fsdecode(args[0]))
-            if os.path.commonpath([root, opened]) != root and not opened.endswith((".py", ".pyc", ".so")):
+            module = opened.endswith((".py", ".pyc", ".so")) and \
+                any(os.path.commonpath([place, opened]) == place for place in modules)
+            if os.path.commonpath([root, opened]) != root and not module:
                 outside.append(opened)
     sys.addaudithook(audit)
     code, kind, message = 1, None, ""
