@@ -59,7 +59,7 @@ _POOL_SIZE = 2  # workspaces kept per compiled tape: one per concurrent call, be
 
 
 def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate=True, fuse=True, reuse=True,
-                 release=True, workspace=False, xp=None):
+                 release=True, workspace=True, xp=None):
     """Optimise `tape` with the chosen passes and generate its replay function.
 
     `dce` removes dead code, `cse` merges common subexpressions, `fold` evaluates calls on constants
@@ -103,8 +103,11 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
     buffers = [(n.shape, n.dtype, offset) for n, offset in zip(slots, offsets)]
     wrap = (lambda body: _pooled(body, xp, buffers, size)) if slots else (lambda body: body)
     lines = ReplayLines(filename, source, tape)
-    return Compiled(tape, wrap(env["replay"]), source, copied, copy, lines,
-                    CheckedReplay(source, env, lines, wrap, xp))
+    compiled = Compiled(tape, wrap(env["replay"]), source, copied, copy, lines,
+                        CheckedReplay(source, env, lines, wrap, xp))
+    # for a rewritten copy of the source (the profiler's clocked one): its names, its workspaces
+    compiled.env, compiled.with_workspace = env, wrap
+    return compiled
 
 
 def _pooled(body, xp, buffers, size):

@@ -186,10 +186,10 @@ def _clocked(compiled, xp):
             body += mark(len(order))
     replay.body = body
     marks = [0.0] * (len(order) + 1)
-    scope = dict(compiled.fn.__globals__, _marks=marks, _clock=time.perf_counter,
+    scope = dict(compiled.env, _marks=marks, _clock=time.perf_counter,
                  _sync=lambda: _synchronize(xp))
     exec(compile(ast.fix_missing_locations(tree), "<avalon profiled replay>", "exec"), scope)
-    return scope["replay"], marks, order
+    return compiled.with_workspace(scope["replay"]), marks, order
 
 
 def profile_tape(tape, inputs=None, repeat=5, warmup=1, optimize=True):
@@ -197,7 +197,8 @@ def profile_tape(tape, inputs=None, repeat=5, warmup=1, optimize=True):
 
     `inputs` are the input arrays in `tape.inputs` order; by default the values seen while tracing.
     With `optimize` the tape is compiled as `tape.compile()` does it (folding, merging, dead code,
-    buffer reuse), so the profile is of the code that actually runs; without, no pass changes it.
+    buffer reuse, workspaces), so the profile is of the code that actually runs; without, no pass
+    changes it and every result is allocated afresh.
     The garbage collector is paused while timing, as `timeit` does.
     """
     if repeat < 1:
@@ -210,7 +211,7 @@ def profile_tape(tape, inputs=None, repeat=5, warmup=1, optimize=True):
         inputs = [n.value for n in tape.inputs]
     xp = namespace(*inputs) if inputs else namespace(*(n.value for n in tape.nodes if isinstance(n, Const)))
     options = {} if optimize else {"dce": False, "cse": False, "fold": False, "layout": False, "accumulate": False,
-                                   "fuse": False, "reuse": False}
+                                   "fuse": False, "reuse": False, "workspace": False}
     compiled = tape.compile(xp=xp, **options)
     clocked, marks, order = _clocked(compiled, xp)
     times = {n: [] for n in order}

@@ -80,7 +80,7 @@ def test_buffer_reuse_writes_into_dead_buffers(rng):
     plan = buffer_plan(tape)
     assert plan, "a chain of same-shaped elementwise calls reuses buffers"
     assert all(isinstance(buffer, type(n)) for n, buffer in plan.items())
-    assert "out=" in tape.source() and "out=" not in tape.source(reuse=False)
+    assert "out=v" in tape.source() and "out=" not in tape.source(reuse=False, workspace=False)
     reuse_is_safe(tape, [x])
     check_equivalent(tape, [x])
 
@@ -183,12 +183,12 @@ def test_outputs_sharing_memory_are_returned_as_separate_arrays(rng):
 def test_source_is_one_assignment_per_call(rng):
     x = rng.standard_normal(3)
     tape = avalon.trace(lambda x: np.tanh(x) * 2.0 + np.sin(x), x)
-    source = tape.source(dce=False, cse=False, fold=False, reuse=False, release=False)
+    source = tape.source(dce=False, cse=False, fold=False, reuse=False, release=False, workspace=False)
     body = source.splitlines()[1:-1]
     assert len(body) == len(tape.calls)
     assert body[0].strip().startswith(f"v{tape.calls[0].id} = tanh(i{tape.inputs[0].id})")
     assert source.splitlines()[-1].strip().startswith("return (")
-    released = tape.source(dce=False, cse=False, fold=False, reuse=False).splitlines()[1:-1]
+    released = tape.source(dce=False, cse=False, fold=False, reuse=False, workspace=False).splitlines()[1:-1]
     assert [line for line in released if not line.strip().startswith("del ")] == body
 
 
