@@ -28,6 +28,12 @@ from .primitive import primitive
 # The fast paths (conv_gemm.py: channels-last im2col a few samples at a time). False runs the plain
 # whole-batch im2col below, which the tests compare them with.
 FAST_PATHS = True
+# The plain path multiplies each sample's columns apart, (G, Co/G, Cg·K) by (N, G, Cg·K, P), where the
+# output has at least this many positions per sample: the batch then needs no transposing on the way in
+# or out. Below it one product over the whole batch's columns pays (up to 15x faster on small outputs).
+# LeNet's first layer (1→32, 26×26 out), one thread: forward 1.46 -> 0.94 ms, weight gradient 2.86 ->
+# 1.18 ms. 0: always the whole batch.
+PER_SAMPLE_POSITIONS = 256
 # Within them, Winograd's F(2, 3) along the first spatial axis for 3 taps at unit stride (winograd.py).
 WINOGRAD = True
 
@@ -132,6 +138,19 @@ def _columns(x, kernel, stride, padding, dilation, out, groups):
     return xp.reshape(win, (groups, c // groups * math.prod(kernel), n * math.prod(out)))
 
 
+def _per_sample(xp, out):
+    return bool(PER_SAMPLE_POSITIONS) and is_numpy_like(xp) and math.prod(out) >= PER_SAMPLE_POSITIONS
+
+
+def _sample_columns(x, kernel, stride, padding, dilation, out, groups):
+    """im2col per sample: the windows of padded `x` as a (N, groups, C/groups * prod(kernel),
+    prod(out)) copy, the batch outermost as in `x`."""
+    xp = namespace(x)
+    win = windows(pad_spatial(x, padding), kernel, stride, dilation, out)
+    n, c = x.shape[:2]
+    return xp.reshape(win, (n, groups, c // groups * math.prod(kernel), math.prod(out)))
+
+
 def _to_batch_major(xp, y, n, out):
     """(G, Co/G, N * prod(out)) -> (N, Co, *out)."""
     groups, cg = y.shape[:2]
@@ -175,8 +194,11 @@ def conv(x, w, stride, padding, dilation, groups):
                 xp, x.shape[0], lambda s, into: winograd.conv(xp, x[s], w, out, stride, padding, dilation,
                                                               groups, into), (x.shape[0], w.shape[0]) + out, x.dtype)
         return conv_gemm.conv(xp, x, w, out, stride, padding, dilation, groups)
-    cols = _columns(x, kernel, stride, padding, dilation, out, groups)
     wmat = xp.reshape(w, (groups, w.shape[0] // groups, -1))
+    if _per_sample(xp, out):
+        y = xp.matmul(wmat, _sample_columns(x, kernel, stride, padding, dilation, out, groups))
+        return xp.reshape(y, (x.shape[0], w.shape[0]) + out)
+    cols = _columns(x, kernel, stride, padding, dilation, out, groups)
     return _to_batch_major(xp, xp.matmul(wmat, cols), x.shape[0], out)
 
 
@@ -230,6 +252,11 @@ def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
             return conv_split.split_batch(xp, x.shape[0], lambda s, _: winograd.conv_weight_grad(
                 xp, x[s], g[s], kernel, stride, padding, dilation, groups))
         return conv_gemm.conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups)
+    if _per_sample(xp, g.shape[2:]):
+        n, co = g.shape[:2]
+        cols = _sample_columns(x, kernel, stride, padding, dilation, tuple(g.shape[2:]), groups)
+        parts = xp.matmul(xp.reshape(g, (n, groups, co // groups, -1)), _swap_last(xp, cols))
+        return xp.reshape(xp.sum(parts, axis=0), (co, c // groups) + tuple(kernel))
     cols = _columns(x, kernel, stride, padding, dilation, tuple(g.shape[2:]), groups)
     gw = xp.matmul(_to_group_major(xp, g, groups), _swap_last(xp, cols))
     return xp.reshape(gw, (g.shape[1], c // groups) + tuple(kernel))
