@@ -245,13 +245,16 @@ class GraphPane:
         return text
 
     def static_panels(self, limit=400):
-        """Panels of the visible nodes, for the static page: ({label: html}, {label: element id})."""
+        """Panels of the visible nodes and boxes (what a box holds), for the static page:
+        ({label or box key: html}, {label or box key: element id})."""
         panels, ids = {}, {}
+        kinds = {"s": "scope", "p": "scope", "r": "roll", "g": "group"}
         for unit, members in self.graph.units().items():
-            if unit[0] != "n" or len(panels) >= limit:
-                continue
-            node = members[0]
-            panels[node.label] = self.panel(("node", node))
-            ids[node.label] = self.graph.element_id(unit)
+            if len(panels) >= limit:
+                break
+            kind, key = unit
+            name, target = (members[0].label, ("node", members[0])) if kind == "n" else (key, (kinds[kind], key))
+            panels[name] = self.panel(target)
+            ids[name] = self.graph.element_id(unit)
         return panels, ids
 

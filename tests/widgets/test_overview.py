@@ -180,3 +180,16 @@ def test_a_click_on_an_output_oval_selects_its_node_or_says_what_the_group_is():
     assert view.selected is view.tape.outputs[0]  # the loss
     view.canvas.event = {"action": "select", "target": f"{uid}_og", "stamp": 2}
     assert "stands for many outputs" in view.status.value and view.selected is view.tape.outputs[0]
+
+
+def test_the_static_page_shows_what_a_closed_module_holds_when_clicked():
+    import json
+
+    f, model, x, y = resnet18_step()
+    view = TapeView(f, model, x, y)
+    page = view.to_html()
+    data = json.loads(re.search(r'<script type="application/json" class="avalon-data">(.*?)</script>',
+                                page, re.S).group(1).replace("<\\/", "</"))
+    box = view.pane.element_of("layer1")
+    assert data["labels"][box] == "layer1"  # a click on the box shows this panel
+    assert "layer1.0.conv1.weight" in data["panels"]["layer1"]  # its parameters, with links
