@@ -4,6 +4,7 @@ import numbers
 
 from ..backend import is_inexact
 from ..ops import elementwise as ew
+from ..tape import Const
 from .registry import array_module, rule
 
 
@@ -17,7 +18,9 @@ def select(cond, g):
 
 
 def _traced(x):
-    return hasattr(x, "_node")
+    """Whether `x` may need a gradient: a tracer of anything but a constant (a constant exponent's
+    gradient would take the log of a negative base, for nothing)."""
+    return hasattr(x, "_node") and not isinstance(x._node, Const)
 
 
 rule(ew.add)(lambda g, out, a, b: (g, g))
