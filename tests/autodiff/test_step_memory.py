@@ -51,3 +51,23 @@ def test_the_first_call_gives_gradients_laid_out_as_later_calls_do(rng):
         assert g.flags.c_contiguous, name
         assert g.strides == later[0][name].strides, name
         np.testing.assert_array_equal(g, later[0][name])
+
+
+def test_a_cached_step_allocates_its_gradients_and_little_else(rng):
+    # The replay's intermediates live in a workspace planned once per compiled tape (compile's default).
+    import tracemalloc
+
+    avalon.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    x, y = rng.standard_normal((128, 256)).astype(np.float32), rng.integers(0, 10, 128)
+    for _ in range(3):
+        avalon.grad(loss_fn, model, x, y, argnums=0)
+    tracemalloc.start()
+    try:
+        _, grads = avalon.grad(loss_fn, model, x, y, argnums=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    gradients = sum(g.nbytes for g in grads[0].values())
+    activation = 128 * 512 * 4
+    assert gradients <= peak < gradients + activation / 4, (peak, gradients)
