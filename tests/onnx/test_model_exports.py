@@ -154,6 +154,27 @@ def test_input_gradients_match_torch_where_weights_are_renamed(model, setting):
         assert grads[0][name].shape == p.shape and np.any(grads[0][name] != 0), name
 
 
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_recurrent_exports_with_a_dynamic_length_run_at_another(kind, dynamo):
+    torch_model = recurrent(kind)
+    x = torch.from_numpy(series())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            data = torch.onnx.export(torch_model, (x,), dynamo=True, optimize=False, input_names=["x"], verbose=False,
+                                     dynamic_shapes=({0: torch.export.Dim("b"), 1: torch.export.Dim("t")},)
+                                     ).model_proto.SerializeToString()
+        else:
+            f = io.BytesIO()
+            torch.onnx.export(torch_model, (x,), f, dynamo=False, do_constant_folding=False, input_names=["x"],
+                              dynamic_axes={"x": {0: "b", 1: "t"}})
+            data = f.getvalue()
+    longer = series(3, seed=2, length=9)
+    np.testing.assert_allclose(avalon.onnx.load(data)(longer), torch_model(torch.from_numpy(longer)).detach().numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
 class Classifier(avalon.nn.Module):
     """An imported backbone under a new Linear head."""
 
