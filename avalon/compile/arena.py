@@ -38,10 +38,9 @@ def arena_layout(tape, plan, slots):
     top, offsets = 0, {}
     for i, n in enumerate(tape.nodes):
         if n in slots:
-            size = _aligned(int(np.prod(n.shape, dtype=np.int64)) * np.dtype(n.dtype).itemsize)
-            offsets[n], top = _take(free, size, top)
+            offsets[n], top = _take(free, _aligned(nbytes(n.shape, n.dtype)), top)
         for o in freed.get(i, ()):
-            _give(free, offsets[o], _aligned(int(np.prod(o.shape, dtype=np.int64)) * np.dtype(o.dtype).itemsize))
+            _give(free, offsets[o], _aligned(nbytes(o.shape, o.dtype)))
     return [offsets[o] for o in slots], top
 
 
@@ -73,5 +72,9 @@ def _give(free, offset, size):
     free.insert(k, (offset, size))
 
 
-def _aligned(nbytes):
-    return max(ALIGN, -(-nbytes // ALIGN) * ALIGN)
+def nbytes(shape, dtype):
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _aligned(size):
+    return max(ALIGN, -(-size // ALIGN) * ALIGN)

@@ -12,7 +12,7 @@ from ..tape import Call, Const, Input, Node
 from . import passes
 from .accumulate import accumulate_slices
 from .anomaly_checks import CheckedReplay
-from .arena import arena_layout
+from .arena import arena_layout, nbytes
 from .fuse import fuse_elementwise, fused
 from .replay_lines import ReplayLines, located
 
@@ -119,7 +119,7 @@ def _pooled(body, xp, buffers, size):
 
     def carve():
         arena = xp.empty(size, dtype=xp.uint8)
-        return [arena[offset:offset + _nbytes(shape, dtype)].view(dtype).reshape(shape)
+        return [arena[offset:offset + nbytes(shape, dtype)].view(dtype).reshape(shape)
                 for shape, dtype, offset in buffers]
 
     def replay(*inputs):
@@ -135,10 +135,6 @@ def _pooled(body, xp, buffers, size):
 
     replay.workspaces = pool  # what the pool holds between calls, for tests and memory accounting
     return replay
-
-
-def _nbytes(shape, dtype):
-    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
 def _is_cupy(xp):
