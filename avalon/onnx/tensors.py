@@ -7,8 +7,9 @@ import numpy as np
 from .errors import OnnxError
 from .external import read_external
 
-# element types packed two to a byte (4-bit integers and floats)
-_PACKED = {"INT4", "UINT4", "FLOAT4E2M1"}
+# element types packed several to a byte: bytes per element
+_PACKED = {"INT4": 0.5, "UINT4": 0.5, "FLOAT4E2M1": 0.5, "INT2": 0.25, "UINT2": 0.25, "FLOAT6E2M3": 0.75,
+           "FLOAT6E3M2": 0.75}
 
 
 def _elements(tensor, what):
@@ -19,7 +20,7 @@ def _elements(tensor, what):
 
 
 def _element_bytes(tensor, what):
-    """Bytes per element (0.5 for packed 4-bit types), or None for strings."""
+    """Bytes per element (a fraction for packed types), or None for strings."""
     from onnx import TensorProto, helper
     type_name = TensorProto.DataType.Name(tensor.data_type) if tensor.data_type in TensorProto.DataType.values() \
         else None
@@ -29,7 +30,7 @@ def _element_bytes(tensor, what):
     if type_name == "STRING":
         return None
     if type_name in _PACKED:
-        return 0.5
+        return _PACKED[type_name]
     return np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
 
 
