@@ -122,9 +122,19 @@ def _aliased_operands(call):
         return [call.args[0]] if isinstance(call.args[0], Node) else []
     if call.prim.out:  # ufunc-style primitives always write a new array (or the out= one)
         return []
+    if call.prim is linalg.einsum and _einsum_allocates(call.params["subscripts"]):
+        return []
     # Anything else might hand back an operand or a view of one (a user's primitive returning its
     # argument, clip without bounds, einsum's pure transpositions): assume it does.
     return call.inputs
+
+
+def _einsum_allocates(subscripts):
+    """Whether an einsum computes a new array: a product of operands, or a sum over an index. (One
+    operand with every index kept, a transposition or a diagonal, may come back as a view of it.)"""
+    inputs, _, output = subscripts.partition("->")
+    terms = inputs.split(",")
+    return len(terms) > 1 or any(c.isalpha() and c not in output for c in terms[0])
 
 
 def memory_roots(tape):

@@ -211,3 +211,15 @@ def test_interpret_checks_the_number_of_inputs(rng):
     tape = avalon.trace(lambda x, y: x + y, rng.standard_normal(2), rng.standard_normal(2))
     with pytest.raises(TypeError, match=r"takes 2 inputs \(x, y\), got 1"):
         tape.interpret(np.ones(2))
+
+
+def test_an_einsum_that_multiplies_or_sums_owns_its_memory(rng):
+    # numpy may hand back a view of a lone operand whose indices all stay (a transposition, a diagonal);
+    # a product of operands or a sum over an index is a new array, whose buffer can then be planned
+    a, b = rng.standard_normal((4, 4)), rng.standard_normal((4, 4))
+    for subscripts, operands, owns in [("ij,ij->i", (a, b), True), ("ij->i", (a,), True),
+                                       ("ij->ji", (a,), False), ("ii->i", (a,), False)]:
+        tape = avalon.trace(lambda *xs: avalon.ops.linalg.einsum(*xs, subscripts=subscripts), *operands)
+        (call,) = tape.calls
+        assert memory_roots(tape)[call] == ({call} if owns else {call, tape.inputs[0]}), subscripts
+        assert np.shares_memory(np.einsum(subscripts, *operands), operands[0]) is not owns
