@@ -34,3 +34,26 @@ def test_workbench_static_html_holds_all_views(net):
     bundle = bench._repr_mimebundle_()
     static = (bundle[0] if isinstance(bundle, tuple) else bundle)["text/html"]
     assert re.findall(r'<h3 class="avalon-view-title">(\w+)</h3>', static) == ["tape", "backward", "profile", "check"]
+
+
+def test_the_profile_is_measured_when_its_tab_is_first_opened(net, monkeypatch):
+    model, x, y = net
+    timed = []
+    real = Workbench.__init__.__globals__["Profiler"]
+
+    def counting(*args, **kwargs):
+        timed.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("avalon.widgets.workbench.Profiler", counting)
+    wb = Workbench(mse, model, x, y, repeat=1)
+    assert timed == [] and "first opened" in wb.children[2].value
+    node = next(n for n in wb.tape.calls if n.prim.name == "tanh")
+    wb.select(node.label)
+    wb.selected_index = 2
+    assert timed == [1] and wb.children[2] is wb.profiler
+    assert wb.profiler.selected.label == node.label          # the selection made before it existed
+    assert wb.tape_view.profile is wb.profiler.profile       # the graph's time overlay uses the same runs
+    wb.selected_index = 0
+    wb.selected_index = 2
+    assert timed == [1]
