@@ -228,8 +228,8 @@ class Profiler(View):
         try:
             legend = self.pane.overlay_rules()[1]
             self.canvas.main = legend + self.svg
-        except render.GraphvizNotFound:
-            self.canvas.main = render.missing_dot_html()
+        except render.CannotDraw as exc:  # Graphviz missing, or a layout stopped at its time limit
+            self.canvas.main = exc.html()
         self.canvas.side = self.pane.panel(("node", self._selected)) if self._selected is not None else ""
         self.canvas.focus = self._focus() or ""
 

@@ -185,3 +185,13 @@ def test_every_row_can_be_selected_including_nodes_the_passes_made(net):
     for stamp, row in enumerate(view.rows, start=1):
         view.table.event = {"action": "select", "target": row["label"], "stamp": stamp}
         assert view.selected is not None and view.selected.label == row["label"]
+
+
+def test_a_layout_stopped_at_its_time_limit_shows_its_message_in_the_profiler(monkeypatch, small):
+    from avalon.widgets import render
+    f, W1, W2, x = small
+    monkeypatch.setattr(render, "_layouts", type(render._layouts)())
+    monkeypatch.setattr(render, "LAYOUT_TIMEOUT_S", 1e-4)  # no `dot` run ends this fast
+    view = Profiler(f, W1, W2, x, repeat=1)
+    assert "did not lay out this graph" in view.canvas.main
+    assert view.rows  # the timings are there all the same
