@@ -16,11 +16,11 @@ import time  # noqa: E402
 import steps  # noqa: E402
 
 REPEAT = 7
-VERBOSE = False
 
 
-def avalon_rows(name, x, y, state):
-    """[(op, count, ms)] of Avalon's step: the gradient tape's ops, then the optimiser update."""
+def avalon_rows(name, x, y, state, nodes=False):
+    """[(op, count, ms)] of Avalon's step: the gradient tape's ops, then the optimiser update; with
+    `nodes`, the profile of every node is printed first."""
     import avalon
     import avalon.nn.functional as F
     from avalon.profile import profile_tape
@@ -31,7 +31,7 @@ def avalon_rows(name, x, y, state):
     tape = avalon.grad_tape(lambda m, x, y: F.cross_entropy(m(x), y), model, x, y, argnums=0)
     prof = profile_tape(tape, repeat=REPEAT)
     rows = [(g["name"], g["count"], 1e3 * g["median_s"]) for g in prof.by_op()]
-    if VERBOSE:
+    if nodes:
         print(prof)
     _, step = steps.avalon_step(models, name, x, y, state)
     step()
@@ -74,14 +74,12 @@ def main():
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--nodes", action="store_true", help="also print every node of Avalon's profile")
     args = parser.parse_args()
-    global VERBOSE
-    VERBOSE = args.nodes
     for name in args.only.split(","):
         theirs = steps.load_models("torch")
         x, y = steps.batch_of(name, None, theirs)
         state = theirs.WORKLOADS[name][0]().state_dict()
         start = time.perf_counter()
-        show(f"## {name}, Avalon, {harness.THREADS} thread(s)", avalon_rows(name, x, y, state), args.top)
+        show(f"## {name}, Avalon, {harness.THREADS} thread(s)", avalon_rows(name, x, y, state, args.nodes), args.top)
         show(f"## {name}, PyTorch, {harness.THREADS} thread(s)", torch_rows(name, x, y), args.top)
         print(f"({time.perf_counter() - start:.0f} s)", flush=True)
 
