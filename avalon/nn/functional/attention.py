@@ -3,8 +3,9 @@
 Both run on the fused attention primitives (avalon/ops/attention.py): without dropout and without
 the weights being asked for, one `attention` call per attention, whose rule recomputes the weights
 in the backward pass, where the weights are larger than KEEP_WEIGHTS_BYTES; smaller weights are kept
-for the backward pass instead (`attention_weights` and a matmul). A row whose keys are all masked gives zero weights, a zero output and zero
-gradient instead of NaN, as PyTorch's scaled_dot_product_attention does.
+for the backward pass instead (`attention_weights` and a matmul). A row whose keys are all masked
+gives zero weights, a zero output and zero gradient instead of NaN, as PyTorch's
+scaled_dot_product_attention does.
 
 >>> out = F.scaled_dot_product_attention(q, k, v, is_causal=True)    # q: (N, H, L, E)
 """
