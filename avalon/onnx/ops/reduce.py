@@ -54,14 +54,16 @@ def reduce(n, x, axes=None):
     return cast(y, x.dtype) if is_array_constant(y) else y
 
 
+def _scan_axis(n, x, axis):
+    """The axis of a CumSum/CumProd, its reversing index, and `x` reversed along it when asked."""
+    axis = n.ints(axis, "axis")[0] % x.ndim
+    flip = tuple(slice(None, None, -1) if i == axis else slice(None) for i in range(x.ndim))
+    return axis, flip, (x[flip] if n.attr("reverse", 0) else x)
+
+
 @operator("CumSum")
 def cumulative_sum(n, x, axis):
-    axis = n.ints(axis, "axis")[0] % x.ndim
-    index = [slice(None)] * x.ndim
-    index[axis] = slice(None, None, -1)
-    flip = tuple(index)
-    if n.attr("reverse", 0):
-        x = x[flip]
+    axis, flip, x = _scan_axis(n, x, axis)
     y = cast(np.cumsum(x, axis=axis), x.dtype)  # numpy widens small integers
     if n.attr("exclusive", 0):  # each position sums only what comes before it
         y = y - x
@@ -70,13 +72,9 @@ def cumulative_sum(n, x, axis):
 
 @operator("CumProd")
 def cumulative_product(n, x, axis):
-    axis = n.ints(axis, "axis")[0] % x.ndim
-    index = [slice(None)] * x.ndim
-    index[axis] = slice(None, None, -1)
-    flip = tuple(index)
-    if n.attr("reverse", 0):
-        x = x[flip]
+    axis, flip, x = _scan_axis(n, x, axis)
     if n.attr("exclusive", 0):  # each position multiplies only what comes before it: shift in a one
+        index = [slice(None)] * x.ndim
         index[axis] = slice(0, x.shape[axis] - 1)
         ones = [slice(None)] * x.ndim
         ones[axis] = slice(0, 1)
