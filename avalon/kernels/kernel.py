@@ -1,9 +1,11 @@
 """`Kernel`: one fused elementwise expression, run by the selected backend into a planned buffer."""
+import functools
 import threading
 
 import numpy as np
 
 from ..backend import is_numpy_like, namespace
+from ..ops import threads_split
 from . import cupy_backend, numexpr_backend, numpy_backend
 from .program import KernelError, Program
 
@@ -74,6 +76,14 @@ class Kernel:
             out = xp.empty(shape, dtype)
         elif out.shape != shape:
             raise KernelError(f"kernel {self.text!r}: out= has shape {out.shape}, the result {shape}")
+        if backend == "numpy":  # large passes run in row blocks on both cores (numexpr has threads)
+            return threads_split.elementwise(out, functools.partial(self._run, backend), *arrays)
+        return self._run(backend, *arrays, out=out)
+
+    def _run(self, backend, *arrays, out):
+        """The kernel on `arrays` (numpy's or cupy's, of one module) into `out`, of the result's shape."""
+        signature = tuple((a.shape, a.dtype) for a in arrays)
+        shape, dtype = self.program.dtypes(signature)[-1]
         scratch_out = out.dtype == dtype and not any(_overlaps(out, a) for a in arrays)
         key = (backend, signature, out.dtype, scratch_out)
         run = self._runners.get(key)

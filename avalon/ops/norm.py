@@ -15,6 +15,8 @@ So both contracts must hold: `mean` is x's own mean and `var` c's own mean squar
 
 Speed: each primitive allocates one array and works in place on it; the small per-statistic factors
 (1/σ, folded with the weight where it is constant along the axes) are computed once.
+Large passes run in row blocks on both cores when the process has two threads (threads_split.py):
+the elementwise ones bit for bit, the sums over the batch to summation order.
 """
 import math
 
@@ -23,6 +25,7 @@ import numpy as np
 from ..backend import is_numpy_like, namespace
 from . import linalg as la
 from . import shape as sh
+from . import threads_split
 from .primitive import primitive
 
 
@@ -62,7 +65,11 @@ def _sum_of_product(a, b, axes):
         return xp.sum(a * b, axis=axes, keepdims=True)
     letters = _letters(a.ndim)
     kept = "".join(letters[i] for i in range(a.ndim) if i not in axes)
-    total = xp.einsum(f"{letters},{letters}->{kept}", a, b)
+    spec = f"{letters},{letters}->{kept}"
+    if 0 in axes:  # a sum over the batch: the sum of its row blocks' sums, on both cores when large
+        total = threads_split.sum_over_rows(lambda a, b: xp.einsum(spec, a, b), a.shape[0], a.nbytes, a, b)
+    else:
+        total = xp.einsum(spec, a, b)
     return xp.reshape(total, tuple(1 if i in axes else n for i, n in enumerate(a.shape)))
 
 
@@ -70,7 +77,9 @@ def _sum_of_product(a, b, axes):
 def center(x, mean, axes, out=None):
     """x - mean, where `mean` is x's own mean over `axes` (keepdims). Its rule takes the mean out of
     the gradient (the path through `mean`), so `mean` itself gets none."""
-    return x - mean if out is None else namespace(x).subtract(x, mean, out=out)
+    xp = namespace(x)
+    return _by_rows(lambda x, mean, out: x - mean if out is None else xp.subtract(x, mean, out=out),
+                    out, (x, mean), x, mean)
 
 
 @primitive("normalize", out=True)
@@ -82,14 +91,18 @@ def normalize(c, var, weight, bias, eps, axes, out=None):
     shapes = [inv_std.shape] + [v.shape for v in (weight, bias) if v is not None]
     if math.prod(np.broadcast_shapes(*shapes)) < math.prod(c.shape):
         # σ⁻¹ and the weight fold into one small scale (batch, group and instance norm): two passes
-        scale = inv_std if weight is None else inv_std * weight
-        y = _product(xp, c, scale, out)
+        first, then = (inv_std if weight is None else inv_std * weight), None
+    else:
+        # the weight runs along the normalised axes (layer norm): a folded scale would be as large as c
+        first, then = inv_std, weight
+
+    def rows(c, first, then, bias, out):
+        y = _product(xp, c, first, out)
+        if then is not None:
+            y = _apply(xp, y, None, then)
         return y if bias is None else _apply(xp, y, bias, None)
-    # the weight runs along the normalised axes (layer norm): a folded scale would be as large as c
-    y = _product(xp, c, inv_std, out)
-    if weight is not None:
-        y = _apply(xp, y, None, weight)
-    return y if bias is None else _apply(xp, y, bias, None)
+
+    return _by_rows(rows, out, (c, first), c, first, then, bias)
 
 
 @primitive("normalize_grad", out=True)
@@ -105,9 +118,12 @@ def normalize_grad(g, c, var, weight, eps, axes, out=None):
     if _constant_along(weight, axes, c.ndim):
         # batch and instance norm: the weight is a per-statistic factor and joins σ⁻¹ at the end
         factor = inv_std if weight is None else inv_std * weight
-        out = _product(xp, c, -(inv_std * inv_std * n) * _sum_of_product(g, c, axes), out)
-        out = _apply(xp, out, g, None)
-        return _apply(xp, out, None, factor)
+        k = -(inv_std * inv_std * n) * _sum_of_product(g, c, axes)
+
+        def rows(c, k, g, factor, out):
+            return _apply(xp, _apply(xp, _product(xp, c, k, out), g, None), None, factor)
+
+        return _by_rows(rows, out, (c, k), c, k, g, factor)
     scale = inv_std * weight
     if math.prod(scale.shape) < math.prod(c.shape):
         # group norm: σ⁻¹·weight is small (constant along the positions); sum g·c along those first
@@ -120,6 +136,19 @@ def normalize_grad(g, c, var, weight, eps, axes, out=None):
     out = _product(xp, c, -(inv_std * inv_std * n) * _sum_of_product(gy, c, axes), out)
     out = _apply(xp, out, gy, None)
     return _apply(xp, out, None, inv_std)
+
+
+def _by_rows(part, out, result_of, *operands):
+    """`part(*operands, out=out)` (an elementwise pass writing `out`, or returning a fresh array when
+    `out` is None), in row blocks on both cores when large (threads_split.py). The result is that of
+    `result_of`'s two arrays' product or difference, whose shape and dtype make `out` when none is given."""
+    if out is None:
+        a, b = result_of
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)) or \
+                threads_split.workers(np, a.shape[0] if a.ndim else 0, a.nbytes) == 1:
+            return part(*operands, out=None)
+        out = np.empty(np.broadcast_shapes(a.shape, b.shape), np.result_type(a, b))
+    return threads_split.elementwise(out, part, *operands)
 
 
 def _product(xp, a, b, out):

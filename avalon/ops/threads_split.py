@@ -1,0 +1,116 @@
+"""Large elementwise passes and reductions split along the first (batch) axis over a small persistent
+thread pool, so that with two threads both cores work on them.
+
+Why: numpy runs each ufunc, copy and einsum on one core, and releases the GIL while it does. In the
+ResNet-ish step at 2 threads batch norm (center, normalize, normalize_grad) and the fused ReLU/add
+kernels were ~30% of the step on one core while the convolutions (conv_split.py) used both. Measured on
+the quiet 2-core machine: a multiply and add over a 16 MiB float32 array took 3.2 ms whole and 1.8 ms in
+two halves; a per-channel einsum reduction 1.1 ms against 0.7.
+
+Values: an elementwise pass computes every element with the same ufunc on the same operands, so its
+result is bit for bit the whole pass's. A reduction over the first axis is the sum of the parts' sums
+(added in a fixed order: deterministic), which differs from the whole only by summation order.
+
+Runs when numpy is the array module, the thread count (the usual variables, else every core, as
+conv_gemm.blas_threads reads it) is above one and the result holds at least MIN_BYTES. SPLIT = False
+runs every pass whole, which the tests compare.
+"""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import conv_gemm, conv_split
+
+SPLIT = True
+MIN_BYTES = 1 << 20  # below that a thread hand-over (~20 µs) is a sizeable part of the pass
+
+_state = {"pool": None, "workers": 0}
+_lock = threading.Lock()
+_local = threading.local()
+
+
+def workers(xp, n, nbytes):
+    """How many threads share a pass over `n` rows of `nbytes` in all (1: run it whole)."""
+    if not SPLIT or xp is not np or n < 2 or nbytes < MIN_BYTES:
+        return 1
+    if getattr(_local, "part", False) or conv_split._in_part():  # a part does not split again
+        return 1
+    return min(conv_gemm.blas_threads(), n)
+
+
+def _pool(count):
+    with _lock:
+        if _state["workers"] < count - 1:
+            if _state["pool"] is not None:
+                _state["pool"].shutdown(wait=False)
+            _state["pool"] = ThreadPoolExecutor(count - 1, thread_name_prefix="avalon-rows")
+            _state["workers"] = count - 1
+        return _state["pool"]
+
+
+def _single(part, piece):
+    _local.part = True
+    try:
+        return part(piece)
+    finally:
+        _local.part = False
+
+
+def over_rows(n, count, part):
+    """[part(piece) for each of `count` contiguous slices of range(n)], the first in this thread and
+    the others on the pool, in the slices' order."""
+    bounds = [n * i // count for i in range(count + 1)]
+    pieces = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+    futures = [_pool(count).submit(_single, part, p) for p in pieces[1:]]
+    try:
+        first = _single(part, pieces[0])
+    finally:
+        rest = [f.result() for f in futures]  # waits for all, and raises what a thread raised
+    return [first, *rest]
+
+
+def rows_of(value, piece, n, ndim):
+    """`value`'s part for the rows `piece` of an (n, ...) result of `ndim` axes: its slice where it
+    runs along the first axis, else the whole (None, a number, or an array broadcast along it)."""
+    if isinstance(value, np.ndarray) and value.ndim == ndim and value.shape[0] == n:
+        return value[piece]
+    return value
+
+
+def _overlaps_unlike(out, value, n):
+    """Whether `value` shares memory with `out` other than as out's own rows (which a part reads and
+    writes alone), so a part could read what another part wrote."""
+    if not isinstance(value, np.ndarray) or not np.may_share_memory(out, value):
+        return False
+    same = value.shape == out.shape and value.strides == out.strides and \
+        value.__array_interface__["data"][0] == out.__array_interface__["data"][0]
+    return not same
+
+
+def elementwise(out, part, *operands):
+    """`part(*operands' rows, out=out's rows)` over row blocks of `out` on the pool, or once whole
+    when the pass is small, splitting is off, or an operand overlaps `out` other than row for row.
+    `part` must write its rows of `out` and nothing else. Returns `out`."""
+    n = out.shape[0] if out.ndim else 0
+    count = workers(np if isinstance(out, np.ndarray) else None, n, out.nbytes)
+    if count == 1 or any(_overlaps_unlike(out, v, n) for v in operands):
+        part(*operands, out=out)
+        return out
+    ndim = out.ndim
+    over_rows(n, count, lambda p: part(*(rows_of(v, p, n, ndim) for v in operands), out=out[p]))
+    return out
+
+
+def sum_over_rows(part, n, nbytes, *operands):
+    """`part(*operands)` — a reduction that sums over the first axis — as the sum of its values on row
+    blocks of the operands (each of n rows), or once whole. Returns the total."""
+    count = workers(np if all(isinstance(v, np.ndarray) for v in operands) else None, n, nbytes)
+    if count == 1:
+        return part(*operands)
+    ndim = operands[0].ndim
+    parts = over_rows(n, count, lambda p: part(*(rows_of(v, p, n, ndim) for v in operands)))
+    total = parts[0]
+    for other in parts[1:]:
+        total += other
+    return total
