@@ -1,5 +1,6 @@
 """Linear algebra: batched matmul and einsum (dot, tensordot, outer, bmm are written with these)."""
 from ..backend import is_numpy_like, namespace
+from . import threads_split
 from .primitive import primitive
 
 
@@ -40,7 +41,8 @@ def einsum(*operands, subscripts):
     """Einstein summation with explicit output subscripts (`"ij,jk->ik"`)."""
     xp = namespace(*operands)
     if hasattr(xp, "einsum"):
-        return xp.einsum(subscripts, *operands, optimize=len(operands) > 2)
+        split = threads_split.batch_einsum(xp, subscripts, operands)  # a sum over a large batch: both cores
+        return split if split is not None else xp.einsum(subscripts, *operands, optimize=len(operands) > 2)
     return _einsum_by_broadcasting(xp, operands, subscripts)
 
 

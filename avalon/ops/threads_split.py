@@ -15,6 +15,7 @@ Runs when numpy is the array module, the thread count (the usual variables, else
 conv_gemm.blas_threads reads it) is above one and the result holds at least MIN_BYTES. SPLIT = False
 runs every pass whole, which the tests compare.
 """
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -103,14 +104,35 @@ def elementwise(out, part, *operands):
 
 
 def sum_over_rows(part, n, nbytes, *operands):
-    """`part(*operands)` — a reduction that sums over the first axis — as the sum of its values on row
-    blocks of the operands (each of n rows), or once whole. Returns the total."""
+    """`part(*operands)` — a reduction that sums over the first axis of each operand (each of n rows) — as
+    the sum of its values on row blocks of the operands, or once whole. Returns the total."""
     count = workers(np if all(isinstance(v, np.ndarray) for v in operands) else None, n, nbytes)
     if count == 1:
         return part(*operands)
-    ndim = operands[0].ndim
-    parts = over_rows(n, count, lambda p: part(*(rows_of(v, p, n, ndim) for v in operands)))
+    parts = over_rows(n, count, lambda p: part(*(v[p] for v in operands)))
     total = parts[0]
     for other in parts[1:]:
         total += other
     return total
+
+
+def batch_einsum(xp, subscripts, operands):
+    """einsum(subscripts, *operands) as the sum of its row blocks' einsums, where every operand's first
+    index is one the output sums away (a statistic over the batch: `"abcd->b"`, `"abcd,abcd->b"`);
+    None where it is not such a sum or runs whole anyway."""
+    if xp is not np or "..." in subscripts or "->" not in subscripts or len(operands) > 2:
+        return None
+    inputs, output = subscripts.split("->")
+    terms = inputs.split(",")
+    first = terms[0][:1]
+    if not first or first in output or len(terms) != len(operands) or any(t[:1] != first or t.count(first) != 1 for t in terms) or \
+            not all(isinstance(v, np.ndarray) and v.ndim == len(t) for v, t in zip(operands, terms)):
+        return None
+    n = operands[0].shape[0]
+    if any(v.shape[0] != n for v in operands) or workers(np, n, max(v.nbytes for v in operands)) == 1:
+        return None
+    sizes = {c: d for t, v in zip(terms, operands) for c, d in zip(t, v.shape)}
+    if not set(output) <= set(sizes) or \
+            math.prod(sizes[c] for c in output) * 16 > max(v.size for v in operands):
+        return None  # a large result: the parts' results and their sum would cost what the split saves
+    return sum_over_rows(lambda *parts: np.einsum(subscripts, *parts), n, MIN_BYTES, *operands)

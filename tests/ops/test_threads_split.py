@@ -11,6 +11,7 @@ import avalon
 import avalon.nn.functional as F
 from avalon.kernels import Kernel
 from avalon.ops import conv_gemm, threads_split
+from avalon.ops import linalg as la
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def _x(*shape, seed=0, dtype=np.float32):
 KERNELS = [
     ("where(x > 0, g, 0)", "xg", [(6, 3, 4, 5), (6, 3, 4, 5)]),      # ReLU's backward
     ("where(x > 0, g + h, 0)", "xgh", [(6, 3, 4, 5)] * 3),            # with a residual's gradient
-    ("maximum(x + y, 0)", "xy", [(6, 3, 4, 5), (1, 3, 1, 1)]),        # an operand broadcast along the batch
+    ("maximum(x + y, 0)", "xy", [(6, 3, 4, 5), (1, 3, 1, 1)]),        # broadcast along the batch
     ("x * y - z", "xyz", [(7, 3, 4), (4,), (7, 1, 1)]),               # from the right, and odd rows
 ]
 
@@ -47,7 +48,8 @@ def test_a_split_kernel_is_bit_for_bit_the_whole(text, names, shapes, dtype, spl
     arrays = [_x(*s, seed=i, dtype=dtype) for i, s in enumerate(shapes)]
     got = Kernel(text, names)(*arrays)
     assert {name for name, _ in split} == {"MainThread", "avalon-rows_0"}
-    assert sorted((p for _, p in split), key=lambda p: p.start) == [slice(0, shapes[0][0] // 2), slice(shapes[0][0] // 2, shapes[0][0])]
+    n = shapes[0][0]
+    assert sorted((p for _, p in split), key=lambda p: p.start) == [slice(0, n // 2), slice(n // 2, n)]
     monkeypatch.setattr(threads_split, "SPLIT", False)
     expected = Kernel(text, names)(*arrays)
     assert got.dtype == expected.dtype == dtype
@@ -146,3 +148,31 @@ def test_a_compiled_batch_norm_step_matches_the_whole_pass(split, monkeypatch):
     for replay in got:
         for a, e in zip(replay, expected):
             np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("subscripts, shapes", [
+    ("abcd->b", [(6, 3, 4, 5)]),                        # a batch norm's mean
+    ("abcd,abcd->b", [(6, 3, 4, 5), (6, 3, 4, 5)]),     # its variance, and its backward's Σ g·c
+    ("ab,abc->c", [(9, 3), (9, 3, 40)]),                # operands of different ranks
+])
+def test_an_einsum_over_the_batch_is_the_sum_of_its_parts(subscripts, shapes, split, monkeypatch):
+    operands = [_x(*s, seed=i, dtype=np.float64) for i, s in enumerate(shapes)]
+    got = la.einsum(*operands, subscripts=subscripts)
+    assert len(split) == 2
+    np.testing.assert_allclose(got, np.einsum(subscripts, *operands), rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(threads_split, "SPLIT", False)
+    np.testing.assert_allclose(la.einsum(*operands, subscripts=subscripts), got, rtol=1e-12, atol=1e-12)
+    assert len(split) == 2
+
+
+@pytest.mark.parametrize("subscripts, shapes", [
+    ("ab,bc->ac", [(8, 4), (4, 5)]),                    # the batch is kept
+    ("ab,ac->bc", [(8, 40), (8, 50)]),                  # the result as large as the operands
+    ("aa->", [(8, 8)]),                                 # a diagonal
+    ("ab,cb->c", [(8, 4), (8, 4)]),                     # the second operand's first index is another
+])
+def test_other_einsums_run_whole(subscripts, shapes, split):
+    operands = [_x(*s, seed=i, dtype=np.float64) for i, s in enumerate(shapes)]
+    np.testing.assert_allclose(la.einsum(*operands, subscripts=subscripts), np.einsum(subscripts, *operands),
+                               rtol=1e-12, atol=1e-12)
+    assert split == []
