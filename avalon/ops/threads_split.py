@@ -103,6 +103,16 @@ def elementwise(out, part, *operands):
     return out
 
 
+def like_x(part, x, out=None):
+    """`part(x, out=...)`, an elementwise pass whose result has float `x`'s shape and dtype, in row blocks
+    on both cores into `out` (made like x when None); None where it would run whole (the caller's
+    own path then runs it)."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f" or x.ndim == 0 or \
+            workers(np, x.shape[0], x.nbytes) == 1:
+        return None
+    return elementwise(np.empty_like(x) if out is None else out, part, x)
+
+
 def sum_over_rows(part, n, nbytes, *operands):
     """`part(*operands)` — a reduction that sums over the first axis of each operand (each of n rows) — as
     the sum of its values on row blocks of the operands, or once whole. Returns the total."""

@@ -176,3 +176,21 @@ def test_other_einsums_run_whole(subscripts, shapes, split):
     np.testing.assert_allclose(la.einsum(*operands, subscripts=subscripts), np.einsum(subscripts, *operands),
                                rtol=1e-12, atol=1e-12)
     assert split == []
+
+
+@pytest.mark.parametrize("with_out", [False, True])
+def test_relu_splits_bit_for_bit_and_integers_stay_whole(with_out, split, monkeypatch):
+    from avalon.ops import elementwise as ew
+
+    x = _x(6, 3, 5)
+    out = np.empty_like(x) if with_out else None
+    got = np.asarray(ew.relu(x, out=out))
+    assert len(split) == 2 and (not with_out or np.shares_memory(got, out))
+    monkeypatch.setattr(threads_split, "SPLIT", False)
+    expected = np.asarray(ew.relu(x))
+    assert got.dtype == expected.dtype and len(split) == 2
+    np.testing.assert_array_equal(got, expected)
+    monkeypatch.setattr(threads_split, "SPLIT", True)
+    ints = np.arange(-12, 12).reshape(6, 4)
+    np.testing.assert_array_equal(np.asarray(ew.relu(ints)), np.maximum(ints, 0))
+    assert len(split) == 2
