@@ -16,6 +16,7 @@ conv_gemm.blas_threads reads it) is above one and the result holds at least MIN_
 runs every pass whole, which the tests compare.
 """
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,7 +27,7 @@ from . import conv_gemm, conv_split
 SPLIT = True
 MIN_BYTES = 1 << 20  # below that a thread hand-over (~20 µs) is a sizeable part of the pass
 
-_state = {"pool": None, "workers": 0}
+_state = {"pool": None, "workers": 0, "pid": None}
 _lock = threading.Lock()
 _local = threading.local()
 
@@ -42,11 +43,13 @@ def workers(xp, n, nbytes):
 
 def _pool(count):
     with _lock:
-        if _state["workers"] < count - 1:
-            if _state["pool"] is not None:
+        # a forked child inherits the pool without its threads (work sent there would never run)
+        forked = _state["pid"] != os.getpid()
+        if forked or _state["workers"] < count - 1:
+            if _state["pool"] is not None and not forked:
                 _state["pool"].shutdown(wait=False)
             _state["pool"] = ThreadPoolExecutor(count - 1, thread_name_prefix="avalon-rows")
-            _state["workers"] = count - 1
+            _state["workers"], _state["pid"] = count - 1, os.getpid()
         return _state["pool"]
 
 
