@@ -18,6 +18,7 @@ too few for Winograd) took 30-32 ms split against 23 whole.
 Runs when numpy is the array module, BLAS has more than one thread and threadpoolctl (which sets
 BLAS's thread count) is importable. SPLIT = False runs the plain chunk loop, which the tests compare.
 """
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -58,11 +59,13 @@ def workers(xp, n):
 
 def _pool(count):
     with _lock:
-        if _state["workers"] < count - 1:
-            if _state["pool"] is not None:
+        # a forked child inherits the pool without its threads (work sent there would never run)
+        forked = _state.get("pid") != os.getpid()
+        if forked or _state["workers"] < count - 1:
+            if _state["pool"] is not None and not forked:
                 _state["pool"].shutdown(wait=False)
             _state["pool"] = ThreadPoolExecutor(count - 1, thread_name_prefix="avalon-conv")
-            _state["workers"] = count - 1
+            _state["workers"], _state["pid"] = count - 1, os.getpid()
         return _state["pool"]
 
 
