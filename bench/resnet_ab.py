@@ -11,9 +11,12 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 import steps  # noqa: E402
-from avalon.ops import conv_split  # noqa: E402
+from avalon.ops import conv_split, threads_split  # noqa: E402
 
-SETTINGS = {"split": [(conv_split, "SPLIT", True)], "plain": [(conv_split, "SPLIT", False)]}
+# conv_split: convolutions' batch on both cores; threads_split: large elementwise passes and batch sums
+SETTINGS = {"split": [(conv_split, "SPLIT", True), (threads_split, "SPLIT", True)],
+            "no-rows": [(conv_split, "SPLIT", True), (threads_split, "SPLIT", False)],
+            "plain": [(conv_split, "SPLIT", False), (threads_split, "SPLIT", False)]}
 
 
 def main():
