@@ -5,7 +5,11 @@ Why: numpy runs each ufunc, copy and einsum on one core, and releases the GIL wh
 ResNet-ish step at 2 threads batch norm (center, normalize, normalize_grad) and the fused ReLU/add
 kernels were ~30% of the step on one core while the convolutions (conv_split.py) used both. Measured on
 the quiet 2-core machine: a multiply and add over a 16 MiB float32 array took 3.2 ms whole and 1.8 ms in
-two halves; a per-channel einsum reduction 1.1 ms against 0.7.
+two halves; a per-channel einsum reduction 1.1 ms against 0.7. The ResNet-ish training step at 2 threads
+(bench/resnet_ab.py, interleaved): 893 ms split against 988 whole.
+
+Users: the fused kernels (avalon/kernels/kernel.py, numpy backend), normalisation (norm.py), relu
+(elementwise.py) and einsums that sum over the batch (linalg.py).
 
 Values: an elementwise pass computes every element with the same ufunc on the same operands, so its
 result is bit for bit the whole pass's. A reduction over the first axis is the sum of the parts' sums
