@@ -144,7 +144,8 @@ def batch_einsum(xp, subscripts, operands):
     inputs, output = subscripts.split("->")
     terms = inputs.split(",")
     first = terms[0][:1]
-    if not first or first in output or len(terms) != len(operands) or any(t[:1] != first or t.count(first) != 1 for t in terms) or \
+    if not first or first in output or len(terms) != len(operands) or \
+            any(t[:1] != first or t.count(first) != 1 for t in terms) or \
             not all(isinstance(v, np.ndarray) and v.ndim == len(t) for v, t in zip(operands, terms)):
         return None
     n = operands[0].shape[0]
