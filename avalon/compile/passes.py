@@ -11,6 +11,11 @@ from ..backend import is_array
 from ..ops import linalg, reduce, shape
 from ..tape import Call, Const, Input, Node
 
+# Whether `fresh` primitives (convolutions, attention: new memory without taking out=) are trusted not to
+# share their operands' memory. Off, the planner assumes they may, and keeps every buffer they read (a
+# ReLU's result read by the next convolution, say) out of buffer reuse and the workspace: the path before.
+TRUST_FRESH = True
+
 
 def dead_code(tape):
     """Remove calls and constants no output needs.
@@ -120,7 +125,7 @@ def _aliased_operands(call):
         return [call.args[0]] if call.shape == call.args[0].shape else []
     if call.prim.view:  # a view looks into its first operand
         return [call.args[0]] if isinstance(call.args[0], Node) else []
-    if call.prim.out:  # ufunc-style primitives always write a new array (or the out= one)
+    if call.prim.out or (TRUST_FRESH and call.prim.fresh):  # new memory (or the out= one), never an operand's
         return []
     if call.prim is linalg.einsum and _einsum_allocates(call.params["subscripts"]):
         return []

@@ -75,7 +75,7 @@ def _softmax_rows(xp, scores):
     return e / xp.where(total == 0, xp.ones((), dtype=total.dtype), total)
 
 
-@primitive("attention_weights")
+@primitive("attention_weights", fresh=True)
 def attention_weights(q, k, *mask, scale, causal=False):
     """softmax(q·kᵀ·scale + mask) over the keys: q (…, L, E), k (…, S, E) → weights (…, L, S).
 
@@ -86,7 +86,7 @@ def attention_weights(q, k, *mask, scale, causal=False):
     return _softmax_rows(xp, _masked_scores(xp, q, k, mask, scale, causal))
 
 
-@primitive("attention")
+@primitive("attention", fresh=True)
 def attention(q, k, v, *mask, scale, causal=False):
     """softmax(q·kᵀ·scale + mask)·v: q (…, L, E), k (…, S, E), v (…, S, Ev) → (…, L, Ev), leading
     dimensions broadcast. Masks as in `attention_weights`; a fully masked query gives zeros.
@@ -97,7 +97,7 @@ def attention(q, k, v, *mask, scale, causal=False):
     return xp.matmul(attention_weights.impl(q, k, *mask, scale=scale, causal=causal), v)
 
 
-@primitive("attention_scores_grad")
+@primitive("attention_scores_grad", fresh=True)
 def attention_scores_grad(dp, p):
     """The gradient of the scores from the gradient `dp` of the softmax weights `p` (over the last
     axis): p·(dp - Σ dp·p). Rows of zero weights (fully masked) get zero."""

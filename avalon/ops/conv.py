@@ -177,7 +177,7 @@ def _padded(shape, padding):
     return tuple(n + lo + hi for n, (lo, hi) in zip(shape, padding))
 
 
-@primitive("conv")
+@primitive("conv", fresh=True)  # (a product: new memory)
 def conv(x, w, stride, padding, dilation, groups):
     """Cross-correlation of `x` (N, C, *S) with `w` (Co, C/groups, *K), no bias (torch's convNd).
 
@@ -202,7 +202,7 @@ def conv(x, w, stride, padding, dilation, groups):
     return _to_batch_major(xp, xp.matmul(wmat, cols), x.shape[0], out)
 
 
-@primitive("conv_transpose")
+@primitive("conv_transpose", fresh=True)  # (a product: new memory)
 def conv_transpose(g, w, shape, stride, padding, dilation, groups):
     """The adjoint of `conv` in its input: `g` (N, Co, *out) back to an input of spatial `shape`.
 
@@ -240,7 +240,7 @@ def conv_transpose(g, w, shape, stride, padding, dilation, groups):
     return xp.reshape(x, (n, groups * cg) + tuple(shape))
 
 
-@primitive("conv_weight_grad")
+@primitive("conv_weight_grad", fresh=True)  # (a product: new memory)
 def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     """The adjoint of `conv` in its weight: sum over batch and positions of `g` times `x`'s windows."""
     xp = namespace(x, g)

@@ -16,7 +16,9 @@ class Primitive:
     merged), `effect` (calls back into Python at every replay, as a hook does: never removed, folded
     or merged, and its operands' buffers are never recycled, since that code may keep them), `view`
     (may return a view of an argument: its buffer is never recycled), `out` (accepts `out=`: buffer
-    reuse may write into a dead buffer). `linear_in` lists operand positions that carry no gradient
+    reuse may write into a dead buffer), `fresh` (always returns new memory, never an operand or a
+    view of one, though it takes no `out=`: the compiler need not assume its result shares its
+    operands' buffers, so those may live in a workspace). `linear_in` lists operand positions that carry no gradient
     (integer indices), so differentiation skips them.
 
     `check(*operands, **params)`, when given, validates the operands before `impl` runs (raising
@@ -26,7 +28,7 @@ class Primitive:
     """
 
     def __init__(self, name, impl, *, xp_name=None, random=False, effect=False, view=False, out=False,
-                 differentiable=True, doc=None, check=None):
+                 fresh=False, differentiable=True, doc=None, check=None):
         self.name = name
         self.impl = impl
         self.xp_name = xp_name
@@ -34,6 +36,7 @@ class Primitive:
         self.effect = effect
         self.view = view
         self.out = out
+        self.fresh = fresh
         self.differentiable = differentiable
         self.check = check
         self.builtin = getattr(impl, "__module__", "").startswith("avalon.")  # not a user's primitive
