@@ -1,9 +1,12 @@
-"""A/B of `passes.TRUST_FRESH` on training steps of bench/steps.py, in one process, interleaved: with it
-on, the results that convolutions and attention read (a ReLU's, a batch norm's) are planned into
-reused buffers; off, they are fresh memory at every step, whose first touch costs page faults.
+"""A/B/C of planned buffers around convolutions on training steps of bench/steps.py, in one process,
+interleaved. `before`: the planner assumes a convolution's or attention's result may share its operands'
+memory (`passes.TRUST_FRESH` off) and convolutions allocate their results, so the results they read (a
+ReLU's, a batch norm's) and their own are fresh memory at every step, whose first touch costs page
+faults. `fresh`: they are trusted to allocate (the ReLUs' results planned). `out`: convolutions also
+write into planned buffers (`out=`; the primitives' `out` flag).
 
 Run: `python bench/fresh_ab.py [threads] [steps] [workloads, comma-separated]`; prints the median ms per
-step of each setting and the ratio on/off.
+step of each setting and the ratios to `before`.
 """
 from harness import THREADS  # noqa: I001 - sets the thread count before numpy loads
 
@@ -15,11 +18,12 @@ import steps  # noqa: E402
 import avalon  # noqa: E402
 import avalon.nn.functional as F  # noqa: E402
 from avalon.compile import passes  # noqa: E402
+from avalon.ops import conv  # noqa: E402
 
 
 def _step(models, name, x, y):
     """A training step with a loss function of its own, so that it is traced and compiled (under the
-    current `TRUST_FRESH`) apart from the other setting's."""
+    current setting) apart from the others'."""
     model = models.WORKLOADS[name][0]()
     opt = avalon.optim.SGD(model.parameters(), lr=steps.LR, momentum=steps.MOMENTUM)
 
@@ -42,17 +46,20 @@ def main():
     for name in names:
         x, y = steps.batch_of(name, None, models)
         settings = {}
-        for on in (False, True):
-            passes.TRUST_FRESH = on
-            settings["on" if on else "off"] = _step(models, name, x, y)
+        for setting, (trust, out) in {"before": (False, False), "fresh": (True, False), "out": (True, True)}.items():
+            passes.TRUST_FRESH = trust
+            for prim in (conv.conv, conv.conv_transpose):
+                prim.out, prim.fresh = out, not out
+            settings[setting] = _step(models, name, x, y)
         times = {s: [] for s in settings}
         for _ in range(count):
             for s, step in settings.items():
                 start = time.perf_counter()
                 step()
                 times[s].append(time.perf_counter() - start)
-        off, on = statistics.median(times["off"]), statistics.median(times["on"])
-        print(f"{name}, {THREADS} threads: off {off * 1e3:8.1f} ms  on {on * 1e3:8.1f} ms  ({on / off:.2f}x)")
+        base = statistics.median(times["before"])
+        print(f"{name}, {THREADS} threads: " + "  ".join(
+            f"{s} {statistics.median(ts) * 1e3:7.1f} ms ({statistics.median(ts) / base:.2f}x)" for s, ts in times.items()))
 
 
 if __name__ == "__main__":

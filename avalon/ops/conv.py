@@ -177,38 +177,55 @@ def _padded(shape, padding):
     return tuple(n + lo + hi for n, (lo, hi) in zip(shape, padding))
 
 
-@primitive("conv", fresh=True)  # (a product: new memory)
-def conv(x, w, stride, padding, dilation, groups):
+@primitive("conv", out=True)
+def conv(x, w, stride, padding, dilation, groups, out=None):
     """Cross-correlation of `x` (N, C, *S) with `w` (Co, C/groups, *K), no bias (torch's convNd).
 
-    `padding` holds a (before, after) zero-padding pair per spatial axis.
+    `padding` holds a (before, after) zero-padding pair per spatial axis. `out`: an array of the
+    result's shape and dtype to write it into (the compiler's reused buffers and workspaces).
     """
     xp = namespace(x, w)
     kernel = tuple(w.shape[2:])
-    out = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation))
+    size = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation))
+    # the GEMM paths write their chunks straight into a C-contiguous `out`; the others copy into it
+    into = out if out is not None and getattr(out, "flags", None) is not None and out.flags.c_contiguous else None
     if _depthwise(xp, w, groups):
-        return _depthwise_conv(xp, x, w, out, stride, padding, dilation)
+        return _into(out, _depthwise_conv(xp, x, w, size, stride, padding, dilation))
     if _fast(xp, w.shape[1], kernel):
-        if WINOGRAD and winograd.applies(kernel, stride, dilation, out):
-            return conv_split.split_batch(  # parts of the batch on the BLAS threads (conv_split.py)
-                xp, x.shape[0], lambda s, into: winograd.conv(xp, x[s], w, out, stride, padding, dilation,
-                                                              groups, into), (x.shape[0], w.shape[0]) + out, x.dtype)
-        return conv_gemm.conv(xp, x, w, out, stride, padding, dilation, groups)
+        if WINOGRAD and winograd.applies(kernel, stride, dilation, size):
+            return _into(out, conv_split.split_batch(  # parts of the batch on the BLAS threads (conv_split.py)
+                xp, x.shape[0], lambda s, part: winograd.conv(xp, x[s], w, size, stride, padding, dilation,
+                                                              groups, part),
+                (x.shape[0], w.shape[0]) + size, x.dtype, into))
+        return _into(out, conv_gemm.conv(xp, x, w, size, stride, padding, dilation, groups, into))
     wmat = xp.reshape(w, (groups, w.shape[0] // groups, -1))
-    if _per_sample(xp, out):
-        y = xp.matmul(wmat, _sample_columns(x, kernel, stride, padding, dilation, out, groups))
-        return xp.reshape(y, (x.shape[0], w.shape[0]) + out)
-    cols = _columns(x, kernel, stride, padding, dilation, out, groups)
-    return _to_batch_major(xp, xp.matmul(wmat, cols), x.shape[0], out)
+    if _per_sample(xp, size):
+        y = xp.matmul(wmat, _sample_columns(x, kernel, stride, padding, dilation, size, groups))
+        return _into(out, xp.reshape(y, (x.shape[0], w.shape[0]) + size))
+    cols = _columns(x, kernel, stride, padding, dilation, size, groups)
+    return _into(out, _to_batch_major(xp, xp.matmul(wmat, cols), x.shape[0], size))
 
 
-@primitive("conv_transpose", fresh=True)  # (a product: new memory)
-def conv_transpose(g, w, shape, stride, padding, dilation, groups):
-    """The adjoint of `conv` in its input: `g` (N, Co, *out) back to an input of spatial `shape`.
+def _into(out, result):
+    """`result`, copied into `out` when it was given and not written already."""
+    if out is None or result is out:
+        return result
+    out[...] = result
+    return out
+
+
+@primitive("conv_transpose", out=True)
+def conv_transpose(g, w, shape, stride, padding, dilation, groups, out=None):
+    """The adjoint of `conv` in its input: `g` (N, Co, *out) back to an input of spatial `shape`,
+    written into `out` when given (as `conv`).
 
     With torch's arguments this is conv_transposeNd (weight (Cin, Cout/groups, *K) there is the
     `w` of the convolution it transposes).
     """
+    return _into(out, _conv_transpose(g, w, shape, stride, padding, dilation, groups, out))
+
+
+def _conv_transpose(g, w, shape, stride, padding, dilation, groups, into):
     xp = namespace(g, w)
     n, co = g.shape[:2]
     kernel = tuple(w.shape[2:])
@@ -227,7 +244,7 @@ def conv_transpose(g, w, shape, stride, padding, dilation, groups):
         wt = xp.flip(xp.reshape(wt, (groups * cg, co // groups) + kernel), axis=tuple(range(2, 2 + d)))
         # rows past the last window (output_padding) get zeros: more padding after
         pads = tuple((f - lo, n - o + lo) for n, o, (lo, hi), f in zip(shape, out, padding, full))
-        return conv.impl(g, wt, stride, pads, dilation, groups)
+        return conv.impl(g, wt, stride, pads, dilation, groups, out=into)
     if _fast(xp, cg, kernel):
         return conv_gemm.conv_transpose(xp, g, w, shape, stride, padding, dilation, groups)
     # weight as (G, *kernel, Cg, Co/G) rows: the products come out kernel-offset major, as col2im wants

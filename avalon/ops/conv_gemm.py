@@ -131,12 +131,13 @@ def group_rows(xp, g, groups):
     return xp.reshape(g, (groups, co // groups, -1))
 
 
-def conv(xp, x, w, out, stride, padding, dilation, groups):
-    """`conv.conv` (N, C, *S) * (Co, C/G, *K) -> (N, Co, *out), chunk by chunk."""
+def conv(xp, x, w, out, stride, padding, dilation, groups, into=None):
+    """`conv.conv` (N, C, *S) * (Co, C/G, *K) -> (N, Co, *out), chunk by chunk (into `into` when given,
+    a C-contiguous array of that shape)."""
     n, kernel = x.shape[0], tuple(w.shape[2:])
     co = w.shape[0]
     wk = kernel_rows(xp, w, groups)
-    result = xp.empty((n, co) + tuple(out), dtype=x.dtype)
+    result = xp.empty((n, co) + tuple(out), dtype=x.dtype) if into is None else into
     positions = math.prod(out)
     pieces = chunks(xp, n, w[0].size * x.itemsize, positions)
     columns = _Columns(xp, x, pieces[0].stop, kernel, stride, padding, dilation, out, groups)

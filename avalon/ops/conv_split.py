@@ -86,24 +86,25 @@ def _single(part, piece, out):
         _local.part = False
 
 
-def split_batch(xp, n, part, shape=None, dtype=None):
+def split_batch(xp, n, part, shape=None, dtype=None, into=None):
     """`part(piece, out)` over the batch's samples: each call computes the samples of the slice `piece`
     (into `out`, that slice of the result, when `shape` is given; else returns its share of a sum).
 
-    With `shape` the (n, ...) result of `dtype` is returned; without, the sum of the parts."""
+    With `shape` the (n, ...) result of `dtype` is returned (written into `into` when given); without,
+    the sum of the parts."""
     count = workers(xp, n)
     if count == 1 or not _busy.acquire(blocking=False):
-        return part(slice(0, n), None)
+        return part(slice(0, n), into)
     try:
-        return _split(xp, n, part, shape, dtype, count)
+        return _split(xp, n, part, shape, dtype, count, into)
     finally:
         _busy.release()
 
 
-def _split(xp, n, part, shape, dtype, count):
+def _split(xp, n, part, shape, dtype, count, into=None):
     bounds = [n * i // count for i in range(count + 1)]
     pieces = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
-    result = None if shape is None else xp.empty(shape, dtype=dtype)
+    result = None if shape is None else xp.empty(shape, dtype=dtype) if into is None else into
     outs = [None if result is None else result[p] for p in pieces]
     with _controller().limit(limits=1, user_api="blas"):
         futures = [_pool(count).submit(_single, part, p, o) for p, o in zip(pieces[1:], outs[1:])]

@@ -1,6 +1,8 @@
-"""Primitives flagged `fresh` (new memory, no `out=`: convolutions, attention) let the planner keep the
-buffers they read in reuse and workspaces (`passes.TRUST_FRESH`): the flag must be true on every path
-of each, the plan must use it, and replays must compute exactly what the plain path does."""
+"""Convolutions write into planned buffers (`out=`) and attention is flagged `fresh` (new memory, no
+`out=`): either way the planner may keep the buffers they read in reuse and workspaces (a ReLU's result
+read by the next convolution; `passes.TRUST_FRESH`): no path of them may return an operand's memory,
+`out=` must give what a fresh result gives, the plan must use them, and replays must compute exactly
+what the plain path does."""
 import tracemalloc
 
 import numpy as np
@@ -41,11 +43,24 @@ def _attention_cases(rng):
 
 def test_every_fresh_primitive_returns_memory_of_its_own_on_each_path(rng):
     cases = [*_conv_cases(rng), *_attention_cases(rng)]
-    assert {p.name for p in PRIMITIVES.values() if p.fresh} == {prim.name for prim, _, _ in cases}
+    assert {p.name for p in PRIMITIVES.values() if p.fresh} <= {prim.name for prim, _, _ in cases}
     for prim, args, params in cases:
+        assert prim.fresh or prim.out, prim.name
         result = prim.impl(*args, **params)
         for a in args:
             assert not np.shares_memory(result, a), (prim.name, params)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])  # an F-ordered out= (a ufunc's result may be) is copied into
+def test_convolutions_write_into_out_what_they_return_fresh(rng, order):
+    cases = [c for c in _conv_cases(rng) if c[0].out]
+    assert {prim.name for prim, _, _ in cases} == {"conv", "conv_transpose"}
+    for prim, args, params in cases:
+        want = prim.impl(*args, **params)
+        out = np.full(want.shape, np.nan, want.dtype, order=order)
+        got = prim.impl(*args, **params, out=out)
+        assert got is out, (prim.name, params)
+        np.testing.assert_array_equal(out, want, err_msg=f"{prim.name} {params}")
 
 
 def conv_step(rng, trust):
@@ -81,6 +96,15 @@ def test_results_read_by_convolutions_are_planned_only_when_trusted(rng, trust):
         read_by_conv = {a for n in compiled.tape.calls if n.prim.fresh for a in n.inputs}
         counts[on] = len([n for n in read_by_conv if n in plan or n in slots])
     assert counts[True] > counts[False], counts  # the ReLU's result, read by the second convolution
+
+
+def test_convolutions_results_are_planned(rng):
+    tape, _ = conv_step(rng, True)
+    compiled, plan, slots = _planned(tape)
+    convs = [n for n in compiled.tape.calls if n.prim in (cv.conv, cv.conv_transpose)]
+    outputs = set(compiled.tape.outputs)  # (x's gradient, a conv_transpose, escapes to the caller: fresh)
+    assert len(convs) == 4 and [n in plan or n in slots for n in convs] == [n not in outputs for n in convs]
+    assert "out=" in next(line for line in compiled.source.splitlines() if "= conv(" in line)
 
 
 @pytest.mark.parametrize("options", [{}, dict(workspace=False), dict(reuse=False)])
