@@ -57,9 +57,9 @@ def main():
                 start = time.perf_counter()
                 step()
                 times[s].append(time.perf_counter() - start)
-        base = statistics.median(times["before"])
+        medians = {s: statistics.median(ts) for s, ts in times.items()}
         print(f"{name}, {THREADS} threads: " + "  ".join(
-            f"{s} {statistics.median(ts) * 1e3:7.1f} ms ({statistics.median(ts) / base:.2f}x)" for s, ts in times.items()))
+            f"{s} {m * 1e3:7.1f} ms ({m / medians['before']:.2f}x)" for s, m in medians.items()))
 
 
 if __name__ == "__main__":
