@@ -29,11 +29,16 @@ def _swap(xp, x):
     return xp.swapaxes(x, -1, -2) if is_numpy_like(xp) else xp.matrix_transpose(x)
 
 
-def _masked_scores(xp, q, k, mask, scale, causal):
-    """q·kᵀ·scale with masked entries at -inf (or the float mask added): a fresh array, so numpy
-    may finish it in place."""
-    scores = xp.matmul(q * scale, _swap(xp, k))
+def _masked_scores(xp, q, k, mask, scale, causal, into=None):
+    """q·kᵀ·scale with masked entries at -inf (or the float mask added): a fresh array (or `into`, a
+    numpy array of the product's shape and dtype), so numpy may finish it in place."""
     numpy = is_numpy_like(xp)
+    q = q * scale
+    shape = np.broadcast_shapes(tuple(q.shape[:-2]), tuple(k.shape[:-2])) + (q.shape[-2], k.shape[-2])
+    if numpy and into is not None and into.shape == shape and into.dtype == xp.result_type(q, k):
+        scores = xp.matmul(q, _swap(xp, k), out=into)
+    else:
+        scores = xp.matmul(q, _swap(xp, k))
     if causal:
         length, source_length = scores.shape[-2:]
         rows = xp.reshape(xp.arange(length), (length, 1))
@@ -75,15 +80,20 @@ def _softmax_rows(xp, scores):
     return e / xp.where(total == 0, xp.ones((), dtype=total.dtype), total)
 
 
-@primitive("attention_weights", fresh=True)
-def attention_weights(q, k, *mask, scale, causal=False):
+@primitive("attention_weights", out=True)
+def attention_weights(q, k, *mask, scale, causal=False, out=None):
     """softmax(q·kᵀ·scale + mask) over the keys: q (…, L, E), k (…, S, E) → weights (…, L, S).
 
     `mask` is nothing, or one boolean (True = may attend) or float (added) array broadcasting to
     (…, L, S); `causal` also masks every key after its query. Fully masked rows get zero weights.
+    `out=` (numpy) lets a replay write them into a planned buffer.
     """
     xp = namespace(q, k)
-    return _softmax_rows(xp, _masked_scores(xp, q, k, mask, scale, causal))
+    weights = _softmax_rows(xp, _masked_scores(xp, q, k, mask, scale, causal, out))
+    if out is None or weights is out:
+        return weights
+    out[...] = weights  # (a mask that broadcast the scores to more dimensions made a new array)
+    return out
 
 
 @primitive("attention", fresh=True)
@@ -97,12 +107,12 @@ def attention(q, k, v, *mask, scale, causal=False):
     return xp.matmul(attention_weights.impl(q, k, *mask, scale=scale, causal=causal), v)
 
 
-@primitive("attention_scores_grad", fresh=True)
-def attention_scores_grad(dp, p):
+@primitive("attention_scores_grad", out=True)
+def attention_scores_grad(dp, p, out=None):
     """The gradient of the scores from the gradient `dp` of the softmax weights `p` (over the last
-    axis): p·(dp - Σ dp·p). Rows of zero weights (fully masked) get zero."""
+    axis): p·(dp - Σ dp·p). Rows of zero weights (fully masked) get zero. `out=` as a ufunc's (numpy)."""
     xp = namespace(dp, p)
-    ds = dp * p
+    ds = dp * p if out is None else xp.multiply(dp, p, out=out)
     row = xp.sum(ds, axis=-1, keepdims=True)
     if is_numpy_like(xp):
         xp.subtract(dp, row, out=ds)

@@ -34,7 +34,7 @@ def _conv_cases(rng):
 
 def _attention_cases(rng):
     q, k, v = (rng.standard_normal((2, 5, 8)) for _ in range(3))
-    for mask in [(), (np.tril(np.ones((5, 5), bool)),), (np.zeros((5, 5)),)]:
+    for mask in [(), (np.tril(np.ones((5, 5), bool)),), (np.zeros((5, 5)),), (np.zeros((3, 1, 5, 5)),)]:
         yield att.attention_weights, (q, k, *mask), dict(scale=0.3)
         yield att.attention, (q, k, v, *mask), dict(scale=0.3, causal=True)
     p = att.attention_weights.impl(q, k, scale=0.3)
@@ -52,9 +52,10 @@ def test_every_fresh_primitive_returns_memory_of_its_own_on_each_path(rng):
 
 
 @pytest.mark.parametrize("order", ["C", "F"])  # an F-ordered out= (a ufunc's result may be) is copied into
-def test_convolutions_write_into_out_what_they_return_fresh(rng, order):
-    cases = [c for c in _conv_cases(rng) if c[0].out]
-    assert {prim.name for prim, _, _ in cases} == {"conv", "conv_transpose"}
+def test_out_gets_what_a_fresh_result_gets(rng, order):
+    cases = [c for c in [*_conv_cases(rng), *_attention_cases(rng)] if c[0].out]
+    assert {prim.name for prim, _, _ in cases} == {"conv", "conv_transpose", "attention_weights",
+                                                   "attention_scores_grad"}
     for prim, args, params in cases:
         want = prim.impl(*args, **params)
         out = np.full(want.shape, np.nan, want.dtype, order=order)
