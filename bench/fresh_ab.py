@@ -2,8 +2,9 @@
 interleaved. `before`: the planner assumes a convolution's or attention's result may share its operands'
 memory (`passes.TRUST_FRESH` off) and convolutions allocate their results, so the results they read (a
 ReLU's, a batch norm's) and their own are fresh memory at every step, whose first touch costs page
-faults. `fresh`: they are trusted to allocate (the ReLUs' results planned). `out`: convolutions and
-attention weights (and their gradient) also write into planned buffers (`out=`; the primitives' `out` flag).
+faults. `fresh`: they are trusted to allocate (the ReLUs' results planned). `out`: convolutions,
+attention weights (and their gradient) and scatter_add (getitem's adjoint) also write into planned
+buffers (`out=`; the primitives' `out` flag).
 
 Run: `python bench/fresh_ab.py [threads] [steps] [workloads, comma-separated]`; prints the median ms per
 step of each setting and the ratios to `before`.
@@ -18,7 +19,7 @@ import steps  # noqa: E402
 import avalon  # noqa: E402
 import avalon.nn.functional as F  # noqa: E402
 from avalon.compile import passes  # noqa: E402
-from avalon.ops import attention, conv  # noqa: E402
+from avalon.ops import attention, conv, index  # noqa: E402
 
 
 def _step(models, name, x, y):
@@ -48,7 +49,8 @@ def main():
         settings = {}
         for setting, (trust, out) in {"before": (False, False), "fresh": (True, False), "out": (True, True)}.items():
             passes.TRUST_FRESH = trust
-            for prim in (conv.conv, conv.conv_transpose, attention.attention_weights, attention.attention_scores_grad):
+            for prim in (conv.conv, conv.conv_transpose, attention.attention_weights, attention.attention_scores_grad,
+                         index.scatter_add):
                 prim.out, prim.fresh = out, not out
             settings[setting] = _step(models, name, x, y)
         times = {s: [] for s in settings}

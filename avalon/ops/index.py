@@ -42,11 +42,15 @@ def getitem(x, *index_arrays, key):
     return x[fill_key(key, index_arrays, namespace(x))]
 
 
-@primitive("scatter_add")
-def scatter_add(values, *index_arrays, key, shape):
-    """zeros(shape) with `values` added at `key`; repeated indices accumulate (the adjoint of getitem)."""
+@primitive("scatter_add", out=True)
+def scatter_add(values, *index_arrays, key, shape, out=None):
+    """zeros(shape) with `values` added at `key`; repeated indices accumulate (the adjoint of getitem).
+    `out=` (numpy, cupy): an array of that shape and dtype to zero and write into (a planned buffer)."""
     xp = namespace(values)
-    out = xp.zeros(tuple(shape), dtype=values.dtype)
+    if out is None:
+        out = xp.zeros(tuple(shape), dtype=values.dtype)
+    else:
+        out[...] = 0
     full_key = fill_key(key, index_arrays, xp)
     if not index_arrays and not is_numpy_like(xp) and any(k is None for k in full_key):
         # the array API allows no new axis in an assignment's key: drop them (size 1) from values

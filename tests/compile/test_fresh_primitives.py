@@ -13,6 +13,7 @@ import avalon.nn.functional as F
 from avalon.compile import passes
 from avalon.ops import attention as att
 from avalon.ops import conv as cv
+from avalon.ops import index as ix
 from avalon.ops.primitive import PRIMITIVES
 
 
@@ -51,11 +52,18 @@ def test_every_fresh_primitive_returns_memory_of_its_own_on_each_path(rng):
             assert not np.shares_memory(result, a), (prim.name, params)
 
 
+def _scatter_cases(rng):
+    values = rng.standard_normal((4, 3))
+    yield ix.scatter_add, (values,), dict(key=(slice(None), 2, slice(None)), shape=(4, 5, 3))
+    rows = np.array([0, 2, 0, 1])  # a repeated index accumulates
+    yield ix.scatter_add, (values, rows), dict(key=(ix.Slot(0),), shape=(3, 3))
+
+
 @pytest.mark.parametrize("order", ["C", "F"])  # an F-ordered out= (a ufunc's result may be) is copied into
 def test_out_gets_what_a_fresh_result_gets(rng, order):
-    cases = [c for c in [*_conv_cases(rng), *_attention_cases(rng)] if c[0].out]
+    cases = [c for c in [*_conv_cases(rng), *_attention_cases(rng), *_scatter_cases(rng)] if c[0].out]
     assert {prim.name for prim, _, _ in cases} == {"conv", "conv_transpose", "attention_weights",
-                                                   "attention_scores_grad"}
+                                                   "attention_scores_grad", "scatter_add"}
     for prim, args, params in cases:
         want = prim.impl(*args, **params)
         out = np.full(want.shape, np.nan, want.dtype, order=order)
