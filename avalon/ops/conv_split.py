@@ -18,20 +18,18 @@ too few for Winograd) took 30-32 ms split against 23 whole.
 Runs when numpy is the array module, BLAS has more than one thread and threadpoolctl (which sets
 BLAS's thread count) is importable. SPLIT = False runs the plain chunk loop, which the tests compare.
 """
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import conv_gemm
+from .worker_pool import WorkerPool
 
 SPLIT = True
 # Fewest samples per thread: below that the parts' fixed costs (buffers, filters) outweigh the gain.
 MIN_SAMPLES = 2
 
-_state = {"pool": None, "workers": 0, "controller": None}
-_lock = threading.Lock()
+_state = {"controller": None}
 # Held while a batch is split: BLAS's thread count is process-wide, so a second caller at that time
 # (another user thread) runs its batch whole rather than set and restore the count over the first's.
 _busy = threading.Lock()
@@ -57,16 +55,7 @@ def workers(xp, n):
     return count if count > 1 and _controller() is not None else 1
 
 
-def _pool(count):
-    with _lock:
-        # a forked child inherits the pool without its threads (work sent there would never run)
-        forked = _state.get("pid") != os.getpid()
-        if forked or _state["workers"] < count - 1:
-            if _state["pool"] is not None and not forked:
-                _state["pool"].shutdown(wait=False)
-            _state["pool"] = ThreadPoolExecutor(count - 1, thread_name_prefix="avalon-conv")
-            _state["workers"], _state["pid"] = count - 1, os.getpid()
-        return _state["pool"]
+_pool = WorkerPool("avalon-conv")
 
 
 _local = threading.local()

@@ -20,21 +20,18 @@ conv_gemm.blas_threads reads it) is above one and the result holds at least MIN_
 runs every pass whole, which the tests compare.
 """
 import math
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import conv_gemm, conv_split
+from .worker_pool import WorkerPool
 
 SPLIT = True
 # Smallest result split: a hand-over to the pool costs ~100 µs here; measured (a float32 add at 2 threads)
 # 1 MiB 219 µs split against 144 whole, 2 MiB 304 against 337, 4 MiB 406 against 527, 8 MiB 628 against 911.
 MIN_BYTES = 4 << 20
 
-_state = {"pool": None, "workers": 0, "pid": None}
-_lock = threading.Lock()
 _local = threading.local()
 
 
@@ -47,16 +44,7 @@ def workers(xp, n, nbytes):
     return min(conv_gemm.blas_threads(), n)
 
 
-def _pool(count):
-    with _lock:
-        # a forked child inherits the pool without its threads (work sent there would never run)
-        forked = _state["pid"] != os.getpid()
-        if forked or _state["workers"] < count - 1:
-            if _state["pool"] is not None and not forked:
-                _state["pool"].shutdown(wait=False)
-            _state["pool"] = ThreadPoolExecutor(count - 1, thread_name_prefix="avalon-rows")
-            _state["workers"], _state["pid"] = count - 1, os.getpid()
-        return _state["pool"]
+_pool = WorkerPool("avalon-rows")
 
 
 def _single(part, piece):
