@@ -2,15 +2,14 @@
 same paths in one thread (`conv_split.SPLIT = False`): every primitive, batches that split evenly or not,
 the direct (strided) path left whole; BLAS's thread count is put back, and a worker's error reaches the caller."""
 import os
-import signal
 import threading
-import time
 
 import numpy as np
 import pytest
 
 from avalon.ops import conv as cv
 from avalon.ops import conv_gemm, conv_split, winograd
+from forked_child import exit_code_of_forked
 
 pytest.importorskip("threadpoolctl")
 
@@ -90,16 +89,7 @@ def test_a_forked_child_splits_on_a_pool_of_its_own(two_threads):
     x, w = _x(4, 3, 6, 6), _x(5, 3, 3, 3, seed=1)
     same = dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
     expected = cv.conv(x, w, **same)  # the parent's pool now has its thread
-    pid = os.fork()
-    if pid == 0:  # the child: the inherited pool has no thread; its split must still finish
-        os._exit(0 if np.allclose(cv.conv(x, w, **same), expected, rtol=1e-12, atol=1e-12) else 1)
-    for _ in range(200):
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child's split convolution never finished")
-    assert os.waitstatus_to_exitcode(status) == 0
+    # the child: the inherited pool has no thread; its split must still finish
+    code = exit_code_of_forked(lambda: np.allclose(cv.conv(x, w, **same), expected, rtol=1e-12, atol=1e-12),
+                               "the forked child's split convolution never finished")
+    assert code == 0

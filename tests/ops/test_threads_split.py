@@ -3,9 +3,7 @@ against the same calls whole (`threads_split.SPLIT = False`): fused kernels bit 
 group and layer norm forward and backward (eager and compiled) to summation order; the split really
 runs on a second thread, and small passes, other array modules and overlapping outputs stay whole."""
 import os
-import signal
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -15,6 +13,7 @@ import avalon.nn.functional as F
 from avalon.kernels import Kernel
 from avalon.ops import conv_gemm, threads_split
 from avalon.ops import linalg as la
+from forked_child import exit_code_of_forked
 
 
 @pytest.fixture
@@ -202,17 +201,7 @@ def test_relu_splits_bit_for_bit_and_integers_stay_whole(with_out, split, monkey
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_splits_on_threads_of_its_own(split):
     assert threads_split.over_rows(4, 2, lambda p: p.stop) == [2, 4]  # the parent's pool has a thread
-    pid = os.fork()
-    if pid == 0:  # the child: its inherited pool has no thread; a split must still finish
-        code = 0 if threads_split.over_rows(4, 2, lambda p: p.stop) == [2, 4] else 1
-        os._exit(code)
-    for _ in range(200):
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.05)
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("the forked child's split never finished")
-    assert os.waitstatus_to_exitcode(status) == 0
+    # the child: its inherited pool has no thread; a split must still finish
+    code = exit_code_of_forked(lambda: threads_split.over_rows(4, 2, lambda p: p.stop) == [2, 4],
+                               "the forked child's split never finished")
+    assert code == 0
