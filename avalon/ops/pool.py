@@ -61,17 +61,25 @@ def _parts(xp, x, d):
     return [slice(i, i + size) for i in range(0, x.shape[0], size)]
 
 
+def _by_parts(xp, x, d, whole, part, shape, dtype, out):
+    """`whole()` where `x` is pooled at once, else `part(piece, into)` for each part of its first axis,
+    writing into the matching rows of `out` (or a new array of `shape` and `dtype`)."""
+    parts = _parts(xp, x, d)
+    if parts is None:
+        return whole()
+    res = xp.empty(shape, dtype=dtype) if out is None else out
+    for piece in parts:
+        part(piece, res[piece])
+    return res
+
+
 @primitive("max_pool")
 def max_pool(x, kernel, stride, padding, dilation):
     """The maximum of each window of `x`'s trailing axes (padding never wins; NaN propagates)."""
     xp = namespace(x)
-    parts = _parts(xp, x, len(kernel))
-    if parts is None:
-        return _max_pool(xp, x, kernel, stride, padding, dilation)
-    res = xp.empty(tuple(x.shape[:-len(kernel)]) + _out(x, kernel, stride, padding, dilation), dtype=x.dtype)
-    for part in parts:
-        _max_pool(xp, x[part], kernel, stride, padding, dilation, into=res[part])
-    return res
+    return _by_parts(xp, x, len(kernel), lambda: _max_pool(xp, x, kernel, stride, padding, dilation),
+                     lambda p, into: _max_pool(xp, x[p], kernel, stride, padding, dilation, into=into),
+                     tuple(x.shape[:-len(kernel)]) + _out(x, kernel, stride, padding, dilation), x.dtype, None)
 
 
 def _max_pool(xp, x, kernel, stride, padding, dilation, into=None):
@@ -127,13 +135,9 @@ def max_pool_scatter(g, x, y, kernel, stride, padding, dilation, out=None):
     """The gradient of `max_pool` at `x` (whose windows' maxima are `y`): each window's `g` added at
     the window's maximum. `y` is an operand for speed only (it takes no gradient)."""
     xp = namespace(g, x)
-    parts = _parts(xp, x, len(kernel))
-    if parts is None:
-        return _max_pool_scatter(xp, g, x, y, kernel, stride, padding, dilation, out)
-    res = xp.empty(x.shape, dtype=g.dtype) if out is None else out
-    for part in parts:
-        _max_pool_scatter(xp, g[part], x[part], y[part], kernel, stride, padding, dilation, res[part])
-    return res
+    return _by_parts(xp, x, len(kernel), lambda: _max_pool_scatter(xp, g, x, y, kernel, stride, padding, dilation, out),
+                     lambda p, into: _max_pool_scatter(xp, g[p], x[p], y[p], kernel, stride, padding, dilation, into),
+                     x.shape, g.dtype, out)
 
 
 def _max_pool_scatter(xp, g, x, y, kernel, stride, padding, dilation, out):
@@ -176,13 +180,9 @@ def max_pool_gather(v, x, y, kernel, stride, padding, dilation, out=None):
     """`v` (shaped like `x`) read at each window's maximum of `x` (the maxima being `y`): the adjoint
     of `max_pool_scatter`."""
     xp = namespace(v, x)
-    parts = _parts(xp, x, len(kernel))
-    if parts is None:
-        return _max_pool_gather(xp, v, x, y, kernel, stride, padding, dilation, out)
-    res = xp.empty(y.shape, dtype=v.dtype) if out is None else out
-    for part in parts:
-        _max_pool_gather(xp, v[part], x[part], y[part], kernel, stride, padding, dilation, res[part])
-    return res
+    return _by_parts(xp, x, len(kernel), lambda: _max_pool_gather(xp, v, x, y, kernel, stride, padding, dilation, out),
+                     lambda p, into: _max_pool_gather(xp, v[p], x[p], y[p], kernel, stride, padding, dilation, into),
+                     y.shape, v.dtype, out)
 
 
 def _max_pool_gather(xp, v, x, y, kernel, stride, padding, dilation, out):
