@@ -16,28 +16,8 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 import steps  # noqa: E402
-import avalon  # noqa: E402
-import avalon.nn.functional as F  # noqa: E402
 from avalon.compile import passes  # noqa: E402
 from avalon.ops import attention, conv, index  # noqa: E402
-
-
-def _step(models, name, x, y):
-    """A training step with a loss function of its own, so that it is traced and compiled (under the
-    current setting) apart from the others'."""
-    model = models.WORKLOADS[name][0]()
-    opt = avalon.optim.SGD(model.parameters(), lr=steps.LR, momentum=steps.MOMENTUM)
-
-    def loss_fn(model, x, y):
-        return F.cross_entropy(model(x), y)
-
-    def step():
-        loss, grads = avalon.grad(loss_fn, model, x, y, argnums=0)
-        opt.step(grads[0])
-        return float(loss)
-
-    step()  # traces and compiles now
-    return step
 
 
 def main():
@@ -52,7 +32,9 @@ def main():
             for prim in (conv.conv, conv.conv_transpose, attention.attention_weights, attention.attention_scores_grad,
                          index.scatter_add):
                 prim.out, prim.fresh = out, not out
-            settings[setting] = _step(models, name, x, y)
+            # a loss function of its own, traced and compiled now, under this setting
+            settings[setting] = steps.avalon_step(models, name, x, y)[1]
+            settings[setting]()
         times = {s: [] for s in settings}
         for _ in range(count):
             for s, step in settings.items():
