@@ -21,6 +21,8 @@ missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 # OpenMPI for avalon.distributed (mpi4py loads it; tests/distributed launch it with mpirun)
 command -v mpirun >/dev/null 2>&1 || missing+=(openmpi-bin libopenmpi-dev)
+# GNU OpenMP, which the oneDNN kernels of avalon[fast] (onednn-cpu-gomp) link
+ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1 ' || missing+=(libgomp1)
 if [[ $with_browser -eq 1 && ! -x /usr/bin/chromium ]]; then
     missing+=(chromium)
 fi

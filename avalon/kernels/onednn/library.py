@@ -1,0 +1,150 @@
+"""Loading oneDNN (the optional extra `avalon[fast]` installs the `onednn-cpu-gomp` wheel) and what
+every oneDNN call needs: the library handle, status checks, the CPU engine, a stream per thread and the
+thread count of its OpenMP pool.
+
+oneDNN is the library PyTorch's CPU convolutions run on; its JIT kernels (sgemm, direct convolutions,
+batch norm) are faster than numpy's OpenBLAS on the shapes of a training step. Everything built on it
+has a pure-numpy path beside it: `enabled()` is False without the wheel, after `set_enabled(False)`, or
+with the environment variable AVALON_ONEDNN=0.
+"""
+import ctypes
+import ctypes.util
+import os
+import sys
+import threading
+
+from ... import threads as _threads
+from ...errors import AvalonError
+
+_switch = {"on": os.environ.get("AVALON_ONEDNN", "1") != "0"}
+
+_SONAME = "libdnnl.so.3"
+_STATUS = {1: "out of memory", 2: "invalid arguments", 3: "unimplemented", 5: "runtime error",
+           6: "not required", 7: "invalid graph", 8: "invalid graph op", 9: "invalid shape",
+           10: "invalid data type"}
+_loaded = {}
+_local = threading.local()
+
+
+class OneDNNError(AvalonError, RuntimeError):
+    """A oneDNN call failed: which call, oneDNN's status, and how to go on without oneDNN."""
+
+
+def _candidates():
+    explicit = os.environ.get("AVALON_ONEDNN_LIBRARY")
+    if explicit:
+        yield explicit
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix, os.path.expanduser("~/.local"))):
+        yield os.path.join(prefix, "lib", _SONAME)
+    found = ctypes.util.find_library("dnnl")
+    if found:
+        yield found
+
+
+def library():
+    """The loaded libdnnl (a ctypes.CDLL), or None when it is not installed or cannot load."""
+    if "lib" not in _loaded:
+        _loaded["lib"] = None
+        for path in _candidates():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            if _version(lib) >= (3, 0):
+                _loaded["lib"] = lib
+                break
+    return _loaded["lib"]
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int), ("patch", ctypes.c_int),
+                ("hash", ctypes.c_char_p), ("cpu_runtime", ctypes.c_uint), ("gpu_runtime", ctypes.c_uint)]
+
+
+def _version(lib):
+    lib.dnnl_version.restype = ctypes.POINTER(_Version)
+    v = lib.dnnl_version().contents
+    return v.major, v.minor, v.patch
+
+
+def version():
+    """(major, minor, patch) of the loaded oneDNN, or None."""
+    lib = library()
+    return _version(lib) if lib is not None else None
+
+
+def available():
+    """Whether oneDNN is installed and loads."""
+    return library() is not None
+
+
+def enabled():
+    """Whether Avalon's kernels should use oneDNN now: installed, and not switched off."""
+    return _switch["on"] and library() is not None
+
+
+def set_enabled(flag):
+    """Switch Avalon's oneDNN kernels on or off (off: the numpy paths); returns the previous setting.
+    Compiled tapes follow the switch at their next call."""
+    previous, _switch["on"] = _switch["on"], bool(flag)
+    return previous
+
+
+def check(status, what):
+    """Raise OneDNNError unless `status` (a dnnl_status_t) is success."""
+    if status != 0:
+        raise OneDNNError(
+            f"oneDNN {what} failed: {_STATUS.get(status, f'status {status}')}. This is a bug in Avalon's use "
+            "of oneDNN or an unsupported case; call avalon.kernels.onednn.set_enabled(False) (or set the "
+            "environment variable AVALON_ONEDNN=0) to run on the numpy kernels, and report it")
+
+
+def _gomp():
+    if "gomp" not in _loaded:
+        try:
+            _loaded["gomp"] = ctypes.CDLL("libgomp.so.1")  # the OpenMP runtime libdnnl links
+        except OSError:
+            _loaded["gomp"] = None
+    return _loaded["gomp"]
+
+
+def prepare(threads=None):
+    """Set the OpenMP thread count of the oneDNN calls this thread makes next: `threads`, else the
+    count given to avalon.set_num_threads, else OpenMP's own (OMP_NUM_THREADS, threadpoolctl). An
+    OpenMP setting belongs to the calling thread, so pool threads pass their own. In a forked child it
+    is always one: GNU OpenMP's thread team does not survive fork, and a parallel call there hangs."""
+    if _forked["child"]:
+        threads = 1
+    elif threads is None:
+        threads = _threads._state["threads"]
+    gomp = _gomp()
+    if threads is not None and gomp is not None:
+        gomp.omp_set_num_threads(int(threads))
+
+
+def _mark_forked():
+    _forked["child"] = True
+
+
+_forked = {"child": False}
+os.register_at_fork(after_in_child=_mark_forked)
+
+
+def engine():
+    """The CPU engine (made once)."""
+    if "engine" not in _loaded:
+        lib = library()
+        handle = ctypes.c_void_p()
+        check(lib.dnnl_engine_create(ctypes.byref(handle), 1, 0), "dnnl_engine_create(cpu)")  # 1: dnnl_cpu
+        _loaded["engine"] = handle
+    return _loaded["engine"]
+
+
+def stream():
+    """This thread's stream on the CPU engine (oneDNN streams are not shared between threads)."""
+    handle = getattr(_local, "stream", None)
+    if handle is None or _local.pid != os.getpid():
+        handle = ctypes.c_void_p()
+        check(library().dnnl_stream_create(ctypes.byref(handle), engine(), 1), "dnnl_stream_create")
+        _local.stream, _local.pid = handle, os.getpid()
+    return handle

@@ -1,0 +1,54 @@
+"""Loading oneDNN: status checks, the on/off switch, and its OpenMP pool in a forked child."""
+import ctypes
+
+import numpy as np
+import pytest
+from forked_child import exit_code_of_forked
+
+from avalon.errors import AvalonError
+from avalon.kernels import onednn
+from avalon.kernels.onednn import library
+
+needs_onednn = pytest.mark.skipif(not onednn.available(), reason="oneDNN (avalon[fast]) is not installed")
+
+
+def _sgemm_square(n, threads):
+    """A raw dnnl_sgemm of ones (n×n by n×n) on `threads` OpenMP threads; every entry must be n."""
+    a = np.ones((n, n), np.float32)
+    c = np.zeros_like(a)
+    library.prepare(threads)
+    f = library.library().dnnl_sgemm
+    f.argtypes = [ctypes.c_char, ctypes.c_char] + [ctypes.c_int64] * 3 + [ctypes.c_float, ctypes.c_void_p,
+                  ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_int64]
+    library.check(f(b"N", b"N", n, n, n, 1.0, a.ctypes.data, n, a.ctypes.data, n, 0.0, c.ctypes.data, n), "sgemm")
+    return bool((c == n).all())
+
+
+def test_a_failed_call_raises_an_avalon_error_naming_the_call_and_the_way_out():
+    with pytest.raises(onednn.OneDNNError, match=r"oneDNN dnnl_x failed: invalid arguments\..*set_enabled\(False\)"):
+        library.check(2, "dnnl_x")
+    assert issubclass(onednn.OneDNNError, AvalonError)
+    library.check(0, "dnnl_x")
+
+
+def test_the_switch_turns_onednn_off_and_back():
+    previous = onednn.set_enabled(False)
+    try:
+        assert not onednn.enabled()
+    finally:
+        onednn.set_enabled(previous)
+    assert onednn.enabled() == (previous and onednn.available())
+
+
+@needs_onednn
+def test_loads_version_3():
+    assert onednn.version() >= (3, 0, 0)
+    assert library.engine() and library.stream()
+
+
+@needs_onednn
+def test_a_forked_child_runs_onednn_after_the_parent_used_two_threads():
+    # GNU OpenMP's team does not survive fork: a two-thread call in the child would wait forever
+    assert _sgemm_square(256, threads=2)
+    code = exit_code_of_forked(lambda: _sgemm_square(256, threads=2), "a oneDNN call hung in a forked child")
+    assert code == 0
