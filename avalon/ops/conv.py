@@ -22,6 +22,7 @@ import itertools
 import math
 
 from ..backend import is_numpy_like, namespace
+from ..kernels.onednn import conv as onednn_conv
 from . import conv_gemm, conv_split, winograd
 from .primitive import primitive
 
@@ -187,6 +188,8 @@ def conv(x, w, stride, padding, dilation, groups, out=None):
     xp = namespace(x, w)
     kernel = tuple(w.shape[2:])
     size = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation))
+    if onednn_conv.applies("forward", x, w, padding, x.shape[1], groups):
+        return onednn_conv.conv(x, w, size, stride, padding, dilation, groups, out)
     # the GEMM paths write their chunks straight into a C-contiguous `out`; the others copy into it
     into = out if out is not None and getattr(out, "flags", None) is not None and out.flags.c_contiguous else None
     if _depthwise(xp, w, groups):
@@ -222,6 +225,9 @@ def conv_transpose(g, w, shape, stride, padding, dilation, groups, out=None):
     With torch's arguments this is conv_transposeNd (weight (Cin, Cout/groups, *K) there is the
     `w` of the convolution it transposes).
     """
+    if onednn_conv.applies("data", g, w, padding, w.shape[1] * groups, groups) \
+            and onednn_conv.fits(shape, g.shape[2:], w.shape[2:], stride, padding, dilation):
+        return onednn_conv.conv_transpose(g, w, shape, stride, padding, dilation, groups, out)
     return _into(out, _conv_transpose(g, w, shape, stride, padding, dilation, groups, out))
 
 
@@ -260,6 +266,9 @@ def _conv_transpose(g, w, shape, stride, padding, dilation, groups, into):
 @primitive("conv_weight_grad", fresh=True)  # (a product: new memory)
 def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     """The adjoint of `conv` in its weight: sum over batch and positions of `g` times `x`'s windows."""
+    if onednn_conv.applies("weights", x, g, padding, x.shape[1], groups) \
+            and onednn_conv.fits(x.shape[2:], g.shape[2:], kernel, stride, padding, dilation):
+        return onednn_conv.conv_weight_grad(x, g, kernel, stride, padding, dilation, groups)
     xp = namespace(x, g)
     c = x.shape[1]
     if groups > 1 and groups == c and _as_strided(xp) is not None:

@@ -11,6 +11,8 @@ import avalon.nn.functional as F
 from avalon.ops import conv as cv
 from avalon.ops import conv_gemm, conv_split, winograd
 
+pytestmark = pytest.mark.usefixtures("numpy_kernels")  # these test the numpy paths
+
 
 def _x(*shape, seed=0, dtype=np.float64):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)

@@ -7,6 +7,8 @@ import pytest
 
 from avalon.ops import conv as cv
 
+pytestmark = pytest.mark.usefixtures("numpy_kernels")  # these test the numpy paths
+
 CASES = [  # (x shape, weight shape, stride, padding, dilation, groups): channels below the fast paths'
     ((3, 1, 28, 28), (4, 1, 3, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),  # LeNet's first layer, smaller
     ((2, 3, 17, 16), (6, 3, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),  # a ResNet stem

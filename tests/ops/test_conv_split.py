@@ -11,6 +11,8 @@ from avalon.ops import conv as cv
 from avalon.ops import conv_gemm, conv_split, winograd
 from forked_child import exit_code_of_forked
 
+pytestmark = pytest.mark.usefixtures("numpy_kernels")  # these test the numpy paths
+
 pytest.importorskip("threadpoolctl")
 
 
