@@ -220,3 +220,29 @@ def test_float64_keeps_the_numpy_path(onednn_on, monkeypatch):
     x, w = np.ones((1, 16, 5, 5)), np.ones((16, 16, 3, 3))
     y = cv.conv(x, w, (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
     assert calls == [] and y.dtype == np.float64 and y[0, 0, 0, 0] == 16 * 9
+
+
+@pytest.mark.parametrize("kernel", [3, 1])  # the blocked layout (summed in it) and the plain one
+def test_a_batch_run_in_parts_gives_the_whole_batchs_results(kernel, onednn_on, monkeypatch):
+    x, w = _x(6, 16, 9, 9), _x(32, 16, kernel, kernel, seed=1)
+    args = ((1, 1), ((kernel // 2,) * 2,) * 2, (1, 1), 1)
+    gy = _x(6, 32, 9, 9, seed=2)
+    whole = [cv.conv.impl(x, w, *args), cv.conv_transpose.impl(gy, w, (9, 9), *args),
+             cv.conv_weight_grad.impl(x, gy, (kernel, kernel), *args)]
+    per_sample = (x[0].nbytes + gy[0].nbytes)
+    monkeypatch.setattr(dnnl_conv, "CHUNK_BYTES", 2 * per_sample)  # parts of 2 samples
+    assert dnnl_conv.part_size(6, per_sample) == 2
+    made = dnnl_conv.CACHE.created
+    parts = [cv.conv.impl(x, w, *args), cv.conv_transpose.impl(gy, w, (9, 9), *args),
+             cv.conv_weight_grad.impl(x, gy, (kernel, kernel), *args)]
+    assert dnnl_conv.CACHE.created == made + 3  # one primitive per kind serves every part
+    for a, b in zip(parts, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+
+
+def test_part_sizes_divide_the_batch(monkeypatch):
+    monkeypatch.setattr(dnnl_conv, "CHUNK_BYTES", 1000)
+    assert dnnl_conv.part_size(64, 100) == 8  # 10 fit; 8 divides 64
+    assert dnnl_conv.part_size(8, 100) == 8  # all fit
+    assert dnnl_conv.part_size(13, 100) == 13  # a prime: parts of 1 would be too small, so whole
+    assert dnnl_conv.part_size(5, 5000) == 1  # not even one sample fits: one at a time

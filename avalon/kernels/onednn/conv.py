@@ -5,12 +5,24 @@ spatial axes, any stride, (before, after) padding, dilation and groups.
 Layout: the arrays are NCHW (torch's layout); oneDNN's fast kernels want a blocked one (nChw16c, and
 weights OIhw16i16o). Each primitive is made with format `any`, so oneDNN picks its best kernel and
 layout, and the arrays are reordered into that layout and the result back, per call (the weights too:
-they change at every step). LAYOUT = "plain" makes the primitives on the arrays' own layouts instead
-(no reorders; oneDNN then runs its im2col + GEMM kernel), "nhwc" on channels-last activations.
-Measured (bench/conv_layouts.py, one thread) in the commit that chose "any".
+they change at every step). Measured with bench/conv_layouts.py, one thread, forward + both gradients
+(ms; numpy path / any / plain / nhwc / PyTorch): ResNet-ish 3x3 64 channels 32x32 batch 64: 139 / 119 /
+166 / 119 / 139; LeNet's 32 -> 64 on 13x13: 24.7 / 13.3 / 21.3 / 13.5 / 12.8; depthwise 32 channels 56x56:
+8.3 / 2.7 / 30.0 / 3.8 / 2.7. LAYOUT = "plain" makes the primitives on C-contiguous NCHW instead (oneDNN
+then runs im2col + GEMM), "nhwc" on channels-last activations; `_layout` says where "plain" wins.
+
+The batch is run in parts of at most CHUNK_BYTES of activations (input + output), each part's
+reordered copies reused by the next: the copies stay small and in cache (ResNet-ish's layer 30.8 ms
+against 34.7 whole, one thread, CPU time). The weight gradient is summed over the parts in the
+primitive's layout and reordered once.
 
 Each (shapes, strides, hyper-parameters) signature makes its primitives once and keeps them in
 `CACHE` (bounded); `CACHE.created` counts the makings.
+
+avalon/ops/conv.py sends every float32 numpy convolution here while oneDNN is on (decided per call:
+`avalon.kernels.onednn.set_enabled(False)` or AVALON_ONEDNN=0 switch back to the numpy paths, and
+there FAST_PATHS, WINOGRAD and conv_split keep their meaning), except those `applies` leaves to numpy.
+Threads: oneDNN's OpenMP pool (avalon.set_num_threads' count, library.prepare), not conv_split's.
 """
 import ctypes
 
@@ -20,7 +32,8 @@ from . import library as _library
 from . import primitive as P
 
 LAYOUT = "any"
-PLAIN_DATA_BELOW = 16
+PLAIN_DATA_BELOW = 16  # input gradients of fewer channels (and no groups) run on the plain layout
+CHUNK_BYTES = 4 << 20  # activations per part of the batch (2, 4, 8 MiB and whole measured: 4 best)
 CACHE = P.Cache(size=256)
 _DIRECT = 1  # dnnl_convolution_direct
 
@@ -135,18 +148,37 @@ class _Call:
             r = P.reorder(desc, inside) if to_inside else P.reorder(inside, desc)
             self.reorders[arg] = (r, inside.size())
 
-    def __call__(self, arrays):
-        """Run on `arrays` ({ARG_*: user array}); the output argument's array is written."""
+    def run(self, arrays, buffers, first, accumulate):
+        """Run on one part of the batch: `arrays` ({ARG_*: user array}); the output's array is written,
+        or with `accumulate` (the weight gradient) summed into over the parts, in the primitive's layout
+        (`finish` reorders the sum). `buffers` holds the primitive-layout copies, reused by the next
+        part; the weights (the same for every part) are reordered at the `first` part only."""
         args = dict(arrays)
         for arg, (r, size) in self.reorders.items():
-            buffer = np.empty(size // 4, np.float32)
-            if arg != self.output:
-                r.execute({P.ARG_SRC: arrays[arg], P.ARG_DST: buffer})
-            args[arg] = buffer
+            if arg == self.output:
+                continue
+            if arg not in buffers:
+                buffers[arg] = np.empty(size // 4, np.float32)
+            if first or arg != P.ARG_WEIGHTS:
+                r.execute({P.ARG_SRC: arrays[arg], P.ARG_DST: buffers[arg]})
+            args[arg] = buffers[arg]
+        target = self.output
+        if accumulate and not first:
+            args[target] = buffers.setdefault("part", np.empty(self.prim.arg_md(target).size() // 4, np.float32))
+        elif target in self.reorders:
+            args[target] = buffers.setdefault(target, np.empty(self.reorders[target][1] // 4, np.float32))
         self.prim.execute(args)
+        if accumulate:
+            total = buffers[target] if target in self.reorders else arrays[target]
+            if not first:
+                total += args[target].reshape(total.shape)
+        elif target in self.reorders:
+            self.reorders[target][0].execute({P.ARG_SRC: args[target], P.ARG_DST: arrays[target]})
+
+    def finish(self, arrays, buffers):
+        """After the last part of an accumulated output: the sum into the user's array."""
         if self.output in self.reorders:
-            r, _ = self.reorders[self.output]
-            r.execute({P.ARG_SRC: args[self.output], P.ARG_DST: arrays[self.output]})
+            self.reorders[self.output][0].execute({P.ARG_SRC: buffers[self.output], P.ARG_DST: arrays[self.output]})
 
 
 def _strides(a):
@@ -213,6 +245,37 @@ def _call(kind, x, w, y, stride, padding, dilation, groups):
                                         stride, padding, dilation, groups))
 
 
+def part_size(n, per_sample):
+    """Samples per part of a batch of `n` whose activations take `per_sample` bytes: the largest
+    divisor of n that keeps a part within CHUNK_BYTES (every part then runs the same primitive), or the
+    whole batch when that divisor is below a quarter of what would fit (n prime, say)."""
+    most = max(1, CHUNK_BYTES // max(per_sample, 1))
+    if most >= n:
+        return n
+    size = next(d for d in range(most, 0, -1) if n % d == 0)
+    return size if 4 * size >= most else n
+
+
+# The arguments that are parts of the batch, per kind.
+_BATCHED = {"forward": (P.ARG_SRC, P.ARG_DST), "data": (P.ARG_DIFF_DST, P.ARG_DIFF_SRC),
+            "weights": (P.ARG_SRC, P.ARG_DIFF_DST)}
+
+
+def _run(kind, x, w, y, stride, padding, dilation, groups, arrays):
+    """Run a convolution over the batch part by part (see the module docstring)."""
+    n = x.shape[0]
+    size = part_size(n, (x.size + y.size) * 4 // max(n, 1)) if n else n
+    call = _call(kind, x[:size], w, y[:size], stride, padding, dilation, groups)
+    batched, accumulate = _BATCHED[kind], kind == "weights"
+    buffers = {}
+    for start in range(0, n, size):
+        part = slice(start, start + size)
+        call.run({arg: a[part] if arg in batched else a for arg, a in arrays.items()}, buffers, start == 0,
+                 accumulate)
+    if accumulate:
+        call.finish(arrays, buffers)
+
+
 def _output(shape, out):
     """`out` when it can be written as it lies, else a new C-contiguous array."""
     if out is not None and P.describable(out):
@@ -231,7 +294,7 @@ def conv(x, w, size, stride, padding, dilation, groups, out=None):
     """The convolution of `x` (N, C, *S) with `w` (Co, C/groups, *K) into spatial `size`."""
     x, w = _plain(x), _plain(w)
     y = _output((x.shape[0], w.shape[0]) + tuple(size), out)
-    _call("forward", x, w, y, stride, padding, dilation, groups)({P.ARG_SRC: x, P.ARG_WEIGHTS: w, P.ARG_DST: y})
+    _run("forward", x, w, y, stride, padding, dilation, groups, {P.ARG_SRC: x, P.ARG_WEIGHTS: w, P.ARG_DST: y})
     return _finish(y, out)
 
 
@@ -239,8 +302,8 @@ def conv_transpose(g, w, shape, stride, padding, dilation, groups, out=None):
     """The adjoint of `conv` in its input: `g` (N, Co, *out) to an input of spatial `shape`."""
     g, w = _plain(g), _plain(w)
     x = _output((g.shape[0], w.shape[1] * groups) + tuple(shape), out)
-    _call("data", x, w, g, stride, padding, dilation, groups)({P.ARG_DIFF_DST: g, P.ARG_WEIGHTS: w,
-                                                                P.ARG_DIFF_SRC: x})
+    _run("data", x, w, g, stride, padding, dilation, groups, {P.ARG_DIFF_DST: g, P.ARG_WEIGHTS: w,
+                                                              P.ARG_DIFF_SRC: x})
     return _finish(x, out)
 
 
@@ -248,6 +311,6 @@ def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
     """The adjoint of `conv` in its weight: (Co, C/groups, *kernel)."""
     x, g = _plain(x), _plain(g)
     w = np.empty((g.shape[1], x.shape[1] // groups) + tuple(kernel), np.float32)
-    _call("weights", x, w, g, stride, padding, dilation, groups)({P.ARG_SRC: x, P.ARG_DIFF_DST: g,
-                                                                   P.ARG_DIFF_WEIGHTS: w})
+    _run("weights", x, w, g, stride, padding, dilation, groups, {P.ARG_SRC: x, P.ARG_DIFF_DST: g,
+                                                                 P.ARG_DIFF_WEIGHTS: w})
     return w
