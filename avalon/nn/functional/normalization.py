@@ -1,13 +1,15 @@
 """Normalisation with torch.nn.functional's names and signatures: batch_norm, layer_norm, group_norm,
 instance_norm.
 
-All four record the same steps (see avalon/ops/norm.py): the input's mean over the normalised axes,
-the centred input, its mean square (the biased variance) and one fused `normalize`; the backward pass
-reuses the centred input.
+Batch norm in training mode records its fused primitives (avalon/ops/batch_norm.py: the batch's
+statistics, then one `batch_norm_apply`). The others record the same steps (see avalon/ops/norm.py):
+the input's mean over the normalised axes, the centred input, its mean square (the biased variance)
+and one fused `normalize`; the backward pass reuses the centred input.
 """
 import numpy as np
 
 from ...errors import AvalonError
+from ...ops import batch_norm as bn
 from ...ops import elementwise as ew
 from ...ops import linalg as la
 from ...ops import norm as nm
@@ -78,9 +80,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise input_error(who, "(N, C) or (N, C, *)", input.shape)
     _check_vectors(who, input.shape[1], weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
     if training:
-        axes, _ = batch_statistics(who, input)
-        _, centred, var = moments(input, axes)
-        return normalize_per_channel(centred, var, weight, bias, eps, axes)
+        batch_statistics(who, input)
+        return bn.batch_norm_apply(input, bn.batch_norm_stats(input), weight, bias, eps=float(eps))
     if running_mean is None or running_var is None:
         raise AvalonError(f"{who}: running_mean and running_var are needed when training=False")
     return normalize_with(input, running_mean, running_var, weight, bias, eps)

@@ -8,6 +8,7 @@ values back into the module, as torch's in-place update would.
 import numpy as np
 
 from ...errors import AvalonError
+from ...ops import batch_norm as bn
 from ...ops import elementwise as ew
 from ...ops import shape as sh
 from ...arguments import whole
@@ -107,11 +108,11 @@ class _BatchNorm(_NormBase):
         use_batch = self.training or self.running_mean is None
         if not use_batch:
             return Fn.normalize_with(input, self.running_mean, self.running_var, self.weight, self.bias, self.eps)
-        axes, count = Fn.batch_statistics(self.layer_name(), input)
-        mean, centred, var = Fn.moments(input, axes)
+        _, count = Fn.batch_statistics(self.layer_name(), input)
+        stats = bn.batch_norm_stats(input)  # (2, C): mean and biased variance
         if self.training and self.track_running_stats:
-            self._update(mean, var, count)
-        return Fn.normalize_per_channel(centred, var, self.weight, self.bias, self.eps, axes)
+            self._update(stats[0], stats[1], count)
+        return bn.batch_norm_apply(input, stats, self.weight, self.bias, eps=float(self.eps))
 
     def _update(self, mean, var, count):
         # torch: the running variance takes the unbiased batch variance; momentum None is a cumulative mean

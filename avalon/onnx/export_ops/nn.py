@@ -176,6 +176,36 @@ def normalize(g, node):
     return y
 
 
+@emits("batch_norm_stats")
+def batch_norm_stats(g, node):
+    """(2, C): each channel's mean and biased variance (ops/batch_norm.py)."""
+    ndim = len(node.args[0].shape)
+    axes = [0] + list(range(2, ndim))
+    x = g.arg(node, 0, node.dtype)
+    mean = g.reduce("ReduceMean", x, axes, True)
+    c = g.op("Sub", [x, mean])
+    both = g.op("Concat", [mean, g.reduce("ReduceMean", g.op("Mul", [c, c]), axes, True)], axis=0)
+    return g.squeeze(both, list(range(2, ndim))) if ndim > 2 else both
+
+
+@emits("batch_norm_apply")
+def batch_norm_apply(g, node):
+    """(x - mean) / sqrt(var + eps) · weight + bias with (mean, var) the rows of the statistics."""
+    ndim, dt = len(node.args[0].shape), node.dtype
+    spread = [0] + list(range(2, ndim))  # (C,) -> (1, C, 1, …)
+
+    def row(k):
+        return g.unsqueeze(g.op("Gather", [g.arg(node, 1, dt), g.const(np.array(k, np.int64))], axis=0), spread)
+
+    std = g.op("Sqrt", [g.op("Add", [row(1), g.const(node.params["eps"], dt)])])
+    y = g.op("Div", [g.op("Sub", [g.arg(node, 0, dt), row(0)]), std])
+    if node.args[2] is not None:
+        y = g.op("Mul", [y, g.unsqueeze(g.arg(node, 2, dt), spread)])
+    if node.args[3] is not None:
+        y = g.op("Add", [y, g.unsqueeze(g.arg(node, 3, dt), spread)])
+    return y
+
+
 def _scores(g, node):
     """q·kᵀ·scale, masked: the boolean mask's False and (causal) every later key at -inf, a float
     mask added."""
