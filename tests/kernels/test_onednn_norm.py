@@ -24,12 +24,18 @@ def _x(*shape, seed=0, scale=1.0, shift=0.0, dtype=np.float32):
     return (np.random.default_rng(seed).standard_normal(shape) * scale + shift).astype(dtype)
 
 
-@pytest.fixture
-def switch():
-    """Restores the oneDNN switch after a test that flips it."""
+@pytest.fixture(autouse=True)
+def onednn_on():
+    """oneDNN on for each test (AVALON_ONEDNN=0 switches it off for the rest of the suite), as it was after."""
     previous = onednn.set_enabled(True)
-    yield onednn.set_enabled
+    yield
     onednn.set_enabled(previous)
+
+
+@pytest.fixture
+def switch(onednn_on):
+    """set_enabled, for a test that flips the switch (`onednn_on` restores it)."""
+    return onednn.set_enabled
 
 
 @pytest.fixture
