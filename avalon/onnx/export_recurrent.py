@@ -11,6 +11,10 @@ Gate orders differ: PyTorch's LSTM rows are i, f, g, o and ONNX's i, o, f, c; th
 ONNX's z, r, h (with linear_before_reset=1, PyTorch's GRU). The input projection x·W_ihᵀ that the
 layer computes before the scan is found on the tape and given to the operator as X and W; where it is
 not found, the projections themselves are X and W a permutation matrix.
+
+`lstm_layer_output` (the float32 LSTM layer with its projection, avalon/ops/lstm_layer.py) is always
+one LSTM operator on its own operands x, w_ih, w_hh, bias, h0 and c0; the buffer `lstm_layer` fills
+is left out of the file.
 """
 import numpy as np
 
@@ -30,7 +34,36 @@ def recurrences(tape, outputs):
                 readers.setdefault(a, []).append(node)
     found = {node: recurrence(node, readers.get(node, []), outputs) for node in readers}
     found.update({node: recurrence(node, [], outputs) for node in outputs if node not in readers})
+    found.update({node: _layer(node) for node in tape.calls if node.prim.name == "lstm_layer_output"})
     return {node: fused for node, fused in found.items() if fused is not None}
+
+
+def _layer(node):
+    """`lstm_layer_output` (T+1, N, H) as ONNX's LSTM: Y's every step, then Y_c."""
+    _, x, h0, c0, w_ih, w_hh, bias = node.args
+    size = h0.shape[-1]
+
+    def emit(g):
+        dt = node.dtype
+        rows = _rows(_FORMS["lstm_scan"][1], size)
+        biases = [_per_direction(g, bias, rows, dt), g.const(np.zeros((1, len(rows)), dt))]
+        inputs = [g.arg(node, 1, dt), _per_direction(g, w_ih, rows, dt), _per_direction(g, w_hh, rows, dt),
+                  g.op("Concat", biases, axis=1), "", g.unsqueeze(g.arg(node, 2, dt), [0]),
+                  g.unsqueeze(g.arg(node, 3, dt), [0])]
+        results = g.op("LSTM", inputs, outputs=3, hidden_size=size,
+                       direction="reverse" if node.params.get("reverse") else "forward")
+        return g.op("Concat", [g.squeeze(results[0], [1]), results[2]], axis=0)
+    return Fused([n for n in (x, h0, c0, w_ih, w_hh, bias) if isinstance(n, Node)], emit)
+
+
+def _rows(blocks, size):
+    """PyTorch's gate rows in ONNX's gate order."""
+    return np.concatenate([np.arange(b * size, (b + 1) * size) for b in blocks])
+
+
+def _per_direction(g, operand, rows, dt):
+    """A weight or bias (a tape node) with its gate blocks in ONNX's order and a leading direction axis."""
+    return g.unsqueeze(g.op("Gather", [g.cast(g.names[operand], operand.dtype, dt), g.ints(rows)], axis=0), [0])
 
 
 def recurrence(node, readers, outputs):
@@ -89,11 +122,10 @@ def _projection(gi, op_type):
 def _emit(g, node, form, size, x, w_ih, input_bias):
     op_type, blocks, _ = form
     dt = node.dtype
-    rows = np.concatenate([np.arange(b * size, (b + 1) * size) for b in blocks])
+    rows = _rows(blocks, size)
 
     def per_direction(operand):
-        """A weight or bias (a tape node) with its gate blocks in ONNX's order and a leading direction axis."""
-        return g.unsqueeze(g.op("Gather", [g.cast(g.names[operand], operand.dtype, dt), g.ints(rows)], axis=0), [0])
+        return _per_direction(g, operand, rows, dt)
 
     if w_ih is not None:
         w = per_direction(w_ih)

@@ -6,12 +6,16 @@ one step (h0 first). The gradient of gi is the gate gradient itself, the bias's 
 batch. `rnn_scan`'s is the same with
 `rnn_scan_grad`.
 
+`lstm_layer_output`'s rule (avalon/ops/lstm_layer.py) is one `lstm_layer_grad` call, whose flat result
+holds the gradients of x, h0, c0 and the weights; the buffer `lstm_layer` filled gets none.
+
 Second derivatives through the fused recurrence are refused (the backward walk is one opaque loop):
 a layer's `fused = False` unrolls it into primitives that differentiate again.
 """
 from .. import numpy_api as npa
 from ..errors import GradientError
 from ..ops import linalg as la
+from ..ops import lstm_layer as ll
 from ..ops import recurrent as rc
 from ..ops import reduce as rd
 from .registry import rule
@@ -55,13 +59,26 @@ def _gru_scan(g, ws, gi, h0, w_hh, b_hh, *mask, reverse=False):
     return (dgi, d[steps, :, :size], _weight_grad(dgh, ws[:, :, :size], h0, reverse), db_hh) + (None,) * len(mask)
 
 
+@rule(ll.lstm_layer_output)
+def _lstm_layer_output(g, out, ws, x, h0, c0, w_ih, w_hh, bias, reverse=False):
+    steps, batch, features = x.shape
+    size = h0.shape[-1]
+    flat = ll.lstm_layer_grad(g, ws, x, h0, c0, w_ih, w_hh, bias, reverse=reverse)
+    offsets = ll.grad_layout(steps, batch, features, size)
+    shapes = [(steps, batch, features), (batch, size), (batch, size), (4 * size, features), (4 * size, size),
+              (4 * size,)]
+    grads = tuple(npa.reshape(flat[a:b], shape) for a, b, shape in zip(offsets, offsets[1:], shapes))
+    return (None,) + grads  # none for the buffer: the gradient reaches the layer's inputs directly
+
+
 def _refused(h, out, *args, **params):
     raise GradientError(
-        "second derivatives through a fused recurrence (lstm_scan, rnn_scan, gru_scan) are not supported: set "
-        "`fused = False` on the layer (e.g. `lstm.fused = False`) to unroll it into primitives that "
-        "differentiate again")
+        "second derivatives through a fused recurrence (lstm_scan, rnn_scan, gru_scan, lstm_layer) are not "
+        "supported: set `fused = False` on the layer (e.g. `lstm.fused = False`) to unroll it into primitives "
+        "that differentiate again")
 
 
 rule(rc.lstm_scan_grad)(_refused)
 rule(rc.rnn_scan_grad)(_refused)
 rule(rc.gru_scan_grad)(_refused)
+rule(ll.lstm_layer_grad)(_refused)

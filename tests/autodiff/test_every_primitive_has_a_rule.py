@@ -41,6 +41,8 @@ NOT_DIFFERENTIABLE = {
     "multinomial": "a random draw of integer positions",
     "broadcast_from": "a collective giving every rank one rank's buffers (DDP's running statistics): nothing "
                       "differentiates through it",
+    "lstm_layer": "fills the buffer lstm_layer_output reads; that one's rule differentiates the layer with "
+                  "respect to lstm_layer's own operands, so no gradient reaches lstm_layer",
     "fused": "made by the compiler's fusion pass in compiled replays only: tapes that are differentiated "
              "never hold one",
     **dict.fromkeys(["normal", "uniform", "randint", "randperm"],
@@ -144,6 +146,13 @@ _LSTM = (_r(3, 2, 8), _r(2, 2), _r(2, 2, seed=1), _r(8, 2, low=-0.5, high=0.5), 
 _RNN = (_r(3, 2, 2), _r(2, 2, seed=1), _r(2, 2, low=-0.5, high=0.5))
 _GRU = (_r(3, 2, 6), _r(2, 2, seed=2), _r(6, 2, low=-0.5, high=0.5), _r(6, seed=3))
 
+def _lstm_layer(x, h0, c0, w_ih, w_hh, bias):  # float64 here: the numpy path (oneDNN's: tests/kernels)
+    ws = PRIMITIVES["lstm_layer"](x, h0, c0, w_ih, w_hh, bias, reverse=True)
+    return PRIMITIVES["lstm_layer_output"](ws, x, h0, c0, w_ih, w_hh, bias, reverse=True)
+
+
+_LSTM_LAYER = (_r(3, 2, 3), _r(2, 2), _r(2, 2, seed=1), _r(8, 3, low=-0.5, high=0.5), _r(8, 2, low=-0.5, high=0.5),
+               _r(8, seed=4))
 CASES = {
     # elementwise
     "abs": (ew.absolute, _apart(2, 3) + 0.05),
@@ -258,6 +267,7 @@ CASES = {
 OPTIONS = {"astype": dict(eps=1e-2)}
 
 # Differentiable primitives whose rule refuses, with what the refusal must say (the rewrite).
+    "lstm_layer_output": (_lstm_layer, *_LSTM_LAYER),
 REFUSED = {
     "lstm_scan_grad": ((_second(_lstm_scan), *_LSTM), "fused = False"),
     "rnn_scan_grad": ((_second(_rnn_scan), *_RNN), "fused = False"),
@@ -269,6 +279,7 @@ def _differentiable():
     return sorted(name for name, p in PRIMITIVES.items()
                   if p.differentiable and not _users(p))
 
+    "lstm_layer_grad": ((_second(_lstm_layer), *_LSTM_LAYER), "fused = False"),
 
 def _users(prim):
     """Whether a primitive is a user's (one a test made with avalon.primitive / avalon.rule): its

@@ -9,7 +9,9 @@ The layers run fused by default (`fused = True`): per layer and direction, one G
 time step's input and one `lstm_scan` / `gru_scan` / `rnn_scan` call (avalon/ops/recurrent.py) runs
 the recurrence, its rule walking the steps back in one call, so the tape no longer grows with the
 sequence. `fused = False` unrolls them as above (second derivatives through the recurrence need
-that). The cells are one step each, always unrolled.
+that). The cells are one step each, always unrolled. A float32 LSTM layer without a mask (where oneDNN is
+installed) runs projection and recurrence as one `lstm_layer` call instead (avalon/ops/lstm_layer.py):
+oneDNN's LSTM primitive, or numpy while `avalon.kernels.onednn.set_enabled(False)`.
 
 A `PackedSequence` (sequences of different lengths, `nn.utils.rnn`) runs as its padded batch with a
 mask: past its own length a sequence's state stays as it was, so h_n (and c_n) are each sequence's
@@ -24,7 +26,9 @@ import numpy as np
 
 from ... import numpy_api as npa
 from ...errors import AvalonError
+from ...kernels.onednn import library as onednn
 from ...ops import elementwise as ew
+from ...ops import lstm_layer as ll
 from ...ops import recurrent as rc
 from .. import init
 from ..functional.dropout import dropout
@@ -176,11 +180,20 @@ class RNNBase(Module):
                 w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
                 b_ih, b_hh = (getattr(self, names[2]), getattr(self, names[3])) if self.bias else (None, None)
                 lstm = self.fused and self.mode == "LSTM"  # lstm_scan adds the biases at each step
+                bias = (b_ih + b_hh if b_ih is not None else np.zeros(w_hh.shape[0], w_hh.dtype)) if lstm else None
+                if lstm and running is None and x.dtype == np.float32 and onednn.available():
+                    # projection and recurrence in one call (oneDNN's LSTM, or numpy when switched off)
+                    out = ll.lstm_layer_output(ll.lstm_layer(x, h0[index], c0[index], w_ih, w_hh, bias,
+                                                             reverse=direction == 1),
+                                               x, h0[index], c0[index], w_ih, w_hh, bias, reverse=direction == 1)
+                    outputs.append(out[:-1])  # from the end: the sequence length may be a dynamic axis (ONNX)
+                    h_n.append(out[0 if direction == 1 else -2])
+                    c_n.append(out[-1])
+                    continue
                 gi = _projection(x, w_ih, b_ih, b_hh, None if lstm else self.mode)
                 if lstm:
                     size = self.hidden_size
                     mask = () if running is None else (running,)
-                    bias = b_ih + b_hh if b_ih is not None else np.zeros(w_hh.shape[0], w_hh.dtype)
                     ws = rc.lstm_scan(gi, h0[index], c0[index], w_hh, bias, *mask, reverse=direction == 1)
                     last = -1 if direction == 0 else 0  # the step visited last
                     outputs.append(ws[:, :, :size])

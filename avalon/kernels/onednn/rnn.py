@@ -1,0 +1,105 @@
+"""oneDNN's LSTM primitive (forward training and backward) for one layer and direction, float32, on the
+CPU: the whole recurrence, input projection included, in oneDNN's C loops and packed GEMMs.
+
+Used by avalon/ops/lstm_layer.py while `library.enabled()`. Layouts (oneDNN's names): the sequence is
+tnc (T, N, C), C-contiguous; states ldnc (1, 1, N, H); the forward's weights ldigo (1, 1, C, 4, H), a
+transposed copy of PyTorch's (4H, C); the backward's ldgoi, which is PyTorch's own layout (no copy),
+and its weight gradients ldigo again, transposed back into the caller's (4H, C): oneDNN 3.2 implements
+only these for f32 (tests/kernels/test_onednn_rnn.py). Gate order i, f, c̃, o is PyTorch's i, f, g, o;
+the bias is b_ih + b_hh (1, 1, 4, H). The backward ADDS its weight and bias gradients into their
+buffers, so they are zeroed first.
+
+Both run on ONE OpenMP thread whatever avalon.set_num_threads says: the per-step products are
+32-row GEMMs, and on this project's 2-vCPU machine a second thread made oneDNN's LSTM (and PyTorch's,
+the same primitive) 2–3× slower, not faster.
+
+Primitives are made once per (T, N, C, H, direction) and kept in primitive.py's bounded cache; each
+call only points their memory objects at the arrays. The workspace (what the forward leaves for the
+backward) is the caller's: `workspace_bytes` says how large.
+"""
+import numpy as np
+
+from . import library as _library
+from . import primitive as _p
+
+_LEFT2RIGHT, _RIGHT2LEFT = 1, 2   # dnnl_rnn_direction_t (0 is undef in oneDNN 3)
+_BACKWARD = 128                   # dnnl_prop_kind_t: dnnl_backward
+THREADS = 1
+# DNNL_ARG_* of the RNN primitives
+SRC_LAYER, SRC_ITER, SRC_ITER_C = 1, 2, 3
+DST_LAYER, DST_ITER, DST_ITER_C = 17, 18, 19
+WEIGHTS_LAYER, WEIGHTS_ITER, BIAS, WORKSPACE = 33, 34, 41, 64
+DIFF_SRC_LAYER, DIFF_SRC_ITER, DIFF_SRC_ITER_C = 129, 130, 131
+DIFF_DST_LAYER, DIFF_DST_ITER, DIFF_DST_ITER_C = 145, 146, 147
+DIFF_WEIGHTS_LAYER, DIFF_WEIGHTS_ITER, DIFF_BIAS = 161, 162, 169
+
+_cache = _p.Cache(16)
+
+
+class _Plan:
+    """The forward and backward LSTM primitives of one shape and direction."""
+
+    def __init__(self, steps, batch, features, size, reverse):
+        lib = _p.lib()
+        engine = _library.engine()
+        direction = _RIGHT2LEFT if reverse else _LEFT2RIGHT
+        f32 = np.float32
+        src = _p.Desc.plain((steps, batch, features), f32)
+        state = _p.Desc.plain((1, 1, batch, size), f32)
+        dst = _p.Desc.plain((steps, batch, size), f32)
+        bias = _p.Desc.plain((1, 1, 4, size), f32)
+        w_layer, w_iter = _p.Desc.plain((1, 1, features, 4, size), f32), _p.Desc.plain((1, 1, size, 4, size), f32)
+        # ldgoi: PyTorch's (4H, C) row-major seen as (l, d, i, g, o)
+        w_layer_t = _p.Desc.strided((1, 1, features, 4, size), (4 * size * features,) * 2 + (1, size * features,
+                                                                                              features), f32)
+        w_iter_t = _p.Desc.strided((1, 1, size, 4, size), (4 * size * size,) * 2 + (1, size * size, size), f32)
+        s, i, c, wl, wi, b, d = (x.handle for x in (src, state, state, w_layer, w_iter, bias, dst))
+        forward = _p.make_pd(lambda pd, attr: lib.dnnl_lstm_forward_primitive_desc_create(
+            pd, engine, _p.FORWARD_TRAINING, direction, s, i, c, wl, wi, None, None, b, d, i, c, 0, attr),
+            "dnnl_lstm_forward_primitive_desc_create")
+        self.forward = _p.Primitive(forward, "lstm forward")
+        self.workspace_bytes = self.forward.md(_p.QUERY_WORKSPACE_MD).size()
+        backward = _p.make_pd(lambda pd, attr: lib.dnnl_lstm_backward_primitive_desc_create(
+            pd, engine, _BACKWARD, direction, s, i, c, w_layer_t.handle, w_iter_t.handle, None, None, b, d, i, c,
+            s, i, c, wl, wi, None, None, b, d, i, c, 0, forward, attr), "dnnl_lstm_backward_primitive_desc_create")
+        self.backward = _p.Primitive(backward, "lstm backward")
+
+
+def plan(steps, batch, features, size, reverse):
+    """The cached primitives of this shape and direction (made on first use)."""
+    key = (steps, batch, features, size, bool(reverse))
+    return _cache.get(key, lambda: _Plan(*key))
+
+
+def workspace_bytes(steps, batch, features, size, reverse):
+    """Bytes of the workspace oneDNN's forward leaves for its backward."""
+    return plan(steps, batch, features, size, reverse).workspace_bytes
+
+
+def forward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, reverse):
+    """Run the LSTM over `x` (T, N, C), writing the outputs `y` (T, N, H), `h_n`, `c_n` (N, H) and the
+    `workspace` (any dtype, `workspace_bytes` long); every array C-contiguous float32, bias (4H,)."""
+    steps, batch, features = x.shape
+    size = h0.shape[-1]
+    plan(steps, batch, features, size, reverse).forward.execute(
+        {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: np.ascontiguousarray(w_ih.T),
+         WEIGHTS_ITER: np.ascontiguousarray(w_hh.T), BIAS: bias, DST_LAYER: y, DST_ITER: h_n, DST_ITER_C: c_n,
+         WORKSPACE: workspace}, THREADS)
+
+
+def backward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh,
+             dbias, reverse):
+    """The gradients of `forward`'s inputs from those of its outputs (dy, dh_n, dc_n), written into dx,
+    dh0, dc0, dw_ih (4H, C), dw_hh (4H, H) and dbias (4H,); every array C-contiguous float32."""
+    steps, batch, features = x.shape
+    size = h0.shape[-1]
+    dw_layer = np.zeros((features, 4 * size), np.float32)  # oneDNN adds into them
+    dw_iter = np.zeros((size, 4 * size), np.float32)
+    dbias[...] = 0
+    plan(steps, batch, features, size, reverse).backward.execute(
+        {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: w_ih, WEIGHTS_ITER: w_hh, BIAS: bias,
+         DST_LAYER: y, DST_ITER: h_n, DST_ITER_C: c_n, WORKSPACE: workspace, DIFF_SRC_LAYER: dx, DIFF_SRC_ITER: dh0,
+         DIFF_SRC_ITER_C: dc0, DIFF_WEIGHTS_LAYER: dw_layer, DIFF_WEIGHTS_ITER: dw_iter, DIFF_BIAS: dbias,
+         DIFF_DST_LAYER: dy, DIFF_DST_ITER: dh_n, DIFF_DST_ITER_C: dc_n}, THREADS)
+    dw_ih[...] = dw_layer.T
+    dw_hh[...] = dw_iter.T
