@@ -108,6 +108,10 @@ def _batch_norm(x, w, b):
     return F.batch_norm(x, None, None, w, b, training=True)
 
 
+def _instance_norm(x, w, b):  # the decomposed normalisation primitives (batch norm has fused ones)
+    return F.instance_norm(x, weight=w, bias=b)
+
+
 def _cross_entropy(x):
     return F.cross_entropy(x, np.array([2, 0, 1, 2]), label_smoothing=0.1)
 
@@ -238,9 +242,12 @@ CASES = {
     "avg_pool": (_avg_pool, _r(1, 2, 5, 5)),
     "avg_pool_transpose": (_second(_avg_pool), _r(1, 2, 5, 5)),
     # normalisation
-    "center": (_batch_norm, _r(4, 3, 2), _r(3, low=0.5, high=1.5), _r(3)),
-    "normalize": (_batch_norm, _r(4, 3, 2), _r(3, low=0.5, high=1.5), _r(3)),
-    "normalize_grad": (_second(_batch_norm), _r(4, 3, 2), _r(3, low=0.5, high=1.5), _r(3)),
+    "center": (_instance_norm, _r(4, 3, 2), _r(3, low=0.5, high=1.5), _r(3)),
+    "normalize": (_instance_norm, _r(4, 3, 2), _r(3, low=0.5, high=1.5), _r(3)),
+    "normalize_grad": (_second(_instance_norm), _r(4, 3, 2), _r(3, low=0.5, high=1.5), _r(3)),
+    "batch_norm_stats": (lambda x: PRIMITIVES["batch_norm_stats"](x), _r(4, 3, 2)),
+    "batch_norm_apply": (_batch_norm, _r(4, 3, 2), _r(3, low=0.5, high=1.5), _r(3)),
+    "batch_norm_backward": (_second(_batch_norm), _r(4, 3, 2), _r(3, low=0.5, high=1.5), _r(3)),
     # losses
     "cross_entropy": (_cross_entropy, _r(4, 3)),
     "cross_entropy_backward": (_second(_cross_entropy), _r(4, 3)),
