@@ -12,10 +12,16 @@ path even if oneDNN is switched between the two. `lstm_layer_output` only reads 
 weights, not to `ws`: so the tape never builds a gradient the size of the workspace (slicing a
 workspace output would scatter into zeros of its whole size).
 
-The layers (avalon/nn/modules/rnn.py) use these for float32 LSTM layers without a mask (PackedSequence
-input keeps `lstm_scan`); `reverse` runs from the last step to the first (h_n is then step 0's h).
-Which path runs is decided at each call (`avalon.kernels.onednn.set_enabled`), including replays of
-tapes compiled earlier.
+The layers (avalon/nn/modules/rnn.py) trace float32 LSTM layers without a mask (PackedSequence input
+keeps `lstm_scan`) to these when `ONEDNN_LSTM` is True and oneDNN is installed; `reverse` runs from the
+last step to the first (h_n is then step 0's h). Which path runs is then decided at each call
+(`avalon.kernels.onednn.set_enabled`), including replays of tapes compiled earlier.
+
+`ONEDNN_LSTM` is False by default, for memory: on bench/steps.py's LSTM (128→256, seq 50, batch 32) it
+made the training step 1.56× → 1.01–1.05× PyTorch's time at one thread (CPU clock), but its peak memory
+0.62× → 0.95–1.05× PyTorch's, against issue #9's ≤ 0.8× target: oneDNN's workspace (15 MB of it
+touched), its scratchpad (7 MB) and its own state (JIT code, primitives: 10 MB) are what PyTorch's LSTM,
+the same primitive, holds too. Set it before a layer is first called (it is read while tracing).
 """
 import numpy as np
 
@@ -24,6 +30,7 @@ from ..kernels.onednn import library as onednn
 from . import recurrent as rc
 from .primitive import primitive
 
+ONEDNN_LSTM = False  # see the module docstring
 HEADER = 16  # floats before the outputs (64 bytes, keeping what follows aligned); [0] names the path
 _ONEDNN = 1.0
 

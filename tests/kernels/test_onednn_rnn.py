@@ -1,9 +1,13 @@
 """oneDNN's LSTM primitive behind float32 `nn.LSTM` layers (`lstm_layer`, `lstm_layer_output`,
-`lstm_layer_grad`: avalon/ops/lstm_layer.py, avalon/kernels/onednn/rnn.py): outputs, final states and
-every gradient against torch.nn.LSTM and against the numpy path (`set_enabled(False)`) over layers,
-directions, batch_first, given states, batch 1, unbatched input and odd sizes; finite differences on a
-tiny layer; the switch obeyed by tapes compiled before it flipped; the numpy path really running when
-off; the backward following the path its forward took; packed sequences on `lstm_scan`."""
+`lstm_layer_grad`: avalon/ops/lstm_layer.py, avalon/kernels/onednn/rnn.py), with `ONEDNN_LSTM` on:
+outputs, final states and every gradient against torch.nn.LSTM and against the numpy path
+(`set_enabled(False)`) over layers, directions, batch_first, given states, batch 1, unbatched input and
+odd sizes; finite differences on a tiny layer; the switch obeyed by tapes compiled before it flipped;
+the numpy path really running when off; the backward following the path its forward took; packed
+sequences on `lstm_scan`; ONNX export as the LSTM operator; `lstm_scan` when `ONEDNN_LSTM` is off
+(the default)."""
+import io
+
 import numpy as np
 import pytest
 
@@ -74,8 +78,9 @@ def _check(ours, theirs, x, states, rtol=2e-4, atol=2e-5):
 
 
 @pytest.fixture
-def switched():
-    """Restores the oneDNN switch after a test that flips it."""
+def switched(monkeypatch):
+    """Layers traced to `lstm_layer` (ONEDNN_LSTM on), oneDNN on; both restored afterwards."""
+    monkeypatch.setattr(ll, "ONEDNN_LSTM", True)
     previous = onednn.set_enabled(True)
     yield
     onednn.set_enabled(previous)
@@ -217,3 +222,35 @@ def test_plans_are_cached_per_shape_and_direction():
     assert rnn.plan(3, 2, 4, 5, False) is first
     assert rnn.plan(3, 2, 4, 5, True) is not first
     assert first.workspace_bytes > 0
+
+
+def test_export_writes_the_layer_as_onnx_lstm_operators(switched):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import avalon.onnx
+    model = nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    x = _seeded((2, 5, 3), 11)
+
+    def run(model, x):
+        y, (h_n, c_n) = model(x)
+        return y, h_n, c_n
+
+    buffer = io.BytesIO()
+    avalon.onnx.export(run, (model, x), buffer, input_names=["x"], dynamic_axes={"x": {1: "steps"}})
+    graph = onnx.load_from_string(buffer.getvalue())
+    assert [n.op_type for n in graph.graph.node].count("LSTM") == 4
+    session = ort.InferenceSession(buffer.getvalue())
+    for steps in (5, 8):  # a dynamic sequence length
+        longer = _seeded((2, steps, 3), 12)
+        for ours, theirs in zip(run(model, longer), session.run(None, {"x": longer})):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_layers_keep_lstm_scan_by_default():
+    assert ll.ONEDNN_LSTM is False  # memory: see avalon/ops/lstm_layer.py
+
+    def loss(model, x):
+        return (model(x)[0] ** 2).sum()
+
+    names = [n.prim.name for n in avalon.grad_tape(loss, nn.LSTM(3, 4), _seeded((5, 2, 3), 1)).calls]
+    assert "lstm_scan" in names and "lstm_layer" not in names

@@ -9,9 +9,9 @@ The layers run fused by default (`fused = True`): per layer and direction, one G
 time step's input and one `lstm_scan` / `gru_scan` / `rnn_scan` call (avalon/ops/recurrent.py) runs
 the recurrence, its rule walking the steps back in one call, so the tape no longer grows with the
 sequence. `fused = False` unrolls them as above (second derivatives through the recurrence need
-that). The cells are one step each, always unrolled. A float32 LSTM layer without a mask (where oneDNN is
-installed) runs projection and recurrence as one `lstm_layer` call instead (avalon/ops/lstm_layer.py):
-oneDNN's LSTM primitive, or numpy while `avalon.kernels.onednn.set_enabled(False)`.
+that). The cells are one step each, always unrolled. With `avalon.ops.lstm_layer.ONEDNN_LSTM` on (off by
+default: see there), a float32 LSTM layer without a mask runs projection and recurrence as one
+`lstm_layer` call instead: oneDNN's LSTM primitive, or numpy while oneDNN is switched off.
 
 A `PackedSequence` (sequences of different lengths, `nn.utils.rnn`) runs as its padded batch with a
 mask: past its own length a sequence's state stays as it was, so h_n (and c_n) are each sequence's
@@ -181,7 +181,7 @@ class RNNBase(Module):
                 b_ih, b_hh = (getattr(self, names[2]), getattr(self, names[3])) if self.bias else (None, None)
                 lstm = self.fused and self.mode == "LSTM"  # lstm_scan adds the biases at each step
                 bias = (b_ih + b_hh if b_ih is not None else np.zeros(w_hh.shape[0], w_hh.dtype)) if lstm else None
-                if lstm and running is None and x.dtype == np.float32 and onednn.available():
+                if lstm and running is None and x.dtype == np.float32 and ll.ONEDNN_LSTM and onednn.available():
                     # projection and recurrence in one call (oneDNN's LSTM, or numpy when switched off)
                     out = ll.lstm_layer_output(ll.lstm_layer(x, h0[index], c0[index], w_ih, w_hh, bias,
                                                              reverse=direction == 1),
