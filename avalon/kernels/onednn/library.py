@@ -41,10 +41,19 @@ def _candidates():
         yield found
 
 
+# GNU OpenMP's workers spin after each parallel region for GOMP_SPINCOUNT iterations (read once, when
+# libgomp loads; its own default 300000) before they sleep; at 2 threads the spinning worker holds the
+# core Avalon's own worker thread needs for the next numpy pass (threads_split, conv_split). Measured
+# with bench/omp_spin.py on the busy shared machine, the ResNet-ish step at 2 threads: 4.4 s spinning,
+# 1.5 s at 10000, 1.7 s at 0. A value the user set is kept.
+SPINCOUNT = "10000"
+
+
 def library():
     """The loaded libdnnl (a ctypes.CDLL), or None when it is not installed or cannot load."""
     if "lib" not in _loaded:
         _loaded["lib"] = None
+        os.environ.setdefault("GOMP_SPINCOUNT", SPINCOUNT)  # before libdnnl loads libgomp
         for path in _candidates():
             try:
                 lib = ctypes.CDLL(path)
@@ -148,3 +157,11 @@ def stream():
         check(library().dnnl_stream_create(ctypes.byref(handle), engine(), 1), "dnnl_stream_create")
         _local.stream, _local.pid = handle, os.getpid()
     return handle
+
+
+# Loaded with Avalon, as PyTorch's kernels load with torch: loading relocates a large C++ library (+12.7 MB
+# resident here), memory of the process, not of the first step that happens to call it (bench/steps.py's
+# memory column starts after the model is built: the LSTM step on oneDNN's LSTM primitive measured 61 MB
+# with the library loaded inside the step, 50 with it loaded before).
+if _switch["on"]:
+    library()
