@@ -6,6 +6,9 @@ oneDNN is the library PyTorch's CPU convolutions run on; its JIT kernels (sgemm,
 batch norm) are faster than numpy's OpenBLAS on the shapes of a training step. Everything built on it
 has a pure-numpy path beside it: `enabled()` is False without the wheel, after `set_enabled(False)`, or
 with the environment variable AVALON_ONEDNN=0.
+
+GNU OpenMP's spin count after a parallel region, GOMP_SPINCOUNT, is set to SPINCOUNT (10000) when
+oneDNN loads, unless the environment already sets it (see SPINCOUNT).
 """
 import ctypes
 import ctypes.util
@@ -45,7 +48,7 @@ def _candidates():
 # libgomp loads; its own default 300000) before they sleep; at 2 threads the spinning worker holds the
 # core Avalon's own worker thread needs for the next numpy pass (threads_split, conv_split). Measured
 # with bench/omp_spin.py on the busy shared machine, the ResNet-ish step at 2 threads: 4.4 s spinning,
-# 1.5 s at 10000, 1.7 s at 0. A value the user set is kept.
+# 1.5 s at 10000, 1.7 s at 0 under heavy load; 653, 585 and 661 ms with less. A user's value is kept.
 SPINCOUNT = "10000"
 
 
