@@ -52,3 +52,16 @@ def test_a_forked_child_runs_onednn_after_the_parent_used_two_threads():
     assert _sgemm_square(256, threads=2)
     code = exit_code_of_forked(lambda: _sgemm_square(256, threads=2), "a oneDNN call hung in a forked child")
     assert code == 0
+
+
+@needs_onednn
+@pytest.mark.parametrize("switch", ["1", "0"])
+def test_the_library_loads_with_avalon_unless_switched_off(switch):
+    """Loaded at import, as PyTorch's kernels are (its relocation is not a step's memory)."""
+    import os
+    import subprocess
+    import sys
+    code = "import avalon; from avalon.kernels.onednn import library; print('lib' in library._loaded)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "AVALON_ONEDNN": switch})
+    assert result.stdout.strip() == str(switch == "1")
