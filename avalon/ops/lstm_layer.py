@@ -18,10 +18,11 @@ last step to the first (h_n is then step 0's h). Which path runs is then decided
 (`avalon.kernels.onednn.set_enabled`), including replays of tapes compiled earlier.
 
 `ONEDNN_LSTM` is False by default, for memory: on bench/steps.py's LSTM (128→256, seq 50, batch 32) it
-made the training step 1.56× → 1.01–1.05× PyTorch's time at one thread (CPU clock), but its peak memory
-0.62× → 0.95–1.05× PyTorch's, against issue #9's ≤ 0.8× target: oneDNN's workspace (15 MB of it
-touched), its scratchpad (7 MB) and its own state (JIT code, primitives: 10 MB) are what PyTorch's LSTM,
-the same primitive, holds too. Set it before a layer is first called (it is read while tracing).
+makes the training step 1.01–1.05× PyTorch's time at one thread (CPU clock; 1.39× with `lstm_scan`, whose
+per-step products run on oneDNN's sgemm), but its peak 48–50 MB against 45–46 with `lstm_scan`, and
+PyTorch's 55–61: 0.8–0.9×, over issue #9's ≤ 0.8× target. oneDNN's workspace (15 MB of it touched)
+and scratchpad (7 MB) are what PyTorch's LSTM, the same primitive, holds too. Set it before a layer is
+first called (it is read while tracing).
 """
 import numpy as np
 
@@ -41,8 +42,9 @@ def _round(n):
 
 def layout(steps, batch, features, size, dtype):
     """(offset of the workspace part, total length) of `lstm_layer`'s buffer: header, y (T·N·H), c_n
-    and h_n (N·H each), then room for either path's workspace."""
-    start = _round(HEADER + (steps + 2) * batch * size)
+    and h_n (N·H each), x as a C-contiguous copy (T·N·C: the backward reads it again without copying
+    a strided x once more), then room for either path's workspace."""
+    start = _round(HEADER + (steps + 2) * batch * size + steps * batch * features)
     room = steps * batch * 6 * size  # numpy's workspace: h, c, i, f, g, o of each step
     if np.dtype(dtype) == np.float32 and onednn.available():
         from ..kernels.onednn import rnn
@@ -50,10 +52,12 @@ def layout(steps, batch, features, size, dtype):
     return start, start + room
 
 
-def _parts(ws, steps, batch, size):
-    """Views of the buffer: y (T, N, H), c_n, h_n (N, H)."""
-    outputs = ws[HEADER:HEADER + (steps + 2) * batch * size].reshape(steps + 2, batch, size)
-    return outputs[:steps], outputs[steps], outputs[steps + 1]
+def _parts(ws, steps, batch, features, size):
+    """Views of the buffer: y (T, N, H), c_n, h_n (N, H), x (T, N, C)."""
+    end = HEADER + (steps + 2) * batch * size
+    outputs = ws[HEADER:end].reshape(steps + 2, batch, size)
+    return outputs[:steps], outputs[steps], outputs[steps + 1], ws[end:end + steps * batch * features].reshape(
+        steps, batch, features)
 
 
 def _use_onednn(xp, dtype, ws, start, steps, batch, features, size, reverse):
@@ -73,14 +77,14 @@ def lstm_layer(x, h0, c0, w_ih, w_hh, bias, reverse=False, out=None):
     size = h0.shape[-1]
     start, total = layout(steps, batch, features, size, x.dtype)
     ws = out if out is not None else xp.empty(total, dtype=x.dtype)
-    y, c_n, h_n = _parts(ws, steps, batch, size)
+    y, c_n, h_n, x_kept = _parts(ws, steps, batch, features, size)
+    x_kept[...] = x
     aux = ws[start:]
     if _use_onednn(xp, x.dtype, ws, start, steps, batch, features, size, reverse):
         from ..kernels.onednn import rnn
         ws[0] = _ONEDNN
         contiguous = np.ascontiguousarray
-        rnn.forward(contiguous(x), contiguous(h0), contiguous(c0), w_ih, w_hh, contiguous(bias).reshape(1, 1, 4, size),
-                    y, h_n, c_n, aux, reverse)
+        rnn.forward(x_kept, contiguous(h0), contiguous(c0), w_ih, w_hh, contiguous(bias), y, h_n, c_n, aux, reverse)
         return ws
     ws[0] = 0
     gi = xp.matmul(x.reshape(steps * batch, features), w_ih.T).reshape(steps, batch, 4 * size)
@@ -103,7 +107,7 @@ def lstm_layer_output(ws, x, h0, c0, w_ih, w_hh, bias, reverse=False):
 
 
 def grad_layout(steps, batch, features, size):
-    """Offsets into `lstm_layer_grad`'s flat result: dx, dh0, dc0, dw_ih, dw_hh, dbias, end."""
+    """Offsets into `lstm_layer_grad`'s flat result: dx, dh0, dc0, dw_ihᵀ, dw_hhᵀ, dbias, end."""
     sizes = (steps * batch * features, batch * size, batch * size, 4 * size * features, 4 * size * size, 4 * size)
     offsets = [0]
     for n in sizes:
@@ -114,8 +118,9 @@ def grad_layout(steps, batch, features, size):
 @primitive("lstm_layer_grad", out=True)
 def lstm_layer_grad(g, ws, x, h0, c0, w_ih, w_hh, bias, reverse=False, out=None):
     """The backward of `lstm_layer_output`: `g` (T+1, N, H) the gradient of every step's h and of c_n.
-    Returns one flat array holding dx (T, N, C), dh0, dc0 (N, H), dw_ih (4H, C), dw_hh (4H, H) and
-    dbias (4H,), at `grad_layout`'s offsets (`out`: an array of its length to write them into)."""
+    Returns one flat array holding dx (T, N, C), dh0, dc0 (N, H), the weight gradients transposed,
+    dw_ihᵀ (C, 4H) and dw_hhᵀ (H, 4H) (the layout oneDNN writes them in; the rule transposes the views),
+    and dbias (4H,), at `grad_layout`'s offsets (`out`: an array of its length to write them into)."""
     xp = namespace(g, ws, x, h0, c0, w_ih, w_hh, bias)
     steps, batch, features = x.shape
     size = h0.shape[-1]
@@ -124,16 +129,16 @@ def lstm_layer_grad(g, ws, x, h0, c0, w_ih, w_hh, bias, reverse=False, out=None)
     result = out if out is not None else xp.empty(offsets[-1], dtype=x.dtype)
     dx, dh0, dc0, dw_ih, dw_hh, dbias = (result[a:b] for a, b in zip(offsets, offsets[1:]))
     dx = dx.reshape(steps, batch, features)
-    dw_ih, dw_hh = dw_ih.reshape(4 * size, features), dw_hh.reshape(4 * size, size)
-    y, c_n, h_n = _parts(ws, steps, batch, size)
+    dw_ih_t, dw_hh_t = dw_ih.reshape(features, 4 * size), dw_hh.reshape(size, 4 * size)
+    y, c_n, h_n, x_kept = _parts(ws, steps, batch, features, size)
     aux = ws[start:]
     if float(ws[0]) == _ONEDNN:
         from ..kernels.onednn import rnn
         contiguous = np.ascontiguousarray
-        rnn.backward(contiguous(x), contiguous(h0), contiguous(c0), contiguous(w_ih), contiguous(w_hh),
-                     contiguous(bias).reshape(1, 1, 4, size), y, h_n, c_n, aux, contiguous(g[:steps]),
-                     np.zeros((batch, size), np.float32), contiguous(g[steps]), dx, dh0.reshape(batch, size),
-                     dc0.reshape(batch, size), dw_ih, dw_hh, dbias.reshape(1, 1, 4, size), reverse)
+        rnn.backward(x_kept, contiguous(h0), contiguous(c0), contiguous(w_ih), contiguous(w_hh), contiguous(bias),
+                     y, h_n, c_n, aux, contiguous(g[:steps]), np.zeros((batch, size), np.float32),
+                     contiguous(g[steps]), dx, dh0.reshape(batch, size), dc0.reshape(batch, size), dw_ih_t, dw_hh_t,
+                     dbias, reverse)
         return result
     state = aux[:steps * batch * 6 * size].reshape(steps, batch, 6 * size)
     g_state = xp.zeros(state.shape, dtype=state.dtype)
@@ -142,11 +147,11 @@ def lstm_layer_grad(g, ws, x, h0, c0, w_ih, w_hh, bias, reverse=False, out=None)
     d = rc.lstm_scan_grad.impl(g_state, state, h0, c0, w_hh, reverse=reverse)
     dgi = d[:steps].reshape(steps * batch, 4 * size)
     xp.matmul(dgi, w_ih, out=dx.reshape(steps * batch, features))
-    xp.matmul(dgi.T, x.reshape(steps * batch, features), out=dw_ih)
+    xp.matmul(x_kept.reshape(steps * batch, features).T, dgi, out=dw_ih_t)
     h_all = state[:, :, :size]
     first = h0[None]
     previous = xp.concatenate([h_all[1:], first] if reverse else [first, h_all[:-1]], axis=0)
-    xp.matmul(dgi.T, previous.reshape(steps * batch, size), out=dw_hh)
+    xp.matmul(previous.reshape(steps * batch, size).T, dgi, out=dw_hh_t)
     xp.sum(dgi, axis=0, out=dbias)
     dh0[...] = d[steps, :, :size].reshape(-1)
     dc0[...] = d[steps, :, size:2 * size].reshape(-1)

@@ -65,10 +65,12 @@ def _lstm_layer_output(g, out, ws, x, h0, c0, w_ih, w_hh, bias, reverse=False):
     size = h0.shape[-1]
     flat = ll.lstm_layer_grad(g, ws, x, h0, c0, w_ih, w_hh, bias, reverse=reverse)
     offsets = ll.grad_layout(steps, batch, features, size)
-    shapes = [(steps, batch, features), (batch, size), (batch, size), (4 * size, features), (4 * size, size),
+    shapes = [(steps, batch, features), (batch, size), (batch, size), (features, 4 * size), (size, 4 * size),
               (4 * size,)]
-    grads = tuple(npa.reshape(flat[a:b], shape) for a, b, shape in zip(offsets, offsets[1:], shapes))
-    return (None,) + grads  # none for the buffer: the gradient reaches the layer's inputs directly
+    dx, dh0, dc0, dw_ih_t, dw_hh_t, dbias = (npa.reshape(flat[a:b], shape)
+                                             for a, b, shape in zip(offsets, offsets[1:], shapes))
+    # none for the buffer: the gradient reaches the layer's inputs directly
+    return None, dx, dh0, dc0, npa.transpose(dw_ih_t), npa.transpose(dw_hh_t), dbias
 
 
 def _refused(h, out, *args, **params):

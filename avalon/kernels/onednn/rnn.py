@@ -4,10 +4,10 @@ CPU: the whole recurrence, input projection included, in oneDNN's C loops and pa
 Used by avalon/ops/lstm_layer.py while `library.enabled()`. Layouts (oneDNN's names): the sequence is
 tnc (T, N, C), C-contiguous; states ldnc (1, 1, N, H); the forward's weights ldigo (1, 1, C, 4, H), a
 transposed copy of PyTorch's (4H, C); the backward's ldgoi, which is PyTorch's own layout (no copy),
-and its weight gradients ldigo again, transposed back into the caller's (4H, C): oneDNN 3.2 implements
-only these for f32 (tests/kernels/test_onednn_rnn.py). Gate order i, f, c̃, o is PyTorch's i, f, g, o;
-the bias is b_ih + b_hh (1, 1, 4, H). The backward ADDS its weight and bias gradients into their
-buffers, so they are zeroed first.
+and its weight gradients ldigo again, i.e. transposed, (C, 4H): oneDNN 3.2 implements only these for
+f32 (tests/kernels/test_onednn_rnn.py). Gate order i, f, c̃, o is PyTorch's i, f, g, o; the bias is
+b_ih + b_hh (4H,). The backward ADDS its weight and bias gradients into their buffers, so they are
+zeroed first.
 
 Both run on ONE OpenMP thread whatever avalon.set_num_threads says: the per-step products are
 32-row GEMMs, and on this project's 2-vCPU machine a second thread made oneDNN's LSTM (and PyTorch's,
@@ -87,19 +87,17 @@ def forward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, reverse):
          WORKSPACE: workspace}, THREADS)
 
 
-def backward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih, dw_hh,
+def backward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih_t, dw_hh_t,
              dbias, reverse):
     """The gradients of `forward`'s inputs from those of its outputs (dy, dh_n, dc_n), written into dx,
-    dh0, dc0, dw_ih (4H, C), dw_hh (4H, H) and dbias (4H,); every array C-contiguous float32."""
+    dh0, dc0, dw_ih_t (C, 4H) and dw_hh_t (H, 4H) (transposed) and dbias (4H,); every array C-contiguous
+    float32."""
     steps, batch, features = x.shape
     size = h0.shape[-1]
-    dw_layer = np.zeros((features, 4 * size), np.float32)  # oneDNN adds into them
-    dw_iter = np.zeros((size, 4 * size), np.float32)
-    dbias[...] = 0
+    for gradient in (dw_ih_t, dw_hh_t, dbias):  # oneDNN adds into them
+        gradient[...] = 0
     plan(steps, batch, features, size, reverse).backward.execute(
         {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: w_ih, WEIGHTS_ITER: w_hh, BIAS: bias,
          DST_LAYER: y, DST_ITER: h_n, DST_ITER_C: c_n, WORKSPACE: workspace, DIFF_SRC_LAYER: dx, DIFF_SRC_ITER: dh0,
-         DIFF_SRC_ITER_C: dc0, DIFF_WEIGHTS_LAYER: dw_layer, DIFF_WEIGHTS_ITER: dw_iter, DIFF_BIAS: dbias,
+         DIFF_SRC_ITER_C: dc0, DIFF_WEIGHTS_LAYER: dw_ih_t, DIFF_WEIGHTS_ITER: dw_hh_t, DIFF_BIAS: dbias,
          DIFF_DST_LAYER: dy, DIFF_DST_ITER: dh_n, DIFF_DST_ITER_C: dc_n}, THREADS)
-    dw_ih[...] = dw_layer.T
-    dw_hh[...] = dw_iter.T
