@@ -99,16 +99,11 @@ def batch_norm_stats(x):
     return np.stack([mean, var]).astype(x.dtype)
 
 
-def _scale_shift(stats, weight, bias, eps, ndim):
-    """(σ⁻¹·weight, bias - mean·σ⁻¹·weight), shaped per channel."""
+def _scale(stats, weight, eps, ndim):
+    """σ⁻¹·weight, shaped per channel."""
     xp = namespace(stats)
     scale = 1.0 / xp.sqrt(stats[1] + eps)
-    if weight is not None:
-        scale = scale * weight
-    shift = -stats[0] * scale
-    if bias is not None:
-        shift = shift + bias
-    return per_channel(scale, ndim), per_channel(shift, ndim)
+    return per_channel(scale if weight is None else scale * weight, ndim)
 
 
 @primitive("batch_norm_apply", out=True)
@@ -118,15 +113,19 @@ def batch_norm_apply(x, stats, weight, bias, eps, out=None):
     if onednn_norm.usable(x, stats, weight, bias, out):
         return onednn_norm.forward(x, stats[0], stats[1], weight, bias, eps, np.empty_like(x) if out is None else out)
     xp = namespace(x)
-    scale, shift = _scale_shift(stats, weight, bias, eps, x.ndim)
-    scale, shift = scale.astype(x.dtype), shift.astype(x.dtype)
+    # centred first: x·scale + (bias - mean·scale) would cancel digits where the mean is large
+    mean, scale = per_channel(stats[0], x.ndim), _scale(stats, weight, eps, x.ndim).astype(x.dtype)
+    shift = None if bias is None else per_channel(bias, x.ndim)
     if xp is not np:
-        return x * scale + shift
+        y = (x - mean) * scale
+        return y if shift is None else y + shift
 
     def rows(x, out):
         for p in _parts(x):
-            np.multiply(x[p], scale, out=out[p])
-            out[p] += shift
+            y = np.subtract(x[p], mean, out=out[p])
+            y *= scale
+            if shift is not None:
+                y += shift
     return threads_split.elementwise(np.empty_like(x) if out is None else out, rows, x)
 
 
@@ -161,22 +160,24 @@ def batch_norm_backward(g, x, stats, weight, eps, out=None):
         both = _over_batch(sums, g, x)
         sum_g, sum_gc = both[:channels].astype(x.dtype), both[channels:].astype(x.dtype)
     w = inv_std if weight is None else inv_std * weight
-    # gx = w·(g - Σg/n - x̂·Σ(g·x̂)/n) with x̂ = (x - mean)·σ⁻¹: a·g + b·x + c per channel
+    # gx = w·(g - Σg/n - x̂·Σ(g·x̂)/n) with x̂ = (x - mean)·σ⁻¹: a·g + b·(x - mean) + c per channel
     a = w
     b = -w * inv_std * inv_std * sum_gc / n
-    c = -w * sum_g / n - b * stats[0]
+    c = -w * sum_g / n
     a, b, c = (per_channel(v, x.ndim).astype(x.dtype) for v in (a, b, c))
     gw[...] = sum_gc * inv_std
     gb[...] = sum_g
     if xp is not np:
-        gx[...] = a * g + b * x + c
+        gx[...] = a * g + b * (x - m) + c
         return result
 
     def rows(g, x, out):
         buffer = np.empty_like(x[_parts(x)[0]])
         for p in _parts(x):
+            centred = np.subtract(x[p], m, out=buffer[:len(x[p])])
+            centred *= b
             np.multiply(g[p], a, out=out[p])
-            out[p] += np.multiply(x[p], b, out=buffer[:len(x[p])])
+            out[p] += centred
             out[p] += c
     threads_split.elementwise(gx, rows, g, x)
     return result

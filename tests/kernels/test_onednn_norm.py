@@ -256,3 +256,23 @@ def test_statistics_are_exact_for_a_large_offset():
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(stats[0], x64.mean((0, 2, 3)), rtol=1e-6)
     np.testing.assert_allclose(stats[1], x64.var((0, 2, 3)), rtol=1e-3)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_large_offset_keeps_float32_outputs_and_gradients_exact(on, switch):
+    # an offset a thousand standard deviations away costs what the float32 mean's rounding costs (as in
+    # torch): both paths centre first
+    if on and not onednn.available():
+        pytest.skip("oneDNN (avalon[fast]) is not installed")
+    switch(on)
+    x, g = _x(8, 3, 6, 6, scale=0.5, shift=500.0), _x(8, 3, 6, 6, seed=1)
+    w, b = _x(3, seed=2, shift=1.0), _x(3, seed=3)
+    stats, y, flat = _all_three(x, g, w, b, 1e-5)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    m, v = x64.mean((0, 2, 3), keepdims=True), x64.var((0, 2, 3), keepdims=True)
+    xhat = (x64 - m) / np.sqrt(v + 1e-5)
+    np.testing.assert_allclose(y, xhat * w[:, None, None] + b[:, None, None], rtol=1e-5, atol=1e-4)
+    n = x.size // 3
+    gw64, gb64 = (g64 * xhat).sum((0, 2, 3)), g64.sum((0, 2, 3))
+    gx64 = w[:, None, None] / np.sqrt(v + 1e-5) * (g64 - gb64[:, None, None] / n - xhat * gw64[:, None, None] / n)
+    np.testing.assert_allclose(flat[:x.size].reshape(x.shape), gx64, rtol=1e-3, atol=2e-4)

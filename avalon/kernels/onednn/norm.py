@@ -46,23 +46,23 @@ def usable(*arrays):
         a is None or (type(a) is np.ndarray and a.dtype == np.float32 and a.flags.c_contiguous) for a in arrays)
 
 
-def _forward_pd(desc, eps, flags, prop, scratchpad):
+def _forward_pd(desc, eps, flags, prop):
     lib = _typed()
     return P.make_pd(lambda pd, attr: lib.dnnl_batch_normalization_forward_primitive_desc_create(
-        pd, library.engine(), prop, desc.handle, desc.handle, eps, flags, attr if scratchpad else None),
+        pd, library.engine(), prop, desc.handle, desc.handle, eps, flags, attr),
         "dnnl_batch_normalization_forward_primitive_desc_create")
 
 
 def _forward_primitive(shape, eps, flags):
     desc = P.Desc.plain(shape, np.float32)
-    return P.Primitive(_forward_pd(desc, eps, flags, P.FORWARD_INFERENCE, True), "batch_normalization_forward")
+    return P.Primitive(_forward_pd(desc, eps, flags, P.FORWARD_INFERENCE), "batch_normalization_forward")
 
 
 def _backward_primitive(shape, eps):
     lib = _typed()
     desc = P.Desc.plain(shape, np.float32)
     flags = USE_SCALE | USE_SHIFT
-    hint = _forward_pd(desc, eps, flags, P.FORWARD_TRAINING, False)  # oneDNN wants the forward it inverts
+    hint = _forward_pd(desc, eps, flags, P.FORWARD_TRAINING)  # oneDNN wants the forward it inverts
     try:
         pd = P.make_pd(lambda pd, attr: lib.dnnl_batch_normalization_backward_primitive_desc_create(
             pd, library.engine(), BACKWARD, desc.handle, desc.handle, desc.handle, eps, flags, hint, attr),

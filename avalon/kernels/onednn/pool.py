@@ -1,10 +1,11 @@
 """Max pooling on oneDNN (float32 numpy arrays, C-contiguous, layout N, C, *spatial with 1 to 3 spatial
 axes), for avalon/ops/pool.py.
 
-`max_pool_scatter` is the gradient of max pooling. oneDNN's backward needs the workspace of a training forward (which
-  position of each window won), which the tape does not keep: the forward runs again into scratch
-  memory, then the backward. Both JIT kernels together cost less than the numpy scatter's walk over
-  every kernel offset with its comparisons (LeNet's pools: 8.5 -> 5.9 ms and 3.4 -> 2.2 ms, one thread).
+`max_pool_scatter` is the gradient of max pooling. oneDNN's backward needs the workspace of a training
+forward (which position of each window won), which the tape does not keep: the forward runs again into
+scratch memory, then the backward. Both JIT kernels together cost less than the numpy scatter's walk
+over every kernel offset with its comparisons (LeNet's pools: 8.5 -> 5.9 ms and 3.4 -> 2.2 ms, one
+thread).
 
 oneDNN takes the first maximum of a window, as torch's CPU kernels (and the numpy path) do. A window
 holding NaN is where they differ, so the caller passes such inputs to numpy (`has_nan`). The forward
@@ -53,10 +54,10 @@ def _geometry(kernel, stride, padding, dilation):
             P.dims([lo for lo, _ in padding]), P.dims([hi for _, hi in padding]))
 
 
-def _forward_pd(src, dst, geometry, prop):
+def _forward_pd(src, dst, geometry):
     lib = _typed()
     return P.make_pd(lambda pd, attr: lib.dnnl_pooling_forward_primitive_desc_create(
-        pd, library.engine(), prop, POOLING_MAX, src.handle, dst.handle, *geometry, attr),
+        pd, library.engine(), P.FORWARD_TRAINING, POOLING_MAX, src.handle, dst.handle, *geometry, attr),
         "dnnl_pooling_forward_primitive_desc_create")
 
 
@@ -64,7 +65,7 @@ def _primitives(x_shape, y_shape, kernel, stride, padding, dilation):
     """(the training forward, the backward, the workspace's size in bytes)."""
     src, dst = P.Desc.plain(x_shape, np.float32), P.Desc.plain(y_shape, np.float32)
     geometry = _geometry(kernel, stride, padding, dilation)
-    forward = P.Primitive(_forward_pd(src, dst, geometry, P.FORWARD_TRAINING), "pooling_forward")
+    forward = P.Primitive(_forward_pd(src, dst, geometry), "pooling_forward")
     lib = _typed()
     backward = P.Primitive(P.make_pd(lambda pd, attr: lib.dnnl_pooling_backward_primitive_desc_create(
         pd, library.engine(), POOLING_MAX, src.handle, dst.handle, *geometry, forward.pd, attr),
