@@ -10,6 +10,7 @@ with the environment variable AVALON_ONEDNN=0.
 GNU OpenMP's spin count after a parallel region, GOMP_SPINCOUNT, is set to SPINCOUNT (10000) when
 oneDNN loads, unless the environment already sets it (see SPINCOUNT).
 """
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -132,6 +133,21 @@ def prepare(threads=None):
     gomp = _gomp()
     if threads is not None and gomp is not None:
         gomp.omp_set_num_threads(int(threads))
+
+
+@contextlib.contextmanager
+def keeping_threads():
+    """Put the calling thread's OpenMP thread count back as it was after the block, for calls that
+    `prepare` their own count (the LSTM's one-thread products). The count is per thread and shared with
+    every OpenMP user in the process: left at 1, it made PyTorch's next step in bench/steps.py's 2-thread
+    A/B runs a one-thread step (113 -> 31 ms on the LSTM workload)."""
+    gomp = _gomp()
+    previous = gomp.omp_get_max_threads() if gomp is not None else None
+    try:
+        yield
+    finally:
+        if previous is not None and not _forked["child"]:
+            gomp.omp_set_num_threads(previous)
 
 
 def _mark_forked():

@@ -11,7 +11,8 @@ zeroed first.
 
 Both run on ONE OpenMP thread whatever avalon.set_num_threads says: the per-step products are
 32-row GEMMs, and on this project's 2-vCPU machine a second thread made oneDNN's LSTM (and PyTorch's,
-the same primitive) 2–3× slower, not faster.
+the same primitive) 2–3× slower, not faster. The caller's OpenMP count is put back afterwards
+(`library.keeping_threads`).
 
 Primitives are made once per (T, N, C, H, direction) and kept in primitive.py's bounded cache; each
 call only points their memory objects at the arrays. The workspace (what the forward leaves for the
@@ -81,10 +82,11 @@ def forward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, reverse):
     `workspace` (any dtype, `workspace_bytes` long); every array C-contiguous float32, bias (4H,)."""
     steps, batch, features = x.shape
     size = h0.shape[-1]
-    plan(steps, batch, features, size, reverse).forward.execute(
-        {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: np.ascontiguousarray(w_ih.T),
-         WEIGHTS_ITER: np.ascontiguousarray(w_hh.T), BIAS: bias, DST_LAYER: y, DST_ITER: h_n, DST_ITER_C: c_n,
-         WORKSPACE: workspace}, THREADS)
+    with _library.keeping_threads():
+        plan(steps, batch, features, size, reverse).forward.execute(
+            {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: np.ascontiguousarray(w_ih.T),
+             WEIGHTS_ITER: np.ascontiguousarray(w_hh.T), BIAS: bias, DST_LAYER: y, DST_ITER: h_n,
+             DST_ITER_C: c_n, WORKSPACE: workspace}, THREADS)
 
 
 def backward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih_t, dw_hh_t,
@@ -96,8 +98,9 @@ def backward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, dy, dh_n, dc_n
     size = h0.shape[-1]
     for gradient in (dw_ih_t, dw_hh_t, dbias):  # oneDNN adds into them
         gradient[...] = 0
-    plan(steps, batch, features, size, reverse).backward.execute(
-        {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: w_ih, WEIGHTS_ITER: w_hh, BIAS: bias,
-         DST_LAYER: y, DST_ITER: h_n, DST_ITER_C: c_n, WORKSPACE: workspace, DIFF_SRC_LAYER: dx, DIFF_SRC_ITER: dh0,
-         DIFF_SRC_ITER_C: dc0, DIFF_WEIGHTS_LAYER: dw_ih_t, DIFF_WEIGHTS_ITER: dw_hh_t, DIFF_BIAS: dbias,
-         DIFF_DST_LAYER: dy, DIFF_DST_ITER: dh_n, DIFF_DST_ITER_C: dc_n}, THREADS)
+    with _library.keeping_threads():
+        plan(steps, batch, features, size, reverse).backward.execute(
+            {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: w_ih, WEIGHTS_ITER: w_hh, BIAS: bias,
+             DST_LAYER: y, DST_ITER: h_n, DST_ITER_C: c_n, WORKSPACE: workspace, DIFF_SRC_LAYER: dx,
+             DIFF_SRC_ITER: dh0, DIFF_SRC_ITER_C: dc0, DIFF_WEIGHTS_LAYER: dw_ih_t, DIFF_WEIGHTS_ITER: dw_hh_t,
+             DIFF_BIAS: dbias, DIFF_DST_LAYER: dy, DIFF_DST_ITER: dh_n, DIFF_DST_ITER_C: dc_n}, THREADS)
