@@ -1,0 +1,148 @@
+"""float32 matrix products on oneDNN's `dnnl_sgemm` (its JIT GEMM, the one PyTorch's CPU build uses).
+
+`matmul(a, b, out=None)` follows numpy's matmul on operands of two or more dimensions and returns None
+where it does not apply, so that the caller runs numpy instead:
+- oneDNN is switched off or missing (`library.enabled()`, decided at every call: `set_enabled(False)`
+  takes effect at once, in compiled tapes too), an operand is not a float32 numpy array;
+- the product is small: below `SMALLEST` multiply-adds per matrix (m·n·k) numpy's call is cheaper
+  than oneDNN's (a 16³ product: 0.8 µs against 5.3; the two break even near 128×64×128, measured
+  at one thread).
+
+Operands are read where they lie: a C-contiguous matrix, its transpose, or either with a row stride
+(a slice of columns) is passed with its transposition flag and leading dimension, without a copy.
+Other layouts (a negative or zero stride, a stride in both axes) are copied first. `out=` is written
+in place when its rows (or its transpose's rows) are contiguous; otherwise, and when it overlaps an
+operand, the product goes through a temporary. Batched operands are one sgemm per matrix, or one
+for the whole batch when the first operand's batch rows lie one after another and the second is a
+single matrix (x (…, m, k) @ W (k, n)).
+
+`sgemm(a, b, out, alpha, beta)` is the 2-D call for callers that accumulate (`out = a @ b + out`,
+beta=1) or know their shapes; it returns False where a layout does not fit.
+"""
+import ctypes
+
+import numpy as np
+
+from . import library
+
+SMALLEST = 1 << 21  # m·n·k below which numpy's matmul is as fast (128·128·128)
+
+_F32 = np.dtype(np.float32)
+_call = {}
+
+
+def _sgemm_function():
+    if "sgemm" not in _call:
+        f = library.library().dnnl_sgemm
+        i64, ptr, f32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float
+        f.argtypes = [ctypes.c_char, ctypes.c_char, i64, i64, i64, f32, ptr, i64, ptr, i64, f32, ptr, i64]
+        f.restype = ctypes.c_int
+        _call["sgemm"] = f
+    return _call["sgemm"]
+
+
+def _layout(x):
+    """(flag, leading dimension) of a 2-D float32 array for row-major sgemm, or None: b'N' when its rows
+    are contiguous, b'T' when its columns are (it is the transpose of a row-major matrix)."""
+    if not x.flags.aligned:
+        return None
+    rows, cols = x.shape
+    s0, s1 = x.strides[0] // 4, x.strides[1] // 4
+    if (cols == 1 or x.strides[1] == 4) and x.strides[0] % 4 == 0:
+        ld = s0 if rows > 1 else cols
+        if ld >= max(1, cols):
+            return b"N", ld
+    if (rows == 1 or x.strides[0] == 4) and x.strides[1] % 4 == 0:
+        ld = s1 if cols > 1 else rows
+        if ld >= max(1, rows):
+            return b"T", ld
+    return None
+
+
+_FLIP = {b"N": b"T", b"T": b"N"}
+
+
+def sgemm(a, b, out, alpha=1.0, beta=0.0, threads=None):
+    """out = alpha·(a @ b) + beta·out for 2-D float32 numpy arrays, on dnnl_sgemm; False (nothing
+    written) where an operand's layout does not fit (see `_layout`) or `out` overlaps an operand.
+    `threads`: the OpenMP thread count of this call (a pool thread passes its share)."""
+    (m, k), n = a.shape, b.shape[1]
+    if m == 0 or n == 0 or k == 0:  # nothing to multiply (an empty array's strides say nothing)
+        if beta == 0:
+            out[...] = 0  # beta 0 overwrites, NaN included, as BLAS does
+        else:
+            out *= beta
+        return True
+    la, lb, lc = _layout(a), _layout(b), _layout(out)
+    if la is None or lb is None or lc is None or np.may_share_memory(out, a) or np.may_share_memory(out, b):
+        return False
+    pa, pb, pc = a.ctypes.data, b.ctypes.data, out.ctypes.data
+    library.prepare(threads)
+    if lc[0] == b"N":
+        status = _sgemm_function()(la[0], lb[0], m, n, k, alpha, pa, la[1], pb, lb[1], beta, pc, lc[1])
+    else:  # out is a transposed matrix: write its transpose, bᵀ·aᵀ
+        status = _sgemm_function()(_FLIP[lb[0]], _FLIP[la[0]], n, m, k, alpha, pb, lb[1], pa, la[1],
+                                   beta, pc, lc[1])
+    library.check(status, f"dnnl_sgemm ({m}×{k} @ {k}×{n})")
+    return True
+
+
+def applies(*arrays):
+    """Whether oneDNN is on and every array is a float32 numpy array (None entries are skipped)."""
+    if not library.enabled():
+        return False
+    return all(x is None or (type(x) is np.ndarray and x.dtype == _F32) for x in arrays)
+
+
+def matmul(a, b, out=None, threads=None):
+    """numpy.matmul(a, b, out=out) on dnnl_sgemm for float32 numpy arrays of two or more dimensions;
+    None where it does not apply (see the module docstring): run numpy's then."""
+    if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out):
+        return None
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    if m * n * k < SMALLEST or b.shape[-2] != k:
+        return None
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    shape = batch + (m, n)
+    if out is not None and out.shape != shape:
+        return None
+    result = np.empty(shape, _F32) if out is None else out
+    if result.size == 0 or k == 0:
+        result[...] = 0
+        return result
+    if batch and b.ndim == 2:  # x (…, m, k) @ W: one product over all the rows when they lie in order
+        rows_a, rows_c = _rows(a), _rows(result)
+        if rows_a is not None and rows_c is not None:
+            return result if _product(rows_a, b, rows_c, threads) else None
+    if not batch:
+        return result if _product(a, b, result, threads) else None
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    b = np.broadcast_to(b, batch + b.shape[-2:])
+    for index in np.ndindex(*batch):
+        if not _product(a[index], b[index], result[index], threads):
+            return None
+    return result
+
+
+def _rows(x):
+    """x (…, m, k) as the (…·m, k) matrix it is in memory, or None where that needs a copy."""
+    try:
+        return np.reshape(x, (-1, x.shape[-1]), copy=False)
+    except ValueError:
+        return None
+
+
+def _product(a, b, out, threads):
+    """out = a @ b (2-D), copying an operand whose layout sgemm cannot read and going through a
+    temporary where out cannot be written in place."""
+    if _layout(a) is None:
+        a = np.ascontiguousarray(a)
+    if _layout(b) is None:
+        b = np.ascontiguousarray(b)
+    if sgemm(a, b, out, threads=threads):
+        return True
+    temporary = np.empty(out.shape, _F32)
+    if not sgemm(a, b, temporary, threads=threads):
+        return False
+    out[...] = temporary
+    return True

@@ -1,0 +1,149 @@
+"""avalon.kernels.onednn.gemm: float32 products on dnnl_sgemm, every layout against numpy and PyTorch."""
+import numpy as np
+import pytest
+import torch
+
+from avalon.kernels import onednn
+from avalon.kernels.onednn import gemm
+
+pytestmark = pytest.mark.skipif(not onednn.available(), reason="oneDNN (avalon[fast]) is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _every_size():
+    """Every product on oneDNN, however small (the size threshold is tested apart)."""
+    smallest, gemm.SMALLEST = gemm.SMALLEST, 0
+    yield
+    gemm.SMALLEST = smallest
+
+
+def _matrix(rng, shape, layout):
+    """A float32 matrix of `shape` laid out as 'c' (C-contiguous), 't' (a transposed view), 'rows'
+    (a slice of columns: rows with a stride), 'cols' (a transposed slice), 'both' (strided both ways:
+    sgemm cannot read it), 'neg' (rows reversed)."""
+    r, c = shape
+    if layout == "c":
+        return rng.standard_normal((r, c), dtype=np.float32)
+    if layout == "t":
+        return rng.standard_normal((c, r), dtype=np.float32).T
+    if layout == "rows":
+        return rng.standard_normal((r, c + 5), dtype=np.float32)[:, 2:2 + c]
+    if layout == "cols":
+        return rng.standard_normal((c, r + 3), dtype=np.float32)[:, 1:1 + r].T
+    if layout == "both":
+        return rng.standard_normal((2 * r, 2 * c), dtype=np.float32)[::2, ::2]
+    return rng.standard_normal((r, c), dtype=np.float32)[::-1]
+
+
+LAYOUTS = ["c", "t", "rows", "cols", "both", "neg"]
+
+
+@pytest.mark.parametrize("la", LAYOUTS)
+@pytest.mark.parametrize("lb", LAYOUTS)
+@pytest.mark.parametrize("mkn", [(7, 5, 3), (1, 9, 4), (6, 1, 5), (8, 4, 1), (33, 65, 17)])
+def test_every_operand_layout_gives_numpys_and_torchs_product(rng, la, lb, mkn):
+    m, k, n = mkn
+    a, b = _matrix(rng, (m, k), la), _matrix(rng, (k, n), lb)
+    a_before, b_before = a.copy(), b.copy()
+    got = gemm.matmul(a, b)
+    np.testing.assert_allclose(got, np.matmul(a, b), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, torch.from_numpy(a.copy()) @ torch.from_numpy(b.copy()), rtol=1e-5, atol=1e-5)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+@pytest.mark.parametrize("layout", ["c", "t", "rows", "cols", "both", "neg"])
+def test_out_is_written_in_place_whatever_its_layout(rng, layout):
+    a, b = _matrix(rng, (9, 6), "c"), _matrix(rng, (6, 7), "t")
+    out = _matrix(rng, (9, 7), layout)
+    base = out.base
+    assert gemm.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
+    assert out.base is base
+
+
+def test_sgemm_reads_strided_views_without_copying_and_refuses_what_it_cannot_read(rng):
+    a = _matrix(rng, (5, 4), "cols")
+    b = _matrix(rng, (4, 3), "rows")
+    out = np.full((5, 3), np.nan, np.float32)
+    assert gemm.sgemm(a, b, out)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
+    assert not gemm.sgemm(_matrix(rng, (5, 4), "both"), b, out)
+    assert not gemm.sgemm(a, b, _matrix(rng, (5, 3), "neg"))
+
+
+def test_sgemm_accumulates_with_beta_and_scales_with_alpha(rng):
+    a, b = _matrix(rng, (6, 5), "c"), _matrix(rng, (5, 4), "c")
+    c0 = rng.standard_normal((6, 4), dtype=np.float32)
+    out = c0.copy()
+    assert gemm.sgemm(a, b, out, alpha=0.5, beta=1.0)
+    np.testing.assert_allclose(out, c0 + 0.5 * (a @ b), rtol=1e-5, atol=1e-5)
+
+
+def test_out_overlapping_an_operand_goes_through_a_temporary(rng):
+    a = rng.standard_normal((6, 6), dtype=np.float32)
+    expected = a @ a
+    assert not gemm.sgemm(a, a, a)
+    assert gemm.matmul(a, a, out=a) is a
+    np.testing.assert_allclose(a, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape_a, shape_b", [
+    ((4, 5, 6), (6, 3)), ((2, 3, 5, 6), (6, 4)), ((5, 6), (3, 6, 2)), ((3, 1, 4, 5), (2, 5, 6)),
+    ((1, 4, 5), (3, 5, 2)), ((2, 4, 5), (2, 5, 3))])
+def test_batched_operands_broadcast_as_in_numpy(rng, shape_a, shape_b):
+    a = rng.standard_normal(shape_a, dtype=np.float32)
+    b = rng.standard_normal(shape_b, dtype=np.float32)
+    got = gemm.matmul(a, b)
+    np.testing.assert_allclose(got, np.matmul(a, b), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, torch.from_numpy(a) @ torch.from_numpy(b), rtol=1e-5, atol=1e-5)
+
+
+def test_batched_transposed_operands_and_strided_out(rng):
+    q = rng.standard_normal((2, 3, 7, 4), dtype=np.float32)
+    k = rng.standard_normal((2, 3, 7, 4), dtype=np.float32)
+    big = np.zeros((2, 3, 7, 9), np.float32)
+    out = big[..., 1:8]
+    assert gemm.matmul(q, np.swapaxes(k, -1, -2), out=out) is out
+    np.testing.assert_allclose(out, q @ np.swapaxes(k, -1, -2), rtol=1e-5, atol=1e-5)
+    assert (big[..., 0] == 0).all() and (big[..., 8] == 0).all()
+    x = rng.standard_normal((4, 3, 5), dtype=np.float32).transpose(1, 0, 2)  # rows not in order
+    w = rng.standard_normal((5, 6), dtype=np.float32)
+    np.testing.assert_allclose(gemm.matmul(x, w), x @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_empty_dimensions_and_k_zero(rng):
+    assert gemm.matmul(np.ones((0, 3), np.float32), np.ones((3, 4), np.float32)).shape == (0, 4)
+    assert gemm.matmul(np.ones((2, 3), np.float32), np.ones((3, 0), np.float32)).shape == (2, 0)
+    out = np.full((2, 4), 7, np.float32)
+    assert gemm.matmul(np.ones((2, 0), np.float32), np.ones((0, 4), np.float32), out=out) is out
+    np.testing.assert_array_equal(out, np.zeros((2, 4)))
+    assert gemm.matmul(np.ones((0, 2, 3), np.float32), np.ones((3, 4), np.float32)).shape == (0, 2, 4)
+
+
+def test_what_does_not_apply_returns_none_for_the_caller_to_run_numpy(rng):
+    a = rng.standard_normal((4, 5), dtype=np.float32)
+    b = rng.standard_normal((5, 3), dtype=np.float32)
+    assert gemm.matmul(a.astype(np.float64), b.astype(np.float64)) is None
+    assert gemm.matmul(a, b.astype(np.float16)) is None
+    assert gemm.matmul(a, b, out=np.empty((4, 3), np.float64)) is None
+    assert gemm.matmul(a, b, out=np.empty((4, 4), np.float32)) is None
+    assert gemm.matmul(a[0], b) is None  # 1-D: the caller's matmul handles vectors
+    previous = onednn.set_enabled(False)
+    try:
+        assert gemm.matmul(a, b) is None and not gemm.applies(a, b)
+    finally:
+        onednn.set_enabled(previous)
+    gemm.SMALLEST = 4 * 5 * 3 + 1
+    assert gemm.matmul(a, b) is None
+    gemm.SMALLEST = 4 * 5 * 3
+    assert gemm.matmul(a, b) is not None
+
+
+@pytest.mark.parametrize("shape", [(300, 200, 100), (64, 1000, 33)])
+def test_two_threads_give_the_one_thread_product(rng, shape):
+    m, k, n = shape
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32).T.copy().T
+    np.testing.assert_allclose(gemm.matmul(a, b, threads=2), gemm.matmul(a, b, threads=1), rtol=1e-5, atol=1e-4)
