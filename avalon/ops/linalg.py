@@ -1,5 +1,8 @@
 """Linear algebra: batched matmul and einsum (dot, tensordot, outer, bmm are written with these)."""
+import numpy as np
+
 from ..backend import is_numpy_like, namespace
+from ..kernels.onednn import gemm
 from . import threads_split
 from .primitive import primitive
 
@@ -29,10 +32,23 @@ def matmul(a, b, out=None):
     than B small ones, and with several threads much faster (each small product waits for them all).
     """
     xp = namespace(a, b)
+    done = gemm.matmul(a, b, out=out)
+    if done is not None:
+        return done
     if a.ndim > 2 and b.ndim == 2 and is_numpy_like(xp) and a.flags.c_contiguous \
             and (out is None or out.flags.c_contiguous):
         rows = xp.matmul(a.reshape(-1, a.shape[-1]), b, out=None if out is None else out.reshape(-1, b.shape[-1]))
         return rows.reshape(a.shape[:-1] + b.shape[-1:]) if out is None else out
+    return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
+
+
+def product(xp, a, b, out=None):
+    """xp.matmul(a, b, out=out) for kernels that multiply matrices (convolutions, attention, scans):
+    on oneDNN's sgemm where it applies (float32 numpy arrays, oneDNN on: avalon/kernels/onednn/gemm.py),
+    else the array module's own."""
+    done = gemm.matmul(a, b, out=out) if xp is np else None
+    if done is not None:
+        return done
     return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
 
 
