@@ -14,6 +14,7 @@ weights, hence a zero output and zero gradients, as PyTorch's scaled_dot_product
 import numpy as np
 
 from ..backend import is_numpy_like, namespace
+from .linalg import product
 from .primitive import primitive
 
 
@@ -36,9 +37,9 @@ def _masked_scores(xp, q, k, mask, scale, causal, into=None):
     q = q * scale
     shape = np.broadcast_shapes(tuple(q.shape[:-2]), tuple(k.shape[:-2])) + (q.shape[-2], k.shape[-2])
     if numpy and into is not None and into.shape == shape and into.dtype == xp.result_type(q, k):
-        scores = xp.matmul(q, _swap(xp, k), out=into)
+        scores = product(xp, q, _swap(xp, k), out=into)
     else:
-        scores = xp.matmul(q, _swap(xp, k))
+        scores = product(xp, q, _swap(xp, k))
     if causal:
         length, source_length = scores.shape[-2:]
         rows = xp.reshape(xp.arange(length), (length, 1))
@@ -104,7 +105,7 @@ def attention(q, k, v, *mask, scale, causal=False):
     >>> out = attention(q, k, v, scale=1 / math.sqrt(q.shape[-1]), causal=True)
     """
     xp = namespace(q, k, v)
-    return xp.matmul(attention_weights.impl(q, k, *mask, scale=scale, causal=causal), v)
+    return product(xp, attention_weights.impl(q, k, *mask, scale=scale, causal=causal), v)
 
 
 @primitive("attention_scores_grad", out=True)

@@ -19,6 +19,8 @@ import os
 
 import numpy as np
 
+from .linalg import product
+
 # Bytes of one chunk's column matrix: 256 KiB - 1 MiB measured best (the Winograd rows and columns
 # of a chunk then stay in a core's L2; 150 MB in one piece was 1.6x slower). Only numpy is cut in
 # chunks: on a GPU one large product is what pays.
@@ -143,7 +145,7 @@ def conv(xp, x, w, out, stride, padding, dilation, groups, into=None):
     columns = _Columns(xp, x, pieces[0].stop, kernel, stride, padding, dilation, out, groups)
     for chunk in pieces:
         # (G, rows, Co/G): 1.1-1.3x the rate of the product giving (Co, rows), transposing included
-        y = xp.matmul(columns(x[chunk]), wk)
+        y = product(xp, columns(x[chunk]), wk)
         m = chunk.stop - chunk.start
         y = xp.transpose(xp.reshape(y, (groups, m, positions, co // groups)), (1, 0, 3, 2))
         result[chunk] = xp.reshape(y, (m, co) + tuple(out))
@@ -159,7 +161,7 @@ def conv_weight_grad(xp, x, g, kernel, stride, padding, dilation, groups):
     pieces = chunks(xp, n, math.prod(kernel) * (c // groups) * x.itemsize, math.prod(out))
     columns = _Columns(xp, x, pieces[0].stop, kernel, stride, padding, dilation, out, groups)
     for chunk in pieces:
-        part = xp.matmul(group_rows(xp, g[chunk], groups), columns(x[chunk]))  # (G, Co/G, K·Cg)
+        part = product(xp, group_rows(xp, g[chunk], groups), columns(x[chunk]))  # (G, Co/G, K·Cg)
         if gw is None:
             gw = part
         else:
@@ -185,7 +187,7 @@ def conv_transpose(xp, g, w, shape, stride, padding, dilation, groups):
     for chunk in chunks(xp, n, math.prod(kernel) * cg * g.itemsize, positions):
         m = chunk.stop - chunk.start
         rows = xp.swapaxes(group_rows(xp, g[chunk], groups), -1, -2)  # (G, rows, Co/G)
-        cols = xp.reshape(xp.matmul(rows, wk), (groups, m) + out + kernel + (cg,))
+        cols = xp.reshape(product(xp, rows, wk), (groups, m) + out + kernel + (cg,))
         xl = xp.zeros((m,) + padded + (groups, cg), dtype=g.dtype)
         for offset in itertools.product(*map(range, kernel)):
             key = (slice(None),) + tuple(slice(a * dl, a * dl + (o - 1) * s + 1, s)

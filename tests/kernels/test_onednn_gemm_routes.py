@@ -105,3 +105,61 @@ def test_float64_and_small_products_stay_on_numpy(sgemm_calls, monkeypatch):
     monkeypatch.setattr(gemm, "SMALLEST", 0)
     avalon.grad(_loss, ours32, x, y)
     assert len(sgemm_calls) > 0
+
+
+@pytest.mark.parametrize("groups, stride, padding, dilation", [(1, 1, 1, 1), (2, 2, 0, 1), (1, 1, 2, 2)])
+def test_im2col_convolution_products_run_on_sgemm_with_torchs_values(sgemm_calls, groups, stride, padding, dilation):
+    """conv_gemm's three products (forward, weight gradient, input gradient) through linalg.product."""
+    from avalon.ops import conv_gemm
+    x, w = _seeded((3, 32, 9, 8), 6), _seeded((16, 32 // groups, 3, 3), 7)
+    tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+    expected = torch.nn.functional.conv2d(tx, tw, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    g = _seeded(tuple(expected.shape), 8)
+    pads, strides, dilations = ((padding, padding),) * 2, (stride,) * 2, (dilation,) * 2
+    results = {}
+    for flag in (True, False):
+        previous, before = onednn.set_enabled(flag), len(sgemm_calls)
+        try:
+            results[flag] = (
+                conv_gemm.conv(np, x, w, tuple(expected.shape[2:]), strides, pads, dilations, groups),
+                conv_gemm.conv_weight_grad(np, x, g, (3, 3), strides, pads, dilations, groups),
+                conv_gemm.conv_transpose(np, g, w, x.shape[2:], strides, pads, dilations, groups))
+        finally:
+            onednn.set_enabled(previous)
+        assert (len(sgemm_calls) > before) == flag
+    gw = torch.nn.grad.conv2d_weight(tx, w.shape, torch.from_numpy(g), stride, padding, dilation, groups)
+    gx = torch.nn.grad.conv2d_input(x.shape, tw, torch.from_numpy(g), stride, padding, dilation, groups)
+    for y, dw, dx in results.values():
+        np.testing.assert_allclose(y, expected.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(dw, gw.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(dx, gx.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_multihead_attention_gradients_on_and_off_match_torch(sgemm_calls, batch):
+    torch.manual_seed(0)
+    theirs = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+    ours = nn.MultiheadAttention(16, 2, batch_first=True)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = _seeded((batch, 5, 16), 9)
+    weights = np.cos(np.arange(batch * 5 * 16, dtype=np.float32)).reshape(batch, 5, 16)
+
+    def loss(model, x):
+        return (model(x, x, x, need_weights=False)[0] * weights).sum()
+
+    on = avalon.grad(loss, ours, x)
+    assert sgemm_calls
+    previous, count = onednn.set_enabled(False), len(sgemm_calls)
+    try:
+        off = avalon.grad(loss, ours, x)
+    finally:
+        onednn.set_enabled(previous)
+    assert len(sgemm_calls) == count
+    xt = torch.tensor(x, requires_grad=True)
+    expected = (theirs(xt, xt, xt, need_weights=False)[0] * torch.from_numpy(weights)).sum()
+    expected.backward()
+    for value, grads in (on, off):
+        np.testing.assert_allclose(value, expected.item(), rtol=1e-4, atol=1e-5)
+        for name, p in theirs.named_parameters():
+            np.testing.assert_allclose(grads[0][name], p.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(grads[1], xt.grad.numpy(), rtol=1e-4, atol=1e-5)
