@@ -147,3 +147,16 @@ def test_two_threads_give_the_one_thread_product(rng, shape):
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32).T.copy().T
     np.testing.assert_allclose(gemm.matmul(a, b, threads=2), gemm.matmul(a, b, threads=1), rtol=1e-5, atol=1e-4)
+
+
+def test_a_tall_transposed_product_goes_through_its_transpose_with_the_same_values(rng, monkeypatch):
+    """aᵀ-stored (k, m) times b (k, n) with m ≥ 4n is computed as bᵀ·a into a transposed temporary."""
+    a = rng.standard_normal((50, 40), dtype=np.float32).T
+    b = rng.standard_normal((50, 6), dtype=np.float32)
+    layouts = []
+    original = gemm.sgemm
+    monkeypatch.setattr(gemm, "sgemm", lambda x, y, out, **k: (layouts.append(gemm._layout(out)), original(x, y, out, **k))[1])
+    got = gemm.matmul(a, b)
+    assert layouts == [(b"T", 40)]
+    np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)
+    assert got.flags.c_contiguous

@@ -139,6 +139,14 @@ def _product(a, b, out, threads):
         a = np.ascontiguousarray(a)
     if _layout(b) is None:
         b = np.ascontiguousarray(b)
+    m, n = out.shape
+    if m >= 4 * n and _layout(a)[0] == b"T" and _layout(b)[0] == b"N" and _layout(out) == (b"N", n):
+        # aᵀ-stored times b, tall and narrow (a Linear's weight gradient xᵀ·g, 1024×2048 · 2048×256):
+        # oneDNN is faster on the transposed product, bᵀ·a (7.7 -> 5.7 ms with the copy, one thread)
+        temporary = np.empty((n, m), _F32).T
+        if sgemm(a, b, temporary, threads=threads):
+            out[...] = temporary
+            return True
     if sgemm(a, b, out, threads=threads):
         return True
     temporary = np.empty(out.shape, _F32)
