@@ -23,12 +23,38 @@ where it is False the state is carried over unchanged, and so is its gradient.
 `gru_scan` / `gru_scan_grad` for the GRU (workspace h, r, z, n and h·W_hnᵀ + b_hn; b_hh is an operand,
 as its n part sits inside the reset gate's product).
 
-numpy and cupy only (in-place updates of preallocated buffers).
+numpy and cupy only (in-place updates of preallocated buffers). The per-step products run on oneDNN's
+sgemm for float32 numpy arrays while oneDNN is on (`_step_product`); the LSTM workload's scans (128→256,
+seq 50, batch 32, one thread): forward 14.0 → 12.3 ms, backward 15.4 → 12.5.
 """
 import contextlib
+import functools
 
 from ..backend import namespace
+from ..kernels.onednn import gemm
+from ..kernels.onednn import library as onednn
 from .primitive import primitive
+
+
+def _keeping_threads(scan):
+    """Run `scan` with the caller's OpenMP thread count put back afterwards: its products take one."""
+    @functools.wraps(scan)
+    def run(*args, **params):
+        with onednn.keeping_threads():
+            return scan(*args, **params)
+    return run
+
+
+def _step_product(xp, *arrays):
+    """`product(a, b, out)`: out = a·b, the per-step products of a scan, on oneDNN's sgemm
+    (avalon/kernels/onednn/gemm.py: 1.2-1.4× numpy's rate on these 32-row products) for float32 numpy
+    arrays while oneDNN is on, decided once per call; False where it did nothing (the caller then runs
+    the namespace's matmul). One OpenMP thread: split over two, a 32-row product gains nothing, and
+    with the cores busy each of the 100 products of a step waited for the other thread (the LSTM step
+    at 2 threads, machine shared: 600 ms against 66 on numpy)."""
+    if not gemm.applies(*arrays):
+        return lambda a, b, out: False
+    return lambda a, b, out: gemm.sgemm(a, b, out, threads=1)
 
 
 def _errors_ignored(xp):
@@ -45,6 +71,7 @@ def _timeline(reverse, *arrays):
 
 
 @primitive("lstm_scan")
+@_keeping_threads
 def lstm_scan(gi, h0, c0, w_hh, bias, *mask, reverse=False):
     """The LSTM recurrence over precomputed input projections.
 
@@ -63,11 +90,13 @@ def lstm_scan(gi, h0, c0, w_hh, bias, *mask, reverse=False):
     w_hh_t = xp.ascontiguousarray(w_hh.T)  # BLAS is ~1.7× faster on it than on the transposed view
     # every gate through one tanh call: sigmoid(x) = 0.5·tanh(x/2) + 0.5 (halving is exact), g = tanh(x)
     scale, offset = _sigmoid_by_tanh(xp, size, gi.dtype)
+    step_product = _step_product(xp, gi, h0, c0, w_hh, bias)
     pre = xp.empty((batch, width), dtype=gi.dtype)
     product = xp.empty((batch, size), dtype=gi.dtype)
     h, c = h0, c0
     for t in range(steps):
-        xp.matmul(h, w_hh_t, out=pre)
+        if not step_product(h, w_hh_t, pre):
+            xp.matmul(h, w_hh_t, out=pre)
         pre += gi_t[t]
         pre += bias
         pre *= scale
@@ -102,6 +131,7 @@ def _sigmoid_by_tanh(xp, size, dtype):
 
 
 @primitive("lstm_scan_grad")
+@_keeping_threads
 def lstm_scan_grad(g, ws, h0, c0, w_hh, *mask, reverse=False):
     """The backward of `lstm_scan`: `g` (T, N, 6H) is the gradient of its workspace `ws` (the layers
     send it to the h and c blocks only; any on the gate blocks passes through their activations).
@@ -124,6 +154,7 @@ def lstm_scan_grad(g, ws, h0, c0, w_hh, *mask, reverse=False):
     tanh_c = xp.empty((batch, size), dtype=ws.dtype)
     through_c = xp.empty((batch, size), dtype=ws.dtype)
     slope = xp.empty((batch, 4 * size), dtype=ws.dtype)  # each gate activation's derivative
+    step_product = _step_product(xp, g, ws, h0, c0, w_hh)
     slope_i, slope_f, slope_g, slope_o = (slope[:, k * size:(k + 1) * size] for k in range(4))
     for t in range(steps - 1, -1, -1):
         step = ws_t[t]
@@ -158,7 +189,8 @@ def lstm_scan_grad(g, ws, h0, c0, w_hh, *mask, reverse=False):
         if direct:
             slope *= g_t[t, :, 2 * size:]
             d += slope
-        xp.matmul(d, w_hh, out=dh)
+        if not step_product(d, w_hh, dh):
+            xp.matmul(d, w_hh, out=dh)
         dc *= f
         if mask_t is not None:
             dh += held_h
@@ -169,6 +201,7 @@ def lstm_scan_grad(g, ws, h0, c0, w_hh, *mask, reverse=False):
 
 
 @primitive("rnn_scan")
+@_keeping_threads
 def rnn_scan(gi, h0, w_hh, *mask, nonlinearity="tanh", reverse=False):
     """The Elman recurrence h_t = act(gi_t + h_{t-1}·W_hhᵀ) over precomputed input projections gi
     (T, N, H) (x_t·W_ihᵀ + b_ih + b_hh); act is tanh or relu. h0 (N, H), w_hh (H, H), `mask` and
@@ -179,10 +212,12 @@ def rnn_scan(gi, h0, w_hh, *mask, nonlinearity="tanh", reverse=False):
     hs = xp.empty(gi.shape, dtype=gi.dtype)
     gi_t, hs_t, mask_t = _timeline(reverse, gi, hs, mask[0] if mask else None)
     w_hh_t = xp.ascontiguousarray(w_hh.T)
+    step_product = _step_product(xp, gi, h0, w_hh)
     h = h0
     for t in range(steps):
         h_new = hs_t[t]
-        xp.matmul(h, w_hh_t, out=h_new)
+        if not step_product(h, w_hh_t, h_new):
+            xp.matmul(h, w_hh_t, out=h_new)
         h_new += gi_t[t]
         if nonlinearity == "tanh":
             xp.tanh(h_new, out=h_new)
@@ -195,6 +230,7 @@ def rnn_scan(gi, h0, w_hh, *mask, nonlinearity="tanh", reverse=False):
 
 
 @primitive("rnn_scan_grad")
+@_keeping_threads
 def rnn_scan_grad(g, hs, h0, w_hh, *mask, nonlinearity="tanh", reverse=False):
     """The backward of `rnn_scan`: `g` (T, N, H) the gradient of its output. Returns (T+1, N, H): rows
     0…T-1 the gradient of the pre-activations (= of gi), row T dh0."""
@@ -209,6 +245,7 @@ def rnn_scan_grad(g, hs, h0, w_hh, *mask, nonlinearity="tanh", reverse=False):
     else:
         d_t[...] = hs_t > 0
     dh = xp.zeros(tuple(hs.shape[1:]), dtype=hs.dtype)
+    step_product = _step_product(xp, g, hs, h0, w_hh)
     for t in range(steps - 1, -1, -1):
         dh += g_t[t]
         d = d_t[t]
@@ -217,7 +254,8 @@ def rnn_scan_grad(g, hs, h0, w_hh, *mask, nonlinearity="tanh", reverse=False):
             held = xp.where(running, 0, dh)
             d *= running
         d *= dh
-        xp.matmul(d, w_hh, out=dh)
+        if not step_product(d, w_hh, dh):
+            xp.matmul(d, w_hh, out=dh)
         if mask_t is not None:
             dh += held
     out[steps] = dh
@@ -225,6 +263,7 @@ def rnn_scan_grad(g, hs, h0, w_hh, *mask, nonlinearity="tanh", reverse=False):
 
 
 @primitive("gru_scan")
+@_keeping_threads
 def gru_scan(gi, h0, w_hh, b_hh, *mask, reverse=False):
     """The GRU recurrence over precomputed input projections gi (T, N, 3H) (x_t·W_ihᵀ + b_ih; b_hh
     is an operand, since its n part sits inside the reset gate's product). h0 (N, H), w_hh (3H, H),
@@ -239,10 +278,12 @@ def gru_scan(gi, h0, w_hh, b_hh, *mask, reverse=False):
     w_hh_t = xp.ascontiguousarray(w_hh.T)
     gh = xp.empty((batch, width), dtype=gi.dtype)
     pre = xp.empty((batch, 2 * size), dtype=gi.dtype)
+    step_product = _step_product(xp, gi, h0, w_hh, b_hh)
     h = h0
     with _errors_ignored(xp):
         for t in range(steps):
-            xp.matmul(h, w_hh_t, out=gh)
+            if not step_product(h, w_hh_t, gh):
+                xp.matmul(h, w_hh_t, out=gh)
             gh += b_hh
             step = ws_t[t]
             h_new, r, z, n, ghn = (step[:, k * size:(k + 1) * size] for k in range(5))
@@ -265,6 +306,7 @@ def gru_scan(gi, h0, w_hh, b_hh, *mask, reverse=False):
 
 
 @primitive("gru_scan_grad")
+@_keeping_threads
 def gru_scan_grad(g, ws, h0, w_hh, *mask, reverse=False):
     """The backward of `gru_scan`: `g` (T, N, 5H) the gradient of its workspace (the layers send it to
     the h block only; any on the others passes through their activations). Returns (T+1, N, 4H): rows
@@ -294,6 +336,7 @@ def gru_scan_grad(g, ws, h0, w_hh, *mask, reverse=False):
     else:
         direct = None
     dh = xp.zeros((batch, size), dtype=ws.dtype)
+    step_product = _step_product(xp, g, ws, h0, w_hh)
     for t in range(steps - 1, -1, -1):
         dh += g_t[t, :, :size]
         if mask_t is not None:
@@ -305,7 +348,8 @@ def gru_scan_grad(g, ws, h0, w_hh, *mask, reverse=False):
         if direct is not None:
             d += direct[t]
         carried = dh * z[t]
-        xp.matmul(d[:, :3 * size], w_hh, out=dh)
+        if not step_product(d[:, :3 * size], w_hh, dh):
+            xp.matmul(d[:, :3 * size], w_hh, out=dh)
         dh += carried
         if mask_t is not None:
             dh += held

@@ -256,6 +256,40 @@ def test_layers_keep_lstm_scan_by_default():
     assert "lstm_scan" in names and "lstm_layer" not in names
 
 
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN"])
+def test_the_scans_per_step_products_run_on_onednn_sgemm_and_on_numpy_when_off(name, monkeypatch):
+    """lstm_scan, gru_scan, rnn_scan and their backward walks (ONEDNN_LSTM off): every per-step product
+    on dnnl_sgemm while oneDNN is on, none when it is off, the same values both ways and as torch's."""
+    from avalon.kernels.onednn import gemm
+    calls = []
+    original = gemm.sgemm
+    monkeypatch.setattr(gemm, "sgemm", lambda *a, **k: (calls.append(a[0].shape), original(*a, **k))[1])
+    torch.manual_seed(0)
+    theirs = getattr(torch.nn, name)(5, 7, bidirectional=True)
+    ours = getattr(nn, name)(5, 7, bidirectional=True)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = _seeded((6, 3, 5), 13)
+
+    def loss(model, x):
+        return (model(x)[0] ** 2).sum()
+
+    previous = onednn.set_enabled(True)
+    try:
+        on = avalon.grad(loss, ours, x)
+        assert len(calls) == 2 * 6 * 2  # 6 steps forward and back, 2 directions
+        onednn.set_enabled(False)
+        off = avalon.grad(loss, ours, x)
+        assert len(calls) == 2 * 6 * 2
+    finally:
+        onednn.set_enabled(previous)
+    expected = (theirs(torch.tensor(x))[0] ** 2).sum()
+    expected.backward()
+    for value, grads in (on, off):
+        np.testing.assert_allclose(value, expected.item(), rtol=1e-5)
+        for pname, p in theirs.named_parameters():
+            np.testing.assert_allclose(grads[0][pname], p.grad.numpy(), rtol=2e-4, atol=2e-5, err_msg=pname)
+
+
 @pytest.mark.parametrize("primitive", [False, True], ids=["scans", "lstm-primitive"])
 def test_the_callers_openmp_thread_count_is_put_back(primitive, monkeypatch):
     """The LSTM's products run on one OpenMP thread; the count is per thread and shared with PyTorch
