@@ -1,5 +1,6 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov momentum and weight decay."""
 from ..backend import namespace
+from ..kernels.onednn import gemm
 from ._inplace import new_state
 from .optimizer import Optimizer, OptimizerError
 
@@ -38,7 +39,7 @@ class SGD(Optimizer):
             if buf is None:
                 buf = state["momentum_buffer"] = new_state(param)
                 buf[...] = grad
-            else:
+            elif not gemm.axpby(1 - dampening, grad, momentum, buf):  # one pass on oneDNN (float32)
                 buf *= momentum
                 buf += grad if dampening == 0 else xp.multiply(grad, 1 - dampening, out=temp)  # 1.0 * g is g
             if group["nesterov"]:
@@ -46,4 +47,5 @@ class SGD(Optimizer):
                 direction += grad
             else:
                 direction = buf
-        param -= xp.multiply(direction, group["lr"], out=temp)
+        if not gemm.axpby(-group["lr"], direction, 1.0, param):
+            param -= xp.multiply(direction, group["lr"], out=temp)

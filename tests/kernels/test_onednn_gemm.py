@@ -155,7 +155,8 @@ def test_a_tall_transposed_product_goes_through_its_transpose_with_the_same_valu
     b = rng.standard_normal((50, 6), dtype=np.float32)
     layouts = []
     original = gemm.sgemm
-    monkeypatch.setattr(gemm, "sgemm", lambda x, y, out, **k: (layouts.append(gemm._layout(out)), original(x, y, out, **k))[1])
+    monkeypatch.setattr(gemm, "sgemm",
+                        lambda x, y, out, **k: (layouts.append(gemm._layout(out)), original(x, y, out, **k))[1])
     got = gemm.matmul(a, b)
     assert layouts == [(b"T", 40)]
     np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)
