@@ -13,16 +13,16 @@ weights, not to `ws`: so the tape never builds a gradient the size of the worksp
 workspace output would scatter into zeros of its whole size).
 
 The layers (avalon/nn/modules/rnn.py) trace float32 LSTM layers without a mask (PackedSequence input
-keeps `lstm_scan`) to these when `ONEDNN_LSTM` is True and oneDNN is installed; `reverse` runs from the
-last step to the first (h_n is then step 0's h). Which path runs is then decided at each call
-(`avalon.kernels.onednn.set_enabled`), including replays of tapes compiled earlier.
+keeps `lstm_scan`) to these while `ONEDNN_LSTM` is True (the default) and oneDNN is installed;
+`reverse` runs from the last step to the first (h_n is then step 0's h). Which path runs is then
+decided at each call (`avalon.kernels.onednn.set_enabled`), including replays of tapes compiled
+earlier. Set `ONEDNN_LSTM = False` before a layer is first called (it is read while tracing) for
+`lstm_scan`.
 
-`ONEDNN_LSTM` is False by default, for memory: on bench/steps.py's LSTM (128→256, seq 50, batch 32) it
-makes the training step 1.01–1.05× PyTorch's time at one thread (CPU clock; 1.39× with `lstm_scan`, whose
-per-step products run on oneDNN's sgemm), but its peak 48–50 MB against 45–46 with `lstm_scan`, and
-PyTorch's 55–61: 0.8–0.9×, over issue #9's ≤ 0.8× target. oneDNN's workspace (15 MB of it touched)
-and scratchpad (7 MB) are what PyTorch's LSTM, the same primitive, holds too. Set it before a layer is
-first called (it is read while tracing).
+On bench/steps.py's LSTM (128→256, seq 50, batch 32; one thread, CPU clock) the training step is
+1.06–1.07× PyTorch's time with it, 1.33–1.34× with `lstm_scan` (whose per-step products run on oneDNN's
+sgemm); peak memory 49–53 MB against 47–50 with `lstm_scan`, PyTorch's 56–61. oneDNN's workspace (15 MB
+of it touched) and scratchpad (7 MB) are what PyTorch's LSTM, the same primitive, holds too.
 """
 import numpy as np
 
@@ -31,7 +31,7 @@ from ..kernels.onednn import library as onednn
 from . import recurrent as rc
 from .primitive import primitive
 
-ONEDNN_LSTM = False  # see the module docstring
+ONEDNN_LSTM = True  # see the module docstring
 HEADER = 16  # floats before the outputs (64 bytes, keeping what follows aligned); [0] names the path
 _ONEDNN = 1.0
 

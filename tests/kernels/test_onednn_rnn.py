@@ -4,8 +4,8 @@ outputs, final states and every gradient against torch.nn.LSTM and against the n
 (`set_enabled(False)`) over layers, directions, batch_first, given states, batch 1, unbatched input and
 odd sizes; finite differences on a tiny layer; the switch obeyed by tapes compiled before it flipped;
 the numpy path really running when off; the backward following the path its forward took; packed
-sequences on `lstm_scan`; ONNX export as the LSTM operator; `lstm_scan` when `ONEDNN_LSTM` is off
-(the default)."""
+sequences on `lstm_scan`; ONNX export as the LSTM operator; `lstm_scan` when `ONEDNN_LSTM` is off;
+the scans' per-step products on sgemm; the caller's OpenMP thread count kept."""
 import io
 
 import numpy as np
@@ -246,13 +246,19 @@ def test_export_writes_the_layer_as_onnx_lstm_operators(switched):
             np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-def test_layers_keep_lstm_scan_by_default():
-    assert ll.ONEDNN_LSTM is False  # memory: see avalon/ops/lstm_layer.py
-
+def test_layers_trace_to_lstm_layer_by_default_and_to_lstm_scan_when_switched(monkeypatch):
     def loss(model, x):
         return (model(x)[0] ** 2).sum()
 
+    assert ll.ONEDNN_LSTM is True
     names = [n.prim.name for n in avalon.grad_tape(loss, nn.LSTM(3, 4), _seeded((5, 2, 3), 1)).calls]
+    assert "lstm_layer" in names and "lstm_scan" not in names
+    monkeypatch.setattr(ll, "ONEDNN_LSTM", False)
+
+    def loss2(model, x):
+        return (model(x)[0] ** 2).sum()
+
+    names = [n.prim.name for n in avalon.grad_tape(loss2, nn.LSTM(3, 4), _seeded((5, 2, 3), 1)).calls]
     assert "lstm_scan" in names and "lstm_layer" not in names
 
 
@@ -261,6 +267,7 @@ def test_the_scans_per_step_products_run_on_onednn_sgemm_and_on_numpy_when_off(n
     """lstm_scan, gru_scan, rnn_scan and their backward walks (ONEDNN_LSTM off): every per-step product
     on dnnl_sgemm while oneDNN is on, none when it is off, the same values both ways and as torch's."""
     from avalon.kernels.onednn import gemm
+    monkeypatch.setattr(ll, "ONEDNN_LSTM", False)
     calls = []
     original = gemm.sgemm
     monkeypatch.setattr(gemm, "sgemm", lambda *a, **k: (calls.append(a[0].shape), original(*a, **k))[1])

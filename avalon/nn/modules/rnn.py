@@ -9,9 +9,9 @@ The layers run fused by default (`fused = True`): per layer and direction, one G
 time step's input and one `lstm_scan` / `gru_scan` / `rnn_scan` call (avalon/ops/recurrent.py) runs
 the recurrence, its rule walking the steps back in one call, so the tape no longer grows with the
 sequence. `fused = False` unrolls them as above (second derivatives through the recurrence need
-that). The cells are one step each, always unrolled. With `avalon.ops.lstm_layer.ONEDNN_LSTM` on (off by
-default: see there), a float32 LSTM layer without a mask runs projection and recurrence as one
-`lstm_layer` call instead: oneDNN's LSTM primitive, or numpy while oneDNN is switched off.
+that). The cells are one step each, always unrolled. Where oneDNN is installed, a float32 LSTM layer
+without a mask runs projection and recurrence as one `lstm_layer` call instead: oneDNN's LSTM
+primitive, or numpy while oneDNN is switched off (`avalon.ops.lstm_layer.ONEDNN_LSTM = False`: the scan).
 
 A `PackedSequence` (sequences of different lengths, `nn.utils.rnn`) runs as its padded batch with a
 mask: past its own length a sequence's state stays as it was, so h_n (and c_n) are each sequence's
