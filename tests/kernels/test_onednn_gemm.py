@@ -11,10 +11,13 @@ pytestmark = pytest.mark.skipif(not onednn.available(), reason="oneDNN (avalon[f
 
 @pytest.fixture(autouse=True)
 def _every_size():
-    """Every product on oneDNN, however small (the size threshold is tested apart)."""
+    """oneDNN on (even under AVALON_ONEDNN=0) and every product on it, however small (the size
+    threshold is tested apart)."""
     smallest, gemm.SMALLEST = gemm.SMALLEST, 0
+    previous = onednn.set_enabled(True)
     yield
     gemm.SMALLEST = smallest
+    onednn.set_enabled(previous)
 
 
 def _matrix(rng, shape, layout):

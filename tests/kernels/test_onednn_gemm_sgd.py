@@ -11,6 +11,14 @@ pytestmark = pytest.mark.skipif(not onednn.available(), reason="oneDNN (avalon[f
 torch = pytest.importorskip("torch")
 
 
+@pytest.fixture(autouse=True)
+def _onednn_on():
+    """On even under AVALON_ONEDNN=0: these tests compare the two paths."""
+    previous = onednn.set_enabled(True)
+    yield
+    onednn.set_enabled(previous)
+
+
 def test_axpby_is_one_update_in_place_and_refuses_what_it_cannot_do(monkeypatch):
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((3, 5), dtype=np.float32), rng.standard_normal((3, 5), dtype=np.float32)
