@@ -146,10 +146,6 @@ def _gru_scan(gi, h0, w_hh, b_hh):
     return PRIMITIVES["gru_scan"](gi, h0, w_hh, b_hh, reverse=True)
 
 
-_LSTM = (_r(3, 2, 8), _r(2, 2), _r(2, 2, seed=1), _r(8, 2, low=-0.5, high=0.5), _r(8, seed=4))
-_RNN = (_r(3, 2, 2), _r(2, 2, seed=1), _r(2, 2, low=-0.5, high=0.5))
-_GRU = (_r(3, 2, 6), _r(2, 2, seed=2), _r(6, 2, low=-0.5, high=0.5), _r(6, seed=3))
-
 def _lstm_layer(x, h0, c0, w_ih, w_hh, bias):  # float64 here: the numpy path (oneDNN's: tests/kernels)
     ws = PRIMITIVES["lstm_layer"](x, h0, c0, w_ih, w_hh, bias, reverse=True)
     return PRIMITIVES["lstm_layer_output"](ws, x, h0, c0, w_ih, w_hh, bias, reverse=True)
@@ -157,6 +153,10 @@ def _lstm_layer(x, h0, c0, w_ih, w_hh, bias):  # float64 here: the numpy path (o
 
 _LSTM_LAYER = (_r(3, 2, 3), _r(2, 2), _r(2, 2, seed=1), _r(8, 3, low=-0.5, high=0.5), _r(8, 2, low=-0.5, high=0.5),
                _r(8, seed=4))
+_LSTM = (_r(3, 2, 8), _r(2, 2), _r(2, 2, seed=1), _r(8, 2, low=-0.5, high=0.5), _r(8, seed=4))
+_RNN = (_r(3, 2, 2), _r(2, 2, seed=1), _r(2, 2, low=-0.5, high=0.5))
+_GRU = (_r(3, 2, 6), _r(2, 2, seed=2), _r(6, 2, low=-0.5, high=0.5), _r(6, seed=3))
+
 CASES = {
     # elementwise
     "abs": (ew.absolute, _apart(2, 3) + 0.05),
@@ -267,6 +267,7 @@ CASES = {
     "lstm_scan": (_lstm_scan, *_LSTM),
     "rnn_scan": (_rnn_scan, *_RNN),
     "gru_scan": (_gru_scan, *_GRU),
+    "lstm_layer_output": (_lstm_layer, *_LSTM_LAYER),
 }
 
 # gradcheck's options where its defaults do not fit: a cast to float32 and back is exact only to
@@ -274,11 +275,11 @@ CASES = {
 OPTIONS = {"astype": dict(eps=1e-2)}
 
 # Differentiable primitives whose rule refuses, with what the refusal must say (the rewrite).
-    "lstm_layer_output": (_lstm_layer, *_LSTM_LAYER),
 REFUSED = {
     "lstm_scan_grad": ((_second(_lstm_scan), *_LSTM), "fused = False"),
     "rnn_scan_grad": ((_second(_rnn_scan), *_RNN), "fused = False"),
     "gru_scan_grad": ((_second(_gru_scan), *_GRU), "fused = False"),
+    "lstm_layer_grad": ((_second(_lstm_layer), *_LSTM_LAYER), "fused = False"),
 }
 
 
@@ -286,7 +287,6 @@ def _differentiable():
     return sorted(name for name, p in PRIMITIVES.items()
                   if p.differentiable and not _users(p))
 
-    "lstm_layer_grad": ((_second(_lstm_layer), *_LSTM_LAYER), "fused = False"),
 
 def _users(prim):
     """Whether a primitive is a user's (one a test made with avalon.primitive / avalon.rule): its
