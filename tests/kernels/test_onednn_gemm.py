@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import avalon.threads
 from avalon.kernels import onednn
 from avalon.kernels.onednn import gemm
 
@@ -13,12 +14,13 @@ pytestmark = pytest.mark.skipif(not onednn.available(), reason="oneDNN (avalon[f
 
 @pytest.fixture(autouse=True)
 def _every_size():
-    """oneDNN on (even under AVALON_ONEDNN=0) and every product on it, however small (the size
-    threshold is tested apart)."""
+    """oneDNN on (even under AVALON_ONEDNN=0) and every product on it, however small and on however
+    many threads (the thresholds are tested apart)."""
     smallest, gemm.SMALLEST = gemm.SMALLEST, 0
+    most, gemm.MAX_THREADS = gemm.MAX_THREADS, 64  # whatever OMP_NUM_THREADS the run has
     previous = onednn.set_enabled(True)
     yield
-    gemm.SMALLEST = smallest
+    gemm.SMALLEST, gemm.MAX_THREADS = smallest, most
     onednn.set_enabled(previous)
 
 
@@ -185,3 +187,18 @@ def test_freed_arrays_leave_the_resident_set_after_sgemm_freed_its_buffers(rng):
         held = _rss_mb()
         del x
         assert held - _rss_mb() > 3
+
+
+def test_a_call_on_more_than_max_threads_is_left_to_numpy(rng, monkeypatch):
+    a = rng.standard_normal((4, 5), dtype=np.float32)
+    b = rng.standard_normal((5, 3), dtype=np.float32)
+    monkeypatch.setattr(gemm, "MAX_THREADS", 1)
+    assert gemm.matmul(a, b, threads=2) is None
+    assert not gemm.axpby(1.0, a, 1.0, a.copy(), threads=2)
+    np.testing.assert_allclose(gemm.matmul(a, b, threads=1), a @ b, rtol=1e-5, atol=1e-5)
+    previous = avalon.threads._state["threads"]
+    avalon.threads._state["threads"] = 2  # what avalon.set_num_threads(2) records
+    try:
+        assert gemm.matmul(a, b) is None
+    finally:
+        avalon.threads._state["threads"] = previous

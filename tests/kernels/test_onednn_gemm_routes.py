@@ -22,6 +22,7 @@ def sgemm_calls(monkeypatch):
     original = gemm.sgemm
     monkeypatch.setattr(gemm, "sgemm", lambda *a, **k: (calls.append(a[0].shape), original(*a, **k))[1])
     monkeypatch.setattr(gemm, "SMALLEST", 0)
+    monkeypatch.setattr(gemm, "MAX_THREADS", 64)  # whatever OMP_NUM_THREADS the run has
     previous = onednn.set_enabled(True)
     yield calls
     onednn.set_enabled(previous)

@@ -12,8 +12,9 @@ torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(autouse=True)
-def _onednn_on():
-    """On even under AVALON_ONEDNN=0: these tests compare the two paths."""
+def _onednn_on(monkeypatch):
+    """On even under AVALON_ONEDNN=0 and on however many threads: these tests compare the two paths."""
+    monkeypatch.setattr(gemm, "MAX_THREADS", 64)
     previous = onednn.set_enabled(True)
     yield
     onednn.set_enabled(previous)

@@ -6,7 +6,11 @@ where it does not apply, so that the caller runs numpy instead:
   takes effect at once, in compiled tapes too), an operand is not a float32 numpy array;
 - the product is small: below `SMALLEST` multiply-adds per matrix (m·n·k) numpy's call is cheaper
   than oneDNN's (a 16³ product: 0.8 µs against 5.3; the two break even near 128×64×128, measured
-  at one thread).
+  at one thread);
+- the call would run on more than `MAX_THREADS` OpenMP threads (the `threads` argument, else
+  avalon.set_num_threads's count, else OpenMP's own): at two threads on the shared 2-core machine the
+  Transformer step took 239 ms with its products on sgemm against 128 on OpenBLAS (and 212 with sgemm
+  held to one thread), while at one thread sgemm is the faster (1 thread: 0.91× OpenBLAS's step).
 
 Operands are read where they lie: a C-contiguous matrix, its transpose, or either with a row stride
 (a slice of columns) is passed with its transposition flag and leading dimension, without a copy.
@@ -25,11 +29,13 @@ import ctypes
 
 import numpy as np
 
+from ... import threads as _threads
 from . import library
 
 SMALLEST = 1 << 21  # m·n·k below which numpy's matmul is as fast (128·128·128)
 # elements below which numpy is as fast: its passes run in cache (196608: 103 µs both ways; 262144: 182 against 140)
 AXPBY_SMALLEST = 1 << 18
+MAX_THREADS = 1  # more OpenMP threads than this: numpy (see the module docstring)
 
 _F32 = np.dtype(np.float32)
 _call = {}
@@ -105,6 +111,16 @@ def sgemm(a, b, out, alpha=1.0, beta=0.0, threads=None):
     return True
 
 
+def _few_threads(threads):
+    """Whether a call on `threads` (None: the count prepare() would set) is within MAX_THREADS."""
+    if threads is None and not library._forked["child"]:
+        threads = _threads._state["threads"]
+        if threads is None:
+            gomp = library._gomp()
+            threads = gomp.omp_get_max_threads() if gomp is not None else 1
+    return (threads or 1) <= MAX_THREADS
+
+
 def applies(*arrays):
     """Whether oneDNN is on and every array is a float32 numpy array (None entries are skipped)."""
     if not library.enabled():
@@ -115,7 +131,7 @@ def applies(*arrays):
 def matmul(a, b, out=None, threads=None):
     """numpy.matmul(a, b, out=out) on dnnl_sgemm for float32 numpy arrays of two or more dimensions;
     None where it does not apply (see the module docstring): run numpy's then."""
-    if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out):
+    if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out) or not _few_threads(threads):
         return None
     (m, k), n = a.shape[-2:], b.shape[-1]
     if m * n * k < SMALLEST or b.shape[-2] != k:
@@ -187,7 +203,7 @@ def axpby(alpha, x, beta, y, threads=None):
     SGD step 1.9 ms on numpy, 2.4 with every parameter on oneDNN)."""
     if not library.enabled() or not all(isinstance(v, np.ndarray) and v.dtype == _F32 for v in (x, y)) \
             or x.size != y.size or x.size < AXPBY_SMALLEST or not (x.flags.c_contiguous and y.flags.c_contiguous) \
-            or not y.flags.writeable or np.may_share_memory(x, y):
+            or not y.flags.writeable or np.may_share_memory(x, y) or not _few_threads(threads):
         return False
     library.prepare(threads)
     status = _sgemm_function()(b"N", b"N", 1, x.size, 1, float(alpha), _ONE.ctypes.data, 1, x.ctypes.data,
