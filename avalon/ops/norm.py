@@ -124,9 +124,10 @@ def normalize_grad(g, c, var, weight, eps, axes, out=None):
             return _apply(xp, _apply(xp, _product(xp, c, k, out), g, None), None, factor)
 
         return _by_rows(rows, out, (c, k), c, k, g, factor)
-    scale = inv_std * weight
-    if math.prod(scale.shape) < math.prod(c.shape):
+    scale_shape = np.broadcast_shapes(inv_std.shape, weight.shape)  # σ⁻¹·weight made only where small
+    if math.prod(scale_shape) < math.prod(c.shape):
         # group norm: σ⁻¹·weight is small (constant along the positions); sum g·c along those first
+        scale = inv_std * weight
         constant = tuple(a for a in axes if scale.shape[a] == 1)
         m = xp.sum(_sum_of_product(g, c, constant) * weight, axis=axes, keepdims=True) * n
         out = _product(xp, c, -(inv_std * inv_std * inv_std) * m, out)
