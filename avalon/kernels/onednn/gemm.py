@@ -23,7 +23,8 @@ single matrix (x (…, m, k) @ W (k, n)).
 `sgemm(a, b, out, alpha, beta)` is the 2-D call for callers that accumulate (`out = a @ b + out`,
 beta=1) or know their shapes; it returns False where a layout does not fit.
 
-`axpby(alpha, x, beta, y)`: y = alpha·x + beta·y in one pass (SGD's momentum and parameter updates), from AXPBY_SMALLEST elements.
+`axpby(alpha, x, beta, y)`: y = alpha·x + beta·y in one pass (SGD's momentum and parameter updates),
+from AXPBY_SMALLEST elements.
 """
 import ctypes
 
@@ -56,7 +57,7 @@ def _fix_mmap_threshold():
     """Hold glibc's mmap threshold at its default (128 KiB). glibc raises it to the size of each mmapped
     block freed, and sgemm frees a packing buffer of ~6 MB at every large call: numpy's arrays below
     that size then come from the heap, whose freed memory stays resident (a Transformer step's peak
-    grew from 104 to 128 MB with sgemm; 103 MB with the threshold held). Setting it turns the raising
+    grew from 104 to 128 MB with sgemm; 102 MB with the threshold held). Setting it turns the raising
     off. Nothing happens where the C library is not glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -201,8 +202,9 @@ def axpby(alpha, x, beta, y, threads=None):
     Written in place, so ndarray subclasses (avalon.Tensor parameters) qualify. False (nothing written)
     where it does not apply, or below AXPBY_SMALLEST elements (the Transformer's biases and norms: its
     SGD step 1.9 ms on numpy, 2.4 with every parameter on oneDNN)."""
-    if not library.enabled() or not all(isinstance(v, np.ndarray) and v.dtype == _F32 for v in (x, y)) \
-            or x.size != y.size or x.size < AXPBY_SMALLEST or not (x.flags.c_contiguous and y.flags.c_contiguous) \
+    if not library.enabled() or not all(isinstance(v, np.ndarray) and v.dtype == _F32 for v in (x, y)):
+        return False
+    if x.size != y.size or x.size < AXPBY_SMALLEST or not (x.flags.c_contiguous and y.flags.c_contiguous) \
             or not y.flags.writeable or np.may_share_memory(x, y) or not _few_threads(threads):
         return False
     library.prepare(threads)
