@@ -21,13 +21,6 @@ def _x(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-@pytest.fixture
-def onednn_on():
-    previous = onednn.set_enabled(True)
-    yield
-    onednn.set_enabled(previous)
-
-
 def _numpy(fn, *args, **kwargs):
     previous = onednn.set_enabled(False)
     try:

@@ -24,12 +24,7 @@ def _x(*shape, seed=0, scale=1.0, shift=0.0, dtype=np.float32):
     return (np.random.default_rng(seed).standard_normal(shape) * scale + shift).astype(dtype)
 
 
-@pytest.fixture(autouse=True)
-def onednn_on():
-    """oneDNN on for each test (AVALON_ONEDNN=0 switches it off for the rest of the suite), as it was after."""
-    previous = onednn.set_enabled(True)
-    yield
-    onednn.set_enabled(previous)
+pytestmark = pytest.mark.usefixtures("onednn_on")  # every test runs with oneDNN on (conftest.py)
 
 
 @pytest.fixture

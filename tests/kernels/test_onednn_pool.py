@@ -27,12 +27,7 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def onednn_on():
-    """oneDNN on for each test (AVALON_ONEDNN=0 switches it off for the rest of the suite), as it was after."""
-    previous = onednn.set_enabled(True)
-    yield
-    onednn.set_enabled(previous)
+pytestmark = pytest.mark.usefixtures("onednn_on")  # every test runs with oneDNN on (conftest.py)
 
 
 @pytest.fixture
