@@ -30,7 +30,6 @@ import ctypes
 
 import numpy as np
 
-from ... import threads as _threads
 from . import library
 
 SMALLEST = 1 << 21  # m·n·k below which numpy's matmul is as fast (128·128·128)
@@ -44,26 +43,12 @@ _call = {}
 
 def _sgemm_function():
     if "sgemm" not in _call:
-        _fix_mmap_threshold()
         f = library.library().dnnl_sgemm
         i64, ptr, f32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float
         f.argtypes = [ctypes.c_char, ctypes.c_char, i64, i64, i64, f32, ptr, i64, ptr, i64, f32, ptr, i64]
         f.restype = ctypes.c_int
         _call["sgemm"] = f
     return _call["sgemm"]
-
-
-def _fix_mmap_threshold():
-    """Hold glibc's mmap threshold at its default (128 KiB). glibc raises it to the size of each mmapped
-    block freed, and sgemm frees a packing buffer of ~6 MB at every large call: numpy's arrays below
-    that size then come from the heap, whose freed memory stays resident (a Transformer step's peak
-    grew from 104 to 128 MB with sgemm; 102 MB with the threshold held). Setting it turns the raising
-    off. Nothing happens where the C library is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(128 * 1024))  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 def _layout(x):
@@ -114,12 +99,7 @@ def sgemm(a, b, out, alpha=1.0, beta=0.0, threads=None):
 
 def _few_threads(threads):
     """Whether a call on `threads` (None: the count prepare() would set) is within MAX_THREADS."""
-    if threads is None and not library._forked["child"]:
-        threads = _threads._state["threads"]
-        if threads is None:
-            gomp = library._gomp()
-            threads = gomp.omp_get_max_threads() if gomp is not None else 1
-    return (threads or 1) <= MAX_THREADS
+    return library.threads(threads) <= MAX_THREADS
 
 
 def applies(*arrays):

@@ -8,7 +8,8 @@ has a pure-numpy path beside it: `enabled()` is False without the wheel, after `
 with the environment variable AVALON_ONEDNN=0.
 
 GNU OpenMP's spin count after a parallel region, GOMP_SPINCOUNT, is set to SPINCOUNT (10000) when
-oneDNN loads, unless the environment already sets it (see SPINCOUNT).
+oneDNN loads, unless the environment already sets it (see SPINCOUNT). Loading also holds glibc's mmap
+threshold at its default (see `_hold_mmap_threshold`).
 """
 import contextlib
 import ctypes
@@ -65,8 +66,22 @@ def library():
                 continue
             if _version(lib) >= (3, 0):
                 _loaded["lib"] = lib
+                _hold_mmap_threshold()
                 break
     return _loaded["lib"]
+
+
+def _hold_mmap_threshold():
+    """Hold glibc's mmap threshold at its default (128 KiB). glibc raises it to the size of each mmapped
+    block freed, and oneDNN's primitives free megabytes of scratch (sgemm a ~6 MB packing buffer at every
+    large call): numpy's arrays below that size then come from the heap, whose freed memory stays
+    resident (a Transformer step's peak grew from 104 to 128 MB with sgemm; 102 MB with the threshold
+    held). Setting it turns the raising off. Nothing happens where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(128 * 1024))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 class _Version(ctypes.Structure):
@@ -121,18 +136,33 @@ def _gomp():
     return _loaded["gomp"]
 
 
+def _requested(threads):
+    """The count `prepare(threads)` sets, or None where it leaves OpenMP's own."""
+    if _forked["child"]:
+        return 1
+    return threads if threads is not None else _threads._state["threads"]
+
+
+def threads(requested=None):
+    """The OpenMP thread count a oneDNN call made now by this thread would run on after
+    `prepare(requested)`: 1 in a forked child, else `requested`, else the count given to
+    avalon.set_num_threads, else OpenMP's own (1 without an OpenMP runtime)."""
+    count = _requested(requested)
+    if count is None:
+        gomp = _gomp()
+        count = gomp.omp_get_max_threads() if gomp is not None else 1
+    return int(count)
+
+
 def prepare(threads=None):
     """Set the OpenMP thread count of the oneDNN calls this thread makes next: `threads`, else the
     count given to avalon.set_num_threads, else OpenMP's own (OMP_NUM_THREADS, threadpoolctl). An
     OpenMP setting belongs to the calling thread, so pool threads pass their own. In a forked child it
     is always one: GNU OpenMP's thread team does not survive fork, and a parallel call there hangs."""
-    if _forked["child"]:
-        threads = 1
-    elif threads is None:
-        threads = _threads._state["threads"]
+    count = _requested(threads)
     gomp = _gomp()
-    if threads is not None and gomp is not None:
-        gomp.omp_set_num_threads(int(threads))
+    if count is not None and gomp is not None:
+        gomp.omp_set_num_threads(int(count))
 
 
 @contextlib.contextmanager
