@@ -5,6 +5,11 @@ measurement in a subprocess of its own.
 Imported first by a benchmark script (`python bench/conv.py [threads]`), before numpy and torch. The
 thread count comes from BENCH_THREADS when a parent benchmark set it for its subprocess, else from the
 first argument when it is a number, else 1.
+
+GNU OpenMP's spin count, GOMP_SPINCOUNT, is set here too (SPINCOUNT, unless the environment sets it):
+libgomp reads it once, when it loads, and torch loads it before Avalon can set it (Avalon sets the
+same value when it loads oneDNN first). PyTorch and Avalon share one libgomp in a process, so both
+then run under the same setting, in this process and in the subprocesses it starts.
 """
 import json
 import os
@@ -22,6 +27,7 @@ _ARG = sys.argv[1] if len(sys.argv) > 1 else ""
 THREADS = int(os.environ.get("BENCH_THREADS") or (_ARG if _ARG.isdigit() else 1))
 for _var in _THREAD_VARS:
     os.environ[_var] = str(THREADS)
+SPINCOUNT = os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # avalon.kernels.onednn.library.SPINCOUNT
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # the checkout's avalon
@@ -122,10 +128,10 @@ def peak_rss_mb():
 
 
 def subprocess_env(threads):
-    """The environment of a benchmark subprocess: `threads` threads for every library, and OpenBLAS's
-    tuning variables unset, as in the issue's measurements."""
+    """The environment of a benchmark subprocess: `threads` threads for every library, this process's
+    GOMP_SPINCOUNT, and OpenBLAS's tuning variables unset, as in the issue's measurements."""
     env = {k: v for k, v in os.environ.items() if k not in _UNSET_IN_SUBPROCESSES}
-    env.update({var: str(threads) for var in _THREAD_VARS}, BENCH_THREADS=str(threads))
+    env.update({var: str(threads) for var in _THREAD_VARS}, BENCH_THREADS=str(threads), GOMP_SPINCOUNT=SPINCOUNT)
     return env
 
 

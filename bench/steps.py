@@ -8,13 +8,18 @@ Run: `python bench/steps.py` (about ten minutes; prints one Markdown table). For
 numpy's fp32 GEMM rate in the same process, so each library's share of the GEMM floor (the step's FLOPs,
 bench/flops.py, ÷ that rate, ÷ the step's time) is of that run's machine. Peak memory is the growth of
 the resident-set high-water mark over three steps after the model is built, each library in a
-subprocess of its own. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset in the subprocesses.
+subprocess of its own. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset in the subprocesses, and
+GOMP_SPINCOUNT is the same for both libraries (bench/harness.py sets it before either loads libgomp).
+
+PyTorch and Avalon share one OpenMP runtime in a process, and its thread count: so that neither step
+inherits what the other left, every PyTorch step first puts torch.set_num_threads back, and Avalon's
+count is given to avalon.set_num_threads, which every oneDNN call of Avalon's sets before it runs.
 
 `python bench/steps.py --smoke`: CI's check that every workload still runs in both libraries (small
 batches, one step after the first call, in this process, losses compared); it asserts nothing about time.
 """
-from harness import (BENCH, THREADS, alternating_seconds, gemm, peak_rss_mb,  # noqa: I001 - sets
-                     reset_peak_rss, run_json, time_calls)  # the thread count before numpy loads
+from harness import (BENCH, SPINCOUNT, THREADS, alternating_seconds, gemm,  # noqa: I001 - sets the
+                     peak_rss_mb, reset_peak_rss, run_json, time_calls)  # thread count before numpy loads
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -81,6 +86,7 @@ def torch_step(models, name, x, y):
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
 
     def step():
+        torch.set_num_threads(THREADS)  # the OpenMP count Avalon's step may have left otherwise (6 µs)
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(tx), ty)
         loss.backward()
@@ -96,6 +102,7 @@ def avalon_step(models, name, x, y, state=None):
     import avalon
     import avalon.nn.functional as F
 
+    avalon.set_num_threads(THREADS)  # each oneDNN call sets it, whatever PyTorch's step left
     model = models.WORKLOADS[name][0]()
     if state is not None:
         model.load_state_dict(state)
@@ -171,7 +178,8 @@ def table(times, memory, steps, warmup, memory_steps=MEMORY_STEPS):
         f"Training step (forward, cross-entropy, backward, SGD momentum {MOMENTUM}), fp32"
         f"{', timed in process CPU seconds' if os.environ.get('BENCH_CLOCK') == 'cpu' else ''}; medians of "
         f"{steps} alternating steps after {warmup} warm-up steps, each workload and thread count in a fresh "
-        f"process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset. First call = trace + compile + run. "
+        f"process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and GOMP_SPINCOUNT={SPINCOUNT} for both "
+        f"libraries. First call = trace + compile + run. "
         f"GEMM floor = the step's matmul/conv FLOPs ÷ numpy's fp32 GEMM rate in the same process "
         f"({rate_text}). Memory = growth of the resident-set high-water mark over {memory_steps} step(s) "
         f"after the model is built, each library in its own process, at {_threads(mem_threads)}.",

@@ -53,6 +53,44 @@ def test_subprocesses_get_the_thread_count_and_lose_the_openblas_tuning():
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["BENCH_THREADS"] == "2"
 
 
+def test_both_libraries_get_avalons_spin_count_unless_the_environment_sets_one():
+    """torch loads libgomp before Avalon could set GOMP_SPINCOUNT: the harness sets it first."""
+    from avalon.kernels.onednn import library
+
+    probe = ("import json, os, sys; sys.path.insert(0, sys.argv[1]); import harness; "
+             "print(json.dumps([os.environ['GOMP_SPINCOUNT'], harness.subprocess_env(2)['GOMP_SPINCOUNT']]))")
+    for given, expected in ((None, library.SPINCOUNT), ("0", "0")):
+        env = _bench_env()
+        env.pop("GOMP_SPINCOUNT", None)
+        if given is not None:
+            env["GOMP_SPINCOUNT"] = given
+        done = subprocess.run([sys.executable, "-c", probe, str(BENCH)], capture_output=True, text=True,
+                              timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == [expected, expected]
+
+
+def test_neither_librarys_step_inherits_the_openmp_thread_count_the_other_left():
+    probe = """if True:
+        import json, sys; sys.path.insert(0, sys.argv[1])
+        import harness, steps, torch
+        from avalon.kernels.onednn import library
+        theirs, ours = steps.load_models("torch"), steps.load_models("avalon")
+        x, y = steps.batch_of("MLP", 2, theirs)
+        torch_fn, avalon_fn = steps.torch_step(theirs, "MLP", x, y)[1], steps.avalon_step(ours, "MLP", x, y)[1]
+        torch.set_num_threads(1)  # as a one-thread oneDNN call of Avalon's may leave it
+        torch_fn()
+        seen = [torch.get_num_threads()]
+        torch.set_num_threads(1)  # as PyTorch may leave it
+        avalon_fn()
+        print(json.dumps(seen + [library.threads()]))
+    """
+    done = subprocess.run([sys.executable, "-c", probe, str(BENCH)], capture_output=True, text=True,
+                          timeout=120, env=_bench_env(BENCH_THREADS="2"))
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [2, 2]
+
+
 def _counted(fn):
     with FlopCounterMode(display=False) as counter:
         fn()
