@@ -34,12 +34,11 @@ def _masked_scores(xp, q, k, mask, scale, causal, into=None):
     """q·kᵀ·scale with masked entries at -inf (or the float mask added): a fresh array (or `into`, a
     numpy array of the product's shape and dtype), so numpy may finish it in place."""
     numpy = is_numpy_like(xp)
-    q = q * scale
     shape = np.broadcast_shapes(tuple(q.shape[:-2]), tuple(k.shape[:-2])) + (q.shape[-2], k.shape[-2])
     if numpy and into is not None and into.shape == shape and into.dtype == xp.result_type(q, k):
-        scores = product(xp, q, _swap(xp, k), out=into)
+        scores = product(xp, q, _swap(xp, k), out=into, alpha=scale)
     else:
-        scores = product(xp, q, _swap(xp, k))
+        scores = product(xp, q, _swap(xp, k), alpha=scale)
     if causal:
         length, source_length = scores.shape[-2:]
         rows = xp.reshape(xp.arange(length), (length, 1))

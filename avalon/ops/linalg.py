@@ -42,13 +42,15 @@ def matmul(a, b, out=None):
     return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
 
 
-def product(xp, a, b, out=None):
-    """xp.matmul(a, b, out=out) for kernels that multiply matrices (convolutions, attention, scans):
-    on oneDNN's sgemm where it applies (float32 numpy arrays, oneDNN on: avalon/kernels/onednn/gemm.py),
-    else the array module's own."""
-    done = gemm.matmul(a, b, out=out) if xp is np else None
+def product(xp, a, b, out=None, alpha=1.0):
+    """xp.matmul(a * alpha, b, out=out) for kernels that multiply matrices (convolutions, attention,
+    scans): on oneDNN where it applies (float32 numpy arrays, oneDNN on: avalon/kernels/onednn/gemm.py;
+    a batch scaled in the same pass), else the array module's own on a scaled copy of `a`."""
+    done = gemm.matmul(a, b, out=out, alpha=alpha) if xp is np else None
     if done is not None:
         return done
+    if alpha != 1.0:
+        a = a * alpha
     return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
 
 

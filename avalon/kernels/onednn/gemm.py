@@ -31,11 +31,13 @@ import ctypes
 import numpy as np
 
 from . import library
+from . import matmul as batched
 
 SMALLEST = 1 << 21  # m·n·k below which numpy's matmul is as fast (128·128·128)
 # elements below which numpy is as fast: its passes run in cache (196608: 103 µs both ways; 262144: 182 against 140)
 AXPBY_SMALLEST = 1 << 18
 MAX_THREADS = 1  # more OpenMP threads than this: numpy (see the module docstring)
+BATCHED = True  # products of batched operands on oneDNN's matmul primitive (False: per matrix / numpy)
 
 _F32 = np.dtype(np.float32)
 _call = {}
@@ -109,10 +111,17 @@ def applies(*arrays):
     return all(x is None or (type(x) is np.ndarray and x.dtype == _F32) for x in arrays)
 
 
-def matmul(a, b, out=None, threads=None):
-    """numpy.matmul(a, b, out=out) on dnnl_sgemm for float32 numpy arrays of two or more dimensions;
-    None where it does not apply (see the module docstring): run numpy's then."""
+def matmul(a, b, out=None, threads=None, alpha=1.0):
+    """numpy.matmul(a, b, out=out) (times `alpha`) on dnnl_sgemm for float32 numpy arrays of two or more
+    dimensions; None where it does not apply (see the module docstring): run numpy's then. Operands with
+    the same batch dimensions go to oneDNN's matmul primitive (kernels/onednn/matmul.py) when BATCHED."""
     if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out) or not _few_threads(threads):
+        return None
+    if BATCHED and a.ndim > 2:
+        done = batched.product(a, b, out, alpha, threads)
+        if done is not None:
+            return done
+    if alpha != 1.0:  # only the batched primitive scales in the same pass
         return None
     (m, k), n = a.shape[-2:], b.shape[-1]
     if m * n * k < SMALLEST or b.shape[-2] != k:
