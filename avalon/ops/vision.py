@@ -85,6 +85,12 @@ def axis_matrix(desc, dtype_name):
 
 def _along(xp, x, axis, m):
     """Apply matrix `m` (out, in) along `axis` of x."""
+    if m.shape[1] == 1:
+        # one input along the axis (the gradient of pooling to size 1): a broadcast product, the same
+        # numbers as the batch of one-term matrix products below, which took 21 ms for a (64, 64, 32, 32)
+        # gradient where this takes a pass over it
+        column = xp.reshape(m, (m.shape[0],) + (1,) * (x.ndim - 1 - axis))
+        return x * column
     if axis == x.ndim - 1:
         return xp.matmul(x, m.T if hasattr(m, "T") else xp.matrix_transpose(m))
     before = int(np.prod(x.shape[:axis]))
