@@ -8,6 +8,7 @@ import pytest
 import avalon
 import avalon.nn as nn
 import avalon.nn.functional as F
+from avalon import threads
 from avalon.kernels import onednn
 
 pytestmark = pytest.mark.skipif(not onednn.available(), reason="oneDNN (avalon[fast]) is not installed")
@@ -162,12 +163,30 @@ def test_a_repeated_call_reuses_its_primitives(onednn_on):
     assert dnnl_conv.CACHE.created > made
 
 
+def test_each_thread_count_gets_primitives_made_for_it(onednn_on, monkeypatch):
+    # a primitive runs on the OpenMP count it was made at, so a new count makes new primitives
+    x, w = _x(4, 16, 10, 10), _x(16, 16, 3, 3, seed=1)
+    args = ((1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    monkeypatch.setitem(threads._state, "threads", 2)  # avalon.set_num_threads's count, read per call
+    with onednn.library.keeping_threads():
+        two = cv.conv(x, w, *args)
+        made = dnnl_conv.CACHE.created
+        monkeypatch.setitem(threads._state, "threads", 1)
+        one = cv.conv(x, w, *args)
+        assert dnnl_conv.CACHE.created == made + 1
+        assert {count for (key, count) in dnnl_conv.CACHE._items if key[1] == x.shape and key[0] == "forward"} \
+            == {1, 2}
+        cv.conv(x, w, *args)
+        assert dnnl_conv.CACHE.created == made + 1
+    np.testing.assert_array_equal(one, two)
+
+
 def test_the_blocked_kernels_run_and_argument_values_are_the_librarys(onednn_on):
     x, w = _x(4, 32, 12, 12), _x(48, 32, 3, 3, seed=1)
     cv.conv(x, w, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
     gy = _x(4, 48, 12, 12, seed=2)
     cv.conv_weight_grad(x, gy, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
-    calls = {key[0]: call for key, call in dnnl_conv.CACHE._items.items() if key[1] == x.shape}
+    calls = {key[0]: call for (key, _), call in dnnl_conv.CACHE._items.items() if key[1] == x.shape}
     forward, weights = calls["forward"].prim, calls["weights"].prim
     assert "ref" not in forward.implementation() and "gemm" not in forward.implementation()
     # the descriptor reported per execute argument is the one reported per query: the ARG_* are right

@@ -81,6 +81,22 @@ def test_the_cache_makes_once_per_key_and_drops_the_least_recently_used():
 
 
 @needs_onednn
+def test_the_cache_makes_a_primitive_per_thread_count_at_that_count():
+    cache = P.Cache(size=4)
+    counts = []
+
+    def make():  # the OpenMP count of the calling thread while the primitive is made
+        counts.append(onednn.library.threads())
+        return len(counts)
+
+    with onednn.library.keeping_threads():
+        one, two = cache.get("k", make, threads=1), cache.get("k", make, threads=2)
+        assert (cache.get("k", make, threads=1), cache.get("k", make, threads=2)) == (one, two)
+        assert onednn.library.threads() == 2  # the count is left set for the execute that follows
+    assert counts == [1, 2] and cache.created == 2 and one != two
+
+
+@needs_onednn
 def test_a_failed_descriptor_raises_onednn_error_and_leaks_no_attribute():
     with pytest.raises(onednn.OneDNNError, match="dnnl_reorder_primitive_desc_create failed"):
         P.reorder(P.Desc.plain((3, 4), np.float32), P.Desc.plain((4, 3), np.float32))

@@ -6,6 +6,13 @@ user-managed scratchpad in one reused buffer per thread.
     prim = cached(key, lambda: Primitive(make_pd(...)))
     prim.execute({ARG_SRC: x, ARG_DST: y})     # any arrays whose layouts match the descriptors
 
+A primitive's kernel splits its work for the OpenMP thread count it was made at and runs on that many
+threads whatever the count at execution (seen: a convolution made at 2 threads and executed after
+`omp_set_num_threads(1)` still kept a second thread busy 14 of its 21 ms). So `Cache.get` sets the
+calling thread's count first (library.prepare, the `threads` it is given) and keeps one primitive per
+count: `avalon.set_num_threads` then takes effect on cached primitives, and a pool thread running its
+share at one thread gets one-thread primitives.
+
 Every primitive descriptor made through `attributes()` asks for a user scratchpad: `execute` hands
 each call a slice of this thread's scratchpad buffer (grown to the largest need, never shrunk), so
 oneDNN allocates nothing per call and the buffer's memory is shared by all primitives of a thread.
@@ -294,16 +301,20 @@ def reorder(src, dst):
 
 
 class Cache:
-    """A bounded mapping signature -> Primitive, least recently used dropped first; counts creations
-    (tests check that a repeated call reuses its primitive)."""
+    """A bounded mapping (signature, OpenMP thread count) -> Primitive, least recently used dropped
+    first; counts creations (tests check that a repeated call reuses its primitive)."""
 
     def __init__(self, size=256):
         self.size, self.created = size, 0
         self._items = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key, make):
-        """The primitive cached under `key`, made by `make()` on a miss."""
+    def get(self, key, make, threads=None):
+        """The primitive cached under `key` for `threads` OpenMP threads (None: library.prepare's count),
+        made by `make()` on a miss; the calling thread's count is set to it (see the module docstring),
+        so pass the same `threads` to Primitive.execute."""
+        _library.prepare(threads)
+        key = (key, _library.threads(threads))
         with self._lock:
             item = self._items.get(key)
             if item is not None:
