@@ -32,6 +32,7 @@ import numpy as np
 
 from . import library
 from . import matmul as batched
+from . import recycle
 
 SMALLEST = 1 << 21  # m·n·k below which numpy's matmul is as fast (128·128·128)
 # elements below which numpy is as fast: its passes run in cache (196608: 103 µs both ways; 262144: 182 against 140)
@@ -111,14 +112,15 @@ def applies(*arrays):
     return all(x is None or (type(x) is np.ndarray and x.dtype == _F32) for x in arrays)
 
 
-def matmul(a, b, out=None, threads=None, alpha=1.0):
+def matmul(a, b, out=None, threads=None, alpha=1.0, recycled=False):
     """numpy.matmul(a, b, out=out) (times `alpha`) on dnnl_sgemm for float32 numpy arrays of two or more
     dimensions; None where it does not apply (see the module docstring): run numpy's then. Operands with
-    the same batch dimensions go to oneDNN's matmul primitive (kernels/onednn/matmul.py) when BATCHED."""
+    the same batch dimensions go to oneDNN's matmul primitive (kernels/onednn/matmul.py) when BATCHED.
+    `recycled`: a new result may be an array handed out before and dropped since (recycle.py)."""
     if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out) or not _few_threads(threads):
         return None
     if BATCHED and a.ndim > 2:
-        done = batched.product(a, b, out, alpha, threads)
+        done = batched.product(a, b, out, alpha, threads, recycled)
         if done is not None:
             return done
     if alpha != 1.0:  # only the batched primitive scales in the same pass
@@ -130,7 +132,7 @@ def matmul(a, b, out=None, threads=None, alpha=1.0):
     shape = batch + (m, n)
     if out is not None and out.shape != shape:
         return None
-    result = np.empty(shape, _F32) if out is None else out
+    result = recycle.empty(shape, recycled) if out is None else out
     if result.size == 0 or k == 0:
         result[...] = 0
         return result
