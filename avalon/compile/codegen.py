@@ -14,6 +14,7 @@ from .accumulate import accumulate_slices
 from .anomaly_checks import CheckedReplay
 from .arena import arena_layout, nbytes
 from .fuse import fuse_elementwise, fused
+from .fuse_norm import fuse_batch_norm_relu
 from .replay_lines import ReplayLines, located
 
 
@@ -65,7 +66,8 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
     `dce` removes dead code, `cse` merges common subexpressions, `fold` evaluates calls on constants
     once, `layout` computes transposed matrix products row-major (`matmul_layout`), `accumulate` sums
     the gradients of many slices of an array into one buffer (`accumulate_slices`), `fuse` computes
-    chains of elementwise calls in one pass each (`fuse_elementwise`, numpy and cupy), `reuse` writes
+    chains of elementwise calls in one pass each (`fuse_elementwise`, numpy and cupy) and a batch norm
+    with the ReLU after it (`fuse_norm.fuse_batch_norm_relu`), `reuse` writes
     results into dead buffers of the same shape and dtype (numpy and cupy), `release` lets go of each
     value after its last use (otherwise every intermediate lives until the call returns), and
     `workspace` keeps the buffers of intermediates between calls (`passes.workspace_slots`), laid out
@@ -90,7 +92,7 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
     xp = xp or _namespace_of(tape)
     numpy_like = is_numpy_like(xp)
     if fuse and (numpy_like or _is_cupy(xp)):
-        tape = fuse_elementwise(tape)
+        tape = fuse_elementwise(fuse_batch_norm_relu(tape))
     plan = passes.buffer_plan(tape) if reuse and numpy_like else {}
     slots = passes.workspace_slots(tape, plan) if workspace and numpy_like else {}
     copied = _shared_outputs(tape)

@@ -5,6 +5,9 @@
     flat  = batch_norm_backward(g, x, stats, weight, eps)   apply's gradient: x's (flattened), then
                                                             weight's and bias's, (x.size + 2C,)
 
+Compiled replays also hold `batch_norm_relu` (relu(apply + skip) in the ReLU's buffer), made by the pass
+avalon/compile/fuse_norm.py (switch: FUSE_BATCH_NORM_RELU there).
+
 x is (N, C, *spatial); weight and bias are (C,) or None. `stats` must be x's own statistics: the rule of
 `batch_norm_apply` returns the whole gradient in x, through the statistics too, and none to `stats`
 (an operand for speed only, as `center`'s mean in ops/norm.py). The backward returns one flat array
@@ -25,7 +28,7 @@ import numpy as np
 from ..backend import namespace
 from ..kernels.onednn import norm as onednn_norm
 from . import threads_split
-from .primitive import primitive
+from .primitive import Primitive, primitive
 
 # Bytes of the batch a numpy pass works on at a time: the centred part (or the products of the
 # backward) stays in L2 between the operations on it instead of going to memory and back.
@@ -181,3 +184,18 @@ def batch_norm_backward(g, x, stats, weight, eps, out=None):
             out[p] += c
     threads_split.elementwise(gx, rows, g, x)
     return result
+
+
+def _batch_norm_relu(x, stats, weight, bias, skip, eps, out=None):
+    """max(batch_norm_apply(x, stats, weight, bias, eps) + skip, 0), skip (like x) or None, in one buffer."""
+    y = batch_norm_apply.impl(x, stats, weight, bias, eps, out=out)
+    xp = namespace(y)
+    if skip is not None:
+        y = xp.add(y, skip, out=y) if xp is np else y + skip
+    return xp.maximum(y, 0, out=y) if xp is np else xp.maximum(y, 0)
+
+
+# Made by the compiler's pass avalon/compile/fuse_norm.py from relu(batch_norm_apply(…)) and
+# relu(batch_norm_apply(…) + skip) in compiled replays only (never differentiated): the normalised values
+# go straight into the ReLU's buffer instead of one of their own, read again by a separate pass.
+batch_norm_relu = Primitive("batch_norm_relu", _batch_norm_relu, out=True, differentiable=False)

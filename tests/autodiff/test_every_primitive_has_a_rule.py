@@ -45,6 +45,8 @@ NOT_DIFFERENTIABLE = {
                   "respect to lstm_layer's own operands, so no gradient reaches lstm_layer",
     "fused": "made by the compiler's fusion pass in compiled replays only: tapes that are differentiated "
              "never hold one",
+    "batch_norm_relu": "made by the compiler's batch-norm/ReLU fusion (compile/fuse_norm.py) in compiled "
+                       "replays only: tapes that are differentiated never hold one",
     **dict.fromkeys(["normal", "uniform", "randint", "randperm"],
                     "a random draw from a shape and a dtype: no array operand for a gradient to reach"),
 }
