@@ -7,7 +7,7 @@ import torch
 
 import avalon.threads
 from avalon.kernels import onednn
-from avalon.kernels.onednn import gemm
+from avalon.kernels.onednn import gemm, library
 
 pytestmark = pytest.mark.skipif(not onednn.available(), reason="oneDNN (avalon[fast]) is not installed")
 
@@ -193,6 +193,7 @@ def test_a_call_on_more_than_max_threads_is_left_to_numpy(rng, monkeypatch):
     a = rng.standard_normal((4, 5), dtype=np.float32)
     b = rng.standard_normal((5, 3), dtype=np.float32)
     monkeypatch.setattr(gemm, "MAX_THREADS", 1)
+    monkeypatch.setattr(gemm, "ONE_THREAD_BELOW", 4 * 5 * 3)  # not below: a large product
     assert gemm.matmul(a, b, threads=2) is None
     assert not gemm.axpby(1.0, a, 1.0, a.copy(), threads=2)
     np.testing.assert_allclose(gemm.matmul(a, b, threads=1), a @ b, rtol=1e-5, atol=1e-5)
@@ -202,3 +203,20 @@ def test_a_call_on_more_than_max_threads_is_left_to_numpy(rng, monkeypatch):
         assert gemm.matmul(a, b) is None
     finally:
         avalon.threads._state["threads"] = previous
+
+
+def test_a_small_product_on_more_than_max_threads_runs_on_one_thread_and_puts_the_count_back(rng, monkeypatch):
+    # OpenBLAS's worker would spin after it, taking the core oneDNN's and Avalon's workers need next
+    a = rng.standard_normal((3, 4, 5), dtype=np.float32)
+    b = rng.standard_normal((3, 5, 6), dtype=np.float32)
+    monkeypatch.setattr(gemm, "MAX_THREADS", 1)
+    monkeypatch.setattr(gemm, "ONE_THREAD_BELOW", 3 * 4 * 5 * 6 + 1)  # the batch counts: 360 multiply-adds
+    counts = []
+    prepare = library.prepare
+    monkeypatch.setattr(library, "prepare", lambda threads=None: counts.append(threads) or prepare(threads))
+    with library.keeping_threads():
+        library._gomp().omp_set_num_threads(2)
+        np.testing.assert_allclose(gemm.matmul(a, b, threads=2), a @ b, rtol=1e-5, atol=1e-5)
+        assert counts and set(counts) == {1} and library.threads() == 2
+        monkeypatch.setattr(gemm, "ONE_THREAD_BELOW", 3 * 4 * 5 * 6)
+        assert gemm.matmul(a, b, threads=2) is None

@@ -11,6 +11,10 @@ where it does not apply, so that the caller runs numpy instead:
   avalon.set_num_threads's count, else OpenMP's own): at two threads on the shared 2-core machine the
   Transformer step took 239 ms with its products on sgemm against 128 on OpenBLAS (and 212 with sgemm
   held to one thread), while at one thread sgemm is the faster (1 thread: 0.91× OpenBLAS's step).
+  Except products of fewer than `ONE_THREAD_BELOW` multiply-adds: they run on sgemm at ONE thread (the
+  caller's count put back after), not on OpenBLAS at several, whose worker thread spins for tens of ms
+  after every multithreaded call and takes the core that oneDNN's OpenMP worker and Avalon's own
+  worker threads need next (LeNet's fully connected layers, 128×1600×128, at 2 threads: see the constant).
 
 Operands are read where they lie: a C-contiguous matrix, its transpose, or either with a row stride
 (a slice of columns) is passed with its transposition flag and leading dimension, without a copy.
@@ -27,6 +31,7 @@ beta=1) or know their shapes; it returns False where a layout does not fit.
 from AXPBY_SMALLEST elements.
 """
 import ctypes
+import math
 
 import numpy as np
 
@@ -38,6 +43,10 @@ SMALLEST = 1 << 21  # m·n·k below which numpy's matmul is as fast (128·128·1
 # elements below which numpy is as fast: its passes run in cache (196608: 103 µs both ways; 262144: 182 against 140)
 AXPBY_SMALLEST = 1 << 18
 MAX_THREADS = 1  # more OpenMP threads than this: numpy (see the module docstring)
+# Products below this many multiply-adds run on sgemm at one thread when the call would have more than
+# MAX_THREADS (see the module docstring). LeNet step at 2 threads, fresh processes, alternating: 50-56 ms
+# wall and 85-109 ms CPU (35 of it OpenBLAS's spinning worker) -> 40-50 ms and 53-55 ms CPU (PyTorch 54-58).
+ONE_THREAD_BELOW = 1 << 26
 BATCHED = True  # products of batched operands on oneDNN's matmul primitive (False: per matrix / numpy)
 
 _F32 = np.dtype(np.float32)
@@ -117,8 +126,14 @@ def matmul(a, b, out=None, threads=None, alpha=1.0, recycled=False):
     dimensions; None where it does not apply (see the module docstring): run numpy's then. Operands with
     the same batch dimensions go to oneDNN's matmul primitive (kernels/onednn/matmul.py) when BATCHED.
     `recycled`: a new result may be an array handed out before and dropped since (recycle.py)."""
-    if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out) or not _few_threads(threads):
+    if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out):
         return None
+    if not _few_threads(threads):
+        if math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * a.shape[-2] * a.shape[-1] * b.shape[-1] \
+                >= ONE_THREAD_BELOW:
+            return None
+        with library.keeping_threads():
+            return matmul(a, b, out, 1, alpha, recycled)
     if BATCHED and a.ndim > 2:
         done = batched.product(a, b, out, alpha, threads, recycled)
         if done is not None:
