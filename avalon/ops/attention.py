@@ -14,6 +14,7 @@ weights, hence a zero output and zero gradients, as PyTorch's scaled_dot_product
 import numpy as np
 
 from ..backend import is_numpy_like, namespace
+from ..kernels.onednn import softmax
 from .linalg import product
 from .primitive import primitive
 
@@ -89,7 +90,9 @@ def attention_weights(q, k, *mask, scale, causal=False, out=None):
     `out=` (numpy) lets a replay write them into a planned buffer.
     """
     xp = namespace(q, k)
-    weights = _softmax_rows(xp, _masked_scores(xp, q, k, mask, scale, causal, out))
+    scores = _masked_scores(xp, q, k, mask, scale, causal, out)
+    # oneDNN's softmax where no row can be fully masked (it would give NaN there, numpy's path zeros)
+    weights = scores if not mask and softmax.forward(scores, scores) else _softmax_rows(xp, scores)
     if out is None or weights is out:
         return weights
     out[...] = weights  # (a mask that broadcast the scores to more dimensions made a new array)
@@ -112,6 +115,9 @@ def attention_scores_grad(dp, p, out=None):
     """The gradient of the scores from the gradient `dp` of the softmax weights `p` (over the last
     axis): p·(dp - Σ dp·p). Rows of zero weights (fully masked) get zero. `out=` as a ufunc's (numpy)."""
     xp = namespace(dp, p)
+    ds = softmax.backward(dp, p, out) if xp is np else None  # oneDNN's, where it applies
+    if ds is not None:
+        return ds
     ds = dp * p if out is None else xp.multiply(dp, p, out=out)
     row = xp.sum(ds, axis=-1, keepdims=True)
     if is_numpy_like(xp):
