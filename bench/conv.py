@@ -3,8 +3,10 @@ PyTorch eager on the CPU, for a few layer shapes typical of small CNNs, in one p
 
 Run: `python bench/conv.py [threads]` (prints median milliseconds per step and the ratio avalon / torch;
 both libraries get the same number of BLAS threads, 1 by default). Rounds alternate, so a busy machine
-slows all alike. "plain" is Avalon with its convolution fast paths off (`avalon.ops.conv.FAST_PATHS =
-False`: whole-batch im2col), so the last column is what they gain.
+slows all alike. "avalon" runs Avalon as installed: its float32 convolutions on oneDNN when the `fast`
+extra is there (avalon.kernels.onednn.enabled(), printed), else numpy; "numpy" is Avalon with oneDNN
+switched off (`avalon.kernels.onednn.set_enabled(False)`: the numpy paths), so the last column is what
+oneDNN gains.
 """
 from harness import THREADS, median_ms  # noqa: I001 - sets the thread count before numpy loads
 
@@ -12,7 +14,7 @@ import numpy as np  # noqa: E402
 
 import avalon  # noqa: E402
 import avalon.nn.functional as F  # noqa: E402
-from avalon.ops import conv as cv  # noqa: E402
+from avalon.kernels import onednn  # noqa: E402
 
 # (name, N, C_in, H=W, C_out, kernel, stride, padding, groups)
 CASES = [
@@ -34,8 +36,9 @@ def main():
 
     torch.set_num_threads(THREADS)
     rng = np.random.default_rng(0)
-    print(f"conv2d forward+backward, median ms per step ({THREADS} threads)")
-    print(f"{'case':<14}{'shape':<34}{'plain':>9}{'avalon':>9}{'torch':>9}{'ratio':>8}{'vs plain':>10}")
+    print(f"conv2d forward+backward, median ms per step ({THREADS} threads; Avalon's oneDNN kernels "
+          f"{'on' if onednn.enabled() else 'off: not installed or switched off'})")
+    print(f"{'case':<14}{'shape':<34}{'numpy':>9}{'avalon':>9}{'torch':>9}{'ratio':>8}{'vs numpy':>10}")
     ratios = []
     for name, n, cin, hw, cout, k, s, p, g in CASES:
         x = rng.standard_normal((n, cin, hw, hw)).astype(np.float32)
@@ -47,12 +50,14 @@ def main():
             return (F.conv2d(x, w, b, s, p, 1, g) * seed).sum()
 
         def ours():  # one function object, so every call after the first replays the compiled tape
-            cv.FAST_PATHS = True
             return avalon.grad(loss, x, w, b)
 
-        def plain():
-            cv.FAST_PATHS = False
-            return avalon.grad(loss, x, w, b)
+        def numpy_path():  # the same compiled tape: the switch is read at every call
+            previous = onednn.set_enabled(False)
+            try:
+                return avalon.grad(loss, x, w, b)
+            finally:
+                onednn.set_enabled(previous)
 
         tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
         tseed = torch.tensor(seed)
@@ -62,11 +67,10 @@ def main():
                 t.grad = None
             (torch.nn.functional.conv2d(tx, tw, tb, s, p, 1, g) * tseed).sum().backward()
 
-        p, a, t = median_ms(plain, ours, theirs)
+        p, a, t = median_ms(numpy_path, ours, theirs)
         ratios.append(a / t)
         shape = f"{n}x{cin}x{hw}x{hw} -> {cout}, k{k} s{s} g{g}"
         print(f"{name:<14}{shape:<34}{p:>9.2f}{a:>9.2f}{t:>9.2f}{a / t:>8.2f}{a / p:>10.2f}")
-    cv.FAST_PATHS = True
     print(f"geometric mean ratio avalon / torch: {np.exp(np.mean(np.log(ratios))):.2f}")
 
 
