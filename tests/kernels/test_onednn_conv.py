@@ -4,6 +4,7 @@ sizes and 1-3 spatial axes, finite differences through avalon.nn.Conv2d, the pri
 and the switch."""
 import numpy as np
 import pytest
+from forked_child import exit_code_of_forked
 
 import avalon
 import avalon.nn as nn
@@ -179,6 +180,18 @@ def test_each_thread_count_gets_primitives_made_for_it(onednn_on, monkeypatch):
         cv.conv(x, w, *args)
         assert dnnl_conv.CACHE.created == made + 1
     np.testing.assert_array_equal(one, two)
+
+
+def test_a_forked_child_runs_a_convolution_the_parent_ran_on_two_threads(onednn_on, monkeypatch):
+    # the parent's two-thread primitive would wait forever in the child, where GNU OpenMP's team is gone
+    x, w = _x(8, 16, 12, 12), _x(16, 16, 3, 3, seed=1)
+    args = ((1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    monkeypatch.setitem(threads._state, "threads", 2)
+    with onednn.library.keeping_threads():
+        parent = cv.conv(x, w, *args)
+    code = exit_code_of_forked(lambda: np.array_equal(cv.conv(x, w, *args), parent),
+                               "a convolution hung in a forked child")
+    assert code == 0
 
 
 def test_the_blocked_kernels_run_and_argument_values_are_the_librarys(onednn_on):
