@@ -188,7 +188,7 @@ def conv(x, w, stride, padding, dilation, groups, out=None):
     xp = namespace(x, w)
     kernel = tuple(w.shape[2:])
     size = tuple(out_size(n, k, s, p, dl) for n, k, s, p, dl in zip(x.shape[2:], kernel, stride, padding, dilation))
-    if onednn_conv.applies("forward", x, w, padding, x.shape[1], groups):
+    if onednn_conv.applies("forward", x, w, padding, x.shape[1], groups, out):
         return onednn_conv.conv(x, w, size, stride, padding, dilation, groups, out)
     # the GEMM paths write their chunks straight into a C-contiguous `out`; the others copy into it
     into = out if out is not None and getattr(out, "flags", None) is not None and out.flags.c_contiguous else None

@@ -214,6 +214,28 @@ def test_the_blocked_kernels_run_and_argument_values_are_the_librarys(onednn_on)
         assert weights.arg_md(P.ARG_SCRATCHPAD) == weights.md(P.QUERY_SCRATCHPAD_MD)
 
 
+def test_a_single_input_channel_takes_onednn_into_out_or_on_two_threads(onednn_on, monkeypatch):
+    calls = []
+    for name in ("conv", "conv_weight_grad"):
+        monkeypatch.setattr(dnnl_conv, name, lambda *a, _f=getattr(dnnl_conv, name), _n=name, **k:
+                            calls.append(_n) or _f(*a, **k))
+    x, w, g = _x(3, 1, 9, 9), _x(4, 1, 3, 3, seed=1), _x(3, 4, 7, 7, seed=2)
+    args = ((1, 1), ((0, 0), (0, 0)), (1, 1), 1)
+    expected, expected_w = _numpy(cv.conv, x, w, *args), _numpy(cv.conv_weight_grad, x, g, (3, 3), *args)
+    monkeypatch.setitem(threads._state, "threads", 1)
+    with onednn.library.keeping_threads():
+        np.testing.assert_allclose(cv.conv(x, w, *args), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(cv.conv_weight_grad(x, g, (3, 3), *args), expected_w, rtol=1e-4, atol=1e-4)
+        assert calls == []  # one thread, a new result: numpy's products
+        out = np.full_like(expected, np.nan)
+        assert cv.conv(x, w, *args, out=out) is out and calls == ["conv"]
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+        monkeypatch.setitem(threads._state, "threads", 2)
+        np.testing.assert_allclose(cv.conv(x, w, *args), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(cv.conv_weight_grad(x, g, (3, 3), *args), expected_w, rtol=1e-4, atol=1e-4)
+    assert calls == ["conv", "conv", "conv_weight_grad"]
+
+
 def test_switched_off_the_numpy_path_runs(monkeypatch):
     calls = []
     for name in ("conv", "conv_transpose", "conv_weight_grad"):

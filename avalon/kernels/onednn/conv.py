@@ -55,18 +55,21 @@ def _lib():
     return lib
 
 
-def applies(kind, a, b, padding, channels, groups):
+def applies(kind, a, b, padding, channels, groups, out=None):
     """Whether a convolution call takes the oneDNN path: oneDNN switched on, float32 numpy operands
-    `a` and `b`, no negative padding (a crop, which the numpy path does), and not the forward or weight
-    gradient of a single input channel (`channels`: the convolution's input channels), where the
-    numpy path's one product per sample is faster (LeNet's 1 -> 32 channels 3x3, one thread: forward
-    0.56 ms numpy against 0.83, weight gradient 0.57 against 0.76; bench/conv_layouts.py)."""
+    `a` and `b`, and no negative padding (a crop, which the numpy path does). A single input channel
+    (`channels`: the convolution's input channels; a network's first layer) has the numpy path's one
+    product per sample beside it, measured against oneDNN (LeNet's 1 -> 32 channels 3x3, batch 128, ms,
+    numpy / oneDNN): the forward into a given `out` (a compiled replay's buffer) 3.1 / 2.3 at one thread
+    and 3.0 / 1.9 at two, into a new array 2.1 / 3.3 at one thread (oneDNN's result pages are faulted
+    in while it writes them); the weight gradient 1.8 / 2.1 at one thread, 1.9 / 1.7 at two. So those
+    take oneDNN into `out` or on more than one thread, numpy otherwise."""
     if not (_library.enabled() and isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
             and a.dtype == np.float32 and b.dtype == np.float32):
         return False
     if any(lo < 0 or hi < 0 for lo, hi in padding):
         return False
-    return kind == "data" or channels > 1
+    return kind == "data" or channels > 1 or (kind == "forward" and out is not None) or _library.threads() > 1
 
 
 def fits(size, out, kernel, stride, padding, dilation):
