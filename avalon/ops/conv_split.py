@@ -22,6 +22,7 @@ import threading
 
 import numpy as np
 
+from .. import threads as _threads
 from . import conv_gemm
 from .worker_pool import WorkerPool
 
@@ -47,11 +48,17 @@ def _controller():
     return _state["controller"] or None
 
 
+def thread_count():
+    """The threads a split may use: the count given to avalon.set_num_threads when it was called (it
+    limits BLAS and oneDNN to it too), else numpy's BLAS threads (conv_gemm.blas_threads)."""
+    return _threads._state["threads"] or conv_gemm.blas_threads()
+
+
 def workers(xp, n):
     """How many threads share a batch of `n` samples (1: no split)."""
     if not SPLIT or xp is not np or _in_part():
         return 1
-    count = min(conv_gemm.blas_threads(), n // MIN_SAMPLES)
+    count = min(thread_count(), n // MIN_SAMPLES)
     return count if count > 1 and _controller() is not None else 1
 
 

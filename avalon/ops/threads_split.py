@@ -15,8 +15,8 @@ Values: an elementwise pass computes every element with the same ufunc on the sa
 result is bit for bit the whole pass's. A reduction over the first axis is the sum of the parts' sums
 (added in a fixed order: deterministic), which differs from the whole only by summation order.
 
-Runs when numpy is the array module, the thread count (the usual variables, else every core, as
-conv_gemm.blas_threads reads it) is above one and the result holds at least MIN_BYTES. SPLIT = False
+Runs when numpy is the array module, the thread count (avalon.set_num_threads's when set, else the
+usual variables, else every core: conv_split.thread_count) is above one and the result holds at least MIN_BYTES. SPLIT = False
 runs every pass whole, which the tests compare.
 """
 import math
@@ -24,7 +24,7 @@ import threading
 
 import numpy as np
 
-from . import conv_gemm, conv_split
+from . import conv_split
 from .worker_pool import WorkerPool
 
 SPLIT = True
@@ -41,7 +41,7 @@ def workers(xp, n, nbytes):
         return 1
     if getattr(_local, "part", False) or conv_split._in_part():  # a part does not split again
         return 1
-    return min(conv_gemm.blas_threads(), n)
+    return min(conv_split.thread_count(), n)
 
 
 _pool = WorkerPool("avalon-rows")

@@ -11,7 +11,7 @@ import pytest
 import avalon
 import avalon.nn.functional as F
 from avalon.kernels import Kernel
-from avalon.ops import conv_gemm, threads_split
+from avalon.ops import conv_gemm, conv_split, threads_split
 from avalon.ops import linalg as la
 from forked_child import exit_code_of_forked
 
@@ -91,6 +91,19 @@ def test_small_passes_and_one_thread_stay_whole(monkeypatch):
     assert threads_split.workers(None, 64, 1 << 30) == 1  # not numpy's arrays
     monkeypatch.setattr(conv_gemm, "blas_threads", lambda: 1)
     assert threads_split.workers(np, 64, 1 << 30) == 1
+
+
+def test_avalons_thread_count_wins_over_the_environments(monkeypatch):
+    # avalon.set_num_threads(1) on a 2-core machine without OMP_NUM_THREADS: no second thread
+    monkeypatch.setattr(threads_split, "SPLIT", True)
+    monkeypatch.setattr(conv_split, "SPLIT", True)
+    monkeypatch.setattr(conv_gemm, "blas_threads", lambda: 2)
+    monkeypatch.setitem(avalon.threads._state, "threads", 1)  # what avalon.set_num_threads(1) records
+    assert threads_split.workers(np, 64, 1 << 30) == 1 and conv_split.workers(np, 64) == 1
+    monkeypatch.setattr(conv_gemm, "blas_threads", lambda: 1)
+    monkeypatch.setitem(avalon.threads._state, "threads", 2)
+    assert threads_split.workers(np, 64, 1 << 30) == 2
+    assert conv_split.workers(np, 64) == (2 if conv_split._controller() is not None else 1)  # (threadpoolctl)
 
 
 def test_a_part_does_not_split_again_and_errors_reach_the_caller(split):
