@@ -10,6 +10,7 @@ import numpy as np
 from ..backend import is_array
 from ..ops import linalg, reduce, shape
 from ..tape import Call, Const, Input, Node
+from . import inplace
 
 # Whether `fresh` primitives (convolutions, attention: new memory without taking out=) are trusted not to
 # share their operands' memory. Off, the planner assumes they may, and keeps every buffer they read (a
@@ -197,7 +198,8 @@ def buffer_plan(tape):
     that may share it has run. Only the buffers of `out`-style primitives are recycled (never inputs,
     constants, views, anything an output may share, or anything an effect hands to Python, which
     may keep it), into calls that take `out=` and produce the same shape and dtype. A buffer is freed
-    after the call that last reads it, so no call ever writes into one of its own operands. Fresh
+    after the call that last reads it, so no call writes into one of its own operands, except an
+    elementwise one into an operand it reads for the last time (`inplace.operand_buffer`). Fresh
     primitives are trusted when PLAN_TRUSTS_FRESH or TRUST_FRESH.
     """
     dies, end = memory_lifetimes(tape, PLAN_TRUSTS_FRESH or TRUST_FRESH)
@@ -205,11 +207,16 @@ def buffer_plan(tape):
     for n in tape.nodes:
         if isinstance(n, Call) and n.prim.out and n.shape and dies[n] < end:
             releases.setdefault(dies[n], []).append(n)
+    roots = memory_roots(tape, PLAN_TRUSTS_FRESH or TRUST_FRESH) if inplace.IN_PLACE else None
     free, plan = {}, {}
     for i, n in enumerate(tape.nodes):
         if isinstance(n, Call) and n.prim.out and n.shape:
+            operand = inplace.operand_buffer(n, releases.get(i), roots)
             pool = free.get((n.shape, np.dtype(n.dtype)))
-            if pool:
+            if operand is not None:
+                plan[n] = operand
+                releases[i].remove(operand)  # its buffer lives on as n's
+            elif pool:
                 plan[n] = pool.pop()
         for dead in releases.get(i, ()):
             free.setdefault((dead.shape, np.dtype(dead.dtype)), []).append(dead)

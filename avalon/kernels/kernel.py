@@ -84,7 +84,10 @@ class Kernel:
         """The kernel on `arrays` (numpy's or cupy's, of one module) into `out`, of the result's shape."""
         signature = tuple((a.shape, a.dtype) for a in arrays)
         shape, dtype = self.program.dtypes(signature)[-1]
-        scratch_out = out.dtype == dtype and not any(_overlaps(out, a) for a in arrays)
+        same = tuple(k for k, a in enumerate(arrays) if _is(out, a))  # an in-place call: out is an input
+        scratch_out = out.dtype == dtype and not any(_overlaps(out, a) for k, a in enumerate(arrays) if k not in same)
+        if scratch_out and same:
+            scratch_out = same  # out holds intermediates once those inputs are read (numpy_backend.plan)
         key = (backend, signature, out.dtype, scratch_out)
         run = self._runners.get(key)
         if run is None:
@@ -95,6 +98,12 @@ class Kernel:
 
     def __repr__(self):
         return f"<Kernel {self.text} over {', '.join(self.names)}>"
+
+
+def _is(out, a):
+    """Whether numpy array `a` is the memory of `out` element for element (same start, shape, strides)."""
+    return type(a) is np.ndarray and type(out) is np.ndarray and a.shape == out.shape and \
+        a.dtype == out.dtype and a.strides == out.strides and a.ctypes.data == out.ctypes.data
 
 
 def _overlaps(out, a):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import avalon
-from avalon.compile import accumulate_slices, buffer_plan, common_subexpressions, constant_folding, dead_code
+from avalon.compile import accumulate_slices, buffer_plan, common_subexpressions, constant_folding, dead_code, inplace
 from avalon.ops import index as ix
 from avalon.tape import Call, Const, Input
 from compile_programs import evaluate_all, joint_tape, program, sliced_program
@@ -55,14 +55,17 @@ def test_programs_taking_many_slices(seed):
 
 def reuse_is_safe(tape, inputs):
     """The oracle: evaluated eagerly, no buffer a call writes into shares memory with any value read
-    at or after that call, or returned; and only fresh call results are written into."""
+    at or after that call, or returned (but the operand an elementwise call writes over in place:
+    compile/inplace.py); and only fresh call results are written into."""
     plan = buffer_plan(tape)
     env = evaluate_all(tape, inputs)
     order = {n: i for i, n in enumerate(tape.nodes)}
     for n, buffer in plan.items():
         assert isinstance(buffer, Call) and buffer not in tape.outputs
         assert order[buffer] < order[n] and buffer.shape == n.shape and buffer.dtype == n.dtype
-        still_needed = set(tape.outputs) | {a for m in tape.nodes[order[n]:] if isinstance(m, Call) for a in m.inputs}
+        later = tape.nodes[order[n] + 1:]
+        still_needed = set(tape.outputs) | {a for m in later if isinstance(m, Call) for a in m.inputs}
+        still_needed |= set(n.inputs) - ({buffer} if n.prim in inplace._ELEMENTWISE else set())
         for m in still_needed:
             if not isinstance(m, (Input, Const)) or m is not buffer:
                 assert not np.shares_memory(env[m], env[buffer]), f"{n} writes into {buffer}, still seen by {m}"
