@@ -44,29 +44,53 @@ def _loss(model, x, y):
     return F.cross_entropy(model(x), y)
 
 
-@pytest.mark.parametrize("shape", [(5, 7), (1, 7), (2, 4, 7)], ids=["batch5", "batch1", "sequence"])
-def test_linear_layers_run_on_sgemm_when_on_and_on_numpy_when_off_with_torchs_gradients(sgemm_calls, shape):
-    ours, theirs = _mlp_pair()
+def _attention_pair():
+    torch.manual_seed(0)
+    theirs = torch.nn.MultiheadAttention(16, 2, batch_first=True)
+    ours = nn.MultiheadAttention(16, 2, batch_first=True)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    return ours, theirs
+
+
+def _self_attention(model, x):
+    return model(x, x, x, need_weights=False)[0]
+
+
+# (the two models, the input's shape, the model's call, how many products the step runs at least)
+CASES = {
+    "linear batch5": (_mlp_pair, (5, 7), lambda model, x: model(x), 2 + 3),  # two forward products; the
+    "linear batch1": (_mlp_pair, (1, 7), lambda model, x: model(x), 2 + 3),  # weights' and the hidden
+    "linear sequence": (_mlp_pair, (2, 4, 7), lambda model, x: model(x), 2 + 3),  # input's gradients
+    "attention batch1": (_attention_pair, (1, 5, 16), _self_attention, 1),
+    "attention batch3": (_attention_pair, (3, 5, 16), _self_attention, 1),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_products_run_on_sgemm_when_on_and_on_numpy_when_off_with_torchs_gradients(sgemm_calls, case):
+    pair, shape, call, products = CASES[case]
+    ours, theirs = pair()
     x = _seeded(shape, 1)
-    target = np.random.default_rng(2).standard_normal(shape[:-1] + (3,)).astype(np.float32)
+    out_shape = tuple(call(theirs, torch.from_numpy(x)).shape)
+    weights = np.cos(np.arange(np.prod(out_shape), dtype=np.float32)).reshape(out_shape)
 
     def loss(model, x):
-        return ((model(x) - target) ** 2).sum()
+        return (call(model, x) * weights).sum()
 
     on = avalon.grad(loss, ours, x)
-    forward_and_back = len(sgemm_calls)
-    assert forward_and_back >= 2 + 3  # two forward products; the weights' and the hidden input's gradients
+    count = len(sgemm_calls)
+    assert count >= products
     previous = onednn.set_enabled(False)  # the same cached compiled step, now on numpy
     try:
         off = avalon.grad(loss, ours, x)
     finally:
         onednn.set_enabled(previous)
-    assert len(sgemm_calls) == forward_and_back
+    assert len(sgemm_calls) == count
     xt = torch.tensor(x, requires_grad=True)
-    expected = ((theirs(xt) - torch.from_numpy(target)) ** 2).sum()
+    expected = (call(theirs, xt) * torch.from_numpy(weights)).sum()
     expected.backward()
     for value, grads in (on, off):
-        np.testing.assert_allclose(value, expected.item(), rtol=1e-5)
+        np.testing.assert_allclose(value, expected.item(), rtol=1e-4, atol=1e-5)
         for name, p in theirs.named_parameters():
             np.testing.assert_allclose(grads[0][name], p.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
         np.testing.assert_allclose(grads[1], xt.grad.numpy(), rtol=1e-4, atol=1e-5)
@@ -134,33 +158,3 @@ def test_im2col_convolution_products_run_on_sgemm_with_torchs_values(sgemm_calls
         np.testing.assert_allclose(y, expected.numpy(), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(dw, gw.numpy(), rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(dx, gx.numpy(), rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("batch", [1, 3])
-def test_multihead_attention_gradients_on_and_off_match_torch(sgemm_calls, batch):
-    torch.manual_seed(0)
-    theirs = torch.nn.MultiheadAttention(16, 2, batch_first=True)
-    ours = nn.MultiheadAttention(16, 2, batch_first=True)
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
-    x = _seeded((batch, 5, 16), 9)
-    weights = np.cos(np.arange(batch * 5 * 16, dtype=np.float32)).reshape(batch, 5, 16)
-
-    def loss(model, x):
-        return (model(x, x, x, need_weights=False)[0] * weights).sum()
-
-    on = avalon.grad(loss, ours, x)
-    assert sgemm_calls
-    previous, count = onednn.set_enabled(False), len(sgemm_calls)
-    try:
-        off = avalon.grad(loss, ours, x)
-    finally:
-        onednn.set_enabled(previous)
-    assert len(sgemm_calls) == count
-    xt = torch.tensor(x, requires_grad=True)
-    expected = (theirs(xt, xt, xt, need_weights=False)[0] * torch.from_numpy(weights)).sum()
-    expected.backward()
-    for value, grads in (on, off):
-        np.testing.assert_allclose(value, expected.item(), rtol=1e-4, atol=1e-5)
-        for name, p in theirs.named_parameters():
-            np.testing.assert_allclose(grads[0][name], p.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
-        np.testing.assert_allclose(grads[1], xt.grad.numpy(), rtol=1e-4, atol=1e-5)
