@@ -151,3 +151,15 @@ def test_scaled_dot_product_attention_gradients_by_finite_differences(rng):
     for got, t, e in zip(grads, (tq, tk, tv), exact):
         np.testing.assert_allclose(got, t.grad.numpy(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(got, e, rtol=1e-4, atol=1e-5)
+
+
+def test_a_product_on_one_thread_at_two_threads_gets_a_one_thread_primitive(rng, monkeypatch):
+    """gemm runs small products at one thread when the process has more (the caller's count kept):
+    the primitive is then made at one thread too (a primitive runs on the count it was made at)."""
+    monkeypatch.setitem(avalon.threads._state, "threads", 2)
+    assert onednn.library.threads() == 2
+    a, b = rng.standard_normal((5, 6, 7), dtype=np.float32), rng.standard_normal((5, 7, 3), dtype=np.float32)
+    before = M._cache.created
+    np.testing.assert_allclose(M.product(a, b, threads=1), _torch(a, b), rtol=1e-5, atol=1e-5)
+    made = [key for key in M._cache._items if key[0][0] == a.shape and key[0][2] == b.shape]
+    assert M._cache.created == before + 1 and [key[1] for key in made] == [1]

@@ -73,7 +73,7 @@ def _make(a, b, out, alpha):
     return P.Primitive(P.make_pd(create, f"dnnl_matmul_primitive_desc_create ({a.shape} @ {b.shape})"), "matmul")
 
 
-def _primitive(a, b, out, alpha):
+def _primitive(a, b, out, alpha, threads):
     key = (a.shape, a.strides, b.shape, b.strides, out.strides, alpha)
 
     def make():
@@ -82,7 +82,7 @@ def _primitive(a, b, out, alpha):
         except library.OneDNNError:
             return _UNSUPPORTED
 
-    found = _cache.get(key, make)
+    found = _cache.get(key, make, threads)  # made at the count it runs at (primitive.Cache)
     return None if found is _UNSUPPORTED else found
 
 
@@ -107,7 +107,7 @@ def product(a, b, out=None, alpha=1.0, threads=None, recycled=False):
     if out is None or not P.describable(out) or not out.flags.writeable \
             or np.may_share_memory(out, a) or np.may_share_memory(out, b):
         target = recycle.empty(shape, recycled and out is None)
-    prim = _primitive(a, b, target, float(alpha))
+    prim = _primitive(a, b, target, float(alpha), threads)
     if prim is None:
         return None
     prim.execute({P.ARG_SRC: a, P.ARG_WEIGHTS: b, P.ARG_DST: target}, threads)
