@@ -5,7 +5,7 @@ spatial axes, any stride, (before, after) padding, dilation and groups.
 Layout: the arrays are NCHW (torch's layout); oneDNN's fast kernels want a blocked one (nChw16c, and
 weights OIhw16i16o). Each primitive is made with format `any`, so oneDNN picks its best kernel and
 layout, and the arrays are reordered into that layout and the result back, per call (the weights too:
-they change at every step). Measured with bench/conv_layouts.py, one thread, forward + both gradients
+they change at every step). Measured with bench/conv.py --layouts, one thread, forward + both gradients
 (ms; numpy path / any / plain / nhwc / PyTorch): ResNet-ish 3x3 64 channels 32x32 batch 64: 139 / 119 /
 166 / 119 / 139; LeNet's 32 -> 64 on 13x13: 24.7 / 13.3 / 21.3 / 13.5 / 12.8; depthwise 32 channels 56x56:
 8.3 / 2.7 / 30.0 / 3.8 / 2.7. LAYOUT = "plain" makes the primitives on C-contiguous NCHW instead (oneDNN
