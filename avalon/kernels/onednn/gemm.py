@@ -20,9 +20,11 @@ Operands are read where they lie: a C-contiguous matrix, its transpose, or eithe
 (a slice of columns) is passed with its transposition flag and leading dimension, without a copy.
 Other layouts (a negative or zero stride, a stride in both axes) are copied first. `out=` is written
 in place when its rows (or its transpose's rows) are contiguous; otherwise, and when it overlaps an
-operand, the product goes through a temporary. Batched operands are one sgemm per matrix, or one
-for the whole batch when the first operand's batch rows lie one after another and the second is a
-single matrix (x (…, m, k) @ W (k, n)).
+operand, the product goes through a temporary. Batched operands with equal batch dimensions (two
+matrices or more) are one call of oneDNN's matmul primitive (matmul.py; `BATCHED = False`: not), which
+also takes `alpha`; other batches are one sgemm per matrix, or one for the whole batch when the first
+operand's batch rows lie one after another and the second is a single matrix (x (…, m, k) @ W (k, n)).
+A new result may reuse a dropped one's memory where the caller says `recycled` (recycle.py).
 
 `sgemm(a, b, out, alpha, beta)` is the 2-D call for callers that accumulate (`out = a @ b + out`,
 beta=1) or know their shapes; it returns False where a layout does not fit.
