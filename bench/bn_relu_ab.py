@@ -2,7 +2,7 @@
 in one process (each setting's step traced and compiled under it), and peak memory, each setting in a
 process of its own.
 
-Settings: `plain` (every switch off), then each switch on in turn, then `all`. The switches are
+Settings: `plain` (every switch off), `shipped` (the defaults), then each switch on in turn, then `all`. The switches are
 attributes read when a step is compiled (module, attribute, value) in SWITCHES.
 
 Run: `BENCH_CLOCK=cpu python bench/bn_relu_ab.py [threads] [steps] [--memory]`; prints the median ms per
@@ -19,13 +19,17 @@ from avalon.compile import fuse_norm, passes  # noqa: E402
 
 NAME = "ResNet-ish"
 SWITCHES = {"plan-trusts-fresh": (passes, "PLAN_TRUSTS_FRESH", True),
-            "bn-relu": (fuse_norm, "FUSE_BATCH_NORM_RELU", True)}
+            "bn-relu": (fuse_norm, "FUSE_BATCH_NORM_RELU", True),
+            "trust-fresh": (passes, "TRUST_FRESH", True)}
+
+
+SHIPPED = {k: getattr(module, attr) for k, (module, attr, _) in SWITCHES.items()}
 
 
 def settings():
-    """{setting: {switch: value}}: plain, each switch alone, all."""
+    """{setting: {switch: value}}: plain, each switch alone, all, and as shipped (the defaults)."""
     off = {k: not v for k, (_, _, v) in SWITCHES.items()}
-    result = {"plain": off}
+    result = {"plain": off, "shipped": dict(SHIPPED)}
     for k, (_, _, v) in SWITCHES.items():
         result[k] = {**off, k: v}
     result["all"] = {k: v for k, (_, _, v) in SWITCHES.items()}
