@@ -17,10 +17,11 @@ def _every_size():
     """oneDNN on (even under AVALON_ONEDNN=0) and every product on it, however small and on however
     many threads (the thresholds are tested apart)."""
     smallest, gemm.SMALLEST = gemm.SMALLEST, 0
+    narrowest, gemm.NARROWEST = gemm.NARROWEST, 0
     most, gemm.MAX_THREADS = gemm.MAX_THREADS, 64  # whatever OMP_NUM_THREADS the run has
     previous = onednn.set_enabled(True)
     yield
-    gemm.SMALLEST, gemm.MAX_THREADS = smallest, most
+    gemm.SMALLEST, gemm.NARROWEST, gemm.MAX_THREADS = smallest, narrowest, most
     onednn.set_enabled(previous)
 
 
@@ -146,6 +147,18 @@ def test_what_does_not_apply_returns_none_for_the_caller_to_run_numpy(rng):
     assert gemm.matmul(a, b) is None
     gemm.SMALLEST = 4 * 5 * 3
     assert gemm.matmul(a, b) is not None
+
+
+@pytest.mark.parametrize("mkn", [(256, 1024, 10), (1024, 256, 10), (256, 10, 1024), (10, 256, 256)])
+def test_a_product_with_a_side_shorter_than_narrowest_is_left_to_numpy(rng, mkn, monkeypatch):
+    """A classifier head's products (10 classes): sgemm would pack them through megabytes of scratch."""
+    m, k, n = mkn
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    monkeypatch.setattr(gemm, "NARROWEST", 16)
+    assert gemm.matmul(a, b) is None
+    monkeypatch.setattr(gemm, "NARROWEST", 10)
+    np.testing.assert_allclose(gemm.matmul(a, b), a @ b, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("shape", [(300, 200, 100), (64, 1000, 33)])

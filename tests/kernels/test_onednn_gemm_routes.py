@@ -17,11 +17,13 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture
 def sgemm_calls(monkeypatch):
-    """The shapes of the first operand of every dnnl_sgemm call, every product on oneDNN however small."""
+    """The shapes of the first operand of every dnnl_sgemm call, every product on oneDNN however small
+    or narrow."""
     calls = []
     original = gemm.sgemm
     monkeypatch.setattr(gemm, "sgemm", lambda *a, **k: (calls.append(a[0].shape), original(*a, **k))[1])
     monkeypatch.setattr(gemm, "SMALLEST", 0)
+    monkeypatch.setattr(gemm, "NARROWEST", 0)
     monkeypatch.setattr(gemm, "MAX_THREADS", 64)  # whatever OMP_NUM_THREADS the run has
     previous = onednn.set_enabled(True)
     yield calls

@@ -6,7 +6,7 @@ where it does not apply, so that the caller runs numpy instead:
   takes effect at once, in compiled tapes too), an operand is not a float32 numpy array;
 - the product is small: below `SMALLEST` multiply-adds per matrix (m·n·k) numpy's call is cheaper
   than oneDNN's (a 16³ product: 0.8 µs against 5.3; the two break even near 128×64×128, measured
-  at one thread);
+  at one thread), or narrow: a side shorter than `NARROWEST` (see the constant);
 - the call would run on more than `MAX_THREADS` OpenMP threads (the `threads` argument, else
   avalon.set_num_threads's count, else OpenMP's own): at two threads on the shared 2-core machine the
   Transformer step took 239 ms with its products on sgemm against 128 on OpenBLAS (and 212 with sgemm
@@ -44,6 +44,10 @@ from . import recycle
 SMALLEST = 1 << 21  # m·n·k below which numpy's matmul is as fast (128·128·128)
 # elements below which numpy is as fast: its passes run in cache (196608: 103 µs both ways; 262144: 182 against 140)
 AXPBY_SMALLEST = 1 << 18
+# a product with a side shorter than this stays on numpy (a classifier head's 10 classes): sgemm packs
+# such a product through 4-6 MB of scratch that stays resident (256×1024·1024×10: +4.3 MB peak), for
+# 25-50 µs of the 60-110 a call takes
+NARROWEST = 16
 MAX_THREADS = 1  # more OpenMP threads than this: numpy (see the module docstring)
 # Products below this many multiply-adds run on sgemm at one thread when the call would have more than
 # MAX_THREADS (see the module docstring). LeNet step at 2 threads, fresh processes, alternating: 50-56 ms
@@ -143,7 +147,7 @@ def matmul(a, b, out=None, threads=None, alpha=1.0, recycled=False):
     if alpha != 1.0:  # only the batched primitive scales in the same pass
         return None
     (m, k), n = a.shape[-2:], b.shape[-1]
-    if m * n * k < SMALLEST or b.shape[-2] != k:
+    if m * n * k < SMALLEST or min(m, n, k) < NARROWEST or b.shape[-2] != k:
         return None
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     shape = batch + (m, n)
