@@ -1,7 +1,7 @@
 """Per-op overhead of a cached replay: `avalon.grad` (second call onward) against PyTorch eager's
 forward + backward, on a 200-op elementwise chain of tiny arrays, where the cost is all overhead.
 
-Run: `python bench/overhead.py` (one process; prints a table and the ratio; target ≤ 0.5).
+Run: `python bench/overhead.py` (one process; prints a table and the ratio; issue #9's target ≤ 0.3).
 
 Then the cost of the checks of issue #10 on cached replays: the same chain's replay with
 `avalon.detect_anomaly()` on against off, and an embedding + gather + cross-entropy step's replay
@@ -18,6 +18,7 @@ import avalon  # noqa: E402
 
 N_OPS = 200
 SHAPE = (4,)
+TARGET = 0.3  # issue #9: a cached replay's cost per op, at most this share of PyTorch eager's
 REPEATS, ROUNDS = 200, 5
 
 # One step of the cycle per op: a realistic mix of binary ops with a parameter and unary functions,
@@ -83,8 +84,8 @@ def main():
     if torch is not None:
         ours, theirs = per_op.values()
         ratio = ours / theirs
-        verdict = "meets" if ratio <= 0.5 else "MISSES"
-        print(f"ratio avalon / torch per op: {ratio:.3f}  ({verdict} the target of ≤ 0.5)")
+        verdict = "meets" if ratio <= TARGET else "MISSES"
+        print(f"ratio avalon / torch per op: {ratio:.3f}  ({verdict} the target of ≤ {TARGET})")
     else:
         print("torch is not installed: no ratio")
 
