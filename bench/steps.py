@@ -2,10 +2,14 @@
 backward and an SGD-with-momentum update of the same model (PyTorch's state_dict loaded into Avalon's)
 on the same fixed batch, fp32.
 
-Run: `python bench/steps.py` (about ten minutes; prints one Markdown table). For each thread count
-(`--threads 2,1`) and workload a fresh subprocess times both libraries, steps alternating, medians of
-`--steps` steps after `--warmup` steps, and the first call (trace + compile + run) apart; it measures
-numpy's fp32 GEMM rate in the same process, so each library's share of the GEMM floor (the step's FLOPs,
+Run: `python bench/steps.py` (about ten minutes; prints one Markdown table). At one thread, for each
+workload a fresh subprocess times both libraries, steps alternating, medians of `--steps` steps after
+`--warmup` steps, and the first call (trace + compile + run) apart. At more threads each library runs
+in subprocesses of its own, ROUNDS of them each, alternating (Avalon, PyTorch, PyTorch, Avalon, …), the
+medians taken over all their steps: in one process the two libraries' thread pools get in each other's
+way (after a numpy product on two threads, OpenBLAS's worker spins on a core for 0.1 s or more, and
+PyTorch's LSTM step took 86 ms instead of 19), which no user running one library meets. Each process
+measures numpy's fp32 GEMM rate too, so each library's share of the GEMM floor (the step's FLOPs,
 bench/flops.py, ÷ that rate, ÷ the step's time) is of that run's machine. Peak memory is the growth of
 the resident-set high-water mark over three steps after the model is built, each library in a
 subprocess of its own. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset in the subprocesses, and
@@ -44,6 +48,7 @@ TITLES = {
 LR, MOMENTUM = 0.01, 0.9
 SMOKE_BATCH = 2
 MEMORY_STEPS = 3
+ROUNDS = 4  # processes per library at more than one thread
 MODELS = BENCH / "models.py"
 
 
@@ -121,33 +126,62 @@ def avalon_step(models, name, x, y, state=None):
 
 # the two measurements, each meant for a process of its own
 
-def measure_time(name, batch=None, steps=20, warmup=3, gemm_n=2048):
-    """Both libraries' step times on one workload, alternating, with the first calls apart, and numpy's
+def measure_time(name, batch=None, steps=20, warmup=3, gemm_n=2048, libraries=("avalon", "torch")):
+    """The libraries' step times on one workload, alternating, with the first calls apart, and numpy's
     GEMM rate in this process: the best of products timed before the steps and between them (on a busy
-    machine the best of many samples comes nearest to what the machine can do)."""
-    import torch  # noqa: F401 - loaded before the clock starts, as avalon is
+    machine the best of many samples comes nearest to what the machine can do). With one library, the
+    products are timed before its warm-up and after its steps, so that OpenBLAS's spinning worker
+    (see the module docstring) never precedes a timed step."""
+    import torch  # loaded before the clock starts, as avalon is
 
     theirs, ours = load_models("torch"), load_models("avalon")
     x, y = batch_of(name, batch, theirs)
+    torch.manual_seed(0)  # the same weights in every process
     torch_model, torch_fn = torch_step(theirs, name, x, y)
     _, avalon_fn = avalon_step(ours, name, x, y, torch_model.state_dict())
+    fns = [{"avalon": avalon_fn, "torch": torch_fn}[library] for library in libraries]
     product, product_flops = gemm(gemm_n)
     product_s = time_calls(product, 3)
     first = {}
-    for library, fn in (("avalon", avalon_fn), ("torch", torch_fn)):
+    for library, fn in zip(libraries, fns):
         start = time.perf_counter()
         loss = fn()
         first[library] = (time.perf_counter() - start, loss)
-    (_, ours_loss), (_, theirs_loss) = first["avalon"], first["torch"]
-    if abs(ours_loss - theirs_loss) > 1e-4 * max(1.0, abs(theirs_loss)):
-        raise AssertionError(f"{name}: the first losses differ: avalon {ours_loss}, torch {theirs_loss}")
-    alternating_seconds([avalon_fn, torch_fn], warmup)
-    ours_s, theirs_s, between = alternating_seconds([avalon_fn, torch_fn], steps, each_round=product)
-    rate = product_flops / min(product_s + between) / 1e9
-    return dict(name=name, threads=THREADS, batch=len(x), full=len(x) == theirs.WORKLOADS[name][2],
-                steps=steps, gemm_gflops=rate, flops=flops.COUNTS[name](len(x)),
-                avalon_s=statistics.median(ours_s), torch_s=statistics.median(theirs_s),
-                avalon_first_s=first["avalon"][0], torch_first_s=first["torch"][0])
+    alternating_seconds(fns, warmup)
+    if len(fns) > 1:
+        *samples, between = alternating_seconds(fns, steps, each_round=product)
+    else:
+        samples, between = alternating_seconds(fns, steps), time_calls(product, 3)
+    result = dict(name=name, threads=THREADS, batch=len(x), full=len(x) == theirs.WORKLOADS[name][2],
+                  steps=steps, gemm_gflops=product_flops / min(product_s + between) / 1e9,
+                  flops=flops.COUNTS[name](len(x)))
+    for library, seconds in zip(libraries, samples):
+        result.update({f"{library}_samples": seconds, f"{library}_s": statistics.median(seconds),
+                       f"{library}_first_s": first[library][0], f"{library}_loss": first[library][1]})
+    if len(fns) > 1:
+        _same_losses(result)
+    return result
+
+
+def _same_losses(result):
+    ours, theirs = result["avalon_loss"], result["torch_loss"]
+    if abs(ours - theirs) > 1e-4 * max(1.0, abs(theirs)):
+        raise AssertionError(f"{result['name']}: the first losses differ: avalon {ours}, torch {theirs}")
+
+
+def merged(runs):
+    """One result from single-library runs of a workload (`measure_time(..., libraries=(one,))`): the
+    medians over all their steps, the first processes' first calls, the best GEMM rate."""
+    result = dict(runs[0], gemm_gflops=max(r["gemm_gflops"] for r in runs))
+    for library in ("avalon", "torch"):
+        mine = [r for r in runs if f"{library}_s" in r]
+        seconds = [s for r in mine for s in r[f"{library}_samples"]]
+        result.update({f"{library}_samples": seconds, f"{library}_s": statistics.median(seconds),
+                       f"{library}_first_s": mine[0][f"{library}_first_s"],
+                       f"{library}_loss": mine[0][f"{library}_loss"]})
+    result["steps"] = len(result["avalon_samples"])
+    _same_losses(result)
+    return result
 
 
 def measure_memory(library, name, batch=None, steps=MEMORY_STEPS):
@@ -177,8 +211,10 @@ def table(times, memory, steps, warmup, memory_steps=MEMORY_STEPS):
     lines = [
         f"Training step (forward, cross-entropy, backward, SGD momentum {MOMENTUM}), fp32"
         f"{', timed in process CPU seconds' if os.environ.get('BENCH_CLOCK') == 'cpu' else ''}; medians of "
-        f"{steps} alternating steps after {warmup} warm-up steps, each workload and thread count in a fresh "
-        f"process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and GOMP_SPINCOUNT={SPINCOUNT} for both "
+        f"{steps} steps after {warmup} warm-up steps: at one thread both libraries in one fresh process per "
+        f"workload, steps alternating; at more threads each library in {ROUNDS} fresh processes of its own, "
+        f"alternating with the other's (in one process their thread pools slow each other down); "
+        f"OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and GOMP_SPINCOUNT={SPINCOUNT} for both "
         f"libraries. First call = trace + compile + run. "
         f"GEMM floor = the step's matmul/conv FLOPs ÷ numpy's fp32 GEMM rate in the same process "
         f"({rate_text}). Memory = growth of the resident-set high-water mark over {memory_steps} step(s) "
@@ -226,9 +262,20 @@ def benchmark(threads, steps, warmup, names):
     for n in threads:
         for name in names:
             print(f"timing {name} at {n} thread(s)…", file=sys.stderr, flush=True)
-            worker = ["--worker", "time", name, "--steps", steps, "--warmup", warmup]
-            times.append(run_json(__file__, worker, n))
-            print(json.dumps(times[-1]), file=sys.stderr, flush=True)  # a long run's results so far
+            worker = ["--worker", "time", name, "--warmup", warmup]
+            if n == 1:
+                times.append(run_json(__file__, [*worker, "--steps", steps], n))
+            else:  # each library in processes of its own (see the module docstring)
+                order = ["avalon", "torch"]
+                runs = []
+                for _ in range(ROUNDS):
+                    for library in order:
+                        runs.append(run_json(__file__, [*worker, "--steps", -(-steps // ROUNDS),
+                                                        "--library", library], n))
+                    order.reverse()
+                times.append(merged(runs))
+            summary = {k: v for k, v in times[-1].items() if not k.endswith("_samples")}
+            print(json.dumps(summary), file=sys.stderr, flush=True)  # a long run's results so far
     for name in names:
         print(f"memory of {name}…", file=sys.stderr, flush=True)
         memory[name] = {library: run_json(__file__, ["--worker", "memory", name, "--library", library],
@@ -254,7 +301,8 @@ def main(argv=None):
     if args.worker:
         kind, name = args.worker
         if kind == "time":
-            result = measure_time(name, steps=args.steps, warmup=args.warmup)
+            libraries = (args.library,) if args.library else ("avalon", "torch")
+            result = measure_time(name, steps=args.steps, warmup=args.warmup, libraries=libraries)
         else:
             result = measure_memory(args.library, name)
         print(json.dumps(result))

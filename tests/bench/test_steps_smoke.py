@@ -3,6 +3,7 @@ issue's environment, and its hand-counted FLOPs (the GEMM floor's numerator) are
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,30 @@ def test_neither_librarys_step_inherits_the_openmp_thread_count_the_other_left()
                           timeout=120, env=_bench_env(BENCH_THREADS="2"))
     assert done.returncode == 0, done.stderr[-4000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [2, 2]
+
+
+def test_at_two_threads_each_library_runs_in_processes_of_its_own_on_the_same_weights():
+    """In one process OpenBLAS's spinning worker (after Avalon's products) slowed PyTorch's 2-thread
+    steps several times over: at more than one thread each library is timed alone, and the medians
+    merged over every process's steps."""
+    worker = [sys.executable, str(BENCH / "steps.py"), "--worker", "time", "MLP", "--steps", "2", "--warmup", "0"]
+    runs = []
+    for library, other in (("avalon", "torch"), ("torch", "avalon"), ("avalon", "torch")):
+        done = subprocess.run([*worker, "--library", library], capture_output=True, text=True, timeout=240,
+                              env=_bench_env(BENCH_THREADS="2"))
+        assert done.returncode == 0, done.stderr[-4000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        assert f"{library}_s" in runs[-1] and f"{other}_s" not in runs[-1]
+    assert runs[0]["avalon_loss"] == runs[2]["avalon_loss"]  # the same weights in every process
+    probe = ("import json, sys; sys.path.insert(0, sys.argv[1]); import steps; "
+             "print(json.dumps(steps.merged(json.load(sys.stdin))))")  # raises where the first losses differ
+    done = subprocess.run([sys.executable, "-c", probe, str(BENCH)], input=json.dumps(runs), capture_output=True,
+                          text=True, timeout=60, env=_bench_env())
+    assert done.returncode == 0, done.stderr[-4000:]
+    merged = json.loads(done.stdout)
+    assert merged["steps"] == 4
+    assert merged["avalon_s"] == statistics.median(runs[0]["avalon_samples"] + runs[2]["avalon_samples"])
+    assert merged["torch_s"] == statistics.median(runs[1]["torch_samples"])
 
 
 def _counted(fn):
