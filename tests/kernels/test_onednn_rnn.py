@@ -316,3 +316,31 @@ def test_the_callers_openmp_thread_count_is_put_back(primitive, monkeypatch):
     finally:
         torch.set_num_threads(threads)
         onednn.set_enabled(previous)
+
+
+def test_the_lstm_primitive_runs_on_the_process_thread_count(monkeypatch):
+    """It once ran on one thread whatever the count (a measurement spoiled by OpenBLAS's spinning
+    worker); made and run at avalon.set_num_threads's count, its results are the one-thread ones."""
+    from avalon.kernels.onednn import library
+
+    ours, _ = _pair(3, 4, batch_first=True)
+    x = _seeded((2, 5, 3), 2)
+    previous = onednn.set_enabled(True)
+    try:
+        monkeypatch.setitem(avalon.threads._state, "threads", 1)
+        one = avalon.grad(lambda m, x: (m(x)[0] ** 2).sum(), ours, x)
+        monkeypatch.setitem(avalon.threads._state, "threads", 2)
+        counts = []
+        prepare = library.prepare
+        monkeypatch.setattr(library, "prepare", lambda threads=None: counts.append(library.threads(threads))
+                            or prepare(threads))
+        plans = [key for key in rnn._cache._items if key[0] == (5, 2, 3, 4, False)]
+        two = avalon.grad(lambda m, x: (m(x)[0] ** 2).sum(), ours, x)
+    finally:
+        onednn.set_enabled(previous)
+    made = [key for key in rnn._cache._items if key[0] == (5, 2, 3, 4, False)]
+    assert counts and set(counts) == {2}
+    assert {key[1] for key in made} - {key[1] for key in plans} <= {2} and any(key[1] == 2 for key in made)
+    np.testing.assert_allclose(two[0], one[0], rtol=1e-5)
+    for name, g in one[1][0].items():
+        np.testing.assert_allclose(two[1][0][name], g, rtol=1e-4, atol=1e-6, err_msg=name)

@@ -9,10 +9,12 @@ f32 (tests/kernels/test_onednn_rnn.py). Gate order i, f, c̃, o is PyTorch's i, 
 b_ih + b_hh (4H,). The backward ADDS its weight and bias gradients into their buffers, so they are
 zeroed first.
 
-Both run on ONE OpenMP thread whatever avalon.set_num_threads says: the per-step products are
-32-row GEMMs, and on this project's 2-vCPU machine a second thread made oneDNN's LSTM (and PyTorch's,
-the same primitive) 2–3× slower, not faster. The caller's OpenMP count is put back afterwards
-(`library.keeping_threads`).
+Both run on avalon.set_num_threads's count (`THREADS = None`; a number holds them to that many). They
+once ran on one thread: measured with PyTorch alternating in the same process, a second thread seemed
+to make the primitive 2–3× slower, but that was OpenBLAS's worker spinning after numpy's products and
+taking the core (bench/steps.py). Measured alone, the LSTM step of bench/steps.py at 2 threads went
+37.5 -> 23.7 ms with the second thread (PyTorch's, the same primitive: 17–19 ms). The caller's OpenMP
+count is put back afterwards (`library.keeping_threads`).
 
 Primitives are made once per (T, N, C, H, direction) and kept in primitive.py's bounded cache; each
 call only points their memory objects at the arrays. The workspace (what the forward leaves for the
@@ -25,7 +27,7 @@ from . import primitive as _p
 
 _LEFT2RIGHT, _RIGHT2LEFT = 1, 2   # dnnl_rnn_direction_t (0 is undef in oneDNN 3)
 _BACKWARD = 128                   # dnnl_prop_kind_t: dnnl_backward
-THREADS = 1
+THREADS = None  # OpenMP threads of the LSTM calls (None: the process's count; see the docstring)
 # DNNL_ARG_* of the RNN primitives
 SRC_LAYER, SRC_ITER, SRC_ITER_C = 1, 2, 3
 DST_LAYER, DST_ITER, DST_ITER_C = 17, 18, 19
