@@ -9,7 +9,8 @@ first argument when it is a number, else 1.
 GNU OpenMP's spin count, GOMP_SPINCOUNT, is set here too (SPINCOUNT, unless the environment sets it):
 libgomp reads it once, when it loads, and torch loads it before Avalon can set it (Avalon sets the
 same value when it loads oneDNN first). PyTorch and Avalon share one libgomp in a process, so both
-then run under the same setting, in this process and in the subprocesses it starts.
+then run under the same setting, in this process and in the subprocesses it starts, except those that
+run PyTorch alone (subprocess_env's `library`): they get what PyTorch's users get.
 """
 import json
 import os
@@ -27,6 +28,7 @@ _ARG = sys.argv[1] if len(sys.argv) > 1 else ""
 THREADS = int(os.environ.get("BENCH_THREADS") or (_ARG if _ARG.isdigit() else 1))
 for _var in _THREAD_VARS:
     os.environ[_var] = str(THREADS)
+USER_SPINCOUNT = os.environ.get("GOMP_SPINCOUNT")  # None: PyTorch alone runs on libgomp's default
 SPINCOUNT = os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # avalon.kernels.onednn.library.SPINCOUNT
 
 BENCH = Path(__file__).resolve().parent
@@ -127,18 +129,22 @@ def peak_rss_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def subprocess_env(threads):
-    """The environment of a benchmark subprocess: `threads` threads for every library, this process's
-    GOMP_SPINCOUNT, and OpenBLAS's tuning variables unset, as in the issue's measurements."""
+def subprocess_env(threads, library=None):
+    """The environment of a benchmark subprocess: `threads` threads for every library, OpenBLAS's tuning
+    variables unset, as in the issue's measurements, and this process's GOMP_SPINCOUNT; for a process
+    running PyTorch alone (`library="torch"`), the spin count its users get: the environment's, if it
+    set one, else none (libgomp's default)."""
     env = {k: v for k, v in os.environ.items() if k not in _UNSET_IN_SUBPROCESSES}
     env.update({var: str(threads) for var in _THREAD_VARS}, BENCH_THREADS=str(threads), GOMP_SPINCOUNT=SPINCOUNT)
+    if library == "torch" and USER_SPINCOUNT is None:
+        del env["GOMP_SPINCOUNT"]
     return env
 
 
-def run_json(script, args, threads, timeout=1800):
+def run_json(script, args, threads, timeout=1800, library=None):
     """Run `python script *args` with `threads` threads (set before numpy loads, which only a fresh
-    process allows) and return the JSON its last line of output prints."""
-    done = subprocess.run([sys.executable, str(script), *map(str, args)], env=subprocess_env(threads),
+    process allows; `library` as subprocess_env's) and return the JSON its last line of output prints."""
+    done = subprocess.run([sys.executable, str(script), *map(str, args)], env=subprocess_env(threads, library),
                           capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(f"{script} {' '.join(map(str, args))} failed:\n{done.stderr[-4000:]}")

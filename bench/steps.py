@@ -2,28 +2,31 @@
 backward and an SGD-with-momentum update of the same model (PyTorch's state_dict loaded into Avalon's)
 on the same fixed batch, fp32.
 
-Run: `python bench/steps.py` (about ten minutes; prints one Markdown table). At one thread, for each
-workload a fresh subprocess times both libraries, steps alternating, medians of `--steps` steps after
-`--warmup` steps, and the first call (trace + compile + run) apart. At more threads each library runs
-in subprocesses of its own, ROUNDS of them each, alternating (Avalon, PyTorch, PyTorch, Avalon, …), the
-medians taken over all their steps: in one process the two libraries' thread pools get in each other's
-way (after a numpy product on two threads, OpenBLAS's worker spins on a core for 0.1 s or more, and
-PyTorch's LSTM step took 86 ms instead of 19), which no user running one library meets. Each process
+Run: `python bench/steps.py` (about ten minutes; prints one Markdown table). For each thread count
+(`--threads 2,1`) and workload, each library runs in fresh subprocesses of its own, ROUNDS of them each,
+alternating (Avalon, PyTorch, PyTorch, Avalon, …): medians over all their `--steps` steps, each process
+after `--warmup` steps, and the first call (trace + compile + run) apart. Not in one process: there the
+two libraries slow each other down, which no user running one library meets. Loading Avalon (oneDNN)
+holds glibc's mmap threshold at 128 KiB, so PyTorch's larger tensors were mapped and faulted in afresh
+at every step (its LSTM step at one thread 32 -> 51 ms), and after a numpy product on two threads
+OpenBLAS's worker spins on a core for 0.1 s or more (PyTorch's 2-thread LSTM step 19 -> 86 ms). A
+PyTorch process never imports Avalon, and runs with the GOMP_SPINCOUNT its users get (libgomp's
+default unless the environment sets one); Avalon's run with Avalon's (bench/harness.py). Each process
 measures numpy's fp32 GEMM rate too, so each library's share of the GEMM floor (the step's FLOPs,
 bench/flops.py, ÷ that rate, ÷ the step's time) is of that run's machine. Peak memory is the growth of
 the resident-set high-water mark over three steps after the model is built, each library in a
-subprocess of its own. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset in the subprocesses, and
-GOMP_SPINCOUNT is the same for both libraries (bench/harness.py sets it before either loads libgomp).
+subprocess of its own. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are unset in the subprocesses.
 
-PyTorch and Avalon share one OpenMP runtime in a process, and its thread count: so that neither step
-inherits what the other left, every PyTorch step first puts torch.set_num_threads back, and Avalon's
-count is given to avalon.set_num_threads, which every oneDNN call of Avalon's sets before it runs.
+Where both libraries share a process (the smoke mode; bench/op_shares.py and others), they share one
+OpenMP runtime and its thread count: so that neither step inherits what the other left, every PyTorch
+step first puts torch.set_num_threads back, and Avalon's count is given to avalon.set_num_threads,
+which every oneDNN call of Avalon's sets before it runs.
 
 `python bench/steps.py --smoke`: CI's check that every workload still runs in both libraries (small
 batches, one step after the first call, in this process, losses compared); it asserts nothing about time.
 """
-from harness import (BENCH, SPINCOUNT, THREADS, alternating_seconds, gemm,  # noqa: I001 - sets the
-                     peak_rss_mb, reset_peak_rss, run_json, time_calls)  # thread count before numpy loads
+from harness import (BENCH, SPINCOUNT, THREADS, USER_SPINCOUNT, alternating_seconds, gemm,  # noqa: I001 - sets
+                     peak_rss_mb, reset_peak_rss, run_json, time_calls)  # the thread count before numpy loads
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
@@ -48,7 +51,7 @@ TITLES = {
 LR, MOMENTUM = 0.01, 0.9
 SMOKE_BATCH = 2
 MEMORY_STEPS = 3
-ROUNDS = 4  # processes per library at more than one thread
+ROUNDS = 4  # processes per library and thread count
 MODELS = BENCH / "models.py"
 
 
@@ -132,14 +135,16 @@ def measure_time(name, batch=None, steps=20, warmup=3, gemm_n=2048, libraries=("
     machine the best of many samples comes nearest to what the machine can do). With one library, the
     products are timed before its warm-up and after its steps, so that OpenBLAS's spinning worker
     (see the module docstring) never precedes a timed step."""
-    import torch  # loaded before the clock starts, as avalon is
+    import torch  # loaded before the clock starts (Avalon's weights are PyTorch's: its processes load it too)
 
-    theirs, ours = load_models("torch"), load_models("avalon")
+    theirs = load_models("torch")
     x, y = batch_of(name, batch, theirs)
     torch.manual_seed(0)  # the same weights in every process
     torch_model, torch_fn = torch_step(theirs, name, x, y)
-    _, avalon_fn = avalon_step(ours, name, x, y, torch_model.state_dict())
-    fns = [{"avalon": avalon_fn, "torch": torch_fn}[library] for library in libraries]
+    runners = {"torch": torch_fn}
+    if "avalon" in libraries:  # a PyTorch process never loads Avalon (see the module docstring)
+        runners["avalon"] = avalon_step(load_models("avalon"), name, x, y, torch_model.state_dict())[1]
+    fns = [runners[library] for library in libraries]
     product, product_flops = gemm(gemm_n)
     product_s = time_calls(product, 3)
     first = {}
@@ -211,11 +216,10 @@ def table(times, memory, steps, warmup, memory_steps=MEMORY_STEPS):
     lines = [
         f"Training step (forward, cross-entropy, backward, SGD momentum {MOMENTUM}), fp32"
         f"{', timed in process CPU seconds' if os.environ.get('BENCH_CLOCK') == 'cpu' else ''}; medians of "
-        f"{steps} steps after {warmup} warm-up steps: at one thread both libraries in one fresh process per "
-        f"workload, steps alternating; at more threads each library in {ROUNDS} fresh processes of its own, "
-        f"alternating with the other's (in one process their thread pools slow each other down); "
-        f"OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset and GOMP_SPINCOUNT={SPINCOUNT} for both "
-        f"libraries. First call = trace + compile + run. "
+        f"{steps} steps after {warmup} warm-up steps, each library in {ROUNDS} fresh processes of its own, "
+        f"alternating with the other's (in one process they slow each other down), OPENBLAS_CORETYPE and "
+        f"OPENBLAS_L2_SIZE unset, GOMP_SPINCOUNT={SPINCOUNT} for Avalon and "
+        f"{USER_SPINCOUNT or 'libgomp’s default'} for PyTorch. First call = trace + compile + run. "
         f"GEMM floor = the step's matmul/conv FLOPs ÷ numpy's fp32 GEMM rate in the same process "
         f"({rate_text}). Memory = growth of the resident-set high-water mark over {memory_steps} step(s) "
         f"after the model is built, each library in its own process, at {_threads(mem_threads)}.",
@@ -262,24 +266,19 @@ def benchmark(threads, steps, warmup, names):
     for n in threads:
         for name in names:
             print(f"timing {name} at {n} thread(s)…", file=sys.stderr, flush=True)
-            worker = ["--worker", "time", name, "--warmup", warmup]
-            if n == 1:
-                times.append(run_json(__file__, [*worker, "--steps", steps], n))
-            else:  # each library in processes of its own (see the module docstring)
-                order = ["avalon", "torch"]
-                runs = []
-                for _ in range(ROUNDS):
-                    for library in order:
-                        runs.append(run_json(__file__, [*worker, "--steps", -(-steps // ROUNDS),
-                                                        "--library", library], n))
-                    order.reverse()
-                times.append(merged(runs))
+            worker = ["--worker", "time", name, "--warmup", warmup, "--steps", -(-steps // ROUNDS)]
+            order, runs = ["avalon", "torch"], []
+            for _ in range(ROUNDS):  # each library in processes of its own (see the module docstring)
+                for library in order:
+                    runs.append(run_json(__file__, [*worker, "--library", library], n, library=library))
+                order.reverse()
+            times.append(merged(runs))
             summary = {k: v for k, v in times[-1].items() if not k.endswith("_samples")}
             print(json.dumps(summary), file=sys.stderr, flush=True)  # a long run's results so far
     for name in names:
         print(f"memory of {name}…", file=sys.stderr, flush=True)
         memory[name] = {library: run_json(__file__, ["--worker", "memory", name, "--library", library],
-                                          threads[0])["peak_mb"] for library in ("avalon", "torch")}
+                                          threads[0], library=library)["peak_mb"] for library in ("avalon", "torch")}
         print(json.dumps(memory[name]), file=sys.stderr, flush=True)
     print(table(times, memory, steps, warmup))
 

@@ -54,13 +54,16 @@ def test_subprocesses_get_the_thread_count_and_lose_the_openblas_tuning():
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["BENCH_THREADS"] == "2"
 
 
-def test_both_libraries_get_avalons_spin_count_unless_the_environment_sets_one():
-    """torch loads libgomp before Avalon could set GOMP_SPINCOUNT: the harness sets it first."""
+def test_avalons_processes_get_its_spin_count_and_pytorchs_what_its_users_get():
+    """torch loads libgomp before Avalon could set GOMP_SPINCOUNT: the harness sets it first for Avalon's
+    processes (and mixed ones); a PyTorch process gets the environment's, or libgomp's default."""
     from avalon.kernels.onednn import library
 
     probe = ("import json, os, sys; sys.path.insert(0, sys.argv[1]); import harness; "
-             "print(json.dumps([os.environ['GOMP_SPINCOUNT'], harness.subprocess_env(2)['GOMP_SPINCOUNT']]))")
-    for given, expected in ((None, library.SPINCOUNT), ("0", "0")):
+             "print(json.dumps([os.environ['GOMP_SPINCOUNT'], harness.subprocess_env(2)['GOMP_SPINCOUNT'], "
+             "harness.subprocess_env(2, 'avalon')['GOMP_SPINCOUNT'], "
+             "harness.subprocess_env(2, 'torch').get('GOMP_SPINCOUNT')]))")
+    for given, expected in ((None, [library.SPINCOUNT] * 3 + [None]), ("0", ["0"] * 4)):
         env = _bench_env()
         env.pop("GOMP_SPINCOUNT", None)
         if given is not None:
@@ -68,7 +71,7 @@ def test_both_libraries_get_avalons_spin_count_unless_the_environment_sets_one()
         done = subprocess.run([sys.executable, "-c", probe, str(BENCH)], capture_output=True, text=True,
                               timeout=60, env=env)
         assert done.returncode == 0, done.stderr
-        assert json.loads(done.stdout) == [expected, expected]
+        assert json.loads(done.stdout) == expected
 
 
 def test_neither_librarys_step_inherits_the_openmp_thread_count_the_other_left():
@@ -92,9 +95,9 @@ def test_neither_librarys_step_inherits_the_openmp_thread_count_the_other_left()
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [2, 2]
 
 
-def test_at_two_threads_each_library_runs_in_processes_of_its_own_on_the_same_weights():
-    """In one process OpenBLAS's spinning worker (after Avalon's products) slowed PyTorch's 2-thread
-    steps several times over: at more than one thread each library is timed alone, and the medians
+def test_each_library_runs_in_processes_of_its_own_on_the_same_weights():
+    """In one process the libraries slowed each other down (Avalon's held mmap threshold, OpenBLAS's
+    spinning worker): each is timed alone, PyTorch's processes never load Avalon, and the medians are
     merged over every process's steps."""
     worker = [sys.executable, str(BENCH / "steps.py"), "--worker", "time", "MLP", "--steps", "2", "--warmup", "0"]
     runs = []
@@ -104,6 +107,13 @@ def test_at_two_threads_each_library_runs_in_processes_of_its_own_on_the_same_we
         assert done.returncode == 0, done.stderr[-4000:]
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
         assert f"{library}_s" in runs[-1] and f"{other}_s" not in runs[-1]
+    probe = ("import json, sys; sys.path.insert(0, sys.argv[1]); import steps; "
+             "steps.measure_time('MLP', 2, steps=1, warmup=0, gemm_n=64, libraries=('torch',)); "
+             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'avalon')))")
+    done = subprocess.run([sys.executable, "-c", probe, str(BENCH)], capture_output=True, text=True, timeout=120,
+                          env=_bench_env())
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []  # PyTorch alone: Avalon never loaded
     assert runs[0]["avalon_loss"] == runs[2]["avalon_loss"]  # the same weights in every process
     probe = ("import json, sys; sys.path.insert(0, sys.argv[1]); import steps; "
              "print(json.dumps(steps.merged(json.load(sys.stdin))))")  # raises where the first losses differ
