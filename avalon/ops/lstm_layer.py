@@ -21,11 +21,14 @@ earlier. Set `ONEDNN_LSTM = False` before a layer is first called (it is read wh
 
 On bench/steps.py's LSTM (128→256, seq 50, batch 32; one thread, CPU clock) the training step is
 1.06–1.07× PyTorch's time with it, 1.33–1.34× with `lstm_scan` (whose per-step products run on oneDNN's
-sgemm); peak memory 49–53 MB against 47–50 with `lstm_scan`, PyTorch's 56–61. oneDNN's workspace (15 MB
-of it touched) and scratchpad (7 MB) are what PyTorch's LSTM, the same primitive, holds too.
+sgemm); peak memory 49–53 MB against 47–50 with `lstm_scan`, PyTorch's 56–61. oneDNN's workspace and
+scratchpad are what PyTorch's LSTM, the same primitive, holds too; of their 31 and 32 MB oneDNN writes
+about 19 and 6, and mapped without huge pages (avalon/pages.py; `lstm_layer` is `partial`) the rest
+costs no memory: the step's peak went from 48 to 41.6 MB at 2 threads.
 """
 import numpy as np
 
+from .. import pages
 from ..backend import namespace
 from ..kernels.onednn import library as onednn
 from . import recurrent as rc
@@ -67,7 +70,7 @@ def _use_onednn(xp, dtype, ws, start, steps, batch, features, size, reverse):
     return ws.size - start >= rnn.workspace_bytes(steps, batch, features, size, reverse) // 4
 
 
-@primitive("lstm_layer", out=True, differentiable=False)
+@primitive("lstm_layer", out=True, partial=True, differentiable=False)
 def lstm_layer(x, h0, c0, w_ih, w_hh, bias, reverse=False, out=None):
     """The LSTM over x (T, N, C) from h0, c0 (N, H) with PyTorch's w_ih (4H, C), w_hh (4H, H) and
     bias = b_ih + b_hh (4H,). Returns the flat buffer described in the module docstring (`out`: one of
@@ -76,7 +79,12 @@ def lstm_layer(x, h0, c0, w_ih, w_hh, bias, reverse=False, out=None):
     steps, batch, features = x.shape
     size = h0.shape[-1]
     start, total = layout(steps, batch, features, size, x.dtype)
-    ws = out if out is not None else xp.empty(total, dtype=x.dtype)
+    if out is not None:
+        ws = out
+    elif xp is np:  # oneDNN writes parts of its workspace: `pages.empty`
+        ws = pages.empty(total * x.dtype.itemsize).view(x.dtype)
+    else:
+        ws = xp.empty(total, dtype=x.dtype)
     y, c_n, h_n, x_kept = _parts(ws, steps, batch, features, size)
     x_kept[...] = x
     aux = ws[start:]

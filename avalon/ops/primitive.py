@@ -18,7 +18,9 @@ class Primitive:
     (may return a view of an argument: its buffer is never recycled), `out` (accepts `out=`: buffer
     reuse may write into a dead buffer), `fresh` (always returns new memory, never an operand or a
     view of one, though it takes no `out=`: the compiler need not assume its result shares its
-    operands' buffers, so those may live in a workspace). `linear_in` lists operand positions that carry no gradient
+    operands' buffers, so those may live in a workspace), `partial` (may leave parts of its result
+    unwritten, a buffer sized for a worst case: a workspace holding it is mapped without huge pages,
+    so those parts cost no memory; avalon/pages.py). `linear_in` lists operand positions that carry no gradient
     (integer indices), so differentiation skips them.
 
     `check(*operands, **params)`, when given, validates the operands before `impl` runs (raising
@@ -28,7 +30,7 @@ class Primitive:
     """
 
     def __init__(self, name, impl, *, xp_name=None, random=False, effect=False, view=False, out=False,
-                 fresh=False, differentiable=True, doc=None, check=None):
+                 fresh=False, partial=False, differentiable=True, doc=None, check=None):
         self.name = name
         self.impl = impl
         self.xp_name = xp_name
@@ -37,6 +39,7 @@ class Primitive:
         self.view = view
         self.out = out
         self.fresh = fresh
+        self.partial = partial
         self.differentiable = differentiable
         self.check = check
         self.builtin = getattr(impl, "__module__", "").startswith("avalon.")  # not a user's primitive

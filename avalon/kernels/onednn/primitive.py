@@ -26,6 +26,7 @@ import threading
 
 import numpy as np
 
+from ... import pages
 from . import library as _library
 
 # dnnl_data_type_t
@@ -210,10 +211,11 @@ _scratch = threading.local()
 
 
 def _scratchpad(size):
-    """This thread's scratchpad buffer, at least `size` bytes (64-byte aligned)."""
+    """This thread's scratchpad buffer, at least `size` bytes (64-byte aligned). Sized for the largest
+    need, of which a primitive may write a part (an LSTM's 6 of 32 MB): `pages.empty`."""
     buf = getattr(_scratch, "buffer", None)
     if buf is None or buf.nbytes < size + 64:
-        buf = _scratch.buffer = np.empty(size + 64, np.uint8)
+        buf = _scratch.buffer = pages.empty(size + 64)
     return buf.ctypes.data + (-buf.ctypes.data % 64)
 
 
