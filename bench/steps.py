@@ -133,8 +133,8 @@ def measure_time(name, batch=None, steps=20, warmup=3, gemm_n=2048, libraries=("
     """The libraries' step times on one workload, alternating, with the first calls apart, and numpy's
     GEMM rate in this process: the best of products timed before the steps and between them (on a busy
     machine the best of many samples comes nearest to what the machine can do). With one library, the
-    products are timed before its warm-up and after its steps, so that OpenBLAS's spinning worker
-    (see the module docstring) never precedes a timed step."""
+    products are timed after its steps only, so that OpenBLAS's spinning worker (see the module
+    docstring) never precedes a step (a LeNet step right after one took 46-51 ms instead of 39)."""
     import torch  # loaded before the clock starts (Avalon's weights are PyTorch's: its processes load it too)
 
     theirs = load_models("torch")
@@ -145,8 +145,9 @@ def measure_time(name, batch=None, steps=20, warmup=3, gemm_n=2048, libraries=("
     if "avalon" in libraries:  # a PyTorch process never loads Avalon (see the module docstring)
         runners["avalon"] = avalon_step(load_models("avalon"), name, x, y, torch_model.state_dict())[1]
     fns = [runners[library] for library in libraries]
-    product, product_flops = gemm(gemm_n)
-    product_s = time_calls(product, 3)
+    if len(fns) > 1:
+        product, product_flops = gemm(gemm_n)
+        product_s = time_calls(product, 3)
     first = {}
     for library, fn in zip(libraries, fns):
         start = time.perf_counter()
@@ -156,7 +157,9 @@ def measure_time(name, batch=None, steps=20, warmup=3, gemm_n=2048, libraries=("
     if len(fns) > 1:
         *samples, between = alternating_seconds(fns, steps, each_round=product)
     else:
-        samples, between = alternating_seconds(fns, steps), time_calls(product, 3)
+        samples = alternating_seconds(fns, steps)
+        product, product_flops = gemm(gemm_n)
+        product_s, between = [], time_calls(product, 3)
     result = dict(name=name, threads=THREADS, batch=len(x), full=len(x) == theirs.WORKLOADS[name][2],
                   steps=steps, gemm_gflops=product_flops / min(product_s + between) / 1e9,
                   flops=flops.COUNTS[name](len(x)))
@@ -266,7 +269,7 @@ def benchmark(threads, steps, warmup, names):
     for n in threads:
         for name in names:
             print(f"timing {name} at {n} thread(s)…", file=sys.stderr, flush=True)
-            worker = ["--worker", "time", name, "--warmup", warmup, "--steps", -(-steps // ROUNDS)]
+            worker = ["--worker", "time", name, "--warmup", warmup, "--steps", max(5, -(-steps // ROUNDS))]
             order, runs = ["avalon", "torch"], []
             for _ in range(ROUNDS):  # each library in processes of its own (see the module docstring)
                 for library in order:
