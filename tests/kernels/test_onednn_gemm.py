@@ -223,7 +223,7 @@ def test_a_small_product_on_more_than_max_threads_runs_on_one_thread_and_puts_th
     a = rng.standard_normal((3, 4, 5), dtype=np.float32)
     b = rng.standard_normal((3, 5, 6), dtype=np.float32)
     monkeypatch.setattr(gemm, "MAX_THREADS", 1)
-    monkeypatch.setattr(gemm, "ONE_THREAD_BELOW", 4 * 5 * 6 + 1)  # one matrix of the batch counts: 120
+    monkeypatch.setattr(gemm, "ONE_THREAD_BELOW", 3 * 4 * 5 * 6 + 1)  # the batch counts: 360 multiply-adds
     counts = []
     prepare = library.prepare
     monkeypatch.setattr(library, "prepare", lambda threads=None: counts.append(threads) or prepare(threads))
@@ -231,10 +231,5 @@ def test_a_small_product_on_more_than_max_threads_runs_on_one_thread_and_puts_th
         library._gomp().omp_set_num_threads(2)
         np.testing.assert_allclose(gemm.matmul(a, b, threads=2), a @ b, rtol=1e-5, atol=1e-5)
         assert counts and set(counts) == {1} and library.threads() == 2
-        monkeypatch.setattr(gemm, "ONE_THREAD_BELOW", 4 * 5 * 6)
-        assert gemm.matmul(a, b, threads=2) is None
-        # a matrix over batch rows is one product over all of them: there the batch counts
         monkeypatch.setattr(gemm, "ONE_THREAD_BELOW", 3 * 4 * 5 * 6)
-        assert gemm.matmul(a, b[0], threads=2) is None
-        monkeypatch.setattr(gemm, "ONE_THREAD_BELOW", 3 * 4 * 5 * 6 + 1)
-        np.testing.assert_allclose(gemm.matmul(a, b[0], threads=2), a @ b[0], rtol=1e-5, atol=1e-5)
+        assert gemm.matmul(a, b, threads=2) is None

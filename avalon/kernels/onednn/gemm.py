@@ -51,8 +51,8 @@ AXPBY_SMALLEST = 1 << 18
 # 25-50 µs of the 60-110 a call takes
 NARROWEST = 16
 MAX_THREADS = 1  # more OpenMP threads than this: numpy (see the module docstring)
-# Products below this many multiply-adds (per matrix of a batch: _largest_product) run on sgemm or the
-# batched primitive at one thread when the call would have more than MAX_THREADS (see the module docstring). LeNet step at 2 threads, fresh processes, alternating: 50-56 ms
+# Products below this many multiply-adds run on sgemm at one thread when the call would have more than
+# MAX_THREADS (see the module docstring). LeNet step at 2 threads, fresh processes, alternating: 50-56 ms
 # wall and 85-109 ms CPU (35 of it OpenBLAS's spinning worker) -> 40-50 ms and 53-55 ms CPU (PyTorch 54-58).
 ONE_THREAD_BELOW = 1 << 26
 # Products left to numpy on more than one thread and below ONE_THREAD_BELOW run with OpenBLAS
@@ -141,7 +141,8 @@ def matmul(a, b, out=None, threads=None, alpha=1.0, recycled=False):
     if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out):
         return None
     if not _few_threads(threads):
-        if _largest_product(a, b) >= ONE_THREAD_BELOW:
+        if math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * a.shape[-2] * a.shape[-1] * b.shape[-1] \
+                >= ONE_THREAD_BELOW:
             return None
         with library.keeping_threads():
             return matmul(a, b, out, 1, alpha, recycled)
@@ -181,18 +182,10 @@ def numpy_threads(a, b, threads=None):
     (openblas.one_thread) while oneDNN is on, the operands are float32 numpy arrays, the call would run on
     more than one thread and the product is below ONE_THREAD_BELOW multiply-adds; else none."""
     if HOLD_OPENBLAS and a.ndim >= 2 and b.ndim >= 2 and applies(a, b) and library.threads(threads) > 1 and \
-            _largest_product(a, b) < ONE_THREAD_BELOW:
+            math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * a.shape[-2] * a.shape[-1] * b.shape[-1] \
+            < ONE_THREAD_BELOW:
         return openblas.one_thread()
     return contextlib.nullcontext()
-
-
-def _largest_product(a, b):
-    """Multiply-adds of the largest single product in a @ b: the whole batch's rows where b is one matrix
-    (one product over them), else one matrix of the batch (numpy runs a BLAS call per matrix, each
-    too small to gain from threads: attention's 64 products of 128×64·64×128 took 12.7 ms at 2 threads,
-    5.2 at one)."""
-    rows = math.prod(a.shape[:-1]) if b.ndim == 2 else a.shape[-2]
-    return rows * a.shape[-1] * b.shape[-1]
 
 
 def _rows(x):
