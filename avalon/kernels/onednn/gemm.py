@@ -53,11 +53,11 @@ NARROWEST = 16
 MAX_THREADS = 1  # more OpenMP threads than this: numpy (see the module docstring)
 # Products below this many multiply-adds run on sgemm at one thread when the call would have more than
 # MAX_THREADS (see the module docstring). LeNet step at 2 threads, fresh processes, alternating: 50-56 ms
-# wall and 85-109 ms CPU (35 of it OpenBLAS's spinning worker) -> 40-50 ms and 53-55 ms CPU (PyTorch 54-58).
+# wall and 85-109 ms CPU (35 of it OpenBLAS's spinning worker) -> 40-50 ms and 53-55 ms CPU.
 ONE_THREAD_BELOW = 1 << 26
 # Products left to numpy on more than one thread and below ONE_THREAD_BELOW run with OpenBLAS
 # held to one thread (`numpy_threads`): on several, its worker spins after the call and takes the core
-# oneDNN's next call needs (the LSTM step at 2 threads: see the constant's test and the commit).
+# oneDNN's next call needs (kernels/openblas.py). LeNet's step alone at 2 threads: 50-52 -> 42-43 ms.
 HOLD_OPENBLAS = True
 BATCHED = True  # products of batched operands on oneDNN's matmul primitive (False: per matrix / numpy)
 
