@@ -1,6 +1,4 @@
 """Linear algebra: batched matmul and einsum (dot, tensordot, outer, bmm are written with these)."""
-import contextlib
-
 import numpy as np
 
 from ..backend import is_numpy_like, namespace
@@ -37,13 +35,11 @@ def matmul(a, b, out=None):
     done = gemm.matmul(a, b, out=out, recycled=_outside_traces())
     if done is not None:
         return done
-    with gemm.numpy_threads(a, b):
-        if a.ndim > 2 and b.ndim == 2 and is_numpy_like(xp) and a.flags.c_contiguous \
-                and (out is None or out.flags.c_contiguous):
-            rows = xp.matmul(a.reshape(-1, a.shape[-1]), b,
-                             out=None if out is None else out.reshape(-1, b.shape[-1]))
-            return rows.reshape(a.shape[:-1] + b.shape[-1:]) if out is None else out
-        return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
+    if a.ndim > 2 and b.ndim == 2 and is_numpy_like(xp) and a.flags.c_contiguous \
+            and (out is None or out.flags.c_contiguous):
+        rows = xp.matmul(a.reshape(-1, a.shape[-1]), b, out=None if out is None else out.reshape(-1, b.shape[-1]))
+        return rows.reshape(a.shape[:-1] + b.shape[-1:]) if out is None else out
+    return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
 
 
 def _outside_traces():
@@ -64,8 +60,7 @@ def product(xp, a, b, out=None, alpha=1.0):
         return done
     if alpha != 1.0:
         a = a * alpha
-    with gemm.numpy_threads(a, b) if xp is np else contextlib.nullcontext():
-        return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
+    return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
 
 
 @primitive("einsum")

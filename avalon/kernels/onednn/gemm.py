@@ -32,13 +32,11 @@ beta=1) or know their shapes; it returns False where a layout does not fit.
 `axpby(alpha, x, beta, y)`: y = alpha·x + beta·y in one pass (SGD's momentum and parameter updates),
 from AXPBY_SMALLEST elements.
 """
-import contextlib
 import ctypes
 import math
 
 import numpy as np
 
-from .. import openblas
 from . import library
 from . import matmul as batched
 from . import recycle
@@ -55,10 +53,6 @@ MAX_THREADS = 1  # more OpenMP threads than this: numpy (see the module docstrin
 # MAX_THREADS (see the module docstring). LeNet step at 2 threads, fresh processes, alternating: 50-56 ms
 # wall and 85-109 ms CPU (35 of it OpenBLAS's spinning worker) -> 40-50 ms and 53-55 ms CPU.
 ONE_THREAD_BELOW = 1 << 26
-# Products left to numpy on more than one thread and below ONE_THREAD_BELOW run with OpenBLAS
-# held to one thread (`numpy_threads`): on several, its worker spins after the call and takes the core
-# oneDNN's next call needs (kernels/openblas.py). LeNet's step alone at 2 threads: 50-52 -> 42-43 ms.
-HOLD_OPENBLAS = True
 BATCHED = True  # products of batched operands on oneDNN's matmul primitive (False: per matrix / numpy)
 
 _F32 = np.dtype(np.float32)
@@ -175,17 +169,6 @@ def matmul(a, b, out=None, threads=None, alpha=1.0, recycled=False):
         if not _product(a[index], b[index], result[index], threads):
             return None
     return result
-
-
-def numpy_threads(a, b, threads=None):
-    """The context in which numpy runs a product `matmul` left to it: OpenBLAS held to one thread
-    (openblas.one_thread) while oneDNN is on, the operands are float32 numpy arrays, the call would run on
-    more than one thread and the product is below ONE_THREAD_BELOW multiply-adds; else none."""
-    if HOLD_OPENBLAS and a.ndim >= 2 and b.ndim >= 2 and applies(a, b) and library.threads(threads) > 1 and \
-            math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * a.shape[-2] * a.shape[-1] * b.shape[-1] \
-            < ONE_THREAD_BELOW:
-        return openblas.one_thread()
-    return contextlib.nullcontext()
 
 
 def _rows(x):
