@@ -2,8 +2,8 @@
 in one process (each setting's step traced and compiled under it), and peak memory, each setting in a
 process of its own.
 
-Settings: `plain` (every switch off), `shipped` (the defaults), then each switch on in turn, then `all`. The switches are
-attributes read when a step is compiled (module, attribute, value) in SWITCHES.
+Settings: `plain` (every switch off), `shipped` (the defaults), then each switch on in turn, then
+`all`. The switches are attributes read when a step is compiled (module, attribute, value) in SWITCHES.
 
 Run: `BENCH_CLOCK=cpu python bench/bn_relu_ab.py [threads] [steps] [--memory]`; prints the median ms per
 step of each setting and the ratio to `plain`, and with --memory the peak-memory growth of 3 steps.
