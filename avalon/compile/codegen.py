@@ -3,12 +3,14 @@
 Primitives that are one namespace function are called directly (`np.tanh`), so a replay costs one
 Python call per node. The source stays readable: `compiled.source` (or `tape.source()`) shows it.
 """
+import functools
 import re
 
 import numpy as np
 
 from .. import pages
 from ..backend import is_array, is_numpy_like, namespace
+from ..kernels.onednn import gemm
 from ..tape import Call, Const, Input, Node
 from . import passes
 from .accumulate import accumulate_slices
@@ -106,7 +108,12 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
     buffers = [(n.shape, n.dtype, offset) for n, offset in zip(slots, offsets)]
     # a result written in parts (`partial`) leaves pages of the arena untouched: 4 KiB pages keep them free
     partial = any(isinstance(n, Call) and n.prim.partial and (n in slots or n in plan) for n in tape.nodes)
-    wrap = (lambda body: _pooled(body, xp, buffers, size, partial)) if slots else (lambda body: body)
+    pooled = bool(slots)  # not the nodes themselves: a cached replay keeps no tape alive
+
+    def wrap(body):
+        body = _pooled(body, xp, buffers, size, partial) if pooled else body
+        return _holding_numpy_blas(body) if xp is np else body
+
     lines = ReplayLines(filename, source, tape)
     compiled = Compiled(tape, wrap(env["replay"]), source, copied, copy, lines,
                         CheckedReplay(source, env, lines, wrap, xp))
@@ -144,6 +151,17 @@ def _pooled(body, xp, buffers, size, partial=False):
                 pool.append(ws)
 
     replay.workspaces = pool  # what the pool holds between calls, for tests and memory accounting
+    return replay
+
+
+def _holding_numpy_blas(body):
+    """`body` run with numpy's OpenBLAS held to one thread where its float32 work runs on oneDNN at
+    several (gemm.holding_numpy_blas: OpenBLAS's spinning workers would take oneDNN's cores)."""
+    @functools.wraps(body)  # keeps what the body carries (its `workspaces`)
+    def replay(*inputs):
+        with gemm.holding_numpy_blas():
+            return body(*inputs)
+
     return replay
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..backend import device_of, is_array, is_numpy_like, namespace
 from ..errors import AvalonError, _where
+from ..kernels.onednn import gemm
 from ..tracing import user_location
 from ..tree import Grads
 from ._inplace import Reserve, Scratch, effective_grad, needs_space, own_grad, root
@@ -226,7 +227,7 @@ class Optimizer:
         if undo is not None:
             undo.begin(work, self.state)
         try:
-            with np.errstate(all="ignore"), _interrupts_held(), \
+            with np.errstate(all="ignore"), _interrupts_held(), gemm.holding_numpy_blas(), \
                     reserve.handing_out() if reserve is not None else contextlib.nullcontext():
                 for group, param, grad in work:
                     state = self.state.get(param, {})

@@ -8,13 +8,16 @@ where it does not apply, so that the caller runs numpy instead:
   than oneDNN's (a 16³ product: 0.8 µs against 5.3; the two break even near 128×64×128, measured
   at one thread), or narrow: a side shorter than `NARROWEST` (see the constant);
 - the call would run on more than `MAX_THREADS` OpenMP threads (the `threads` argument, else
-  avalon.set_num_threads's count, else OpenMP's own): at two threads on the shared 2-core machine the
-  Transformer step took 239 ms with its products on sgemm against 128 on OpenBLAS (and 212 with sgemm
-  held to one thread), while at one thread sgemm is the faster (1 thread: 0.91× OpenBLAS's step).
-  Except products of fewer than `ONE_THREAD_BELOW` multiply-adds: they run on sgemm at ONE thread (the
-  caller's count put back after), not on OpenBLAS at several, whose worker thread spins for tens of ms
-  after every multithreaded call and takes the core that oneDNN's OpenMP worker and Avalon's own
-  worker threads need next (LeNet's fully connected layers, 128×1600×128, at 2 threads: see the constant).
+  avalon.set_num_threads's count, else OpenMP's own) while numpy's OpenBLAS is free to run on several:
+  its worker spins for 0.1 s after each multithreaded product (kernels/openblas.py) and takes the core
+  sgemm's second thread needs (the Transformer step at two threads, products on sgemm: 1.43× as long
+  as on OpenBLAS). Compiled replays and optimiser steps hold OpenBLAS to one thread
+  (`holding_numpy_blas`), and inside them products run on sgemm at the full count: Avalon alone at two
+  threads, fresh processes alternating, MLP 14.6 -> 13.9 ms and Transformer 164 -> 130 ms against
+  OpenBLAS at two threads, and SGD's updates on `axpby` at two threads 12.7 ms.
+  Outside them, products of fewer than `ONE_THREAD_BELOW` multiply-adds run on sgemm at ONE thread
+  (the caller's count put back after), not on OpenBLAS at several (LeNet's fully connected layers,
+  128×1600×128, at 2 threads: see the constant).
 
 Operands are read where they lie: a C-contiguous matrix, its transpose, or either with a row stride
 (a slice of columns) is passed with its transposition flag and leading dimension, without a copy.
@@ -32,23 +35,29 @@ beta=1) or know their shapes; it returns False where a layout does not fit.
 `axpby(alpha, x, beta, y)`: y = alpha·x + beta·y in one pass (SGD's momentum and parameter updates),
 from AXPBY_SMALLEST elements.
 """
+import contextlib
 import ctypes
 import math
 
 import numpy as np
 
+from .. import openblas
 from . import library
 from . import matmul as batched
 from . import recycle
 
 SMALLEST = 1 << 21  # m·n·k below which numpy's matmul is as fast (128·128·128)
-# elements below which numpy is as fast: its passes run in cache (196608: 103 µs both ways; 262144: 182 against 140)
+# elements below which numpy is as fast: its passes run in cache (196608: 103 µs both ways; 262144: 182 against 140);
+# at two threads (an update inside holding_numpy_blas) from half as many (131072: 38 µs against numpy's 53,
+# 65536: 27 against 24)
 AXPBY_SMALLEST = 1 << 18
+AXPBY_SMALLEST_THREADED = 1 << 17
 # a product with a side shorter than this stays on numpy (a classifier head's 10 classes): sgemm packs
 # such a product through 4-6 MB of scratch that stays resident (256×1024·1024×10: +4.3 MB peak), for
 # 25-50 µs of the 60-110 a call takes
 NARROWEST = 16
-MAX_THREADS = 1  # more OpenMP threads than this: numpy (see the module docstring)
+MAX_THREADS = 1  # more OpenMP threads than this, while OpenBLAS is not held: numpy (see the module docstring)
+HOLD_NUMPY_BLAS = True  # replays and optimiser steps hold OpenBLAS to one thread, their products on sgemm
 # Products below this many multiply-adds run on sgemm at one thread when the call would have more than
 # MAX_THREADS (see the module docstring). LeNet step at 2 threads, fresh processes, alternating: 50-56 ms
 # wall and 85-109 ms CPU (35 of it OpenBLAS's spinning worker) -> 40-50 ms and 53-55 ms CPU.
@@ -115,9 +124,20 @@ def sgemm(a, b, out, alpha=1.0, beta=0.0, threads=None):
     return True
 
 
-def _few_threads(threads):
-    """Whether a call on `threads` (None: the count prepare() would set) is within MAX_THREADS."""
-    return library.threads(threads) <= MAX_THREADS
+def _threads_fit(threads):
+    """Whether a call on `threads` (None: the count prepare() would set) may run on oneDNN: within
+    MAX_THREADS, or on any count while numpy's OpenBLAS is held to one thread (no worker of its spins on
+    the cores oneDNN's team needs)."""
+    return library.threads(threads) <= MAX_THREADS or openblas.held()
+
+
+def holding_numpy_blas():
+    """The context compiled replays on numpy and optimiser steps run in: numpy's OpenBLAS held to one
+    thread (openblas.one_thread), so that products and updates run on oneDNN at the full count, while
+    HOLD_NUMPY_BLAS, oneDNN is on and its calls would run on more than one thread; else none."""
+    if HOLD_NUMPY_BLAS and library.enabled() and library.threads() > 1:
+        return openblas.one_thread()
+    return contextlib.nullcontext()
 
 
 def applies(*arrays):
@@ -134,7 +154,7 @@ def matmul(a, b, out=None, threads=None, alpha=1.0, recycled=False):
     `recycled`: a new result may be an array handed out before and dropped since (recycle.py)."""
     if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out):
         return None
-    if not _few_threads(threads):
+    if not _threads_fit(threads):
         if math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * a.shape[-2] * a.shape[-1] * b.shape[-1] \
                 >= ONE_THREAD_BELOW:
             return None
@@ -216,8 +236,9 @@ def axpby(alpha, x, beta, y, threads=None):
     SGD step 1.9 ms on numpy, 2.4 with every parameter on oneDNN)."""
     if not library.enabled() or not all(isinstance(v, np.ndarray) and v.dtype == _F32 for v in (x, y)):
         return False
-    if x.size != y.size or x.size < AXPBY_SMALLEST or not (x.flags.c_contiguous and y.flags.c_contiguous) \
-            or not y.flags.writeable or np.may_share_memory(x, y) or not _few_threads(threads):
+    smallest = AXPBY_SMALLEST if library.threads(threads) == 1 else AXPBY_SMALLEST_THREADED
+    if x.size != y.size or x.size < smallest or not (x.flags.c_contiguous and y.flags.c_contiguous) \
+            or not y.flags.writeable or np.may_share_memory(x, y) or not _threads_fit(threads):
         return False
     library.prepare(threads)
     status = _sgemm_function()(b"N", b"N", 1, x.size, 1, float(alpha), _ONE.ctypes.data, 1, x.ctypes.data,

@@ -9,7 +9,7 @@ oneDNN does each in one pass over a row in cache: (16, 4, 128, 128) scores at on
 out=None)` returns p·(dp - Σ_last dp·p), in `out` when given. Where they do not apply they write
 nothing and return False / None: `SOFTMAX = False` (the switch), oneDNN off or missing, an array not
 a float32 numpy array, layouts oneDNN cannot describe, shapes that differ, a call on more than
-gemm.MAX_THREADS OpenMP threads (numpy runs these passes on one thread anyway), `out` overlapping an
+gemm.MAX_THREADS OpenMP threads outside a replay (as a product, gemm._threads_fit), `out` overlapping an
 input other than in place. Fully masked rows (every score -inf) are the caller's
 to keep away from `forward`: oneDNN gives them NaN where numpy's path gives zeros; `backward` gives
 zeros for rows of zero weights as the numpy path does. Primitives are cached per shape and strides.
@@ -71,7 +71,7 @@ def _backward(dp, p, out):
 
 def _usable(*arrays):
     shape = arrays[0].shape
-    return (SOFTMAX and gemm.applies(*arrays) and gemm._few_threads(None) and 0 < arrays[0].ndim <= 12
+    return (SOFTMAX and gemm.applies(*arrays) and gemm._threads_fit(None) and 0 < arrays[0].ndim <= 12
             and all(x.shape == shape and P.describable(x) for x in arrays) and arrays[0].size > 0)
 
 
