@@ -1,7 +1,8 @@
-"""Which products run on oneDNN's sgemm (avalon/kernels/onednn/gemm.py): the matmul primitive and its
-rules (every Linear), attention's products, im2col convolutions' products; gradients through the public
-API against PyTorch and finite differences with oneDNN on and off; the numpy path really running when
-off, in tapes compiled before the switch flipped too."""
+"""Which products run on oneDNN (avalon/kernels/onednn/gemm.py: dnnl_sgemm or, for single products,
+the matmul primitive): the matmul primitive and its rules (every Linear), attention's products, im2col
+convolutions' products; gradients through the public API against PyTorch and finite differences with
+oneDNN on and off; the numpy path really running when off, in tapes compiled before the switch flipped
+too."""
 import numpy as np
 import pytest
 
@@ -10,6 +11,7 @@ import avalon.nn as nn
 import avalon.nn.functional as F
 from avalon.kernels import onednn
 from avalon.kernels.onednn import gemm
+from avalon.kernels.onednn import matmul as batched
 
 pytestmark = pytest.mark.skipif(not onednn.available(), reason="oneDNN (avalon[fast]) is not installed")
 torch = pytest.importorskip("torch")
@@ -17,11 +19,21 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture
 def sgemm_calls(monkeypatch):
-    """The shapes of the first operand of every dnnl_sgemm call, every product on oneDNN however small
-    or narrow."""
+    """The shapes of the first operand of every product oneDNN ran (a dnnl_sgemm call, or a single product
+    on the matmul primitive), every product on oneDNN however small or narrow."""
     calls = []
-    original = gemm.sgemm
-    monkeypatch.setattr(gemm, "sgemm", lambda *a, **k: (calls.append(a[0].shape), original(*a, **k))[1])
+    sgemm, matrix = gemm.sgemm, batched.matrix
+
+    def spy(original):
+        def call(*a, **k):
+            done = original(*a, **k)
+            if done:
+                calls.append(a[0].shape)
+            return done
+        return call
+
+    monkeypatch.setattr(gemm, "sgemm", spy(sgemm))
+    monkeypatch.setattr(batched, "matrix", spy(matrix))
     monkeypatch.setattr(gemm, "SMALLEST", 0)
     monkeypatch.setattr(gemm, "NARROWEST", 0)
     monkeypatch.setattr(gemm, "MAX_THREADS", 64)  # whatever OMP_NUM_THREADS the run has

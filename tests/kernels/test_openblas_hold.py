@@ -12,6 +12,7 @@ import avalon.nn as nn
 import avalon.nn.functional as F
 from avalon.kernels import onednn, openblas
 from avalon.kernels.onednn import gemm, library
+from avalon.kernels.onednn import matmul as batched
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 pytestmark = pytest.mark.skipif(not openblas._setter(), reason="numpy's BLAS is not OpenBLAS")
@@ -80,27 +81,31 @@ def _mlp_step(seed=0):
 
 
 @needs_onednn
-def test_a_replay_on_two_threads_runs_its_products_on_sgemm_at_two_with_openblas_held(two_threads, monkeypatch):
+def test_a_replay_on_two_threads_runs_its_products_on_onednn_at_two_with_openblas_held(two_threads, monkeypatch):
     seen = []
-    sgemm = gemm.sgemm
+    originals = {"sgemm": (gemm, gemm.sgemm), "matrix": (batched, batched.matrix)}
 
-    def spy(a, b, out, *args, threads=None, **kwargs):
-        seen.append((_openblas_threads(), library.threads(threads)))
-        return sgemm(a, b, out, *args, threads=threads, **kwargs)
+    def spy(original):
+        def call(a, b, out, *args, threads=None, **kwargs):
+            seen.append((_openblas_threads(), library.threads(threads)))
+            return original(a, b, out, *args, threads=threads, **kwargs)
+        return call
 
     model, x, y, loss_fn = _mlp_step()
     results = {}
     for hold in (True, False):
         monkeypatch.setattr(gemm, "HOLD_NUMPY_BLAS", hold)
         avalon.grad(loss_fn, model, x, y, argnums=0)  # the first call traces
-        monkeypatch.setattr(gemm, "sgemm", spy)
+        for name, (module, original) in originals.items():
+            monkeypatch.setattr(module, name, spy(original))
         seen.clear()
         results[hold] = avalon.grad(loss_fn, model, x, y, argnums=0)
-        monkeypatch.setattr(gemm, "sgemm", sgemm)
+        for name, (module, original) in originals.items():
+            monkeypatch.setattr(module, name, original)
         if hold:
-            assert seen and set(seen) == {(1, 2)}  # every product: OpenBLAS on one, sgemm on both
+            assert seen and set(seen) == {(1, 2)}  # every product: OpenBLAS on one, oneDNN on both
         else:
-            assert all(count == 1 for _, count in seen)  # sgemm held to one thread (ONE_THREAD_BELOW) or numpy
+            assert all(count == 1 for _, count in seen)  # oneDNN held to one thread (ONE_THREAD_BELOW) or numpy
         assert _openblas_threads() == 2 and not openblas.held()
     (loss_held, (grads_held, *_)), (loss_free, (grads_free, *_)) = results[True], results[False]
     np.testing.assert_allclose(loss_held, loss_free, rtol=1e-6)
@@ -114,6 +119,7 @@ def test_a_replay_on_one_thread_or_without_onednn_holds_nothing(two_threads, mon
     model, x, y, loss_fn = _mlp_step()
     tape = avalon.grad_tape(loss_fn, model, x, y, argnums=0)
     compiled = tape.compile()
+    monkeypatch.setattr(batched, "MATRICES", False)  # every product asks sgemm
     monkeypatch.setattr(gemm, "sgemm", lambda *a, **k: counts.append(_openblas_threads()) or False)
     inputs = [node.value for node in tape.inputs]
     compiled(*inputs)

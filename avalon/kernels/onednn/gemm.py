@@ -1,4 +1,8 @@
-"""float32 matrix products on oneDNN's `dnnl_sgemm` (its JIT GEMM, the one PyTorch's CPU build uses).
+"""float32 matrix products on oneDNN: `dnnl_sgemm` (its JIT GEMM, the one PyTorch's CPU build uses) and,
+for a single product on several threads or with b stored transposed, the matmul primitive's brgemm
+kernels (matmul.py `matrix`: at two threads 0.57-0.9× sgemm's time on the workloads' shapes; Avalon
+alone, fresh processes alternating, MLP 13.0 -> 11.4 ms and Transformer 137 -> 129 ms at two threads,
+within noise at one).
 
 `matmul(a, b, out=None)` follows numpy's matmul on operands of two or more dimensions and returns None
 where it does not apply, so that the caller runs numpy instead:
@@ -206,6 +210,11 @@ def _product(a, b, out, threads):
         a = np.ascontiguousarray(a)
     if _layout(b) is None:
         b = np.ascontiguousarray(b)
+    # the matmul primitive's brgemm kernels, at several threads (0.57-0.9x sgemm's time on the workloads'
+    # shapes) and for b stored transposed (a Linear's x·Wᵀ: 0.86-1.0x at one thread, where sgemm is the
+    # faster on the other layouts, up to 0.86x)
+    if (library.threads(threads) > 1 or _layout(b)[0] == b"T") and batched.matrix(a, b, out, threads=threads):
+        return True
     m, n = out.shape
     if m >= 4 * n and _layout(a)[0] == b"T" and _layout(b)[0] == b"N" and _layout(out) == (b"N", n):
         # aᵀ-stored times b, tall and narrow (a Linear's weight gradient xᵀ·g, 1024×2048 · 2048×256):

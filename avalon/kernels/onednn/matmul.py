@@ -25,6 +25,9 @@ from . import recycle
 SMALLEST = 1 << 21  # multiply-adds in the whole batch below which numpy's call is as cheap
 ELTWISE_LINEAR = 0x26  # dnnl_alg_kind_t dnnl_eltwise_linear (3.x): alpha·x + beta
 MAX_DIMS = 12  # DNNL_MAX_NDIMS
+# single products (gemm.matmul's 2-D path) on the primitive too, whose brgemm kernels beat dnnl_sgemm on
+# the workloads' shapes (see gemm._product); False: dnnl_sgemm
+MATRICES = True
 
 _F32 = np.dtype(np.float32)
 _cache = P.Cache(128)
@@ -78,12 +81,28 @@ def _primitive(a, b, out, alpha, threads):
 
     def make():
         try:
-            return _make(a, b, out, alpha)
+            made = _make(a, b, out, alpha)
         except library.OneDNNError:
             return _UNSUPPORTED
+        # a reference kernel (some strided layouts) takes seconds where numpy or sgemm take milliseconds
+        return _UNSUPPORTED if made.implementation().startswith("ref") else made
 
     found = _cache.get(key, make, threads)  # made at the count it runs at (primitive.Cache)
     return None if found is _UNSUPPORTED else found
+
+
+def matrix(a, b, out, threads=None):
+    """out = a @ b for 2-D float32 numpy arrays on the matmul primitive, read and written where they lie;
+    False (nothing written) where MATRICES is off, a layout cannot be described, `out` is read-only or
+    overlaps an operand, or oneDNN would run a reference kernel."""
+    if not MATRICES or not (P.describable(a) and P.describable(b) and P.describable(out)) \
+            or not out.flags.writeable or np.may_share_memory(out, a) or np.may_share_memory(out, b):
+        return False
+    prim = _primitive(a, b, out, 1.0, threads)
+    if prim is None:
+        return False
+    prim.execute({P.ARG_SRC: a, P.ARG_WEIGHTS: b, P.ARG_DST: out}, threads)
+    return True
 
 
 def product(a, b, out=None, alpha=1.0, threads=None, recycled=False):
