@@ -13,3 +13,4 @@ from . import attention  # noqa: E402,F401 - fused scaled dot-product attention
 from . import sort  # noqa: E402,F401 - sorting and searching (argsort, argpartition, searchsorted, argwhere)
 from . import recurrent  # noqa: E402,F401 - the fused recurrences (LSTM, GRU, RNN)
 from . import batch_norm  # noqa: E402,F401 - fused batch normalisation in training mode (statistics, apply, backward)
+from . import layer_norm  # noqa: E402,F401 - fused layer normalisation (statistics, apply, backward)

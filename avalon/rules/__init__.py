@@ -12,3 +12,4 @@ from . import vision  # noqa: E402,F401 - rules of the resampling primitives
 from . import attention  # noqa: E402,F401 - rules of the attention primitives
 from . import recurrent  # noqa: E402,F401 - rules of the fused recurrences
 from . import batch_norm  # noqa: E402,F401 - rules of the fused batch-norm primitives
+from . import layer_norm  # noqa: E402,F401 - rules of the fused layer-norm primitives

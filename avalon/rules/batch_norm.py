@@ -38,12 +38,12 @@ def _apply(g, out, x, stats, weight, bias, eps):
     flat = bn.batch_norm_backward(g, x, stats, weight, eps=eps)
     size, channels = x.size, x.shape[1]
     gx = sh.reshape(flat[:size], shape=tuple(x.shape))
-    gw = None if weight is None else _copied(flat[size:size + channels])
-    gb = None if bias is None else _copied(flat[size + channels:])
+    gw = None if weight is None else copied(flat[size:size + channels])
+    gb = None if bias is None else copied(flat[size + channels:])
     return gx, None, gw, gb
 
 
-def _copied(v):
+def copied(v):
     """A copy of `v` by a primitive the compiler knows allocates (a product): the weight and bias
     gradients outlive the step, and a view or cast of the flat buffer would keep its x.size values
     alive with them, and out of the compiled replay's reused buffers."""

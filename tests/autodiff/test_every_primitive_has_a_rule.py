@@ -110,6 +110,11 @@ def _batch_norm(x, w, b):
     return F.batch_norm(x, None, None, w, b, training=True)
 
 
+def _layer_norm(x, w, b):  # the fused primitives, over the two trailing axes
+    stats = PRIMITIVES["layer_norm_stats"](x, k=2)
+    return PRIMITIVES["layer_norm_apply"](x, stats, w, b, eps=1e-5, k=2)
+
+
 def _instance_norm(x, w, b):  # the decomposed normalisation primitives (batch norm has fused ones)
     return F.instance_norm(x, weight=w, bias=b)
 
@@ -250,6 +255,9 @@ CASES = {
     "batch_norm_stats": (lambda x: PRIMITIVES["batch_norm_stats"](x), _r(4, 3, 2)),
     "batch_norm_apply": (_batch_norm, _r(4, 3, 2), _r(3, low=0.5, high=1.5), _r(3)),
     "batch_norm_backward": (_second(_batch_norm), _r(4, 3, 2), _r(3, low=0.5, high=1.5), _r(3)),
+    "layer_norm_stats": (lambda x: PRIMITIVES["layer_norm_stats"](x, k=2), _r(4, 3, 2)),
+    "layer_norm_apply": (_layer_norm, _r(4, 3, 2), _r(3, 2, low=0.5, high=1.5), _r(3, 2)),
+    "layer_norm_backward": (_second(_layer_norm), _r(4, 3, 2), _r(3, 2, low=0.5, high=1.5), _r(3, 2)),
     # losses
     "cross_entropy": (_cross_entropy, _r(4, 3)),
     "cross_entropy_backward": (_second(_cross_entropy), _r(4, 3)),
