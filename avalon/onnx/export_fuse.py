@@ -1,9 +1,9 @@
 """Groups of tape nodes written as one ONNX operator, as PyTorch's exports have them: a Linear's
 matmul and bias add as Gemm, an evaluation-mode batch norm's folded scale and shift as
 BatchNormalization (so its running statistics stay statistics when the file is imported again) and
-a layer norm's moments and normalize as LayerNormalization (opset 17 on; below it, the nodes one by
-one). Each pattern is matched on the tape exactly as the layers record it; anything else stays as
-its separate nodes, which export just as well.
+a layer norm's statistics and apply (or its moments and normalize) as LayerNormalization (opset 17
+on; below it, the nodes one by one). Each pattern is matched on the tape exactly as the layers
+record it; anything else stays as its separate nodes, which export just as well.
 """
 from dataclasses import dataclass
 
@@ -124,7 +124,15 @@ def _mean_of(node, source, axes):
 
 
 def _layer_norm(node):
-    """normalize(center(x, mean(x)), mean(c²), weight, bias) over trailing axes: LayerNormalization."""
+    """LayerNormalization for layer_norm_apply(x, layer_norm_stats(x), weight, bias) (the fused
+    primitives) or normalize(center(x, mean(x)), mean(c²), weight, bias) over trailing axes (the
+    decomposed steps: nn.functional.normalization.FUSED_LAYER_NORM = False)."""
+    if _call(node, "layer_norm_apply"):
+        x, stats, weight, bias = node.args[:4]
+        stats = _call(stats, "layer_norm_stats")
+        if stats is None or stats.args[0] is not x or stats.params["k"] != node.params["k"]:
+            return None
+        return _layer_normalization(node, x, weight, bias, node.params["k"])
     if not _call(node, "normalize"):
         return None
     c, var, weight, bias = node.args[:4]
@@ -134,15 +142,21 @@ def _layer_norm(node):
     if centred is None or axes != tuple(range(ndim - len(axes), ndim)):
         return None
     x, mean = centred.args[:2]
-    trailing = node.shape[ndim - len(axes):]
-    if any(v is not None and (not hasattr(v, "shape") or v.shape != trailing) for v in (weight, bias)):
-        return None
     if not _mean_of(mean, x, axes) or not _mean_of(var, c, axes):
+        return None
+    return _layer_normalization(node, x, weight, bias, len(axes))
+
+
+def _layer_normalization(node, x, weight, bias, k):
+    """A Fused LayerNormalization of x over its trailing k axes, or None where weight or bias is not
+    of their shape."""
+    trailing = node.shape[len(node.shape) - k:]
+    if any(v is not None and (not hasattr(v, "shape") or v.shape != trailing) for v in (weight, bias)):
         return None
 
     def emit(g):
         dt = node.dtype
         w = g.names[weight] if weight is not None else g.const(np.ones(trailing, dt))
         inputs = [g.names[x], w] + ([g.names[bias]] if bias is not None else [])
-        return g.op("LayerNormalization", inputs, axis=-len(axes), epsilon=float(node.params["eps"]))
+        return g.op("LayerNormalization", inputs, axis=-k, epsilon=float(node.params["eps"]))
     return Fused([n for n in (x, weight, bias) if n is not None], emit)

@@ -1,16 +1,18 @@
 """Normalisation with torch.nn.functional's names and signatures: batch_norm, layer_norm, group_norm,
 instance_norm.
 
-Batch norm in training mode records its fused primitives (avalon/ops/batch_norm.py: the batch's
-statistics, then one `batch_norm_apply`). The others record the same steps (see avalon/ops/norm.py):
-the input's mean over the normalised axes, the centred input, its mean square (the biased variance)
-and one fused `normalize`; the backward pass reuses the centred input.
+Batch norm in training mode and layer norm record fused primitives (avalon/ops/batch_norm.py,
+avalon/ops/layer_norm.py: the statistics, then one `*_apply`, whose gradient is one `*_backward`).
+Group and instance norm record the decomposed steps (see avalon/ops/norm.py): the input's mean over the
+normalised axes, the centred input, its mean square (the biased variance) and one fused `normalize`;
+the backward pass reuses the centred input. FUSED_LAYER_NORM = False records layer norm that way too.
 """
 import numpy as np
 
 from ...errors import AvalonError
 from ...ops import batch_norm as bn
 from ...ops import elementwise as ew
+from ...ops import layer_norm as ln
 from ...ops import linalg as la
 from ...ops import norm as nm
 from ...ops import pool as pl
@@ -19,6 +21,10 @@ from ...ops import shape as sh
 from ..errors import array_input, input_error
 
 __all__ = ["batch_norm", "layer_norm", "rms_norm", "group_norm", "instance_norm", "local_response_norm"]
+
+# Layer norm as the fused primitives of ops/layer_norm.py (False: the decomposed steps of ops/norm.py,
+# which the tests compare against)
+FUSED_LAYER_NORM = True
 
 
 def moments(x, axes):
@@ -116,6 +122,9 @@ def trailing_axes(who, input, normalized_shape, **affine):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalisation over the trailing dimensions `normalized_shape`, then an elementwise affine map."""
     axes = trailing_axes("layer_norm", input, normalized_shape, weight=weight, bias=bias)
+    if FUSED_LAYER_NORM:
+        k = len(axes)
+        return ln.layer_norm_apply(input, ln.layer_norm_stats(input, k=k), weight, bias, eps=float(eps), k=k)
     _, centred, var = moments(input, axes)
     return nm.normalize(centred, var, weight, bias, eps=float(eps), axes=axes)
 

@@ -206,6 +206,38 @@ def batch_norm_apply(g, node):
     return y
 
 
+@emits("layer_norm_stats")
+def layer_norm_stats(g, node):
+    """(2, *lead): each row's mean and biased variance over the trailing k axes (ops/layer_norm.py)."""
+    ndim, k = len(node.args[0].shape), node.params["k"]
+    axes = list(range(ndim - k, ndim))
+    x = g.arg(node, 0, node.dtype)
+    mean = g.reduce("ReduceMean", x, axes, True)
+    c = g.op("Sub", [x, mean])
+    var = g.reduce("ReduceMean", g.op("Mul", [c, c]), axes, True)
+    both = g.op("Concat", [g.unsqueeze(mean, [0]), g.unsqueeze(var, [0])], axis=0)
+    return g.squeeze(both, [a + 1 for a in axes])
+
+
+@emits("layer_norm_apply")
+def layer_norm_apply(g, node):
+    """(x - mean) / sqrt(var + eps) · weight + bias with (mean, var) the rows of the statistics, spread
+    over the trailing k axes (weight and bias have their shape: broadcast from the right)."""
+    ndim, k, dt = len(node.args[0].shape), node.params["k"], node.dtype
+
+    def row(i):
+        picked = g.op("Gather", [g.arg(node, 1, dt), g.const(np.array(i, np.int64))], axis=0)
+        return g.unsqueeze(picked, list(range(ndim - k, ndim)))
+
+    std = g.op("Sqrt", [g.op("Add", [row(1), g.const(node.params["eps"], dt)])])
+    y = g.op("Div", [g.op("Sub", [g.arg(node, 0, dt), row(0)]), std])
+    if node.args[2] is not None:
+        y = g.op("Mul", [y, g.arg(node, 2, dt)])
+    if node.args[3] is not None:
+        y = g.op("Add", [y, g.arg(node, 3, dt)])
+    return y
+
+
 def _scores(g, node):
     """q·kᵀ·scale, masked: the boolean mask's False and (causal) every later key at -inf, a float
     mask added."""
