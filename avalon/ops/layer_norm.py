@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ..backend import namespace
+from ..backend import is_numpy_like, namespace
 from ..kernels.onednn import layer_norm as onednn_layer_norm
 from ..kernels.onednn import norm as onednn_norm
 from . import threads_split
@@ -148,7 +148,8 @@ def layer_norm_backward(g, x, stats, weight, eps, k, out=None):
         gy = g_rows if w is None else g_rows * w
         gx = (gy - xp.mean(gy, axis=1, keepdims=True) - x_hat * xp.mean(gy * x_hat, axis=1, keepdims=True)) \
             * inv_std[:, None]
-        flat = xp.concat([xp.reshape(gx, (-1,)), xp.sum(g_rows * x_hat, axis=0), xp.sum(g_rows, axis=0)])
+        parts = [xp.reshape(gx, (-1,)), xp.sum(g_rows * x_hat, axis=0), xp.sum(g_rows, axis=0)]
+        flat = xp.concatenate(parts) if is_numpy_like(xp) else xp.concat(parts)  # as ops/shape.py spells it
         if out is None:
             return flat
         out[...] = flat
