@@ -18,7 +18,8 @@ import numpy as np
 
 from . import library
 from . import primitive as P
-from .norm import BACKWARD, USE_GLOBAL_STATS, USE_SCALE, USE_SHIFT
+from . import norm
+from .norm import BACKWARD, USE_SCALE, USE_SHIFT
 
 _cache = P.Cache(64)
 
@@ -69,16 +70,10 @@ def _backward_primitive(shape, eps):
 def forward(x, mean, var, weight, bias, eps, out):
     """`out` (rows, D) = (x - mean)·σ⁻¹·weight + bias for x (rows, D), mean and var (rows,), weight and
     bias (D,) or None."""
-    flags = USE_GLOBAL_STATS | (USE_SCALE if weight is not None else 0) | (USE_SHIFT if bias is not None else 0)
+    flags = norm.forward_flags(weight, bias)
     key = ("layer_norm_forward", x.shape, float(eps), flags)
-    prim = _cache.get(key, lambda: _forward_primitive(x.shape, eps, flags))
-    arrays = {P.ARG_SRC: x, P.ARG_DST: out, P.ARG_MEAN: mean, P.ARG_VARIANCE: var}
-    if weight is not None:
-        arrays[P.ARG_SCALE] = weight
-    if bias is not None:
-        arrays[P.ARG_SHIFT] = bias
-    prim.execute(arrays)
-    return out
+    return norm.run_forward(_cache.get(key, lambda: _forward_primitive(x.shape, eps, flags)), x, mean, var,
+                            weight, bias, out)
 
 
 def backward(g, x, mean, var, weight, eps, gx, gw, gb):

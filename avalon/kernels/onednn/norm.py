@@ -75,9 +75,19 @@ def _backward_primitive(shape, eps):
 def forward(x, mean, var, weight, bias, eps, out):
     """`out` (like x) = (x - mean)·σ⁻¹·weight + bias per channel; mean, var, weight and bias are (C,)
     float32 arrays (weight and bias may be None)."""
-    flags = USE_GLOBAL_STATS | (USE_SCALE if weight is not None else 0) | (USE_SHIFT if bias is not None else 0)
+    flags = forward_flags(weight, bias)
     key = ("batch_norm_forward", x.shape, float(eps), flags)
-    prim = _cache.get(key, lambda: _forward_primitive(x.shape, eps, flags))
+    return run_forward(_cache.get(key, lambda: _forward_primitive(x.shape, eps, flags)), x, mean, var, weight,
+                       bias, out)
+
+
+def forward_flags(weight, bias):
+    """A normalisation forward's flags: the statistics given, scale and shift where there are any."""
+    return USE_GLOBAL_STATS | (USE_SCALE if weight is not None else 0) | (USE_SHIFT if bias is not None else 0)
+
+
+def run_forward(prim, x, mean, var, weight, bias, out):
+    """Run a (batch or layer) normalisation forward made with `forward_flags(weight, bias)`; returns out."""
     arrays = {P.ARG_SRC: x, P.ARG_DST: out, P.ARG_MEAN: mean, P.ARG_VARIANCE: var}
     if weight is not None:
         arrays[P.ARG_SCALE] = weight
