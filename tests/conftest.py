@@ -22,3 +22,20 @@ def kernel_env(monkeypatch):
         monkeypatch.setenv(name, "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     return monkeypatch
+
+
+@pytest.fixture
+def count_calls(monkeypatch):
+    """count_calls(module, *names) -> {name: 0, …}, each count raised at every call of module.name
+    (which still runs) for the rest of the test."""
+    def count(module, *names):
+        calls = dict.fromkeys(names, 0)
+        for name in names:
+            original = getattr(module, name)
+
+            def wrapped(*args, _name=name, _original=original, **kwargs):
+                calls[_name] += 1
+                return _original(*args, **kwargs)
+            monkeypatch.setattr(module, name, wrapped)
+        return calls
+    return count

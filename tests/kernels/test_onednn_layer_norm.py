@@ -24,17 +24,9 @@ def _x(*shape, seed=0, scale=1.0, shift=0.0, dtype=np.float32):
 
 
 @pytest.fixture
-def counted(monkeypatch):
+def counted(count_calls):
     """Counts the oneDNN kernels' calls: {'forward': n, 'backward': n}."""
-    calls = {"forward": 0, "backward": 0}
-    for name in calls:
-        original = getattr(kernel, name)
-
-        def wrapped(*args, _name=name, _original=original):
-            calls[_name] += 1
-            return _original(*args)
-        monkeypatch.setattr(kernel, name, wrapped)
-    return calls
+    return count_calls(kernel, "forward", "backward")
 
 
 def _all_three(x, g, w, b, eps, k):

@@ -34,17 +34,9 @@ def switch(onednn_on):
 
 
 @pytest.fixture
-def counted(monkeypatch):
+def counted(count_calls):
     """Counts the oneDNN kernels' calls: {'forward': n, 'backward': n}."""
-    calls = {"forward": 0, "backward": 0}
-    for name in calls:
-        original = getattr(kernel, name)
-
-        def wrapped(*args, _name=name, _original=original):
-            calls[_name] += 1
-            return _original(*args)
-        monkeypatch.setattr(kernel, name, wrapped)
-    return calls
+    return count_calls(kernel, "forward", "backward")
 
 
 def _all_three(x, g, w, b, eps):

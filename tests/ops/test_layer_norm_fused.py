@@ -38,20 +38,12 @@ def onednn_switch(request):
 
 
 @pytest.fixture
-def counted(monkeypatch):
+def counted(count_calls):
     """Counts the oneDNN layer-norm kernels' calls: {'forward': n, 'backward': n}."""
-    calls = {"forward": 0, "backward": 0}
     if not onednn.available():
-        return calls
+        return {"forward": 0, "backward": 0}
     from avalon.kernels.onednn import layer_norm as kernel
-    for name in calls:
-        original = getattr(kernel, name)
-
-        def wrapped(*args, _name=name, _original=original):
-            calls[_name] += 1
-            return _original(*args)
-        monkeypatch.setattr(kernel, name, wrapped)
-    return calls
+    return count_calls(kernel, "forward", "backward")
 
 
 def _torch_layer_norm(x, shape, g, w, b, eps=1e-5):

@@ -16,7 +16,7 @@ where it does not apply, so that the caller runs numpy instead:
   its worker spins for 0.1 s after each multithreaded product (kernels/openblas.py) and takes the core
   sgemm's second thread needs (the Transformer step at two threads, products on sgemm: 1.43× as long
   as on OpenBLAS). Compiled replays and optimiser steps hold OpenBLAS to one thread
-  (`holding_numpy_blas`), and inside them products run on sgemm at the full count: Avalon alone at two
+  (`holding_numpy_blas`), and inside them products run on oneDNN at the full count: Avalon alone at two
   threads, fresh processes alternating, MLP 14.6 -> 13.9 ms and Transformer 164 -> 130 ms against
   OpenBLAS at two threads, and SGD's updates on `axpby` at two threads 12.7 ms.
   Outside them, products of fewer than `ONE_THREAD_BELOW` multiply-adds run on sgemm at ONE thread
@@ -61,7 +61,7 @@ AXPBY_SMALLEST_THREADED = 1 << 17
 # 25-50 µs of the 60-110 a call takes
 NARROWEST = 16
 MAX_THREADS = 1  # more OpenMP threads than this, while OpenBLAS is not held: numpy (see the module docstring)
-HOLD_NUMPY_BLAS = True  # replays and optimiser steps hold OpenBLAS to one thread, their products on sgemm
+HOLD_NUMPY_BLAS = True  # replays and optimiser steps hold OpenBLAS to one thread, their products on oneDNN
 # Products below this many multiply-adds run on sgemm at one thread when the call would have more than
 # MAX_THREADS (see the module docstring). LeNet step at 2 threads, fresh processes, alternating: 50-56 ms
 # wall and 85-109 ms CPU (35 of it OpenBLAS's spinning worker) -> 40-50 ms and 53-55 ms CPU.
