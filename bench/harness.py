@@ -12,9 +12,8 @@ same value when it loads oneDNN first). PyTorch and Avalon share one libgomp in 
 then run under the same setting, in this process and in the subprocesses it starts, except those that
 run PyTorch alone (subprocess_env's `library`): they get what PyTorch's users get.
 
-A script timing both libraries in one process (all but steps.py) slows PyTorch where its tensors are
-128 KiB or more: loading Avalon's oneDNN holds glibc's mmap threshold there, so PyTorch maps and faults
-in such tensors afresh at every call (see steps.py). Read their PyTorch columns as upper bounds.
+A script timing both libraries in one process (all but steps.py) lets each slow the other down (see
+steps.py). Read their PyTorch columns as upper bounds.
 """
 import json
 import os

@@ -5,10 +5,8 @@ self-CPU time per aten op over the same step (forward, cross-entropy, backward, 
 Run: `python bench/op_shares.py [threads] [--only LSTM,MLP] [--top 12]` (default 1 thread). For each
 workload it prints both libraries' largest entries as milliseconds and shares of their own step, so
 time Avalon spends that PyTorch does not (copies, elementwise passes, the update) stands out. On a busy
-machine read the shares more than the milliseconds. Both libraries share this process, where Avalon's
-oneDNN holds glibc's mmap threshold (PyTorch's larger tensors are then faulted in at every step: its
-LSTM step 32 -> 51 ms at one thread): take PyTorch's step times from bench/steps.py, which runs each
-library alone.
+machine read the shares more than the milliseconds. Both libraries share this process, where each
+slows the other down: take PyTorch's step times from bench/steps.py, which runs each library alone.
 """
 import harness  # noqa: I001 - sets the thread count before numpy loads
 

@@ -6,8 +6,8 @@ Run: `python bench/steps.py` (about ten minutes; prints one Markdown table). For
 (`--threads 2,1`) and workload, each library runs in fresh subprocesses of its own, ROUNDS of them each,
 alternating (Avalon, PyTorch, PyTorch, Avalon, …): medians over all their `--steps` steps, each process
 after `--warmup` steps, and the first call (trace + compile + run) apart. Not in one process: there the
-two libraries slow each other down, which no user running one library meets. Loading Avalon (oneDNN)
-holds glibc's mmap threshold at 128 KiB, so PyTorch's larger tensors were mapped and faulted in afresh
+two libraries slow each other down, which no user running one library meets. Avalon used to hold
+glibc's mmap threshold at 128 KiB, so PyTorch's larger tensors were mapped and faulted in afresh
 at every step (its LSTM step at one thread 32 -> 51 ms), and after a numpy product on two threads
 OpenBLAS's worker spins on a core for 0.1 s or more (PyTorch's 2-thread LSTM step 19 -> 86 ms). A
 PyTorch process never imports Avalon, and runs with the GOMP_SPINCOUNT its users get (libgomp's

@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from .. import pages
+from .. import heap, pages
 from ..backend import is_array, is_numpy_like, namespace
 from ..kernels.onednn import gemm
 from ..tape import Call, Const, Input, Node
@@ -94,6 +94,8 @@ def compile_tape(tape, *, dce=True, cse=True, fold=True, layout=True, accumulate
         tape = passes.dead_code(tape)
     xp = xp or _namespace_of(tape)
     numpy_like = is_numpy_like(xp)
+    if numpy_like:
+        heap.keep_freed_memory()  # a replay's arrays, allocated at every call, stay mapped between calls
     if fuse and (numpy_like or _is_cupy(xp)):
         tape = fuse_elementwise(fuse_batch_norm_relu(tape))
     plan = passes.buffer_plan(tape) if reuse and numpy_like else {}

@@ -32,7 +32,7 @@ def matmul(a, b, out=None):
     than B small ones, and with several threads much faster (each small product waits for them all).
     """
     xp = namespace(a, b)
-    done = gemm.matmul(a, b, out=out, recycled=_outside_traces())
+    done = gemm.matmul(a, b, out=out)
     if done is not None:
         return done
     if a.ndim > 2 and b.ndim == 2 and is_numpy_like(xp) and a.flags.c_contiguous \
@@ -40,15 +40,6 @@ def matmul(a, b, out=None):
         rows = xp.matmul(a.reshape(-1, a.shape[-1]), b, out=None if out is None else out.reshape(-1, b.shape[-1]))
         return rows.reshape(a.shape[:-1] + b.shape[-1:]) if out is None else out
     return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
-
-
-def _outside_traces():
-    """Whether no trace is recording on this thread (a compiled replay, an eager call): a fresh product
-    may then reuse a dropped one's memory (kernels/onednn/recycle.py); a trace's values are kept a while
-    and dropped together, and would leave it holding idle arrays."""
-    from ..tracing import context  # (tracing imports the ops)
-
-    return context.current() is None
 
 
 def product(xp, a, b, out=None, alpha=1.0):

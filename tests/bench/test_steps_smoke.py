@@ -96,8 +96,8 @@ def test_neither_librarys_step_inherits_the_openmp_thread_count_the_other_left()
 
 
 def test_each_library_runs_in_processes_of_its_own_on_the_same_weights():
-    """In one process the libraries slowed each other down (Avalon's held mmap threshold, OpenBLAS's
-    spinning worker): each is timed alone, PyTorch's processes never load Avalon, and the medians are
+    """In one process the libraries slowed each other down (OpenBLAS's spinning worker, a shared
+    OpenMP pool): each is timed alone, PyTorch's processes never load Avalon, and the medians are
     merged over every process's steps."""
     worker = [sys.executable, str(BENCH / "steps.py"), "--worker", "time", "MLP", "--steps", "2", "--warmup", "0"]
     runs = []

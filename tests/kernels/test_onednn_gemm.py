@@ -1,5 +1,4 @@
 """avalon.kernels.onednn.gemm: float32 products on dnnl_sgemm, every layout against numpy and PyTorch."""
-import os
 
 import numpy as np
 import pytest
@@ -183,25 +182,6 @@ def test_a_tall_transposed_product_goes_through_its_transpose_with_the_same_valu
     assert layouts == [(b"T", 40)]
     np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)
     assert got.flags.c_contiguous
-
-
-def _rss_mb():
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the resident set from /proc")
-def test_freed_arrays_leave_the_resident_set_after_sgemm_freed_its_buffers(rng):
-    """sgemm frees a packing buffer of megabytes at each large call; glibc would then serve arrays of
-    that size from its heap and keep them resident after they are freed (gemm holds the threshold)."""
-    a = rng.standard_normal((2048, 1024), dtype=np.float32)
-    b = rng.standard_normal((1024, 256), dtype=np.float32)
-    gemm.matmul(a, b)
-    for _ in range(3):
-        x = np.ones(1 << 20, np.float32)  # 4 MiB, touched
-        held = _rss_mb()
-        del x
-        assert held - _rss_mb() > 3
 
 
 def test_a_call_on_more_than_max_threads_is_left_to_numpy(rng, monkeypatch):

@@ -92,36 +92,3 @@ def test_threads_is_the_count_prepare_sets(monkeypatch):
 def test_threads_is_one_in_a_forked_child():
     code = exit_code_of_forked(lambda: library.threads() == library.threads(2) == 1, "threads() hung in a child")
     assert code == 0
-
-
-@needs_onednn
-def test_freed_arrays_leave_the_resident_set_after_a_onednn_call_freed_its_scratch():
-    """oneDNN frees megabytes of scratch (sgemm's packing buffer) at a large call; glibc would then raise
-    its mmap threshold and keep arrays of that size resident after they are freed, unless loading
-    oneDNN held the threshold. A fresh process: no earlier test may have set it."""
-    import subprocess
-    import sys
-    code = """if True:
-        import ctypes, numpy as np
-        from avalon.kernels.onednn import library
-        def rss_mb():
-            with open("/proc/self/status") as status:
-                return next(int(l.split()[1]) for l in status if l.startswith("VmRSS:")) / 1024
-        a, b, c = np.ones((2048, 1024), np.float32), np.ones((1024, 256), np.float32), np.empty((2048, 256), np.float32)
-        f = library.library().dnnl_sgemm
-        f.argtypes = [ctypes.c_char, ctypes.c_char] + [ctypes.c_int64] * 3 + [ctypes.c_float, ctypes.c_void_p,
-            ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p, ctypes.c_int64]
-        library.prepare(1)
-        library.check(f(b"N", b"N", 2048, 256, 1024, 1.0, a.ctypes.data, 1024, b.ctypes.data, 256, 0.0,
-                        c.ctypes.data, 256), "sgemm")
-        assert (c == 1024).all()
-        drops = []
-        for _ in range(3):
-            x = np.ones(1 << 20, np.float32)  # 4 MiB, touched
-            held = rss_mb()
-            del x
-            drops.append(held - rss_mb())
-        print(min(drops))
-    """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert float(result.stdout) > 3, result.stdout

@@ -31,7 +31,6 @@ operand, the product goes through a temporary. Batched operands with equal batch
 matrices or more) are one call of oneDNN's matmul primitive (matmul.py; `BATCHED = False`: not), which
 also takes `alpha`; other batches are one sgemm per matrix, or one for the whole batch when the first
 operand's batch rows lie one after another and the second is a single matrix (x (…, m, k) @ W (k, n)).
-A new result may reuse a dropped one's memory where the caller says `recycled` (recycle.py).
 
 `sgemm(a, b, out, alpha, beta)` is the 2-D call for callers that accumulate (`out = a @ b + out`,
 beta=1) or know their shapes; it returns False where a layout does not fit.
@@ -48,7 +47,6 @@ import numpy as np
 from .. import openblas
 from . import library
 from . import matmul as batched
-from . import recycle
 
 SMALLEST = 1 << 21  # m·n·k below which numpy's matmul is as fast (128·128·128)
 # elements below which numpy is as fast: its passes run in cache (196608: 103 µs both ways; 262144: 182 against 140);
@@ -151,11 +149,10 @@ def applies(*arrays):
     return all(x is None or (type(x) is np.ndarray and x.dtype == _F32) for x in arrays)
 
 
-def matmul(a, b, out=None, threads=None, alpha=1.0, recycled=False):
+def matmul(a, b, out=None, threads=None, alpha=1.0):
     """numpy.matmul(a, b, out=out) (times `alpha`) on dnnl_sgemm for float32 numpy arrays of two or more
     dimensions; None where it does not apply (see the module docstring): run numpy's then. Operands with
-    the same batch dimensions go to oneDNN's matmul primitive (kernels/onednn/matmul.py) when BATCHED.
-    `recycled`: a new result may be an array handed out before and dropped since (recycle.py)."""
+    the same batch dimensions go to oneDNN's matmul primitive (kernels/onednn/matmul.py) when BATCHED."""
     if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out):
         return None
     if not _threads_fit(threads):
@@ -163,9 +160,9 @@ def matmul(a, b, out=None, threads=None, alpha=1.0, recycled=False):
                 >= ONE_THREAD_BELOW:
             return None
         with library.keeping_threads():
-            return matmul(a, b, out, 1, alpha, recycled)
+            return matmul(a, b, out, 1, alpha)
     if BATCHED and a.ndim > 2:
-        done = batched.product(a, b, out, alpha, threads, recycled)
+        done = batched.product(a, b, out, alpha, threads)
         if done is not None:
             return done
     if alpha != 1.0:  # only the batched primitive scales in the same pass
@@ -177,7 +174,7 @@ def matmul(a, b, out=None, threads=None, alpha=1.0, recycled=False):
     shape = batch + (m, n)
     if out is not None and out.shape != shape:
         return None
-    result = recycle.empty(shape, recycled) if out is None else out
+    result = np.empty(shape, _F32) if out is None else out
     if result.size == 0 or k == 0:
         result[...] = 0
         return result

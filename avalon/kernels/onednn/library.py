@@ -8,8 +8,8 @@ has a pure-numpy path beside it: `enabled()` is False without the wheel, after `
 with the environment variable AVALON_ONEDNN=0.
 
 GNU OpenMP's spin count after a parallel region, GOMP_SPINCOUNT, is set to SPINCOUNT (10000) when
-oneDNN loads, unless the environment already sets it (see SPINCOUNT). Loading also holds glibc's mmap
-threshold at its default (see `_hold_mmap_threshold`).
+oneDNN loads, unless the environment already sets it (see SPINCOUNT). Loading also tells glibc to keep
+freed memory for the next step (avalon/heap.py).
 """
 import contextlib
 import ctypes
@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 
+from ... import heap
 from ... import threads as _threads
 from ...errors import AvalonError
 
@@ -66,22 +67,9 @@ def library():
                 continue
             if _version(lib) >= (3, 0):
                 _loaded["lib"] = lib
-                _hold_mmap_threshold()
+                heap.keep_freed_memory()
                 break
     return _loaded["lib"]
-
-
-def _hold_mmap_threshold():
-    """Hold glibc's mmap threshold at its default (128 KiB). glibc raises it to the size of each mmapped
-    block freed, and oneDNN's primitives free megabytes of scratch (sgemm a ~6 MB packing buffer at every
-    large call): numpy's arrays below that size then come from the heap, whose freed memory stays
-    resident (a Transformer step's peak grew from 104 to 128 MB with sgemm; 102 MB with the threshold
-    held). Setting it turns the raising off. Nothing happens where the C library is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(ctypes.c_int(-3), ctypes.c_int(128 * 1024))  # -3: M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 class _Version(ctypes.Structure):

@@ -20,7 +20,6 @@ import numpy as np
 
 from . import library
 from . import primitive as P
-from . import recycle
 
 SMALLEST = 1 << 21  # multiply-adds in the whole batch below which numpy's call is as cheap
 ELTWISE_LINEAR = 0x26  # dnnl_alg_kind_t dnnl_eltwise_linear (3.x): alpha·x + beta
@@ -105,10 +104,9 @@ def matrix(a, b, out, threads=None):
     return True
 
 
-def product(a, b, out=None, alpha=1.0, threads=None, recycled=False):
+def product(a, b, out=None, alpha=1.0, threads=None):
     """alpha·(a @ b) for float32 numpy arrays with equal batch dimensions, on one matmul primitive,
-    into `out` when given; None where it does not apply (see the module docstring). `recycled`: a new
-    result may be an array handed out before and dropped since (recycle.py)."""
+    into `out` when given; None where it does not apply (see the module docstring)."""
     if a.ndim != b.ndim or a.ndim < 3 or a.ndim > MAX_DIMS or a.shape[:-2] != b.shape[:-2]:
         return None
     (m, k), n = a.shape[-2:], b.shape[-1]
@@ -125,7 +123,7 @@ def product(a, b, out=None, alpha=1.0, threads=None, recycled=False):
     target = out
     if out is None or not P.describable(out) or not out.flags.writeable \
             or np.may_share_memory(out, a) or np.may_share_memory(out, b):
-        target = recycle.empty(shape, recycled and out is None)
+        target = np.empty(shape, _F32)
     prim = _primitive(a, b, target, float(alpha), threads)
     if prim is None:
         return None
