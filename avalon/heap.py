@@ -10,7 +10,7 @@ heap top stays mapped) took those to none. Avalon alone at two threads, fresh pr
 LeNet 76.5 -> 51.7 ms, LSTM 45.3 -> 41.0, Transformer 256 -> 203, ResNet-ish 1307 -> 1111. The
 high-water mark of the first three steps moved by -10 to +15 MB (MLP 27.7 -> 17.7 MB, ResNet-ish
 345 -> 360). These are the settings glibc itself reaches once a 32 MiB block has been freed (its
-dynamic threshold stops there), so a PyTorch process runs under the same ones.
+dynamic threshold stops there), as it soon is in a PyTorch process.
 
 It is called when oneDNN loads and when a tape is compiled, once per process. A value set in the
 environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, or either in GLIBC_TUNABLES) is left as
