@@ -42,13 +42,17 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or os.uname
                                 reason="glibc on Linux")
 
 
-def _probe(setup, result="None", **env):
-    code = _PROBE.format(setup=setup, result=result)
+def _child(code, **env):
+    """The last line `code` prints in a fresh process, run without any malloc setting of ours plus `env`."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**environ, "AVALON_ONEDNN": "0", **env})
+                          env={**environ, **env})
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _probe(setup, result="None", **env):
+    return json.loads(_child(_PROBE.format(setup=setup, result=result), **{"AVALON_ONEDNN": "0", **env}))
 
 
 def test_under_glibcs_defaults_the_first_reallocation_faults():
@@ -96,7 +100,7 @@ def test_the_thresholds_are_glibcs_own_dynamic_ceiling():
 
 
 _REPLAY = """if True:
-    import json, resource, numpy as np
+    import resource, numpy as np
     import avalon
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((1024, 256), dtype=np.float32), rng.standard_normal((256, 256), dtype=np.float32)
@@ -115,12 +119,7 @@ _REPLAY = """if True:
 def test_a_cached_gradient_step_reuses_its_pages(fixed_small):
     """The whole point: a replayed step faults in no new pages (with the threshold fixed at 128 KiB in
     the environment, as Avalon once held it, each call faults its intermediates in again)."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    if fixed_small:
-        environ["MALLOC_MMAP_THRESHOLD_"] = "131072"
-    done = subprocess.run([sys.executable, "-c", _REPLAY], capture_output=True, text=True, timeout=120, env=environ)
-    assert done.returncode == 0, done.stderr[-3000:]
-    faults = float(done.stdout.strip().splitlines()[-1])
+    faults = float(_child(_REPLAY, **({"MALLOC_MMAP_THRESHOLD_": "131072"} if fixed_small else {})))
     if fixed_small:
         assert faults > 200, faults
     else:
