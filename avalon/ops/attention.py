@@ -36,7 +36,8 @@ def _masked_scores(xp, q, k, mask, scale, causal, into=None):
     numpy array of the product's shape and dtype), so numpy may finish it in place."""
     numpy = is_numpy_like(xp)
     shape = np.broadcast_shapes(tuple(q.shape[:-2]), tuple(k.shape[:-2])) + (q.shape[-2], k.shape[-2])
-    if numpy and into is not None and into.shape == shape and into.dtype == xp.result_type(q, k):
+    if numpy and into is not None and into.shape == shape and into.dtype == xp.result_type(q, k) and \
+            into.flags.c_contiguous:  # another layout would sum the rows in another order: other bits
         scores = product(xp, q, _swap(xp, k), out=into, alpha=scale)
     else:
         scores = product(xp, q, _swap(xp, k), alpha=scale)
