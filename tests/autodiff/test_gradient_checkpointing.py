@@ -57,12 +57,14 @@ def test_outside_traced_code_checkpoint_just_calls_the_function(rng):
 def test_gradients_are_identical_to_the_plain_path(rng):
     plain, checkpointed = plain_and_checkpointed(stack(6, 16), segments=3)
     x = rng.standard_normal((8, 16)).astype(np.float32)
-    expected_value, (expected, _) = avalon.grad(loss, plain, x)
+    # each against the plain path at the same stage: a first call computes a Linear's weight gradient as
+    # a transposed product, its replay row-major (matmul_layout), which may round differently by CPU
     for _ in range(2):  # traced, then replayed
+        expected_value, (expected, expected_gx) = avalon.grad(loss, plain, x)
         value, (grads, gx) = avalon.grad(loss, checkpointed, x)
         assert value == expected_value
         assert_same_grads(grads, expected)
-        np.testing.assert_array_equal(gx, avalon.grad(loss, plain, x)[1][1])
+        np.testing.assert_array_equal(gx, expected_gx)
 
 
 class TorchBlocks(torch.nn.Module):

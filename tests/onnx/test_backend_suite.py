@@ -64,9 +64,47 @@ def test_simple(case):
     _run(case)
 
 
+# real cases whose output is ill-conditioned (real-case name -> why): checked on the logits instead
+ILL_CONDITIONED = {
+    "test_squeezenet": "its output is the softmax of 1000 logits near 9.5e9 that agree to within a float32 ulp "
+                       "(1024): whether exp underflows for all but one class depends on how the convolutions "
+                       "round (it passes on AVX-512 CPUs, not on AVX2 ones)",
+}
+
+
 @pytest.mark.parametrize("case", _params("real"))
 def test_real(case):
-    _run(case)
+    if case.name in ILL_CONDITIONED:
+        _check_the_logits(case)
+    else:
+        _run(case)
+
+
+def _check_the_logits(case):
+    """For a model ending in a Softmax (opset < 13: over the axes from 1 on): its input against onnx's
+    reference evaluator on the runner's input (float32 rounding apart), its output against the softmax
+    of our own logits in float64."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    from avalon.onnx import backend
+
+    model = onnx.ModelProto()
+    model.CopyFrom(case.model)
+    last = model.graph.node[-1]
+    assert last.op_type == "Softmax" and model.opset_import[0].version < 13
+    model.graph.output.append(onnx.helper.make_empty_tensor_value_info(last.input[0]))
+    initialized = {i.name for i in model.graph.initializer}
+    inputs = {}
+    for value in model.graph.input:
+        if value.name not in initialized:  # the runner's input: a ramp over [0, 1)
+            shape = [d.dim_value or 1 for d in value.type.tensor_type.shape.dim]
+            inputs[value.name] = (np.arange(np.prod(shape)).reshape(shape) / np.prod(shape)).astype(np.float32)
+    probabilities, logits = [np.asarray(v) for v in backend.prepare(model).run(list(inputs.values()))]
+    np.testing.assert_allclose(logits, ReferenceEvaluator(model).run(None, inputs)[-1], rtol=1e-5)
+    rows = logits.reshape(len(logits), -1).astype(np.float64)
+    e = np.exp(rows - rows.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probabilities.reshape(rows.shape), e / e.sum(axis=1, keepdims=True), atol=1e-6)
 
 
 def test_the_acceptance_counts_hold():
