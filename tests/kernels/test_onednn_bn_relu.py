@@ -120,13 +120,15 @@ def test_fused_replays_compute_what_unfused_ones_do(rng, fusion, path, dtype):
             np.testing.assert_array_equal(got, want)
 
 
-def test_the_numpy_path_runs_when_onednn_is_off(rng, fusion, monkeypatch, onednn_on):
+@pytest.mark.parametrize("in_parts", [True, False])
+def test_the_fused_call_takes_onednn_only_off_the_part_by_part_path(rng, fusion, monkeypatch, onednn_on, in_parts):
     if not onednn.available():
         pytest.skip("oneDNN (avalon[fast]) is not installed")
     from avalon.kernels.onednn import norm as kernel
     calls = []
     real = kernel.forward
     monkeypatch.setattr(kernel, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(bn, "RELU_IN_PARTS", in_parts)
     fusion(True)
     x = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
     layer = nn.BatchNorm2d(4)
@@ -136,9 +138,41 @@ def test_the_numpy_path_runs_when_onednn_is_off(rng, fusion, monkeypatch, onednn
         onednn.set_enabled(on)
         before = len(calls)
         got = compiled(*[np.asarray(a) for a in (*layer.parameters(), *layer.buffers())], x)[0]
-        assert len(calls) - before == (1 if on else 0)
+        assert len(calls) - before == (1 if on and not in_parts else 0)
         mean, var = x.mean((0, 2, 3), keepdims=True), x.var((0, 2, 3), keepdims=True)
         np.testing.assert_allclose(got, np.maximum((x - mean) / np.sqrt(var + 1e-5) + x, 0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(64, 8, 32, 32), (3, 4, 5, 6), (70, 6, 1000), (9, 5)])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_part_by_part_gives_the_bits_of_the_whole_array_numpy_path(rng, monkeypatch, onednn_on, shape, affine, dtype):
+    """Large shapes run in parts on both cores (threads_split), small ones whole; both match the numpy
+    path's apply, add and maximum over the whole array bit for bit, and oneDNN's to rounding."""
+    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+    skip = rng.standard_normal(shape).astype(dtype)
+    stats = bn.batch_norm_stats(x)
+    weight, bias = (rng.standard_normal(shape[1]).astype(dtype) for _ in range(2)) if affine else (None, None)
+    for s in (None, skip):
+        got = bn.batch_norm_relu(x, stats, weight, bias, s, 1e-5)
+        monkeypatch.setattr(bn, "RELU_IN_PARTS", False)
+        onednn.set_enabled(False)
+        np.testing.assert_array_equal(got, bn.batch_norm_relu(x, stats, weight, bias, s, 1e-5))
+        onednn.set_enabled(True)
+        np.testing.assert_allclose(got, bn.batch_norm_relu(x, stats, weight, bias, s, 1e-5), rtol=1e-5, atol=1e-5)
+        monkeypatch.setattr(bn, "RELU_IN_PARTS", True)
+
+
+@pytest.mark.parametrize("written_over", ["x", "skip"])
+def test_part_by_part_may_write_over_its_input(rng, written_over):
+    """A replay may plan the result into the buffer of x or of the skip (their last reader): each part
+    is read before it is written."""
+    x, skip = (rng.standard_normal((64, 8, 32, 32)).astype(np.float32) for _ in range(2))
+    stats, weight, bias = bn.batch_norm_stats(x), np.full(8, 0.5, np.float32), np.full(8, 0.1, np.float32)
+    want = bn.batch_norm_relu(x, stats, weight, bias, skip, 1e-5)
+    out = x if written_over == "x" else skip
+    assert bn.batch_norm_relu.impl(x, stats, weight, bias, skip, 1e-5, out=out) is out  # as a replay calls it
+    np.testing.assert_array_equal(out, want)
 
 
 def test_a_training_step_matches_pytorch(rng, fusion, path):
