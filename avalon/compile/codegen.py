@@ -12,7 +12,7 @@ from .. import heap, pages
 from ..backend import is_array, is_numpy_like, namespace
 from ..kernels.onednn import gemm
 from ..tape import Call, Const, Input, Node
-from ..tensor import Tensor
+from ..tensor import plain
 from . import passes
 from .accumulate import accumulate_slices
 from .anomaly_checks import CheckedReplay
@@ -42,10 +42,9 @@ class Compiled:
         self.replay = located(fn, lines, checked)
 
     def __call__(self, *inputs):
-        # Tensors (a model's parameters passed as they are) as the plain arrays behind them: the
-        # kernels' fast paths take plain ndarrays only (oneDNN's products fell back to numpy's)
-        return self.replay(*(np.ndarray.view(x, np.ndarray) if type(x) is not np.ndarray and isinstance(x, Tensor)
-                             else x for x in inputs))
+        # Tensors (a model's parameters passed as they are) as the plain arrays behind them, as
+        # avalon.grad's replays get them: the kernels' fast paths take plain ndarrays only
+        return self.replay(*map(plain, inputs))
 
     def fresh(self, outputs):
         """`outputs` (e.g. the values seen while tracing) made as fresh as the replay's, and row-major

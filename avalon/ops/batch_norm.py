@@ -114,6 +114,22 @@ def _scale(stats, weight, eps, ndim):
     return per_channel(scale if weight is None else scale * weight, ndim)
 
 
+def _per_channel_affine(x, stats, weight, bias, eps):
+    """(mean, σ⁻¹·weight in x's dtype, bias or None), each shaped per channel for x."""
+    return (per_channel(stats[0], x.ndim), _scale(stats, weight, eps, x.ndim).astype(x.dtype),
+            None if bias is None else per_channel(bias, x.ndim))
+
+
+def _normalize(x, mean, scale, shift, out):
+    """out = (x - mean)·scale + shift, numpy; centred first: x·scale + (shift - mean·scale) would
+    cancel digits where the mean is large."""
+    y = np.subtract(x, mean, out=out)
+    y *= scale
+    if shift is not None:
+        y += shift
+    return y
+
+
 @primitive("batch_norm_apply", out=True)
 def batch_norm_apply(x, stats, weight, bias, eps, out=None):
     """(x - mean)·σ⁻¹·weight + bias per channel, with (mean, var) = stats (x's own: see the module
@@ -121,19 +137,14 @@ def batch_norm_apply(x, stats, weight, bias, eps, out=None):
     if onednn_norm.usable(x, stats, weight, bias, out):
         return onednn_norm.forward(x, stats[0], stats[1], weight, bias, eps, np.empty_like(x) if out is None else out)
     xp = namespace(x)
-    # centred first: x·scale + (bias - mean·scale) would cancel digits where the mean is large
-    mean, scale = per_channel(stats[0], x.ndim), _scale(stats, weight, eps, x.ndim).astype(x.dtype)
-    shift = None if bias is None else per_channel(bias, x.ndim)
+    mean, scale, shift = _per_channel_affine(x, stats, weight, bias, eps)
     if xp is not np:
         y = (x - mean) * scale
         return y if shift is None else y + shift
 
     def rows(x, out):
         for p in _parts(x):
-            y = np.subtract(x[p], mean, out=out[p])
-            y *= scale
-            if shift is not None:
-                y += shift
+            _normalize(x[p], mean, scale, shift, out[p])
     return threads_split.elementwise(np.empty_like(x) if out is None else out, rows, x)
 
 
@@ -206,16 +217,12 @@ def _batch_norm_relu_in_parts(x, stats, weight, bias, skip, eps, out):
     """`_batch_norm_relu` on numpy a part of the batch at a time (in row blocks on both cores when
     large): each part is normalised, summed and rectified in a scratch buffer that stays in cache, and
     written once. The same ufuncs as the numpy path of apply, add and maximum: the same bits."""
-    mean, scale = per_channel(stats[0], x.ndim), _scale(stats, weight, eps, x.ndim).astype(x.dtype)
-    shift = None if bias is None else per_channel(bias, x.ndim)
+    mean, scale, shift = _per_channel_affine(x, stats, weight, bias, eps)
 
     def rows(x, *skip, out):
         buffer = np.empty_like(x[_parts(x)[0]])
         for p in _parts(x):
-            y = np.subtract(x[p], mean, out=buffer[:len(x[p])])  # not in out: it may be x's or skip's buffer
-            y *= scale
-            if shift is not None:
-                y += shift
+            y = _normalize(x[p], mean, scale, shift, buffer[:len(x[p])])  # out may be x's or skip's
             if skip:
                 y += skip[0][p]
             np.maximum(y, 0, out=out[p])

@@ -85,6 +85,7 @@ def _check_the_logits(case):
     reference evaluator on the runner's input (float32 rounding apart), its output against the softmax
     of our own logits in float64."""
     import onnx
+    from onnx.backend.test.runner import Runner
     from onnx.reference import ReferenceEvaluator
 
     from avalon.onnx import backend
@@ -95,11 +96,8 @@ def _check_the_logits(case):
     assert last.op_type == "Softmax" and model.opset_import[0].version < 13
     model.graph.output.append(onnx.helper.make_empty_tensor_value_info(last.input[0]))
     initialized = {i.name for i in model.graph.initializer}
-    inputs = {}
-    for value in model.graph.input:
-        if value.name not in initialized:  # the runner's input: a ramp over [0, 1)
-            shape = [d.dim_value or 1 for d in value.type.tensor_type.shape.dim]
-            inputs[value.name] = (np.arange(np.prod(shape)).reshape(shape) / np.prod(shape)).astype(np.float32)
+    inputs = {value.name: Runner.generate_dummy_data(value) for value in model.graph.input  # the runner's own
+              if value.name not in initialized}
     probabilities, logits = [np.asarray(v) for v in backend.prepare(model).run(list(inputs.values()))]
     np.testing.assert_allclose(logits, ReferenceEvaluator(model).run(None, inputs)[-1], rtol=1e-5)
     rows = logits.reshape(len(logits), -1).astype(np.float64)
