@@ -21,9 +21,14 @@ pytestmark = pytest.mark.skipif(not onednn.available(), reason="oneDNN (avalon[f
 def _on(monkeypatch):
     monkeypatch.setattr(gemm, "MAX_THREADS", 64)
     monkeypatch.setattr(softmax, "SOFTMAX", True)
+    # oneDNN's reference kernels run too (AVX2 has no JIT softmax backward), so that every CPU tests
+    # oneDNN's values; test_a_reference_kernel_leaves_the_work_to_numpy checks what they are kept from
+    monkeypatch.setattr(P, "REFERENCE_KERNELS", ())
+    softmax._cache.clear()
     previous = onednn.set_enabled(True)
     yield
     onednn.set_enabled(previous)
+    softmax._cache.clear()
 
 
 def test_softmax_accurate_is_the_enum_value_of_oneDNN_3_2():
@@ -96,6 +101,24 @@ def test_what_does_not_apply(rng, monkeypatch):
     monkeypatch.setattr(softmax, "SOFTMAX", True)
     onednn.set_enabled(False)
     assert not softmax.forward(x, np.empty_like(x)) and softmax.backward(x, x) is None
+
+
+def test_a_reference_kernel_leaves_the_work_to_numpy(rng, monkeypatch):
+    x = rng.standard_normal((2, 3, 17, 9), dtype=np.float32)
+    dp = rng.standard_normal(x.shape, dtype=np.float32)
+    p = A._softmax_rows(np, x.copy())
+    on_onednn = A.attention_scores_grad.impl(dp, p)  # any kernel allowed (the fixture)
+    monkeypatch.setattr(P, "REFERENCE_KERNELS", ("",))  # every kernel's name starts with ""
+    softmax._cache.clear()
+    assert softmax._backward(dp, p, np.empty_like(x)) is None
+    out = np.full(x.shape, np.nan, np.float32)
+    assert not softmax.forward(x, out) and np.isnan(out).all()
+    assert softmax.backward(dp, p, out) is None and np.isnan(out).all()
+    onednn.set_enabled(False)
+    expected = A.attention_scores_grad.impl(dp, p)
+    onednn.set_enabled(True)
+    np.testing.assert_array_equal(A.attention_scores_grad.impl(dp, p), expected)  # numpy's path ran
+    np.testing.assert_allclose(expected, on_onednn, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("on", [True, False])

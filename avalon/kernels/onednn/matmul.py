@@ -84,7 +84,7 @@ def _primitive(a, b, out, alpha, threads):
         except library.OneDNNError:
             return _UNSUPPORTED
         # a reference kernel (some strided layouts) takes seconds where numpy or sgemm take milliseconds
-        return _UNSUPPORTED if made.implementation().startswith("ref") else made
+        return _UNSUPPORTED if made.is_reference() else made
 
     found = _cache.get(key, make, threads)  # made at the count it runs at (primitive.Cache)
     return None if found is _UNSUPPORTED else found

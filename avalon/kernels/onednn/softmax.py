@@ -10,7 +10,8 @@ out=None)` returns p·(dp - Σ_last dp·p), in `out` when given. Where they do n
 nothing and return False / None: `SOFTMAX = False` (the switch), oneDNN off or missing, an array not
 a float32 numpy array, layouts oneDNN cannot describe, shapes that differ, a call on more than
 gemm.MAX_THREADS OpenMP threads outside a replay (as a product, gemm._threads_fit), `out` overlapping an
-input other than in place. Fully masked rows (every score -inf) are the caller's
+input other than in place, oneDNN offering only a reference kernel for the layout on this CPU
+(P.REFERENCE_KERNELS: the backward on AVX2). Fully masked rows (every score -inf) are the caller's
 to keep away from `forward`: oneDNN gives them NaN where numpy's path gives zeros; `backward` gives
 zeros for rows of zero weights as the numpy path does. Primitives are cached per shape and strides.
 """
@@ -46,10 +47,14 @@ def _forward_pd(src, dst, axis):
         "dnnl_softmax_forward_primitive_desc_create")
 
 
+def _fast(primitive):
+    return None if primitive.is_reference() else primitive
+
+
 def _forward(x, out):
     key = ("forward", x.shape, x.strides, out.strides)
-    return _cache.get(key, lambda: P.Primitive(_forward_pd(P.Desc.of(x), P.Desc.of(out), x.ndim - 1),
-                                               "softmax forward"))
+    return _cache.get(key, lambda: _fast(P.Primitive(_forward_pd(P.Desc.of(x), P.Desc.of(out), x.ndim - 1),
+                                                     "softmax forward")))
 
 
 def _backward(dp, p, out):
@@ -64,7 +69,7 @@ def _backward(dp, p, out):
                 p.ndim - 1, hint, attr), "dnnl_softmax_backward_primitive_desc_create")
         finally:
             P.lib().dnnl_primitive_desc_destroy(hint)
-        return P.Primitive(pd, "softmax backward")
+        return _fast(P.Primitive(pd, "softmax backward"))
 
     return _cache.get(key, make)
 
@@ -79,7 +84,10 @@ def forward(x, out):
     """out = softmax(x) over the last axis (out may be x itself); False where it does not apply."""
     if not _usable(x, out) or not out.flags.writeable or (out is not x and np.may_share_memory(out, x)):
         return False
-    _forward(x, out).execute({P.ARG_SRC: x, P.ARG_DST: out})
+    primitive = _forward(x, out)
+    if primitive is None:
+        return False
+    primitive.execute({P.ARG_SRC: x, P.ARG_DST: out})
     return True
 
 
@@ -93,5 +101,8 @@ def backward(dp, p, out=None):
     elif not _usable(dp, out) or not out.flags.writeable or np.may_share_memory(out, dp) \
             or np.may_share_memory(out, p):
         return None
-    _backward(dp, p, out).execute({P.ARG_DST: p, P.ARG_DIFF_DST: dp, P.ARG_DIFF_SRC: out})
+    primitive = _backward(dp, p, out)
+    if primitive is None:
+        return None
+    primitive.execute({P.ARG_DST: p, P.ARG_DIFF_DST: dp, P.ARG_DIFF_SRC: out})
     return out
