@@ -7,8 +7,8 @@ maxima as an operand, so they find each window's maximum with comparisons alone.
 and its adjoint `avg_pool_transpose`. Windows are walked one kernel offset at a time with strided
 slices, so each step is one vectorised operation over the whole output.
 
-On float32 numpy arrays `max_pool_scatter` runs on oneDNN when it is enabled
-(avalon/kernels/onednn/pool.py), decided at each call.
+On float32 numpy arrays `max_pool_scatter` runs on oneDNN when it is enabled and has a JIT kernel for
+the pooling (avalon/kernels/onednn/pool.py), decided at each call.
 
 `padding` holds (before, after) pairs: `before` is torch's padding, `after` whatever covers the last
 window (ceil_mode may need more than torch's padding on the right, floor mode less).
@@ -139,7 +139,9 @@ def max_pool_scatter(g, x, y, kernel, stride, padding, dilation, out=None):
     """The gradient of `max_pool` at `x` (whose windows' maxima are `y`): each window's `g` added at
     the window's maximum. `y` is an operand for speed only (it takes no gradient)."""
     if onednn_pool.usable(x, kernel, g, out) and not onednn_pool.has_nan(y):
-        return onednn_pool.max_pool_scatter(g, x, kernel, stride, padding, dilation, out)
+        done = onednn_pool.max_pool_scatter(g, x, kernel, stride, padding, dilation, out)
+        if done is not None:
+            return done
     xp = namespace(g, x)
     return _by_parts(xp, x, len(kernel), lambda: _max_pool_scatter(xp, g, x, y, kernel, stride, padding, dilation, out),
                      lambda p, into: _max_pool_scatter(xp, g[p], x[p], y[p], kernel, stride, padding, dilation, into),

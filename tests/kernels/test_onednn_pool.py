@@ -1,6 +1,7 @@
 """Max pooling's gradient on oneDNN (avalon/kernels/onednn/pool.py behind ops/pool.max_pool_scatter):
 against the numpy path and PyTorch (padding, stride, ceil_mode, dilation, 1 to 3 spatial axes, ties,
-batch 1), finite differences through avalon.nn, NaN and non-contiguous operands (numpy's), the switch."""
+batch 1), in NCHW and channels last, finite differences through avalon.nn, NaN and non-contiguous
+operands (numpy's), the switch, and which layout a CPU's kernels decide."""
 import ctypes
 
 import numpy as np
@@ -28,6 +29,20 @@ CASES = [
 
 
 pytestmark = pytest.mark.usefixtures("onednn_on")  # every test runs with oneDNN on (conftest.py)
+
+
+@pytest.fixture(autouse=True, params=["plain", "channels_last"])
+def layout(request, monkeypatch):
+    """Each test in each layout, reference kernels allowed, so that every CPU runs both (AVX2 pools
+    NCHW on a reference kernel); test_the_first_layout_with_jit_kernels_is_taken checks the choice."""
+    if onednn.available():
+        monkeypatch.setattr(kernel, "LAYOUTS", (request.param,))
+        monkeypatch.setattr(P, "REFERENCE_KERNELS", ())
+        kernel._cache.clear()
+        yield request.param
+        kernel._cache.clear()
+    else:
+        yield request.param
 
 
 @pytest.fixture
@@ -134,3 +149,35 @@ def test_the_result_goes_into_the_buffer_given_and_the_primitives_are_made_once(
     finally:
         onednn.set_enabled(True)
     assert len(counted) == 2
+
+
+@needs_onednn
+def test_the_first_layout_with_jit_kernels_is_taken(monkeypatch, layout):
+    if layout == "channels_last":
+        pytest.skip("the choice is made over both layouts")
+    geometry = kernel._geometry((2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1))
+    shapes = ((2, 3, 8, 8), (2, 3, 4, 4))
+    monkeypatch.setattr(kernel, "LAYOUTS", ("plain", "channels_last"))
+    real = kernel._plan(*shapes, geometry)  # on this CPU: JIT kernels, or None
+    assert real is None or not real.is_reference()
+    monkeypatch.setattr(P, "REFERENCE_KERNELS", ("simple", "ref"))  # as the library
+    monkeypatch.setattr(kernel._Plan, "is_reference", lambda plan: plan.reorders is None)  # plain: no JIT
+    assert kernel._plan(*shapes, geometry).reorders is not None
+    monkeypatch.setattr(kernel._Plan, "is_reference", lambda plan: True)  # neither
+    assert kernel._plan(*shapes, geometry) is None
+
+
+@needs_onednn
+def test_without_jit_kernels_numpy_scatters(monkeypatch, counted):
+    kw = dict(kernel=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0)), dilation=(1, 1))
+    x = _data((2, 3, 8, 8), True)
+    y = pl.max_pool.impl(x, **kw)
+    g = _data(y.shape, False, seed=1)
+    on_onednn = pl.max_pool_scatter.impl(g, x, y, **kw)
+    monkeypatch.setattr(P, "REFERENCE_KERNELS", ("",))  # every kernel's name starts with ""
+    kernel._cache.clear()
+    out = np.full_like(x, np.nan)
+    assert kernel.max_pool_scatter(g, x, *kw.values(), out) is None and np.isnan(out).all()
+    asked = len(counted)
+    np.testing.assert_array_equal(pl.max_pool_scatter.impl(g, x, y, **kw), on_onednn)
+    assert len(counted) == asked + 1  # oneDNN was asked, answered None, and numpy scattered
