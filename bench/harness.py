@@ -32,7 +32,7 @@ THREADS = int(os.environ.get("BENCH_THREADS") or (_ARG if _ARG.isdigit() else 1)
 for _var in _THREAD_VARS:
     os.environ[_var] = str(THREADS)
 USER_SPINCOUNT = os.environ.get("GOMP_SPINCOUNT")  # None: PyTorch alone runs on libgomp's default
-SPINCOUNT = os.environ.setdefault("GOMP_SPINCOUNT", "10000")  # avalon.kernels.onednn.library.SPINCOUNT
+SPINCOUNT = os.environ.setdefault("GOMP_SPINCOUNT", "25000")  # avalon.kernels.onednn.library.SPINCOUNT
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))  # the checkout's avalon

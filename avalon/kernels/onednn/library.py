@@ -7,7 +7,7 @@ batch norm) are faster than numpy's OpenBLAS on the shapes of a training step. E
 has a pure-numpy path beside it: `enabled()` is False without the wheel, after `set_enabled(False)`, or
 with the environment variable AVALON_ONEDNN=0.
 
-GNU OpenMP's spin count after a parallel region, GOMP_SPINCOUNT, is set to SPINCOUNT (10000) when
+GNU OpenMP's spin count after a parallel region, GOMP_SPINCOUNT, is set to SPINCOUNT (25000) when
 oneDNN loads, unless the environment already sets it (see SPINCOUNT). Loading also tells glibc to keep
 freed memory for the next step (avalon/heap.py).
 """
@@ -51,8 +51,12 @@ def _candidates():
 # libgomp loads; its own default 300000) before they sleep; at 2 threads the spinning worker holds the
 # core Avalon's own worker thread needs for the next numpy pass (threads_split, conv_split). Measured
 # with bench/omp_spin.py on the busy shared machine, the ResNet-ish step at 2 threads: 4.4 s spinning,
-# 1.5 s at 10000, 1.7 s at 0 under heavy load; 653, 585 and 661 ms with less. A user's value is kept.
-SPINCOUNT = "10000"
+# 1.5 s at 10000, 1.7 s at 0 under heavy load; 653, 585 and 661 ms with less (AVX-512 Xeon). Too short
+# a spin puts the worker to sleep in the single-threaded stretches inside oneDNN's LSTM primitive, and
+# waking it costs at every step of the recurrence: on an AMD EPYC (AVX2), the LSTM step at 2 threads,
+# 6 fresh processes each, 61.6 ms at 10000 against 53.3 at 25000 (the MLP 30.5 against 24.8; the
+# ResNet-ish and Transformer steps the same within this machine's noise). A user's value is kept.
+SPINCOUNT = "25000"
 
 
 def library():
