@@ -134,7 +134,8 @@ def test_dropout_between_layers_in_training():
     assert not np.array_equal(first, second)
     np.testing.assert_allclose(rnn.eval()(x)[0], x, rtol=1e-6)
     single = nn.RNN(hidden, hidden, num_layers=1, dropout=p)  # no layer after the last: no dropout
-    np.testing.assert_array_equal(single(x)[0], single(x)[0])
+    # a first call and a replay may round their products differently (multithreaded AVX2 kernels)
+    np.testing.assert_allclose(single(x)[0], single(x)[0], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["RNNCell", "LSTMCell", "GRUCell"])

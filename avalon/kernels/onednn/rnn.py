@@ -2,12 +2,14 @@
 CPU: the whole recurrence, input projection included, in oneDNN's C loops and packed GEMMs.
 
 Used by avalon/ops/lstm_layer.py while `library.enabled()`. Layouts (oneDNN's names): the sequence is
-tnc (T, N, C), C-contiguous; states ldnc (1, 1, N, H); the forward's weights ldigo (1, 1, C, 4, H), a
-transposed copy of PyTorch's (4H, C); the backward's ldgoi, which is PyTorch's own layout (no copy),
-and its weight gradients ldigo again, i.e. transposed, (C, 4H): oneDNN 3.2 implements only these for
-f32 (tests/kernels/test_onednn_rnn.py). Gate order i, f, c̃, o is PyTorch's i, f, g, o; the bias is
-b_ih + b_hh (4H,). The backward ADDS its weight and bias gradients into their buffers, so they are
-zeroed first.
+tnc (T, N, C), C-contiguous; states ldnc (1, 1, N, H). The weights come as PyTorch's (4H, C), i.e.
+ldgoi, and go into the layouts each primitive chooses (`any`), by one reorder each per call; the
+weight gradients come out of the backward's chosen layout into ldigo, (C, 4H), i.e. transposed. oneDNN
+chooses ldigo for the forward with the rows padded (4H = 1024 floats -> 1040, so that successive rows
+do not fall in the same cache sets), as PyTorch's calls of the same primitive get: with the plain
+ldigo copy the forward took 47 ms, with the chosen layout 24-28 (bench/steps.py's LSTM, one thread,
+AVX2; PyTorch's 23-28). Gate order i, f, c̃, o is PyTorch's i, f, g, o; the bias is b_ih + b_hh (4H,).
+The backward ADDS its weight and bias gradients into their buffers, so they are zeroed first.
 
 Both run on avalon.set_num_threads's count (`THREADS = None`; a number holds them to that many). They
 once ran on one thread: measured with PyTorch alternating in the same process, a second thread seemed
@@ -40,7 +42,8 @@ _cache = _p.Cache(16)
 
 
 class _Plan:
-    """The forward and backward LSTM primitives of one shape and direction."""
+    """The forward and backward LSTM primitives of one shape and direction, with the reorders of the
+    weights into the layouts they chose and of the weight gradients out of theirs."""
 
     def __init__(self, steps, batch, features, size, reverse):
         lib = _p.lib()
@@ -51,21 +54,45 @@ class _Plan:
         state = _p.Desc.plain((1, 1, batch, size), f32)
         dst = _p.Desc.plain((steps, batch, size), f32)
         bias = _p.Desc.plain((1, 1, 4, size), f32)
+        # ldigo: the weight gradients' layout here, (C, 4H) row-major
         w_layer, w_iter = _p.Desc.plain((1, 1, features, 4, size), f32), _p.Desc.plain((1, 1, size, 4, size), f32)
         # ldgoi: PyTorch's (4H, C) row-major seen as (l, d, i, g, o)
         w_layer_t = _p.Desc.strided((1, 1, features, 4, size), (4 * size * features,) * 2 + (1, size * features,
                                                                                               features), f32)
         w_iter_t = _p.Desc.strided((1, 1, size, 4, size), (4 * size * size,) * 2 + (1, size * size, size), f32)
-        s, i, c, wl, wi, b, d = (x.handle for x in (src, state, state, w_layer, w_iter, bias, dst))
+        any_layer, any_iter = _p.Desc.any((1, 1, features, 4, size), f32), _p.Desc.any((1, 1, size, 4, size), f32)
+        s, i, c, b, d = (x.handle for x in (src, state, state, bias, dst))
+        wl, wi = any_layer.handle, any_iter.handle
         forward = _p.make_pd(lambda pd, attr: lib.dnnl_lstm_forward_primitive_desc_create(
             pd, engine, _p.FORWARD_TRAINING, direction, s, i, c, wl, wi, None, None, b, d, i, c, 0, attr),
             "dnnl_lstm_forward_primitive_desc_create")
         self.forward = _p.Primitive(forward, "lstm forward")
         self.workspace_bytes = self.forward.md(_p.QUERY_WORKSPACE_MD).size()
         backward = _p.make_pd(lambda pd, attr: lib.dnnl_lstm_backward_primitive_desc_create(
-            pd, engine, _BACKWARD, direction, s, i, c, w_layer_t.handle, w_iter_t.handle, None, None, b, d, i, c,
+            pd, engine, _BACKWARD, direction, s, i, c, wl, wi, None, None, b, d, i, c,
             s, i, c, wl, wi, None, None, b, d, i, c, 0, forward, attr), "dnnl_lstm_backward_primitive_desc_create")
         self.backward = _p.Primitive(backward, "lstm backward")
+        # PyTorch's weights into each primitive's layout, and the gradients out of the backward's
+        self.forward_weights = [_Moved(w_t, self.forward.arg_md(arg))
+                                for w_t, arg in ((w_layer_t, WEIGHTS_LAYER), (w_iter_t, WEIGHTS_ITER))]
+        self.backward_weights = [_Moved(w_t, self.backward.arg_md(arg))
+                                 for w_t, arg in ((w_layer_t, WEIGHTS_LAYER), (w_iter_t, WEIGHTS_ITER))]
+        self.weight_grads = [_Moved(self.backward.arg_md(arg), w)
+                             for w, arg in ((w_layer, DIFF_WEIGHTS_LAYER), (w_iter, DIFF_WEIGHTS_ITER))]
+
+
+class _Moved:
+    """A reorder from one layout to another, with the sizes of both."""
+
+    def __init__(self, source, target):
+        self.reorder = _p.reorder(source, target)
+        self.source_bytes, self.target_bytes = source.size(), target.size()
+
+    def __call__(self, array, into=None):
+        """`array` in the target layout: a new buffer, or `into`."""
+        into = np.empty(self.target_bytes, np.uint8) if into is None else into
+        self.reorder.execute({_p.ARG_SRC: array, _p.ARG_DST: into}, THREADS)
+        return into
 
 
 def plan(steps, batch, features, size, reverse):
@@ -85,10 +112,11 @@ def forward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, reverse):
     steps, batch, features = x.shape
     size = h0.shape[-1]
     with _library.keeping_threads():
-        plan(steps, batch, features, size, reverse).forward.execute(
-            {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: np.ascontiguousarray(w_ih.T),
-             WEIGHTS_ITER: np.ascontiguousarray(w_hh.T), BIAS: bias, DST_LAYER: y, DST_ITER: h_n,
-             DST_ITER_C: c_n, WORKSPACE: workspace}, THREADS)
+        made = plan(steps, batch, features, size, reverse)
+        layer, iteration = (move(w) for move, w in zip(made.forward_weights, (w_ih, w_hh)))
+        made.forward.execute(
+            {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: layer, WEIGHTS_ITER: iteration,
+             BIAS: bias, DST_LAYER: y, DST_ITER: h_n, DST_ITER_C: c_n, WORKSPACE: workspace}, THREADS)
 
 
 def backward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, dy, dh_n, dc_n, dx, dh0, dc0, dw_ih_t, dw_hh_t,
@@ -98,11 +126,16 @@ def backward(x, h0, c0, w_ih, w_hh, bias, y, h_n, c_n, workspace, dy, dh_n, dc_n
     float32."""
     steps, batch, features = x.shape
     size = h0.shape[-1]
-    for gradient in (dw_ih_t, dw_hh_t, dbias):  # oneDNN adds into them
-        gradient[...] = 0
     with _library.keeping_threads():
-        plan(steps, batch, features, size, reverse).backward.execute(
-            {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: w_ih, WEIGHTS_ITER: w_hh, BIAS: bias,
+        made = plan(steps, batch, features, size, reverse)
+        layer, iteration = (move(w) for move, w in zip(made.backward_weights, (w_ih, w_hh)))
+        # oneDNN adds into the gradients of the weights and bias
+        d_layer, d_iter = (np.zeros(move.source_bytes, np.uint8) for move in made.weight_grads)
+        dbias[...] = 0
+        made.backward.execute(
+            {SRC_LAYER: x, SRC_ITER: h0, SRC_ITER_C: c0, WEIGHTS_LAYER: layer, WEIGHTS_ITER: iteration, BIAS: bias,
              DST_LAYER: y, DST_ITER: h_n, DST_ITER_C: c_n, WORKSPACE: workspace, DIFF_SRC_LAYER: dx,
-             DIFF_SRC_ITER: dh0, DIFF_SRC_ITER_C: dc0, DIFF_WEIGHTS_LAYER: dw_ih_t, DIFF_WEIGHTS_ITER: dw_hh_t,
+             DIFF_SRC_ITER: dh0, DIFF_SRC_ITER_C: dc0, DIFF_WEIGHTS_LAYER: d_layer, DIFF_WEIGHTS_ITER: d_iter,
              DIFF_BIAS: dbias, DIFF_DST_LAYER: dy, DIFF_DST_ITER: dh_n, DIFF_DST_ITER_C: dc_n}, THREADS)
+        for move, gradient, into in zip(made.weight_grads, (d_layer, d_iter), (dw_ih_t, dw_hh_t)):
+            move(gradient, into)
