@@ -14,14 +14,16 @@ pytestmark = pytest.mark.skipif(not onednn.available(), reason="oneDNN (avalon[f
 
 @pytest.fixture(autouse=True)
 def _every_size():
-    """oneDNN on (even under AVALON_ONEDNN=0) and every product on it, however small and on however
-    many threads (the thresholds are tested apart)."""
+    """oneDNN on (even under AVALON_ONEDNN=0) and every product on it, however small, on however
+    many threads and whatever the CPU (the thresholds and the CPU's choice are tested apart)."""
     smallest, gemm.SMALLEST = gemm.SMALLEST, 0
     narrowest, gemm.NARROWEST = gemm.NARROWEST, 0
     most, gemm.MAX_THREADS = gemm.MAX_THREADS, 64  # whatever OMP_NUM_THREADS the run has
+    openblas, gemm.OPENBLAS_WITHOUT_AVX512 = gemm.OPENBLAS_WITHOUT_AVX512, False
     previous = onednn.set_enabled(True)
     yield
     gemm.SMALLEST, gemm.NARROWEST, gemm.MAX_THREADS = smallest, narrowest, most
+    gemm.OPENBLAS_WITHOUT_AVX512 = openblas
     onednn.set_enabled(previous)
 
 
@@ -215,3 +217,31 @@ def test_a_small_product_on_more_than_max_threads_runs_on_one_thread_and_puts_th
         assert counts and set(counts) == {1} and library.threads() == 2
         monkeypatch.setattr(gemm, "ONE_THREAD_BELOW", 3 * 4 * 5 * 6)
         assert gemm.matmul(a, b, threads=2) is None
+
+
+def test_without_avx512_one_thread_products_of_a_row_major_first_operand_are_left_to_openblas(rng, monkeypatch):
+    monkeypatch.setattr(gemm, "OPENBLAS_WITHOUT_AVX512", True)
+    monkeypatch.setattr(library, "has_avx512", lambda: False)
+    monkeypatch.setitem(avalon.threads._state, "threads", 1)  # what avalon.set_num_threads(1) records
+    a, w = rng.standard_normal((64, 32), dtype=np.float32), rng.standard_normal((32, 48), dtype=np.float32)
+    g = rng.standard_normal((64, 48), dtype=np.float32)
+    assert gemm.matmul(a, w) is None  # x·W: numpy's
+    assert gemm.matmul(a, np.ascontiguousarray(w.T).T) is None  # x·Wᵀ, W stored (48, 32): numpy's
+    np.testing.assert_allclose(gemm.matmul(a.T, g), a.T @ g, rtol=1e-5, atol=1e-5)  # xᵀ·g: oneDNN's
+    np.testing.assert_allclose(gemm.matmul(a, w, threads=1), a @ w, rtol=1e-5, atol=1e-5)  # a count given
+    assert gemm.matmul(np.stack([a, a]), np.stack([w, w])) is not None  # a batch of matrices
+    monkeypatch.setattr(library, "has_avx512", lambda: True)
+    assert gemm.matmul(a, w) is not None
+    monkeypatch.setattr(library, "has_avx512", lambda: False)
+    monkeypatch.setattr(gemm, "OPENBLAS_WITHOUT_AVX512", False)
+    assert gemm.matmul(a, w) is not None
+    monkeypatch.setattr(gemm, "OPENBLAS_WITHOUT_AVX512", True)
+    monkeypatch.setitem(avalon.threads._state, "threads", 2)
+    with library.keeping_threads():  # the call sets this thread's OpenMP count to 2
+        assert gemm.matmul(a, w) is not None  # at two threads: oneDNN's
+
+
+def test_has_avx512_reads_onednns_effective_isa():
+    isa = library.library().dnnl_get_effective_cpu_isa()
+    assert library.has_avx512() == bool(isa & 0x20)
+    assert (isa in (0x1, 0x3, 0x7, 0xF, 0x1F)) == (not library.has_avx512())  # sse41 … avx2_vnni_2

@@ -37,6 +37,7 @@ def sgemm_calls(monkeypatch):
     monkeypatch.setattr(gemm, "SMALLEST", 0)
     monkeypatch.setattr(gemm, "NARROWEST", 0)
     monkeypatch.setattr(gemm, "MAX_THREADS", 64)  # whatever OMP_NUM_THREADS the run has
+    monkeypatch.setattr(gemm, "OPENBLAS_WITHOUT_AVX512", False)  # whatever the CPU
     previous = onednn.set_enabled(True)
     yield calls
     onednn.set_enabled(previous)

@@ -65,6 +65,13 @@ HOLD_NUMPY_BLAS = True  # replays and optimiser steps hold OpenBLAS to one threa
 # wall and 85-109 ms CPU (35 of it OpenBLAS's spinning worker) -> 40-50 ms and 53-55 ms CPU.
 ONE_THREAD_BELOW = 1 << 26
 BATCHED = True  # products of batched operands on oneDNN's matmul primitive (False: per matrix / numpy)
+# On a CPU without AVX-512, at one thread, numpy's OpenBLAS multiplies by a matrix faster than dnnl_sgemm
+# or the matmul primitive while the first operand is stored row-major. An AMD EPYC (AVX2), the MLP's
+# products, medians of 25 alternating calls, ms, OpenBLAS against oneDNN's better: x·W1ᵀ 5.9 against 6.3,
+# h·W2ᵀ 7.2 against 8.1, g·W2 7.5 against 17-20 (both oneDNN kernels); PyTorch's 6.3, 8.1 and 8.5. The
+# weight gradients, whose first operand is a transpose (gᵀ·h 8.1 against 7.6, gᵀ·x 6.4 against 6.0), and
+# every product on an AVX-512 CPU stay on oneDNN. False: oneDNN for all.
+OPENBLAS_WITHOUT_AVX512 = True
 
 _F32 = np.dtype(np.float32)
 _call = {}
@@ -153,7 +160,7 @@ def matmul(a, b, out=None, threads=None, alpha=1.0):
     """numpy.matmul(a, b, out=out) (times `alpha`) on dnnl_sgemm for float32 numpy arrays of two or more
     dimensions; None where it does not apply (see the module docstring): run numpy's then. Operands with
     the same batch dimensions go to oneDNN's matmul primitive (kernels/onednn/matmul.py) when BATCHED."""
-    if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out):
+    if a.ndim < 2 or b.ndim < 2 or not applies(a, b, out) or _openblas_is_faster(a, b, threads, alpha):
         return None
     if not _threads_fit(threads):
         if math.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])) * a.shape[-2] * a.shape[-1] * b.shape[-1] \
@@ -190,6 +197,13 @@ def matmul(a, b, out=None, threads=None, alpha=1.0):
         if not _product(a[index], b[index], result[index], threads):
             return None
     return result
+
+
+def _openblas_is_faster(a, b, threads, alpha):
+    """Whether numpy's product is the faster on this CPU (see OPENBLAS_WITHOUT_AVX512): a by a single
+    matrix, unscaled, a's rows contiguous, at one thread of the caller's own count."""
+    return (OPENBLAS_WITHOUT_AVX512 and b.ndim == 2 and alpha == 1.0 and a.strides[-1] == a.itemsize
+            and threads is None and library.threads() == 1 and not library.has_avx512())
 
 
 def _rows(x):

@@ -146,6 +146,20 @@ def threads(requested=None):
     return int(count)
 
 
+_AVX512_CORE = 0x20  # the bit every dnnl_cpu_isa_t from avx512_core up sets (avx2 is 0x7, avx2_vnni_2 0x1f)
+
+
+def has_avx512():
+    """Whether oneDNN's kernels run with AVX-512 on this CPU (its effective ISA); False without oneDNN."""
+    if "avx512" not in _loaded:
+        lib = library()
+        if lib is None:
+            return False
+        lib.dnnl_get_effective_cpu_isa.restype = ctypes.c_int
+        _loaded["avx512"] = bool(lib.dnnl_get_effective_cpu_isa() & _AVX512_CORE)
+    return _loaded["avx512"]
+
+
 def prepare(threads=None):
     """Set the OpenMP thread count of the oneDNN calls this thread makes next: `threads`, else the
     count given to avalon.set_num_threads, else OpenMP's own (OMP_NUM_THREADS, threadpoolctl). An
