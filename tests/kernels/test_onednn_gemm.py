@@ -245,3 +245,30 @@ def test_has_avx512_reads_onednns_effective_isa():
     isa = library.library().dnnl_get_effective_cpu_isa()
     assert library.has_avx512() == bool(isa & 0x20)
     assert (isa in (0x1, 0x3, 0x7, 0xF, 0x1F)) == (not library.has_avx512())  # sse41 … avx2_vnni_2
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_second_operand_with_rows_a_kib_multiple_apart_is_multiplied_from_padded_copies(rng, monkeypatch, threads):
+    copies = []
+    padded = gemm._padded
+    monkeypatch.setattr(gemm, "_padded", lambda b: copies.append(b.shape) or padded(b))
+    a, b = rng.standard_normal((64, 512), dtype=np.float32), rng.standard_normal((512, 256), dtype=np.float32)
+    with library.keeping_threads():  # a call sets this thread's OpenMP count
+        _products_from_padded_copies(a, b, threads, copies, monkeypatch)
+
+
+def _products_from_padded_copies(a, b, threads, copies, monkeypatch):
+    got = gemm.matmul(a, b, threads=threads)
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    assert copies == [(256, 256)] * 2  # ALIASED_ROWS_BLOCK rows at a time, added up
+    monkeypatch.setattr(gemm, "PAD_ALIASED_ROWS", False)
+    np.testing.assert_allclose(gemm.matmul(a, b, threads=threads), got, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(gemm, "PAD_ALIASED_ROWS", True)
+    gemm.matmul(a[:63], b, threads=threads)  # too few rows of a for the copy to pay
+    gemm.matmul(a, np.ascontiguousarray(b[:, :200]), threads=threads)  # rows 800 bytes apart
+    gemm.matmul(a, np.ascontiguousarray(b.T).T, threads=threads)  # stored transposed
+    gemm.matmul(np.ascontiguousarray(a.T).T, b, threads=threads)  # a stored transposed (a weight gradient)
+    assert copies == [(256, 256)] * 2
+    scratch = gemm._local.scratch
+    gemm.matmul(a[:, :256], b[:256, :], threads=threads)  # the next copy reuses the thread's scratch
+    assert gemm._local.scratch is scratch and len(copies) == 3
