@@ -325,8 +325,8 @@ class Cache:
 
     def get(self, key, make, threads=None):
         """The primitive cached under `key` for `threads` OpenMP threads (None: library.prepare's count),
-        made by `make()` on a miss (which may return None: nothing to run, also kept); the calling thread's count is set to it (see the module docstring),
-        so pass the same `threads` to Primitive.execute."""
+        made by `make()` on a miss (None, nothing to run, is kept too); the calling thread's count is set
+        to it (see the module docstring), so pass the same `threads` to Primitive.execute."""
         _library.prepare(threads)
         key = (key, _library.threads(threads))
         with self._lock:
