@@ -100,16 +100,6 @@ def _weights_desc(w_shape, w_strides, groups):
                           np.float32)
 
 
-def _channels_last(shape):
-    """Strides (in elements) of an N, C, *S array laid out N, *S, C."""
-    c, spatial = shape[1], shape[2:]
-    step, strides = c, []
-    for n in reversed(spatial):
-        strides.append(step)
-        step *= n
-    return (step, 1) + tuple(reversed(strides))
-
-
 def _layout(kind, channels, groups, kernel):
     """LAYOUT, except for the input gradient of few channels without groups (a network's first layer,
     when its input needs a gradient): the blocked kernel there pads the channels to 16 and was 4x slower
@@ -129,7 +119,7 @@ def _activation_desc(shape, strides, layout):
     if layout == "any":
         return P.Desc.any(shape, np.float32)
     if layout == "nhwc":
-        return P.Desc.strided(shape, _channels_last(shape), np.float32)
+        return P.Desc.strided(shape, P.channels_last_strides(shape), np.float32)
     # C-contiguous whatever the user's strides: the same kernel, hence the same bits, for every layout
     return P.Desc.plain(shape, np.float32)
 

@@ -79,9 +79,9 @@ OPENBLAS_WITHOUT_AVX512 = True
 # oneDNN pads the weights it lays out itself (the LSTM's), so that they stop evicting each other from
 # the cache. The MLP's g·W2 (256×1024·1024×1024), 2 threads, AVX2, medians of 25 alternating calls:
 # 6.0-6.3 ms -> 3.4-3.5 with the copies (PyTorch's 4.0-4.4); the MLP step at 2 threads, fresh processes
-# alternating, 24.4 -> 20.5 ms, its peak memory the same. Only from ALIASED_ROWS_MIN_M rows of a, where the copies are a small
-# share of the product, and not for weight gradients (a stored transposed: not slowed, and their b is
-# an activation whose copy would be the step's largest).
+# alternating, 24.4 -> 20.5 ms, its peak memory the same. Only from ALIASED_ROWS_MIN_M rows of a, where
+# the copies are a small share of the product, and not for weight gradients (a stored transposed: not
+# slowed, and their b is an activation whose copy would be the step's largest).
 PAD_ALIASED_ROWS = True
 ALIASED_ROWS_MIN_M = 64
 ALIASED_ROWS_BLOCK = 256

@@ -30,7 +30,6 @@ MATRICES = True
 
 _F32 = np.dtype(np.float32)
 _cache = P.Cache(128)
-_UNSUPPORTED = object()  # cached for a signature oneDNN refused, so it is not asked again
 
 
 def _typed():
@@ -78,16 +77,15 @@ def _make(a, b, out, alpha):
 def _primitive(a, b, out, alpha, threads):
     key = (a.shape, a.strides, b.shape, b.strides, out.strides, alpha)
 
-    def make():
+    def make():  # None, cached, where oneDNN refuses the signature: it is not asked again
         try:
             made = _make(a, b, out, alpha)
         except library.OneDNNError:
-            return _UNSUPPORTED
+            return None
         # a reference kernel (some strided layouts) takes seconds where numpy or sgemm take milliseconds
-        return _UNSUPPORTED if made.is_reference() else made
+        return made.unless_reference()
 
-    found = _cache.get(key, make, threads)  # made at the count it runs at (primitive.Cache)
-    return None if found is _UNSUPPORTED else found
+    return _cache.get(key, make, threads)  # made at the count it runs at (primitive.Cache)
 
 
 def matrix(a, b, out, threads=None):

@@ -76,9 +76,7 @@ def _desc(shape, layout):
     (N, *spatial, C in memory)."""
     if layout == "plain":
         return P.Desc.plain(shape, np.float32)
-    n, c, *spatial = shape
-    strides = P.contiguous_strides((n, *spatial, c))
-    return P.Desc.strided(shape, (strides[0], 1, *strides[1:-1]), np.float32)
+    return P.Desc.strided(shape, P.channels_last_strides(shape), np.float32)
 
 
 def _channels_last_buffer(shape):

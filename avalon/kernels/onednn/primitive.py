@@ -169,6 +169,16 @@ def contiguous_strides(shape):
     return tuple(reversed(strides))
 
 
+def channels_last_strides(shape):
+    """Strides (in elements) of an N, C, *S array laid out N, *S, C."""
+    c, spatial = shape[1], shape[2:]
+    step, strides = c, []
+    for n in reversed(spatial):
+        strides.append(step)
+        step *= n
+    return (step, 1) + tuple(reversed(strides))
+
+
 def element_strides(array):
     """`array`'s strides in elements, or None when oneDNN cannot describe them (negative, or not a
     whole number of elements)."""
@@ -258,6 +268,10 @@ class Primitive:
     def is_reference(self):
         """Whether oneDNN fell back to one of its portable C++ kernels (see REFERENCE_KERNELS)."""
         return self.implementation().startswith(REFERENCE_KERNELS)
+
+    def unless_reference(self):
+        """This primitive, or None where it runs a reference kernel (the caller's numpy path then)."""
+        return None if self.is_reference() else self
 
     def _memory(self, arg):
         key = (threading.get_ident(), arg)

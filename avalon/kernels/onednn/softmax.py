@@ -47,14 +47,10 @@ def _forward_pd(src, dst, axis):
         "dnnl_softmax_forward_primitive_desc_create")
 
 
-def _fast(primitive):
-    return None if primitive.is_reference() else primitive
-
-
 def _forward(x, out):
     key = ("forward", x.shape, x.strides, out.strides)
-    return _cache.get(key, lambda: _fast(P.Primitive(_forward_pd(P.Desc.of(x), P.Desc.of(out), x.ndim - 1),
-                                                     "softmax forward")))
+    return _cache.get(key, lambda: P.Primitive(_forward_pd(P.Desc.of(x), P.Desc.of(out), x.ndim - 1),
+                                               "softmax forward").unless_reference())
 
 
 def _backward(dp, p, out):
@@ -69,7 +65,7 @@ def _backward(dp, p, out):
                 p.ndim - 1, hint, attr), "dnnl_softmax_backward_primitive_desc_create")
         finally:
             P.lib().dnnl_primitive_desc_destroy(hint)
-        return _fast(P.Primitive(pd, "softmax backward"))
+        return P.Primitive(pd, "softmax backward").unless_reference()
 
     return _cache.get(key, make)
 
