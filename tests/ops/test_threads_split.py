@@ -13,13 +13,16 @@ import avalon.nn.functional as F
 from avalon.kernels import Kernel
 from avalon.ops import conv_gemm, conv_split, threads_split
 from avalon.ops import linalg as la
+from avalon.ops.worker_pool import WorkerPool
 from forked_child import exit_code_of_forked
 
 
 @pytest.fixture
 def split(monkeypatch):
     """The split as on `blas_threads` threads, for the tests' small arrays; records the threads that ran
-    the parts."""
+    the parts. A pool of its own, so that one worker, `avalon-rows_0`, takes the second part whatever
+    pool an earlier test grew."""
+    monkeypatch.setattr(threads_split, "_pool", WorkerPool("avalon-rows"))
     monkeypatch.setattr(conv_gemm, "blas_threads", lambda: 2)
     monkeypatch.setattr(threads_split, "MIN_BYTES", 1)
     monkeypatch.setattr(threads_split, "SPLIT", True)
