@@ -15,6 +15,7 @@ from ..tensor import wrap
 from .safetensors_format import CheckpointError, CorruptCheckpointError, checked_path, read
 
 __all__ = ["load_torch_state_dict"]
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def load_torch_state_dict(path):
@@ -78,7 +79,8 @@ def _is_safetensors(path):
             start = f.read(9)
     except OSError:
         return False
-    return len(start) == 9 and start[8:9] == b"{"
+    # a zip (torch.save's format) whose ninth byte happens to be "{" is still PyTorch's
+    return len(start) == 9 and start[8:9] == b"{" and not start.startswith(_ZIP_MAGIC)
 
 
 def _to_numpy(obj, path, name=""):

@@ -365,10 +365,11 @@ def test_the_blocked_global_is_read_from_each_of_torchs_messages():
     assert blocked_global("Unsupported operand 149") is None
 
 
-def test_a_damaged_pt_file_is_corrupt_not_refused(tmp_path):
+@pytest.mark.parametrize("ninth", [b"{", b"x"])
+def test_a_damaged_pt_file_is_corrupt_not_refused(tmp_path, ninth):
     pytest.importorskip("torch")
     path = tmp_path / "cut.pt"
-    path.write_bytes(b"PK\x03\x04" + os.urandom(64))
+    path.write_bytes(b"PK\x03\x04" + os.urandom(4) + ninth + os.urandom(63))  # "{" there is safetensors' mark
     with pytest.raises(CorruptCheckpointError, match="cut.pt: the file: it is not a readable PyTorch checkpoint"):
         load_torch_state_dict(path)
 
