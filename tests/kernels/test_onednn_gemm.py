@@ -171,19 +171,24 @@ def test_two_threads_give_the_one_thread_product(rng, shape):
     np.testing.assert_allclose(gemm.matmul(a, b, threads=2), gemm.matmul(a, b, threads=1), rtol=1e-5, atol=1e-4)
 
 
-def test_a_tall_transposed_product_goes_through_its_transpose_with_the_same_values(rng, monkeypatch):
-    """aᵀ-stored (k, m) times b (k, n) with m ≥ 4n is computed as bᵀ·a into a transposed temporary."""
-    a = rng.standard_normal((50, 40), dtype=np.float32).T
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_tall_transposed_product_goes_through_its_transpose_with_the_same_values(rng, monkeypatch, threads):
+    """aᵀ-stored (k, m) times b (k, n) with m ≥ TALL·n is computed as bᵀ·a into a transposed temporary,
+    on sgemm at any thread count (the matmul primitive would take it at two)."""
+    a = rng.standard_normal((50, 18), dtype=np.float32).T
     b = rng.standard_normal((50, 6), dtype=np.float32)
-    monkeypatch.setattr(batched, "MATRICES", False)  # on sgemm (the primitive reads a where it lies)
     layouts = []
     original = gemm.sgemm
     monkeypatch.setattr(gemm, "sgemm",
                         lambda x, y, out, **k: (layouts.append(gemm._layout(out)), original(x, y, out, **k))[1])
-    got = gemm.matmul(a, b)
-    assert layouts == [(b"T", 40)]
-    np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)
-    assert got.flags.c_contiguous
+    with gemm.holding_numpy_blas(), library.keeping_threads():
+        got = gemm.matmul(a, b, threads=threads)
+        assert layouts == [(b"T", 18)]
+        np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)
+        assert got.flags.c_contiguous
+        monkeypatch.setattr(gemm, "TALL", 4)  # 18 rows by 6 columns is not tall enough now
+        np.testing.assert_allclose(gemm.matmul(a, b, threads=threads), got, rtol=1e-5, atol=1e-5)
+        assert (b"T", 18) not in layouts[1:]
 
 
 def test_a_call_on_more_than_max_threads_is_left_to_numpy(rng, monkeypatch):
@@ -219,7 +224,8 @@ def test_a_small_product_on_more_than_max_threads_runs_on_one_thread_and_puts_th
         assert gemm.matmul(a, b, threads=2) is None
 
 
-def test_without_avx512_one_thread_products_of_a_row_major_first_operand_are_left_to_openblas(rng, monkeypatch):
+def test_without_avx512_one_thread_products_of_a_row_major_or_long_first_operand_are_left_to_openblas(
+        rng, monkeypatch):
     monkeypatch.setattr(gemm, "OPENBLAS_WITHOUT_AVX512", True)
     monkeypatch.setattr(library, "has_avx512", lambda: False)
     monkeypatch.setitem(avalon.threads._state, "threads", 1)  # what avalon.set_num_threads(1) records
@@ -228,6 +234,10 @@ def test_without_avx512_one_thread_products_of_a_row_major_first_operand_are_lef
     assert gemm.matmul(a, w) is None  # x·W: numpy's
     assert gemm.matmul(a, np.ascontiguousarray(w.T).T) is None  # x·Wᵀ, W stored (48, 32): numpy's
     np.testing.assert_allclose(gemm.matmul(a.T, g), a.T @ g, rtol=1e-5, atol=1e-5)  # xᵀ·g: oneDNN's
+    monkeypatch.setattr(gemm, "OPENBLAS_MIN_K", 64)
+    assert gemm.matmul(a.T, g) is None  # summed over OPENBLAS_MIN_K rows: numpy's
+    monkeypatch.setattr(gemm, "OPENBLAS_MIN_K", 65)
+    assert gemm.matmul(a.T, g) is not None
     np.testing.assert_allclose(gemm.matmul(a, w, threads=1), a @ w, rtol=1e-5, atol=1e-5)  # a count given
     assert gemm.matmul(np.stack([a, a]), np.stack([w, w])) is not None  # a batch of matrices
     monkeypatch.setattr(library, "has_avx512", lambda: True)

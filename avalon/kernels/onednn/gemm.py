@@ -69,10 +69,14 @@ BATCHED = True  # products of batched operands on oneDNN's matmul primitive (Fal
 # On a CPU without AVX-512, at one thread, numpy's OpenBLAS multiplies by a matrix faster than dnnl_sgemm
 # or the matmul primitive while the first operand is stored row-major. An AMD EPYC (AVX2), the MLP's
 # products, medians of 25 alternating calls, ms, OpenBLAS against oneDNN's better: x·W1ᵀ 5.9 against 6.3,
-# h·W2ᵀ 7.2 against 8.1, g·W2 7.5 against 17-20 (both oneDNN kernels); PyTorch's 6.3, 8.1 and 8.5. The
-# weight gradients, whose first operand is a transpose (gᵀ·h 8.1 against 7.6, gᵀ·x 6.4 against 6.0), and
-# every product on an AVX-512 CPU stay on oneDNN. False: oneDNN for all.
+# h·W2ᵀ 7.2 against 8.1, g·W2 7.5 against 17-20 (both oneDNN kernels); PyTorch's 6.3, 8.1 and 8.5. So
+# are weight gradients gᵀ·x (a stored transposed) summed over OPENBLAS_MIN_K rows or more: the
+# Transformer's, over 2048 rows, 12.8 against 34.7 (gᵀ·h, 256×2048·2048×1024), 14.2-15.3 against 18-20
+# (1024×2048·2048×256), 12.3 against 14.8 (768×2048·2048×256); PyTorch's 14.0, 15.4-16.7 and 12.9. Over
+# fewer rows oneDNN is the faster (the MLP's, over 256: 5.7 against 6.0, 7.6 against 8.0). Every product
+# on an AVX-512 CPU stays on oneDNN. False: oneDNN for all.
 OPENBLAS_WITHOUT_AVX512 = True
+OPENBLAS_MIN_K = 512
 
 # a·b, both row-major, b's rows a multiple of 256 floats (1 KiB) apart (a Linear's backward g·W, W
 # 1024×1024): b's rows are copied with 64 bytes of padding first, ALIASED_ROWS_BLOCK rows at a time, as
@@ -83,6 +87,11 @@ OPENBLAS_WITHOUT_AVX512 = True
 # the copies are a small share of the product, and not for weight gradients (a stored transposed: not
 # slowed, and their b is an activation whose copy would be the step's largest).
 PAD_ALIASED_ROWS = True
+# aᵀ-stored times b, TALL times as many rows as columns or more (a Linear's weight gradient gᵀ·x,
+# 1024×2048·2048×256): oneDNN is faster on the transposed product, xᵀ·g, written transposed through a
+# temporary. One thread: 7.7 -> 5.7 ms. Two threads, where both kernels were 16-23 ms (PyTorch's 9-14):
+# 1024×2048·2048×256 9.9-15.7, 768×2048·2048×256 8.5 -> 7.0 (PyTorch's 7.0).
+TALL = 3
 ALIASED_ROWS_MIN_M = 64
 ALIASED_ROWS_BLOCK = 256
 
@@ -214,8 +223,10 @@ def matmul(a, b, out=None, threads=None, alpha=1.0):
 
 def _openblas_is_faster(a, b, threads, alpha):
     """Whether numpy's product is the faster on this CPU (see OPENBLAS_WITHOUT_AVX512): a by a single
-    matrix, unscaled, a's rows contiguous, at one thread of the caller's own count."""
-    return (OPENBLAS_WITHOUT_AVX512 and b.ndim == 2 and alpha == 1.0 and a.strides[-1] == a.itemsize
+    matrix, unscaled, a's rows contiguous or the product long (OPENBLAS_MIN_K), at one thread of the
+    caller's own count."""
+    return (OPENBLAS_WITHOUT_AVX512 and b.ndim == 2 and alpha == 1.0
+            and (a.strides[-1] == a.itemsize or a.shape[-1] >= OPENBLAS_MIN_K)
             and threads is None and library.threads() == 1 and not library.has_avx512())
 
 
@@ -237,19 +248,17 @@ def _product(a, b, out, threads):
     if PAD_ALIASED_ROWS and _layout(a)[0] == b"N" and _rows_alias(b) and out.shape[0] >= ALIASED_ROWS_MIN_M \
             and _layout(out) is not None and not (np.may_share_memory(out, a) or np.may_share_memory(out, b)):
         return _from_padded_blocks(a, b, out, threads)
+    m, n = out.shape
+    if m >= TALL * n and _layout(a)[0] == b"T" and _layout(b)[0] == b"N" and _layout(out) == (b"N", n):
+        temporary = np.empty((n, m), _F32).T
+        if sgemm(a, b, temporary, threads=threads):
+            out[...] = temporary
+            return True
     # the matmul primitive's brgemm kernels, at several threads (0.57-0.9x sgemm's time on the workloads'
     # shapes) and for b stored transposed (a Linear's x·Wᵀ: 0.86-1.0x at one thread, where sgemm is the
     # faster on the other layouts, up to 0.86x)
     if (library.threads(threads) > 1 or _layout(b)[0] == b"T") and batched.matrix(a, b, out, threads=threads):
         return True
-    m, n = out.shape
-    if m >= 4 * n and _layout(a)[0] == b"T" and _layout(b)[0] == b"N" and _layout(out) == (b"N", n):
-        # aᵀ-stored times b, tall and narrow (a Linear's weight gradient xᵀ·g, 1024×2048 · 2048×256):
-        # oneDNN is faster on the transposed product, bᵀ·a (7.7 -> 5.7 ms with the copy, one thread)
-        temporary = np.empty((n, m), _F32).T
-        if sgemm(a, b, temporary, threads=threads):
-            out[...] = temporary
-            return True
     if sgemm(a, b, out, threads=threads):
         return True
     temporary = np.empty(out.shape, _F32)
