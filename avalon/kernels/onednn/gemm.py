@@ -87,13 +87,14 @@ OPENBLAS_MIN_K = 512
 # the copies are a small share of the product, and not for weight gradients (a stored transposed: not
 # slowed, and their b is an activation whose copy would be the step's largest).
 PAD_ALIASED_ROWS = True
-# aᵀ-stored times b, TALL times as many rows as columns or more (a Linear's weight gradient gᵀ·x,
-# 1024×2048·2048×256): oneDNN is faster on the transposed product, xᵀ·g, written transposed through a
-# temporary. One thread: 7.7 -> 5.7 ms. Two threads, where both kernels were 16-23 ms (PyTorch's 9-14):
-# 1024×2048·2048×256 9.9-15.7, 768×2048·2048×256 8.5 -> 7.0 (PyTorch's 7.0).
-TALL = 3
 ALIASED_ROWS_MIN_M = 64
 ALIASED_ROWS_BLOCK = 256
+
+# aᵀ-stored times b, TALL times as many rows as columns or more (a Linear's weight gradient gᵀ·x,
+# 1024×2048·2048×256): oneDNN is faster on the transposed product, xᵀ·g, written transposed through a
+# temporary: 7.7 -> 5.7 ms at one thread (an earlier machine); at two (AVX2), where sgemm and the matmul primitive
+# took 16-23 ms (PyTorch 9-14), 10-16 ms, and 768×2048·2048×256 8.5 -> 7.0 (PyTorch 7.0).
+TALL = 3
 
 _F32 = np.dtype(np.float32)
 _call = {}
